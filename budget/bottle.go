@@ -1,0 +1,75 @@
+package budget
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Limits maps a provider name to a whole number of tokens.
+type Limits map[string]int64
+
+// Clone returns a copy that can be changed without touching l.
+func (l Limits) Clone() Limits {
+	if l == nil {
+		return nil
+	}
+	c := make(Limits, len(l))
+	for k, v := range l {
+		c[k] = v
+	}
+	return c
+}
+
+// Merge returns l with every provider of over replacing l's value.
+func (l Limits) Merge(over Limits) Limits {
+	c := l.Clone()
+	if c == nil && len(over) > 0 {
+		c = Limits{}
+	}
+	for k, v := range over {
+		c[k] = v
+	}
+	return c
+}
+
+// Bottle is one running sandbox as the daemon knows it. Budgets given here
+// (at registration, through labels or at runtime) override the settings'
+// defaults for the bottle's manifest name and agent names.
+type Bottle struct {
+	Slug         string            `json:"slug"`
+	Agent        string            `json:"agent,omitempty"`
+	Name         string            `json:"name,omitempty"`
+	Parent       string            `json:"parent,omitempty"`
+	Budget       Limits            `json:"budget,omitempty"`
+	AgentBudgets map[string]Limits `json:"agent_budgets,omitempty"`
+	Shutdown     Policy            `json:"shutdown,omitempty"`
+	Containers   []string          `json:"containers,omitempty"`
+	State        State             `json:"state"`
+	// Implicit is true for a bottle registered on the fly by its first
+	// report; the global scope governs it until it is registered properly.
+	Implicit  bool      `json:"implicit,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AgentName is the agent a report names, or the bottle's own agent.
+func (b *Bottle) AgentName(agent string) string {
+	if agent != "" {
+		return agent
+	}
+	return b.Agent
+}
+
+var slugPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+// ValidateSlug accepts the slugs bot-bottle makes (and Docker Compose
+// accepts as project-name suffixes).
+func ValidateSlug(field, s string) error {
+	if !slugPattern.MatchString(s) {
+		return fmt.Errorf("%w: %s %q: want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrInvalid, field, s)
+	}
+	return nil
+}
+
+// ValidateName accepts agent and provider names: like slugs.
+func ValidateName(field, s string) error { return ValidateSlug(field, s) }

@@ -1,0 +1,75 @@
+package budget
+
+// Settings are the host settings of SPEC section 3, as parsed from
+// settings.yml over the built-in defaults.
+type Settings struct {
+	// Budget is the global host budget per provider.
+	Budget Limits
+	// Shutdown is the default policy.
+	Shutdown Policy
+	// Precedence decides which scopes apply.
+	Precedence Precedence
+	// WarnAt is the warn threshold as a fraction of a limit (0.8 = 80%).
+	WarnAt float64
+	// Bottles holds defaults by bot-bottle bottle (manifest) name.
+	Bottles map[string]Defaults
+	// Agents holds defaults by agent name.
+	Agents map[string]Defaults
+	// Providers maps each provider to its upstream hosts.
+	Providers map[string][]string
+	// Weights are per-provider token weights.
+	Weights map[string]Weights
+	// Operators are uids (as decimal strings) and group names that may act.
+	Operators []string
+	// Socket overrides the socket path (default $BOT_BOTTLE_HOME/run/bottlecap.sock).
+	Socket string
+}
+
+// Defaults are the budget and policy settings give a bottle or agent name.
+type Defaults struct {
+	Budget   Limits
+	Shutdown Policy
+}
+
+// DefaultProviders are the built-in upstream hosts of each provider.
+func DefaultProviders() map[string][]string {
+	return map[string][]string{
+		"claude": {"api.anthropic.com"},
+		"codex":  {"api.openai.com", "chatgpt.com"},
+		"gemini": {"generativelanguage.googleapis.com"},
+	}
+}
+
+// DefaultSettings are the settings in force when there is no settings file.
+func DefaultSettings() *Settings {
+	return &Settings{
+		Budget:     Limits{},
+		Shutdown:   Cutoff,
+		Precedence: Nearest,
+		WarnAt:     0.8,
+		Bottles:    map[string]Defaults{},
+		Agents:     map[string]Defaults{},
+		Providers:  DefaultProviders(),
+		Weights:    map[string]Weights{},
+	}
+}
+
+// ProviderForHost attributes an upstream host to a provider, or returns "".
+func (s *Settings) ProviderForHost(host string) string {
+	for p, hosts := range s.Providers {
+		for _, h := range hosts {
+			if h == host {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// WeightsFor returns the weights of a provider (unit weights by default).
+func (s *Settings) WeightsFor(provider string) Weights {
+	if w, ok := s.Weights[provider]; ok {
+		return w
+	}
+	return UnitWeights
+}
