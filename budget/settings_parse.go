@@ -25,3 +25,8 @@ func LoadSettings(path string) (*Settings, error) {
 	}
 	return ParseSettings(path, data)
 }
+
+// ParseTokens parses a token amount: 5000000, 5_000_000, 5M, 200k, 1.5M.
+func ParseTokens(s string) (int64, error) {
+	return 0, errors.New("not implemented")
+}
