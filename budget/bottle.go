@@ -46,6 +46,14 @@ type Bottle struct {
 	Shutdown     Policy            `json:"shutdown,omitempty"`
 	Containers   []string          `json:"containers,omitempty"`
 	State        State             `json:"state"`
+	// StateReason says why the bottle is in its state (the budget that
+	// tripped, or the operator's reason).
+	StateReason string `json:"state_reason,omitempty"`
+	// ByOperator is true when an operator set the current state: an
+	// operator's cutoff is lifted only by an operator, and a bottle an
+	// operator restored is not cut off again for a budget that was already
+	// exhausted.
+	ByOperator bool `json:"by_operator,omitempty"`
 	// Implicit is true for a bottle registered on the fly by its first
 	// report; the global scope governs it until it is registered properly.
 	Implicit  bool      `json:"implicit,omitempty"`

@@ -1,0 +1,162 @@
+package budget
+
+import "fmt"
+
+// Scope names one budget: its level and owner. ID is the agent's
+// "slug/agent", the bottle's or ancestor's slug, or "-" for global.
+type Scope struct {
+	Kind ScopeKind `json:"scope"`
+	ID   string    `json:"scope_id"`
+}
+
+func (s Scope) String() string {
+	if s.Kind == ScopeGlobal {
+		return "global budget"
+	}
+	return fmt.Sprintf("%s budget %s", s.Kind, s.ID)
+}
+
+// owner is the budget's own identity, whoever's report touches it: an
+// ancestor's budget seen from a child is still that bottle's budget.
+func (s Scope) owner() Scope {
+	if s.Kind == ScopeParent {
+		return Scope{ScopeBottle, s.ID}
+	}
+	return s
+}
+
+// applicable is one scope with a limit for a provider, and the usage
+// aggregate that limit is compared with.
+type applicable struct {
+	Scope Scope
+	Limit int64
+	Used  int64
+}
+
+func (a applicable) exhausted() bool { return a.Used >= a.Limit }
+
+// scopes lists every scope that defines a limit for (bottle, agent,
+// provider), most specific first: agent, bottle, parents nearest first,
+// global. An implicit or unknown bottle sees only the global scope.
+func (b *Book) scopes(slug, agent, provider string) []applicable {
+	var out []applicable
+	if bt, ok := b.bottles[slug]; ok && !bt.Implicit {
+		agent = bt.AgentName(agent)
+		if l, ok := b.agentLimits(bt, agent)[provider]; ok {
+			used := b.agentUsed[agentKey{slug, agent, provider}]
+			out = append(out, applicable{Scope{ScopeAgent, slug + "/" + agent}, l, used})
+		}
+		for i, s := range b.lineage(slug) {
+			anc := b.bottles[s]
+			if anc.Implicit {
+				break
+			}
+			if l, ok := b.bottleLimits(anc)[provider]; ok {
+				kind := ScopeBottle
+				if i > 0 {
+					kind = ScopeParent
+				}
+				out = append(out, applicable{Scope{kind, s}, l, b.subtreeUsed[bottleKey{s, provider}]})
+			}
+		}
+	}
+	if l, ok := b.GlobalLimits()[provider]; ok {
+		out = append(out, applicable{Scope{ScopeGlobal, "-"}, l, b.globalUsed[provider]})
+	}
+	return out
+}
+
+// bottleLimits are a bottle's own limits: registration and runtime values
+// over the settings' defaults for its manifest name.
+func (b *Book) bottleLimits(bt *Bottle) Limits {
+	return b.settings.Bottles[bt.Name].Budget.Merge(bt.Budget)
+}
+
+// agentLimits are one agent's limits within a bottle: registration and
+// runtime values over the settings' defaults for the agent name.
+func (b *Book) agentLimits(bt *Bottle, agent string) Limits {
+	return b.settings.Agents[agent].Budget.Merge(bt.AgentBudgets[agent])
+}
+
+// governing picks the scope that decides: under nearest the most specific
+// one; under strict the most specific exhausted one, else the one with the
+// least room left. ok is false when no scope has a limit.
+func (b *Book) governing(as []applicable) (applicable, bool) {
+	if len(as) == 0 {
+		return applicable{}, false
+	}
+	if b.settings.Precedence != Strict {
+		return as[0], true
+	}
+	best := as[0]
+	for _, a := range as {
+		if a.exhausted() {
+			return a, true
+		}
+		if a.Limit-a.Used < best.Limit-best.Used {
+			best = a
+		}
+	}
+	return best, true
+}
+
+// Verdict is the gate's answer for one (bottle, agent, provider).
+type Verdict struct {
+	Allowed   bool   `json:"allowed"`
+	Bottle    string `json:"bottle,omitempty"`
+	Agent     string `json:"agent,omitempty"`
+	Provider  string `json:"provider"`
+	Scope            // the governing scope; "none" when nothing limits
+	Limit     int64  `json:"limit"`
+	Used      int64  `json:"used"`
+	Remaining int64  `json:"remaining"`
+	Unlimited bool   `json:"unlimited,omitempty"`
+	State     State  `json:"state"`
+	Reason    string `json:"reason"`
+}
+
+// Verdict answers whether (bottle, agent, provider) may spend, and estimate
+// more tokens when estimate > 0. It is denied while the governing budget is
+// exhausted and while the bottle is cut off, frozen, killed or pending.
+func (b *Book) Verdict(slug, agent, provider string, estimate int64) Verdict {
+	v := b.budgetVerdict(slug, agent, provider)
+	if bt, ok := b.bottles[slug]; ok {
+		v.State = bt.State
+		if bt.State.Blocked() {
+			v.Allowed = false
+			v.Reason = fmt.Sprintf("bottle %s is %s: %s", slug, bt.State, bt.StateReason)
+			return v
+		}
+	}
+	if v.Allowed && estimate > 0 && !v.Unlimited && v.Remaining < estimate {
+		v.Allowed = false
+		v.Reason = fmt.Sprintf("estimate of %d %s tokens exceeds the %d left in the %s", estimate, provider, v.Remaining, v.Scope)
+	}
+	return v
+}
+
+// budgetVerdict is the verdict of the budgets alone, whatever the state.
+func (b *Book) budgetVerdict(slug, agent, provider string) Verdict {
+	v := Verdict{Allowed: true, Bottle: slug, Agent: agent, Provider: provider, State: Active}
+	if bt, ok := b.bottles[slug]; ok {
+		v.Agent = bt.AgentName(agent)
+	}
+	g, ok := b.governing(b.scopes(slug, v.Agent, provider))
+	if !ok {
+		v.Scope = Scope{Kind: "none", ID: ""}
+		v.Unlimited = true
+		_, v.Used, _ = b.Used(slug, v.Agent, provider)
+		return v
+	}
+	v.Scope, v.Limit, v.Used = g.Scope, g.Limit, g.Used
+	v.Remaining = max(g.Limit-g.Used, 0)
+	if g.exhausted() {
+		v.Allowed = false
+		v.Reason = exhaustedReason(g, provider)
+	}
+	return v
+}
+
+func exhaustedReason(a applicable, provider string) string {
+	return fmt.Sprintf("%s exhausted: %d of %d %s tokens used", a.Scope, a.Used, a.Limit, provider)
+}
