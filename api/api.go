@@ -1,0 +1,143 @@
+// Package api holds the wire types of the daemon's socket API (SPEC section
+// 5), shared by the server in controller and the client in client, so the
+// two cannot drift apart.
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// Version is the API version prefix every route lives under.
+const Version = "/v1"
+
+// Body size caps: a report is small; a batch holds many; a raw provider
+// body (a whole SSE stream) can be large.
+const (
+	MaxRequestBytes = 1 << 20  // everything but usage ingest
+	MaxIngestBytes  = 32 << 20 // POST /v1/usage, single, batch or raw
+)
+
+// Error is every error reply: {"error": "<message>"}.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Report is one usage report on the wire: the ledger's report, or instead of
+// the token fields a raw provider response body and its format.
+type Report struct {
+	budget.Report
+	// Raw is the provider's response body: a JSON value, or a JSON string
+	// holding the body text (SSE streams).
+	Raw    json.RawMessage `json:"raw,omitempty"`
+	Format string          `json:"format,omitempty"`
+}
+
+// IngestReply answers POST /v1/usage once every report is committed.
+// Accepted counts reports stored now; Duplicates counts reports whose id was
+// already in the ledger (acknowledged, counted once, earlier).
+type IngestReply struct {
+	Accepted   int              `json:"accepted"`
+	Duplicates int              `json:"duplicates"`
+	Verdicts   []budget.Verdict `json:"verdicts"`
+}
+
+// BottleRequest registers or updates a bottle (PUT /v1/bottles/{slug}).
+type BottleRequest struct {
+	Agent        string                       `json:"agent,omitempty"`
+	Name         string                       `json:"name,omitempty"`
+	Parent       string                       `json:"parent,omitempty"`
+	Budget       map[string]Amount            `json:"budget,omitempty"`
+	AgentBudgets map[string]map[string]Amount `json:"agent_budgets,omitempty"`
+	Shutdown     string                       `json:"shutdown,omitempty"`
+	Containers   []string                     `json:"containers,omitempty"`
+}
+
+// Bottle is a bottle as the API shows it: its registration, its usage per
+// provider (the whole subtree, counted tokens) and a verdict per provider
+// for its own agent, which names the governing scope and effective limit.
+type Bottle struct {
+	budget.Bottle
+	Usage    map[string]int64 `json:"usage"`
+	Verdicts []budget.Verdict `json:"verdicts"`
+}
+
+// ActionRequest asks for an operator action on a bottle.
+type ActionRequest struct {
+	Action string `json:"action"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Action is one journaled enforcement or operator action.
+type Action struct {
+	ID        int64     `json:"id"`
+	Bottle    string    `json:"bottle"`
+	Kind      string    `json:"action"`
+	Reason    string    `json:"reason"`
+	Operator  bool      `json:"operator"`
+	Status    string    `json:"status"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Budget is the limits at one scope (GET/PUT /v1/budgets/{scope}/{id}).
+type Budget struct {
+	Scope  string           `json:"scope"`
+	ID     string           `json:"id"`
+	Limits map[string]int64 `json:"limits"`
+}
+
+// AuditEntry is one line of the hash-chained audit log.
+type AuditEntry struct {
+	Seq      int64     `json:"seq"`
+	TS       time.Time `json:"ts"`
+	Kind     string    `json:"kind"`
+	Bottle   string    `json:"bottle,omitempty"`
+	Detail   string    `json:"detail"`
+	PrevHash string    `json:"prev_hash"`
+	Hash     string    `json:"hash"`
+}
+
+// AuditVerify answers GET /v1/audit/verify.
+type AuditVerify struct {
+	OK      bool   `json:"ok"`
+	Entries int64  `json:"entries"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Status answers GET /v1/status.
+type Status struct {
+	Version        string           `json:"version"`
+	PID            int              `json:"pid"`
+	StartedAt      time.Time        `json:"started_at"`
+	UptimeSeconds  float64          `json:"uptime_seconds"`
+	Store          string           `json:"store"`
+	Socket         string           `json:"socket"`
+	Precedence     string           `json:"precedence"`
+	Bottles        int              `json:"bottles"`
+	Reports        int64            `json:"reports"`
+	PendingActions int              `json:"pending_actions"`
+	Global         []budget.Verdict `json:"global"`
+	Docker         DockerStatus     `json:"docker"`
+}
+
+// DockerStatus says whether the daemon can reach the Docker engine.
+type DockerStatus struct {
+	Enabled    bool   `json:"enabled"`
+	Reachable  bool   `json:"reachable"`
+	APIVersion string `json:"api_version,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Event is one server-sent event on GET /v1/events: its type names what
+// changed (usage, state, action, budget, warn, crossed, bottle, settings).
+type Event struct {
+	Type   string          `json:"type"`
+	Bottle string          `json:"bottle,omitempty"`
+	TS     time.Time       `json:"ts"`
+	Data   json.RawMessage `json:"data,omitempty"`
+}
