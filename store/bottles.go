@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+const bottleColumns = `slug, agent, name, parent, budget, agent_budgets, policy, containers, state, implicit, created_at`
+
+// PutBottle inserts or replaces a bottle. An empty state is stored as
+// active; a zero CreatedAt keeps the stored one (or is now for a new bottle).
+func (db *DB) PutBottle(ctx context.Context, b budget.Bottle) error {
+	return db.update(ctx, "put bottle "+b.Slug, func(tx *sql.Tx) error {
+		return putBottle(ctx, tx, b, db.now())
+	})
+}
+
+func putBottle(ctx context.Context, tx *sql.Tx, b budget.Bottle, now int64) error {
+	if b.Slug == "" {
+		return fmt.Errorf("%w: slug is required", budget.ErrInvalid)
+	}
+	if b.State == "" {
+		b.State = budget.Active
+	}
+	budgetJSON, agentJSON, containersJSON, err := bottleJSON(b)
+	if err != nil {
+		return err
+	}
+	created, keep := toNanos(b.CreatedAt), b.CreatedAt.IsZero()
+	if keep {
+		created = now
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO bottles (`+bottleColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (slug) DO UPDATE SET
+			agent = excluded.agent, name = excluded.name, parent = excluded.parent,
+			budget = excluded.budget, agent_budgets = excluded.agent_budgets,
+			policy = excluded.policy, containers = excluded.containers,
+			state = excluded.state, implicit = excluded.implicit,
+			created_at = CASE WHEN ? THEN bottles.created_at ELSE excluded.created_at END`,
+		b.Slug, b.Agent, b.Name, b.Parent, budgetJSON, agentJSON, string(b.Shutdown),
+		containersJSON, string(b.State), b.Implicit, created, keep)
+	return err
+}
+
+func bottleJSON(b budget.Bottle) (budgetJSON, agentJSON, containersJSON string, err error) {
+	enc := func(v any, empty string) (string, error) {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return "", fmt.Errorf("encode bottle %s: %w", b.Slug, err)
+		}
+		if string(data) == "null" {
+			return empty, nil
+		}
+		return string(data), nil
+	}
+	if budgetJSON, err = enc(b.Budget, "{}"); err != nil {
+		return
+	}
+	if agentJSON, err = enc(b.AgentBudgets, "{}"); err != nil {
+		return
+	}
+	containersJSON, err = enc(b.Containers, "[]")
+	return
+}
+
+// Bottle returns one bottle, or an error wrapping budget.ErrNotFound.
+func (db *DB) Bottle(ctx context.Context, slug string) (budget.Bottle, error) {
+	row := db.read.QueryRowContext(ctx, `SELECT `+bottleColumns+` FROM bottles WHERE slug = ?`, slug)
+	b, err := scanBottle(row)
+	if err != nil {
+		return budget.Bottle{}, fmt.Errorf("bottle %s: %w", slug, classify(err))
+	}
+	return b, nil
+}
+
+// Bottles returns every bottle, ordered by slug.
+func (db *DB) Bottles(ctx context.Context) ([]budget.Bottle, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+bottleColumns+` FROM bottles ORDER BY slug`)
+	if err != nil {
+		return nil, fmt.Errorf("bottles: %w", classify(err))
+	}
+	defer rows.Close()
+	var all []budget.Bottle
+	for rows.Next() {
+		b, err := scanBottle(rows)
+		if err != nil {
+			return nil, fmt.Errorf("bottles: %w", classify(err))
+		}
+		all = append(all, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("bottles: %w", classify(err))
+	}
+	return all, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanBottle(s scanner) (budget.Bottle, error) {
+	var b budget.Bottle
+	var budgetJSON, agentJSON, containersJSON, policy, state string
+	var created int64
+	err := s.Scan(&b.Slug, &b.Agent, &b.Name, &b.Parent, &budgetJSON, &agentJSON, &policy,
+		&containersJSON, &state, &b.Implicit, &created)
+	if err != nil {
+		return b, err
+	}
+	b.Shutdown, b.State, b.CreatedAt = budget.Policy(policy), budget.State(state), fromNanos(created)
+	for _, f := range []struct {
+		data string
+		dst  any
+	}{{budgetJSON, &b.Budget}, {agentJSON, &b.AgentBudgets}, {containersJSON, &b.Containers}} {
+		if err := json.Unmarshal([]byte(f.data), f.dst); err != nil {
+			return b, fmt.Errorf("decode bottle %s: %w", b.Slug, err)
+		}
+	}
+	if len(b.Budget) == 0 {
+		b.Budget = nil
+	}
+	if len(b.AgentBudgets) == 0 {
+		b.AgentBudgets = nil
+	}
+	return b, nil
+}
+
+// DeleteBottle forgets a bottle; its reports and aggregates stay in the
+// ledger. An unknown slug is an error wrapping budget.ErrNotFound.
+func (db *DB) DeleteBottle(ctx context.Context, slug string) error {
+	return db.update(ctx, "delete bottle "+slug, func(tx *sql.Tx) error {
+		return mustChange(tx.ExecContext(ctx, `DELETE FROM bottles WHERE slug = ?`, slug))
+	})
+}
+
+// SetBottleState changes a bottle's state. An unknown slug is an error
+// wrapping budget.ErrNotFound.
+func (db *DB) SetBottleState(ctx context.Context, slug string, s budget.State) error {
+	return db.update(ctx, "set state of "+slug, func(tx *sql.Tx) error {
+		return mustChange(tx.ExecContext(ctx, `UPDATE bottles SET state = ? WHERE slug = ?`, string(s), slug))
+	})
+}

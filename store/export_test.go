@@ -1,0 +1,8 @@
+package store
+
+// WithBeforeCommit runs f after a group-commit batch's inserts and before
+// its commit; an error from f fails the batch. Tests use it to hold a batch
+// open and to inject commit failures. It exists only in test builds.
+func WithBeforeCommit(f func() error) WriterOption {
+	return func(w *Writer) { w.beforeCommit = f }
+}
