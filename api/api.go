@@ -33,6 +33,9 @@ type Report struct {
 	// holding the body text (SSE streams).
 	Raw    json.RawMessage `json:"raw,omitempty"`
 	Format string          `json:"format,omitempty"`
+	// Complete shadows the ledger field so that a report which leaves it
+	// out counts as complete; only a stream cut short says false.
+	Complete *bool `json:"complete,omitempty"`
 }
 
 // IngestReply answers POST /v1/usage once every report is committed.
