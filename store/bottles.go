@@ -9,7 +9,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-const bottleColumns = `slug, agent, name, parent, budget, agent_budgets, policy, containers, state, implicit, created_at`
+const bottleColumns = `slug, agent, name, parent, budget, agent_budgets, policy, containers, state, state_reason, by_operator, implicit, created_at`
 
 // PutBottle inserts or replaces a bottle. An empty state is stored as
 // active; a zero CreatedAt keeps the stored one (or is now for a new bottle).
@@ -35,15 +35,16 @@ func putBottle(ctx context.Context, tx *sql.Tx, b budget.Bottle, now int64) erro
 		created = now
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO bottles (`+bottleColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (slug) DO UPDATE SET
 			agent = excluded.agent, name = excluded.name, parent = excluded.parent,
 			budget = excluded.budget, agent_budgets = excluded.agent_budgets,
 			policy = excluded.policy, containers = excluded.containers,
-			state = excluded.state, implicit = excluded.implicit,
+			state = excluded.state, state_reason = excluded.state_reason,
+			by_operator = excluded.by_operator, implicit = excluded.implicit,
 			created_at = CASE WHEN ? THEN bottles.created_at ELSE excluded.created_at END`,
 		b.Slug, b.Agent, b.Name, b.Parent, budgetJSON, agentJSON, string(b.Shutdown),
-		containersJSON, string(b.State), b.Implicit, created, keep)
+		containersJSON, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created, keep)
 	return err
 }
 
@@ -106,7 +107,7 @@ func scanBottle(s scanner) (budget.Bottle, error) {
 	var budgetJSON, agentJSON, containersJSON, policy, state string
 	var created int64
 	err := s.Scan(&b.Slug, &b.Agent, &b.Name, &b.Parent, &budgetJSON, &agentJSON, &policy,
-		&containersJSON, &state, &b.Implicit, &created)
+		&containersJSON, &state, &b.StateReason, &b.ByOperator, &b.Implicit, &created)
 	if err != nil {
 		return b, err
 	}
@@ -125,6 +126,9 @@ func scanBottle(s scanner) (budget.Bottle, error) {
 	if len(b.AgentBudgets) == 0 {
 		b.AgentBudgets = nil
 	}
+	if len(b.Containers) == 0 {
+		b.Containers = nil
+	}
 	return b, nil
 }
 
@@ -136,7 +140,8 @@ func (db *DB) DeleteBottle(ctx context.Context, slug string) error {
 	})
 }
 
-// SetBottleState changes a bottle's state. An unknown slug is an error
+// SetBottleState changes a bottle's state, leaving StateReason and
+// ByOperator as they are (PutBottle sets those). An unknown slug is an error
 // wrapping budget.ErrNotFound.
 func (db *DB) SetBottleState(ctx context.Context, slug string, s budget.State) error {
 	return db.update(ctx, "set state of "+slug, func(tx *sql.Tx) error {

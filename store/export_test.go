@@ -6,3 +6,7 @@ package store
 func WithBeforeCommit(f func() error) WriterOption {
 	return func(w *Writer) { w.beforeCommit = f }
 }
+
+// Queued is how many submissions wait in the queue, so a test can hold a
+// batch until the next one has formed, without sleeping.
+func (w *Writer) Queued() int { return len(w.queue) }

@@ -1,0 +1,180 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+func TestBottlesCRUD(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	created := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	want := budget.Bottle{
+		Slug: "impl-abc12", Agent: "implementer", Name: "dev", Parent: "lead-1",
+		Budget:       budget.Limits{"claude": 1_000_000},
+		AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": 200_000}},
+		Shutdown:     budget.Freeze, Containers: []string{"c1", "c2"},
+		State: budget.CutOff, StateReason: "operator: runaway loop", ByOperator: true,
+		Implicit: true, CreatedAt: created,
+	}
+	if err := db.PutBottle(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutBottle(ctx, budget.Bottle{Slug: "aaa"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Bottle(ctx, want.Slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Bottle = %+v\nwant %+v", got, want)
+	}
+
+	// Replacing keeps created_at when the new value has none.
+	want.Implicit, want.CreatedAt, want.Containers = false, time.Time{}, nil
+	if err := db.PutBottle(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = db.Bottle(ctx, want.Slug)
+	if !got.CreatedAt.Equal(created) || got.Implicit || got.Containers != nil {
+		t.Errorf("after replace: %+v", got)
+	}
+
+	all, err := db.Bottles(ctx)
+	if err != nil || len(all) != 2 || all[0].Slug != "aaa" || all[0].State != budget.Active {
+		t.Errorf("Bottles = %+v, %v; want aaa (active) then %s", all, err, want.Slug)
+	}
+	if all[0].CreatedAt.IsZero() {
+		t.Error("a new bottle without CreatedAt got none")
+	}
+
+	if err := db.SetBottleState(ctx, want.Slug, budget.CutOff); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Bottle(ctx, want.Slug); got.State != budget.CutOff {
+		t.Errorf("state = %s, want cut_off", got.State)
+	}
+	if err := db.DeleteBottle(ctx, want.Slug); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Bottle(ctx, want.Slug); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("Bottle after delete: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestBottleNotFound(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Bottle", func() error { _, err := db.Bottle(ctx, "nope"); return err }},
+		{"DeleteBottle", func() error { return db.DeleteBottle(ctx, "nope") }},
+		{"SetBottleState", func() error { return db.SetBottleState(ctx, "nope", budget.Frozen) }},
+		{"Memo", func() error { _, err := db.Memo(ctx, "nope", "k"); return err }},
+		{"UpdateAction", func() error {
+			return db.UpdateAction(ctx, store.Action{ID: 42, Status: store.StatusDone})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, budget.ErrNotFound) {
+				t.Errorf("got %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestPutBudgetMergesProviders(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	puts := []struct {
+		scope  budget.ScopeKind
+		id     string
+		limits budget.Limits
+	}{
+		{budget.ScopeGlobal, "-", budget.Limits{"claude": 5_000_000, "codex": 2_000_000}},
+		{budget.ScopeBottle, "b1", budget.Limits{"claude": 1_000}},
+		{budget.ScopeGlobal, "-", budget.Limits{"codex": 3_000_000}},
+		{budget.ScopeAgent, "b1/rev", budget.Limits{"claude": 10}},
+	}
+	for _, p := range puts {
+		if err := db.PutBudget(ctx, p.scope, p.id, p.limits); err != nil {
+			t.Fatalf("PutBudget(%s, %s): %v", p.scope, p.id, err)
+		}
+	}
+	got, err := db.Budgets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.ScopeBudget{
+		{Scope: budget.ScopeAgent, ID: "b1/rev", Limits: budget.Limits{"claude": 10}},
+		{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": 1_000}},
+		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 5_000_000, "codex": 3_000_000}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Budgets = %+v\nwant %+v", got, want)
+	}
+}
+
+func TestPutBudgetRejectsInvalid(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	tests := []struct {
+		name   string
+		scope  budget.ScopeKind
+		id     string
+		limits budget.Limits
+	}{
+		{"parent scope", budget.ScopeParent, "b1", budget.Limits{"claude": 1}},
+		{"no id", budget.ScopeBottle, "", budget.Limits{"claude": 1}},
+		{"negative", budget.ScopeBottle, "b1", budget.Limits{"claude": -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := db.PutBudget(ctx, tt.scope, tt.id, tt.limits); !errors.Is(err, budget.ErrInvalid) {
+				t.Errorf("got %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestMarkWarnedFirstThenAgain(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	steps := []struct {
+		scope       budget.ScopeKind
+		id, prov    string
+		clear       bool
+		wantFirst   bool
+		description string
+	}{
+		{budget.ScopeBottle, "b1", "claude", false, true, "first crossing"},
+		{budget.ScopeBottle, "b1", "claude", false, false, "again"},
+		{budget.ScopeBottle, "b1", "codex", false, true, "other provider"},
+		{budget.ScopeGlobal, "-", "claude", false, true, "other scope"},
+		{budget.ScopeBottle, "b1", "claude", true, true, "after clear"},
+	}
+	for _, s := range steps {
+		if s.clear {
+			if err := db.ClearWarned(ctx, s.scope, s.id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first, err := db.MarkWarned(ctx, s.scope, s.id, s.prov)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != s.wantFirst {
+			t.Errorf("%s: first = %v, want %v", s.description, first, s.wantFirst)
+		}
+	}
+}
