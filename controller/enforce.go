@@ -1,0 +1,150 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+// Enforcer carries out journaled actions on bottles' containers. Submit
+// must not block: the enforcer runs the action (retrying while the engine
+// errors, never letting one bottle hold up another) and calls job.Finished
+// exactly once with the outcome.
+type Enforcer interface {
+	Submit(job Job)
+}
+
+// Job is one action handed to an Enforcer.
+type Job struct {
+	Action     store.Action
+	Containers []string // container ids given at registration
+	// Attempted is called after each failed attempt that will be retried.
+	Attempted func(attempt int, err error)
+	// Finished is called once: err nil means done.
+	Finished func(attempts int, err error)
+}
+
+// registerImplicit registers on the fly every bottle the reports name that
+// the daemon does not know; the global scope governs them until they are
+// registered properly.
+func (s *Server) registerImplicit(ctx context.Context, reports []budget.Report) error {
+	for _, r := range reports {
+		s.mu.Lock()
+		_, known := s.book.Bottle(r.Bottle)
+		s.mu.Unlock()
+		if known {
+			continue
+		}
+		b := budget.Bottle{Slug: r.Bottle, Agent: r.Agent, State: budget.Active, Implicit: true, CreatedAt: s.now().UTC()}
+		if err := s.putBottle(ctx, b, false); err != nil {
+			return fmt.Errorf("register bottle %s: %w", r.Bottle, err)
+		}
+	}
+	return nil
+}
+
+// claim is an action or warning decided under the lock and persisted after.
+type claim struct {
+	slug   string
+	kind   budget.ActionKind // "" for a warning
+	event  budget.Event
+	policy budget.Policy
+}
+
+// apply counts committed reports in the book and acts on the crossings
+// they cause: a warn event once per budget, an action per governed bottle.
+func (s *Server) apply(ctx context.Context, reports []budget.Report) {
+	var events []budget.Event
+	s.mu.Lock()
+	for _, r := range reports {
+		events = append(events, s.book.Record(r)...)
+	}
+	claims := s.claim(events, false)
+	s.mu.Unlock()
+	for _, r := range reports {
+		s.publish("usage", r.Bottle, r)
+	}
+	s.persistClaims(ctx, claims)
+}
+
+// claim decides, under s.mu, which bottles each event acts on, and marks
+// them in the book at once so that a concurrent batch cannot act twice.
+// skipOperator leaves alone bottles whose state an operator set (used when
+// reconciling at start-up, where old crossings are seen again).
+func (s *Server) claim(events []budget.Event, skipOperator bool) []claim {
+	var out []claim
+	for _, e := range events {
+		if e.Kind == budget.EventWarn {
+			out = append(out, claim{event: e})
+		}
+		for _, t := range e.Targets {
+			b, ok := s.book.Bottle(t.Slug)
+			if !ok || b.State.Blocked() || (skipOperator && b.ByOperator) {
+				continue
+			}
+			if e.Kind == budget.EventWarn {
+				if b.State == budget.Active {
+					s.book.SetState(t.Slug, budget.Warned, e.Reason, false)
+					out = append(out, claim{slug: t.Slug, event: e})
+				}
+				continue
+			}
+			s.book.SetState(t.Slug, budget.Pending, e.Reason, false)
+			out = append(out, claim{slug: t.Slug, kind: budget.ActionFor(t.Policy), event: e, policy: t.Policy})
+		}
+	}
+	return out
+}
+
+// persistClaims journals what claim decided. A failure here leaves the
+// committed usage in place; the start-up reconciliation acts on it again.
+func (s *Server) persistClaims(ctx context.Context, claims []claim) {
+	for _, c := range claims {
+		var err error
+		switch {
+		case c.slug == "":
+			err = s.warnOnce(ctx, c.event)
+		case c.kind == "":
+			err = s.acts.saveBottle(ctx, c.slug)
+		default:
+			_, err = s.acts.start(ctx, c.slug, c.kind, c.event.Reason, false)
+		}
+		if err != nil {
+			s.log.Error("journal budget crossing", "bottle", c.slug, "reason", c.event.Reason, "err", err)
+		}
+	}
+}
+
+// warnOnce records a warn event once per (scope, provider).
+func (s *Server) warnOnce(ctx context.Context, e budget.Event) error {
+	first, err := s.cfg.Store.MarkWarned(ctx, e.Scope.Kind, e.Scope.ID, e.Provider)
+	if err != nil || !first {
+		return err
+	}
+	bottle := ""
+	if e.Scope.Kind == budget.ScopeBottle {
+		bottle = e.Scope.ID
+	}
+	s.publish("warn", bottle, e)
+	return s.audit(ctx, "warn", bottle, e.Reason)
+}
+
+// reconcile acts on budgets found exhausted at start-up whose bottles are
+// still active: crossings committed before a crash but never journaled.
+func (s *Server) reconcile(ctx context.Context) {
+	s.mu.Lock()
+	claims := s.claim(s.book.Exhausted(), true)
+	s.mu.Unlock()
+	s.persistClaims(ctx, claims)
+}
+
+// audit appends to the hash-chained audit log.
+func (s *Server) audit(ctx context.Context, kind, bottle, detail string) error {
+	_, err := s.cfg.Store.AppendAudit(ctx, store.AuditEntry{Kind: kind, Bottle: bottle, Detail: detail})
+	if err == nil {
+		s.publish("audit", bottle, map[string]string{"kind": kind, "detail": detail})
+	}
+	return err
+}

@@ -1,0 +1,107 @@
+package controller
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the daemon's Prometheus metrics, in a registry of its own so
+// tests can run several daemons in one process.
+type metrics struct {
+	reg        *prometheus.Registry
+	reports    *prometheus.CounterVec
+	verdicts   *prometheus.CounterVec
+	actionsCtr *prometheus.CounterVec
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bottlecap_reports_total", Help: "Usage reports acknowledged, by result (accepted or duplicate).",
+	}, []string{"result"})
+	m.verdicts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bottlecap_verdicts_total", Help: "Gate verdicts answered, by allowed.",
+	}, []string{"allowed"})
+	m.actionsCtr = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bottlecap_actions_total", Help: "Enforcement actions by kind and status reached.",
+	}, []string{"action", "status"})
+	m.reg.MustRegister(m.reports, m.verdicts, m.actionsCtr, &bookCollector{s: s})
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) ingested(accepted, duplicates int) {
+	m.reports.WithLabelValues("accepted").Add(float64(accepted))
+	m.reports.WithLabelValues("duplicate").Add(float64(duplicates))
+}
+
+func (m *metrics) verdict(allowed bool) {
+	m.verdicts.WithLabelValues(strconv.FormatBool(allowed)).Inc()
+}
+
+func (m *metrics) action(kind, status string) {
+	m.actionsCtr.WithLabelValues(kind, status).Inc()
+}
+
+// bookCollector reports the book's usage, limits and bottle states at
+// scrape time, so they are never stale.
+type bookCollector struct{ s *Server }
+
+var (
+	usedDesc   = prometheus.NewDesc("bottlecap_used_tokens", "Counted tokens used, by scope.", []string{"scope", "id", "provider"}, nil)
+	limitDesc  = prometheus.NewDesc("bottlecap_limit_tokens", "Token limit, by scope.", []string{"scope", "id", "provider"}, nil)
+	bottleDesc = prometheus.NewDesc("bottlecap_bottles", "Bottles known, by state.", []string{"state"}, nil)
+)
+
+func (c *bookCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- usedDesc
+	ch <- limitDesc
+	ch <- bottleDesc
+}
+
+func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limits := s.book.GlobalLimits()
+	for _, p := range s.book.Providers() {
+		_, _, used := s.book.Used("", "", p)
+		ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(used), "global", "-", p)
+		if l, ok := limits[p]; ok {
+			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l), "global", "-", p)
+		}
+	}
+	states := map[budget.State]int{}
+	for _, b := range s.book.Bottles() {
+		states[b.State]++
+		for p, l := range b.Budget {
+			_, sub, _ := s.book.Used(b.Slug, b.Agent, p)
+			ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(sub), "bottle", b.Slug, p)
+			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l), "bottle", b.Slug, p)
+		}
+	}
+	for st, n := range states {
+		ch <- prometheus.MustNewConstMetric(bottleDesc, prometheus.GaugeValue, float64(n), fmt.Sprint(st))
+	}
+}
+
+// queryInt reads an optional non-negative integer query parameter.
+func queryInt(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: %s: %q is not a whole non-negative number", budget.ErrInvalid, name, v)
+	}
+	return n, nil
+}

@@ -1,0 +1,45 @@
+package controller
+
+import (
+	"net/http"
+)
+
+// routes is the daemon's whole API surface, one line a route. Handlers
+// marked operatorOnly refuse non-operator peers with 403.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/usage", s.handleIngest)
+	mux.HandleFunc("GET /v1/verdict", s.handleVerdict)
+
+	mux.HandleFunc("GET /v1/bottles", s.operatorOnly(s.handleBottles))
+	mux.HandleFunc("GET /v1/bottles/{slug}", s.operatorOnly(s.handleBottle))
+	mux.HandleFunc("PUT /v1/bottles/{slug}", s.operatorOnly(s.handlePutBottle))
+	mux.HandleFunc("DELETE /v1/bottles/{slug}", s.operatorOnly(s.handleDeleteBottle))
+	mux.HandleFunc("POST /v1/bottles/{slug}/actions", s.operatorOnly(s.handleAction))
+	mux.HandleFunc("GET /v1/actions", s.operatorOnly(s.handleActions))
+
+	mux.HandleFunc("GET /v1/budgets", s.operatorOnly(s.handleBudgets))
+	mux.HandleFunc("GET /v1/budgets/{scope}/{id...}", s.operatorOnly(s.handleBudget))
+	mux.HandleFunc("PUT /v1/budgets/{scope}/{id...}", s.operatorOnly(s.handlePutBudget))
+
+	mux.HandleFunc("GET /v1/status", s.operatorOnly(s.handleStatus))
+	mux.HandleFunc("GET /v1/events", s.operatorOnly(s.handleEvents))
+	mux.HandleFunc("GET /v1/audit", s.operatorOnly(s.handleAudit))
+	mux.HandleFunc("GET /v1/audit/verify", s.operatorOnly(s.handleAuditVerify))
+	mux.Handle("GET /metrics", s.operatorOnly(s.metrics.handler().ServeHTTP))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// operatorOnly lets only operator peers through.
+func (s *Server) operatorOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := peerFrom(r.Context()); !ok || !p.Operator {
+			writeError(w, http.StatusForbidden, "not permitted: only root, the daemon's user and settings operators may "+r.Method+" "+r.URL.Path)
+			return
+		}
+		h(w, r)
+	}
+}

@@ -1,0 +1,170 @@
+// Package controller is the daemon: the socket API of SPEC section 5 over
+// the ledger (store) and the in-memory book (budget), journaling and handing
+// enforcement actions to an Enforcer.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+// Ingester commits reports durably and answers only after the commit: the
+// store's group-commit writer.
+type Ingester interface {
+	Submit(ctx context.Context, reports []budget.Report) ([]store.AppendResult, error)
+}
+
+// Config is everything the daemon is built from.
+type Config struct {
+	Store    store.Repository
+	Ingester Ingester
+	Settings *budget.Settings
+	// Enforcer carries out actions; nil leaves journaled actions pending.
+	Enforcer Enforcer
+	// ContainerBottle maps a container id to its bottle for container peers
+	// the book does not know (e.g. by Docker labels); nil means unknown.
+	ContainerBottle func(ctx context.Context, containerID string) (string, bool)
+	// RawParser normalises `raw` report bodies; nil answers them with 400.
+	RawParser RawParser
+	// Docker reports engine reachability for /v1/status; nil = disabled.
+	Docker    func(ctx context.Context) api.DockerStatus
+	Version   string
+	StorePath string
+	Socket    string
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+// Server is the running daemon.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	started time.Time
+
+	mu       sync.Mutex // guards book and settings
+	book     *budget.Book
+	settings *budget.Settings
+
+	acts    *actions
+	hub     *hub
+	metrics *metrics
+	http    *http.Server
+}
+
+// New builds a server and loads its book from the ledger: bottles, runtime
+// budgets and usage totals. Pending actions are handed to the enforcer again
+// and budgets exhausted before a crash are acted on.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Settings == nil {
+		cfg.Settings = budget.DefaultSettings()
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, started: cfg.Now(), settings: cfg.Settings}
+	s.hub = newHub()
+	s.metrics = newMetrics(s)
+	s.acts = &actions{s: s}
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ConnContext:       s.connContext,
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	if err := s.acts.resume(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// load rebuilds the book from the ledger.
+func (s *Server) load(ctx context.Context) error {
+	book := budget.NewBook(s.settings)
+	bottles, err := s.cfg.Store.Bottles(ctx)
+	if err != nil {
+		return fmt.Errorf("load bottles: %w", err)
+	}
+	for _, b := range bottles {
+		if err := book.Register(b); err != nil {
+			return fmt.Errorf("load bottle %s: %w", b.Slug, err)
+		}
+	}
+	budgets, err := s.cfg.Store.Budgets(ctx)
+	if err != nil {
+		return fmt.Errorf("load budgets: %w", err)
+	}
+	for _, b := range budgets {
+		if b.Scope == budget.ScopeGlobal {
+			book.SetGlobal(b.Limits)
+		}
+	}
+	totals, err := s.cfg.Store.Totals(ctx)
+	if err != nil {
+		return fmt.Errorf("load usage: %w", err)
+	}
+	for _, t := range totals {
+		book.Add(t.Bottle, t.Agent, t.Provider, t.Counted)
+	}
+	s.book = book
+	return nil
+}
+
+// Serve answers requests on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, lets in-flight requests (and the
+// commits they wait on) finish until ctx ends, and closes event streams.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.hub.close()
+	return s.http.Shutdown(ctx)
+}
+
+// SetSettings puts reloaded settings in force.
+func (s *Server) SetSettings(st *budget.Settings) {
+	s.mu.Lock()
+	s.settings = st
+	s.book.SetSettings(st)
+	s.mu.Unlock()
+	s.publish("settings", "", nil)
+	s.audit(context.Background(), "settings", "", "settings reloaded")
+}
+
+// connContext decides the peer's permissions once per connection.
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	cred, err := peerCred(c)
+	if err != nil {
+		s.log.Warn("peer credentials unavailable; treating the peer as unprivileged", "err", err)
+		return context.WithValue(ctx, peerKey{}, Peer{PID: -1, UID: -1, GID: -1})
+	}
+	s.mu.Lock()
+	ops := s.settings.Operators
+	s.mu.Unlock()
+	p := Peer{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)}
+	p.Container = containerOf(p.PID)
+	// A process in a container is never an operator, even as root: sidecars
+	// run as root and must only be able to report and ask the gate.
+	p.Operator = p.Container == "" && isOperator(p.UID, p.GID, ops)
+	return context.WithValue(ctx, peerKey{}, p)
+}

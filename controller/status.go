@@ -1,0 +1,97 @@
+package controller
+
+import (
+	"net/http"
+	"os"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := api.Status{
+		Version: s.cfg.Version, PID: os.Getpid(), StartedAt: s.started,
+		UptimeSeconds: s.now().Sub(s.started).Seconds(),
+		Store:         s.cfg.StorePath, Socket: s.cfg.Socket,
+	}
+	s.mu.Lock()
+	st.Precedence = string(s.settings.Precedence)
+	st.Bottles = len(s.book.Bottles())
+	for _, p := range s.book.Providers() {
+		st.Global = append(st.Global, s.globalVerdict(p))
+	}
+	s.mu.Unlock()
+	totals, err := s.cfg.Store.Totals(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	for _, t := range totals {
+		st.Reports += t.Reports
+	}
+	pending, err := s.cfg.Store.Actions(r.Context(), store.StatusPending)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	st.PendingActions = len(pending)
+	if s.cfg.Docker != nil {
+		st.Docker = s.cfg.Docker(r.Context())
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// globalVerdict is host-wide usage of a provider against the global budget.
+func (s *Server) globalVerdict(provider string) budget.Verdict {
+	_, _, used := s.book.Used("", "", provider)
+	v := budget.Verdict{Allowed: true, Provider: provider, Scope: budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, Used: used, State: budget.Active}
+	limit, ok := s.book.GlobalLimits()[provider]
+	if !ok {
+		v.Unlimited = true
+		return v
+	}
+	v.Limit, v.Remaining = limit, max(limit-used, 0)
+	if used >= limit {
+		v.Allowed = false
+		v.Reason = "global budget exhausted"
+	}
+	return v
+}
+
+func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 100)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	entries, err := s.cfg.Store.Audit(r.Context(), r.URL.Query().Get("bottle"), limit)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := make([]api.AuditEntry, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, api.AuditEntry{Seq: e.Seq, TS: e.TS, Kind: e.Kind, Bottle: e.Bottle, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleAuditVerify checks the whole hash chain: 200 when it holds, 409
+// naming the first broken entry when it does not.
+func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Store.VerifyAudit(r.Context()); err != nil {
+		writeJSON(w, http.StatusConflict, api.AuditVerify{OK: false, Error: err.Error()})
+		return
+	}
+	entries, err := s.cfg.Store.Audit(r.Context(), "", 1)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	v := api.AuditVerify{OK: true}
+	if len(entries) > 0 {
+		v.Entries = entries[0].Seq
+	}
+	writeJSON(w, http.StatusOK, v)
+}
