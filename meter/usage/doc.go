@@ -12,7 +12,8 @@
 // [budget.Usage].
 //
 // Memory is bounded: a parser keeps only the event it is reading, and an
-// event larger than [MaxEventSize] is skipped rather than buffered. Provider
+// event larger than [MaxEventSize] is skipped rather than buffered (so a
+// whole JSON body beyond it, say one inlining large images, yields no usage). Provider
 // data it cannot use is ignored, never reported as an error, so a proxy can
 // keep streaming whatever arrives. [ParseAll] is the strict form for a body
 // already in hand: it fails when it found no usage.

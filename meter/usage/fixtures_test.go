@@ -2,6 +2,8 @@ package usage_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/meter/usage"
@@ -41,11 +43,9 @@ func TestFixturesChunked(t *testing.T) {
 			body := fx.body(t)
 			for _, seed := range seeds {
 				for _, max := range []int{1, 3, 17, 256} {
-					p := feed(usage.Auto, "", body, seed, max)
-					if t.Run("", func(t *testing.T) { checkResult(t, p.Result(), fx) }) {
-						continue
-					}
-					t.Fatalf("failed with seed %d, chunks up to %d bytes", seed, max)
+					t.Run(fmt.Sprintf("seed %d chunks up to %d", seed, max), func(t *testing.T) {
+						checkResult(t, feed(usage.Auto, "", body, seed, max).Result(), fx)
+					})
 				}
 			}
 		})
@@ -66,15 +66,15 @@ func TestFixturesReframed(t *testing.T) {
 			variants["sse"], variants["sse crlf"] = asSSE(body), crlf(asSSE(body))
 			if fx.Format == usage.Gemini {
 				variants["json array"] = asArray(body)
+				variants["json array indented"] = indentLines(t, asArray(body))
 			}
 		}
 		for name, b := range variants {
 			t.Run(fx.File+"/"+name, func(t *testing.T) {
 				for _, seed := range seeds {
-					p := feed(usage.Auto, fx.path(), b, seed, 7)
-					if !t.Run("", func(t *testing.T) { checkResult(t, p.Result(), fx) }) {
-						t.Fatalf("failed with seed %d", seed)
-					}
+					t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+						checkResult(t, feed(usage.Auto, fx.path(), b, seed, 7).Result(), fx)
+					})
 				}
 			})
 		}
@@ -104,5 +104,41 @@ func TestFixturesIdentity(t *testing.T) {
 				t.Errorf("model = %q, want %q", got.Model, tt.model)
 			}
 		})
+	}
+}
+
+// indentLines pretty-prints b as Google's REST stream does.
+func indentLines(t *testing.T, b []byte) []byte {
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// TestConcurrentResult: the proxy may ask for a result from another
+// goroutine while the body is still being written (run with -race).
+func TestConcurrentResult(t *testing.T) {
+	body := fixture{File: "openai-responses-stream-websearch.sse"}.body(t)
+	p := usage.NewParser(usage.Auto, "/v1/responses")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := body; len(b) > 0; b = b[min(len(b), 100):] {
+			p.Write(b[:min(len(b), 100)])
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			if got := p.Result(); !got.Complete || got.Usage.Output != 582 {
+				t.Fatalf("got %+v, want complete with output 582", got)
+			}
+			return
+		default:
+			if got := p.Result(); got.Found && !got.Complete {
+				t.Fatalf("got %+v: responses usage is only in the final event", got)
+			}
+		}
 	}
 }

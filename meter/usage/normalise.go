@@ -50,11 +50,13 @@ func (s *state) feed(data, name []byte) {
 	s.apply(&e)
 }
 
-// wants reports whether an event is worth decoding: it mentions usage, or
-// the parser still needs the format or the response id. This keeps the
-// cost of content chunks to a substring search.
+// wants reports whether an event is worth decoding: it mentions usage (or,
+// for Gemini, a finish or block reason), or the parser still needs the
+// format or the response id. This keeps the cost of content chunks to a
+// substring search.
 func (s *state) wants(data []byte) bool {
-	return s.id == "" || !s.format.known() || bytes.Contains(data, []byte(`"usage`))
+	return s.id == "" || !s.format.known() || bytes.Contains(data, []byte(`"usage`)) ||
+		s.format == Gemini && bytes.Contains(data, []byte(`Reason"`))
 }
 
 // apply hands a decoded event to its format's rules.

@@ -39,8 +39,9 @@ type Parser struct {
 	st state
 }
 
-// NewParser returns a parser for one response body. With Auto, pathHint
-// (the request path, may be empty) picks the format, else the payload does.
+// NewParser returns a parser for one response body. With Auto (or any value
+// that is not a concrete format), pathHint — the request path, may be empty —
+// picks the format, else the first telling event of the payload does.
 func NewParser(f Format, pathHint string) *Parser {
 	p := &Parser{}
 	p.st.format = f
