@@ -43,8 +43,10 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages read better with <slug> than \u003cslug\u003e
 	// The status line is sent; a client that hung up cannot be told more.
-	_ = json.NewEncoder(w).Encode(v)
+	_ = enc.Encode(v)
 }
 
 // decodeBody reads one JSON object into v, with the body capped at max
