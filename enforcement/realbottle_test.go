@@ -1,0 +1,104 @@
+package enforcement_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/bot-bottle/bottlecap/enforcement"
+)
+
+// realBottle is a bottle on the real engine, shaped like bot-bottle's: an
+// agent on an internal network, an egress sidecar on the internal and an
+// egress network with its routes file bound in, and (optionally) an
+// upstream on the egress network standing for the internet.
+type realBottle struct {
+	slug, project      string
+	internal, egress   string // network names
+	agent, sidecar, up string // container ids
+	routes             string // host path of the routes file
+}
+
+const sidecarRoutes = "log: /dev/stdout\nroutes:\n  - host: upstream\n    port: 8081\n"
+
+func newRealBottle(t *testing.T, cli *client.Client, withUpstream bool) *realBottle {
+	t.Helper()
+	img := testImage(t, cli)
+	b := &realBottle{slug: "it-" + randHex()}
+	b.project = enforcement.ProjectPrefix + b.slug
+	b.internal, b.egress = b.project+"_internal", b.project+"_egress"
+	b.routes = filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(b.routes, []byte(sidecarRoutes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{enforcement.LabelProject: b.project}
+	createNetwork(t, cli, b.internal, true, labels)
+	createNetwork(t, cli, b.egress, false, labels)
+	if withUpstream {
+		b.up = runContainer(t, cli, container.Config{Image: img, Cmd: []string{"upstream", ":8081"}}, container.HostConfig{},
+			"bottlecap-it-upstream-"+b.slug, b.egress, "upstream")
+	}
+	b.agent = runContainer(t, cli, container.Config{Image: img, Cmd: []string{"sleep"}, Labels: labels}, container.HostConfig{},
+		b.project, b.internal, "agent")
+	side := container.Config{Image: img, Labels: labels,
+		Cmd: []string{"sidecar", ":8080", "http://upstream:8081/", enforcement.RoutesPath}}
+	host := container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: b.routes, Target: enforcement.RoutesPath, ReadOnly: true}}}
+	b.sidecar = runContainer(t, cli, side, host, b.project+"-egress-1", b.internal, "egress", connectTo{b.egress, "proxy"})
+	return b
+}
+
+type connectTo struct{ network, alias string }
+
+func createNetwork(t *testing.T, cli *client.Client, name string, internal bool, labels map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Internal: internal, Labels: labels}); err != nil {
+		t.Fatalf("create network %s: %v", name, err)
+	}
+	t.Cleanup(func() { cli.NetworkRemove(context.Background(), name, client.NetworkRemoveOptions{}) })
+}
+
+// runContainer creates and starts a container on one network (API 1.41
+// takes one at creation), connects it to the others before it starts, and
+// removes it when the test ends.
+func runContainer(t *testing.T, cli *client.Client, cfg container.Config, host container.HostConfig, name, net, alias string, more ...connectTo) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	host.NetworkMode = container.NetworkMode(net)
+	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: &cfg, HostConfig: &host,
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: {Aliases: []string{alias}}}}})
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		cli.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	})
+	for _, c := range more {
+		if _, err := cli.NetworkConnect(ctx, c.network, client.NetworkConnectOptions{Container: res.ID,
+			EndpointConfig: &network.EndpointSettings{Aliases: []string{c.alias}}}); err != nil {
+			t.Fatalf("connect %s to %s: %v", name, c.network, err)
+		}
+	}
+	if _, err := cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	return res.ID
+}
+
+// inspectReal returns a container's details or fails the test.
+func inspectReal(t *testing.T, cli *client.Client, id string) container.InspectResponse {
+	t.Helper()
+	res, err := cli.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatalf("inspect %s: %v", id, err)
+	}
+	return res.Container
+}

@@ -1,0 +1,170 @@
+package enforcement
+
+import (
+	"context"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+)
+
+// Watcher discovers bottle containers as they start, die and go away. It
+// follows the engine's event stream and, each time it (re)subscribes,
+// reconciles with a full container list, so nothing that happened while the
+// stream was down is missed. Report may see the same state twice; it must
+// be idempotent.
+type Watcher struct {
+	Engine Engine
+	Report func(Discovered)
+	// Backoff spaces re-subscriptions after the stream fails.
+	Backoff     Backoff
+	Sleep       func(ctx context.Context, d time.Duration) error
+	CallTimeout time.Duration
+	// OnError, if set, hears why a session ended (the watch itself goes
+	// on), so the daemon can show that discovery is degraded.
+	OnError func(error)
+
+	known map[string]Discovered // containers reported and not yet removed
+}
+
+// Watch runs a Watcher with default settings until ctx is done.
+func Watch(ctx context.Context, engine Engine, report func(Discovered)) error {
+	w := &Watcher{Engine: engine, Report: report}
+	return w.Run(ctx)
+}
+
+// Run watches until ctx is done and returns ctx's error. Stream and list
+// failures are retried with backoff; they never end the watch.
+func (w *Watcher) Run(ctx context.Context) error {
+	if w.Backoff.Base <= 0 {
+		w.Backoff = DefaultBackoff
+	}
+	if w.Sleep == nil {
+		w.Sleep = sleep
+	}
+	if w.CallTimeout <= 0 {
+		w.CallTimeout = DefaultCallTimeout
+	}
+	w.known = map[string]Discovered{}
+	failures := 0
+	for {
+		synced, err := w.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if w.OnError != nil {
+			w.OnError(err)
+		}
+		if synced {
+			failures = 0
+		}
+		failures++
+		if w.Sleep(ctx, w.Backoff.Delay(failures)) != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// session subscribes, reconciles and then follows events until the stream
+// fails. synced tells whether it got as far as a successful reconcile.
+func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the client's stream goroutine
+	filters := client.Filters{}.Add("type", string(events.ContainerEventType)).
+		Add("event", string(events.ActionStart), string(events.ActionDie), string(events.ActionDestroy))
+	stream := w.Engine.Events(sctx, client.EventsListOptions{Filters: filters})
+	if err := w.reconcile(ctx); err != nil {
+		return false, err
+	}
+	for {
+		select {
+		case m := <-stream.Messages:
+			w.event(m)
+		case err := <-stream.Err:
+			return true, translate(ctx, "docker events", err)
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+	}
+}
+
+// reconcile reports every bottle container the engine lists, and reports
+// as removed those known before that are gone.
+func (w *Watcher) reconcile(ctx context.Context) error {
+	res, err := call(ctx, w.CallTimeout, "list containers", func(ctx context.Context) (client.ContainerListResult, error) {
+		return w.Engine.ContainerList(ctx, client.ContainerListOptions{All: true})
+	})
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range res.Items {
+		d, ok := ParseLabels(c.Labels)
+		if !ok {
+			continue
+		}
+		d.ContainerID, d.State = c.ID, listState(c.State)
+		if len(c.Names) > 0 {
+			d.Name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		seen[c.ID] = true
+		w.report(d)
+	}
+	for id, d := range w.known {
+		if !seen[id] {
+			d.State = StateRemoved
+			w.report(d)
+		}
+	}
+	return nil
+}
+
+// event reports one container event of a bottle container.
+func (w *Watcher) event(m events.Message) {
+	labels := maps.Clone(m.Actor.Attributes)
+	name := labels["name"]
+	for _, k := range []string{"name", "image", "exitCode", "signal", "execDuration"} {
+		delete(labels, k)
+	}
+	d, ok := ParseLabels(labels)
+	if !ok || m.Actor.ID == "" {
+		return
+	}
+	d.ContainerID, d.Name = m.Actor.ID, name
+	switch m.Action {
+	case events.ActionStart:
+		d.State = StateRunning
+	case events.ActionDie:
+		d.State = StateDied
+	case events.ActionDestroy:
+		d.State = StateRemoved
+	default:
+		return
+	}
+	w.report(d)
+}
+
+func (w *Watcher) report(d Discovered) {
+	if d.State == StateRemoved {
+		delete(w.known, d.ContainerID)
+	} else {
+		w.known[d.ContainerID] = d
+	}
+	if w.Report != nil {
+		w.Report(d)
+	}
+}
+
+// listState maps a listed container's state to discovery's.
+func listState(s container.ContainerState) ContainerState {
+	switch s {
+	case container.StateRunning, container.StateRestarting, container.StatePaused:
+		return StateRunning
+	case container.StateCreated:
+		return StateCreated
+	}
+	return StateDied
+}
