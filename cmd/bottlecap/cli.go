@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/bot-bottle/bottlecap/budget"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=…".
@@ -44,6 +46,16 @@ var commands = map[string]command{
 	"version":  {"print the version", (*Main).runVersion},
 	"settings": {"settings check [FILE]: validate a settings file", (*Main).runSettings},
 	"serve":    {"run the daemon (foreground)", (*Main).runServe},
+	"status":   {"status [--json]: daemon health and a one-screen summary", (*Main).runStatus},
+	"report":   {"report --id ID --bottle SLUG [flags]: send one usage report", (*Main).runReport},
+	"bottle":   {"bottle register SLUG [flags] | ls | show SLUG | rm SLUG", (*Main).runBottle},
+	"budget":   {"budget set SCOPE[/ID] provider=N... | get [SCOPE[/ID]]", (*Main).runBudget},
+	"cutoff":   {"cutoff SLUG [--reason R]: cut a bottle off the network", actionCommand(budget.ActCutoff)},
+	"freeze":   {"freeze SLUG [--reason R]: commit and stop a bottle", actionCommand(budget.ActFreeze)},
+	"kill":     {"kill SLUG [--reason R]: stop and remove a bottle", actionCommand(budget.ActKill)},
+	"restore":  {"restore SLUG [--reason R]: undo a cutoff", actionCommand(budget.ActRestore)},
+	"actions":  {"actions [--status S]: the enforcement action journal", (*Main).runActions},
+	"audit":    {"audit [--bottle B] [--limit N] | audit verify", (*Main).runAudit},
 }
 
 // Run executes one command line and returns the process exit code.

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/client/clienttest"
+)
+
+func init() {
+	// Daemon-down answers come after the retry budget; keep tests quick but
+	// still long enough to ride over a daemon that is starting.
+	cliRetry = 200 * time.Millisecond
+}
+
+// result is what one command line did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs a command line in-process with a fresh home and env.
+func runCLI(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
+	if _, ok := env["BOT_BOTTLE_HOME"]; !ok {
+		env["BOT_BOTTLE_HOME"] = t.TempDir()
+	}
+	var out, errOut bytes.Buffer
+	m := &Main{Stdin: strings.NewReader(env["_stdin"]), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
+	code := m.Run(context.Background(), args)
+	return result{code, out.String(), errOut.String()}
+}
+
+// runAt runs a command line against the fake daemon's socket via --socket.
+func runAt(t *testing.T, srv *clienttest.Server, args ...string) result {
+	t.Helper()
+	return runCLI(t, nil, append(args, "--socket", srv.Socket)...)
+}
+
+func wantCode(t *testing.T, r result, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, code, r.stdout, r.stderr)
+	}
+}
+
+func TestSocketResolution(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	srv.Reply("GET /v1/status", 200, map[string]any{"version": "x"})
+	home := t.TempDir()
+	settings := "socket: " + srv.Socket + "\n"
+	if err := os.WriteFile(filepath.Join(home, "settings.yml"), []byte(settings), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+	}{
+		{"flag", map[string]string{"BOTTLECAP_SOCKET": "/nonexistent.sock"}, []string{"--socket", srv.Socket}, 0},
+		{"env", map[string]string{"BOTTLECAP_SOCKET": srv.Socket}, nil, 0},
+		{"settings", map[string]string{"BOT_BOTTLE_HOME": home}, nil, 0},
+		{"env over settings", map[string]string{"BOT_BOTTLE_HOME": home, "BOTTLECAP_SOCKET": "/nonexistent.sock"}, nil, 1},
+		{"default", nil, nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, tt.env, append([]string{"status", "--json"}, tt.args...)...)
+			wantCode(t, r, tt.code)
+		})
+	}
+}
+
+func TestBrokenSettingsFallsBackToDefaultSocket(t *testing.T) {
+	home, err := os.MkdirTemp("", "bc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(home) })
+	if err := os.WriteFile(filepath.Join(home, "settings.yml"), []byte("nope: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, map[string]string{"BOT_BOTTLE_HOME": home}, "status")
+	wantCode(t, r, 1)
+	sock := filepath.Join(home, "run", "bottlecap.sock")
+	if !strings.Contains(r.stderr, "warning") || !strings.Contains(r.stderr, "nope") || !strings.Contains(r.stderr, sock) {
+		t.Errorf("stderr does not warn about the settings and name the default socket:\n%s", r.stderr)
+	}
+}
+
+// TestDaemonDown runs every daemon command with nobody listening: each must
+// name the socket, say how to start the daemon, and exit 1.
+func TestDaemonDown(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "run", "bottlecap.sock")
+	cmds := [][]string{
+		{"status"}, {"status", "--json"},
+		{"report", "--id", "r1", "--bottle", "dev-1", "--input", "10"},
+		{"bottle", "register", "dev-1"}, {"bottle", "ls"}, {"bottle", "show", "dev-1"}, {"bottle", "rm", "dev-1"},
+		{"budget", "set", "global", "claude=5M"}, {"budget", "get"}, {"budget", "get", "bottle/dev-1"},
+		{"cutoff", "dev-1"}, {"freeze", "dev-1"}, {"kill", "dev-1"}, {"restore", "dev-1"},
+		{"actions"}, {"audit"}, {"audit", "verify"},
+	}
+	for _, args := range cmds {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := runCLI(t, map[string]string{"BOTTLECAP_SOCKET": sock}, args...)
+			wantCode(t, r, 1)
+			want := "cannot reach the bottlecap daemon at " + sock + " (connect: no such file or directory): is it running? Start it with \"bottlecap serve\" (or \"make run\")."
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr:\n%s\nwant it to contain:\n%s", r.stderr, want)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout: %q, want nothing", r.stdout)
+			}
+		})
+	}
+}
+
+// TestBadCommandLines are usage errors: exit 2, a message that says what
+// to fix, and nothing sent.
+func TestBadCommandLines(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "extra"}, `unexpected argument "extra"`},
+		{[]string{"status", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"bottle"}, "usage: bottlecap bottle register"},
+		{[]string{"bottle", "launch"}, `unknown subcommand "launch"`},
+		{[]string{"bottle", "show"}, "missing argument"},
+		{[]string{"bottle", "register", "dev 1"}, `bottle "dev 1"`},
+		{[]string{"bottle", "register", "dev-1", "--shutdown", "explode"}, "want cutoff, freeze or kill"},
+		{[]string{"bottle", "register", "dev-1", "--budget", "claude"}, "want provider=amount"},
+		{[]string{"bottle", "register", "dev-1", "--agent-budget", "claude=1M"}, "want agent:provider=amount"},
+		{[]string{"budget", "set", "global"}, "missing argument"},
+		{[]string{"budget", "set", "parent/x", "claude=1M"}, "want global, bottle or agent"},
+		{[]string{"budget", "set", "agent/dev-1", "claude=1M"}, "want global, bottle/SLUG or agent/SLUG/AGENT"},
+		{[]string{"budget", "set", "global", "claude=lots"}, `"lots" is not a token amount`},
+		{[]string{"budget", "frob"}, `unknown subcommand "frob"`},
+		{[]string{"cutoff"}, "missing argument"},
+		{[]string{"kill", "a", "b"}, `unexpected argument "b"`},
+		{[]string{"actions", "--status", "weird"}, "want pending, done or failed"},
+		{[]string{"audit", "--limit", "-1"}, "want 0 or more"},
+		{[]string{"report", "--bottle", "dev-1"}, "--id is required"},
+		{[]string{"report", "--id", "x"}, "--bottle is required"},
+		{[]string{"report", "--id", "x", "--bottle", "b", "--input", "ten"}, `invalid value "ten" for flag -input`},
+		{[]string{"report", "--id", "x", "--bottle", "b", "--raw", "f", "--input", "1"}, "either --raw or token counts"},
+		{[]string{"report", "--id", "x", "--bottle", "b", "--format", "gemini"}, "give --raw FILE too"},
+		{[]string{"report", "--id", "x", "--bottle", "b", "--ts", "yesterday"}, `invalid value "yesterday" for flag -ts`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runAt(t, srv, tt.args...)
+			wantCode(t, r, 2)
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr:\n%s\nwant it to contain %q", r.stderr, tt.want)
+			}
+		})
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("%d requests sent for bad command lines, want 0", n)
+	}
+}
+
+func TestFlagsAfterArguments(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	srv.Reply("GET /v1/bottles/{slug}", 200, map[string]any{"slug": "dev-1", "state": "active"})
+	r := runCLI(t, nil, "bottle", "show", "dev-1", "--socket", srv.Socket, "--json")
+	wantCode(t, r, 0)
+	if !strings.HasPrefix(r.stdout, "{\n  \"slug\": \"dev-1\"") {
+		t.Errorf("stdout: %s", r.stdout)
+	}
+}
+
+func TestDaemonErrorExitsOne(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	srv.Fail("GET /v1/bottles/{slug}", 404, `bottle "ghost" is not known`)
+	r := runAt(t, srv, "bottle", "show", "ghost")
+	wantCode(t, r, 1)
+	if got, want := r.stderr, "bottlecap bottle: bottle \"ghost\" is not known\n"; got != want {
+		t.Errorf("stderr: got %q, want %q", got, want)
+	}
+}

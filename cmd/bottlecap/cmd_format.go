@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// tokenUnits are the display units, as ParseTokens reads them back.
+var tokenUnits = []struct {
+	size   float64
+	suffix string
+}{{1e3, "k"}, {1e6, "M"}, {1e9, "G"}}
+
+// formatTokens writes a token count for people: 412, 412k, 1M, 1.5M,
+// 12.3M: three significant digits at most, in units ParseTokens accepts.
+func formatTokens(n int64) string {
+	if n < 0 {
+		return "-" + formatTokens(-n)
+	}
+	if n < 1000 {
+		return strconv.FormatInt(n, 10)
+	}
+	var s string
+	for _, u := range tokenUnits {
+		v := float64(n) / u.size
+		s = strconv.FormatFloat(v, 'f', decimals(v), 64)
+		if strings.Contains(s, ".") {
+			s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+		}
+		if f, _ := strconv.ParseFloat(s, 64); f < 1000 || u.suffix == "G" {
+			return s + u.suffix
+		}
+	}
+	return s + "G"
+}
+
+// decimals keeps three significant digits.
+func decimals(v float64) int {
+	switch {
+	case v < 10:
+		return 2
+	case v < 100:
+		return 1
+	}
+	return 0
+}
+
+// exactTokens is formatTokens when that loses nothing, else the digits: a
+// limit someone set must be shown as set.
+func exactTokens(n int64) string {
+	s := formatTokens(n)
+	if back, err := budget.ParseTokens(s); err == nil && back == n {
+		return s
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// percent is used as a whole percentage of limit, or "-" without a limit.
+func percent(used, limit int64) string {
+	if limit <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d%%", used*100/limit)
+}
+
+// scopeName writes a scope as `budget set` takes it: global,
+// bottle/dev-1, agent/dev-1/reviewer; parent/<slug> for an ancestor.
+func scopeName(s budget.Scope) string {
+	if s.Kind == budget.ScopeGlobal || s.ID == "" || s.ID == "-" {
+		return string(s.Kind)
+	}
+	return string(s.Kind) + "/" + s.ID
+}
+
+// limitCells are the LIMIT, LEFT and % cells of a verdict.
+func limitCells(v budget.Verdict) []string {
+	if v.Unlimited {
+		return []string{"-", "-", "-"}
+	}
+	return []string{formatTokens(v.Limit), formatTokens(v.Remaining), percent(v.Used, v.Limit)}
+}
+
+// allowedCell is "yes", or "no" with the gate's reason.
+func allowedCell(v budget.Verdict) string {
+	if v.Allowed {
+		return "yes"
+	}
+	if v.Reason != "" {
+		return "no: " + v.Reason
+	}
+	return "no"
+}
+
+// table writes aligned columns; rows are tab-separated cells.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\t")) }
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// writeJSON prints v as indented JSON: the --json output, stable because it
+// is the API's own types.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// formatTime writes a timestamp in UTC, to the second.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// formatLimits writes limits as `--budget` takes them: claude=1M,codex=500k.
+func formatLimits(l map[string]int64) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	keys := sortedKeys(l)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + exactTokens(l[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// sortedKeys returns a map's keys in order, for stable output.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// orDash is s, or "-" for an empty cell.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// runBottleRegister implements `bottlecap bottle register SLUG [flags]`:
+// register a bottle or update its registration.
+func (m *Main) runBottleRegister(ctx context.Context, args []string) error {
+	fs, df := m.daemonFlagSet("bottle register", "bottle register SLUG [--agent A] [--name N] [--parent P] [--budget claude=1M,codex=500k] [--agent-budget reviewer:claude=200k] [--shutdown cutoff|freeze|kill] [--container ID]... [--json] [--socket PATH]", true)
+	var req api.BottleRequest
+	fs.StringVar(&req.Agent, "agent", "", "the bottle's agent `name`")
+	fs.StringVar(&req.Name, "name", "", "the bot-bottle bottle (manifest) `name`, for settings defaults")
+	fs.StringVar(&req.Parent, "parent", "", "the `slug` of the bottle that launched this one")
+	fs.Func("budget", "the bottle's `limits`, e.g. claude=1M,codex=500k (repeatable)", func(s string) error {
+		return addAmounts(&req.Budget, s)
+	})
+	fs.Func("agent-budget", "one agent's `limits`, e.g. reviewer:claude=200k (repeatable)", func(s string) error {
+		return addAgentBudget(&req, s)
+	})
+	fs.Func("shutdown", "the `policy` when a budget is exhausted: cutoff, freeze or kill", func(s string) error {
+		p, err := budget.ParsePolicy(s)
+		req.Shutdown = string(p)
+		return err
+	})
+	fs.Func("container", "a container `id` of the bottle (repeatable, or comma-separated)", func(s string) error {
+		req.Containers = append(req.Containers, splitList(s)...)
+		return nil
+	})
+	pos, err := m.parseArgs(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := validateRegistration(pos[0], req); err != nil {
+		return m.usageError(fs, "%v", err)
+	}
+	b, err := m.client(df).PutBottle(ctx, pos[0], req)
+	if err != nil {
+		return err
+	}
+	if df.json {
+		return writeJSON(m.Stdout, b)
+	}
+	return printBottle(m.Stdout, b)
+}
+
+// addAmounts merges "claude=1M,codex=500k" into *into.
+func addAmounts(into *map[string]api.Amount, s string) error {
+	l, err := parseAmounts(splitList(s))
+	if err != nil {
+		return err
+	}
+	if *into == nil {
+		*into = map[string]api.Amount{}
+	}
+	for p, n := range l {
+		(*into)[p] = n
+	}
+	return nil
+}
+
+// addAgentBudget merges "reviewer:claude=200k,codex=100k" into the request.
+func addAgentBudget(req *api.BottleRequest, s string) error {
+	agent, limits, ok := strings.Cut(s, ":")
+	if !ok {
+		return fmt.Errorf("%q: want agent:provider=amount, e.g. reviewer:claude=200k", s)
+	}
+	if err := budget.ValidateName("agent", agent); err != nil {
+		return err
+	}
+	if req.AgentBudgets == nil {
+		req.AgentBudgets = map[string]map[string]api.Amount{}
+	}
+	l := req.AgentBudgets[agent]
+	if err := addAmounts(&l, limits); err != nil {
+		return err
+	}
+	req.AgentBudgets[agent] = l
+	return nil
+}
+
+// validateRegistration checks names before anything is sent, so a typo is
+// a usage error (exit 2) rather than a daemon error.
+func validateRegistration(slug string, req api.BottleRequest) error {
+	if err := budget.ValidateSlug("bottle", slug); err != nil {
+		return err
+	}
+	if req.Parent != "" {
+		if err := budget.ValidateSlug("--parent", req.Parent); err != nil {
+			return err
+		}
+	}
+	if req.Agent != "" {
+		return budget.ValidateName("--agent", req.Agent)
+	}
+	return nil
+}

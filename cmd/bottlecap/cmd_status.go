@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+)
+
+// runStatus implements `bottlecap status [--json]`: daemon health and the
+// global budget on one screen.
+func (m *Main) runStatus(ctx context.Context, args []string) error {
+	fs, df := m.daemonFlagSet("status", "status [--json] [--socket PATH]", true)
+	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
+		return err
+	}
+	st, err := m.client(df).Status(ctx)
+	if err != nil {
+		return err
+	}
+	if df.json {
+		return writeJSON(m.Stdout, st)
+	}
+	return printStatus(m.Stdout, st)
+}
+
+// printStatus writes the status summary for people.
+func printStatus(w io.Writer, st api.Status) error {
+	up := (time.Duration(st.UptimeSeconds) * time.Second).String()
+	fmt.Fprintf(w, "bottlecap %s: running (pid %d, up %s)\n", st.Version, st.PID, up)
+	t := newTable(w, "socket", st.Socket)
+	t.row("store", st.Store)
+	t.row("docker", dockerLine(st.Docker))
+	t.row("precedence", st.Precedence)
+	t.row("bottles", fmt.Sprint(st.Bottles))
+	t.row("reports", fmt.Sprint(st.Reports))
+	t.row("pending actions", fmt.Sprint(st.PendingActions))
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	if len(st.Global) == 0 {
+		fmt.Fprintln(w, "global budget: none set (bottlecap budget set global claude=5M)")
+		return nil
+	}
+	g := newTable(w, "PROVIDER", "USED", "LIMIT", "LEFT", "%", "ALLOWED")
+	for _, v := range st.Global {
+		g.row(append(append([]string{v.Provider, formatTokens(v.Used)}, limitCells(v)...), allowedCell(v))...)
+	}
+	return g.flush()
+}
+
+// dockerLine says whether enforcement can reach the engine.
+func dockerLine(d api.DockerStatus) string {
+	switch {
+	case !d.Enabled:
+		return "disabled (no enforcement)"
+	case d.Reachable && d.APIVersion != "":
+		return "reachable (API " + d.APIVersion + ")"
+	case d.Reachable:
+		return "reachable"
+	case d.Error != "":
+		return "unreachable: " + d.Error
+	}
+	return "unreachable"
+}
