@@ -1,0 +1,120 @@
+package tui
+
+import (
+	"fmt"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// Confirm is the modal dialog every action passes through. It names the
+// bottle and the action, defaults to No, and only `y` says yes: Enter,
+// `n` and esc all cancel, so a stray Enter never cuts a bottle off.
+type Confirm struct {
+	c      *Common
+	open   bool
+	slug   string
+	action budget.ActionKind
+	width  int
+	height int
+}
+
+// confirmedMsg is the dialog's yes.
+type confirmedMsg struct {
+	slug   string
+	action budget.ActionKind
+}
+
+// cancelledMsg is the dialog's no.
+type cancelledMsg struct{}
+
+// NewConfirm returns a closed dialog.
+func NewConfirm(c *Common) *Confirm { return &Confirm{c: c} }
+
+// Ask opens the dialog for an action on a bottle.
+func (d *Confirm) Ask(slug string, action budget.ActionKind) {
+	d.open, d.slug, d.action = true, slug, action
+}
+
+// Open reports whether the dialog is showing.
+func (d *Confirm) Open() bool { return d.open }
+
+// Update answers y with confirmedMsg and Enter, n and esc with
+// cancelledMsg; every other key is swallowed while the dialog is open.
+func (d *Confirm) Update(msg tea.Msg) tea.Cmd {
+	k, ok := msg.(tea.KeyPressMsg)
+	if !ok || !d.open {
+		return nil
+	}
+	switch {
+	case key.Matches(k, d.c.Keys.Confirm):
+		d.open = false
+		yes := confirmedMsg{d.slug, d.action}
+		return func() tea.Msg { return yes }
+	case key.Matches(k, d.c.Keys.Cancel):
+		d.open = false
+		return func() tea.Msg { return cancelledMsg{} }
+	}
+	return nil
+}
+
+// SetSize gives the dialog the box it is centred in.
+func (d *Confirm) SetSize(w, h int) { d.width, d.height = w, h }
+
+// View renders the dialog centred in its box.
+func (d *Confirm) View() string {
+	st := d.c.Styles
+	q := st.Danger.Render(fmt.Sprintf("%s %s?", actionVerb(d.action), d.slug))
+	body := lipgloss.JoinVertical(lipgloss.Left,
+		q,
+		"",
+		lipgloss.NewStyle().Width(min(56, max(d.width-8, 20))).Render(actionEffect(d.action)),
+		"",
+		st.ButtonOn.Render("[ No ]")+"  "+st.Button.Render("  Yes  "),
+		"",
+		st.Dim.Render("y: yes · n, esc or enter: no"),
+	)
+	box := st.Dialog.Render(body)
+	return lipgloss.Place(d.width, d.height, lipgloss.Center, lipgloss.Center, box)
+}
+
+// ShortHelp is the dialog's two answers.
+func (d *Confirm) ShortHelp() []key.Binding {
+	return []key.Binding{d.c.Keys.Confirm, d.c.Keys.Cancel}
+}
+
+// FullHelp is the dialog's two answers.
+func (d *Confirm) FullHelp() [][]key.Binding { return [][]key.Binding{d.ShortHelp()} }
+
+// actionVerb is how the dialog and status line name an action.
+func actionVerb(a budget.ActionKind) string {
+	switch a {
+	case budget.ActCutoff:
+		return "Cut off"
+	case budget.ActFreeze:
+		return "Freeze"
+	case budget.ActKill:
+		return "Kill"
+	case budget.ActRestore:
+		return "Restore"
+	}
+	return string(a)
+}
+
+// actionEffect says what the action does to the bottle (SPEC section 6).
+func actionEffect(a budget.ActionKind) string {
+	switch a {
+	case budget.ActCutoff:
+		return "Disconnects its containers from every non-internal network and empties its egress routes. Restore undoes it."
+	case budget.ActFreeze:
+		return "Commits the agent container to an image, then stops all of its containers. bot-bottle resume boots from the image."
+	case budget.ActKill:
+		return "Stops and removes all of its containers and networks, saving nothing. This cannot be undone."
+	case budget.ActRestore:
+		return "Reconnects its networks and routes. While its budget is exhausted the gate keeps denying."
+	}
+	return ""
+}

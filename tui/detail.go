@@ -1,0 +1,181 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// DetailView shows one bottle: its figures, a sparkline of recent usage,
+// the usage per agent and provider with the budget governing each, its
+// recent reports and its audit trail.
+type DetailView struct {
+	c      *Common
+	slug   string
+	detail *Detail
+	scroll scroller
+}
+
+// NewDetailView returns a detail pane showing nothing.
+func NewDetailView(c *Common) *DetailView {
+	return &DetailView{c: c, scroll: scroller{keys: c.Keys}}
+}
+
+// Show switches the pane to a bottle; its data arrives with the next
+// snapshot.
+func (d *DetailView) Show(slug string) {
+	if slug != d.slug {
+		d.slug, d.detail, d.scroll.offset = slug, nil, 0
+	}
+}
+
+// Slug is the bottle shown.
+func (d *DetailView) Slug() string { return d.slug }
+
+// SetDetail gives the pane the snapshot's detail (nil while loading or
+// when the bottle is gone).
+func (d *DetailView) SetDetail(det *Detail) {
+	if det != nil && det.Row.Slug != d.slug {
+		return // a snapshot loaded for a bottle shown before
+	}
+	d.detail = det
+}
+
+// Update scrolls.
+func (d *DetailView) Update(msg tea.Msg) tea.Cmd {
+	d.scroll.key(msg, len(d.content()))
+	return nil
+}
+
+// SetSize gives the pane its box.
+func (d *DetailView) SetSize(w, h int) { d.scroll.width, d.scroll.height = w, h }
+
+// View renders the visible part of the content.
+func (d *DetailView) View() string { return d.scroll.window(d.content()) }
+
+func (d *DetailView) content() []string {
+	if d.detail == nil {
+		return []string{d.c.Styles.Dim.Render("loading " + d.slug + "…")}
+	}
+	det := d.detail
+	out := d.summary(det.Row)
+	out = append(out, fmt.Sprintf("last %s  ▕%s▏ %s per cell",
+		shortDur(det.SeriesStep*time.Duration(len(det.Series))), sparkline(det.Series), shortDur(det.SeriesStep)), "")
+	out = append(out, d.breakdown(det.Breakdown)...)
+	out = append(out, "", d.c.Styles.ColHeader.Render("RECENT REPORTS"))
+	out = append(out, reportLines(det.Reports)...)
+	out = append(out, "", d.c.Styles.ColHeader.Render("AUDIT TRAIL"))
+	out = append(out, auditLines(det.Audit, false)...)
+	return out
+}
+
+func (d *DetailView) summary(r Row) []string {
+	st := d.c.Styles
+	title := st.Title.Render(r.Slug) + "  " + st.state(r.State, lipWidth(stateText(r.State)))
+	if r.Reason != "" {
+		title += "  " + r.Reason
+	}
+	who := []string{"agent " + orDash(r.Agent), "name " + orDash(r.Name), "parent " + orDash(r.Parent),
+		"providers " + orDash(strings.Join(r.Providers, ", "))}
+	gov, pace := "governed by nothing: no budget limits it", "burn "+burnRate(r.Burn)
+	if !r.Unlimited && r.Provider != "" {
+		gov = fmt.Sprintf("governed by the %s (%s): %s, %s", r.Scope, r.Provider,
+			usedOfLimit(r.Used, r.Limit, false), percent(r.Percent, false))
+		pace += " · " + etaPhrase(r.ETA)
+	}
+	return []string{title, strings.Join(who, " · "), gov, pace}
+}
+
+func (d *DetailView) breakdown(us []AgentUsage) []string {
+	head := fmt.Sprintf("%-12s %-8s %7s %7s  %-16s %13s %5s", "AGENT", "PROVIDER", "OWN", "REPORTS", "GOVERNED BY", "USED / LIMIT", "%")
+	out := []string{d.c.Styles.ColHeader.Render(head)}
+	if len(us) == 0 {
+		return append(out, d.c.Styles.Dim.Render("no usage yet"))
+	}
+	for _, u := range us {
+		v := u.Verdict
+		pct := percent(100*fraction(v), v.Unlimited)
+		out = append(out, fmt.Sprintf("%-12s %-8s %7s %7d  %-16s %13s %5s", fit(u.Agent, 12), fit(u.Provider, 8),
+			Tokens(u.Own), u.Reports, fit(scopeLabel(v.Scope), 16), usedOfLimit(v.Used, v.Limit, v.Unlimited), pct))
+	}
+	return out
+}
+
+// reportLines lists reports, newest first.
+func reportLines(rs []budget.Report) []string {
+	if len(rs) == 0 {
+		return []string{"none"}
+	}
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		l := fmt.Sprintf("%s  %-12s %-8s %-20s %7s in %6s out", clock(r.TS), fit(r.Agent, 12), fit(r.Provider, 8),
+			fit(orDash(r.Model), 20), Tokens(r.Counted), Tokens(r.Output))
+		if !r.Complete {
+			l += "  (incomplete stream)"
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// auditLines lists audit entries; withBottle adds the bottle column for the
+// host-wide log.
+func auditLines(es []api.AuditEntry, withBottle bool) []string {
+	if len(es) == 0 {
+		return []string{"none"}
+	}
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		l := fmt.Sprintf("%6d  %s  %-15s ", e.Seq, e.TS.Format("01-02 15:04:05"), fit(e.Kind, 15))
+		if withBottle {
+			l += fit(orDash(e.Bottle), 18) + " "
+		}
+		out = append(out, l+e.Detail)
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// shortDur prints a whole duration without trailing zero units: 30m, 1m.
+func shortDur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	return s
+}
+
+// ShortHelp is the detail pane's keys.
+func (d *DetailView) ShortHelp() []key.Binding {
+	k := d.c.Keys
+	return append([]key.Binding{k.Back, k.Up, k.Down, k.Audit, k.Help, k.Quit}, k.actions()...)
+}
+
+// FullHelp is every key, grouped.
+func (d *DetailView) FullHelp() [][]key.Binding {
+	k := d.c.Keys
+	return [][]key.Binding{k.navigation(), k.views(), k.actions()}
+}
+
+// etaPhrase says when the governing budget runs out, in words.
+func etaPhrase(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "exhausted"
+	case d < 0:
+		return "no exhaustion in sight"
+	}
+	return "exhausted in " + eta(d)
+}

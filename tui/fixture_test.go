@@ -1,0 +1,193 @@
+package tui
+
+// This file is compiled into the package under test only, so the external
+// tests (package tui_test) share its fixture and fakes.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+// FixtureNow is the fixture's clock.
+var FixtureNow = time.Date(2026, 11, 21, 20, 0, 0, 0, time.UTC)
+
+// FixtureClock returns FixtureNow.
+func FixtureClock() time.Time { return FixtureNow }
+
+// Fixture is a small host: a parent tree three deep and a bottle in every
+// state.
+func Fixture() Input {
+	s := budget.DefaultSettings()
+	s.Budget = budget.Limits{"claude": 5_000_000, "codex": 2_000_000}
+	at := FixtureNow
+	return Input{
+		Now:      at,
+		Settings: s,
+		Bottles: []budget.Bottle{
+			{Slug: "orchestrator-a1", Agent: "orchestrator", Name: "dev", Budget: budget.Limits{"claude": 2_000_000}, State: budget.Active},
+			{Slug: "implementer-b2", Agent: "implementer", Name: "dev", Parent: "orchestrator-a1", Budget: budget.Limits{"claude": 1_000_000}, State: budget.Active},
+			{Slug: "tester-c3", Agent: "tester", Parent: "implementer-b2", State: budget.Active},
+			{Slug: "reviewer-d4", Agent: "reviewer", Parent: "orchestrator-a1", Budget: budget.Limits{"claude": 200_000}, State: budget.CutOff},
+			{Slug: "solo-e5", Agent: "coder", State: budget.Frozen},
+			{Slug: "scratch-f6", Agent: "scratch", State: budget.Active},
+			{Slug: "gone-g7", Agent: "old", State: budget.Killed},
+		},
+		Budgets: []store.ScopeBudget{{Scope: budget.ScopeAgent, ID: "orchestrator-a1/orchestrator", Limits: budget.Limits{"codex": 100_000}}},
+		Totals: []store.Total{
+			{Bottle: "orchestrator-a1", Agent: "orchestrator", Provider: "claude", Counted: 150_000, Reports: 40},
+			{Bottle: "orchestrator-a1", Agent: "orchestrator", Provider: "codex", Counted: 20_000, Reports: 5},
+			{Bottle: "implementer-b2", Agent: "implementer", Provider: "claude", Counted: 600_000, Reports: 120},
+			{Bottle: "tester-c3", Agent: "tester", Provider: "claude", Counted: 250_000, Reports: 60},
+			{Bottle: "reviewer-d4", Agent: "reviewer", Provider: "claude", Counted: 212_000, Reports: 30},
+			{Bottle: "solo-e5", Agent: "coder", Provider: "codex", Counted: 1_200_000, Reports: 300},
+			{Bottle: "scratch-f6", Agent: "scratch", Provider: "claude", Counted: 3_000, Reports: 2},
+		},
+		Actions: []store.Action{
+			{ID: 1, Bottle: "reviewer-d4", Kind: budget.ActCutoff, Reason: "runaway loop", Operator: true, Status: store.StatusDone},
+			{ID: 2, Bottle: "solo-e5", Kind: budget.ActFreeze, Reason: "global budget codex 60% by night", Status: store.StatusDone},
+			{ID: 3, Bottle: "scratch-f6", Kind: budget.ActKill, Reason: "operator", Operator: true, Status: store.StatusPending, Attempts: 2, LastError: "engine timeout"},
+		},
+		Buckets: []UsageBucket{
+			{Bottle: "implementer-b2", Agent: "implementer", Provider: "claude", Start: at.Add(-3 * time.Minute), Counted: 30_000},
+			{Bottle: "implementer-b2", Agent: "implementer", Provider: "claude", Start: at.Add(-time.Minute), Counted: 20_000},
+			{Bottle: "implementer-b2", Agent: "implementer", Provider: "claude", Start: at.Add(-20 * time.Minute), Counted: 5_000},
+			{Bottle: "tester-c3", Agent: "tester", Provider: "claude", Start: at.Add(-2 * time.Minute), Counted: 10_000},
+			{Bottle: "orchestrator-a1", Agent: "orchestrator", Provider: "claude", Start: at.Add(-4 * time.Minute), Counted: 2_500},
+		},
+		Audit: []api.AuditEntry{
+			{Seq: 4, TS: at.Add(-time.Minute), Kind: "action_pending", Bottle: "scratch-f6", Detail: "kill: operator"},
+			{Seq: 3, TS: at.Add(-10 * time.Minute), Kind: "warn", Bottle: "implementer-b2", Detail: "bottle budget implementer-b2 past its warn threshold: 850000 of 1000000 claude tokens used"},
+			{Seq: 2, TS: at.Add(-30 * time.Minute), Kind: "action_done", Bottle: "reviewer-d4", Detail: "cutoff: runaway loop"},
+			{Seq: 1, TS: at.Add(-2 * time.Hour), Kind: "settings", Detail: "settings loaded"},
+		},
+	}
+}
+
+// FakeSource builds snapshots from an Input, as the store source does.
+type FakeSource struct {
+	mu    sync.Mutex
+	in    Input
+	err   error
+	loads atomic.Int64
+}
+
+// NewFakeSource serves in.
+func NewFakeSource(in Input) *FakeSource { return &FakeSource{in: in} }
+
+// Load builds the snapshot, with a detail when asked.
+func (f *FakeSource) Load(_ context.Context, detail string) (Snapshot, error) {
+	f.loads.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return Snapshot{}, f.err
+	}
+	s := Build(f.in)
+	if r, ok := s.Row(detail); ok {
+		d := BuildDetail(f.in, r)
+		d.Reports = []budget.Report{{ID: "msg_1", Bottle: detail, Agent: r.Agent, Provider: "claude", Model: "claude-sonnet-4-5",
+			Usage: budget.Usage{Input: 656, Output: 74}, Counted: 730, Complete: true, TS: FixtureNow.Add(-30 * time.Second)}}
+		for _, e := range f.in.Audit {
+			if e.Bottle == detail {
+				d.Audit = append(d.Audit, e)
+			}
+		}
+		s.Detail = &d
+	}
+	return s, nil
+}
+
+// Loads counts the loads so far.
+func (f *FakeSource) Loads() int64 { return f.loads.Load() }
+
+// SetState changes a bottle's state for the next load.
+func (f *FakeSource) SetState(slug string, st budget.State) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.in.Bottles {
+		if f.in.Bottles[i].Slug == slug {
+			f.in.Bottles[i].State = st
+		}
+	}
+}
+
+// Acted is one action the fake daemon received.
+type Acted struct {
+	Slug   string
+	Action budget.ActionKind
+	Reason string
+}
+
+// FakeDaemon records actions and serves events from a channel.
+type FakeDaemon struct {
+	up     atomic.Bool
+	mu     sync.Mutex
+	acts   []Acted
+	actErr error
+	events chan api.Event
+}
+
+// NewFakeDaemon returns a reachable daemon with an event channel.
+func NewFakeDaemon() *FakeDaemon {
+	d := &FakeDaemon{events: make(chan api.Event, 16)}
+	d.up.Store(true)
+	return d
+}
+
+// SetUp makes the daemon reachable or not.
+func (d *FakeDaemon) SetUp(up bool) { d.up.Store(up) }
+
+// Emit sends an event to the dashboard.
+func (d *FakeDaemon) Emit(e api.Event) { d.events <- e }
+
+// Acts returns the actions received.
+func (d *FakeDaemon) Acts() []Acted {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Acted(nil), d.acts...)
+}
+
+// Act records the action.
+func (d *FakeDaemon) Act(_ context.Context, slug string, a budget.ActionKind, reason string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.up.Load() {
+		return errors.New("daemon unreachable")
+	}
+	d.acts = append(d.acts, Acted{slug, a, reason})
+	return d.actErr
+}
+
+// Reachable reports the fake's reachability.
+func (d *FakeDaemon) Reachable(context.Context) bool { return d.up.Load() }
+
+// Events serves the fake's channel while it is up.
+func (d *FakeDaemon) Events(ctx context.Context) (<-chan api.Event, error) {
+	if !d.up.Load() {
+		return nil, errors.New("daemon unreachable")
+	}
+	out := make(chan api.Event)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e := <-d.events:
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}

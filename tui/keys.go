@@ -1,0 +1,127 @@
+package tui
+
+import (
+	"charm.land/bubbles/v2/key"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// KeyMap is every key the dashboard answers, as data: panes match against
+// it and the help pane renders it, so the two cannot disagree.
+type KeyMap struct {
+	Up       key.Binding
+	Down     key.Binding
+	PageUp   key.Binding
+	PageDown key.Binding
+	Top      key.Binding
+	Bottom   key.Binding
+
+	Details key.Binding
+	Audit   key.Binding
+	Filter  key.Binding
+	Sort    key.Binding
+	Back    key.Binding
+	Help    key.Binding
+	Quit    key.Binding
+
+	Cutoff  key.Binding
+	Freeze  key.Binding
+	Kill    key.Binding
+	Restore key.Binding
+
+	Confirm key.Binding
+	Cancel  key.Binding
+}
+
+// DefaultKeyMap is the dashboard's keys (SPEC section 7). Keys that act on
+// containers end their help in '!'.
+func DefaultKeyMap() *KeyMap {
+	return &KeyMap{
+		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		PageUp:   key.NewBinding(key.WithKeys("pgup", "ctrl+u"), key.WithHelp("pgup", "page up")),
+		PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+d"), key.WithHelp("pgdn", "page down")),
+		Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g", "top")),
+		Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G", "bottom")),
+
+		Details: key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "details")),
+		Audit:   key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "audit log")),
+		Filter:  key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
+		Back:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Quit:    key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+
+		Cutoff:  key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "cut off!")),
+		Freeze:  key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "freeze!")),
+		Kill:    key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "kill!")),
+		Restore: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "restore")),
+
+		Confirm: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
+		Cancel:  key.NewBinding(key.WithKeys("n", "esc", "enter"), key.WithHelp("n/esc/enter", "no")),
+	}
+}
+
+// RemoveActions unbinds the action keys for --readonly: they match nothing
+// and vanish from help, rather than being merely disabled.
+func (k *KeyMap) RemoveActions() {
+	for _, b := range k.actionBindings() {
+		b.Unbind()
+	}
+}
+
+// SetActionsEnabled enables or disables the action keys, as the daemon
+// comes and goes. Unbound keys stay unbound.
+func (k *KeyMap) SetActionsEnabled(on bool) {
+	for _, b := range k.actionBindings() {
+		b.SetEnabled(on)
+	}
+}
+
+func (k *KeyMap) actionBindings() []*key.Binding {
+	return []*key.Binding{&k.Cutoff, &k.Freeze, &k.Kill, &k.Restore}
+}
+
+// actionKeys pairs each action binding with its action.
+func (k *KeyMap) actionKeys() []actionKey {
+	return []actionKey{
+		{k.Cutoff, budget.ActCutoff},
+		{k.Freeze, budget.ActFreeze},
+		{k.Kill, budget.ActKill},
+		{k.Restore, budget.ActRestore},
+	}
+}
+
+type actionKey struct {
+	binding key.Binding
+	action  budget.ActionKind
+}
+
+// action finds the action a key press names, whether or not its binding is
+// enabled, so a disabled key can say why it does nothing. Unbound keys
+// (read-only) name none.
+func (k *KeyMap) action(pressed string) (budget.ActionKind, bool, bool) {
+	for _, a := range k.actionKeys() {
+		for _, s := range a.binding.Keys() {
+			if s == pressed {
+				return a.action, a.binding.Enabled(), true
+			}
+		}
+	}
+	return "", false, false
+}
+
+// navigation is the movement keys, for help.
+func (k *KeyMap) navigation() []key.Binding {
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}
+}
+
+// actions is the action keys, for help; unbound ones render nothing.
+func (k *KeyMap) actions() []key.Binding {
+	return []key.Binding{k.Cutoff, k.Freeze, k.Kill, k.Restore}
+}
+
+// views is the keys that switch panes, for help.
+func (k *KeyMap) views() []key.Binding {
+	return []key.Binding{k.Details, k.Audit, k.Filter, k.Sort, k.Back, k.Help, k.Quit}
+}

@@ -1,0 +1,179 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+// Reader is the part of store.Repository the dashboard reads. The store
+// opened with store.OpenReadOnly satisfies it; nothing here can write.
+type Reader interface {
+	Bottles(ctx context.Context) ([]budget.Bottle, error)
+	Budgets(ctx context.Context) ([]store.ScopeBudget, error)
+	Totals(ctx context.Context) ([]store.Total, error)
+	RecentReports(ctx context.Context, bottle string, limit int) ([]budget.Report, error)
+	Audit(ctx context.Context, bottle string, limit int) ([]store.AuditEntry, error)
+	Actions(ctx context.Context, status store.ActionStatus) ([]store.Action, error)
+}
+
+var _ Reader = (store.Repository)(nil)
+
+// UsageWindows answers the one query the store's aggregates cannot: counted
+// tokens per (bottle, agent, provider) in step-wide buckets since a time,
+// for burn rates and sparklines. A store method backs it when there is one;
+// otherwise the Sampler derives it from successive Totals.
+type UsageWindows interface {
+	UsageBuckets(ctx context.Context, since time.Time, step time.Duration) ([]UsageBucket, error)
+}
+
+// UsageBucket is the counted tokens of one (bottle, agent, provider) in
+// [Start, Start+step). Buckets are aligned to the since of the query.
+type UsageBucket struct {
+	Bottle   string
+	Agent    string
+	Provider string
+	Start    time.Time
+	Counted  int64
+}
+
+// How much history the dashboard looks at.
+const (
+	seriesStep    = time.Minute
+	seriesBuckets = 30              // sparkline: the last half hour
+	burnBuckets   = 5               // burn rate: the last five minutes
+	recentReports = 12              // detail view
+	auditLimit    = 200             // audit view
+	bottleAudit   = 20              // detail view
+	loadTimeout   = 5 * time.Second // one snapshot
+)
+
+// StoreSource loads snapshots from the ledger, computing verdicts with the
+// same budget.Book the daemon uses, so the dashboard and the gate agree.
+type StoreSource struct {
+	store    Reader
+	windows  UsageWindows
+	sampler  *Sampler // non-nil when windows is derived from Totals
+	settings func() (*budget.Settings, error)
+	now      func() time.Time
+
+	mu   sync.Mutex
+	last *budget.Settings // the last settings that parsed
+}
+
+// NewStoreSource reads r with the settings at settingsPath (re-read on each
+// load; a file that fails to parse keeps the last good one, as the daemon
+// does). windows may be nil: burn rates are then sampled from Totals.
+func NewStoreSource(r Reader, settingsPath string, windows UsageWindows, now func() time.Time) *StoreSource {
+	if now == nil {
+		now = time.Now
+	}
+	s := &StoreSource{store: r, windows: windows, now: now,
+		settings: func() (*budget.Settings, error) { return budget.LoadSettings(settingsPath) }}
+	if windows == nil {
+		s.sampler = NewSampler()
+		s.windows = s.sampler
+	}
+	return s
+}
+
+// Load reads the store once and builds a snapshot.
+func (s *StoreSource) Load(ctx context.Context, detail string) (Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
+	now := s.now()
+	in, err := s.read(ctx, now)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	snap := Build(in)
+	if detail != "" {
+		d, err := s.detail(ctx, &snap, in, detail)
+		if err != nil {
+			return Snapshot{}, err
+		}
+		snap.Detail = d
+	}
+	return snap, nil
+}
+
+// read gathers the inputs of Build.
+func (s *StoreSource) read(ctx context.Context, now time.Time) (Input, error) {
+	in := Input{Now: now, Settings: s.currentSettings()}
+	var err error
+	if in.Bottles, err = s.store.Bottles(ctx); err != nil {
+		return in, fmt.Errorf("load dashboard: %w", err)
+	}
+	if in.Budgets, err = s.store.Budgets(ctx); err != nil {
+		return in, fmt.Errorf("load dashboard: %w", err)
+	}
+	if in.Totals, err = s.store.Totals(ctx); err != nil {
+		return in, fmt.Errorf("load dashboard: %w", err)
+	}
+	if in.Actions, err = s.store.Actions(ctx, ""); err != nil {
+		return in, fmt.Errorf("load dashboard: %w", err)
+	}
+	if s.sampler != nil {
+		s.sampler.Observe(now, in.Totals)
+	}
+	since := now.Add(-seriesBuckets * seriesStep)
+	if in.Buckets, err = s.windows.UsageBuckets(ctx, since, seriesStep); err != nil {
+		return in, fmt.Errorf("load dashboard: %w", err)
+	}
+	audit, err := s.store.Audit(ctx, "", auditLimit)
+	if err != nil {
+		return in, fmt.Errorf("load dashboard: %w", err)
+	}
+	in.Audit = wireAudit(audit)
+	return in, nil
+}
+
+// currentSettings re-reads settings. A file that fails to parse keeps the
+// last good settings in force (the daemon does the same); it is not an
+// error for the dashboard, which only displays them.
+func (s *StoreSource) currentSettings() *budget.Settings {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, err := s.settings(); err == nil {
+		s.last = st
+	}
+	if s.last == nil {
+		return budget.DefaultSettings()
+	}
+	return s.last
+}
+
+// detail loads what the detail view shows beyond the table's figures.
+func (s *StoreSource) detail(ctx context.Context, snap *Snapshot, in Input, slug string) (*Detail, error) {
+	row, ok := snap.Row(slug)
+	if !ok {
+		return nil, nil // forgotten since it was opened; the view says so
+	}
+	reports, err := s.store.RecentReports(ctx, slug, recentReports)
+	if err != nil {
+		return nil, fmt.Errorf("load detail of %s: %w", slug, err)
+	}
+	audit, err := s.store.Audit(ctx, slug, bottleAudit)
+	if err != nil {
+		return nil, fmt.Errorf("load detail of %s: %w", slug, err)
+	}
+	d := BuildDetail(in, row)
+	d.Reports, d.Audit = reports, wireAudit(audit)
+	return &d, nil
+}
+
+// wireAudit converts store entries to the wire type the views share with
+// the CLI.
+func wireAudit(es []store.AuditEntry) []api.AuditEntry {
+	out := make([]api.AuditEntry, len(es))
+	for i, e := range es {
+		out[i] = api.AuditEntry{Seq: e.Seq, TS: e.TS, Kind: e.Kind, Bottle: e.Bottle,
+			Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash}
+	}
+	return out
+}
