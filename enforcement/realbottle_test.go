@@ -73,8 +73,12 @@ func runContainer(t *testing.T, cli *client.Client, cfg container.Config, host c
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	host.NetworkMode = container.NetworkMode(net)
+	ep := &network.EndpointSettings{}
+	if alias != "" {
+		ep.Aliases = []string{alias}
+	}
 	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: &cfg, HostConfig: &host,
-		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: {Aliases: []string{alias}}}}})
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: ep}}})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}
