@@ -106,8 +106,8 @@ func (c *Client) Close() error {
 type retryMode int
 
 const (
-	// retryIdempotent retries dial failures and 503 replies: the request
-	// may have been sent, but repeating it is harmless.
+	// retryIdempotent retries dial failures, broken connections and 503
+	// replies: the request may have been sent, but repeating it is harmless.
 	retryIdempotent retryMode = iota
 	// retryDialOnly retries only when nothing was sent.
 	retryDialOnly
@@ -178,8 +178,20 @@ func (r request) retryable(err error) bool {
 	if errors.As(err, &de) {
 		return de.transient()
 	}
-	return r.retry == retryIdempotent && errors.Is(err, budget.ErrUnavailable)
+	if r.retry != retryIdempotent {
+		return false
+	}
+	var ce *connError
+	return errors.Is(err, budget.ErrUnavailable) ||
+		(errors.As(err, &ce) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled))
 }
+
+// connError is a connection that failed after it was made (the daemon
+// restarted or crashed mid-request): the request may have been sent.
+type connError struct{ err error }
+
+func (e *connError) Error() string { return e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
 
 // sleep waits for d, or returns false when ctx ends first.
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -212,6 +224,12 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, r request) (*http
 		req.Header.Set("Content-Type", r.contentType)
 	}
 	req.Header.Set("User-Agent", "bottlecap-client")
+	if r.retry == retryIdempotent && r.method == http.MethodPost {
+		// Marks the POST as idempotent (ingest is, by report id) so that
+		// net/http retries it on a kept-alive connection the daemon closed
+		// by restarting; a nil value is not sent.
+		req.Header["Idempotency-Key"] = nil
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, c.transportError(r, err)
@@ -235,5 +253,5 @@ func (c *Client) transportError(r request, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return fmt.Errorf("bottlecap daemon at %s: %s %s: %w", c.socket, r.method, r.path, err)
+	return &connError{fmt.Errorf("bottlecap daemon at %s: %s %s: %w", c.socket, r.method, r.path, err)}
 }

@@ -68,6 +68,9 @@ func replyError(status int, body []byte) *Error {
 	return e
 }
 
+// maxSocketPath is the longest path a unix socket address holds on Linux.
+const maxSocketPath = 107
+
 // DialError is a failure to connect to the socket: nothing was sent. It
 // names the socket and, when the daemon is simply not running, wraps
 // ErrDaemonDown and says how to start it.
@@ -84,6 +87,8 @@ func (e *DialError) Error() string {
 		cause = se.Error() // "connect: no such file or directory", without the path again
 	}
 	switch {
+	case len(e.Socket) > maxSocketPath:
+		return fmt.Sprintf("cannot reach the bottlecap daemon at %s: the path is %d bytes, longer than a unix socket address can hold (%d); use a shorter --socket or BOTTLECAP_SOCKET.", e.Socket, len(e.Socket), maxSocketPath)
 	case e.down():
 		return fmt.Sprintf("cannot reach the bottlecap daemon at %s (%s): is it running? Start it with \"bottlecap serve\" (or \"make run\").", e.Socket, cause)
 	case errors.Is(e.Err, syscall.EACCES), errors.Is(e.Err, syscall.EPERM):

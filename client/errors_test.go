@@ -197,3 +197,49 @@ func TestRetryStopsOnContext(t *testing.T) {
 		t.Errorf("got %v after %v", err, time.Since(start))
 	}
 }
+
+func TestSocketPathTooLong(t *testing.T) {
+	sock := "/tmp/" + strings.Repeat("x", 120) + "/bottlecap.sock"
+	_, err := client.New(sock, client.WithRetry(0)).Status(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "longer than a unix socket address can hold") || !strings.Contains(err.Error(), sock) {
+		t.Errorf("got %v", err)
+	}
+}
+
+// dropFirst closes the connection without answering the first n requests,
+// as a daemon that crashes mid-request does, then replies.
+func dropFirst(n int32, calls *atomic.Int32, status int, reply any) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		if calls.Add(1) <= n {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
+		clienttest.WriteJSON(w, status, reply)
+	}
+}
+
+func TestBrokenConnectionRetriedWhenIdempotent(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	var calls atomic.Int32
+	srv.HandleFunc("POST /v1/usage", dropFirst(1, &calls, 200, api.IngestReply{Accepted: 1}))
+	got, err := client.New(srv.Socket, fastRetry(time.Second)...).Ingest(context.Background(), []api.Report{report("a", 1, 1)})
+	if err != nil || got.Accepted != 1 {
+		t.Errorf("got %+v, %v after %d calls; want accepted", got, err, calls.Load())
+	}
+}
+
+func TestBrokenConnectionNotRetriedForActions(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	var calls atomic.Int32
+	srv.HandleFunc("POST /v1/bottles/{slug}/actions", dropFirst(1, &calls, 202, api.Action{ID: 1}))
+	_, err := client.New(srv.Socket, fastRetry(time.Second)...).Act(context.Background(), "dev-1", api.ActionRequest{Action: "kill"})
+	if err == nil || calls.Load() != 1 || errors.Is(err, client.ErrDaemonDown) {
+		t.Errorf("got %v after %d calls; want one call and a connection error", err, calls.Load())
+	}
+	if !strings.Contains(err.Error(), srv.Socket) {
+		t.Errorf("error %q does not name the socket", err)
+	}
+}
