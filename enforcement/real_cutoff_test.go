@@ -60,54 +60,65 @@ func TestRealCutoffAndRestore(t *testing.T) {
 	}
 
 	act(budget.ActCutoff)
-	for i := 1; i <= 2; i++ { // the second cutoff must change nothing
-		if i == 2 {
-			unchanged(t, cli, "second cutoff", func() { act(budget.ActCutoff) })
-		}
-		if out, code := b.fetch(t, cli); code == 0 {
-			t.Errorf("cutoff #%d: sidecar still reaches upstream: %s", i, out)
-		}
-		empty := "log: /dev/stdout\nroutes: []\n"
-		if got, _ := os.ReadFile(b.routes); string(got) != empty {
-			t.Errorf("cutoff #%d: routes file = %q, want %q", i, got, empty)
-		}
-		if got := inode(t, b.routes); got != ino {
-			t.Errorf("cutoff #%d: routes inode = %d, want %d", i, got, ino)
-		}
-		if got := b.sidecarSays(t, cli, "hups"); got != "1" {
-			t.Errorf("cutoff #%d: sidecar got %s SIGHUPs, want 1", i, got)
-		}
-		if got := b.sidecarSays(t, cli, "routes"); got+"\n" != empty {
-			t.Errorf("cutoff #%d: sidecar read %q on SIGHUP, want the empty table", i, got)
-		}
-		if got := b.egressAliases(t, cli); got != nil {
-			t.Errorf("cutoff #%d: sidecar still on egress with %q", i, got)
-		}
-	}
+	b.checkCutOff(t, cli, "cutoff", ino)
+	unchanged(t, cli, "second cutoff", func() { act(budget.ActCutoff) })
+	b.checkCutOff(t, cli, "second cutoff", ino)
 
 	act(budget.ActRestore)
-	for i := 1; i <= 2; i++ { // the second restore must change nothing
-		if i == 2 {
-			unchanged(t, cli, "second restore", func() { act(budget.ActRestore) })
-		}
-		if out, code := b.fetch(t, cli); code != 0 || out != "upstream ok" {
-			t.Errorf("restore #%d: fetch = exit %d %q, want upstream ok", i, code, out)
-		}
-		if got, _ := os.ReadFile(b.routes); string(got) != sidecarRoutes {
-			t.Errorf("restore #%d: routes file = %q, want the original", i, got)
-		}
-		if got := inode(t, b.routes); got != ino {
-			t.Errorf("restore #%d: routes inode = %d, want %d", i, got, ino)
-		}
-		if got := b.sidecarSays(t, cli, "hups"); got != "2" {
-			t.Errorf("restore #%d: sidecar got %s SIGHUPs, want 2", i, got)
-		}
-		if got := b.egressAliases(t, cli); !slices.Equal(got, aliases) {
-			t.Errorf("restore #%d: egress aliases = %q, want %q", i, got, aliases)
-		}
-		// The upstream finds the sidecar again by its egress alias.
-		if out, code := execIn(t, cli, b.up, "/prog", "get", "http://proxy:8080/hups"); code != 0 {
-			t.Errorf("restore #%d: upstream cannot reach the sidecar as proxy: %s", i, out)
-		}
+	b.checkRestored(t, cli, "restore", ino, aliases)
+	unchanged(t, cli, "second restore", func() { act(budget.ActRestore) })
+	b.checkRestored(t, cli, "second restore", ino, aliases)
+}
+
+// checkCutOff shows with real traffic that the bottle is cut off: the
+// sidecar cannot reach the upstream, its routes file is the empty table in
+// the same inode, and it reloaded it on exactly one SIGHUP.
+func (b *realBottle) checkCutOff(t *testing.T, cli *client.Client, when string, ino uint64) {
+	t.Helper()
+	if out, code := b.fetch(t, cli); code == 0 {
+		t.Errorf("%s: sidecar still reaches upstream: %s", when, out)
+	}
+	empty := "log: /dev/stdout\nroutes: []\n"
+	if got, _ := os.ReadFile(b.routes); string(got) != empty {
+		t.Errorf("%s: routes file = %q, want %q", when, got, empty)
+	}
+	if got := inode(t, b.routes); got != ino {
+		t.Errorf("%s: routes inode = %d, want %d", when, got, ino)
+	}
+	if got := b.sidecarSays(t, cli, "hups"); got != "1" {
+		t.Errorf("%s: sidecar got %s SIGHUPs, want 1", when, got)
+	}
+	if got := b.sidecarSays(t, cli, "routes"); got+"\n" != empty {
+		t.Errorf("%s: sidecar read %q on SIGHUP, want the empty table", when, got)
+	}
+	if got := b.egressAliases(t, cli); got != nil {
+		t.Errorf("%s: sidecar still on egress with %q", when, got)
+	}
+}
+
+// checkRestored shows that the sidecar reaches the upstream again, is
+// reachable under its old alias, and reloaded the original routes.
+func (b *realBottle) checkRestored(t *testing.T, cli *client.Client, when string, ino uint64, aliases []string) {
+	t.Helper()
+	if out, code := b.fetch(t, cli); code != 0 || out != "upstream ok" {
+		t.Errorf("%s: fetch = exit %d %q, want upstream ok", when, code, out)
+	}
+	if got, _ := os.ReadFile(b.routes); string(got) != sidecarRoutes {
+		t.Errorf("%s: routes file = %q, want the original", when, got)
+	}
+	if got := inode(t, b.routes); got != ino {
+		t.Errorf("%s: routes inode = %d, want %d", when, got, ino)
+	}
+	if got := b.sidecarSays(t, cli, "hups"); got != "2" {
+		t.Errorf("%s: sidecar got %s SIGHUPs, want 2", when, got)
+	}
+	if got := b.sidecarSays(t, cli, "routes"); got+"\n" != sidecarRoutes {
+		t.Errorf("%s: sidecar read %q on SIGHUP, want the original routes", when, got)
+	}
+	if got := b.egressAliases(t, cli); !slices.Equal(got, aliases) {
+		t.Errorf("%s: egress aliases = %q, want %q", when, got, aliases)
+	}
+	if out, code := execIn(t, cli, b.up, "/prog", "get", "http://proxy:8080/hups"); code != 0 {
+		t.Errorf("%s: upstream cannot reach the sidecar by its alias proxy: %s", when, out)
 	}
 }
