@@ -25,6 +25,7 @@ func newBurns(buckets []UsageBucket, now time.Time, book *budget.Book) *burns {
 	from := now.Add(-burnBuckets * seriesStep)
 	minutes := float64(burnBuckets*seriesStep) / float64(time.Minute)
 	parents := map[string]string{}
+	lineages := map[string][]string{}
 	for _, u := range buckets {
 		if u.Start.Before(from) || u.Counted == 0 {
 			continue
@@ -32,7 +33,12 @@ func newBurns(buckets []UsageBucket, now time.Time, book *budget.Book) *burns {
 		rate := float64(u.Counted) / minutes
 		b.agent[agentProvider{u.Bottle, u.Agent, u.Provider}] += rate
 		b.global[u.Provider] += rate
-		for _, s := range lineage(book, u.Bottle, parents) {
+		ln, ok := lineages[u.Bottle]
+		if !ok {
+			ln = lineage(book, u.Bottle, parents)
+			lineages[u.Bottle] = ln
+		}
+		for _, s := range ln {
 			b.subtree[bottleProvider{s, u.Provider}] += rate
 		}
 	}
