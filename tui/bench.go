@@ -50,6 +50,7 @@ func median(ds []time.Duration) time.Duration {
 // staticSource serves nothing; the benchmark feeds snapshots directly.
 type staticSource struct{}
 
+// Load returns an empty snapshot.
 func (staticSource) Load(context.Context, string) (Snapshot, error) { return Snapshot{}, nil }
 
 // SyntheticInput is a host with n bottles in trees of up to ten (a root

@@ -136,10 +136,10 @@ func (m *Model) onSnapshot(msg snapshotMsg) tea.Cmd {
 // apply hands a snapshot to every pane and follows the daemon's
 // reachability with the action keys.
 func (m *Model) apply(s Snapshot) {
-	wasUp := m.snap.DaemonUp
+	cameBack := m.loaded && !m.snap.DaemonUp && s.DaemonUp
 	m.snap, m.loaded = s, true
 	m.c.Keys.SetActionsEnabled(s.DaemonUp)
-	if m.loaded && wasUp != s.DaemonUp && s.DaemonUp && strings.HasPrefix(m.status.Message(), "daemon") {
+	if cameBack && strings.HasPrefix(m.status.Message(), "daemon unreachable") {
 		m.status.Set("daemon is back: actions enabled")
 	}
 	m.header.SetSnapshot(&m.snap)
@@ -159,7 +159,7 @@ func (m *Model) onEvents(msg eventsMsg) tea.Cmd {
 }
 
 func (m *Model) onConfirmed(msg confirmedMsg) tea.Cmd {
-	if m.daemon == nil || !m.c.Keys.Cutoff.Enabled() && !m.c.Keys.Restore.Enabled() {
+	if m.daemon == nil || !m.snap.DaemonUp {
 		m.status.SetError("daemon unreachable: " + strings.ToLower(actionVerb(msg.action)) + " " + msg.slug + " was not sent")
 		return m.resume()
 	}

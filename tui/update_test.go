@@ -35,6 +35,8 @@ func TestNavigationKeys(t *testing.T) {
 		{[]string{"up"}, "orchestrator-a1"},
 		{[]string{"G"}, "gone-g7"},
 		{[]string{"G", "g"}, "orchestrator-a1"},
+		{[]string{"pgdown"}, "gone-g7"},
+		{[]string{"pgdown", "pgup"}, "orchestrator-a1"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.keys, ","), func(t *testing.T) {
@@ -171,8 +173,13 @@ func TestActionResultInStatusLine(t *testing.T) {
 
 func TestRefreshPausedWhileDialogOpen(t *testing.T) {
 	h := newHarness(t, false)
-	h.press("c")
 	before := h.src.Loads()
+	h.send(tickMsg{})
+	if got := h.src.Loads(); got != before+1 {
+		t.Fatalf("loads after a tick = %d, want %d", got, before+1)
+	}
+	h.press("c")
+	before = h.src.Loads()
 	h.send(tickMsg{})
 	h.send(eventsMsg{ch: make(chan api.Event), n: 3})
 	if got := h.src.Loads(); got != before {
