@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -31,6 +32,7 @@ type serveFlags struct {
 	settings string
 	syncMode string
 	logLevel string
+	docker   bool
 }
 
 // runServe runs the daemon in the foreground until ctx is cancelled.
@@ -42,6 +44,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.StringVar(&f.settings, "settings", "", "settings file (default $BOT_BOTTLE_HOME/settings.yml)")
 	fs.StringVar(&f.syncMode, "synchronous", "full", "SQLite synchronous mode: full (every commit survives power loss) or normal")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&f.docker, "docker", true, "enforce through the Docker engine named by DOCKER_HOST (false: actions are journaled and stay pending)")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return errUsage
 	}
@@ -59,6 +62,8 @@ type daemon struct {
 	srv          *controller.Server
 	db           *store.DB
 	writer       *store.Writer
+	docker       *docker
+	listener     net.Listener
 	settingsPath string
 	settingsMod  time.Time
 	served       chan error
@@ -92,23 +97,35 @@ func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*daemon, error) {
 	default:
 		return nil, fmt.Errorf("--synchronous %q: want full or normal", f.syncMode)
 	}
-	d := &daemon{log: log, settingsPath: f.settings, settingsMod: modTime(f.settings), served: make(chan error, 1)}
+	// Claim the socket first: a second daemon must stop here, before it
+	// touches the ledger or resumes any action.
+	l, err := controller.Listen(socket)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{log: log, listener: l, settingsPath: f.settings, settingsMod: modTime(f.settings), served: make(chan error, 1)}
 	if d.db, err = store.Open(ctx, f.db, opts...); err != nil {
+		d.close()
 		return nil, fmt.Errorf("open ledger %s: %w", f.db, err)
 	}
 	d.writer = store.NewWriter(d.db)
-	d.srv, err = controller.New(ctx, controller.Config{
+	cfg := controller.Config{
 		Store: d.db, Ingester: d.writer, Settings: st, RawParser: parseRaw,
 		Version: Version, StorePath: f.db, Socket: socket, Log: log,
-	})
-	if err != nil {
+	}
+	if f.docker {
+		if d.docker, err = newDocker(d.db, home, log); err != nil {
+			d.close()
+			return nil, err
+		}
+		cfg.Enforcer, cfg.Docker, cfg.ContainerBottle = d.docker.enf, d.docker.status, d.docker.containerBottle
+	}
+	if d.srv, err = controller.New(ctx, cfg); err != nil {
 		d.close()
 		return nil, err
 	}
-	l, err := controller.Listen(socket)
-	if err != nil {
-		d.close()
-		return nil, err
+	if d.docker != nil {
+		d.docker.start(d.srv)
 	}
 	go func() { d.served <- d.srv.Serve(l) }()
 	log.Info("bottlecap ready", "socket", socket, "ledger", f.db, "settings", f.settings, "version", Version)
@@ -167,6 +184,12 @@ func (d *daemon) shutdown() error {
 }
 
 func (d *daemon) close() {
+	if d.srv == nil && d.listener != nil {
+		d.listener.Close() // never served: Shutdown would not close it
+	}
+	if d.docker != nil {
+		d.docker.stop()
+	}
 	if d.writer != nil {
 		d.writer.Close()
 	}
