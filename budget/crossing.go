@@ -120,7 +120,7 @@ func (b *Book) governedBy(bt *Bottle, owner, provider string) bool {
 		if b.bottles[s].Implicit {
 			break
 		}
-		if _, ok := b.bottleLimits(b.bottles[s])[provider]; ok && b.settings.Precedence != Strict {
+		if _, ok := b.bottleLimit(b.bottles[s], provider); ok && b.settings.Precedence != Strict {
 			return false
 		}
 	}

@@ -42,7 +42,7 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 	var out []applicable
 	if bt, ok := b.bottles[slug]; ok && !bt.Implicit {
 		agent = bt.AgentName(agent)
-		if l, ok := b.agentLimits(bt, agent)[provider]; ok {
+		if l, ok := b.agentLimit(bt, agent, provider); ok {
 			used := b.agentUsed[agentKey{slug, agent, provider}]
 			out = append(out, applicable{Scope{ScopeAgent, slug + "/" + agent}, l, used})
 		}
@@ -51,7 +51,7 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 			if anc.Implicit {
 				break
 			}
-			if l, ok := b.bottleLimits(anc)[provider]; ok {
+			if l, ok := b.bottleLimit(anc, provider); ok {
 				kind := ScopeBottle
 				if i > 0 {
 					kind = ScopeParent
@@ -60,7 +60,7 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 			}
 		}
 	}
-	if l, ok := b.GlobalLimits()[provider]; ok {
+	if l, ok := b.globalLimit(provider); ok {
 		out = append(out, applicable{Scope{ScopeGlobal, "-"}, l, b.globalUsed[provider]})
 	}
 	return out
@@ -76,6 +76,33 @@ func (b *Book) bottleLimits(bt *Bottle) Limits {
 // runtime values over the settings' defaults for the agent name.
 func (b *Book) agentLimits(bt *Bottle, agent string) Limits {
 	return b.settings.Agents[agent].Budget.Merge(bt.AgentBudgets[agent])
+}
+
+// bottleLimit, agentLimit and globalLimit look one provider up in the same
+// order as bottleLimits, agentLimits and GlobalLimits without building the
+// merged maps: they run on every verdict.
+func (b *Book) bottleLimit(bt *Bottle, provider string) (int64, bool) {
+	if l, ok := bt.Budget[provider]; ok {
+		return l, true
+	}
+	l, ok := b.settings.Bottles[bt.Name].Budget[provider]
+	return l, ok
+}
+
+func (b *Book) agentLimit(bt *Bottle, agent, provider string) (int64, bool) {
+	if l, ok := bt.AgentBudgets[agent][provider]; ok {
+		return l, true
+	}
+	l, ok := b.settings.Agents[agent].Budget[provider]
+	return l, ok
+}
+
+func (b *Book) globalLimit(provider string) (int64, bool) {
+	if l, ok := b.global[provider]; ok {
+		return l, true
+	}
+	l, ok := b.settings.Budget[provider]
+	return l, ok
 }
 
 // governing picks the scope that decides: under nearest the most specific
