@@ -1,5 +1,0 @@
-//go:build race
-
-package tui_test
-
-const raceEnabled = true
