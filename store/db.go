@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -21,7 +22,8 @@ type DB struct {
 	path  string
 	write *sql.DB // nil when opened read-only
 	read  *sql.DB
-	now   func() int64 // unix nanoseconds; replaceable in tests
+	ckpt  *checkpointer // nil when opened read-only
+	now   func() int64  // unix nanoseconds; replaceable in tests
 }
 
 var _ Repository = (*DB)(nil)
@@ -33,6 +35,7 @@ type options struct {
 	synchronous string
 	readConns   int
 	cacheKiB    int
+	checkpoint  time.Duration
 }
 
 // WithSynchronousNormal trades durability of the last commits on power loss
@@ -52,12 +55,23 @@ func WithReadConns(n int) Option {
 	}
 }
 
+// WithCheckpointInterval sets how often, at most, the background
+// checkpointer copies the WAL into the database file while reports arrive
+// (default 100ms). Longer means fewer, larger checkpoints and a larger WAL.
+func WithCheckpointInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.checkpoint = d
+		}
+	}
+}
+
 // Open opens (creating if needed) the ledger at path for the daemon: WAL
 // mode, pragmas on every connection, pending migrations applied. It fails if
 // the file cannot be put in WAL mode, because the read-only dashboard relies
 // on it.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
-	o := options{synchronous: "FULL", readConns: 4, cacheKiB: 65536}
+	o := options{synchronous: "FULL", readConns: 4, cacheKiB: 65536, checkpoint: 100 * time.Millisecond}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -72,6 +86,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if err := db.openReaders(ctx, o, false); err != nil {
 		db.write.Close()
 		return nil, err
+	}
+	if err := db.startCheckpointer(ctx, o.checkpoint); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", db.path, err)
 	}
 	return db, nil
 }
@@ -103,6 +121,7 @@ func (db *DB) openWriter(ctx context.Context, o options) error {
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(" + o.synchronous + ")",
 		fmt.Sprintf("_pragma=cache_size(-%d)", o.cacheKiB),
+		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", autoCheckpointFrames),
 		"_txlock=immediate",
 	})
 	w, err := sql.Open("sqlite", dsn)
@@ -174,9 +193,13 @@ func checkWAL(ctx context.Context, d *sql.DB) error {
 // Path is the absolute path of the ledger file, for status output.
 func (db *DB) Path() string { return db.path }
 
-// Close closes the readers and the writer. Close a Writer using db first.
+// Close closes the checkpointer, the readers and the writer. Close a Writer
+// using db first.
 func (db *DB) Close() error {
-	err := db.read.Close()
+	err := db.ckpt.close()
+	if rerr := db.read.Close(); err == nil {
+		err = rerr
+	}
 	if db.write != nil {
 		if werr := db.write.Close(); err == nil {
 			err = werr

@@ -61,6 +61,7 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, beforeC
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("append reports: commit: %w", classify(err))
 	}
+	db.ckpt.committed()
 	return results, nil
 }
 

@@ -28,6 +28,7 @@ func (db *DB) update(ctx context.Context, what string, fn func(*sql.Tx) error) e
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", what, classify(err))
 	}
+	db.ckpt.committed()
 	return nil
 }
 
