@@ -46,6 +46,8 @@ var commands = map[string]command{
 	"version":  {"print the version", (*Main).runVersion},
 	"settings": {"settings check [FILE]: validate a settings file", (*Main).runSettings},
 	"serve":    {"run the daemon (foreground)", (*Main).runServe},
+	"meter":    {"meter --bottle SLUG [flags]: the metering proxy in front of the provider APIs", (*Main).runMeter},
+	"usage":    {"usage parse [--format F] FILE: print the normalised usage of a response or stream", (*Main).runUsage},
 	"status":   {"status [--json]: daemon health and a one-screen summary", (*Main).runStatus},
 	"report":   {"report --id ID --bottle SLUG [flags]: send one usage report", (*Main).runReport},
 	"bottle":   {"bottle register SLUG [flags] | ls | show SLUG | rm SLUG", (*Main).runBottle},

@@ -1,0 +1,207 @@
+package meter_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/meter"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+// daemon is a real controller on a real unix socket over a real SQLite
+// ledger (the pattern of controller/harness_test.go).
+type daemon struct {
+	t      *testing.T
+	dir    string
+	sock   string
+	db     *store.DB
+	writer *store.Writer
+	srv    *controller.Server
+	served chan error
+	c      *client.Client
+}
+
+// startDaemon runs a daemon in a short temp dir (unix socket paths are
+// limited to 108 bytes).
+func startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bcm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	d := &daemon{t: t, dir: dir, sock: filepath.Join(dir, "run", "bottlecap.sock")}
+	d.start()
+	t.Cleanup(d.stop)
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(d.dir, "bot-bottle.db"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.db, d.writer = db, store.NewWriter(db)
+	d.srv, err = controller.New(ctx, controller.Config{
+		Store: db, Ingester: d.writer, Settings: budget.DefaultSettings(),
+		Version: "test", StorePath: db.Path(), Socket: d.sock,
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	l, err := controller.Listen(d.sock)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.served = make(chan error, 1)
+	go func() { d.served <- d.srv.Serve(l) }()
+	d.c = client.New(d.sock, client.WithRetry(0))
+}
+
+func (d *daemon) stop() {
+	if d.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.srv.Shutdown(ctx); err != nil {
+		d.t.Errorf("shutdown: %v", err)
+	}
+	if err := <-d.served; err != nil {
+		d.t.Errorf("serve: %v", err)
+	}
+	d.writer.Close()
+	d.db.Close()
+	d.c.Close()
+	d.srv = nil
+}
+
+// reports is the ledger's reports of a bottle.
+func (d *daemon) reports(bottle string) []budget.Report {
+	d.t.Helper()
+	rs, err := d.db.RecentReports(context.Background(), bottle, 0)
+	if err != nil {
+		d.t.Fatalf("reports: %v", err)
+	}
+	return rs
+}
+
+// meterFor starts a proxy in front of upstream for bottle, reporting to the
+// daemon at sock, and serves it over HTTP.
+func meterFor(t *testing.T, sock, bottle, upstream string, tweak func(*meter.Config)) (*meter.Proxy, *httptest.Server) {
+	t.Helper()
+	var ups []meter.Upstream
+	for _, f := range []string{"anthropic", "openai", "gemini"} {
+		u, err := meter.ParseUpstream(f + "=" + upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ups = append(ups, u)
+	}
+	dc := client.New(sock, client.WithRetry(0), client.WithTimeout(5*time.Second))
+	cfg := meter.Config{Bottle: bottle, Agent: "implementer", Upstreams: ups, Daemon: dc}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	p, err := meter.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		p.Close(ctx)
+		dc.Close()
+	})
+	return p, srv
+}
+
+// eventually polls cond until it holds or a generous deadline passes; it
+// waits for asynchronous outcomes and asserts nothing about time.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// fixture is one recorded provider payload of meter/usage with its
+// expected counts.
+type fixture struct {
+	File   string `json:"file"`
+	Format string `json:"format"`
+	budget.Usage
+}
+
+func fixtures(t *testing.T) map[string]fixture {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("usage", "testdata", "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []fixture
+	if err := json.Unmarshal(b, &list); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]fixture{}
+	for _, f := range list {
+		out[f.File] = f
+	}
+	return out
+}
+
+func readFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("usage", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sseEvents splits an SSE recording into its events, each with its
+// trailing blank line.
+func sseEvents(body []byte) []string {
+	var out []string
+	for _, e := range strings.SplitAfter(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n\n") {
+		if strings.TrimSpace(e) != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// register registers bottle with budget limits.
+func (d *daemon) register(bottle string, limits map[string]api.Amount) {
+	d.t.Helper()
+	if _, err := d.c.PutBottle(context.Background(), bottle, api.BottleRequest{Agent: "implementer", Budget: limits}); err != nil {
+		d.t.Fatalf("register %s: %v", bottle, err)
+	}
+}
+
+// newUpstream is a fake provider API.
+func newUpstream(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}

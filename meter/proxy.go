@@ -1,0 +1,172 @@
+// Package meter is the egress side of bottlecap (SPEC section 9): a reverse
+// proxy in front of the LLM provider APIs that asks the budget daemon's
+// gate before each request, streams the response through unbuffered while
+// reading its usage as it passes, and reports that usage to the daemon
+// exactly once, whatever happens to the daemon in between.
+package meter
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync/atomic"
+)
+
+// Proxy is the metering reverse proxy. It is an http.Handler; one Proxy
+// serves every agent request of one bottle.
+type Proxy struct {
+	cfg       Config
+	log       *slog.Logger
+	upstreams map[Family]*Upstream
+	rp        *httputil.ReverseProxy
+	queue     *queue
+	closed    atomic.Bool
+}
+
+// New builds a proxy from cfg and starts its report queue (replaying the
+// spool, when cfg.SpoolPath names one). Close it to drain the queue.
+func New(cfg Config) (*Proxy, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Log, upstreams: cfg.upstreams()}
+	if p.queue, err = newQueue(cfg.Daemon, cfg.SpoolPath, cfg.QueueLimit, cfg.Log); err != nil {
+		return nil, err
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		Transport:      cfg.Transport,
+		FlushInterval:  -1, // flush after every write: streams pass unbuffered
+		ErrorLog:       log.New(slogWriter{cfg.Log}, "", 0),
+	}
+	return p, nil
+}
+
+// exchange is what the proxy knows about one request on its way through.
+type exchange struct {
+	up      *Upstream
+	metered bool
+	path    string
+}
+
+type exchangeKey struct{}
+
+// ServeHTTP gates a metered request, adds include_usage to OpenAI Chat
+// streams, and forwards it; every other request under the provider paths
+// is forwarded as it is.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	up, metered := p.route(r)
+	if up == nil {
+		http.Error(w, "bottlecap meter: no provider route for "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	if metered {
+		if !p.admit(w, r, up) {
+			return
+		}
+		if r.URL.Path == "/v1/chat/completions" {
+			if err := includeUsage(r); err != nil {
+				writeError(w, up.Family, http.StatusBadRequest, "bottlecap meter: "+err.Error())
+				return
+			}
+		}
+	}
+	ex := &exchange{up: up, metered: metered, path: r.URL.Path}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+}
+
+// route picks the upstream of a request and whether it is metered: a POST
+// to a generation endpoint. Other paths go unmetered to the family their
+// path or headers name.
+func (p *Proxy) route(r *http.Request) (*Upstream, bool) {
+	path := r.URL.Path
+	post := r.Method == http.MethodPost
+	switch {
+	case path == "/v1/messages":
+		return p.upstreams[Anthropic], post
+	case path == "/v1/chat/completions", path == "/v1/responses":
+		return p.upstreams[OpenAI], post
+	case strings.HasPrefix(path, "/v1beta/models/"):
+		gen := strings.HasSuffix(path, ":generateContent") || strings.HasSuffix(path, ":streamGenerateContent")
+		return p.upstreams[Gemini], post && gen
+	case strings.HasPrefix(path, "/v1beta/"):
+		return p.upstreams[Gemini], false
+	case r.Header.Get("Anthropic-Version") != "" || r.Header.Get("X-Api-Key") != "":
+		return p.upstreams[Anthropic], false
+	}
+	return p.upstreams[OpenAI], false
+}
+
+// rewrite points the outgoing request at the upstream. Metered requests ask
+// for an unencoded body, since the usage parser reads the bytes as they
+// pass; nothing else is changed (no X-Forwarded-* headers are added).
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	ex := pr.In.Context().Value(exchangeKey{}).(*exchange)
+	pr.SetURL(ex.up.URL)
+	if ex.metered {
+		pr.Out.Header.Set("Accept-Encoding", "identity")
+	}
+}
+
+// modifyResponse tees a metered 2xx response body into a usage parser,
+// which reports when the body is closed.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
+	if !ex.metered || resp.StatusCode/100 != 2 {
+		return nil
+	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		p.log.Warn("upstream encoded a metered response despite Accept-Encoding: identity; usage will be missing",
+			"provider", ex.up.Provider, "encoding", ce)
+	}
+	resp.Body = p.meterBody(resp, ex)
+	return nil
+}
+
+// upstreamError answers a request the upstream could not be reached for,
+// in the provider's error shape.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := r.Context().Value(exchangeKey{}).(*exchange)
+	if r.Context().Err() != nil {
+		return // the client left; nobody to answer
+	}
+	p.log.Warn("upstream unreachable", "provider", ex.up.Provider, "host", ex.up.URL.Host, "err", err.Error())
+	writeError(w, ex.up.Family, http.StatusBadGateway, fmt.Sprintf("bottlecap meter: upstream %s unreachable", ex.up.URL.Host))
+}
+
+// Pending is the number of usage reports not yet acknowledged by the
+// daemon, for health checks and tests.
+func (p *Proxy) Pending() int { return p.queue.len() }
+
+// Close stops reporting: it gives the queue until ctx ends to deliver what
+// it holds, and returns an error naming how many reports were left (kept in
+// the spool for the next start, when there is one). Stop serving requests
+// before calling it.
+func (p *Proxy) Close(ctx context.Context) error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	left := p.queue.close(ctx)
+	if left == 0 {
+		return nil
+	}
+	if p.cfg.SpoolPath != "" {
+		return fmt.Errorf("%d usage reports not acknowledged yet; kept in %s for the next start", left, p.cfg.SpoolPath)
+	}
+	return fmt.Errorf("%d usage reports not acknowledged by the daemon were lost (no --queue spool)", left)
+}
+
+// slogWriter turns the reverse proxy's log lines into warnings.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(b []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
