@@ -7,6 +7,9 @@ func TestContainerIDFromCgroup(t *testing.T) {
 	tests := []struct{ name, cgroup, want string }{
 		{"cgroup v2 systemd driver", "0::/system.slice/docker-" + id + ".scope\n", id},
 		{"cgroup v1 cgroupfs driver", "12:memory:/docker/" + id + "\n11:cpu:/docker/" + id + "\n", id},
+		{"cgroup v1 cgroupfs driver, Docker 20.10, every hierarchy and the unified line",
+			"9:name=systemd:/docker/" + id + "\n4:memory:/docker/" + id + "\n1:cpu:/docker/" + id + "\n0::/docker/" + id + "\n", id},
+		{"cgroup v1 systemd driver", "4:memory:/system.slice/docker-" + id + ".scope\n1:name=systemd:/system.slice/docker-" + id + ".scope\n", id},
 		{"host process v2", "0::/user.slice/user-1000.slice/session-2.scope\n", ""},
 		{"host process v1 with short hex", "4:memory:/process_api/41bb57616f11bc45de90a536f8172d4f\n0::/\n", ""},
 	}

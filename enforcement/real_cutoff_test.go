@@ -61,12 +61,12 @@ func TestRealCutoffAndRestore(t *testing.T) {
 
 	act(budget.ActCutoff)
 	b.checkCutOff(t, cli, "cutoff", ino)
-	unchanged(t, cli, "second cutoff", func() { act(budget.ActCutoff) })
+	unchanged(t, cli, b.slug, "second cutoff", func() { act(budget.ActCutoff) })
 	b.checkCutOff(t, cli, "second cutoff", ino)
 
 	act(budget.ActRestore)
 	b.checkRestored(t, cli, "restore", ino, aliases)
-	unchanged(t, cli, "second restore", func() { act(budget.ActRestore) })
+	unchanged(t, cli, b.slug, "second restore", func() { act(budget.ActRestore) })
 	b.checkRestored(t, cli, "second restore", ino, aliases)
 }
 

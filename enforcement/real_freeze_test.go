@@ -51,10 +51,10 @@ func TestRealFreezeThenKill(t *testing.T) {
 			t.Errorf("%s still running after freeze", c.Name)
 		}
 	}
-	unchanged(t, cli, "second freeze", func() { act(budget.ActFreeze) })
+	unchanged(t, cli, b.slug, "second freeze", func() { act(budget.ActFreeze) })
 
 	act(budget.ActKill)
-	unchanged(t, cli, "second kill", func() { act(budget.ActKill) })
+	unchanged(t, cli, b.slug, "second kill", func() { act(budget.ActKill) })
 	for _, id := range []string{b.agent, b.sidecar} {
 		if _, err := cli.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
 			t.Errorf("container %s after kill: err = %v, want not found", id[:12], err)

@@ -1,18 +1,16 @@
 package enforcement_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 )
 
 // realBottle is a bottle on the real engine, shaped like bot-bottle's: an
@@ -50,59 +48,25 @@ func newRealBottle(t *testing.T, cli *client.Client, withUpstream bool) *realBot
 	side := container.Config{Image: img, Labels: labels,
 		Cmd: []string{"sidecar", ":8080", "http://upstream:8081/", enforcement.RoutesPath}}
 	host := container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: b.routes, Target: enforcement.RoutesPath, ReadOnly: true}}}
-	b.sidecar = runContainer(t, cli, side, host, b.project+"-egress-1", b.internal, "egress", connectTo{b.egress, "proxy"})
+	b.sidecar = runContainer(t, cli, side, host, b.project+"-egress-1", b.internal, "egress", connectTo{Network: b.egress, Alias: "proxy"})
 	return b
 }
 
-type connectTo struct{ network, alias string }
+type connectTo = dockertest.ConnectTo
 
 func createNetwork(t *testing.T, cli *client.Client, name string, internal bool, labels map[string]string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Internal: internal, Labels: labels}); err != nil {
-		t.Fatalf("create network %s: %v", name, err)
-	}
-	t.Cleanup(func() { cli.NetworkRemove(context.Background(), name, client.NetworkRemoveOptions{}) })
+	dockertest.CreateNetwork(t, cli, name, internal, labels)
 }
 
-// runContainer creates and starts a container on one network (API 1.41
-// takes one at creation), connects it to the others before it starts, and
-// removes it when the test ends.
+// runContainer creates and starts a container, removed when the test ends.
 func runContainer(t *testing.T, cli *client.Client, cfg container.Config, host container.HostConfig, name, net, alias string, more ...connectTo) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	host.NetworkMode = container.NetworkMode(net)
-	ep := &network.EndpointSettings{}
-	if alias != "" {
-		ep.Aliases = []string{alias}
-	}
-	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: &cfg, HostConfig: &host,
-		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: ep}}})
-	if err != nil {
-		t.Fatalf("create %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		cli.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-	})
-	for _, c := range more {
-		if _, err := cli.NetworkConnect(ctx, c.network, client.NetworkConnectOptions{Container: res.ID,
-			EndpointConfig: &network.EndpointSettings{Aliases: []string{c.alias}}}); err != nil {
-			t.Fatalf("connect %s to %s: %v", name, c.network, err)
-		}
-	}
-	if _, err := cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	return res.ID
+	return dockertest.RunContainer(t, cli, cfg, host, name, net, alias, more...)
 }
 
 // inspectReal returns a container's details or fails the test.
 func inspectReal(t *testing.T, cli *client.Client, id string) container.InspectResponse {
 	t.Helper()
-	res, err := cli.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatalf("inspect %s: %v", id, err)
-	}
-	return res.Container
+	return dockertest.Inspect(t, cli, id)
 }

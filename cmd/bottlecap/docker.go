@@ -127,14 +127,16 @@ func (e *runnerEnforcer) job(id int64, remove bool) (controller.Job, bool) {
 	return j, ok
 }
 
+// attempted and done count on from the attempts already journaled: an
+// action resumed after a restart keeps its count instead of starting at 1.
 func (e *runnerEnforcer) attempted(a enforcement.Action, n int, err error) {
 	if j, ok := e.job(a.ID, false); ok && err != nil && j.Attempted != nil {
-		j.Attempted(n, err)
+		j.Attempted(j.Action.Attempts+n, err)
 	}
 }
 
 func (e *runnerEnforcer) done(a enforcement.Action, n int, err error) {
 	if j, ok := e.job(a.ID, true); ok {
-		j.Finished(n, err)
+		j.Finished(j.Action.Attempts+n, err)
 	}
 }

@@ -5,15 +5,20 @@
 //	sidecar ADDR URL FILE  HTTP server: /fetch gets URL, /hups counts SIGHUPs,
 //	                       /routes shows FILE as read at the last SIGHUP
 //	get URL                print URL's body; exit 1 on failure
+//	report SOCK BOTTLE ID  POST one usage report for BOTTLE to the daemon's
+//	                       unix socket SOCK; print the HTTP status code
 //	sleep                  wait for SIGTERM
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,7 +27,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: testprog upstream|sidecar|get|sleep ...")
+		fail("usage: testprog upstream|sidecar|get|report|sleep ...")
 	}
 	go exitOnTerm()
 	switch os.Args[1] {
@@ -34,6 +39,8 @@ func main() {
 		sidecar(os.Args[2], os.Args[3], os.Args[4])
 	case "get":
 		get(os.Args[2])
+	case "report":
+		report(os.Args[2], os.Args[3], os.Args[4])
 	case "sleep":
 		select {}
 	default:
@@ -101,6 +108,22 @@ func get(url string) {
 	if resp.StatusCode != http.StatusOK {
 		os.Exit(1)
 	}
+}
+
+// report speaks to the daemon as a sidecar does: one report over the unix
+// socket, from inside the container, so the daemon sees a container peer.
+func report(sock, bottle, id string) {
+	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	body := fmt.Sprintf(`{"id":%q,"bottle":%q,"provider":"claude","input_tokens":1,"complete":true}`, id, bottle)
+	resp, err := c.Post("http://bottlecap/v1/usage", "application/json", strings.NewReader(body))
+	if err != nil {
+		fail(err.Error())
+	}
+	defer resp.Body.Close()
+	fmt.Print(resp.StatusCode)
 }
 
 func fail(msg string) {
