@@ -1,0 +1,302 @@
+"""Tests of the bottlecap mitmproxy addon with stub flows (no mitmproxy needed).
+
+Run: python3 -m unittest discover -s integrations/mitmproxy
+With BOTTLECAP_TEST_SOCKET set to a live daemon's socket (the Go test
+TestMitmproxyAddonReportsToRealDaemon does this), LiveDaemonTest posts real
+reports; the Go test then checks the daemon's ledger.
+"""
+
+import json
+import logging
+import os
+import random
+import sys
+import unittest
+
+os.environ["BOTTLECAP_NO_AUTOLOAD"] = "1"
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bottlecap_addon as ba  # noqa: E402
+
+ba.log.addHandler(logging.NullHandler())  # expected warnings stay out of the test output
+ba.log.propagate = False
+
+TESTDATA = os.path.join(HERE, "..", "..", "meter", "usage", "testdata")
+FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
+PATHS = {
+    ba.CHAT: "/v1/chat/completions",
+    ba.RESPONSES: "/v1/responses",
+    ba.ANTHROPIC: "/v1/messages",
+    ba.GEMINI: "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+}
+HOSTS = {ba.CHAT: "api.openai.com", ba.RESPONSES: "api.openai.com", ba.ANTHROPIC: "api.anthropic.com",
+         ba.GEMINI: "generativelanguage.googleapis.com"}
+
+
+def fixtures():
+    with open(os.path.join(TESTDATA, "expected.json")) as f:
+        return json.load(f)
+
+
+def body(name):
+    with open(os.path.join(TESTDATA, name), "rb") as f:
+        return f.read()
+
+
+class Headers(dict):
+    """Case-insensitive headers, as mitmproxy's are."""
+
+    def __init__(self, items=None):
+        super().__init__()
+        for k, v in (items or {}).items():
+            self[k] = v
+
+    def __setitem__(self, k, v):
+        super().__setitem__(k.lower(), v)
+
+    def get(self, k, default=None):
+        return super().get(k.lower(), default)
+
+
+class Obj:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def stub_flow(fmt, content, status=200, headers=None, method="POST", req_body=b"{}", path=None):
+    host = HOSTS[fmt]
+    req = Obj(method=method, path=path or PATHS[fmt], host=host, pretty_host=host,
+              headers=Headers({"content-type": "application/json"}), content=req_body)
+    resp = Obj(status_code=status, headers=Headers(headers or {"content-type": "application/json"}),
+               content=content, stream=None)
+    return Obj(id=str(random.random()), request=req, response=resp)
+
+
+class FakeReporter:
+    def __init__(self):
+        self.reports = []
+
+    def add(self, r):
+        self.reports.append(r)
+
+    def flush(self, timeout=None):
+        return True
+
+
+def addon(env=None, verdict=None):
+    env = dict({"BOTTLECAP_BOTTLE": "dev-1", "BOTTLECAP_AGENT": "implementer",
+                "BOTTLECAP_SOCKET": "/nonexistent/bottlecap.sock"}, **(env or {}))
+    made = []
+
+    def make_response(status, b):
+        made.append((status, b))
+        return Obj(status_code=status, body=b, headers=Headers({"x-bottlecap": "refused"}))
+    a = ba.Addon(ba.Settings(env), FakeReporter(), make_response, verdict)
+    return a, made
+
+
+class FixtureTest(unittest.TestCase):
+    def check(self, got, fx, where):
+        for k in FIELDS:
+            self.assertEqual(got[k], fx[k], "%s: %s = %s, want %s" % (where, k, got[k], fx[k]))
+        self.assertEqual(got["format"], fx["format"], where)
+
+    def test_whole(self):
+        for fx in fixtures():
+            for fmt, path in ((ba.AUTO, ""), (fx["format"], ""), (ba.AUTO, PATHS[fx["format"]])):
+                self.check(ba.parse_body(body(fx["file"]), fmt, path), fx, "%s %s %s" % (fx["file"], fmt, path))
+
+    def test_chunked_and_line_endings(self):
+        for fx in fixtures():
+            raw = body(fx["file"])
+            variants = {"as is": raw}
+            if fx["file"].endswith(".sse"):
+                lf = raw.replace(b"\r\n", b"\n")
+                variants.update(lf=lf, crlf=lf.replace(b"\n", b"\r\n"), cr=lf.replace(b"\n", b"\r"))
+            if fx["file"].endswith(".jsonl"):
+                lines = raw.strip().split(b"\n")
+                variants["sse"] = b"".join(b"data: " + l + b"\r\n\r\n" for l in lines) + b"data: [DONE]\r\n\r\n"
+                variants["array"] = b"[" + b",\n".join(lines) + b"]"
+            for name, b in variants.items():
+                for seed in (1, 2, 42):
+                    rng, p, rest = random.Random(seed), ba.UsageParser(), b
+                    while rest:
+                        n = rng.randint(1, 17)
+                        p.feed(rest[:n])
+                        rest = rest[n:]
+                    self.check(p.result(), fx, "%s %s seed %d" % (fx["file"], name, seed))
+
+    def test_identity(self):
+        got = ba.parse_body(body("anthropic-messages-stream-tooluse.sse"))
+        self.assertEqual(got["id"], "msg_01AusY9WEbCaj3N7Tv5J4YjH")
+        self.assertEqual(got["model"], "claude-haiku-4-5-20251001")
+        self.assertTrue(got["complete"])
+
+    def test_truncated_stream_incomplete(self):
+        raw = body("anthropic-messages-stream-tooluse.sse")
+        cut = raw[: raw.index(b"message_delta")]
+        got = ba.parse_body(cut)
+        self.assertFalse(got["complete"])
+        self.assertTrue(got["found"])
+        self.assertGreater(got["input_tokens"], 0)
+
+    def test_anthropic_delta_overrides(self):
+        sse = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"m1","usage":{"input_tokens":10,"output_tokens":1}}}\n\n'
+               b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":5}}\n\n'
+               b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":9,"input_tokens":12}}\n\n')
+        got = ba.parse_body(sse)
+        self.assertEqual((got["input_tokens"], got["output_tokens"], got["complete"]), (12, 9, True))
+
+    def test_anthropic_iterations_summed(self):
+        b = json.dumps({"type": "message", "id": "m", "usage": {"input_tokens": 5, "output_tokens": 7, "iterations": [
+            {"input_tokens": 100, "output_tokens": 20, "cache_read_input_tokens": 3},
+            {"input_tokens": 5, "output_tokens": 7}]}}).encode()
+        got = ba.parse_body(b)
+        self.assertEqual((got["input_tokens"], got["output_tokens"], got["cache_read_tokens"]), (105, 27, 3))
+
+    def test_openai_cached_subtracted(self):
+        b = json.dumps({"object": "chat.completion", "usage": {"prompt_tokens": 100, "completion_tokens": 5,
+                                                               "prompt_tokens_details": {"cached_tokens": 60}}}).encode()
+        got = ba.parse_body(b)
+        self.assertEqual((got["input_tokens"], got["cache_read_tokens"]), (40, 60))
+
+
+class AddonTest(unittest.TestCase):
+    def test_reports_every_fixture(self):
+        for fx in fixtures():
+            a, _ = addon()
+            ctype = "text/event-stream" if fx["file"].endswith(".sse") else "application/json"
+            flow = stub_flow(fx["format"], body(fx["file"]), headers={"content-type": ctype})
+            a.responseheaders(flow)
+            if fx["file"].endswith(".sse"):
+                self.assertIsNotNone(flow.response.stream, fx["file"])
+                for i in range(0, len(flow.response.content), 100):
+                    self.assertEqual(flow.response.stream(flow.response.content[i:i + 100]),
+                                     flow.response.content[i:i + 100])
+            a.response(flow)
+            self.assertEqual(len(a.reporter.reports), 1, fx["file"])
+            r = a.reporter.reports[0]
+            for k in FIELDS[:-1]:
+                self.assertEqual(r[k], fx[k], "%s %s" % (fx["file"], k))
+            self.assertTrue(r["id"], fx["file"])
+            self.assertEqual((r["bottle"], r["agent"], r["host"]), ("dev-1", "implementer", HOSTS[fx["format"]]))
+
+    def test_provider_by_host(self):
+        a, _ = addon({"BOTTLECAP_HOSTS": "ollama=pi"})
+        flow = stub_flow(ba.CHAT, body("openai-chat-nonstream.json"))
+        flow.request.pretty_host = "ollama"
+        a.response(flow)
+        self.assertEqual(a.reporter.reports[0]["provider"], "pi")
+        flow = stub_flow(ba.ANTHROPIC, body("anthropic-messages-nonstream.json"))
+        flow.request.pretty_host = "example.com"
+        a.response(flow)
+        self.assertEqual(len(a.reporter.reports), 1, "a non-provider host was reported")
+
+    def test_errors_and_unmetered_paths_not_reported(self):
+        a, _ = addon()
+        a.response(stub_flow(ba.CHAT, b'{"error":{}}', status=400))
+        a.response(stub_flow(ba.CHAT, b'{"data":[]}', method="GET", path="/v1/models"))
+        self.assertEqual(a.reporter.reports, [])
+
+    def test_fallback_id_from_request_id(self):
+        a, _ = addon()
+        a.response(stub_flow(ba.CHAT, b'{"object":"chat.completion","usage":{"prompt_tokens":1,"completion_tokens":1}}',
+                             headers={"X-Request-Id": "req_123"}))
+        self.assertEqual(a.reporter.reports[0]["id"], "codex-req-req_123")
+
+    def test_broken_stream_reported_incomplete(self):
+        a, _ = addon()
+        raw = body("anthropic-messages-stream-tooluse.sse")
+        flow = stub_flow(ba.ANTHROPIC, None, headers={"content-type": "text/event-stream"})
+        a.responseheaders(flow)
+        flow.response.stream(raw[: raw.index(b"message_delta")])
+        a.error(flow)
+        r = a.reporter.reports[0]
+        self.assertFalse(r["complete"])
+        self.assertEqual(r["id"], "msg_01AusY9WEbCaj3N7Tv5J4YjH")
+
+    def test_include_usage_added(self):
+        a, _ = addon({"BOTTLECAP_GATE": "0"})
+        flow = stub_flow(ba.CHAT, None, req_body=b'{"model":"m","stream":true}')
+        a.request(flow)
+        self.assertEqual(json.loads(flow.request.content)["stream_options"], {"include_usage": True})
+        self.assertEqual(flow.request.headers.get("Accept-Encoding"), "identity")
+        flow = stub_flow(ba.CHAT, None, req_body=b'{"model":"m"}')
+        a.request(flow)
+        self.assertEqual(flow.request.content, b'{"model":"m"}')
+
+    def test_gate_denied_provider_shapes(self):
+        v = {"allowed": False, "reason": "bottle dev-1 budget exhausted (claude 10/10)"}
+        for fmt, check in ((ba.ANTHROPIC, lambda b: b["error"]["type"] == "rate_limit_error"),
+                           (ba.CHAT, lambda b: b["error"]["type"] == "insufficient_quota"),
+                           (ba.GEMINI, lambda b: b["error"]["status"] == "RESOURCE_EXHAUSTED")):
+            a, made = addon(verdict=lambda provider: v)
+            flow = stub_flow(fmt, None)
+            a.request(flow)
+            status, b = made[0]
+            self.assertEqual(status, 429)
+            self.assertTrue(check(b), b)
+            self.assertIn("budget exhausted", json.dumps(b))
+
+    def test_gate_unreachable_fails_closed_or_open(self):
+        a, made = addon()  # the socket does not exist
+        a.request(stub_flow(ba.ANTHROPIC, None))
+        self.assertEqual(made[0][0], 503)
+        self.assertIn("cannot be reached", made[0][1]["error"]["message"])
+        a, made = addon({"BOTTLECAP_FAIL_OPEN": "1"})
+        a.request(stub_flow(ba.ANTHROPIC, None))
+        self.assertEqual(made, [])
+
+
+class ReporterTest(unittest.TestCase):
+    def test_retries_until_acknowledged(self):
+        calls = []
+
+        def send(sock, report):
+            calls.append(report["id"])
+            if len(calls) < 3:
+                raise ConnectionRefusedError("daemon down")
+            return {"accepted": 1}
+        r = ba.Reporter("/x.sock", retry_seconds=60, send=send)
+        r.add({"id": "a"})
+        self.assertTrue(r.flush(10))
+        self.assertEqual((calls, r.sent), (["a", "a", "a"], ["a"]))
+
+    def test_permanent_refusal_dropped(self):
+        def send(sock, report):
+            raise ba.PermanentError("bad")
+        r = ba.Reporter("/x.sock", send=send)
+        r.add({"id": "b"})
+        self.assertTrue(r.flush(10))
+        self.assertEqual([d["id"] for d in r.dropped], ["b"])
+
+
+@unittest.skipUnless(os.environ.get("BOTTLECAP_TEST_SOCKET"), "BOTTLECAP_TEST_SOCKET not set (run by the Go test)")
+class LiveDaemonTest(unittest.TestCase):
+    """Posts real reports to a real daemon; the Go test checks its ledger."""
+
+    def test_reports_land(self):
+        sock = os.environ["BOTTLECAP_TEST_SOCKET"]
+        env = {"BOTTLECAP_SOCKET": sock, "BOTTLECAP_BOTTLE": os.environ.get("BOTTLECAP_TEST_BOTTLE", "py-live"),
+               "BOTTLECAP_AGENT": "implementer"}
+        settings = ba.Settings(env)
+        a = ba.Addon(settings, ba.Reporter(sock, retry_seconds=30))
+        for fmt, name in ((ba.ANTHROPIC, "anthropic-messages-stream-tooluse.sse"), (ba.CHAT, "openai-chat-nonstream.json")):
+            flow = stub_flow(fmt, body(name), headers={"content-type": "text/event-stream"})
+            before = flow.response
+            a.request(flow)  # the live gate allows it
+            self.assertIs(flow.response, before, "the live gate refused the request")
+            a.responseheaders(flow)
+            if flow.response.stream:
+                flow.response.stream(flow.response.content)
+            a.response(flow)
+        self.assertTrue(a.reporter.flush(30))
+        self.assertEqual(len(a.reporter.sent), 2, a.reporter.dropped)
+        # The same report again is acknowledged as a duplicate.
+        reply = ba.post_report(sock, a.build_report(stub_flow(ba.ANTHROPIC, b""), "claude",
+                                                    ba.parse_body(body("anthropic-messages-stream-tooluse.sse"))))
+        self.assertEqual(reply["duplicates"], 1, reply)
+
+
+if __name__ == "__main__":
+    unittest.main()
