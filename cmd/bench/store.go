@@ -17,65 +17,85 @@ import (
 func init() { register("store", benchStore) }
 
 const (
-	rawRows       = 100_000 // rows of the raw-insert baseline
-	rawTxRows     = 1_000   // rows per raw transaction
-	ingestReports = 20_000  // reports per group-commit measurement
+	rawRows       = 50_000 // rows of the raw-insert baseline, per round
+	rawTxRows     = 1_000  // rows per raw transaction
+	ingestReports = 20_000 // reports per group-commit measurement
 	submitters    = 64
 	bigLedger     = 1_000_000
 	bigBatch      = 10_000 // reports per AppendReports while filling the big ledger
+	rounds        = 3
 )
 
 // benchStore measures the local SQLite limit and the store's group-commit
-// ingest on an empty ledger and on one holding a million reports.
+// ingest on an empty ledger and on one holding a million reports. The three
+// are measured in alternation for a few rounds and the best round of each
+// is reported: on a shared machine the best round is the one least
+// disturbed by other work, and alternating keeps the ratios side by side.
 func benchStore(ctx context.Context, r *runner) error {
 	dir, err := r.tempDir("store")
 	if err != nil {
 		return err
 	}
-	raw, err := rawInsertRate(ctx, filepath.Join(dir, "raw.db"))
-	if err != nil {
-		return fmt.Errorf("raw inserts: %w", err)
+	bigPath := filepath.Join(dir, "big.db")
+	start := time.Now()
+	if err := fill(ctx, bigPath, bigLedger); err != nil {
+		return fmt.Errorf("fill a 1M ledger: %w", err)
 	}
-	r.report("sqlite_raw_batch_inserts_per_s", round(raw), "rows/s")
+	r.logf("store: filled %d reports in %s", bigLedger, time.Since(start).Round(time.Millisecond))
+	big, err := store.Open(ctx, bigPath)
+	if err != nil {
+		return err
+	}
+	defer big.Close()
 
-	empty, err := ingestOnFreshLedger(ctx, filepath.Join(dir, "empty.db"), 0, r)
-	if err != nil {
-		return fmt.Errorf("ingest on an empty ledger: %w", err)
+	var best struct{ raw, empty, big float64 }
+	for i := 1; i <= rounds; i++ {
+		m, err := storeRound(ctx, filepath.Join(dir, fmt.Sprint(i)), big)
+		if err != nil {
+			return err
+		}
+		r.logf("store: round %d: raw %.0f rows/s, empty %.0f reports/s, 1M %.0f reports/s", i, m.raw, m.empty, m.big)
+		best.raw, best.empty, best.big = max(best.raw, m.raw), max(best.empty, m.empty), max(best.big, m.big)
 	}
-	r.report("store_group_commit_reports_per_s", round(empty), "reports/s")
-	r.report("store_group_commit_vs_raw_ratio", round3(empty/raw), "ratio")
-
-	big, err := ingestOnFreshLedger(ctx, filepath.Join(dir, "big.db"), bigLedger, r)
-	if err != nil {
-		return fmt.Errorf("ingest on a 1M ledger: %w", err)
-	}
-	r.report("store_ingest_empty_reports_per_s", round(empty), "reports/s")
-	r.report("store_ingest_1m_reports_per_s", round(big), "reports/s")
-	r.report("store_ingest_1m_vs_empty_ratio", round3(big/empty), "ratio")
+	r.report("sqlite_raw_batch_inserts_per_s", round(best.raw), "rows/s")
+	r.report("store_group_commit_reports_per_s", round(best.empty), "reports/s")
+	r.report("store_group_commit_vs_raw_ratio", round3(best.empty/best.raw), "ratio")
+	r.report("store_ingest_empty_reports_per_s", round(best.empty), "reports/s")
+	r.report("store_ingest_1m_reports_per_s", round(best.big), "reports/s")
+	r.report("store_ingest_1m_vs_empty_ratio", round3(best.big/best.empty), "ratio")
 	return nil
 }
 
-// ingestOnFreshLedger opens a new ledger, fills it with prefill reports and
-// measures group-commit ingest on it.
-func ingestOnFreshLedger(ctx context.Context, path string, prefill int, r *runner) (float64, error) {
-	db, err := store.Open(ctx, path)
+// storeRound measures each rate once: raw inserts and ingest into fresh
+// files under prefix, then ingest into the big ledger.
+func storeRound(ctx context.Context, prefix string, big *store.DB) (m struct{ raw, empty, big float64 }, err error) {
+	if m.raw, err = rawInsertRate(ctx, prefix+"-raw.db"); err != nil {
+		return m, fmt.Errorf("raw inserts: %w", err)
+	}
+	empty, err := store.Open(ctx, prefix+"-empty.db")
 	if err != nil {
-		return 0, err
+		return m, err
 	}
-	defer db.Close()
-	if prefill > 0 {
-		start := time.Now()
-		if err := fill(ctx, db, prefill); err != nil {
-			return 0, err
-		}
-		r.logf("store: filled %d reports in %s", prefill, time.Since(start).Round(time.Millisecond))
+	defer empty.Close()
+	if m.empty, err = groupCommitRate(ctx, empty); err != nil {
+		return m, fmt.Errorf("ingest on an empty ledger: %w", err)
 	}
-	return groupCommitRate(ctx, db)
+	if m.big, err = groupCommitRate(ctx, big); err != nil {
+		return m, fmt.Errorf("ingest on a 1M ledger: %w", err)
+	}
+	return m, nil
 }
 
 // fill appends n reports in large batches: the quickest way to a big ledger
-// through the store itself, aggregates included.
-func fill(ctx context.Context, db *store.DB, n int) error {
+// through the store itself, aggregates included. The ledger is closed
+// afterwards, as by a daemon restart, so that the measurements that follow
+// do not also pay for checkpointing the fill.
+func fill(ctx context.Context, path string, n int) error {
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
 	batch := make([]budget.Report, 0, bigBatch)
 	for i := 0; i < n; i++ {
 		batch = append(batch, newReport())
