@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -15,14 +16,27 @@ import (
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 )
 
-// engineSocket is where the local engine listens.
-const engineSocket = "/var/run/docker.sock"
+// engineSocket is where the engine listens: DOCKER_HOST's unix socket, or
+// the default one. An engine over TCP cannot be proxied here: skip.
+func engineSocket(t *testing.T) string {
+	t.Helper()
+	host := os.Getenv("DOCKER_HOST")
+	if host == "" {
+		return "/var/run/docker.sock"
+	}
+	if path, ok := strings.CutPrefix(host, "unix://"); ok {
+		return path
+	}
+	t.Skipf("the engine proxy forwards a unix socket; DOCKER_HOST is %s", host)
+	return ""
+}
 
 // engineProxy forwards a unix socket to the engine's, so that a test can
 // take the engine away from the daemon and give it back on the same path.
 type engineProxy struct {
 	t    *testing.T
 	path string
+	to   string // the engine's socket
 	mu   sync.Mutex
 	l    net.Listener
 	open map[net.Conn]bool
@@ -33,11 +47,12 @@ type engineProxy struct {
 // engine through it while it is up.
 func newEngineProxy(t *testing.T) *engineProxy {
 	t.Helper()
+	to := engineSocket(t)
 	dir, err := os.MkdirTemp("", "bcp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &engineProxy{t: t, path: filepath.Join(dir, "docker.sock"), open: map[net.Conn]bool{}}
+	p := &engineProxy{t: t, path: filepath.Join(dir, "docker.sock"), to: to, open: map[net.Conn]bool{}}
 	t.Cleanup(func() { p.stop(); os.RemoveAll(dir) })
 	p.start()
 	return p
@@ -81,7 +96,7 @@ func (p *engineProxy) accept(l net.Listener) {
 		if err != nil {
 			return // stopped
 		}
-		up, err := net.Dial("unix", engineSocket)
+		up, err := net.Dial("unix", p.to)
 		if err != nil {
 			c.Close()
 			continue
