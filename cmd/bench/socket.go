@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+func init() { register("socket", benchSocket) }
+
+const (
+	socketClients      = 64
+	singlesPerClient   = 400 // 25,600 single reports
+	batchesPerClient   = 40  // 256,000 reports in batches of 100
+	batchSize          = 100
+	verdictsPerClient  = 3_000
+	socketBenchBottles = 100
+)
+
+// benchSocket measures the daemon over its real unix socket with 64
+// concurrent clients: acknowledged single reports, NDJSON batches of 100,
+// and the gate's latency and throughput. The raw SQLite rate is measured
+// again beside it so the batch ratio compares numbers from one run.
+func benchSocket(ctx context.Context, r *runner) error {
+	dir, err := os.MkdirTemp("", "bcb") // short: unix socket paths are limited
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	d, err := startBenchDaemon(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	single, err := ingestOverSocket(ctx, d.sock, "s", singlesPerClient, 1)
+	if err != nil {
+		return fmt.Errorf("single reports: %w", err)
+	}
+	r.report("socket_single_reports_per_s", round(single), "reports/s")
+	batched, err := ingestOverSocket(ctx, d.sock, "n", batchesPerClient, batchSize)
+	if err != nil {
+		return fmt.Errorf("batched reports: %w", err)
+	}
+	r.report("socket_batch100_reports_per_s", round(batched), "reports/s")
+	raw, err := rawInsertRate(ctx, filepath.Join(dir, "raw.db"))
+	if err != nil {
+		return err
+	}
+	r.report("socket_batch100_vs_raw_ratio", round3(batched/raw), "ratio")
+	return benchVerdicts(ctx, d.sock, r)
+}
+
+// benchDaemon is an in-process daemon on a real socket and ledger.
+type benchDaemon struct {
+	sock   string
+	db     *store.DB
+	writer *store.Writer
+	srv    *controller.Server
+	done   chan error
+}
+
+func startBenchDaemon(ctx context.Context, dir string) (*benchDaemon, error) {
+	db, err := store.Open(ctx, filepath.Join(dir, "bot-bottle.db"))
+	if err != nil {
+		return nil, err
+	}
+	d := &benchDaemon{sock: filepath.Join(dir, "run", "bottlecap.sock"), db: db, writer: store.NewWriter(db), done: make(chan error, 1)}
+	settings := budget.DefaultSettings()
+	settings.Budget = budget.Limits{"claude": 1 << 50} // a budget to resolve, never exhausted
+	d.srv, err = controller.New(ctx, controller.Config{Store: db, Ingester: d.writer, Settings: settings, Socket: d.sock})
+	if err != nil {
+		return nil, err
+	}
+	l, err := controller.Listen(d.sock)
+	if err != nil {
+		return nil, err
+	}
+	go func() { d.done <- d.srv.Serve(l) }()
+	return d, nil
+}
+
+func (d *benchDaemon) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.srv.Shutdown(ctx)
+	<-d.done
+	d.writer.Close()
+	d.db.Close()
+}
+
+// ingestOverSocket runs 64 clients, each sending rounds requests of size
+// reports and waiting for every acknowledgement; it returns reports/s.
+func ingestOverSocket(ctx context.Context, sock, prefix string, rounds, size int) (float64, error) {
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range socketClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client.New(sock)
+			defer c.Close()
+			for n := range rounds {
+				if _, err := c.Ingest(ctx, benchReports(prefix, i, n, size)); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, err
+	}
+	return float64(socketClients*rounds*size) / time.Since(start).Seconds(), nil
+}
+
+func benchReports(prefix string, clientN, round, size int) []api.Report {
+	out := make([]api.Report, size)
+	for k := range out {
+		out[k] = api.Report{Report: budget.Report{
+			ID:     fmt.Sprintf("%s-%02d-%05d-%03d", prefix, clientN, round, k),
+			Bottle: fmt.Sprintf("bench-%03d", (clientN*7+k)%socketBenchBottles), Agent: "impl", Provider: "claude",
+			Model: "claude-sonnet-4-5", Usage: budget.Usage{Input: 656, Output: 74, CacheRead: 1200},
+		}}
+	}
+	return out
+}
+
+// benchVerdicts asks the gate from 64 clients at once and reports the
+// latency percentiles and the throughput.
+func benchVerdicts(ctx context.Context, sock string, r *runner) error {
+	lat := make([][]time.Duration, socketClients)
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range socketClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client.New(sock)
+			defer c.Close()
+			q := client.VerdictQuery{Bottle: fmt.Sprintf("bench-%03d", i%socketBenchBottles), Agent: "impl", Provider: "claude"}
+			lat[i] = make([]time.Duration, 0, verdictsPerClient)
+			for range verdictsPerClient {
+				t0 := time.Now()
+				if _, err := c.Verdict(ctx, q); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, _ := failed.Load().(error); err != nil {
+		return err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	r.report("verdict_p50_us", round(us(all[len(all)/2])), "us")
+	r.report("verdict_p99_us", round(us(all[len(all)*99/100])), "us")
+	r.report("verdict_per_s", round(float64(len(all))/elapsed.Seconds()), "verdicts/s")
+	return nil
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
