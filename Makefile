@@ -4,7 +4,10 @@ GOBIN     := $(CURDIR)/.bin
 STATICCHECK_VERSION := v0.8.2
 export BOT_BOTTLE_HOME ?= $(HOME)/.bot-bottle
 
-.PHONY: run build test lint bench fmt clean
+.PHONY: run build test test-deps lint bench fmt clean
+
+# SUDO is empty for root (CI, the dev machines) and sudo for everyone else.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # run builds the binary and starts the daemon in the foreground with the
 # embedded defaults (no settings file needed).
@@ -16,10 +19,18 @@ build:
 
 # test runs every test with the race detector. Docker integration tests skip
 # when no engine answers unless BOTTLECAP_REQUIRE_DOCKER=1.
-test:
+test: test-deps
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# test-deps installs the Debian packages the tests drive (tmux for the
+# dashboard smoke test) when they are missing.
+test-deps:
+	@command -v tmux >/dev/null 2>&1 || { echo "installing tmux for the dashboard smoke test"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux >/dev/null; }
+	@command -v python3 >/dev/null 2>&1 || { echo "installing python3 for the mitmproxy addon tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 >/dev/null; }
 
 $(GOBIN)/staticcheck:
 	GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
