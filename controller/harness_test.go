@@ -91,11 +91,6 @@ func (d *daemon) stop() {
 	d.srv = nil
 }
 
-func (d *daemon) restart() {
-	d.stop()
-	d.start()
-}
-
 // report is a small complete report.
 func report(id, bottle, agent, provider string, tokens int64) api.Report {
 	return api.Report{Report: budget.Report{ID: id, Bottle: bottle, Agent: agent, Provider: provider,

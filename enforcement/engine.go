@@ -35,11 +35,11 @@ type Engine interface {
 var _ Engine = (*client.Client)(nil)
 
 // Connect makes a client for the engine named by the environment
-// (DOCKER_HOST and friends, else the local socket). It negotiates the API
-// version on first use, so the same binary works with engines from API 1.40
+// (DOCKER_HOST and friends, else the local socket). The client negotiates
+// the API version on first use (the default since moby/client v0.5), so the same binary works with engines from API 1.40
 // upwards. Nothing is dialled until the first call.
 func Connect() (*client.Client, error) {
-	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	c, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}

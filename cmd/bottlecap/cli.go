@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/bot-bottle/bottlecap/budget"
 )
@@ -117,6 +116,3 @@ func (m *Main) runVersion(_ context.Context, args []string) error {
 	fmt.Fprintf(m.Stdout, "bottlecap %s\n", Version)
 	return nil
 }
-
-// joinLines indents a multi-line message under its first line.
-func joinLines(lines ...string) string { return strings.Join(lines, "\n  ") }
