@@ -32,6 +32,8 @@ type Common struct {
 	Keys          *KeyMap
 	Now           func() time.Time
 	ReadOnly      bool
+	// Banner is shown in the header's title line (Options.Banner).
+	Banner string
 }
 
 // Styles are the dashboard's looks in one table. Colour only ever adds to

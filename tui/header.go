@@ -50,6 +50,9 @@ func (h *Header) title() string {
 	if h.c.ReadOnly {
 		parts = append(parts, st.Warn.Render("[read-only]"))
 	}
+	if h.c.Banner != "" {
+		parts = append(parts, st.Warn.Render(h.c.Banner))
+	}
 	left := strings.Join(parts, "  ")
 	right := st.Dim.Render(h.c.Now().Format("2006-01-02 15:04:05"))
 	return spread(left, right, h.width)

@@ -51,7 +51,7 @@ type Model struct {
 // it directly or through teatest.
 func NewModel(ctx context.Context, o Options) *Model {
 	o = o.withDefaults()
-	c := &Common{Styles: DefaultStyles(), Keys: DefaultKeyMap(), Now: o.Now, ReadOnly: o.ReadOnly}
+	c := &Common{Styles: DefaultStyles(), Keys: DefaultKeyMap(), Now: o.Now, ReadOnly: o.ReadOnly, Banner: o.Banner}
 	if o.ReadOnly {
 		c.Keys.RemoveActions()
 	}

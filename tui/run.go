@@ -20,6 +20,9 @@ type Options struct {
 	Daemon Daemon
 	// ReadOnly removes the action keys (`bottlecap dash --readonly`).
 	ReadOnly bool
+	// Banner is a short notice the header always shows, such as `bottlecap
+	// demo` saying that it touches no containers; empty for none.
+	Banner string
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Refresh is the periodic refresh when no event arrives (default 2s).

@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// UsageBucket is the counted tokens of one (bottle, agent, provider) within
+// [Start, Start+step) of a UsageBuckets query.
+type UsageBucket struct {
+	Bottle   string
+	Agent    string
+	Provider string
+	Start    time.Time
+	Counted  int64
+	Reports  int64
+}
+
+// usageBucketsSQL groups the reports of a time window into step-wide
+// buckets aligned to the window's start. The range on ts reads only the
+// reports_ts index (migration 0003), which covers every column used, so the
+// cost follows the reports in the window, not the size of the ledger.
+const usageBucketsSQL = `SELECT bottle, agent, provider, (ts - ?1) / ?2 AS bucket,
+	sum(counted), count(*)
+	FROM reports
+	WHERE ts >= ?1 AND ts < ?3
+	GROUP BY bottle, agent, provider, bucket
+	ORDER BY bottle, agent, provider, bucket`
+
+// MaxBucketsSpan bounds the window a UsageBuckets query reads, so that a
+// careless since can never make it scan the whole ledger: the query is for
+// burn rates and sparklines, which look at the last minutes or hours.
+const MaxBucketsSpan = 7 * 24 * time.Hour
+
+// UsageBuckets returns the counted tokens per (bottle, agent, provider) in
+// step-wide buckets of [since, since+MaxBucketsSpan), for the dashboard's
+// burn rates and sparklines. Buckets without reports are left out, and
+// reports whose time is unknown (ts 0) are in no window.
+func (db *DB) UsageBuckets(ctx context.Context, since time.Time, step time.Duration) ([]UsageBucket, error) {
+	if step <= 0 || since.IsZero() {
+		return nil, fmt.Errorf("%w: usage buckets since %s by %s: want a time and a positive step", budget.ErrInvalid, since, step)
+	}
+	from := toNanos(since)
+	rows, err := db.read.QueryContext(ctx, usageBucketsSQL, from, int64(step), from+int64(MaxBucketsSpan))
+	if err != nil {
+		return nil, fmt.Errorf("usage buckets: %w", classify(err))
+	}
+	defer rows.Close()
+	var all []UsageBucket
+	for rows.Next() {
+		var b UsageBucket
+		var i int64
+		if err := rows.Scan(&b.Bottle, &b.Agent, &b.Provider, &i, &b.Counted, &b.Reports); err != nil {
+			return nil, fmt.Errorf("usage buckets: %w", classify(err))
+		}
+		b.Start = fromNanos(from + i*int64(step))
+		all = append(all, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("usage buckets: %w", classify(err))
+	}
+	return all, nil
+}
