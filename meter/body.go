@@ -25,9 +25,9 @@ type meteredBody struct {
 
 // meterBody wraps resp's body for the exchange ex.
 func (p *Proxy) meterBody(resp *http.Response, ex *exchange) io.ReadCloser {
-	fallback := fallbackID(ex.up.Provider, resp.Header)
+	h := resp.Header
 	b := &meteredBody{rc: resp.Body, parser: usage.NewParser(usage.Auto, ex.path)}
-	b.report = func(res usage.Result) { p.queue.add(p.newReport(ex.up, res, fallback)) }
+	b.report = func(res usage.Result) { p.queue.add(p.newReport(ex.up, res, h)) }
 	return b
 }
 
@@ -49,10 +49,10 @@ func (b *meteredBody) Close() error {
 
 // newReport is the report of one response: the provider's response id as
 // the idempotency key, the parser's counts and completeness.
-func (p *Proxy) newReport(up *Upstream, res usage.Result, fallback string) api.Report {
+func (p *Proxy) newReport(up *Upstream, res usage.Result, h http.Header) api.Report {
 	id := res.ID
 	if id == "" {
-		id = fallback
+		id = fallbackID(up.Provider, h)
 	}
 	complete := res.Complete
 	return api.Report{
@@ -66,7 +66,7 @@ func (p *Proxy) newReport(up *Upstream, res usage.Result, fallback string) api.R
 
 // fallbackID is the report id of a response whose body names none: the
 // provider's request id header (unique per response), else a random id.
-// It is fixed when the response starts, so retries of the report keep it.
+// It is fixed when the report is queued, so its retries keep it.
 func fallbackID(provider string, h http.Header) string {
 	for _, k := range []string{"Request-Id", "X-Request-Id", "X-Goog-Request-Id"} {
 		if v := h.Get(k); v != "" && len(v) <= 200 {

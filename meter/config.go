@@ -111,6 +111,7 @@ var _ Daemon = (*client.Client)(nil)
 // Defaults of Config's optional fields.
 const (
 	DefaultGateTimeout = 2 * time.Second
+	DefaultGateCache   = 100 * time.Millisecond
 	DefaultQueueLimit  = 100_000
 	DefaultDrain       = 5 * time.Second
 )
@@ -135,6 +136,11 @@ type Config struct {
 	QueueLimit int
 	// GateTimeout bounds one gate question.
 	GateTimeout time.Duration
+	// GateCache is how long an "allowed" answer of the gate is reused for
+	// the same provider, so a burst of requests asks once; zero uses
+	// DefaultGateCache and a negative value asks on every request. Denials
+	// are never reused.
+	GateCache time.Duration
 	// Transport reaches the upstreams; nil uses a tuned http.Transport.
 	Transport http.RoundTripper
 	// Log receives operational messages (never bodies); nil discards.
@@ -153,6 +159,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.GateTimeout <= 0 {
 		c.GateTimeout = DefaultGateTimeout
+	}
+	if c.GateCache == 0 {
+		c.GateCache = DefaultGateCache
 	}
 	if c.QueueLimit <= 0 {
 		c.QueueLimit = DefaultQueueLimit

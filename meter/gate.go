@@ -19,9 +19,15 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, up *Upstream) bool
 			"bottlecap: usage reports are backing up (the budget daemon is not acknowledging them); retry later")
 		return false
 	}
+	if p.verdicts.fresh(up.Provider) {
+		return true
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.GateTimeout)
 	defer cancel()
 	v, err := p.cfg.Daemon.Verdict(ctx, client.VerdictQuery{Bottle: p.cfg.Bottle, Agent: p.cfg.Agent, Provider: up.Provider})
+	if err == nil {
+		p.verdicts.note(up.Provider, v)
+	}
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		return false // the client left while we asked

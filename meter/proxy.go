@@ -14,6 +14,8 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync/atomic"
+
+	"github.com/bot-bottle/bottlecap/budget"
 )
 
 // Proxy is the metering reverse proxy. It is an http.Handler; one Proxy
@@ -24,6 +26,7 @@ type Proxy struct {
 	upstreams map[Family]*Upstream
 	rp        *httputil.ReverseProxy
 	queue     *queue
+	verdicts  *verdictCache
 	closed    atomic.Bool
 }
 
@@ -34,8 +37,8 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Log, upstreams: cfg.upstreams()}
-	if p.queue, err = newQueue(cfg.Daemon, cfg.SpoolPath, cfg.QueueLimit, cfg.Log); err != nil {
+	p := &Proxy{cfg: cfg, log: cfg.Log, upstreams: cfg.upstreams(), verdicts: newVerdictCache(cfg.GateCache)}
+	if p.queue, err = newQueue(cfg.Daemon, cfg.SpoolPath, cfg.QueueLimit, cfg.Log, p.noteVerdicts); err != nil {
 		return nil, err
 	}
 	p.rp = &httputil.ReverseProxy{
@@ -139,6 +142,16 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	p.log.Warn("upstream unreachable", "provider", ex.up.Provider, "host", ex.up.URL.Host, "err", err.Error())
 	writeError(w, ex.up.Family, http.StatusBadGateway, fmt.Sprintf("bottlecap meter: upstream %s unreachable", ex.up.URL.Host))
+}
+
+// noteVerdicts takes the verdicts of an ingest acknowledgement: a report
+// that exhausted this bottle's budget ends the reuse of "allowed" at once.
+func (p *Proxy) noteVerdicts(vs []budget.Verdict) {
+	for _, v := range vs {
+		if v.Bottle == p.cfg.Bottle && !v.Allowed {
+			p.verdicts.note(v.Provider, v)
+		}
+	}
 }
 
 // Pending is the number of usage reports not yet acknowledged by the

@@ -27,6 +27,8 @@ type queue struct {
 	log   *slog.Logger
 	limit int
 	spool *spool // nil without a spool file
+	// acked receives the verdicts of each acknowledgement.
+	acked func([]budget.Verdict)
 
 	mu      sync.Mutex
 	pending []api.Report
@@ -39,8 +41,8 @@ type queue struct {
 }
 
 // newQueue starts a queue, replaying the spool at spoolPath when set.
-func newQueue(d Daemon, spoolPath string, limit int, log *slog.Logger) (*queue, error) {
-	q := &queue{d: d, log: log, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newQueue(d Daemon, spoolPath string, limit int, log *slog.Logger, acked func([]budget.Verdict)) (*queue, error) {
+	q := &queue{d: d, log: log, limit: limit, acked: acked, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if spoolPath != "" {
 		s, replay, err := openSpool(spoolPath)
 		if err != nil {
@@ -182,7 +184,10 @@ func (q *queue) send(batch []api.Report) (int, error) {
 func (q *queue) ingest(batch []api.Report) error {
 	ctx, cancel := context.WithTimeout(q.ctx, sendTimeout)
 	defer cancel()
-	_, err := q.d.Ingest(ctx, batch)
+	reply, err := q.d.Ingest(ctx, batch)
+	if err == nil && q.acked != nil {
+		q.acked(reply.Verdicts)
+	}
 	return err
 }
 

@@ -23,6 +23,7 @@ type meterFlags struct {
 	anthropic, openai, gemini                      string
 	upstreams                                      upstreamList
 	failOpen                                       bool
+	gateCache                                      time.Duration
 }
 
 // upstreamList collects repeated --upstream FAMILY[:PROVIDER]=URL flags.
@@ -58,7 +59,7 @@ func (m *Main) runMeter(ctx context.Context, args []string) error {
 	defer dc.Close()
 	p, err := meter.New(meter.Config{
 		Bottle: f.bottle, Agent: f.agent, Upstreams: ups, Daemon: dc,
-		FailOpen: f.failOpen, SpoolPath: f.queue, Log: log,
+		FailOpen: f.failOpen, SpoolPath: f.queue, Log: log, GateCache: gateCache(f.gateCache),
 	})
 	if err != nil {
 		return err
@@ -85,6 +86,7 @@ func (m *Main) parseMeterFlags(args []string) (meterFlags, error) {
 	fs.StringVar(&f.openai, "upstream-openai", "https://api.openai.com", "OpenAI `URL` (/v1/chat/completions, /v1/responses, provider codex)")
 	fs.StringVar(&f.gemini, "upstream-gemini", "https://generativelanguage.googleapis.com", "Gemini `URL` (/v1beta/models/*, provider gemini)")
 	fs.Var(&f.upstreams, "upstream", "FAMILY[:PROVIDER]=URL, repeatable (e.g. openai:pi=http://ollama:11434); overrides --upstream-FAMILY")
+	fs.DurationVar(&f.gateCache, "gate-cache", meter.DefaultGateCache, "reuse the gate's \"allowed\" for this `long` per provider (0: ask on every request)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "forward requests when the daemon cannot be reached (default: refuse them)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -98,6 +100,14 @@ func (m *Main) parseMeterFlags(args []string) (meterFlags, error) {
 		return f, m.usageError(fs, "--bottle (or $BOTTLECAP_BOTTLE) is required")
 	}
 	return f, nil
+}
+
+// gateCache maps the flag's 0 ("ask every time") to the Config's negative.
+func gateCache(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // upstreamConfig is the per-family flags, then the generic ones over them.

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/meter"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+func init() { register("meter", benchMeter) }
+
+const (
+	proxyClients   = 32    // concurrent keep-alive clients
+	proxyRequests  = 20000 // requests per measured round
+	proxyRounds    = 3     // rounds per proxy, interleaved; the median counts
+	ttfbSamples    = 50
+	meterBenchSlug = "bench-meter"
+)
+
+// benchMeter measures `bottlecap meter` against a plain httputil.ReverseProxy
+// in front of the same local upstream with the same client load, and the
+// first byte of a stream direct and through the meter. The meter's gate and
+// reports go to a real in-process daemon over its socket.
+func benchMeter(ctx context.Context, r *runner) error {
+	dir, err := os.MkdirTemp("", "bcm") // short: unix socket paths are limited
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	e, err := startMeterBench(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer e.stop()
+	if err := e.throughput(ctx, r); err != nil {
+		return err
+	}
+	direct, err := ttfb(ctx, e.upstream.URL+"/v1/messages")
+	if err != nil {
+		return fmt.Errorf("direct stream: %w", err)
+	}
+	metered, err := ttfb(ctx, e.meter.URL+"/v1/messages")
+	if err != nil {
+		return fmt.Errorf("metered stream: %w", err)
+	}
+	r.report("stream_ttfb_direct_ms", round3(ms(direct)), "ms")
+	r.report("stream_ttfb_meter_ms", round3(ms(metered)), "ms")
+	r.logf("meter: %d reports waiting at the end", e.proxy.Pending())
+	return nil
+}
+
+// meterBench is everything the benchmark runs: an upstream, a daemon, the
+// meter and a plain proxy, each on its own listener.
+type meterBench struct {
+	upstream, plain, meter, uncached *benchServer
+	proxy, uncachedProxy             *meter.Proxy
+	dc                               *client.Client
+	daemon                           *meterDaemon
+}
+
+func startMeterBench(ctx context.Context, dir string) (*meterBench, error) {
+	d, err := startMeterDaemon(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	e := &meterBench{daemon: d, dc: client.New(d.sock, client.WithRetry(0))}
+	e.upstream = serve(http.HandlerFunc(fakeProvider))
+	u, _ := url.Parse(e.upstream.URL)
+	tr := benchTransport()
+	e.plain = serve(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr, FlushInterval: -1})
+	ups := []meter.Upstream{{Family: meter.Anthropic, Provider: "claude", URL: u}, {Family: meter.OpenAI, Provider: "codex", URL: u}}
+	cfg := meter.Config{Bottle: meterBenchSlug, Agent: "bench", Upstreams: ups, Daemon: e.dc, Transport: benchTransport()}
+	if e.proxy, err = meter.New(cfg); err != nil {
+		e.stop()
+		return nil, err
+	}
+	e.meter = serve(e.proxy)
+	cfg.GateCache, cfg.Transport = -1, benchTransport() // ask the gate on every request
+	if e.uncachedProxy, err = meter.New(cfg); err != nil {
+		e.stop()
+		return nil, err
+	}
+	e.uncached = serve(e.uncachedProxy)
+	return e, nil
+}
+
+func (e *meterBench) stop() {
+	for _, s := range []*benchServer{e.uncached, e.meter, e.plain, e.upstream} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	for _, p := range []*meter.Proxy{e.proxy, e.uncachedProxy} {
+		if p != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			p.Close(ctx)
+			cancel()
+		}
+	}
+	e.dc.Close()
+	e.daemon.stop()
+}
+
+// throughput runs the plain proxy, the meter, and the meter asking the
+// gate on every request in interleaved rounds and reports the median round
+// of each.
+func (e *meterBench) throughput(ctx context.Context, r *runner) error {
+	targets := []string{e.plain.URL, e.meter.URL, e.uncached.URL}
+	rounds := make([][]loadResult, len(targets))
+	for i := range proxyRounds {
+		for j, u := range targets {
+			res, err := load(ctx, u+"/v1/chat/completions", fmt.Sprintf("r%d-%d", i, j))
+			if err != nil {
+				return err
+			}
+			rounds[j] = append(rounds[j], res)
+		}
+	}
+	pm, mm, um := median(rounds[0]), median(rounds[1]), median(rounds[2])
+	r.report("plain_proxy_rps", round(pm.rps), "req/s")
+	r.report("meter_proxy_rps", round(mm.rps), "req/s")
+	r.report("meter_vs_plain_ratio", round3(mm.rps/pm.rps), "ratio")
+	r.report("meter_added_p50_us", round(micros(mm.p50-pm.p50)), "us")
+	r.report("meter_gate_every_request_rps", round(um.rps), "req/s")
+	r.report("meter_gate_every_request_added_p50_us", round(micros(um.p50-pm.p50)), "us")
+	r.logf("meter: p50 plain %s, meter %s, meter asking the gate every time %s", pm.p50, mm.p50, um.p50)
+	return nil
+}
+
+// loadResult is one measured round.
+type loadResult struct {
+	rps float64
+	p50 time.Duration
+}
+
+func median(rs []loadResult) loadResult {
+	slices.SortFunc(rs, func(a, b loadResult) int { return int(a.rps - b.rps) })
+	return rs[len(rs)/2]
+}
+
+// load sends proxyRequests requests from proxyClients keep-alive clients
+// and returns the rate and the median latency.
+func load(ctx context.Context, target, tag string) (loadResult, error) {
+	hc := &http.Client{Transport: benchTransport()}
+	defer hc.CloseIdleConnections()
+	var next atomic.Int64
+	var firstErr atomic.Value
+	lat := make([][]time.Duration, proxyClients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range proxyClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := next.Add(1); n <= proxyRequests && ctx.Err() == nil; n = next.Add(1) {
+				t0 := time.Now()
+				if err := oneRequest(hc, target, tag+"-"+strconv.FormatInt(n, 10)); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return loadResult{}, err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	return loadResult{rps: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2]}, nil
+}
+
+// oneRequest posts a small Chat request whose response id is id.
+func oneRequest(hc *http.Client, target, id string) error {
+	req, err := http.NewRequest(http.MethodPost, target, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Bench-Id", id)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", target, resp.Status)
+	}
+	return nil
+}
+
+// fakeProvider answers Chat requests with a small body carrying usage and a
+// unique id (so every report is new to the daemon), and /v1/messages with
+// a stream whose first event is sent at once and whose end waits for the
+// client to go away.
+func fakeProvider(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	if r.URL.Path == "/v1/messages" {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_"+
+			strconv.FormatInt(time.Now().UnixNano(), 36)+"\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"id":"chatcmpl-%s","object":"chat.completion","model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}`,
+		r.Header.Get("X-Bench-Id"))
+}
+
+// ttfb is the median time from sending a streaming request to reading the
+// first byte of its body.
+func ttfb(ctx context.Context, target string) (time.Duration, error) {
+	var samples []time.Duration
+	hc := &http.Client{Transport: benchTransport()}
+	defer hc.CloseIdleConnections()
+	for range ttfbSamples {
+		rctx, cancel := context.WithCancel(ctx)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, target, nil)
+		t0 := time.Now()
+		resp, err := hc.Do(req)
+		if err != nil {
+			cancel()
+			return 0, err
+		}
+		_, err = bufio.NewReader(resp.Body).ReadByte()
+		samples = append(samples, time.Since(t0))
+		cancel()
+		resp.Body.Close()
+		if err != nil {
+			return 0, err
+		}
+	}
+	slices.Sort(samples)
+	return samples[len(samples)/2], nil
+}
+
+// benchTransport is a keep-alive transport sized for the client load.
+func benchTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second,
+		DisableCompression: true, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}
+}
+
+// benchServer is an HTTP server on a loopback port.
+type benchServer struct {
+	URL string
+	srv *http.Server
+}
+
+func serve(h http.Handler) *benchServer {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err) // the loopback is always there
+	}
+	s := &benchServer{URL: "http://" + l.Addr().String(), srv: &http.Server{Handler: h}}
+	go s.srv.Serve(l)
+	return s
+}
+
+func (s *benchServer) Close() { s.srv.Close() }
+
+func ms(d time.Duration) float64     { return float64(d) / float64(time.Millisecond) }
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// meterDaemon is an in-process daemon on a real socket and ledger for the
+// meter's gate and reports.
+type meterDaemon struct {
+	sock   string
+	db     *store.DB
+	writer *store.Writer
+	srv    *controller.Server
+	done   chan error
+}
+
+func startMeterDaemon(ctx context.Context, dir string) (*meterDaemon, error) {
+	db, err := store.Open(ctx, filepath.Join(dir, "bot-bottle.db"))
+	if err != nil {
+		return nil, err
+	}
+	d := &meterDaemon{sock: filepath.Join(dir, "run", "bottlecap.sock"), db: db, writer: store.NewWriter(db), done: make(chan error, 1)}
+	settings := budget.DefaultSettings()
+	settings.Budget = budget.Limits{"codex": 1 << 50, "claude": 1 << 50} // budgets to resolve, never exhausted
+	if d.srv, err = controller.New(ctx, controller.Config{Store: db, Ingester: d.writer, Settings: settings, Socket: d.sock}); err != nil {
+		return nil, err
+	}
+	l, err := controller.Listen(d.sock)
+	if err != nil {
+		return nil, err
+	}
+	go func() { d.done <- d.srv.Serve(l) }()
+	return d, nil
+}
+
+func (d *meterDaemon) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.srv.Shutdown(ctx)
+	<-d.done
+	d.writer.Close()
+	d.db.Close()
+}

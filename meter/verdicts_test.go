@@ -1,0 +1,65 @@
+package meter_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/meter"
+)
+
+// countingDaemon counts the gate questions asked of a real daemon.
+type countingDaemon struct {
+	meter.Daemon
+	verdicts atomic.Int64
+}
+
+func (c *countingDaemon) Verdict(ctx context.Context, q client.VerdictQuery) (budget.Verdict, error) {
+	c.verdicts.Add(1)
+	return c.Daemon.Verdict(ctx, q)
+}
+
+// TestGateCacheEndsWhenAReportExhaustsTheBudget: allowed answers are reused
+// (one question for two requests), and the acknowledgement of a report that
+// crosses the budget ends the reuse at once, however long the cache is.
+func TestGateCacheEndsWhenAReportExhaustsTheBudget(t *testing.T) {
+	d := startDaemon(t)
+	d.register("cache-1", map[string]api.Amount{"codex": 100})
+	tokens := atomic.Int64{}
+	tokens.Store(1)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"id":"chatcmpl-`+r.Header.Get("X-N")+`","object":"chat.completion","usage":{"prompt_tokens":`+
+			strconv.FormatInt(tokens.Load(), 10)+`,"completion_tokens":0}}`)
+	})
+	counter := &countingDaemon{Daemon: client.New(d.sock, client.WithRetry(0))}
+	p, srv := meterFor(t, d.sock, "cache-1", up.URL, func(c *meter.Config) { c.Daemon = counter; c.GateCache = time.Hour })
+	send := func(n string) int {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions", nil)
+		req.Header.Set("X-N", n)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		eventually(t, "the report is acknowledged", func() bool { return p.Pending() == 0 })
+		return resp.StatusCode
+	}
+	if a, b := send("1"), send("2"); a != 200 || b != 200 || counter.verdicts.Load() != 1 {
+		t.Fatalf("got %d, %d with %d gate questions; want 200, 200 with 1", a, b, counter.verdicts.Load())
+	}
+	tokens.Store(500)
+	if got := send("3"); got != 200 {
+		t.Fatalf("got %d, want 200 (the budget was not crossed yet)", got)
+	}
+	if got := send("4"); got != http.StatusTooManyRequests {
+		t.Errorf("got %d after a report crossed the budget, want 429", got)
+	}
+}
