@@ -57,6 +57,8 @@ var commands = map[string]command{
 	"restore":  {"restore SLUG [--reason R]: undo a cutoff", actionCommand(budget.ActRestore)},
 	"actions":  {"actions [--status S]: the enforcement action journal", (*Main).runActions},
 	"audit":    {"audit [--bottle B] [--limit N] | audit verify", (*Main).runAudit},
+	"dash":     {dashSynopsis + ": the dashboard", (*Main).runDash},
+	"demo":     {"demo [--speed X] [--no-dash]: a simulated host with the dashboard; touches no containers", (*Main).runDemo},
 }
 
 // Run executes one command line and returns the process exit code.

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/migrations"
+	"github.com/bot-bottle/bottlecap/store"
+	"github.com/bot-bottle/bottlecap/tui"
+)
+
+// dashSynopsis is `bottlecap dash`'s usage line.
+const dashSynopsis = "dash [--readonly] [--socket PATH] [--db PATH]"
+
+// runDash implements `bottlecap dash`: the dashboard over the ledger,
+// opened read-only, acting through the daemon's socket.
+func (m *Main) runDash(ctx context.Context, args []string) error {
+	fs, df := m.daemonFlagSet("dash", dashSynopsis, false)
+	readOnly := fs.Bool("readonly", false, "remove the action keys: watch only")
+	db := fs.String("db", "", "ledger `path` (default $BOT_BOTTLE_HOME/bot-bottle.db)")
+	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if *db == "" {
+		*db = filepath.Join(m.home(), "bot-bottle.db")
+	}
+	d, err := openDash(ctx, *db, m.settingsPath(), m.socketPath(df.socket))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	o := d.Options()
+	o.ReadOnly, o.Input, o.Output = *readOnly, m.Stdin, m.Stdout
+	return tui.Run(ctx, o)
+}
+
+// dash is what the dashboard runs on: the ledger opened read-only and a
+// client of the daemon. Nothing in it logs: the terminal is the
+// dashboard's.
+type dash struct {
+	db     *store.DB
+	client *client.Client
+	source *tui.StoreSource
+}
+
+// openDash opens the ledger at dbPath read-only and a client of the daemon
+// at socket. A missing or unmigrated ledger is the one error an operator
+// meets before ever starting the daemon, so it says what to do.
+func openDash(ctx context.Context, dbPath, settingsPath, socket string) (*dash, error) {
+	if _, err := os.Stat(dbPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("there is no ledger at %s yet: start the daemon first (bottlecap serve), "+
+			"it creates the ledger; then run bottlecap dash again", dbPath)
+	}
+	db, err := store.OpenReadOnly(ctx, dbPath)
+	if errors.Is(err, migrations.ErrSchema) {
+		return nil, fmt.Errorf("%w; start the daemon (bottlecap serve), it brings the ledger up to date", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// No retry: an unreachable daemon must show at once as "daemon down",
+	// not hold up the operator's key press.
+	c := client.New(socket, client.WithRetry(0))
+	src := tui.NewStoreSource(db, settingsPath, tui.NewStoreWindows(db), nil)
+	return &dash{db: db, client: c, source: src}, nil
+}
+
+// Options are the dashboard's options with its source and daemon set.
+func (d *dash) Options() tui.Options {
+	return tui.Options{Source: d.source, Daemon: tui.NewClientDaemon(d.client)}
+}
+
+// Close closes the client and the ledger.
+func (d *dash) Close() error {
+	d.client.Close()
+	return d.db.Close()
+}
