@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestMeterFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"no bottle", nil, nil, 2, "--bottle"},
+		{"bad upstream", nil, []string{"--bottle", "dev-1", "--upstream", "mistral=https://x"}, 2, "unknown family"},
+		{"bad upstream URL", nil, []string{"--bottle", "dev-1", "--upstream-openai", "api.openai.com"}, 1, "--upstream-openai"},
+		{"bad listen", map[string]string{"BOTTLECAP_BOTTLE": "dev-1"}, []string{"--listen", "nonsense"}, 1, "listen on nonsense"},
+		{"stray argument", nil, []string{"--bottle", "dev-1", "extra"}, 2, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, tt.env, append([]string{"meter"}, tt.args...)...)
+			wantCode(t, r, tt.code)
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, r.stderr)
+			}
+		})
+	}
+}
+
+// TestMeterStartsAndStops: with its context already cancelled the meter
+// starts (listener, queue, spool), then shuts down cleanly in order.
+func TestMeterStartsAndStops(t *testing.T) {
+	spool := t.TempDir() + "/queue.ndjson"
+	var out, errOut bytes.Buffer
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut,
+		Getenv: func(k string) string { return map[string]string{"BOT_BOTTLE_HOME": t.TempDir()}[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	code := m.Run(ctx, []string{"meter", "--bottle", "dev-1", "--listen", "127.0.0.1:0", "--queue", spool,
+		"--upstream", "openai:pi=http://127.0.0.1:1", "--gate-cache", "0"})
+	if code != 0 || !strings.Contains(errOut.String(), "bottlecap meter ready") {
+		t.Errorf("exit %d, want 0 after a ready message\nstderr: %s", code, errOut.String())
+	}
+}
