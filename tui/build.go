@@ -20,8 +20,11 @@ type Input struct {
 	Budgets  []store.ScopeBudget
 	Totals   []store.Total
 	Actions  []store.Action // oldest first
-	Buckets  []UsageBucket  // since Now-seriesBuckets*seriesStep
-	Audit    []api.AuditEntry
+	// Buckets are the usage windows: Build needs the burn window (buckets
+	// of any width that start inside it), BuildDetail the sparkline's half
+	// hour in seriesStep buckets.
+	Buckets []UsageBucket
+	Audit   []api.AuditEntry
 }
 
 // Build computes a snapshot (without Detail) from its inputs.

@@ -121,8 +121,11 @@ func (s *StoreSource) read(ctx context.Context, now time.Time) (Input, error) {
 	if s.sampler != nil {
 		s.sampler.Observe(now, in.Totals)
 	}
-	since := now.Add(-seriesBuckets * seriesStep)
-	if in.Buckets, err = s.windows.UsageBuckets(ctx, since, seriesStep); err != nil {
+	// The table needs only the burn window, as one bucket per key: on a
+	// busy host that is a fraction of the reports the sparkline's half hour
+	// holds, which only the detail view loads.
+	burn := burnBuckets * seriesStep
+	if in.Buckets, err = s.windows.UsageBuckets(ctx, now.Add(-burn), burn); err != nil {
 		return in, fmt.Errorf("load dashboard: %w", err)
 	}
 	audit, err := s.store.Audit(ctx, "", auditLimit)
@@ -160,6 +163,10 @@ func (s *StoreSource) detail(ctx context.Context, snap *Snapshot, in Input, slug
 	}
 	audit, err := s.store.Audit(ctx, slug, bottleAudit)
 	if err != nil {
+		return nil, fmt.Errorf("load detail of %s: %w", slug, err)
+	}
+	since := in.Now.Add(-seriesBuckets * seriesStep)
+	if in.Buckets, err = s.windows.UsageBuckets(ctx, since, seriesStep); err != nil {
 		return nil, fmt.Errorf("load detail of %s: %w", slug, err)
 	}
 	d := BuildDetail(in, row)
