@@ -23,6 +23,7 @@ test: test-deps
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	python3 -m unittest discover -s integrations/mitmproxy
 
 # test-deps installs the Debian packages the tests drive (tmux for the
 # dashboard smoke test) when they are missing.
