@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/client"
+)
+
+func init() { register("rss", benchRSS) }
+
+const (
+	rssBottles          = 1000
+	rssReportsPerBottle = 20
+)
+
+// benchRSS runs the real daemon binary, registers 1,000 bottles in a parent
+// forest with budgets, has each report usage, and reads the daemon's
+// resident memory from /proc.
+func benchRSS(ctx context.Context, r *runner) error {
+	home, err := os.MkdirTemp("", "bcr")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(home)
+	bin := filepath.Join(home, "bottlecap")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/bottlecap").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	cmd := exec.CommandContext(ctx, bin, "serve", "--docker=false", "--log-level=warn")
+	cmd.Env = append(os.Environ(), "BOT_BOTTLE_HOME="+home, "BOTTLECAP_SOCKET=")
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	c := client.New(filepath.Join(home, "run", "bottlecap.sock"), client.WithRetry(20*time.Second))
+	defer c.Close()
+	if err := populate(ctx, c); err != nil {
+		return err
+	}
+	rss, err := residentMB(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	r.report("daemon_rss_mb_1000_bottles", round3(rss), "MB")
+	return nil
+}
+
+// populate registers the bottles (every tenth one a parent of the next
+// nine) and sends their reports from 16 clients.
+func populate(ctx context.Context, c *client.Client) error {
+	for i := range rssBottles {
+		req := api.BottleRequest{Agent: "impl", Budget: map[string]api.Amount{"claude": 5_000_000}}
+		if i%10 != 0 {
+			req.Parent = fmt.Sprintf("rss-%04d", i-i%10)
+		}
+		if _, err := c.PutBottle(ctx, fmt.Sprintf("rss-%04d", i), req); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < rssBottles; i += 16 {
+				reports := benchReports(fmt.Sprintf("rss%04d", i), 0, 0, rssReportsPerBottle)
+				for k := range reports {
+					reports[k].Bottle = fmt.Sprintf("rss-%04d", i)
+				}
+				if _, err := c.Ingest(ctx, reports); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// residentMB reads VmRSS of a process, in MB.
+func residentMB(pid int) (float64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
