@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -102,38 +103,50 @@ func (s *StoreSource) Load(ctx context.Context, detail string) (Snapshot, error)
 	return snap, nil
 }
 
-// read gathers the inputs of Build.
+// read gathers the inputs of Build. The queries are independent and the
+// read-only store has a pool of connections, so they run side by side: a
+// frame waits for the slowest query, not for their sum.
 func (s *StoreSource) read(ctx context.Context, now time.Time) (Input, error) {
 	in := Input{Now: now, Settings: s.currentSettings()}
-	var err error
-	if in.Bottles, err = s.store.Bottles(ctx); err != nil {
-		return in, fmt.Errorf("load dashboard: %w", err)
-	}
-	if in.Budgets, err = s.store.Budgets(ctx); err != nil {
-		return in, fmt.Errorf("load dashboard: %w", err)
-	}
-	if in.Totals, err = s.store.Totals(ctx); err != nil {
-		return in, fmt.Errorf("load dashboard: %w", err)
-	}
-	if in.Actions, err = s.store.Actions(ctx, ""); err != nil {
-		return in, fmt.Errorf("load dashboard: %w", err)
-	}
-	if s.sampler != nil {
-		s.sampler.Observe(now, in.Totals)
+	var audit []store.AuditEntry
+	queries := []func() error{
+		func() (err error) { in.Bottles, err = s.store.Bottles(ctx); return err },
+		func() (err error) { in.Budgets, err = s.store.Budgets(ctx); return err },
+		func() (err error) { in.Totals, err = s.store.Totals(ctx); return err },
+		func() (err error) { in.Actions, err = s.store.Actions(ctx, ""); return err },
+		func() (err error) { audit, err = s.store.Audit(ctx, "", auditLimit); return err },
 	}
 	// The table needs only the burn window, as one bucket per key: on a
 	// busy host that is a fraction of the reports the sparkline's half hour
 	// holds, which only the detail view loads.
 	burn := burnBuckets * seriesStep
-	if in.Buckets, err = s.windows.UsageBuckets(ctx, now.Add(-burn), burn); err != nil {
+	buckets := func() (err error) { in.Buckets, err = s.windows.UsageBuckets(ctx, now.Add(-burn), burn); return err }
+	if s.sampler == nil {
+		queries = append(queries, buckets)
+	}
+	if err := parallel(queries...); err != nil {
 		return in, fmt.Errorf("load dashboard: %w", err)
 	}
-	audit, err := s.store.Audit(ctx, "", auditLimit)
-	if err != nil {
-		return in, fmt.Errorf("load dashboard: %w", err)
+	if s.sampler != nil { // it derives the windows from these totals
+		s.sampler.Observe(now, in.Totals)
+		if err := buckets(); err != nil {
+			return in, fmt.Errorf("load dashboard: %w", err)
+		}
 	}
 	in.Audit = wireAudit(audit)
 	return in, nil
+}
+
+// parallel runs fns concurrently and returns their errors, joined.
+func parallel(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, f := range fns {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = f() }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // currentSettings re-reads settings. A file that fails to parse keeps the
