@@ -65,19 +65,15 @@ func WithBackoff(first, limit time.Duration) Option {
 // connect: the first call does, and says so if nobody listens.
 func New(socketPath string, opts ...Option) *Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	tr := &http.Transport{
-		Proxy: nil, // never send socket traffic to an HTTP proxy from the environment
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	tr := &transport{
+		maxIdle: 64, // the benchmarks run 64 concurrent callers
+		dial: func(ctx context.Context) (net.Conn, error) {
 			conn, err := d.DialContext(ctx, "unix", socketPath)
 			if err != nil {
 				return nil, &DialError{Socket: socketPath, Err: err}
 			}
 			return conn, nil
 		},
-		MaxIdleConns:        128,
-		MaxIdleConnsPerHost: 64, // the benchmarks run 64 concurrent callers
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
 	}
 	c := &Client{
 		socket:     socketPath,
@@ -157,7 +153,7 @@ func (c *Client) send(ctx context.Context, hc *http.Client, r request) (*http.Re
 	var last error
 	for {
 		resp, err := c.attempt(ctx, hc, r)
-		if err != nil && last != nil && ctx.Err() != nil {
+		if err != nil && last != nil && ended(ctx) {
 			return nil, last // why we were retrying says more than "context canceled"
 		}
 		if err == nil || !r.retryable(err) {
@@ -170,6 +166,13 @@ func (c *Client) send(ctx context.Context, hc *http.Client, r request) (*http.Re
 		}
 		wait = min(2*wait, c.maxBackoff)
 	}
+}
+
+// ended reports whether ctx is done or its deadline has passed: a dial
+// bounded by the deadline can fail a moment before ctx itself says so.
+func ended(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(d))
 }
 
 // retryable reports whether r may be tried again after err.
