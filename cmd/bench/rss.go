@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,27 +25,17 @@ const (
 // forest with budgets, has each report usage, and reads the daemon's
 // resident memory from /proc.
 func benchRSS(ctx context.Context, r *runner) error {
-	home, err := os.MkdirTemp("", "bcr")
+	d, err := startProcDaemon(ctx, r, "")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(home)
-	bin := filepath.Join(home, "bottlecap")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/bottlecap").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	cmd := exec.CommandContext(ctx, bin, "serve", "--docker=false", "--log-level=warn")
-	cmd.Env = append(os.Environ(), "BOT_BOTTLE_HOME="+home, "BOTTLECAP_SOCKET=")
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	c := client.New(filepath.Join(home, "run", "bottlecap.sock"), client.WithRetry(20*time.Second))
+	defer d.stop()
+	c := client.New(d.sock, client.WithRetry(20*time.Second))
 	defer c.Close()
 	if err := populate(ctx, c); err != nil {
 		return err
 	}
-	rss, err := residentMB(cmd.Process.Pid)
+	rss, err := residentMB(d.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
