@@ -2,6 +2,7 @@ package controller
 
 import (
 	"net/http"
+	"net/http/pprof"
 )
 
 // routes is the daemon's whole API surface, one line a route. Handlers
@@ -27,6 +28,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/audit", s.operatorOnly(s.handleAudit))
 	mux.HandleFunc("GET /v1/audit/verify", s.operatorOnly(s.handleAuditVerify))
 	mux.Handle("GET /metrics", s.operatorOnly(s.metrics.handler().ServeHTTP))
+	// Go's profiler, for operators chasing a slow daemon: go tool pprof
+	// reads it through `curl --unix-socket`.
+	mux.HandleFunc("GET /debug/pprof/", s.operatorOnly(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", s.operatorOnly(pprof.Profile))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -9,19 +9,14 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
-	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/meter"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 func init() { register("meter", benchMeter) }
@@ -37,14 +32,9 @@ const (
 // benchMeter measures `bottlecap meter` against a plain httputil.ReverseProxy
 // in front of the same local upstream with the same client load, and the
 // first byte of a stream direct and through the meter. The meter's gate and
-// reports go to a real in-process daemon over its socket.
+// reports go to the real daemon process over its socket.
 func benchMeter(ctx context.Context, r *runner) error {
-	dir, err := os.MkdirTemp("", "bcm") // short: unix socket paths are limited
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	e, err := startMeterBench(ctx, dir)
+	e, err := startMeterBench(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -72,11 +62,11 @@ type meterBench struct {
 	upstream, plain, meter, uncached *benchServer
 	proxy, uncachedProxy             *meter.Proxy
 	dc                               *client.Client
-	daemon                           *meterDaemon
+	daemon                           *procDaemon
 }
 
-func startMeterBench(ctx context.Context, dir string) (*meterBench, error) {
-	d, err := startMeterDaemon(ctx, dir)
+func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
+	d, err := startProcDaemon(ctx, r, "budget: # budgets to resolve, never exhausted\n  claude: 1000G\n  codex: 1000G\n")
 	if err != nil {
 		return nil, err
 	}
@@ -284,41 +274,3 @@ func (s *benchServer) Close() { s.srv.Close() }
 
 func ms(d time.Duration) float64     { return float64(d) / float64(time.Millisecond) }
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// meterDaemon is an in-process daemon on a real socket and ledger for the
-// meter's gate and reports.
-type meterDaemon struct {
-	sock   string
-	db     *store.DB
-	writer *store.Writer
-	srv    *controller.Server
-	done   chan error
-}
-
-func startMeterDaemon(ctx context.Context, dir string) (*meterDaemon, error) {
-	db, err := store.Open(ctx, filepath.Join(dir, "bot-bottle.db"))
-	if err != nil {
-		return nil, err
-	}
-	d := &meterDaemon{sock: filepath.Join(dir, "run", "bottlecap.sock"), db: db, writer: store.NewWriter(db), done: make(chan error, 1)}
-	settings := budget.DefaultSettings()
-	settings.Budget = budget.Limits{"codex": 1 << 50, "claude": 1 << 50} // budgets to resolve, never exhausted
-	if d.srv, err = controller.New(ctx, controller.Config{Store: db, Ingester: d.writer, Settings: settings, Socket: d.sock}); err != nil {
-		return nil, err
-	}
-	l, err := controller.Listen(d.sock)
-	if err != nil {
-		return nil, err
-	}
-	go func() { d.done <- d.srv.Serve(l) }()
-	return d, nil
-}
-
-func (d *meterDaemon) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d.srv.Shutdown(ctx)
-	<-d.done
-	d.writer.Close()
-	d.db.Close()
-}
