@@ -5,8 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,79 +14,27 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/daemon/daemontest"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
-// daemon is a real controller on a real unix socket over a real SQLite
-// ledger, with a client dialling it.
+// daemon is a real daemon for one test (package daemontest), with the
+// helpers these tests share.
 type daemon struct {
-	t        *testing.T
-	dir      string
-	sock     string
-	settings *budget.Settings
-	enf      controller.Enforcer
-	db       *store.DB
-	writer   *store.Writer
-	srv      *controller.Server
-	served   chan error
-	c        *client.Client
+	*daemontest.Daemon
+	t    *testing.T
+	dir  string
+	sock string
+	db   *store.DB
+	c    *client.Client
 }
 
-// startDaemon runs a daemon in a short temp dir (unix socket paths are
-// limited to 108 bytes, too short for t.TempDir under some runners).
+// startDaemon runs a daemon with settings s (nil: defaults) and enforcer
+// enf (nil: actions stay pending).
 func startDaemon(t *testing.T, s *budget.Settings, enf controller.Enforcer) *daemon {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "bc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	d := &daemon{t: t, dir: dir, sock: filepath.Join(dir, "run", "bottlecap.sock"), settings: s, enf: enf}
-	d.start()
-	t.Cleanup(d.stop)
-	return d
-}
-
-func (d *daemon) start() {
-	d.t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(d.dir, "bot-bottle.db"))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.db, d.writer = db, store.NewWriter(db)
-	d.srv, err = controller.New(ctx, controller.Config{
-		Store: db, Ingester: d.writer, Settings: d.settings, Enforcer: d.enf,
-		RawParser: nil, Version: "test", StorePath: db.Path(), Socket: d.sock,
-	})
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	l, err := controller.Listen(d.sock)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.served = make(chan error, 1)
-	go func() { d.served <- d.srv.Serve(l) }()
-	d.c = client.New(d.sock, client.WithRetry(0))
-}
-
-func (d *daemon) stop() {
-	if d.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := d.srv.Shutdown(ctx); err != nil {
-		d.t.Errorf("shutdown: %v", err)
-	}
-	if err := <-d.served; err != nil {
-		d.t.Errorf("serve: %v", err)
-	}
-	d.writer.Close()
-	d.db.Close()
-	d.c.Close()
-	d.srv = nil
+	d := daemontest.Start(t, daemontest.Options{Settings: s, Enforcer: enf})
+	return &daemon{Daemon: d, t: t, dir: d.Dir, sock: d.Sock, db: d.DB, c: d.Client}
 }
 
 // report is a small complete report.

@@ -66,11 +66,11 @@ func TestDeniedGetsProviderShaped429(t *testing.T) {
 			bottle := "cut-" + tt.provider + "-" + strings.Trim(strings.Map(keepAlnum, tt.path), "-")[:8]
 			d.register(bottle, map[string]api.Amount{tt.provider: 10})
 			spend := api.Report{Report: budget.Report{ID: bottle + "-spend", Bottle: bottle, Agent: "implementer", Provider: tt.provider, Usage: budget.Usage{Input: 100}}}
-			if _, err := d.c.Ingest(t.Context(), []api.Report{spend}); err != nil {
+			if _, err := d.Client.Ingest(t.Context(), []api.Report{spend}); err != nil {
 				t.Fatal(err)
 			}
 			calls, up := countingUpstream(t)
-			_, srv := meterFor(t, d.sock, bottle, up, nil)
+			_, srv := meterFor(t, d.Sock, bottle, up, nil)
 			resp := post(t, srv.URL+tt.path, `{}`)
 			b, _ := io.ReadAll(resp.Body)
 			msg, kind := errorShape(t, tt.family, b)

@@ -14,85 +14,26 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
-	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/daemon/daemontest"
 	"github.com/bot-bottle/bottlecap/meter"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
-// daemon is a real controller on a real unix socket over a real SQLite
-// ledger (the pattern of controller/harness_test.go).
+// daemon is a real daemon for one test (package daemontest).
 type daemon struct {
-	t      *testing.T
-	dir    string
-	sock   string
-	db     *store.DB
-	writer *store.Writer
-	srv    *controller.Server
-	served chan error
-	c      *client.Client
+	*daemontest.Daemon
+	t *testing.T
 }
 
-// startDaemon runs a daemon in a short temp dir (unix socket paths are
-// limited to 108 bytes).
+// startDaemon runs a daemon on default settings until the test ends.
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "bcm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	d := &daemon{t: t, dir: dir, sock: filepath.Join(dir, "run", "bottlecap.sock")}
-	d.start()
-	t.Cleanup(d.stop)
-	return d
-}
-
-func (d *daemon) start() {
-	d.t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(d.dir, "bot-bottle.db"))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.db, d.writer = db, store.NewWriter(db)
-	d.srv, err = controller.New(ctx, controller.Config{
-		Store: db, Ingester: d.writer, Settings: budget.DefaultSettings(),
-		Version: "test", StorePath: db.Path(), Socket: d.sock,
-	})
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	l, err := controller.Listen(d.sock)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.served = make(chan error, 1)
-	go func() { d.served <- d.srv.Serve(l) }()
-	d.c = client.New(d.sock, client.WithRetry(0))
-}
-
-func (d *daemon) stop() {
-	if d.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := d.srv.Shutdown(ctx); err != nil {
-		d.t.Errorf("shutdown: %v", err)
-	}
-	if err := <-d.served; err != nil {
-		d.t.Errorf("serve: %v", err)
-	}
-	d.writer.Close()
-	d.db.Close()
-	d.c.Close()
-	d.srv = nil
+	return &daemon{Daemon: daemontest.Start(t, daemontest.Options{}), t: t}
 }
 
 // reports is the ledger's reports of a bottle.
 func (d *daemon) reports(bottle string) []budget.Report {
 	d.t.Helper()
-	rs, err := d.db.RecentReports(context.Background(), bottle, 0)
+	rs, err := d.DB.RecentReports(context.Background(), bottle, 0)
 	if err != nil {
 		d.t.Fatalf("reports: %v", err)
 	}
@@ -193,7 +134,7 @@ func sseEvents(body []byte) []string {
 // register registers bottle with budget limits.
 func (d *daemon) register(bottle string, limits map[string]api.Amount) {
 	d.t.Helper()
-	if _, err := d.c.PutBottle(context.Background(), bottle, api.BottleRequest{Agent: "implementer", Budget: limits}); err != nil {
+	if _, err := d.Client.PutBottle(context.Background(), bottle, api.BottleRequest{Agent: "implementer", Budget: limits}); err != nil {
 		d.t.Fatalf("register %s: %v", bottle, err)
 	}
 }

@@ -18,7 +18,7 @@ func TestMitmproxyAddonReportsToRealDaemon(t *testing.T) {
 	d := startDaemon(t)
 	cmd := exec.Command(py, "-m", "unittest", "-v", "test_bottlecap_addon.LiveDaemonTest")
 	cmd.Dir = filepath.Join("..", "integrations", "mitmproxy")
-	cmd.Env = append(cmd.Environ(), "BOTTLECAP_TEST_SOCKET="+d.sock, "BOTTLECAP_TEST_BOTTLE=py-live")
+	cmd.Env = append(cmd.Environ(), "BOTTLECAP_TEST_SOCKET="+d.Sock, "BOTTLECAP_TEST_BOTTLE=py-live")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("python live test: %v\n%s", err, out)

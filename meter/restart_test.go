@@ -34,7 +34,7 @@ func TestIncludeUsageInjected(t *testing.T) {
 	d := startDaemon(t)
 	release, got := make(chan struct{}), make(chan string, 1)
 	close(release)
-	_, srv := meterFor(t, d.sock, "inject-1", chatUpstream(t, release, got), nil)
+	_, srv := meterFor(t, d.Sock, "inject-1", chatUpstream(t, release, got), nil)
 	resp := post(t, srv.URL+"/v1/chat/completions", `{"model":"gpt-4o","stream":true}`)
 	io.Copy(io.Discard, resp.Body)
 	want := `{"stream_options":{"include_usage":true},"model":"gpt-4o","stream":true}`
@@ -53,7 +53,7 @@ func TestIncludeUsageInjected(t *testing.T) {
 func TestDaemonRestartMidStream(t *testing.T) {
 	d := startDaemon(t)
 	release, arrived := make(chan struct{}), make(chan string, 1)
-	p, srv := meterFor(t, d.sock, "restart-1", chatUpstream(t, release, arrived), nil)
+	p, srv := meterFor(t, d.Sock, "restart-1", chatUpstream(t, release, arrived), nil)
 	done := make(chan []byte)
 	go func() {
 		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"stream":true}`))
@@ -67,11 +67,11 @@ func TestDaemonRestartMidStream(t *testing.T) {
 		done <- b
 	}()
 	<-arrived // the gate let the request through
-	d.stop()
+	d.Stop()
 	close(release)
 	<-done
 	eventually(t, "the report waits in the queue", func() bool { return p.Pending() == 1 })
-	d.start()
+	d.Restart()
 	eventually(t, "the report is delivered", func() bool { return p.Pending() == 0 })
 	assertOnce(t, d, "restart-1", "chatcmpl-ABfw1e5abtU8OwGr15vOreYVb2MiF")
 }
@@ -89,12 +89,12 @@ func assertOnce(t *testing.T, d *daemon, bottle, id string) {
 // counted once even if they are sent again.
 func TestSpoolSurvivesMeterRestart(t *testing.T) {
 	d := startDaemon(t)
-	spool := filepath.Join(d.dir, "meter", "queue.ndjson")
+	spool := filepath.Join(d.Dir, "meter", "queue.ndjson")
 	release := make(chan struct{})
 	close(release)
 	up := chatUpstream(t, release, nil)
-	p1, srv1 := meterFor(t, d.sock, "spool-1", up, func(c *meter.Config) { c.SpoolPath = spool; c.FailOpen = true })
-	d.stop()
+	p1, srv1 := meterFor(t, d.Sock, "spool-1", up, func(c *meter.Config) { c.SpoolPath = spool; c.FailOpen = true })
+	d.Stop()
 	resp := post(t, srv1.URL+"/v1/chat/completions", `{"stream":true}`)
 	io.Copy(io.Discard, resp.Body)
 	eventually(t, "the report waits in the queue", func() bool { return p1.Pending() == 1 })
@@ -109,8 +109,8 @@ func TestSpoolSurvivesMeterRestart(t *testing.T) {
 	}
 	// Send it twice: the daemon counts it once.
 	os.WriteFile(spool, append(readOrEmpty(spool), readOrEmpty(spool)...), 0o600)
-	d.start()
-	p2, _ := meterFor(t, d.sock, "spool-1", up, func(c *meter.Config) { c.SpoolPath = spool })
+	d.Restart()
+	p2, _ := meterFor(t, d.Sock, "spool-1", up, func(c *meter.Config) { c.SpoolPath = spool })
 	eventually(t, "the replayed report is delivered", func() bool { return p2.Pending() == 0 && len(d.reports("spool-1")) == 1 })
 	assertOnce(t, d, "spool-1", "chatcmpl-ABfw1e5abtU8OwGr15vOreYVb2MiF")
 	eventually(t, "the spool is emptied", func() bool { return len(readOrEmpty(spool)) == 0 })

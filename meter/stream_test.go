@@ -78,7 +78,7 @@ func TestStreamPassesEventByEventAndReportsOnce(t *testing.T) {
 	events := sseEvents(readFixture(t, file))
 	seen := make(chan struct{}, 1)
 	up := newUpstream(t, handshakeUpstream(t, events, seen, http.Header{"X-Upstream": {"yes"}}))
-	p, srv := meterFor(t, d.sock, "dev-1", up.URL, nil)
+	p, srv := meterFor(t, d.Sock, "dev-1", up.URL, nil)
 
 	resp := post(t, srv.URL+"/v1/messages", `{"model":"claude-haiku-4-5","stream":true}`)
 	if resp.StatusCode != 200 || resp.Header.Get("X-Upstream") != "yes" {
@@ -114,7 +114,7 @@ func TestReportsEveryFormat(t *testing.T) {
 			body := readFixture(t, file)
 			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
 			bottle := "fx-" + strings.NewReplacer(".", "-", "_", "-").Replace(file)
-			_, srv := meterFor(t, d.sock, bottle, up.URL, nil)
+			_, srv := meterFor(t, d.Sock, bottle, up.URL, nil)
 			rt := routes[fx.Format]
 			resp := post(t, srv.URL+rt.path, `{}`)
 			if b, _ := io.ReadAll(resp.Body); string(b) != string(body) {
@@ -140,7 +140,7 @@ func TestBrokenStreamReportedIncomplete(t *testing.T) {
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler) // cut the connection mid-stream
 	})
-	_, srv := meterFor(t, d.sock, "broken-1", up.URL, nil)
+	_, srv := meterFor(t, d.Sock, "broken-1", up.URL, nil)
 	resp := post(t, srv.URL+"/v1/messages", `{"stream":true}`)
 	b, err := io.ReadAll(resp.Body)
 	if err == nil {
@@ -165,7 +165,7 @@ func TestStatusAndHeadersPassThrough(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, `{"error":{"message":"bad"}}`)
 	})
-	p, srv := meterFor(t, d.sock, "err-1", up.URL, nil)
+	p, srv := meterFor(t, d.Sock, "err-1", up.URL, nil)
 	resp := post(t, srv.URL+"/v1/chat/completions", `{"model":"x"}`)
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 400 || resp.Header.Get("Retry-After") != "7" || string(b) != `{"error":{"message":"bad"}}` {

@@ -38,8 +38,8 @@ func TestGateCacheEndsWhenAReportExhaustsTheBudget(t *testing.T) {
 		io.WriteString(w, `{"id":"chatcmpl-`+r.Header.Get("X-N")+`","object":"chat.completion","usage":{"prompt_tokens":`+
 			strconv.FormatInt(tokens.Load(), 10)+`,"completion_tokens":0}}`)
 	})
-	counter := &countingDaemon{Daemon: client.New(d.sock, client.WithRetry(0))}
-	p, srv := meterFor(t, d.sock, "cache-1", up.URL, func(c *meter.Config) { c.Daemon = counter; c.GateCache = time.Hour })
+	counter := &countingDaemon{Daemon: client.New(d.Sock, client.WithRetry(0))}
+	p, srv := meterFor(t, d.Sock, "cache-1", up.URL, func(c *meter.Config) { c.Daemon = counter; c.GateCache = time.Hour })
 	send := func(n string) int {
 		req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions", nil)
 		req.Header.Set("X-N", n)

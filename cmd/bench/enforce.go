@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	dclient "github.com/moby/moby/client"
@@ -14,9 +13,8 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
-	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/daemon"
 	"github.com/bot-bottle/bottlecap/enforcement"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 func init() { register("enforce", benchEnforce) }
@@ -101,18 +99,13 @@ func (f *firstCallEngine) ContainerList(context.Context, dclient.ContainerListOp
 	return dclient.ContainerListResult{}, nil
 }
 
-// enforceDaemon is an in-process daemon on a real socket and ledger whose
-// enforcer is the Docker runner over the given engine, wired as `bottlecap
-// serve` wires it (cmd/bottlecap/docker.go), without discovery.
+// enforceDaemon is an in-process daemon whose enforcer is the Docker
+// runner over the given engine, wired as `bottlecap serve` wires it
+// (package daemon), without discovery.
 type enforceDaemon struct {
-	dir    string
-	sock   string
-	db     *store.DB
-	writer *store.Writer
-	srv    *controller.Server
-	cancel context.CancelFunc
-	done   sync.WaitGroup
-	served chan error
+	dir  string
+	sock string
+	d    *daemon.Daemon
 }
 
 func startEnforceDaemon(ctx context.Context, engine enforcement.Engine) (*enforceDaemon, error) {
@@ -120,76 +113,21 @@ func startEnforceDaemon(ctx context.Context, engine enforcement.Engine) (*enforc
 	if err != nil {
 		return nil, err
 	}
-	d := &enforceDaemon{dir: dir, sock: filepath.Join(dir, "run", "bottlecap.sock"), served: make(chan error, 1)}
-	if d.db, err = store.Open(ctx, filepath.Join(dir, "bot-bottle.db")); err != nil {
+	e := &enforceDaemon{dir: dir, sock: filepath.Join(dir, "run", "bottlecap.sock")}
+	e.d, err = daemon.Start(ctx, daemon.Config{Socket: e.sock, DBPath: filepath.Join(dir, "bot-bottle.db"), Home: dir,
+		Settings: budget.DefaultSettings(), Engine: engine})
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	d.writer = store.NewWriter(d.db)
-	enf := &benchEnforcer{jobs: map[int64]controller.Job{}}
-	runner := enforcement.NewRunner(enforcement.NewDocker(engine, dir, d.db), enforcement.RunnerOptions{OnDone: enf.done})
-	enf.runner = runner
-	d.srv, err = controller.New(ctx, controller.Config{Store: d.db, Ingester: d.writer, Settings: budget.DefaultSettings(),
-		Enforcer: enf, Socket: d.sock, StorePath: d.db.Path()})
-	if err != nil {
-		d.closeStore()
-		return nil, err
-	}
-	l, err := controller.Listen(d.sock)
-	if err != nil {
-		d.closeStore()
-		return nil, err
-	}
-	rctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.done.Add(1)
-	go func() { defer d.done.Done(); runner.Run(rctx) }()
-	go func() { d.served <- d.srv.Serve(l) }()
-	return d, nil
+	return e, nil
 }
 
-func (d *enforceDaemon) stop() {
+func (e *enforceDaemon) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d.srv.Shutdown(ctx)
-	<-d.served
-	d.cancel()
-	d.done.Wait()
-	d.closeStore()
-}
-
-func (d *enforceDaemon) closeStore() {
-	d.writer.Close()
-	d.db.Close()
-	os.RemoveAll(d.dir)
-}
-
-// benchEnforcer is the daemon's runnerEnforcer in small: it hands each
-// journaled action to the runner and reports the outcome to its job.
-type benchEnforcer struct {
-	runner *enforcement.Runner
-	mu     sync.Mutex
-	jobs   map[int64]controller.Job
-}
-
-// Submit implements controller.Enforcer.
-func (e *benchEnforcer) Submit(j controller.Job) {
-	e.mu.Lock()
-	e.jobs[j.Action.ID] = j
-	e.mu.Unlock()
-	a := j.Action
-	// A stopped runner refuses; the action stays pending, as in the daemon.
-	_ = e.runner.Submit(enforcement.Action{ID: a.ID, Kind: a.Kind, Bottle: a.Bottle, Containers: j.Containers, Reason: a.Reason})
-}
-
-func (e *benchEnforcer) done(a enforcement.Action, n int, err error) {
-	e.mu.Lock()
-	j, ok := e.jobs[a.ID]
-	delete(e.jobs, a.ID)
-	e.mu.Unlock()
-	if ok {
-		j.Finished(n, err)
-	}
+	e.d.Stop(ctx)
+	os.RemoveAll(e.dir)
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -16,6 +16,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/daemon"
 	"github.com/bot-bottle/bottlecap/store"
 	"github.com/bot-bottle/bottlecap/tui"
 )
@@ -120,11 +121,9 @@ func (m *Main) demoDash(ctx context.Context, d *demo) error {
 // simulated sidecars.
 type demo struct {
 	home, sock string
+	d          *daemon.Daemon
 	db         *store.DB
-	writer     *store.Writer
-	srv        *controller.Server
 	enf        *demoEnforcer
-	served     chan error
 	cancel     context.CancelFunc
 	sims       sync.WaitGroup
 	logFile    *os.File
@@ -163,26 +162,20 @@ func startDemoDaemon(ctx context.Context, home string, delay time.Duration) (*de
 		return nil, err
 	}
 	d.logFile = logFile
-	if d.db, err = store.Open(ctx, filepath.Join(home, "bot-bottle.db"), store.WithSynchronousNormal()); err != nil {
+	d.d, err = daemon.Start(ctx, daemon.Config{
+		Socket: d.sock, DBPath: filepath.Join(home, "bot-bottle.db"), StoreOptions: []store.Option{store.WithSynchronousNormal()},
+		Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: Version + " (demo)",
+		Log: slog.New(slog.NewTextHandler(logFile, nil)),
+		Enforcer: func(db *store.DB) controller.Enforcer {
+			d.enf = newDemoEnforcer(db, delay)
+			return d.enf
+		},
+	})
+	if err != nil {
 		logFile.Close()
 		return nil, err
 	}
-	d.writer = store.NewWriter(d.db)
-	d.enf = newDemoEnforcer(d.db, delay)
-	d.srv, err = controller.New(ctx, controller.Config{Store: d.db, Ingester: d.writer, Settings: st,
-		Enforcer: d.enf, RawParser: parseRaw, Version: Version + " (demo)", StorePath: d.db.Path(), Socket: d.sock,
-		Log: slog.New(slog.NewTextHandler(logFile, nil))})
-	if err != nil {
-		d.closeStore()
-		return nil, err
-	}
-	l, err := controller.Listen(d.sock)
-	if err != nil {
-		d.closeStore()
-		return nil, err
-	}
-	d.served = make(chan error, 1)
-	go func() { d.served <- d.srv.Serve(l) }()
+	d.db = d.d.DB
 	return d, nil
 }
 
@@ -219,14 +212,7 @@ func (d *demo) stop() {
 	d.enf.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	d.srv.Shutdown(ctx) // bounded; the demo's ledger is thrown away anyway
-	<-d.served
-	d.closeStore()
-}
-
-func (d *demo) closeStore() {
-	d.writer.Close()
-	d.db.Close()
+	d.d.Stop(ctx) // bounded; the demo's ledger is thrown away anyway
 	d.logFile.Close()
 }
 

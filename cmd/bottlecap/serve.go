@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,9 +14,10 @@ import (
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
-	"github.com/bot-bottle/bottlecap/controller"
-	"github.com/bot-bottle/bottlecap/meter/usage"
+	"github.com/bot-bottle/bottlecap/daemon"
+	"github.com/bot-bottle/bottlecap/enforcement"
 	"github.com/bot-bottle/bottlecap/store"
+	dockerclient "github.com/moby/moby/client"
 )
 
 // shutdownGrace bounds how long in-flight requests and commits may take to
@@ -79,86 +78,74 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
-// daemon is a started `bottlecap serve`: everything it opened, to be closed
-// in reverse order.
-type daemon struct {
+// served is a started `bottlecap serve`: the daemon and what serve adds
+// around it (the engine client, settings reloads).
+type served struct {
 	log          *slog.Logger
-	srv          *controller.Server
-	db           *store.DB
-	writer       *store.Writer
-	docker       *docker
-	listener     net.Listener
+	d            *daemon.Daemon
+	engine       *dockerclient.Client
 	settingsPath string
 	settingsMod  time.Time
-	served       chan error
 }
 
-func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*daemon, error) {
+func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*served, error) {
 	log, err := m.logger(f.logLevel)
 	if err != nil {
 		return nil, err
 	}
-	home := m.home()
 	if f.settings == "" {
 		f.settings = m.settingsPath()
 	}
-	st, err := budget.LoadSettings(f.settings)
+	cfg, err := m.daemonConfig(f, log)
 	if err != nil {
 		return nil, err
+	}
+	sv := &served{log: log, settingsPath: f.settings, settingsMod: modTime(f.settings)}
+	if f.docker {
+		if sv.engine, err = enforcement.Connect(); err != nil {
+			return nil, err
+		}
+		cfg.Engine, cfg.Discover = sv.engine, true
+	}
+	if sv.d, err = daemon.Start(ctx, cfg); err != nil {
+		sv.closeEngine()
+		return nil, err
+	}
+	log.Info("bottlecap ready", "socket", cfg.Socket, "ledger", cfg.DBPath, "settings", f.settings, "version", Version)
+	return sv, nil
+}
+
+// daemonConfig resolves flags, settings and environment into the daemon's
+// configuration (containerd's order: defaults, then file, then flags).
+func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, error) {
+	home := m.home()
+	st, err := budget.LoadSettings(f.settings)
+	if err != nil {
+		return daemon.Config{}, err
 	}
 	if f.db == "" {
 		f.db = filepath.Join(home, "bot-bottle.db")
 	}
-	socket := client.ResolveSocket(f.socket, m.Getenv(client.EnvSocket), st.Socket, home)
-	if err := os.MkdirAll(home, 0o750); err != nil {
-		return nil, fmt.Errorf("create home %s: %w", home, err)
+	cfg := daemon.Config{
+		Socket: client.ResolveSocket(f.socket, m.Getenv(client.EnvSocket), st.Socket, home),
+		DBPath: f.db, Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: Version, Log: log,
 	}
-	var opts []store.Option
 	switch f.syncMode {
 	case "full":
 	case "normal":
-		opts = append(opts, store.WithSynchronousNormal())
+		cfg.StoreOptions = append(cfg.StoreOptions, store.WithSynchronousNormal())
 	default:
-		return nil, fmt.Errorf("--synchronous %q: want full or normal", f.syncMode)
+		return cfg, fmt.Errorf("--synchronous %q: want full or normal", f.syncMode)
 	}
-	// Claim the socket first: a second daemon must stop here, before it
-	// touches the ledger or resumes any action.
-	l, err := controller.Listen(socket)
-	if err != nil {
-		return nil, err
+	if err := os.MkdirAll(home, 0o750); err != nil {
+		return cfg, fmt.Errorf("create home %s: %w", home, err)
 	}
-	d := &daemon{log: log, listener: l, settingsPath: f.settings, settingsMod: modTime(f.settings), served: make(chan error, 1)}
-	if d.db, err = store.Open(ctx, f.db, opts...); err != nil {
-		d.close()
-		return nil, fmt.Errorf("open ledger %s: %w", f.db, err)
-	}
-	d.writer = store.NewWriter(d.db)
-	cfg := controller.Config{
-		Store: d.db, Ingester: d.writer, Settings: st, RawParser: parseRaw,
-		Version: Version, StorePath: f.db, Socket: socket, Log: log,
-	}
-	if f.docker {
-		if d.docker, err = newDocker(d.db, home, log); err != nil {
-			d.close()
-			return nil, err
-		}
-		cfg.Enforcer, cfg.Docker, cfg.ContainerBottle = d.docker.enf, d.docker.status, d.docker.containerBottle
-	}
-	if d.srv, err = controller.New(ctx, cfg); err != nil {
-		d.close()
-		return nil, err
-	}
-	if d.docker != nil {
-		d.docker.start(d.srv)
-	}
-	go func() { d.served <- d.srv.Serve(l) }()
-	log.Info("bottlecap ready", "socket", socket, "ledger", f.db, "settings", f.settings, "version", Version)
-	return d, nil
+	return cfg, nil
 }
 
 // run waits for a shutdown signal (ctx), reloading settings on SIGHUP and
 // when the settings file changes.
-func (d *daemon) run(ctx context.Context) error {
+func (d *served) run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -168,8 +155,9 @@ func (d *daemon) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return d.shutdown()
-		case err := <-d.served:
-			d.close()
+		case err := <-d.d.Served():
+			d.d.Stop(context.Background())
+			d.closeEngine()
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
 			d.reload("SIGHUP")
@@ -183,56 +171,33 @@ func (d *daemon) run(ctx context.Context) error {
 }
 
 // reload re-reads settings; a bad file keeps the old settings in force.
-func (d *daemon) reload(why string) {
+func (d *served) reload(why string) {
 	st, err := budget.LoadSettings(d.settingsPath)
 	if err != nil {
 		d.log.Error("settings not reloaded; the previous settings stay in force", "why", why, "err", err.Error())
 		return
 	}
-	d.srv.SetSettings(st)
+	d.d.Server.SetSettings(st)
 	d.log.Info("settings reloaded", "why", why, "file", d.settingsPath)
 }
 
 // shutdown stops the API (finishing in-flight requests and their commits
-// within shutdownGrace), then the writer, then the ledger.
-func (d *daemon) shutdown() error {
+// within shutdownGrace), then the Docker side, the writer and the ledger.
+func (d *served) shutdown() error {
 	d.log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	err := d.srv.Shutdown(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(d.d.Stop(ctx), context.DeadlineExceeded) {
 		d.log.Warn("requests still in flight after the grace period were cut off")
 	}
-	d.close()
+	d.closeEngine()
 	return nil
 }
 
-func (d *daemon) close() {
-	if d.srv == nil && d.listener != nil {
-		d.listener.Close() // never served: Shutdown would not close it
+func (d *served) closeEngine() {
+	if d.engine != nil {
+		d.engine.Close()
 	}
-	if d.docker != nil {
-		d.docker.stop()
-	}
-	if d.writer != nil {
-		d.writer.Close()
-	}
-	if d.db != nil {
-		d.db.Close()
-	}
-}
-
-// parseRaw normalises raw report bodies with the metering parsers.
-func parseRaw(format string, body []byte) (controller.RawUsage, error) {
-	f, err := usage.ParseFormat(format)
-	if err != nil {
-		return controller.RawUsage{}, fmt.Errorf("format: %w", err)
-	}
-	res, err := usage.ParseAll(f, "", bytes.NewReader(body))
-	if err != nil {
-		return controller.RawUsage{}, err
-	}
-	return controller.RawUsage{Usage: res.Usage, Complete: res.Complete, Model: res.Model, ID: res.ID}, nil
 }
 
 func (m *Main) logger(level string) (*slog.Logger, error) {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -13,39 +13,34 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// docker is the daemon's Docker side: the engine client, the action runner
-// and the discovery watch, stopped together.
+// docker is the daemon's Docker side: the action runner and the discovery
+// watch over one engine, stopped together.
 type docker struct {
-	engine *client.Client
+	engine enforcement.Engine
 	runner *enforcement.Runner
-	enf    *runnerEnforcer
+	enf    *RunnerEnforcer
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// newDocker builds the engine client and the runner. Nothing is dialled
-// yet: an engine that is down only keeps actions pending, retried.
-func newDocker(db *store.DB, home string, log *slog.Logger) (*docker, error) {
-	engine, err := enforcement.Connect()
-	if err != nil {
-		return nil, err
-	}
-	d := &docker{engine: engine, log: log, enf: &runnerEnforcer{jobs: map[int64]controller.Job{}}}
-	d.runner = enforcement.NewRunner(enforcement.NewDocker(engine, home, db), enforcement.RunnerOptions{
-		OnAttempt: d.enf.attempted,
-		OnDone:    d.enf.done,
-	})
-	d.enf.runner = d.runner
-	return d, nil
+// newDocker builds the runner; nothing is dialled yet, so an engine that is
+// down only keeps actions pending, retried.
+func newDocker(engine enforcement.Engine, db *store.DB, home string, log *slog.Logger) *docker {
+	enf := NewRunnerEnforcer(enforcement.NewDocker(engine, home, db), enforcement.RunnerOptions{})
+	return &docker{engine: engine, runner: enf.Runner(), enf: enf, log: log}
 }
 
-// start runs the runner and the discovery watch until stop.
-func (d *docker) start(srv *controller.Server) {
+// start runs the runner and, with discover, the discovery watch, until stop.
+func (d *docker) start(srv *controller.Server, discover bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(2)
+	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.runner.Run(ctx) }()
+	if !discover {
+		return
+	}
+	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		w := &enforcement.Watcher{Engine: d.engine, Report: func(c enforcement.Discovered) { d.discovered(ctx, srv, c) },
@@ -72,7 +67,6 @@ func (d *docker) stop() {
 		d.cancel()
 	}
 	d.wg.Wait()
-	d.engine.Close()
 }
 
 // status answers the Docker part of /v1/status.
@@ -96,47 +90,4 @@ func (d *docker) containerBottle(ctx context.Context, id string) (string, bool) 
 		return "", false // unknown: the report is refused, never let through
 	}
 	return enforcement.BottleOf(res.Container.Config.Labels)
-}
-
-// runnerEnforcer adapts the enforcement runner to the controller's
-// Enforcer, carrying each job's callbacks by action id.
-type runnerEnforcer struct {
-	runner *enforcement.Runner
-	mu     sync.Mutex
-	jobs   map[int64]controller.Job
-}
-
-// Submit implements controller.Enforcer.
-func (e *runnerEnforcer) Submit(j controller.Job) {
-	e.mu.Lock()
-	e.jobs[j.Action.ID] = j
-	e.mu.Unlock()
-	a := j.Action
-	// A runner that has stopped refuses; the action stays pending in the
-	// journal and is resumed on the next start, which is the fallback.
-	_ = e.runner.Submit(enforcement.Action{ID: a.ID, Kind: a.Kind, Bottle: a.Bottle, Containers: j.Containers, Reason: a.Reason})
-}
-
-func (e *runnerEnforcer) job(id int64, remove bool) (controller.Job, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	j, ok := e.jobs[id]
-	if remove {
-		delete(e.jobs, id)
-	}
-	return j, ok
-}
-
-// attempted and done count on from the attempts already journaled: an
-// action resumed after a restart keeps its count instead of starting at 1.
-func (e *runnerEnforcer) attempted(a enforcement.Action, n int, err error) {
-	if j, ok := e.job(a.ID, false); ok && err != nil && j.Attempted != nil {
-		j.Attempted(j.Action.Attempts+n, err)
-	}
-}
-
-func (e *runnerEnforcer) done(a enforcement.Action, n int, err error) {
-	if j, ok := e.job(a.ID, true); ok {
-		j.Finished(j.Action.Attempts+n, err)
-	}
 }

@@ -1,0 +1,126 @@
+// Package daemon assembles a running bottlecap daemon — the socket, the
+// ledger and its group-commit writer, the controller and, when an engine is
+// given, the Docker side — and takes it down in reverse order. `bottlecap
+// serve`, `bottlecap demo`, the benchmarks and the integration tests all
+// start the daemon through it, so there is one start-up order to get right.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+// Config is what a daemon is started from.
+type Config struct {
+	Socket       string
+	DBPath       string
+	StoreOptions []store.Option
+	// Home is the bot-bottle home; freeze writes state/<slug>/ under it.
+	Home     string
+	Settings *budget.Settings
+	// Engine, when set, carries out actions through Docker; with Discover
+	// the daemon also registers bottles from container labels and events.
+	Engine   enforcement.Engine
+	Discover bool
+	// Enforcer, used when Engine is nil, builds the enforcer from the
+	// opened ledger (the demo's, tests'); nil leaves actions pending.
+	Enforcer  func(*store.DB) controller.Enforcer
+	RawParser controller.RawParser
+	Version   string
+	Log       *slog.Logger
+}
+
+// Daemon is a started daemon.
+type Daemon struct {
+	// DB is the ledger, for callers that read it beside the daemon.
+	DB *store.DB
+	// Server is the controller, for settings reloads and discovery.
+	Server *controller.Server
+
+	listener net.Listener
+	writer   *store.Writer
+	docker   *docker
+	served   chan error
+}
+
+// Start claims the socket first (so a second daemon stops before it
+// touches the ledger or resumes an action), opens the ledger, builds the
+// controller (which rebuilds its counters and resumes pending actions),
+// starts the Docker side and serves.
+func Start(ctx context.Context, cfg Config) (*Daemon, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	l, err := controller.Listen(cfg.Socket)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{listener: l, served: make(chan error, 1)}
+	if d.DB, err = store.Open(ctx, cfg.DBPath, cfg.StoreOptions...); err != nil {
+		d.close()
+		return nil, fmt.Errorf("open ledger %s: %w", cfg.DBPath, err)
+	}
+	d.writer = store.NewWriter(d.DB)
+	if d.Server, err = controller.New(ctx, d.controllerConfig(cfg)); err != nil {
+		d.close()
+		return nil, err
+	}
+	if d.docker != nil {
+		d.docker.start(d.Server, cfg.Discover)
+	}
+	go func() { d.served <- d.Server.Serve(l) }()
+	return d, nil
+}
+
+// controllerConfig wires the controller to the ledger and the enforcer.
+func (d *Daemon) controllerConfig(cfg Config) controller.Config {
+	cc := controller.Config{
+		Store: d.DB, Ingester: d.writer, Settings: cfg.Settings, RawParser: cfg.RawParser,
+		Version: cfg.Version, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log,
+	}
+	switch {
+	case cfg.Engine != nil:
+		d.docker = newDocker(cfg.Engine, d.DB, cfg.Home, cfg.Log)
+		cc.Enforcer, cc.Docker, cc.ContainerBottle = d.docker.enf, d.docker.status, d.docker.containerBottle
+	case cfg.Enforcer != nil:
+		cc.Enforcer = cfg.Enforcer(d.DB)
+	}
+	return cc
+}
+
+// Served delivers the error that ended serving, if it ends before Stop.
+func (d *Daemon) Served() <-chan error { return d.served }
+
+// Stop stops accepting connections and lets in-flight requests and their
+// commits finish until ctx ends, then stops the Docker side (actions still
+// running stay pending in the journal), the writer and the ledger. It
+// returns ctx's error when requests were cut off.
+func (d *Daemon) Stop(ctx context.Context) error {
+	err := d.Server.Shutdown(ctx)
+	<-d.served
+	d.close()
+	return err
+}
+
+// close releases what was opened, in reverse order.
+func (d *Daemon) close() {
+	if d.Server == nil {
+		d.listener.Close() // never served, so Shutdown will not close (and unlink) it
+	}
+	if d.docker != nil {
+		d.docker.stop()
+	}
+	if d.writer != nil {
+		d.writer.Close()
+	}
+	if d.DB != nil {
+		d.DB.Close()
+	}
+}

@@ -1,0 +1,87 @@
+// Package daemontest runs a real bottlecap daemon for tests: a real
+// unix socket in a short temporary directory, a real SQLite ledger, and a
+// client dialling it, all removed when the test ends.
+package daemontest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/daemon"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+// Options shape the daemon; the zero value runs on default settings, with
+// no enforcer (actions stay pending) and no raw-body parser.
+type Options struct {
+	Settings  *budget.Settings
+	Enforcer  controller.Enforcer
+	RawParser controller.RawParser
+}
+
+// Daemon is a daemon started for one test.
+type Daemon struct {
+	*daemon.Daemon
+	Dir    string
+	Sock   string
+	Client *client.Client
+
+	t    testing.TB
+	opts Options
+}
+
+// Start runs a daemon until the test ends. Its directory is made with
+// os.MkdirTemp("", …): unix socket paths are limited to 108 bytes, too
+// short for t.TempDir under some runners.
+func Start(t testing.TB, o Options) *Daemon {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if o.Settings == nil {
+		o.Settings = budget.DefaultSettings()
+	}
+	d := &Daemon{Dir: dir, Sock: filepath.Join(dir, "run", "bottlecap.sock"), t: t, opts: o}
+	d.Restart()
+	t.Cleanup(d.Stop)
+	return d
+}
+
+// Restart starts the daemon again on the same socket and ledger (after
+// Stop), as a real restart would.
+func (d *Daemon) Restart() {
+	d.t.Helper()
+	cfg := daemon.Config{Socket: d.Sock, DBPath: filepath.Join(d.Dir, "bot-bottle.db"), Home: d.Dir,
+		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Version: "test"}
+	if d.opts.Enforcer != nil {
+		cfg.Enforcer = func(*store.DB) controller.Enforcer { return d.opts.Enforcer }
+	}
+	var err error
+	if d.Daemon, err = daemon.Start(context.Background(), cfg); err != nil {
+		d.t.Fatal(err)
+	}
+	d.Client = client.New(d.Sock, client.WithRetry(0))
+}
+
+// Stop shuts the daemon down, letting requests in flight finish; stopping
+// a stopped daemon does nothing.
+func (d *Daemon) Stop() {
+	if d.Daemon == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Daemon.Stop(ctx); err != nil {
+		d.t.Errorf("stop daemon: %v", err)
+	}
+	d.Client.Close()
+	d.Daemon = nil
+}
