@@ -24,6 +24,8 @@ type DB struct {
 	read  *sql.DB
 	ckpt  *checkpointer // nil when opened read-only
 	now   func() int64  // unix nanoseconds; replaceable in tests
+	// recent are the report ids not yet merged into report_ids.
+	recent recentIDs
 }
 
 var _ Repository = (*DB)(nil)
@@ -34,8 +36,11 @@ type Option func(*options)
 type options struct {
 	synchronous string
 	readConns   int
-	cacheKiB    int
-	checkpoint  time.Duration
+	// cacheKiB is the writer's page cache. Larger is not better here:
+	// SQLite walks the whole cache's hash table at the end of some
+	// transactions, which at 64 MB cost more than the misses it saved.
+	cacheKiB   int
+	checkpoint time.Duration
 }
 
 // WithSynchronousNormal trades durability of the last commits on power loss
@@ -71,7 +76,7 @@ func WithCheckpointInterval(d time.Duration) Option {
 // the file cannot be put in WAL mode, because the read-only dashboard relies
 // on it.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
-	o := options{synchronous: "FULL", readConns: 4, cacheKiB: 65536, checkpoint: 100 * time.Millisecond}
+	o := options{synchronous: "FULL", readConns: 4, cacheKiB: 8192, checkpoint: 100 * time.Millisecond}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -82,6 +87,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	db := &DB{path: abs, now: nowNanos}
 	if err := db.openWriter(ctx, o); err != nil {
 		return nil, err
+	}
+	if err := db.loadRecentIDs(ctx); err != nil {
+		db.write.Close()
+		return nil, fmt.Errorf("open store %s: %w", db.path, err)
 	}
 	if err := db.openReaders(ctx, o, false); err != nil {
 		db.write.Close()

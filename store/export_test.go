@@ -10,3 +10,18 @@ func WithBeforeCommit(f func() error) WriterOption {
 // Queued is how many submissions wait in the queue, so a test can hold a
 // batch until the next one has formed, without sleeping.
 func (w *Writer) Queued() int { return len(w.queue) }
+
+// SetIDMergeLimit makes the store merge recent report ids into report_ids
+// once n are held, so tests can cross merges with a few reports.
+func (db *DB) SetIDMergeLimit(n int) {
+	db.recent.mu.Lock()
+	defer db.recent.mu.Unlock()
+	db.recent.limit = n
+}
+
+// RecentIDs is how many report ids are checked in memory.
+func (db *DB) RecentIDs() int {
+	db.recent.mu.Lock()
+	defer db.recent.mu.Unlock()
+	return len(db.recent.ids)
+}

@@ -10,8 +10,7 @@ import (
 
 const insertReportSQL = `INSERT INTO reports
 	(id, bottle, agent, provider, host, model, input, cache_read, cache_write, output, reasoning, complete, ts, counted)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (id) DO NOTHING`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const upsertTotalSQL = `INSERT INTO totals
 	(bottle, agent, provider, input, cache_read, cache_write, output, reasoning, counted, reports, last_ts)
@@ -43,13 +42,21 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, beforeC
 	if err != nil {
 		return nil, err
 	}
+	// The recent ids must change with the commit and nothing in between,
+	// or a concurrent append could miss an id just committed.
+	db.recent.mu.Lock()
+	defer db.recent.mu.Unlock()
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("append reports: begin: %w", classify(err))
 	}
 	defer tx.Rollback()
 
-	results, err := appendReports(ctx, tx, reports)
+	seen, err := db.recent.checker(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("append reports: %w", classify(err))
+	}
+	results, fresh, err := appendReports(ctx, tx, seen, reports)
 	if err != nil {
 		return nil, fmt.Errorf("append reports: %w", classify(err))
 	}
@@ -62,6 +69,14 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, beforeC
 		return nil, fmt.Errorf("append reports: commit: %w", classify(err))
 	}
 	db.ckpt.committed()
+	for _, id := range fresh {
+		db.recent.ids[id] = struct{}{}
+	}
+	if len(db.recent.ids) >= db.recent.limit {
+		// The reports are committed; a merge that fails is tried again on
+		// the next append, and until then the ids stay checked in memory.
+		_ = db.mergeIDs(ctx)
+	}
 	return results, nil
 }
 
@@ -88,53 +103,59 @@ func ValidateReports(reports []budget.Report) error {
 
 type totalKey struct{ bottle, agent, provider string }
 
-// appendReports inserts the reports one by one (a conflict on id means the
-// report is a duplicate), sums the new ones per (bottle, agent, provider) in
-// memory and writes each sum with one upsert: the aggregates cost one
-// statement per key per batch and never a read.
-func appendReports(ctx context.Context, tx *sql.Tx, reports []budget.Report) ([]AppendResult, error) {
+// appendReports inserts the reports whose ids the ledger does not hold yet,
+// sums the new ones per (bottle, agent, provider) in memory and writes each
+// sum with one upsert: the aggregates cost one statement per key per batch
+// and never a read. fresh are the ids it stored.
+func appendReports(ctx context.Context, tx *sql.Tx, seen *seenIDs, reports []budget.Report) ([]AppendResult, []string, error) {
 	ins, err := tx.PrepareContext(ctx, insertReportSQL)
 	if err != nil {
-		return nil, fmt.Errorf("prepare insert: %w", err)
+		return nil, nil, fmt.Errorf("prepare insert: %w", err)
 	}
 	defer ins.Close()
 
 	results := make([]AppendResult, len(reports))
-	seen := make(map[string]struct{}, len(reports))
+	batch := make(map[string]struct{}, len(reports))
+	fresh := make([]string, 0, len(reports))
 	sums := map[totalKey]*Total{}
 	for i, r := range reports {
-		if _, dup := seen[r.ID]; dup {
-			results[i].Duplicate = true
-			continue
-		}
-		seen[r.ID] = struct{}{}
-		inserted, err := insertReport(ctx, ins, r)
+		dup, err := isDuplicate(ctx, seen, batch, r.ID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if !inserted {
+		if dup {
 			results[i].Duplicate = true
 			continue
 		}
+		batch[r.ID] = struct{}{}
+		if err := insertReport(ctx, ins, r); err != nil {
+			return nil, nil, err
+		}
+		fresh = append(fresh, r.ID)
 		addToSum(sums, r)
 	}
 	if err := upsertTotals(ctx, tx, sums); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return results, nil
+	return results, fresh, nil
 }
 
-func insertReport(ctx context.Context, ins *sql.Stmt, r budget.Report) (bool, error) {
-	res, err := ins.ExecContext(ctx, r.ID, r.Bottle, r.Agent, r.Provider, r.Host, r.Model,
+// isDuplicate reports whether id is earlier in this batch or already in
+// the ledger.
+func isDuplicate(ctx context.Context, seen *seenIDs, batch map[string]struct{}, id string) (bool, error) {
+	if _, ok := batch[id]; ok {
+		return true, nil
+	}
+	return seen.has(ctx, id)
+}
+
+func insertReport(ctx context.Context, ins *sql.Stmt, r budget.Report) error {
+	_, err := ins.ExecContext(ctx, r.ID, r.Bottle, r.Agent, r.Provider, r.Host, r.Model,
 		r.Input, r.CacheRead, r.CacheWrite, r.Output, r.Reasoning, r.Complete, toNanos(r.TS), r.Counted)
 	if err != nil {
-		return false, fmt.Errorf("insert report %s: %w", r.ID, err)
+		return fmt.Errorf("insert report %s: %w", r.ID, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("insert report %s: %w", r.ID, err)
-	}
-	return n == 1, nil
+	return nil
 }
 
 func addToSum(sums map[totalKey]*Total, r budget.Report) {

@@ -1,0 +1,130 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/migrations"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+func idReports(prefix string, n int) []budget.Report {
+	out := make([]budget.Report, n)
+	for i := range out {
+		out[i] = budget.Report{ID: fmt.Sprintf("%s-%03d", prefix, i), Bottle: "b1", Agent: "a", Provider: "claude",
+			Usage: budget.Usage{Input: 10}, Counted: 10, Complete: true, TS: time.Unix(1_800_000_000, 0)}
+	}
+	return out
+}
+
+func countDuplicates(t *testing.T, res []store.AppendResult) int {
+	t.Helper()
+	n := 0
+	for _, r := range res {
+		if r.Duplicate {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDuplicatesAcrossIDMerges appends across several merges of recent ids
+// into report_ids and after a reopen: every id is counted once whether it
+// is still recent, merged, or both in one batch.
+func TestDuplicatesAcrossIDMerges(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetIDMergeLimit(25)
+	for round := range 4 {
+		res, err := db.AppendReports(ctx, idReports(fmt.Sprintf("r%d", round), 20))
+		if err != nil || countDuplicates(t, res) != 0 {
+			t.Fatalf("round %d: got %d duplicates (%v), want 0", round, countDuplicates(t, res), err)
+		}
+	}
+	if got := db.RecentIDs(); got >= 25 {
+		t.Errorf("got %d ids held in memory, want a merge to have moved them out (limit 25)", got)
+	}
+	checkAllDuplicates(t, db, 4)
+	db.Close()
+
+	db, err = store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkAllDuplicates(t, db, 4)
+	totals, err := db.Totals(ctx)
+	if err != nil || len(totals) != 1 || totals[0].Reports != 80 || totals[0].Counted != 800 {
+		t.Errorf("got totals %+v (%v), want 80 reports counted once", totals, err)
+	}
+}
+
+// checkAllDuplicates re-sends every round, with a repeat inside the batch,
+// and wants each report flagged a duplicate.
+func checkAllDuplicates(t *testing.T, db *store.DB, rounds int) {
+	t.Helper()
+	for round := range rounds {
+		again := idReports(fmt.Sprintf("r%d", round), 20)
+		again = append(again, again[0])
+		res, err := db.AppendReports(context.Background(), again)
+		if err != nil || countDuplicates(t, res) != len(again) {
+			t.Errorf("round %d again: got %d of %d duplicates (%v)", round, countDuplicates(t, res), len(again), err)
+		}
+	}
+}
+
+// TestMigrationMovesIDsOfAnExistingLedger opens a ledger written by the
+// schema before report_ids existed and checks its reports are kept and
+// still deduplicated.
+func TestMigrationMovesIDsOfAnExistingLedger(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all[:3] {
+		if _, err := raw.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+	}
+	if _, err := raw.ExecContext(ctx, `INSERT INTO reports (id, bottle, input, cache_read, cache_write, output, reasoning, complete, ts, counted)
+		VALUES ('old-1', 'b1', 5, 0, 0, 0, 0, 1, 0, 5), ('old-2', 'b1', 5, 0, 0, 0, 0, 1, 0, 5)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
+	for _, m := range all[:3] {
+		raw.Exec(`INSERT INTO schema_version VALUES (?, ?, 0)`, m.Version, m.Name)
+	}
+	raw.Close()
+
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.AppendReports(ctx, []budget.Report{
+		{ID: "old-2", Bottle: "b1", Usage: budget.Usage{Input: 5}, Counted: 5},
+		{ID: "new-1", Bottle: "b1", Usage: budget.Usage{Input: 5}, Counted: 5},
+	})
+	if err != nil || !res[0].Duplicate || res[1].Duplicate {
+		t.Errorf("got %+v (%v), want old-2 a duplicate and new-1 stored", res, err)
+	}
+	recent, err := db.RecentReports(ctx, "b1", 0)
+	if err != nil || len(recent) != 3 {
+		t.Errorf("got %d reports (%v), want the 2 migrated and 1 new", len(recent), err)
+	}
+}
