@@ -4,7 +4,7 @@ GOBIN     := $(CURDIR)/.bin
 STATICCHECK_VERSION := v0.8.2
 export BOT_BOTTLE_HOME ?= $(HOME)/.bot-bottle
 
-.PHONY: run build test test-deps lint bench fmt clean
+.PHONY: run build test test-deps fuzz lint bench fmt clean
 
 # SUDO is empty for root (CI, the dev machines) and sudo for everyone else.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -24,6 +24,16 @@ test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	python3 -m unittest discover -s integrations/mitmproxy
+	$(MAKE) fuzz
+
+# fuzz runs each provider parser's fuzz target briefly (FUZZTIME each): no
+# input may make a parser panic or count a negative token.
+FUZZTIME ?= 3s
+FUZZ_TARGETS := FuzzParserOpenAIChat FuzzParserOpenAIResponses FuzzParserAnthropic FuzzParserGemini FuzzParserAuto
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./meter/usage/ || exit 1; \
+	done
 
 # test-deps installs the Debian packages the tests drive (tmux for the
 # dashboard smoke test) when they are missing.
