@@ -80,8 +80,19 @@ func (h *hub) close() {
 	}
 }
 
+// listening reports whether anyone subscribes, so that publishing costs
+// ingestion nothing (no JSON encoding) when no dashboard is open.
+func (h *hub) listening() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0
+}
+
 // publish sends an event to every subscriber.
 func (s *Server) publish(typ, bottle string, data any) {
+	if !s.hub.listening() {
+		return
+	}
 	e := api.Event{Type: typ, Bottle: bottle, TS: s.now().UTC()}
 	if data != nil {
 		b, err := json.Marshal(data)
