@@ -13,6 +13,9 @@ type Book struct {
 	settings *Settings
 	global   Limits // runtime global limits, over settings.Budget
 	bottles  map[string]*Bottle
+	// containers indexes registered container ids by their first 12
+	// characters, for BottleOfContainer.
+	containers map[string]containerRef
 
 	agentUsed   map[agentKey]int64  // (bottle, agent, provider)
 	ownUsed     map[bottleKey]int64 // (bottle, provider), the bottle's own reports
@@ -32,6 +35,7 @@ func NewBook(s *Settings) *Book {
 		settings:    s,
 		global:      Limits{},
 		bottles:     map[string]*Bottle{},
+		containers:  map[string]containerRef{},
 		agentUsed:   map[agentKey]int64{},
 		ownUsed:     map[bottleKey]int64{},
 		subtreeUsed: map[bottleKey]int64{},
@@ -69,6 +73,7 @@ func (b *Book) Register(bt Bottle) error {
 	}
 	old, existed := b.bottles[bt.Slug]
 	b.bottles[bt.Slug] = &bt
+	b.indexContainers(old, &bt)
 	if !existed || old.Parent != bt.Parent || old.Implicit != bt.Implicit {
 		b.rebuildSubtrees()
 	}
@@ -97,9 +102,11 @@ func (b *Book) checkCycle(slug, parent string) error {
 // Forget removes a bottle. Its usage stays in the global count (the ledger
 // keeps it) but no longer counts toward its former ancestors.
 func (b *Book) Forget(slug string) {
-	if _, ok := b.bottles[slug]; !ok {
+	old, ok := b.bottles[slug]
+	if !ok {
 		return
 	}
+	b.indexContainers(old, nil)
 	delete(b.bottles, slug)
 	b.rebuildSubtrees()
 }

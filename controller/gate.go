@@ -62,19 +62,12 @@ func (s *Server) verdictsFor(reports []budget.Report) []budget.Verdict {
 // the containers bottles registered with, then through ContainerBottle.
 func (s *Server) bottleOfContainer(ctx context.Context, id string) (string, bool) {
 	s.mu.Lock()
-	for _, b := range s.book.Bottles() {
-		for _, c := range b.Containers {
-			if len(c) >= 12 && strings.HasPrefix(id, c) {
-				s.mu.Unlock()
-				return b.Slug, true
-			}
-		}
-	}
+	slug, ok := s.book.BottleOfContainer(id)
 	s.mu.Unlock()
-	if s.cfg.ContainerBottle != nil {
+	if !ok && s.cfg.ContainerBottle != nil {
 		return s.cfg.ContainerBottle(ctx, id)
 	}
-	return "", false
+	return slug, ok
 }
 
 // hostOnly lowercases a host and drops any port.
