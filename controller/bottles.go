@@ -14,10 +14,10 @@ import (
 
 func (s *Server) handleBottles(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	bottles := s.book.Bottles()
+	bottles, providers := s.book.Bottles(), s.book.Providers()
 	out := make([]api.Bottle, 0, len(bottles))
 	for _, b := range bottles {
-		out = append(out, s.viewLocked(b))
+		out = append(out, s.viewLocked(b, providers))
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
@@ -40,12 +40,14 @@ func (s *Server) view(slug string) (api.Bottle, error) {
 	if !ok {
 		return api.Bottle{}, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
 	}
-	return s.viewLocked(b), nil
+	return s.viewLocked(b, s.book.Providers()), nil
 }
 
-func (s *Server) viewLocked(b budget.Bottle) api.Bottle {
+// viewLocked builds a bottle's view over the providers given (the book's,
+// computed once per request: it walks every bottle). s.mu must be held.
+func (s *Server) viewLocked(b budget.Bottle, providers []string) api.Bottle {
 	v := api.Bottle{Bottle: b, Usage: map[string]int64{}}
-	for _, p := range s.book.Providers() {
+	for _, p := range providers {
 		_, sub, _ := s.book.Used(b.Slug, b.Agent, p)
 		verdict := s.book.Verdict(b.Slug, b.Agent, p, 0)
 		if sub == 0 && verdict.Unlimited {

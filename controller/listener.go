@@ -56,7 +56,7 @@ func removeStale(path string) error {
 		return fmt.Errorf("%s exists and is not a socket: move it away", path)
 	}
 	if liveDaemon(path) {
-		return fmt.Errorf("%w on %s", ErrAlreadyRunning, path)
+		return fmt.Errorf("%w on %s: stop it first (bottlecap status shows its pid), or give this one another --socket", ErrAlreadyRunning, path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket: %w", err)
