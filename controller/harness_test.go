@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -104,18 +103,8 @@ func (f *fakeEnforcer) submitted() []controller.Job {
 	return append([]controller.Job(nil), f.jobs...)
 }
 
-// eventually polls cond until it holds or a generous deadline passes; it
-// waits for asynchronous outcomes, and asserts nothing about time.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// eventually is daemontest.Eventually.
+var eventually = daemontest.Eventually
 
 // raw sends one HTTP request over the socket, for bodies the typed client
 // would never send, and returns the status and body.

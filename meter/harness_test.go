@@ -72,18 +72,8 @@ func meterFor(t *testing.T, sock, bottle, upstream string, tweak func(*meter.Con
 	return p, srv
 }
 
-// eventually polls cond until it holds or a generous deadline passes; it
-// waits for asynchronous outcomes and asserts nothing about time.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// eventually is daemontest.Eventually.
+var eventually = daemontest.Eventually
 
 // fixture is one recorded provider payload of meter/usage with its
 // expected counts.

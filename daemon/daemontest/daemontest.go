@@ -85,3 +85,16 @@ func (d *Daemon) Stop() {
 	d.Client.Close()
 	d.Daemon = nil
 }
+
+// Eventually polls cond until it holds or a generous deadline (10 s)
+// passes: it waits for asynchronous outcomes and asserts nothing about time.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
