@@ -13,7 +13,13 @@ import (
 
 // Queue tuning: reports per ingest call, and the retry backoff.
 const (
-	maxBatch     = 256
+	maxBatch = 256
+	// coalesce is the pause after sending a batch smaller than maxBatch, so
+	// that under load reports reach the daemon a few hundred at a time: the
+	// daemon's cost is mostly per call and per commit, and it shares the
+	// machine with the traffic being metered. An idle queue sends a new
+	// report at once; reports are acknowledged at most this much later.
+	coalesce     = 10 * time.Millisecond
 	firstBackoff = 50 * time.Millisecond
 	maxBackoff   = 2 * time.Second
 	sendTimeout  = 10 * time.Second
@@ -118,6 +124,9 @@ func (q *queue) run() {
 		q.drop(sent)
 		if err == nil {
 			wait = firstBackoff
+			if len(batch) < maxBatch && !closing && !sleep(q.ctx, coalesce) {
+				return
+			}
 			continue
 		}
 		q.log.Debug("usage reports not acknowledged yet; retrying", "reports", len(batch)-sent, "in", wait, "err", err.Error())
