@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -47,6 +48,7 @@ func New(cfg Config) (*Proxy, error) {
 		ErrorHandler:   p.upstreamError,
 		Transport:      cfg.Transport,
 		FlushInterval:  -1, // flush after every write: streams pass unbuffered
+		BufferPool:     copyBuffers{},
 		ErrorLog:       log.New(slogWriter{cfg.Log}, "", 0),
 	}
 	return p, nil
@@ -174,6 +176,20 @@ func (p *Proxy) Close(ctx context.Context) error {
 		return fmt.Errorf("%d usage reports not acknowledged yet; kept in %s for the next start", left, p.cfg.SpoolPath)
 	}
 	return fmt.Errorf("%d usage reports not acknowledged by the daemon were lost (no --queue spool)", left)
+}
+
+// copyBuffers reuses the buffers responses are copied through; without a
+// pool the reverse proxy allocates (and zeroes) 32 KiB per request.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+
+func (copyBuffers) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		copyBufferPool.Put((*[32 << 10]byte)(b[:32<<10]))
+	}
 }
 
 // slogWriter turns the reverse proxy's log lines into warnings.

@@ -2,10 +2,13 @@ package meter_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,4 +201,39 @@ func TestNewRequiresDaemonAndBottle(t *testing.T) {
 	}
 	_ = budget.ErrInvalid
 	_ = context.Background
+}
+
+// TestLargeBodiesPassThroughIntact: bodies many copy buffers long, sent
+// concurrently so that pooled buffers are reused between requests, arrive
+// byte for byte.
+func TestLargeBodiesPassThroughIntact(t *testing.T) {
+	body := func(n int) []byte {
+		b := make([]byte, 300<<10)
+		for i := range b {
+			b[i] = byte(n*31 + i*7)
+		}
+		return b
+	}
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Write(body(n))
+	})
+	_, srv := meterFor(t, "/nonexistent/bottlecap.sock", "big-1", up.URL, nil)
+	var wg sync.WaitGroup
+	for n := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(srv.URL + "/v1/files?n=" + strconv.Itoa(n))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			if b, _ := io.ReadAll(resp.Body); !bytes.Equal(b, body(n)) {
+				t.Errorf("body %d: %d bytes arrived changed", n, len(b))
+			}
+		}()
+	}
+	wg.Wait()
 }
