@@ -26,6 +26,8 @@ type DB struct {
 	now   func() int64  // unix nanoseconds; replaceable in tests
 	// recent are the report ids not yet merged into report_ids.
 	recent recentIDs
+	// stmts are the append path's statements, prepared on the writer.
+	stmts stmtCache
 }
 
 var _ Repository = (*DB)(nil)
@@ -149,6 +151,10 @@ func (db *DB) openWriter(ctx context.Context, o options) error {
 		w.Close()
 		return fmt.Errorf("open store %s: %w", db.path, classify(err))
 	}
+	if db.stmts, err = prepareStmts(ctx, w, appendQueries()); err != nil {
+		w.Close()
+		return fmt.Errorf("open store %s: %w", db.path, classify(err))
+	}
 	db.write = w
 	return nil
 }
@@ -206,6 +212,9 @@ func (db *DB) Path() string { return db.path }
 // using db first.
 func (db *DB) Close() error {
 	err := db.ckpt.close()
+	if serr := db.stmts.close(); err == nil { // nil when read-only: nothing to close
+		err = serr
+	}
 	if rerr := db.read.Close(); err == nil {
 		err = rerr
 	}

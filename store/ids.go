@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -46,34 +47,73 @@ func (db *DB) loadRecentIDs(ctx context.Context) error {
 	return rows.Err()
 }
 
-// seenIDs answers, inside an append transaction, whether an id is already
-// in the ledger: recent ids in memory, older ones in report_ids.
-type seenIDs struct {
-	recent map[string]struct{}
-	lookup *sql.Stmt
+// idLookupChunk is the most ids one report_ids lookup asks for; SQLite
+// allows 32,766 parameters per statement.
+const idLookupChunk = 512
+
+// storedIDs returns which of ids are already in the ledger: recent ids are
+// checked in memory, the rest in report_ids with one query per chunk
+// rather than one per report, since each query costs far more in the
+// driver than in SQLite.
+func (db *DB) storedIDs(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bool, error) {
+	stored := make(map[string]bool, len(ids))
+	var older []any
+	for _, id := range ids {
+		if _, ok := db.recent.ids[id]; ok {
+			stored[id] = true
+		} else {
+			older = append(older, id)
+		}
+	}
+	for len(older) > 0 {
+		n := min(len(older), idLookupChunk)
+		if err := db.lookupIDs(ctx, tx, older[:n], stored); err != nil {
+			return nil, err
+		}
+		older = older[n:]
+	}
+	return stored, nil
 }
 
-func (r *recentIDs) checker(ctx context.Context, tx *sql.Tx) (*seenIDs, error) {
-	st, err := tx.PrepareContext(ctx, `SELECT 1 FROM report_ids WHERE id = ?`)
+// lookupIDs marks in stored the ids that report_ids holds. The list is
+// padded with repeats of its first id to a power of two, so that a handful
+// of cached statements serve every length.
+func (db *DB) lookupIDs(ctx context.Context, tx *sql.Tx, ids []any, stored map[string]bool) error {
+	for n := pow2Ceil(len(ids)); len(ids) < n; {
+		ids = append(ids, ids[0])
+	}
+	st, err := db.stmts.in(ctx, tx, lookupSQL(len(ids)))
 	if err != nil {
-		return nil, fmt.Errorf("prepare id lookup: %w", err)
+		return fmt.Errorf("prepare report id lookup: %w", err)
 	}
-	return &seenIDs{recent: r.ids, lookup: st}, nil
+	rows, err := st.QueryContext(ctx, ids...)
+	if err != nil {
+		return fmt.Errorf("look up report ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("look up report ids: %w", err)
+		}
+		stored[id] = true
+	}
+	return rows.Err()
 }
 
-func (s *seenIDs) has(ctx context.Context, id string) (bool, error) {
-	if _, ok := s.recent[id]; ok {
-		return true, nil
+// lookupSQL finds which of n ids report_ids holds.
+func lookupSQL(n int) string {
+	return `SELECT id FROM report_ids WHERE id IN (` + placeholders(n, 1) + `)`
+}
+
+// placeholders is rows comma-separated groups of cols parameters: "?, ?"
+// for (2, 1), "(?, ?), (?, ?)" for (2, 2).
+func placeholders(rows, cols int) string {
+	group := strings.Repeat("?, ", cols-1) + "?"
+	if cols > 1 {
+		group = "(" + group + ")"
 	}
-	var one int
-	switch err := s.lookup.QueryRowContext(ctx, id).Scan(&one); err {
-	case nil:
-		return true, nil
-	case sql.ErrNoRows:
-		return false, nil
-	default:
-		return false, fmt.Errorf("look up report id %s: %w", id, err)
-	}
+	return strings.Repeat(group+", ", rows-1) + group
 }
 
 // mergeIDs moves the recent ids into report_ids in one transaction, sorted,

@@ -128,3 +128,61 @@ func TestMigrationMovesIDsOfAnExistingLedger(t *testing.T) {
 		t.Errorf("got %d reports (%v), want the 2 migrated and 1 new", len(recent), err)
 	}
 }
+
+// TestBatchesOfEverySize appends batches of 1 to 150 reports (cut into
+// statements of different sizes) where every third id was stored before —
+// some still recent, some already merged into report_ids — and one id
+// repeats within the batch: each stored id is reported a duplicate, each
+// new one stored once, and the totals add up.
+func TestBatchesOfEverySize(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTemp(t)
+	db.SetIDMergeLimit(300)
+	fresh := 0
+	for size := 1; size <= 150; size++ {
+		batch := idReports(fmt.Sprintf("s%03d", size), size)
+		wantDup := 0
+		for i := range batch {
+			if i%3 == 2 && size > 1 {
+				// The first ids of an older batch are always stored.
+				old := []int{size - 1, max(1, size/2)}[i%2]
+				batch[i].ID = fmt.Sprintf("s%03d-%03d", old, (i/3)%min(2, old))
+				wantDup++
+			}
+		}
+		if size > 4 {
+			batch[size-1] = batch[0] // again within the batch
+			wantDup++
+			if (size-1)%3 == 2 {
+				wantDup-- // it replaced a stored id
+			}
+		}
+		res, err := db.AppendReports(ctx, batch)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if got := countDuplicates(t, res); got != wantDup {
+			t.Fatalf("size %d: %d duplicates, want %d", size, got, wantDup)
+		}
+		fresh += size - wantDup
+	}
+	totals, err := db.Totals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(totals) != 1 || totals[0].Reports != int64(fresh) || totals[0].Usage.Input != 10*int64(fresh) {
+		t.Errorf("totals %+v, want %d reports of 10 input tokens", totals, fresh)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var rows, distinct int
+	if err := raw.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT id) FROM reports`).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows != fresh || distinct != fresh {
+		t.Errorf("%d rows in reports (%d distinct ids), want %d", rows, distinct, fresh)
+	}
+}

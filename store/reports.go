@@ -8,9 +8,19 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-const insertReportSQL = `INSERT INTO reports
+// insertSQL inserts n reports.
+func insertSQL(n int) string {
+	return `INSERT INTO reports
 	(id, bottle, agent, provider, host, model, input, cache_read, cache_write, output, reasoning, complete, ts, counted)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES ` + placeholders(n, reportColumns)
+}
+
+const reportColumns = 14
+
+// insertChunk is the most reports one INSERT statement carries: a
+// statement per report spends most of its time in the driver, not in
+// SQLite. 64 rows are 896 parameters, well under SQLite's 32,766.
+const insertChunk = 64
 
 const upsertTotalSQL = `INSERT INTO totals
 	(bottle, agent, provider, input, cache_read, cache_write, output, reasoning, counted, reports, last_ts)
@@ -52,11 +62,7 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, beforeC
 	}
 	defer tx.Rollback()
 
-	seen, err := db.recent.checker(ctx, tx)
-	if err != nil {
-		return nil, fmt.Errorf("append reports: %w", classify(err))
-	}
-	results, fresh, err := appendReports(ctx, tx, seen, reports)
+	results, fresh, err := db.appendReports(ctx, tx, reports)
 	if err != nil {
 		return nil, fmt.Errorf("append reports: %w", classify(err))
 	}
@@ -107,53 +113,57 @@ type totalKey struct{ bottle, agent, provider string }
 // sums the new ones per (bottle, agent, provider) in memory and writes each
 // sum with one upsert: the aggregates cost one statement per key per batch
 // and never a read. fresh are the ids it stored.
-func appendReports(ctx context.Context, tx *sql.Tx, seen *seenIDs, reports []budget.Report) ([]AppendResult, []string, error) {
-	ins, err := tx.PrepareContext(ctx, insertReportSQL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("prepare insert: %w", err)
+func (db *DB) appendReports(ctx context.Context, tx *sql.Tx, reports []budget.Report) ([]AppendResult, []string, error) {
+	ids := make([]string, len(reports))
+	for i, r := range reports {
+		ids[i] = r.ID
 	}
-	defer ins.Close()
-
+	stored, err := db.storedIDs(ctx, tx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
 	results := make([]AppendResult, len(reports))
-	batch := make(map[string]struct{}, len(reports))
 	fresh := make([]string, 0, len(reports))
+	rows := make([]budget.Report, 0, len(reports))
 	sums := map[totalKey]*Total{}
 	for i, r := range reports {
-		dup, err := isDuplicate(ctx, seen, batch, r.ID)
-		if err != nil {
-			return nil, nil, err
-		}
-		if dup {
+		if stored[r.ID] { // in the ledger, or earlier in this batch
 			results[i].Duplicate = true
 			continue
 		}
-		batch[r.ID] = struct{}{}
-		if err := insertReport(ctx, ins, r); err != nil {
-			return nil, nil, err
-		}
+		stored[r.ID] = true
 		fresh = append(fresh, r.ID)
+		rows = append(rows, r)
 		addToSum(sums, r)
 	}
-	if err := upsertTotals(ctx, tx, sums); err != nil {
+	if err := db.insertReports(ctx, tx, rows); err != nil {
+		return nil, nil, err
+	}
+	if err := db.upsertTotals(ctx, tx, sums); err != nil {
 		return nil, nil, err
 	}
 	return results, fresh, nil
 }
 
-// isDuplicate reports whether id is earlier in this batch or already in
-// the ledger.
-func isDuplicate(ctx context.Context, seen *seenIDs, batch map[string]struct{}, id string) (bool, error) {
-	if _, ok := batch[id]; ok {
-		return true, nil
-	}
-	return seen.has(ctx, id)
-}
-
-func insertReport(ctx context.Context, ins *sql.Stmt, r budget.Report) error {
-	_, err := ins.ExecContext(ctx, r.ID, r.Bottle, r.Agent, r.Provider, r.Host, r.Model,
-		r.Input, r.CacheRead, r.CacheWrite, r.Output, r.Reasoning, r.Complete, toNanos(r.TS), r.Counted)
-	if err != nil {
-		return fmt.Errorf("insert report %s: %w", r.ID, err)
+// insertReports inserts rows in statements of insertChunk reports, the
+// rest in power-of-two pieces (a cached statement for each size).
+func (db *DB) insertReports(ctx context.Context, tx *sql.Tx, rows []budget.Report) error {
+	args := make([]any, 0, min(len(rows), insertChunk)*reportColumns)
+	for len(rows) > 0 {
+		chunk := rows[:pow2Floor(min(len(rows), insertChunk))]
+		rows = rows[len(chunk):]
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, r.ID, r.Bottle, r.Agent, r.Provider, r.Host, r.Model,
+				r.Input, r.CacheRead, r.CacheWrite, r.Output, r.Reasoning, r.Complete, toNanos(r.TS), r.Counted)
+		}
+		ins, err := db.stmts.in(ctx, tx, insertSQL(len(chunk)))
+		if err != nil {
+			return fmt.Errorf("prepare insert: %w", err)
+		}
+		if _, err := ins.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("insert reports %s…: %w", chunk[0].ID, err)
+		}
 	}
 	return nil
 }
@@ -173,15 +183,14 @@ func addToSum(sums map[totalKey]*Total, r budget.Report) {
 	}
 }
 
-func upsertTotals(ctx context.Context, tx *sql.Tx, sums map[totalKey]*Total) error {
+func (db *DB) upsertTotals(ctx context.Context, tx *sql.Tx, sums map[totalKey]*Total) error {
 	if len(sums) == 0 {
 		return nil
 	}
-	up, err := tx.PrepareContext(ctx, upsertTotalSQL)
+	up, err := db.stmts.in(ctx, tx, upsertTotalSQL)
 	if err != nil {
 		return fmt.Errorf("prepare totals: %w", err)
 	}
-	defer up.Close()
 	for _, t := range sums {
 		u := t.Usage
 		_, err := up.ExecContext(ctx, t.Bottle, t.Agent, t.Provider,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -57,12 +58,13 @@ func benchMeter(ctx context.Context, r *runner) error {
 }
 
 // meterBench is everything the benchmark runs: an upstream, a daemon, the
-// meter and a plain proxy, each on its own listener.
+// meter, a plain proxy and a plain proxy that pools its copy buffers as the
+// meter does, each on its own listener.
 type meterBench struct {
-	upstream, plain, meter, uncached *benchServer
-	proxy, uncachedProxy             *meter.Proxy
-	dc                               *client.Client
-	daemon                           *procDaemon
+	upstream, plain, pooled, meter, uncached *benchServer
+	proxy, uncachedProxy                     *meter.Proxy
+	dc                                       *client.Client
+	daemon                                   *procDaemon
 }
 
 func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
@@ -75,6 +77,8 @@ func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
 	u, _ := url.Parse(e.upstream.URL)
 	tr := benchTransport()
 	e.plain = serve(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr, FlushInterval: -1})
+	e.pooled = serve(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: benchTransport(),
+		FlushInterval: -1, BufferPool: copyBuffers{}})
 	ups := []meter.Upstream{{Family: meter.Anthropic, Provider: "claude", URL: u}, {Family: meter.OpenAI, Provider: "codex", URL: u}}
 	cfg := meter.Config{Bottle: meterBenchSlug, Agent: "bench", Upstreams: ups, Daemon: e.dc, Transport: benchTransport()}
 	if e.proxy, err = meter.New(cfg); err != nil {
@@ -92,7 +96,7 @@ func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
 }
 
 func (e *meterBench) stop() {
-	for _, s := range []*benchServer{e.uncached, e.meter, e.plain, e.upstream} {
+	for _, s := range []*benchServer{e.uncached, e.meter, e.pooled, e.plain, e.upstream} {
 		if s != nil {
 			s.Close()
 		}
@@ -108,11 +112,13 @@ func (e *meterBench) stop() {
 	e.daemon.stop()
 }
 
-// throughput runs the plain proxy, the meter, and the meter asking the
-// gate on every request in interleaved rounds and reports the median round
-// of each.
+// throughput runs the plain proxy, the pooled plain proxy, the meter, and
+// the meter asking the gate on every request in interleaved rounds and
+// reports the median round of each. The pooled proxy shows how much of the
+// meter's standing comes from reusing its copy buffers, which a plain
+// httputil.ReverseProxy allocates anew (32 KiB) for every response.
 func (e *meterBench) throughput(ctx context.Context, r *runner) error {
-	targets := []string{e.plain.URL, e.meter.URL, e.uncached.URL}
+	targets := []string{e.plain.URL, e.pooled.URL, e.meter.URL, e.uncached.URL}
 	rounds := make([][]loadResult, len(targets))
 	for i := range proxyRounds {
 		for j, u := range targets {
@@ -123,25 +129,32 @@ func (e *meterBench) throughput(ctx context.Context, r *runner) error {
 			rounds[j] = append(rounds[j], res)
 		}
 	}
-	pm, mm, um := median(rounds[0]), median(rounds[1]), median(rounds[2])
+	pm, pp, mm, um := median(rounds[0]), median(rounds[1]), median(rounds[2]), median(rounds[3])
 	r.report("plain_proxy_rps", round(pm.rps), "req/s")
+	r.report("plain_proxy_p50_us", round(micros(pm.p50)), "us")
+	r.report("plain_proxy_p99_us", round(micros(pm.p99)), "us")
 	r.report("meter_proxy_rps", round(mm.rps), "req/s")
+	r.report("meter_proxy_p50_us", round(micros(mm.p50)), "us")
+	r.report("meter_proxy_p99_us", round(micros(mm.p99)), "us")
 	r.report("meter_vs_plain_ratio", round3(mm.rps/pm.rps), "ratio")
 	r.report("meter_added_p50_us", round(micros(mm.p50-pm.p50)), "us")
+	r.report("meter_added_p99_us", round(micros(mm.p99-pm.p99)), "us")
+	r.report("pooled_plain_proxy_rps", round(pp.rps), "req/s")
+	r.report("meter_vs_pooled_plain_ratio", round3(mm.rps/pp.rps), "ratio")
 	r.report("meter_gate_every_request_rps", round(um.rps), "req/s")
 	r.report("meter_gate_every_request_added_p50_us", round(micros(um.p50-pm.p50)), "us")
-	r.logf("meter: p50 plain %s, meter %s, meter asking the gate every time %s", pm.p50, mm.p50, um.p50)
 	return nil
 }
 
 // loadResult is one measured round.
 type loadResult struct {
-	rps float64
-	p50 time.Duration
+	rps      float64
+	p50, p99 time.Duration
 }
 
+// median is the round with the median rate.
 func median(rs []loadResult) loadResult {
-	slices.SortFunc(rs, func(a, b loadResult) int { return int(a.rps - b.rps) })
+	slices.SortFunc(rs, func(a, b loadResult) int { return cmp.Compare(a.rps, b.rps) })
 	return rs[len(rs)/2]
 }
 
@@ -176,7 +189,7 @@ func load(ctx context.Context, target, tag string) (loadResult, error) {
 	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	return loadResult{rps: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2]}, nil
+	return loadResult{rps: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}, nil
 }
 
 // oneRequest posts a small Chat request whose response id is id.
@@ -251,6 +264,20 @@ func benchTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second,
 		DisableCompression: true, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}
+}
+
+// copyBuffers is the pool of 32 KiB copy buffers the meter gives its
+// reverse proxy.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+
+func (copyBuffers) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		copyBufferPool.Put((*[32 << 10]byte)(b[:32<<10]))
 	}
 }
 
