@@ -58,6 +58,13 @@ func (r *runner) tempDir(name string) (string, error) {
 }
 
 func main() {
+	if kind := os.Getenv(proxyChildEnv); kind != "" {
+		if err := runProxyChild(kind); err != nil {
+			fmt.Fprintln(os.Stderr, "bench proxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

@@ -8,16 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/bot-bottle/bottlecap/client"
-	"github.com/bot-bottle/bottlecap/meter"
 )
 
 func init() { register("meter", benchMeter) }
@@ -25,15 +20,17 @@ func init() { register("meter", benchMeter) }
 const (
 	proxyClients   = 32    // concurrent keep-alive clients
 	proxyRequests  = 20000 // requests per measured round
-	proxyRounds    = 3     // rounds per proxy, interleaved; the median counts
+	proxyRounds    = 5     // rounds per proxy, interleaved; the median counts
 	ttfbSamples    = 50
 	meterBenchSlug = "bench-meter"
 )
 
-// benchMeter measures `bottlecap meter` against a plain httputil.ReverseProxy
-// in front of the same local upstream with the same client load, and the
-// first byte of a stream direct and through the meter. The meter's gate and
-// reports go to the real daemon process over its socket.
+// benchMeter measures `bottlecap meter` against a plain
+// httputil.ReverseProxy in front of the same local upstream with the same
+// client load, and the first byte of a stream direct and through the meter.
+// Each proxy, the daemon and the load generator (with the upstream) are
+// separate processes; the meter's gate and reports go to the daemon over
+// its socket.
 func benchMeter(ctx context.Context, r *runner) error {
 	e, err := startMeterBench(ctx, r)
 	if err != nil {
@@ -51,20 +48,24 @@ func benchMeter(ctx context.Context, r *runner) error {
 	if err != nil {
 		return fmt.Errorf("metered stream: %w", err)
 	}
+	plain, err := ttfb(ctx, e.plain.URL+"/v1/messages")
+	if err != nil {
+		return fmt.Errorf("stream through the plain proxy: %w", err)
+	}
 	r.report("stream_ttfb_direct_ms", round3(ms(direct)), "ms")
 	r.report("stream_ttfb_meter_ms", round3(ms(metered)), "ms")
-	r.logf("meter: %d reports waiting at the end", e.proxy.Pending())
+	r.report("stream_ttfb_plain_proxy_ms", round3(ms(plain)), "ms") // the cost of one more hop
 	return nil
 }
 
 // meterBench is everything the benchmark runs: an upstream, a daemon, the
-// meter, a plain proxy and a plain proxy that pools its copy buffers as the
-// meter does, each on its own listener.
+// meter (twice: caching the gate's answer, and asking it on every
+// request), a plain proxy and a plain proxy that pools its copy buffers as
+// the meter does.
 type meterBench struct {
-	upstream, plain, pooled, meter, uncached *benchServer
-	proxy, uncachedProxy                     *meter.Proxy
-	dc                                       *client.Client
-	daemon                                   *procDaemon
+	upstream                       *benchServer
+	plain, pooled, meter, uncached *procServer
+	daemon                         *procDaemon
 }
 
 func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
@@ -72,43 +73,27 @@ func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &meterBench{daemon: d, dc: client.New(d.sock, client.WithRetry(0))}
-	e.upstream = serve(http.HandlerFunc(fakeProvider))
-	u, _ := url.Parse(e.upstream.URL)
-	tr := benchTransport()
-	e.plain = serve(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr, FlushInterval: -1})
-	e.pooled = serve(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: benchTransport(),
-		FlushInterval: -1, BufferPool: copyBuffers{}})
-	ups := []meter.Upstream{{Family: meter.Anthropic, Provider: "claude", URL: u}, {Family: meter.OpenAI, Provider: "codex", URL: u}}
-	cfg := meter.Config{Bottle: meterBenchSlug, Agent: "bench", Upstreams: ups, Daemon: e.dc, Transport: benchTransport()}
-	if e.proxy, err = meter.New(cfg); err != nil {
+	e := &meterBench{daemon: d, upstream: serve(http.HandlerFunc(fakeProvider))}
+	up := e.upstream.URL
+	if e.plain, err = startProxyProc(ctx, "plain", up); err == nil {
+		if e.pooled, err = startProxyProc(ctx, "pooled", up); err == nil {
+			if e.meter, err = startMeterProc(ctx, r, d.sock, up); err == nil {
+				e.uncached, err = startMeterProc(ctx, r, d.sock, up, "--gate-cache", "0")
+			}
+		}
+	}
+	if err != nil {
 		e.stop()
 		return nil, err
 	}
-	e.meter = serve(e.proxy)
-	cfg.GateCache, cfg.Transport = -1, benchTransport() // ask the gate on every request
-	if e.uncachedProxy, err = meter.New(cfg); err != nil {
-		e.stop()
-		return nil, err
-	}
-	e.uncached = serve(e.uncachedProxy)
 	return e, nil
 }
 
 func (e *meterBench) stop() {
-	for _, s := range []*benchServer{e.uncached, e.meter, e.pooled, e.plain, e.upstream} {
-		if s != nil {
-			s.Close()
-		}
+	for _, p := range []*procServer{e.uncached, e.meter, e.pooled, e.plain} {
+		p.stop()
 	}
-	for _, p := range []*meter.Proxy{e.proxy, e.uncachedProxy} {
-		if p != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			p.Close(ctx)
-			cancel()
-		}
-	}
-	e.dc.Close()
+	e.upstream.Close()
 	e.daemon.stop()
 }
 

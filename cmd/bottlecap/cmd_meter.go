@@ -54,6 +54,7 @@ func (m *Main) runMeter(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(m.Getenv)
 	socket := m.socketPath(f.socket)
 	dc := client.New(socket, client.WithRetry(0), client.WithTimeout(10*time.Second))
 	defer dc.Close()
