@@ -48,7 +48,7 @@ func New(cfg Config) (*Proxy, error) {
 		ErrorHandler:   p.upstreamError,
 		Transport:      cfg.Transport,
 		FlushInterval:  -1, // flush after every write: streams pass unbuffered
-		BufferPool:     copyBuffers{},
+		BufferPool:     CopyBuffers{},
 		ErrorLog:       log.New(slogWriter{cfg.Log}, "", 0),
 	}
 	return p, nil
@@ -178,15 +178,16 @@ func (p *Proxy) Close(ctx context.Context) error {
 	return fmt.Errorf("%d usage reports not acknowledged by the daemon were lost (no --queue spool)", left)
 }
 
-// copyBuffers reuses the buffers responses are copied through; without a
-// pool the reverse proxy allocates (and zeroes) 32 KiB per request.
-type copyBuffers struct{}
+// CopyBuffers is the httputil.BufferPool the meter copies responses
+// through: without one the reverse proxy allocates (and zeroes) 32 KiB per
+// request. Exported so the benchmark can give a plain proxy the same pool.
+type CopyBuffers struct{}
 
 var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
-func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+func (CopyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
 
-func (copyBuffers) Put(b []byte) {
+func (CopyBuffers) Put(b []byte) {
 	if cap(b) == 32<<10 {
 		copyBufferPool.Put((*[32 << 10]byte)(b[:32<<10]))
 	}

@@ -252,20 +252,6 @@ func benchTransport() *http.Transport {
 	}
 }
 
-// copyBuffers is the pool of 32 KiB copy buffers the meter gives its
-// reverse proxy.
-type copyBuffers struct{}
-
-var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
-
-func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
-
-func (copyBuffers) Put(b []byte) {
-	if cap(b) == 32<<10 {
-		copyBufferPool.Put((*[32 << 10]byte)(b[:32<<10]))
-	}
-}
-
 // benchServer is an HTTP server on a loopback port.
 type benchServer struct {
 	URL string

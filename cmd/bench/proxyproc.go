@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"time"
+
+	"github.com/bot-bottle/bottlecap/meter"
 )
 
 // The proxies the meter benchmark compares each run as their own process,
@@ -35,7 +37,7 @@ func runProxyChild(kind string) error {
 	switch kind {
 	case "plain":
 	case "pooled":
-		rp.BufferPool = copyBuffers{}
+		rp.BufferPool = meter.CopyBuffers{}
 	default:
 		return fmt.Errorf("%s=%q: want plain or pooled", proxyChildEnv, kind)
 	}
