@@ -26,13 +26,15 @@ test: test-deps
 	python3 -m unittest discover -s integrations/mitmproxy
 	$(MAKE) fuzz
 
-# fuzz runs each provider parser's fuzz target briefly (FUZZTIME each): no
-# input may make a parser panic or count a negative token.
+# fuzz runs each fuzz target briefly (FUZZTIME each): no input may make a
+# provider parser panic or count a negative token, and the daemon's
+# hand-written report reader must agree with encoding/json.
 FUZZTIME ?= 3s
-FUZZ_TARGETS := FuzzParserOpenAIChat FuzzParserOpenAIResponses FuzzParserAnthropic FuzzParserGemini FuzzParserAuto
+FUZZ_TARGETS := $(addprefix ./meter/usage:,FuzzParserOpenAIChat FuzzParserOpenAIResponses FuzzParserAnthropic FuzzParserGemini FuzzParserAuto) \
+	./controller:FuzzDecodeReport
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
-		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./meter/usage/ || exit 1; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) $${t%%:*} || exit 1; \
 	done
 
 # test-deps installs the Debian packages the tests drive (tmux for the

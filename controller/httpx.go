@@ -80,6 +80,8 @@ func jsonError(err error) error {
 		return fmt.Errorf("%w: body: malformed JSON at byte %d: %v", budget.ErrInvalid, syntaxErr.Offset, err)
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%w: body: empty, want a JSON object", budget.ErrInvalid)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: body: JSON ends before the object does", budget.ErrInvalid)
 	}
 	return fmt.Errorf("%w: body: %v", budget.ErrInvalid, err)
 }

@@ -65,11 +65,13 @@ func readReports(w http.ResponseWriter, r *http.Request) ([]api.Report, error) {
 	body := http.MaxBytesReader(w, r.Body, api.MaxIngestBytes)
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/x-ndjson" {
-		var one api.Report
-		dec := json.NewDecoder(body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&one); err != nil {
+		b, err := io.ReadAll(body)
+		if err != nil {
 			return nil, jsonError(err)
+		}
+		one, err := decodeReport(b)
+		if err != nil {
+			return nil, err
 		}
 		return []api.Report{one}, nil
 	}
@@ -85,11 +87,9 @@ func readNDJSON(body io.Reader) ([]api.Report, error) {
 		if len(b) == 0 {
 			continue
 		}
-		var rep api.Report
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&rep); err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, jsonError(err))
+		rep, err := decodeReport(b)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
 		out = append(out, rep)
 	}
