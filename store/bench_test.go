@@ -10,10 +10,17 @@ import (
 	"github.com/bot-bottle/bottlecap/store"
 )
 
-// BenchmarkAppendReports200 is the daemon's ingest of one meter batch: 200
-// new reports in one transaction. ns/op divided by 200 is the store's cost
+// BenchmarkAppendReports200 is the daemon's ingest of one batch: 200 new
+// reports in one transaction, from one bottle (a meter's batch) or from a
+// hundred. ns/op divided by 200 is the store's cost
 // per report (go test -bench AppendReports -run ^$ ./store).
 func BenchmarkAppendReports200(b *testing.B) {
+	for _, bottles := range []int{1, 100} {
+		b.Run(fmt.Sprintf("bottles=%d", bottles), func(b *testing.B) { benchAppend(b, bottles) })
+	}
+}
+
+func benchAppend(b *testing.B, bottles int) {
 	db, err := store.Open(context.Background(), filepath.Join(b.TempDir(), "bot-bottle.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -24,7 +31,7 @@ func BenchmarkAppendReports200(b *testing.B) {
 	for b.Loop() {
 		for i := range batch {
 			n++
-			batch[i] = report(fmt.Sprintf("chatcmpl-%09d", n), "bench", "implementer", "claude", int64(n))
+			batch[i] = report(fmt.Sprintf("chatcmpl-%09d", n), fmt.Sprintf("bench-%d", n%bottles), "implementer", "claude", int64(n))
 		}
 		if _, err := db.AppendReports(context.Background(), batch); err != nil {
 			b.Fatal(err)
