@@ -27,11 +27,11 @@ test: test-deps
 	$(MAKE) fuzz
 
 # fuzz runs each fuzz target briefly (FUZZTIME each): no input may make a
-# provider parser panic or count a negative token, and the daemon's
-# hand-written report reader must agree with encoding/json.
+# provider parser panic or count a negative token, and bottlecap's
+# hand-written readers of reports and replies must agree with encoding/json.
 FUZZTIME ?= 3s
 FUZZ_TARGETS := $(addprefix ./meter/usage:,FuzzParserOpenAIChat FuzzParserOpenAIResponses FuzzParserAnthropic FuzzParserGemini FuzzParserAuto) \
-	./controller:FuzzDecodeReport
+	$(addprefix ./api:,FuzzDecodeReportFast FuzzDecodeIngestReplyFast FuzzDecodeVerdictFast)
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) $${t%%:*} || exit 1; \

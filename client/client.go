@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
@@ -139,10 +140,33 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		_, _ = io.Copy(io.Discard, resp.Body) // let the connection be reused
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read the reply to %s %s: %w", r.method, r.path, err)
+	}
+	if err := decodeReply(b, out); err != nil {
 		return fmt.Errorf("decode the reply to %s %s: %w", r.method, r.path, err)
 	}
 	return nil
+}
+
+// decodeReply decodes a reply body into out: the answers every sidecar
+// reads on each report and gate question by hand when they have their
+// usual plain shape (see api.DecodeReportFast), the rest with encoding/json.
+func decodeReply(b []byte, out any) error {
+	switch v := out.(type) {
+	case *api.IngestReply:
+		if api.DecodeIngestReplyFast(b, v) {
+			return nil
+		}
+		*v = api.IngestReply{}
+	case *budget.Verdict:
+		if api.DecodeVerdictFast(b, v) {
+			return nil
+		}
+		*v = budget.Verdict{}
+	}
+	return json.Unmarshal(b, out)
 }
 
 // send makes attempts until one succeeds, fails for good, or the retry
