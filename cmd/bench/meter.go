@@ -75,16 +75,20 @@ func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
 	}
 	e := &meterBench{daemon: d, upstream: serve(http.HandlerFunc(fakeProvider))}
 	up := e.upstream.URL
-	if e.plain, err = startProxyProc(ctx, "plain", up); err == nil {
-		if e.pooled, err = startProxyProc(ctx, "pooled", up); err == nil {
-			if e.meter, err = startMeterProc(ctx, r, d.sock, up); err == nil {
-				e.uncached, err = startMeterProc(ctx, r, d.sock, up, "--gate-cache", "0")
-			}
-		}
+	starts := []func() (err error){
+		func() (err error) { e.plain, err = startProxyProc(ctx, "plain", up); return err },
+		func() (err error) { e.pooled, err = startProxyProc(ctx, "pooled", up); return err },
+		func() (err error) { e.meter, err = startMeterProc(ctx, r, d.sock, up); return err },
+		func() (err error) {
+			e.uncached, err = startMeterProc(ctx, r, d.sock, up, "--gate-cache", "0")
+			return err
+		},
 	}
-	if err != nil {
-		e.stop()
-		return nil, err
+	for _, start := range starts {
+		if err := start(); err != nil {
+			e.stop() // stops what started; the rest are nil
+			return nil, err
+		}
 	}
 	return e, nil
 }

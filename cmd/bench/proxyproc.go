@@ -74,6 +74,7 @@ func startProxyProc(ctx context.Context, kind, upstream string) (*procServer, er
 	if err != nil {
 		return nil, err
 	}
+	cmd.Cancel = func() error { return stdin.Close() } // stop: stdin closes; set before Start, which reads it
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -85,7 +86,6 @@ func startProxyProc(ctx context.Context, kind, upstream string) (*procServer, er
 		return nil, fmt.Errorf("%s proxy did not start: %w", kind, err)
 	}
 	p.URL = line[:len(line)-1]
-	cmd.Cancel = func() error { return stdin.Close() } // stop: stdin closes
 	return p, nil
 }
 
