@@ -27,7 +27,7 @@ type DB struct {
 	// recent are the report ids not yet merged into report_ids.
 	recent recentIDs
 	// stmts are the append path's statements, prepared on the writer.
-	stmts stmtCache
+	stmts *appendStmts
 }
 
 var _ Repository = (*DB)(nil)
@@ -155,7 +155,7 @@ func (db *DB) openWriter(ctx context.Context, o options) error {
 		w.Close()
 		return fmt.Errorf("open store %s: %w", db.path, classify(err))
 	}
-	if db.stmts, err = prepareStmts(ctx, w, appendQueries()); err != nil {
+	if db.stmts, err = prepareAppendStmts(ctx, w); err != nil {
 		w.Close()
 		return fmt.Errorf("open store %s: %w", db.path, classify(err))
 	}
@@ -216,7 +216,7 @@ func (db *DB) Path() string { return db.path }
 // using db first.
 func (db *DB) Close() error {
 	err := db.ckpt.close()
-	if serr := db.stmts.close(); err == nil { // nil when read-only: nothing to close
+	if serr := db.stmts.close(); err == nil {
 		err = serr
 	}
 	if rerr := db.read.Close(); err == nil {

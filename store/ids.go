@@ -67,7 +67,8 @@ func (db *DB) storedIDs(ctx context.Context, tx *sql.Tx, ids []string) (map[stri
 	}
 	for len(older) > 0 {
 		n := min(len(older), idLookupChunk)
-		if err := db.lookupIDs(ctx, tx, older[:n], stored); err != nil {
+		// Clipped: padding the chunk must not write over the next one.
+		if err := db.lookupIDs(ctx, tx, older[:n:n], stored); err != nil {
 			return nil, err
 		}
 		older = older[n:]
@@ -82,9 +83,9 @@ func (db *DB) lookupIDs(ctx context.Context, tx *sql.Tx, ids []any, stored map[s
 	for n := pow2Ceil(len(ids)); len(ids) < n; {
 		ids = append(ids, ids[0])
 	}
-	st, err := db.stmts.in(ctx, tx, lookupSQL(len(ids)))
+	st, err := sized(ctx, tx, db.stmts.lookup, len(ids))
 	if err != nil {
-		return fmt.Errorf("prepare report id lookup: %w", err)
+		return fmt.Errorf("look up report ids: %w", err)
 	}
 	rows, err := st.QueryContext(ctx, ids...)
 	if err != nil {

@@ -157,9 +157,9 @@ func (db *DB) insertReports(ctx context.Context, tx *sql.Tx, rows []budget.Repor
 			args = append(args, r.ID, r.Bottle, r.Agent, r.Provider, r.Host, r.Model,
 				r.Input, r.CacheRead, r.CacheWrite, r.Output, r.Reasoning, r.Complete, toNanos(r.TS), r.Counted)
 		}
-		ins, err := db.stmts.in(ctx, tx, insertSQL(len(chunk)))
+		ins, err := sized(ctx, tx, db.stmts.insert, len(chunk))
 		if err != nil {
-			return fmt.Errorf("prepare insert: %w", err)
+			return fmt.Errorf("insert reports: %w", err)
 		}
 		if _, err := ins.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("insert reports %s…: %w", chunk[0].ID, err)
@@ -187,10 +187,7 @@ func (db *DB) upsertTotals(ctx context.Context, tx *sql.Tx, sums map[totalKey]*T
 	if len(sums) == 0 {
 		return nil
 	}
-	up, err := db.stmts.in(ctx, tx, upsertTotalSQL)
-	if err != nil {
-		return fmt.Errorf("prepare totals: %w", err)
-	}
+	up := tx.StmtContext(ctx, db.stmts.upsert)
 	for _, t := range sums {
 		u := t.Usage
 		_, err := up.ExecContext(ctx, t.Bottle, t.Agent, t.Provider,
