@@ -8,21 +8,37 @@ until the daemon acknowledges it. Standard library only.
 
 Configuration comes from the environment (see README.md):
 BOTTLECAP_SOCKET, BOT_BOTTLE_HOME, BOTTLECAP_BOTTLE, BOTTLECAP_AGENT,
-BOTTLECAP_HOSTS, BOTTLECAP_GATE, BOTTLECAP_FAIL_OPEN, BOTTLECAP_RETRY_SECONDS.
+BOTTLECAP_HOSTS, BOTTLECAP_GATE, BOTTLECAP_FAIL_OPEN, BOTTLECAP_RETRY_SECONDS,
+BOTTLECAP_GATE_TIMEOUT, BOTTLECAP_QUEUE_LIMIT.
+
+No socket I/O runs on mitmproxy's event loop: the gate is asked with
+asyncio unix streams under a timeout, reports are sent from a thread.
 """
 
+import asyncio
 import codecs
+import collections
 import http.client
+import inspect
 import json
 import logging
 import os
-import queue
 import socket
 import threading
 import time
 import urllib.parse
 import uuid
+import zlib
 from datetime import datetime, timezone
+
+try:  # mitmproxy depends on both; without them br/zstd bodies are refused (README)
+    import brotli
+except ImportError:
+    brotli = None
+try:
+    import zstandard
+except ImportError:
+    zstandard = None
 
 log = logging.getLogger("bottlecap")
 
@@ -321,10 +337,139 @@ def parse_body(body, fmt=AUTO, path=""):
 
 
 
+# --- undoing Content-Encoding for the parser ----------------------------------
+
+# DECODE_PIECE bounds what one step of decompression hands the parser, so a
+# small compressed chunk that expands hugely is parsed a piece at a time.
+DECODE_PIECE = 1 << 20
+
+
+class UnsupportedEncoding(Exception):
+    """A Content-Encoding this Python cannot undo (brotli or zstandard missing)."""
+
+
+class _Zlib:
+    """gzip (members back to back) or deflate (zlib-wrapped, or raw as some
+    servers send it), decoded incrementally."""
+
+    def __init__(self, gzip):
+        self._gzip = gzip
+        self._d = zlib.decompressobj(47 if gzip else 15)
+        self._started = False
+
+    def feed(self, data):
+        if not self._gzip and not self._started and data:
+            self._started = True
+            if data[0] & 0x0F != 8:  # no zlib header: raw deflate
+                self._d = zlib.decompressobj(-15)
+        while data:
+            out = self._d.decompress(data, DECODE_PIECE)
+            if out:
+                yield out
+            data = self._d.unconsumed_tail
+            if self._d.eof and self._d.unused_data:
+                data = self._d.unused_data  # another gzip member follows
+                self._d = zlib.decompressobj(47 if self._gzip else 15)
+
+
+class _Brotli:
+    def __init__(self):
+        if brotli is None:
+            raise UnsupportedEncoding("br (the brotli module is not installed)")
+        d = brotli.Decompressor()
+        self._process = getattr(d, "process", None) or d.decompress  # Google's binding, or brotlipy
+
+    def feed(self, data):
+        out = self._process(data)
+        if out:
+            yield out
+
+
+class _Zstd:
+    def __init__(self):
+        if zstandard is None:
+            raise UnsupportedEncoding("zstd (the zstandard module is not installed)")
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+
+    def feed(self, data):
+        while data:
+            out = self._d.decompress(data)
+            if out:
+                yield out
+            data = b""
+            if self._d.eof and self._d.unused_data:
+                data = self._d.unused_data  # another frame follows
+                self._d = zstandard.ZstdDecompressor().decompressobj()
+
+
+def _decoder_step(name):
+    if name in ("gzip", "x-gzip"):
+        return _Zlib(True)
+    if name == "deflate":
+        return _Zlib(False)
+    if name == "br":
+        return _Brotli()
+    if name == "zstd":
+        return _Zstd()
+    if name in ("", "identity"):
+        return None
+    raise UnsupportedEncoding(name)
+
+
+class Decoder:
+    """Undoes a Content-Encoding header's codings (last applied first),
+    incrementally. Raises UnsupportedEncoding for one it cannot undo."""
+
+    def __init__(self, header):
+        names = [n.strip().lower() for n in (header or "").split(",")]
+        self._steps = [s for s in (_decoder_step(n) for n in reversed(names)) if s is not None]
+
+    def feed(self, data):
+        """Yields the decoded pieces of data (raises zlib.error and the
+        like on a corrupt body)."""
+        return self._through(0, data)
+
+    def _through(self, i, data):
+        if i == len(self._steps):
+            if data:
+                yield data
+            return
+        for piece in self._steps[i].feed(data):
+            yield from self._through(i + 1, piece)
+
+
+class Tap:
+    """The usage of one response body as it passes: raw bytes in (as the
+    upstream sent them), decoded for the parser only."""
+
+    def __init__(self, path, content_encoding):
+        self.parser = UsageParser(AUTO, path)
+        self.decoder = Decoder(content_encoding)
+        self.encoding = content_encoding or "identity"
+        self.streamed = False  # the bytes come through flow.response.stream
+        self.broken = ""  # why decoding stopped, if it did
+
+    def feed(self, chunk):
+        if self.broken or not chunk:
+            return
+        try:
+            for piece in self.decoder.feed(chunk):
+                self.parser.feed(piece)
+        except Exception as err:  # zlib.error, brotli.error, zstandard.ZstdError: a corrupt body
+            self.broken = "%s body could not be decoded: %s" % (self.encoding, err)
+
+    def result(self):
+        return self.parser.result()
+
+
 # --- the daemon's socket ----------------------------------------------------
 
+MAX_REPLY = 1 << 20  # a daemon reply beyond this is refused
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over the daemon's unix socket."""
+    """HTTP/1.1 over the daemon's unix socket (blocking: the reporter thread
+    only, never mitmproxy's event loop)."""
 
     def __init__(self, path, timeout=10.0):
         super().__init__("bottlecap", timeout=timeout)
@@ -345,88 +490,221 @@ class PermanentError(Exception):
     """The daemon refused a report for good (400, 403, 413): retrying cannot help."""
 
 
-def call(socket_path, method, path, body=None, timeout=10.0):
-    """One request to the daemon; returns (status, decoded JSON reply)."""
+def _decode_reply(status, raw):
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:
+        return status, {"error": raw[:200].decode("utf-8", "replace")}
+
+
+def call(socket_path, method, path, body=None, timeout=10.0, content_type="application/json"):
+    """One blocking request to the daemon; returns (status, decoded JSON reply).
+    body is bytes, or an object sent as JSON."""
     conn = UnixHTTPConnection(socket_path, timeout)
     try:
-        headers = {"Content-Type": "application/json", "User-Agent": "bottlecap-mitmproxy"}
-        conn.request(method, path, body=None if body is None else json.dumps(body).encode(), headers=headers)
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        headers = {"Content-Type": content_type, "User-Agent": "bottlecap-mitmproxy"}
+        conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
-        raw = resp.read()
-        try:
-            return resp.status, json.loads(raw or b"null")
-        except ValueError:
-            return resp.status, {"error": raw[:200].decode("utf-8", "replace")}
+        return _decode_reply(resp.status, resp.read(MAX_REPLY))
     finally:
         conn.close()
 
 
-def post_report(socket_path, report, timeout=10.0):
-    """Sends one report; returns the daemon's reply once it is committed.
-    Raises PermanentError for a refused report, OSError or RuntimeError for
-    anything worth retrying."""
-    status, reply = call(socket_path, "POST", "/v1/usage", report, timeout)
+async def acall(socket_path, method, path, timeout):
+    """One request to the daemon on the asyncio event loop (asyncio unix
+    streams, never blocking the loop); the whole exchange is bounded by
+    timeout. Returns (status, decoded JSON reply); raises OSError,
+    asyncio.TimeoutError or ValueError."""
+    async def exchange():
+        reader, writer = await asyncio.open_unix_connection(socket_path)
+        try:
+            writer.write(("%s %s HTTP/1.1\r\nHost: bottlecap\r\nUser-Agent: bottlecap-mitmproxy\r\n"
+                          "Connection: close\r\n\r\n" % (method, path)).encode())
+            await writer.drain()
+            raw = b""
+            while len(raw) <= MAX_REPLY:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                raw += chunk
+            return raw
+        finally:
+            writer.close()
+    return parse_http_reply(await asyncio.wait_for(exchange(), timeout))
+
+
+def parse_http_reply(raw):
+    """(status, decoded JSON body) of a whole HTTP/1.1 response that ended
+    with the connection (Content-Length, chunked, or read to the end)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise ValueError("daemon reply ended before its headers did")
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise ValueError("daemon reply has no HTTP status line")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower()] = v.strip().lower()
+    if headers.get(b"transfer-encoding") == b"chunked":
+        body = _dechunk(body)
+    elif headers.get(b"content-length", b"").isdigit():
+        n = int(headers[b"content-length"])
+        if len(body) < n:
+            raise ValueError("daemon reply ended after %d of %d bytes" % (len(body), n))
+        body = body[:n]
+    return _decode_reply(int(parts[1]), body)
+
+
+def _dechunk(body):
+    out, i = b"", 0
+    while True:
+        nl = body.find(b"\r\n", i)
+        if nl < 0:
+            raise ValueError("daemon reply: truncated chunk")
+        size = int(body[i:nl].split(b";")[0] or b"x", 16)
+        if size == 0:
+            return out
+        out += body[nl + 2: nl + 2 + size]
+        i = nl + 2 + size + 2
+
+
+def post_batch(socket_path, reports, timeout=10.0):
+    """Sends reports as NDJSON in one POST /v1/usage; returns the daemon's
+    reply once they are committed. Raises PermanentError for a refused
+    batch, OSError, RuntimeError or http.client.HTTPException for anything
+    worth retrying."""
+    body = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in reports)
+    status, reply = call(socket_path, "POST", "/v1/usage", body, timeout, "application/x-ndjson")
     if 200 <= status < 300:
         return reply
-    msg = (reply or {}).get("error", "") if isinstance(reply, dict) else ""
+    msg = reply.get("error", "") if isinstance(reply, dict) else ""
     if status in (400, 403, 413):
-        raise PermanentError("daemon refused report %s: %d %s" % (report.get("id"), status, msg))
+        raise PermanentError("daemon refused %d report(s): %d %s" % (len(reports), status, msg))
     raise RuntimeError("daemon answered %d %s" % (status, msg))
 
 
-class Reporter:
-    """Posts reports from a background thread, in order, retrying with
-    backoff until the daemon acknowledges each (ids make retries safe)."""
+def post_report(socket_path, report, timeout=10.0):
+    """Sends one report (see post_batch)."""
+    return post_batch(socket_path, [report], timeout)
 
-    def __init__(self, socket_path, retry_seconds=3600.0, send=post_report):
-        self.socket_path, self.retry_seconds, self._send = socket_path, retry_seconds, send
-        self._q = queue.Queue(maxsize=100000)
-        self.sent, self.dropped = [], []
+
+class _Entry:
+    __slots__ = ("report", "deadline")
+
+    def __init__(self, report, deadline):
+        self.report, self.deadline = report, deadline
+
+
+class Reporter:
+    """Posts reports from a background thread (blocking I/O stays off
+    mitmproxy's event loop), in order, up to MAX_BATCH per NDJSON call,
+    retrying with backoff until the daemon acknowledges them (ids make
+    retries safe). The queue is bounded (limit; when full the oldest report
+    is dropped and logged); so are the recent id lists kept for inspection."""
+
+    MAX_BATCH = 256
+    RECENT = 1000
+    FIRST_BACKOFF, MAX_BACKOFF = 0.05, 2.0
+
+    def __init__(self, socket_path, retry_seconds=3600.0, send=post_batch, limit=10000):
+        self.socket_path, self.retry_seconds, self._send, self.limit = socket_path, retry_seconds, send, limit
+        self._pending = collections.deque()
+        self._busy = False
+        self._cv = threading.Condition()
+        self.acknowledged = self.dropped_total = 0
+        self.sent = collections.deque(maxlen=self.RECENT)  # ids recently acknowledged
+        self.dropped = collections.deque(maxlen=self.RECENT)  # reports recently dropped
         self._thread = threading.Thread(target=self._run, name="bottlecap-reporter", daemon=True)
         self._thread.start()
 
     def add(self, report):
-        try:
-            self._q.put_nowait(report)
-        except queue.Full:
-            log.error("bottlecap: report queue full; dropping report %s", report.get("id"))
-            self.dropped.append(report)
+        """Queues a report; never blocks on I/O."""
+        with self._cv:
+            if len(self._pending) >= self.limit:
+                old = self._pending.popleft().report
+                self._drop(old)
+                log.error("bottlecap: report queue full (%d); dropped the oldest report %s", self.limit, old.get("id"))
+            self._pending.append(_Entry(report, time.monotonic() + self.retry_seconds))
+            self._cv.notify_all()
+
+    def full(self):
+        with self._cv:
+            return len(self._pending) >= self.limit
+
+    def __len__(self):
+        with self._cv:
+            return len(self._pending)
 
     def flush(self, timeout=None):
         """Waits until every queued report was acknowledged or dropped."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._q.unfinished_tasks:
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _drop(self, report):
+        self.dropped.append(report)
+        self.dropped_total += 1
 
     def _run(self):
+        wait = self.FIRST_BACKOFF
         while True:
-            report = self._q.get()
-            try:
-                self._deliver(report)
-            finally:
-                self._q.task_done()
+            with self._cv:
+                self._cv.wait_for(lambda: self._pending)
+                batch = [self._pending[i] for i in range(min(len(self._pending), self.MAX_BATCH))]
+                self._busy = True
+            done, err = self._deliver(batch)
+            with self._cv:
+                self._remove(batch[:done])
+                if err is not None:
+                    self._expire(err)
+                self._busy = False
+                self._cv.notify_all()
+            if err is None:
+                wait = self.FIRST_BACKOFF
+                continue
+            log.debug("bottlecap: %d report(s) not acknowledged yet (%s); retrying", len(batch) - done, err)
+            time.sleep(wait)
+            wait = min(wait * 2, self.MAX_BACKOFF)
 
-    def _deliver(self, report):
-        wait, stop = 0.05, time.monotonic() + self.retry_seconds
-        while True:
-            try:
-                self._send(self.socket_path, report)
-                self.sent.append(report["id"])
-                return
-            except PermanentError as err:
-                log.error("bottlecap: %s; dropped", err)
-            except (OSError, RuntimeError, http.client.HTTPException) as err:
-                if time.monotonic() + wait < stop:
-                    log.debug("bottlecap: report %s not acknowledged yet (%s); retrying", report.get("id"), err)
-                    time.sleep(wait)
-                    wait = min(wait * 2, 2.0)
-                    continue
-                log.error("bottlecap: report %s not acknowledged after %.0fs; dropped", report.get("id"), self.retry_seconds)
-            self.dropped.append(report)
-            return
+    def _deliver(self, batch):
+        """Sends batch; returns how many entries from its front are done
+        with, and the error that stopped the rest. A refused batch is
+        retried one report at a time to find (and drop) the refused one."""
+        try:
+            self._send(self.socket_path, [e.report for e in batch])
+        except PermanentError as err:
+            if len(batch) == 1:
+                log.error("bottlecap: report %s refused by the daemon; dropped: %s", batch[0].report.get("id"), err)
+                with self._cv:
+                    self._drop(batch[0].report)
+                return 1, None
+            for i, e in enumerate(batch):
+                n, err = self._deliver([e])
+                if err is not None:
+                    return i, err
+            return len(batch), None
+        except (OSError, RuntimeError, ValueError, http.client.HTTPException) as err:
+            return 0, err
+        with self._cv:
+            self.acknowledged += len(batch)
+            self.sent.extend(e.report.get("id") for e in batch)
+        return len(batch), None
+
+    def _remove(self, entries):
+        """Removes entries from the front (add may have dropped some of them)."""
+        for e in entries:
+            if self._pending and self._pending[0] is e:
+                self._pending.popleft()
+
+    def _expire(self, err):
+        now = time.monotonic()
+        while self._pending and self._pending[0].deadline < now:
+            r = self._pending.popleft().report
+            self._drop(r)
+            log.error("bottlecap: report %s not acknowledged after %.0fs (%s); dropped", r.get("id"), self.retry_seconds, err)
 
 
 # --- the addon ----------------------------------------------------------------
@@ -447,7 +725,22 @@ class Settings:
                 self.hosts[host.strip().lower()] = provider.strip()
         self.gate = env.get("BOTTLECAP_GATE", "1") not in ("0", "false", "no")
         self.fail_open = env.get("BOTTLECAP_FAIL_OPEN", "0") in ("1", "true", "yes")
-        self.retry_seconds = float(env.get("BOTTLECAP_RETRY_SECONDS") or 3600)
+        self.retry_seconds = _number(env, "BOTTLECAP_RETRY_SECONDS", 3600.0)
+        self.gate_timeout = _number(env, "BOTTLECAP_GATE_TIMEOUT", 2.0)
+        self.queue_limit = int(_number(env, "BOTTLECAP_QUEUE_LIMIT", 10000))
+
+
+def _number(env, name, default):
+    raw = env.get(name) or ""
+    if not raw:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        v = -1
+    if v <= 0:
+        raise ValueError("%s: %r is not a positive number" % (name, raw))
+    return v
 
 
 def metered(method, path):
@@ -467,21 +760,54 @@ def fallback_id(provider, headers):
     return "meter-" + uuid.uuid4().hex
 
 
+ERROR_KINDS = {
+    # status: (anthropic type, gemini status, openai type, openai code)
+    426: ("invalid_request_error", "FAILED_PRECONDITION", "invalid_request_error", "websocket_not_metered"),
+    429: ("rate_limit_error", "RESOURCE_EXHAUSTED", "insufficient_quota", "insufficient_quota"),
+    502: ("api_error", "UNAVAILABLE", "server_error", "upstream_not_metered"),
+    503: ("overloaded_error", "UNAVAILABLE", "server_error", "budget_daemon_unavailable"),
+}
+
+
 def error_body(family, status, message):
     """The provider's own error shape, so the agent's SDK shows the message."""
+    anthropic, gemini, openai, code = ERROR_KINDS.get(status, ERROR_KINDS[503])
     if family == ANTHROPIC:
-        kind = "rate_limit_error" if status == 429 else "overloaded_error"
-        return {"type": "error", "error": {"type": kind, "message": message}}
+        return {"type": "error", "error": {"type": anthropic, "message": message}}
     if family == GEMINI:
-        return {"error": {"code": status, "message": message,
-                          "status": "RESOURCE_EXHAUSTED" if status == 429 else "UNAVAILABLE"}}
-    kind = "insufficient_quota" if status == 429 else "server_error"
-    return {"error": {"message": message, "type": kind, "code": kind if status == 429 else "budget_daemon_unavailable", "param": None}}
+        return {"error": {"code": status, "message": message, "status": gemini}}
+    return {"error": {"message": message, "type": openai, "code": code, "param": None}}
 
 
-def _make_response(status, body):
+# REFUSAL_HEADERS go on every answer the addon makes itself: the official
+# SDKs retry 429 and 5xx unless told not to, which would repeat a denied
+# call two more times.
+REFUSAL_HEADERS = {"Content-Type": "application/json", "x-should-retry": "false", "x-bottlecap": "refused"}
+
+
+def _make_response(status, body, headers):
     from mitmproxy import http as mhttp  # only when running inside mitmproxy
-    return mhttp.Response.make(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return mhttp.Response.make(status, json.dumps(body).encode(), headers)
+
+
+def denied_message(provider, v):
+    """Names the budget that tripped: scope, id, provider, limit, used (and
+    held, when the daemon reports allowances)."""
+    reason = v.get("reason") or "budget exhausted"
+    budget = "scope %s %s, provider %s, limit %s, used %s" % (
+        v.get("scope", "?"), v.get("scope_id") or "-", v.get("provider") or provider, v.get("limit", "?"), v.get("used", "?"))
+    if v.get("held"):
+        budget += ", held %s" % v["held"]
+    return "bottlecap: %s budget denied: %s (budget: %s)" % (provider, reason, budget)
+
+
+def _family(provider, path):
+    f = FAMILY.get(provider) or format_for_path(path)
+    return ANTHROPIC if f == ANTHROPIC else GEMINI if f == GEMINI else CHAT
+
+
+def _is_upgrade(headers):
+    return bool(headers.get("upgrade")) or "upgrade" in (headers.get("connection") or "").lower()
 
 
 class Addon:
@@ -489,47 +815,91 @@ class Addon:
 
     def __init__(self, settings=None, reporter=None, make_response=_make_response, verdict=None):
         self.settings = settings or Settings()
-        self.reporter = reporter or Reporter(self.settings.socket, self.settings.retry_seconds)
+        self.reporter = reporter or Reporter(self.settings.socket, self.settings.retry_seconds,
+                                             limit=self.settings.queue_limit)
         self.make_response = make_response
         self.verdict = verdict or self._verdict
-        self._parsers = {}
+        self.stream_large_bodies = False  # mitmproxy's option of that name is set
+        self._taps = {}
+
+    def configure(self, updated):
+        """Notes whether mitmproxy may stream bodies itself (then every
+        metered response is tailed as it passes)."""
+        try:
+            from mitmproxy import ctx
+            self.stream_large_bodies = bool(ctx.options.stream_large_bodies)
+        except (ImportError, AttributeError):
+            pass
 
     def _provider(self, flow):
         host = (flow.request.pretty_host or flow.request.host or "").lower()
         return self.settings.hosts.get(host)
 
-    def _verdict(self, provider):
+    async def _verdict(self, provider):
         q = urllib.parse.urlencode({"bottle": self.settings.bottle, "agent": self.settings.agent, "provider": provider})
-        status, reply = call(self.settings.socket, "GET", "/v1/verdict?" + q, timeout=2.0)
+        status, reply = await acall(self.settings.socket, "GET", "/v1/verdict?" + q, self.settings.gate_timeout)
         if status != 200 or not isinstance(reply, dict):
-            raise RuntimeError("verdict: daemon answered %d" % status)
+            msg = reply.get("error", "") if isinstance(reply, dict) else ""
+            raise RuntimeError("verdict: daemon answered %d %s" % (status, msg))
         return reply
+
+    def _refuse(self, flow, family, status, message):
+        flow.response = self.make_response(status, error_body(family, status, message), dict(REFUSAL_HEADERS))
+
+    async def requestheaders(self, flow):
+        """Refuses upgrades on provider hosts and asks the gate, before any
+        byte of the request goes upstream (mitmproxy may stream the body)."""
+        provider = self._provider(flow)
+        if provider is None or flow.response is not None:
+            return
+        family = _family(provider, flow.request.path)
+        if _is_upgrade(flow.request.headers):
+            self._refuse(flow, family, 426, "bottlecap: WebSocket and other upgrades to %s are refused because "
+                         "bottlecap cannot meter them; use HTTP (server-sent events) instead" % provider)
+            return
+        if not metered(flow.request.method, flow.request.path):
+            return
+        flow.request.headers["accept-encoding"] = "identity"  # the parser reads the bytes as they pass
+        if self.settings.gate and self.settings.bottle:
+            await self._gate(flow, provider, family)
+        if flow.response is not None and getattr(flow.request, "stream", None):
+            # mitmproxy already chose to stream this body upstream; a
+            # response cannot be set on it, so it is killed instead.
+            log.warning("bottlecap: refused a request whose body mitmproxy streams; closing it without an answer")
+            flow.response = None
+            flow.kill()
+
+    async def _gate(self, flow, provider, family):
+        if self.reporter_full() and not self.settings.fail_open:
+            self._refuse(flow, family, 503, "bottlecap: usage reports are backing up (the budget daemon is not "
+                         "acknowledging them); the request was refused (fail-closed)")
+            return
+        try:
+            v = self.verdict(provider)
+            if inspect.isawaitable(v):
+                v = await v
+        except (OSError, RuntimeError, ValueError, asyncio.TimeoutError, http.client.HTTPException) as err:
+            why = "it did not answer in time" if isinstance(err, asyncio.TimeoutError) else str(err) or type(err).__name__
+            if self.settings.fail_open:
+                log.warning("bottlecap: daemon unreachable (%s); forwarding (fail-open)", why)
+                return
+            log.warning("bottlecap: daemon unreachable (%s); refusing (fail-closed)", why)
+            self._refuse(flow, family, 503, "bottlecap: the budget daemon cannot be reached (%s); the request was "
+                         "refused (fail-closed)" % why)
+            return
+        if not v.get("allowed", False):
+            self._refuse(flow, family, 429, denied_message(provider, v))
+
+    def reporter_full(self):
+        full = getattr(self.reporter, "full", None)
+        return bool(full and full())
 
     def request(self, flow):
         provider = self._provider(flow)
-        if provider is None or not metered(flow.request.method, flow.request.path):
+        if provider is None or flow.response is not None or not metered(flow.request.method, flow.request.path):
             return
-        flow.request.headers["accept-encoding"] = "identity"  # the parser reads the bytes as they pass
         if format_for_path(flow.request.path) == CHAT:
             self._include_usage(flow)
-        if self.settings.gate and self.settings.bottle:
-            self._gate(flow, provider)
-
-    def _gate(self, flow, provider):
-        family = FAMILY.get(provider) or format_for_path(flow.request.path)
-        family = ANTHROPIC if family == ANTHROPIC else GEMINI if family == GEMINI else CHAT
-        try:
-            v = self.verdict(provider)
-        except (OSError, RuntimeError, http.client.HTTPException) as err:
-            if self.settings.fail_open:
-                log.warning("bottlecap: daemon unreachable (%s); forwarding (fail-open)", err)
-                return
-            msg = "bottlecap: the budget daemon cannot be reached; the request was refused (fail-closed)"
-            flow.response = self.make_response(503, error_body(family, 503, msg))
-            return
-        if not v.get("allowed", False):
-            msg = "bottlecap: %s budget denied: %s" % (provider, v.get("reason") or "budget exhausted")
-            flow.response = self.make_response(429, error_body(family, 429, msg))
 
     def _include_usage(self, flow):
         try:
@@ -545,18 +915,35 @@ class Addon:
             opts["include_usage"] = True
             flow.request.content = json.dumps(body).encode()
 
+    def _metered_response(self, flow):
+        return (self._provider(flow) is not None and flow.response is not None
+                and metered(flow.request.method, flow.request.path)
+                and flow.response.status_code // 100 == 2 and flow.response.headers.get("x-bottlecap") != "refused")
+
     def responseheaders(self, flow):
-        """Streams server-sent events through, tailing them for usage."""
-        provider = self._provider(flow)
-        if provider is None or not metered(flow.request.method, flow.request.path) or flow.response.status_code // 100 != 2:
+        """Sets up the usage tap. Server-sent events, and any body mitmproxy
+        streams itself (stream_large_bodies), are tailed as they pass
+        (flow.response.stream; the tail decodes and parses, no I/O);
+        other bodies are read whole in `response`."""
+        if not self._metered_response(flow):
             return
-        if "text/event-stream" not in (flow.response.headers.get("content-type") or ""):
+        try:
+            tap = Tap(flow.request.path, flow.response.headers.get("content-encoding"))
+        except UnsupportedEncoding as err:
+            self._taps[flow.id] = err
+            if not self.settings.fail_open:
+                flow.response.stream = False  # read it whole, then replace it in `response`
             return
-        parser = self._parsers[flow.id] = UsageParser(AUTO, flow.request.path)
+        self._taps[flow.id] = tap
+        sse = "text/event-stream" in (flow.response.headers.get("content-type") or "")
+        if not (sse or flow.response.stream or self.stream_large_bodies):
+            return
+        prev = flow.response.stream if callable(flow.response.stream) else None
+        tap.streamed = True
 
         def tail(chunk):
-            parser.feed(chunk)
-            return chunk
+            tap.feed(chunk)
+            return prev(chunk) if prev else chunk
         flow.response.stream = tail
 
     def response(self, flow):
@@ -565,21 +952,43 @@ class Addon:
     def error(self, flow):
         """A stream that broke off is still reported, with what was seen
         (incomplete unless its final usage event had arrived)."""
-        if flow.id in self._parsers:
+        if isinstance(self._taps.get(flow.id), Tap) and self._taps[flow.id].streamed:
             self._report(flow)
+        else:
+            self._taps.pop(flow.id, None)
 
     def _report(self, flow):
+        tap = self._taps.pop(flow.id, None)
+        if not self._metered_response(flow):
+            return
         provider = self._provider(flow)
-        parser = self._parsers.pop(flow.id, None)
-        if provider is None or flow.response is None or not metered(flow.request.method, flow.request.path):
+        if isinstance(tap, UnsupportedEncoding):
+            self._undecodable(flow, provider, tap)
             return
-        if flow.response.status_code // 100 != 2 or (flow.response.headers.get("x-bottlecap") == "refused"):
-            return
-        if parser is None:
-            parser = UsageParser(AUTO, flow.request.path)
-            parser.feed(flow.response.content or b"")
-        res = parser.result()
+        if tap is None:
+            tap = Tap(flow.request.path, flow.response.headers.get("content-encoding"))
+        if not tap.streamed:
+            raw = getattr(flow.response, "raw_content", None)
+            tap.feed(raw if raw is not None else flow.response.content or b"")
+        res = tap.result()
+        if tap.broken:
+            log.error("bottlecap: %s response from %s: %s; reported what was parsed, as incomplete",
+                      provider, flow.request.pretty_host, tap.broken)
+            res["complete"] = False
         self.reporter.add(self.build_report(flow, provider, res))
+
+    def _undecodable(self, flow, provider, err):
+        """An upstream answered in a Content-Encoding this Python cannot undo
+        (Accept-Encoding: identity was asked): the tokens cannot be counted."""
+        if self.settings.fail_open:
+            log.error("bottlecap: %s response from %s is encoded as %s; its usage was NOT counted (fail-open)",
+                      provider, flow.request.pretty_host, err)
+            return
+        log.error("bottlecap: %s response from %s is encoded as %s; replaced by a 502 so it is not used "
+                  "unmetered (fail-closed)", provider, flow.request.pretty_host, err)
+        self._refuse(flow, _family(provider, flow.request.path), 502,
+                     "bottlecap: the upstream answered in an encoding this proxy cannot decode (%s), so its usage "
+                     "cannot be counted; the response was withheld (fail-closed)" % err)
 
     def build_report(self, flow, provider, res):
         return {

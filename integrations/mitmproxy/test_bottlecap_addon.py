@@ -6,6 +6,8 @@ TestMitmproxyAddonReportsToRealDaemon does this), LiveDaemonTest posts real
 reports; the Go test then checks the daemon's ledger.
 """
 
+import asyncio
+import gzip
 import json
 import logging
 import os
@@ -72,6 +74,13 @@ def stub_flow(fmt, content, status=200, headers=None, method="POST", req_body=b"
     return Obj(id=str(random.random()), request=req, response=resp)
 
 
+def request_flow(fmt, **kw):
+    """A flow at the request stage: no response yet."""
+    flow = stub_flow(fmt, None, **kw)
+    flow.response = None
+    return flow
+
+
 class FakeReporter:
     def __init__(self):
         self.reports = []
@@ -88,11 +97,15 @@ def addon(env=None, verdict=None):
                 "BOTTLECAP_SOCKET": "/nonexistent/bottlecap.sock"}, **(env or {}))
     made = []
 
-    def make_response(status, b):
-        made.append((status, b))
-        return Obj(status_code=status, body=b, headers=Headers({"x-bottlecap": "refused"}))
+    def make_response(status, b, headers):
+        made.append((status, b, headers))
+        return Obj(status_code=status, body=b, headers=Headers(headers))
     a = ba.Addon(ba.Settings(env), FakeReporter(), make_response, verdict)
     return a, made
+
+
+def run(coro):
+    return asyncio.run(coro)
 
 
 class FixtureTest(unittest.TestCase):
@@ -217,11 +230,12 @@ class AddonTest(unittest.TestCase):
 
     def test_include_usage_added(self):
         a, _ = addon({"BOTTLECAP_GATE": "0"})
-        flow = stub_flow(ba.CHAT, None, req_body=b'{"model":"m","stream":true}')
+        flow = request_flow(ba.CHAT, req_body=b'{"model":"m","stream":true}')
+        run(a.requestheaders(flow))
         a.request(flow)
         self.assertEqual(json.loads(flow.request.content)["stream_options"], {"include_usage": True})
         self.assertEqual(flow.request.headers.get("Accept-Encoding"), "identity")
-        flow = stub_flow(ba.CHAT, None, req_body=b'{"model":"m"}')
+        flow = request_flow(ba.CHAT, req_body=b'{"model":"m"}')
         a.request(flow)
         self.assertEqual(flow.request.content, b'{"model":"m"}')
 
@@ -231,20 +245,22 @@ class AddonTest(unittest.TestCase):
                            (ba.CHAT, lambda b: b["error"]["type"] == "insufficient_quota"),
                            (ba.GEMINI, lambda b: b["error"]["status"] == "RESOURCE_EXHAUSTED")):
             a, made = addon(verdict=lambda provider: v)
-            flow = stub_flow(fmt, None)
-            a.request(flow)
-            status, b = made[0]
+            flow = request_flow(fmt)
+            run(a.requestheaders(flow))
+            status, b, headers = made[0]
             self.assertEqual(status, 429)
+            self.assertEqual(headers.get("x-should-retry"), "false")
             self.assertTrue(check(b), b)
             self.assertIn("budget exhausted", json.dumps(b))
 
     def test_gate_unreachable_fails_closed_or_open(self):
         a, made = addon()  # the socket does not exist
-        a.request(stub_flow(ba.ANTHROPIC, None))
+        run(a.requestheaders(request_flow(ba.ANTHROPIC)))
         self.assertEqual(made[0][0], 503)
+        self.assertEqual(made[0][2].get("x-should-retry"), "false")
         self.assertIn("cannot be reached", made[0][1]["error"]["message"])
         a, made = addon({"BOTTLECAP_FAIL_OPEN": "1"})
-        a.request(stub_flow(ba.ANTHROPIC, None))
+        run(a.requestheaders(request_flow(ba.ANTHROPIC)))
         self.assertEqual(made, [])
 
 
@@ -252,18 +268,18 @@ class ReporterTest(unittest.TestCase):
     def test_retries_until_acknowledged(self):
         calls = []
 
-        def send(sock, report):
-            calls.append(report["id"])
+        def send(sock, reports):
+            calls.append([r["id"] for r in reports])
             if len(calls) < 3:
                 raise ConnectionRefusedError("daemon down")
-            return {"accepted": 1}
+            return {"accepted": len(reports)}
         r = ba.Reporter("/x.sock", retry_seconds=60, send=send)
         r.add({"id": "a"})
         self.assertTrue(r.flush(10))
-        self.assertEqual((calls, r.sent), (["a", "a", "a"], ["a"]))
+        self.assertEqual((calls, list(r.sent)), ([["a"], ["a"], ["a"]], ["a"]))
 
     def test_permanent_refusal_dropped(self):
-        def send(sock, report):
+        def send(sock, reports):
             raise ba.PermanentError("bad")
         r = ba.Reporter("/x.sock", send=send)
         r.add({"id": "b"})
@@ -284,7 +300,11 @@ class LiveDaemonTest(unittest.TestCase):
         for fmt, name in ((ba.ANTHROPIC, "anthropic-messages-stream-tooluse.sse"), (ba.CHAT, "openai-chat-nonstream.json")):
             flow = stub_flow(fmt, body(name), headers={"content-type": "text/event-stream"})
             before = flow.response
-            a.request(flow)  # the live gate allows it
+            flow.response = None
+            asyncio.run(a.requestheaders(flow))  # the live gate allows it
+            self.assertIsNone(flow.response, "the live gate refused the request")
+            flow.response = before
+            a.request(flow)
             self.assertIs(flow.response, before, "the live gate refused the request")
             a.responseheaders(flow)
             if flow.response.stream:
