@@ -1,0 +1,480 @@
+"""The addon loaded by the real mitmdump (Debian's mitmproxy package) in
+reverse-proxy mode in front of a fake upstream, reporting to a fake daemon on
+a unix socket.
+
+Run: python3 -m unittest discover -s integrations/mitmproxy
+Skipped when mitmdump is not installed (make test-deps installs it), unless
+BOTTLECAP_REQUIRE_MITMDUMP=1. No test measures time: readiness is polled
+with generous deadlines and hangs are checked by ordering.
+"""
+
+import gzip
+import http.client
+import http.server
+import json
+import os
+import shutil
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ADDON = os.path.join(HERE, "bottlecap_addon.py")
+TESTDATA = os.path.join(HERE, "..", "..", "meter", "usage", "testdata")
+MITMDUMP = shutil.which("mitmdump")
+DEADLINE = 90.0  # generous: a loaded 2-core machine starts mitmdump slowly
+FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+
+
+def fixture(name):
+    with open(os.path.join(TESTDATA, name), "rb") as f:
+        data = f.read()
+    with open(os.path.join(TESTDATA, "expected.json")) as f:
+        want = next(x for x in json.load(f) if x["file"] == name)
+    return data, want
+
+
+def eventually(cond, what, deadline=DEADLINE):
+    """Polls cond until it returns something truthy; fails naming what."""
+    stop = time.monotonic() + deadline
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > stop:
+            raise AssertionError("gave up waiting for " + what)
+        time.sleep(0.05)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the fake upstream ----------------------------------------------------------
+
+class Upstream(http.server.ThreadingHTTPServer):
+    """Answers what each request's X-Fake header asks for; records requests."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), UpstreamHandler)
+        self.seen = []  # (path, X-Fake header) of every request that reached it
+        self.bodies = {}  # X-Fake name -> (headers, list of body pieces, chunked)
+        self.lock = threading.Lock()
+
+    def hits(self, path, fake):
+        with self.lock:
+            return sum(1 for p, f in self.seen if p == path and f == fake)
+
+
+class UpstreamHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._answer()
+
+    def do_POST(self):
+        n = int(self.headers.get("content-length") or 0)
+        self.rfile.read(n)
+        self._answer()
+
+    def _answer(self):
+        with self.server.lock:
+            self.server.seen.append((self.path, self.headers.get("x-fake", "")))
+        if self.path == "/unrelated":
+            self._send({"content-type": "text/plain"}, [b"unrelated ok"], chunked=False)
+            return
+        headers, pieces, chunked = self.server.bodies[self.headers.get("x-fake", "")]
+        self._send(headers, pieces, chunked)
+
+    def _send(self, headers, pieces, chunked):
+        self.send_response(200)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        if chunked:
+            self.send_header("transfer-encoding", "chunked")
+        else:
+            self.send_header("content-length", str(sum(len(p) for p in pieces)))
+        self.end_headers()
+        for p in pieces:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(p), p) if chunked else p)
+            self.wfile.flush()
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+
+# --- the fake daemon ------------------------------------------------------------
+
+class Daemon(socketserver.ThreadingUnixStreamServer):
+    """GET /v1/verdict answers self.verdict; POST /v1/usage records NDJSON reports."""
+
+    daemon_threads = True
+
+    def __init__(self, path):
+        super().__init__(path, DaemonHandler)
+        self.verdict = {"allowed": True}
+        self.reports, self.batches, self.verdict_calls = [], [], 0
+        self.lock = threading.Lock()
+
+    def report(self, rid):
+        with self.lock:
+            return next((r for r in self.reports if r["id"] == rid), None)
+
+    def reports_for(self, pred):
+        with self.lock:
+            return [r for r in self.reports if pred(r)]
+
+
+class DaemonHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def address_string(self):
+        return "unix"
+
+    def do_GET(self):
+        if not self.path.startswith("/v1/verdict?"):
+            return self._json(404, {"error": "not found"})
+        with self.server.lock:
+            self.server.verdict_calls += 1
+            v = dict(self.server.verdict)
+        self._json(200, v)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if self.path != "/v1/usage" or self.headers.get("content-type") != "application/x-ndjson":
+            return self._json(400, {"error": "want NDJSON on /v1/usage"})
+        batch = [json.loads(line) for line in body.splitlines() if line.strip()]
+        with self.server.lock:
+            self.server.batches.append(len(batch))
+            self.server.reports.extend(batch)
+        self._json(200, {"accepted": len(batch), "duplicates": 0, "verdicts": []})
+
+    def _json(self, status, obj):
+        b = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+
+
+class HungDaemon:
+    """A unix socket that accepts connections and never answers them."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.held, self.accepted = [], threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(c)
+            self.accepted.set()
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+# --- mitmdump -------------------------------------------------------------------
+
+def start_mitmdump(tmp, upstream_port, sock, extra_args=(), extra_env=None):
+    port = free_port()
+    env = dict(os.environ, BOTTLECAP_SOCKET=sock, BOTTLECAP_BOTTLE="dev-1", BOTTLECAP_AGENT="implementer",
+               BOTTLECAP_HOSTS="127.0.0.1=codex", BOTTLECAP_RETRY_SECONDS="600", **(extra_env or {}))
+    env.pop("BOTTLECAP_NO_AUTOLOAD", None)  # the stub tests set it in this process
+    logf = open(os.path.join(tmp, "mitmdump.log"), "wb")
+    cmd = [MITMDUMP, "--mode", "reverse:http://127.0.0.1:%d" % upstream_port, "-s", ADDON,
+           "--listen-host", "127.0.0.1", "--listen-port", str(port), "--set", "confdir=" + os.path.join(tmp, "conf"),
+           "--set", "termlog_verbosity=warn", "--set", "flow_detail=0"] + list(extra_args)
+    proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    logf.close()
+
+    def ready():
+        if proc.poll() is not None:
+            raise AssertionError("mitmdump exited %s:\n%s" % (proc.returncode, read_log(tmp)))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return True
+        except OSError:
+            return False
+    try:
+        eventually(ready, "mitmdump to listen")
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, port
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
+def read_log(tmp):
+    try:
+        with open(os.path.join(tmp, "mitmdump.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")[-4000:]
+    except OSError:
+        return ""
+
+
+def mitmdump_python():
+    """The interpreter that runs mitmdump (it has brotli and zstandard)."""
+    with open(MITMDUMP, "rb") as f:
+        first = f.readline()
+    return first[2:].decode().strip().split()[0] if first.startswith(b"#!") else None
+
+
+def skip_without_mitmdump(cls):
+    if MITMDUMP or os.environ.get("BOTTLECAP_REQUIRE_MITMDUMP") == "1":
+        return cls
+    return unittest.skip("mitmdump not installed (make test-deps installs Debian's mitmproxy)")(cls)
+
+
+class MitmdumpCase(unittest.TestCase):
+    """Starts the upstream, a daemon and mitmdump once per class."""
+
+    MITM_ARGS = ()
+    MITM_ENV = {}
+    HUNG = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="bottlecap-mitm-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.upstream = Upstream()
+        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
+        cls.addClassCleanup(cls.upstream.server_close)
+        cls.addClassCleanup(cls.upstream.shutdown)
+        sock = os.path.join(cls.tmp, "bottlecap.sock")
+        if cls.HUNG:
+            cls.daemon = HungDaemon(sock)
+            cls.addClassCleanup(cls.daemon.close)
+        else:
+            cls.daemon = Daemon(sock)
+            threading.Thread(target=cls.daemon.serve_forever, daemon=True).start()
+            cls.addClassCleanup(cls.daemon.server_close)
+            cls.addClassCleanup(cls.daemon.shutdown)
+        cls.proc, cls.port = start_mitmdump(cls.tmp, cls.upstream.server_address[1], sock, cls.MITM_ARGS, cls.MITM_ENV)
+        cls.addClassCleanup(stop, cls.proc)
+
+    def setUp(self):
+        if not self.HUNG:
+            with self.daemon.lock:
+                self.daemon.verdict = {"allowed": True, "scope": "bottle", "scope_id": "dev-1", "provider": "codex",
+                                       "limit": 1000000, "used": 0, "remaining": 1000000, "state": "active", "reason": ""}
+
+    def fail_with_log(self, msg):
+        self.fail("%s\nmitmdump log:\n%s" % (msg, read_log(self.tmp)))
+
+    def call(self, method, path, body=None, headers=None, timeout=DEADLINE):
+        """One request through mitmdump: (status, headers, raw body bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def serve(self, name, headers, pieces, chunked=True):
+        self.upstream.bodies[name] = (headers, pieces, chunked)
+
+    def assert_counted(self, rid, want):
+        got = eventually(lambda: self.daemon.report(rid), "report %s at the daemon" % rid)
+        for k in FIELDS:
+            self.assertEqual(got[k], want[k], "%s: %s" % (rid, k))
+        self.assertTrue(got["complete"], got)
+        self.assertEqual((got["bottle"], got["agent"], got["provider"]), ("dev-1", "implementer", "codex"))
+        return got
+
+
+def sse_id(data):
+    """The chat completion id in an OpenAI SSE fixture."""
+    for line in data.decode().splitlines():
+        if line.startswith("data: {"):
+            return json.loads(line[6:])["id"]
+    raise AssertionError("no id")
+
+
+@skip_without_mitmdump
+class GateAndDecodeTest(MitmdumpCase):
+    def test_denied_call_is_429_not_retried_in_provider_shape(self):
+        with self.daemon.lock:
+            self.daemon.verdict = {"allowed": False, "scope": "bottle", "scope_id": "dev-1", "provider": "codex",
+                                   "limit": 100, "used": 120, "remaining": 0, "state": "cut_off",
+                                   "reason": "bottle dev-1 budget exhausted (codex 120/100)"}
+        status, headers, raw = self.call("POST", "/v1/chat/completions", b'{"model":"m","messages":[]}',
+                                         {"content-type": "application/json", "x-fake": "denied"})
+        self.assertEqual(status, 429, raw)
+        self.assertEqual(headers.get("x-should-retry"), "false")
+        err = json.loads(raw)["error"]
+        self.assertEqual((err["type"], err["code"]), ("insufficient_quota", "insufficient_quota"))
+        for part in ("scope bottle dev-1", "provider codex", "limit 100", "used 120", "budget exhausted"):
+            self.assertIn(part, err["message"])
+        self.assertEqual(self.upstream.hits("/v1/chat/completions", "denied"), 0, "a denied call reached the upstream")
+
+    def test_websocket_upgrade_refused_with_426(self):
+        ws = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
+              "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "x-fake": "ws"}
+        for path in ("/v1/responses", "/backend-api/codex/responses", "/v1/realtime"):
+            status, headers, raw = self.call("GET", path, headers=ws)
+            self.assertEqual(status, 426, (path, raw))
+            self.assertEqual(headers.get("x-should-retry"), "false", path)
+            self.assertIn("upgrade", json.loads(raw)["error"]["message"].lower())
+            self.assertEqual(self.upstream.hits(path, "ws"), 0, "%s: the upgrade reached the upstream" % path)
+
+    def test_gzip_sse_counted_and_passed_unchanged(self):
+        data, want = fixture("openai-chat-stream-include-usage.sse")
+        # gzip members flushed as the stream goes, as a compressing server does
+        c = zlib.compressobj(6, zlib.DEFLATED, 31)
+        pieces = [c.compress(data[i:i + 300]) + c.flush(zlib.Z_SYNC_FLUSH) for i in range(0, len(data), 300)]
+        pieces.append(c.flush())
+        self.serve("gzip-sse", {"content-type": "text/event-stream", "content-encoding": "gzip"}, pieces)
+        status, headers, raw = self.call("POST", "/v1/chat/completions", b'{"model":"m","stream":true}',
+                                         {"x-fake": "gzip-sse"})
+        self.assertEqual(status, 200)
+        self.assertEqual(raw, b"".join(pieces), "the client did not get the upstream's bytes unchanged")
+        self.assertEqual(gzip.decompress(raw), data)
+        self.assert_counted(sse_id(data), want)
+
+    def test_brotli_and_zstd_sse_counted(self):
+        data, want = fixture("openai-chat-stream-include-usage.sse")
+        py = mitmdump_python()
+        script = ("import sys, brotli, zstandard; d = sys.stdin.buffer.read(); "
+                  "sys.stdout.buffer.write(brotli.compress(d) if sys.argv[1] == 'br' else zstandard.ZstdCompressor().compress(d))")
+        for enc in ("br", "zstd"):
+            body = data.replace(b"chatcmpl-", ("chatcmpl-%s-" % enc).encode())
+            try:
+                packed = subprocess.run([py, "-c", script, enc], input=body, capture_output=True, check=True,
+                                        timeout=DEADLINE).stdout
+            except (OSError, subprocess.SubprocessError, TypeError) as err:
+                self.skipTest("cannot compress %s with mitmdump's python: %s" % (enc, err))
+            pieces = [packed[i:i + 97] for i in range(0, len(packed), 97)]
+            self.serve(enc, {"content-type": "text/event-stream", "content-encoding": enc}, pieces)
+            status, _, raw = self.call("POST", "/v1/chat/completions", b'{"stream":true}', {"x-fake": enc})
+            self.assertEqual((status, raw), (200, packed), enc)
+            self.assert_counted(sse_id(body), want)
+
+    def test_plain_json_body_counted(self):
+        data, want = fixture("openai-chat-nonstream.json")
+        self.serve("json", {"content-type": "application/json"}, [data], chunked=False)
+        status, _, raw = self.call("POST", "/v1/chat/completions", b'{"model":"m"}', {"x-fake": "json"})
+        self.assertEqual((status, raw), (200, data))
+        self.assert_counted(json.loads(data)["id"], want)
+
+    def test_reports_sent_as_ndjson_batches(self):
+        # every report so far reached the fake daemon as NDJSON (it refuses
+        # anything else with 400, which the addon would have dropped)
+        data, want = fixture("openai-chat-nonstream-2024.json")
+        self.serve("json-2024", {"content-type": "application/json"}, [data], chunked=False)
+        self.call("POST", "/v1/chat/completions", b"{}", {"x-fake": "json-2024"})
+        self.assert_counted(json.loads(data)["id"], want)
+        with self.daemon.lock:
+            self.assertTrue(self.daemon.batches and all(n >= 1 for n in self.daemon.batches))
+
+
+@skip_without_mitmdump
+class StreamLargeBodiesTest(MitmdumpCase):
+    """mitmproxy streams bodies over 1 KiB itself: flow.response.content is None."""
+
+    MITM_ARGS = ("--set", "stream_large_bodies=1k")
+
+    def test_json_with_content_length_counted(self):
+        data, want = fixture("openai-chat-nonstream.json")
+        self.assertGreater(len(data), 1024)
+        self.serve("cl", {"content-type": "application/json"}, [data], chunked=False)
+        status, _, raw = self.call("POST", "/v1/chat/completions", b"{}", {"x-fake": "cl"})
+        self.assertEqual((status, raw), (200, data))
+        self.assert_counted(json.loads(data)["id"], want)
+
+    def test_chunked_json_counted(self):
+        data, want = fixture("openai-responses-nonstream.json")
+        self.assertGreater(len(data), 1024)
+        pieces = [data[i:i + 700] for i in range(0, len(data), 700)]
+        self.serve("chunked", {"content-type": "application/json"}, pieces)
+        status, _, raw = self.call("POST", "/v1/responses", b"{}", {"x-fake": "chunked"})
+        self.assertEqual((status, raw), (200, data))
+        self.assert_counted(json.loads(data)["id"], want)
+
+    def test_gzip_json_counted(self):
+        data, want = fixture("openai-chat-nonstream.json")
+        obj = json.loads(data)
+        obj["id"] += "-gz"
+        obj["padding"] = os.urandom(2048).hex()  # stays over 1 KiB once compressed
+        packed = gzip.compress(json.dumps(obj).encode())
+        self.assertGreater(len(packed), 1024)
+        self.serve("gz", {"content-type": "application/json", "content-encoding": "gzip"}, [packed], chunked=False)
+        status, _, raw = self.call("POST", "/v1/chat/completions", b"{}", {"x-fake": "gz"})
+        self.assertEqual((status, raw), (200, packed))
+        self.assert_counted(obj["id"], want)
+
+
+@skip_without_mitmdump
+class HungDaemonTest(MitmdumpCase):
+    """The daemon accepts the gate's connection and never answers."""
+
+    HUNG = True
+    MITM_ENV = {"BOTTLECAP_GATE_TIMEOUT": "600"}  # the gate waits for as long as the test runs
+
+    def test_unrelated_flow_not_stalled_by_hanging_gate(self):
+        result = {}
+
+        def metered():
+            try:
+                result["metered"] = self.call("POST", "/v1/chat/completions", b"{}", {"x-fake": "hung"})
+            except Exception as err:  # reported below
+                result["metered"] = err
+        t = threading.Thread(target=metered, daemon=True)
+        t.start()
+        if not self.daemon.accepted.wait(DEADLINE):
+            self.fail_with_log("the gate never connected to the daemon")
+        status, _, raw = self.call("GET", "/unrelated")
+        self.assertEqual((status, raw), (200, b"unrelated ok"))
+        # Ordering, not timing: the unrelated flow finished while the gate's
+        # question is still unanswered (the daemon has not replied at all).
+        self.assertTrue(t.is_alive(), "the metered request finished before the daemon answered: %r" % result)
+        self.assertNotIn("metered", result)
+        # The daemon goes away: the gate fails closed, not retryable.
+        self.daemon.close()
+        t.join(DEADLINE)
+        got = result.get("metered")
+        if not isinstance(got, tuple):
+            self.fail_with_log("metered request: %r" % (got,))
+        status, headers, raw = got
+        self.assertEqual(status, 503, raw)
+        self.assertEqual(headers.get("x-should-retry"), "false")
+        self.assertIn("fail-closed", json.loads(raw)["error"]["message"])
+        self.assertEqual(self.upstream.hits("/v1/chat/completions", "hung"), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
