@@ -23,7 +23,7 @@ test: test-deps
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
-	python3 -m unittest discover -s integrations/mitmproxy
+	BOTTLECAP_REQUIRE_MITMDUMP=1 python3 -m unittest discover -s integrations/mitmproxy
 	$(MAKE) fuzz
 
 # fuzz runs each fuzz target briefly (FUZZTIME each): no input may make a
@@ -38,12 +38,15 @@ fuzz:
 	done
 
 # test-deps installs the Debian packages the tests drive (tmux for the
-# dashboard smoke test) when they are missing.
+# dashboard smoke test, mitmproxy for the addon's tests through the real
+# mitmdump) when they are missing.
 test-deps:
 	@command -v tmux >/dev/null 2>&1 || { echo "installing tmux for the dashboard smoke test"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux >/dev/null; }
 	@command -v python3 >/dev/null 2>&1 || { echo "installing python3 for the mitmproxy addon tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 >/dev/null; }
+	@command -v mitmdump >/dev/null 2>&1 || { echo "installing mitmproxy for the mitmproxy addon tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mitmproxy >/dev/null; }
 
 $(GOBIN)/staticcheck:
 	GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

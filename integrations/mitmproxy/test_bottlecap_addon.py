@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import json
 import logging
+import zlib
 import os
 import random
 import sys
@@ -285,6 +286,162 @@ class ReporterTest(unittest.TestCase):
         r.add({"id": "b"})
         self.assertTrue(r.flush(10))
         self.assertEqual([d["id"] for d in r.dropped], ["b"])
+
+
+class DecoderTest(unittest.TestCase):
+    def decoded(self, enc, raw, step=7):
+        d, out = ba.Decoder(enc), b""
+        for i in range(0, len(raw), step):
+            out += b"".join(d.feed(raw[i:i + step]))
+        return out
+
+    def test_gzip_members_and_deflate_both_ways(self):
+        data = body("openai-chat-stream-include-usage.sse")
+        self.assertEqual(self.decoded("gzip", gzip.compress(data[:900]) + gzip.compress(data[900:])), data)
+        self.assertEqual(self.decoded("deflate", zlib.compress(data)), data)
+        raw = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.assertEqual(self.decoded("deflate", raw.compress(data) + raw.flush()), data)
+        self.assertEqual(self.decoded("identity", data), data)
+        self.assertEqual(self.decoded("gzip, deflate", zlib.compress(gzip.compress(data))), data)
+
+    def test_expansion_handed_over_in_pieces(self):
+        pieces = list(ba.Decoder("gzip").feed(gzip.compress(b" " * (3 * ba.DECODE_PIECE))))
+        self.assertEqual(sum(map(len, pieces)), 3 * ba.DECODE_PIECE)
+        self.assertTrue(all(len(p) <= ba.DECODE_PIECE for p in pieces))
+
+    @unittest.skipUnless(ba.brotli and ba.zstandard, "brotli/zstandard not importable by this python (mitmdump's is tested in test_mitmdump)")
+    def test_brotli_zstd(self):
+        data = body("anthropic-messages-stream-tooluse.sse")
+        self.assertEqual(self.decoded("br", ba.brotli.compress(data)), data)
+        self.assertEqual(self.decoded("zstd", ba.zstandard.ZstdCompressor().compress(data)), data)
+
+    def test_unsupported(self):
+        with self.assertRaises(ba.UnsupportedEncoding):
+            ba.Decoder("compress")
+
+    def test_corrupt_body_marks_tap_broken(self):
+        tap = ba.Tap("/v1/messages", "gzip")
+        tap.feed(b"not gzip at all")
+        self.assertIn("could not be decoded", tap.broken)
+
+
+class HTTPReplyTest(unittest.TestCase):
+    def test_chunked_and_length(self):
+        self.assertEqual(ba.parse_http_reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                             b"5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n"), (200, {"a": 1}))
+        self.assertEqual(ba.parse_http_reply(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 13\r\n\r\n"
+                                             b'{"error":"x"}'), (403, {"error": "x"}))
+        for bad in (b"", b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}"):
+            with self.assertRaises(ValueError):
+                ba.parse_http_reply(bad)
+
+
+class RefusalTest(unittest.TestCase):
+    def test_upgrade_on_provider_host_426(self):
+        a, made = addon(verdict=lambda p: {"allowed": True})
+        flow = request_flow(ba.RESPONSES, method="GET")
+        flow.request.headers["connection"] = "Upgrade"
+        flow.request.headers["upgrade"] = "websocket"
+        run(a.requestheaders(flow))
+        status, b, headers = made[0]
+        self.assertEqual((status, headers["x-should-retry"]), (426, "false"))
+        self.assertEqual(b["error"]["code"], "websocket_not_metered")
+
+    def test_denial_names_the_budget(self):
+        v = {"allowed": False, "scope": "agent", "scope_id": "dev-1/implementer", "provider": "claude",
+             "limit": 500, "used": 512, "held": 7, "reason": "agent budget exhausted"}
+        a, made = addon(verdict=lambda p: v)
+        run(a.requestheaders(request_flow(ba.ANTHROPIC)))
+        msg = made[0][1]["error"]["message"]
+        for part in ("scope agent dev-1/implementer", "provider claude", "limit 500", "used 512", "held 7"):
+            self.assertIn(part, msg)
+
+    def test_backed_up_reports_refuse_new_requests(self):
+        a, made = addon(verdict=lambda p: {"allowed": True})
+        a.reporter.full = lambda: True
+        run(a.requestheaders(request_flow(ba.CHAT)))
+        self.assertEqual(made[0][0], 503)
+        self.assertIn("backing up", made[0][1]["error"]["message"])
+
+    def test_undecodable_response_withheld_unless_fail_open(self):
+        for env, want in (({}, 502), ({"BOTTLECAP_FAIL_OPEN": "1"}, 200)):
+            a, made = addon(env)
+            flow = stub_flow(ba.CHAT, b"...", headers={"content-type": "application/json", "content-encoding": "compress"})
+            a.responseheaders(flow)
+            a.response(flow)
+            self.assertEqual(flow.response.status_code, want, env)
+            self.assertEqual(a.reporter.reports, [])
+
+    def test_stream_large_bodies_tails_json(self):
+        a, _ = addon()
+        a.stream_large_bodies = True
+        raw = body("openai-chat-nonstream.json")
+        flow = stub_flow(ba.CHAT, None)
+        a.responseheaders(flow)
+        self.assertTrue(callable(flow.response.stream), "a JSON body mitmproxy may stream is not tailed")
+        for i in range(0, len(raw), 50):
+            self.assertEqual(flow.response.stream(raw[i:i + 50]), raw[i:i + 50])
+        a.response(flow)  # content is None, as when mitmproxy streamed it
+        self.assertEqual(a.reporter.reports[0]["output_tokens"], fixture_of("openai-chat-nonstream.json")["output_tokens"])
+
+    def test_existing_stream_callable_kept(self):
+        a, _ = addon()
+        raw = body("gemini-streamgeneratecontent.sse")
+        flow = stub_flow(ba.GEMINI, None, headers={"content-type": "text/event-stream"})
+        flow.response.stream = lambda chunk: chunk.upper()
+        a.responseheaders(flow)
+        self.assertEqual(flow.response.stream(raw), raw.upper())
+        a.response(flow)
+        self.assertEqual(a.reporter.reports[0]["output_tokens"], fixture_of("gemini-streamgeneratecontent.sse")["output_tokens"])
+
+
+def fixture_of(name):
+    return next(f for f in fixtures() if f["file"] == name)
+
+
+class ReporterBatchTest(unittest.TestCase):
+    def test_batched_in_order(self):
+        calls, gate = [], __import__("threading").Event()
+
+        def send(sock, reports):
+            gate.wait(10)  # hold the first call so the rest pile up
+            calls.append([r["id"] for r in reports])
+        r = ba.Reporter("/x.sock", send=send)
+        for i in range(600):
+            r.add({"id": str(i)})
+        gate.set()
+        self.assertTrue(r.flush(30))
+        self.assertEqual([i for c in calls for i in c], [str(i) for i in range(600)])
+        self.assertTrue(all(len(c) <= ba.Reporter.MAX_BATCH for c in calls))
+        self.assertLess(len(calls), 600 // 2, "reports were not batched")
+        self.assertEqual((r.acknowledged, len(r.sent)), (600, min(600, ba.Reporter.RECENT)))
+
+    def test_bounded_queue_drops_oldest_and_memory_stays_bounded(self):
+        def send(sock, reports):
+            raise ConnectionRefusedError("down")
+        r = ba.Reporter("/x.sock", send=send, limit=5)
+        for i in range(ba.Reporter.RECENT + 20):
+            r.add({"id": str(i)})
+        self.assertEqual(len(r), 5)
+        self.assertEqual(r.dropped_total, ba.Reporter.RECENT + 15)
+        self.assertEqual(len(r.dropped), ba.Reporter.RECENT)
+        self.assertTrue(r.full())
+
+    def test_refused_report_in_batch_dropped_alone(self):
+        got, gate = [], __import__("threading").Event()
+
+        def send(sock, reports):
+            gate.wait(10)
+            if any(x["id"] == "bad" for x in reports):
+                raise ba.PermanentError("400 id: required")
+            got.extend(x["id"] for x in reports)
+        r = ba.Reporter("/x.sock", send=send)
+        for rid in ("a", "b", "bad", "c"):
+            r.add({"id": rid})
+        gate.set()
+        self.assertTrue(r.flush(30))
+        self.assertEqual(got, ["a", "b", "c"])
+        self.assertEqual([d["id"] for d in r.dropped], ["bad"])
 
 
 @unittest.skipUnless(os.environ.get("BOTTLECAP_TEST_SOCKET"), "BOTTLECAP_TEST_SOCKET not set (run by the Go test)")

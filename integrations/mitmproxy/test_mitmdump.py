@@ -268,6 +268,8 @@ class MitmdumpCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        if not MITMDUMP:
+            raise AssertionError("mitmdump not found and BOTTLECAP_REQUIRE_MITMDUMP=1: apt-get install mitmproxy")
         cls.tmp = tempfile.mkdtemp(prefix="bottlecap-mitm-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.upstream = Upstream()
