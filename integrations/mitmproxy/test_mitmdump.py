@@ -427,6 +427,19 @@ class StreamLargeBodiesTest(MitmdumpCase):
         self.assertEqual((status, raw), (200, data))
         self.assert_counted(json.loads(data)["id"], want)
 
+    def test_denied_streamed_request_body_never_reaches_upstream(self):
+        with self.daemon.lock:
+            self.daemon.verdict = {"allowed": False, "scope": "global", "scope_id": "-", "provider": "codex",
+                                   "limit": 1, "used": 1, "reason": "global budget exhausted"}
+        big = json.dumps({"model": "m", "input": "x" * 4096}).encode()  # mitmproxy streams it upstream
+        try:
+            status, _, _ = self.call("POST", "/v1/responses", big, {"content-type": "application/json",
+                                                                    "x-fake": "denied-big"})
+        except (OSError, http.client.HTTPException):
+            status = None  # killed: closed without an answer
+        self.assertNotEqual(status, 200)
+        self.assertEqual(self.upstream.hits("/v1/responses", "denied-big"), 0, "a denied streamed request reached the upstream")
+
     def test_gzip_json_counted(self):
         data, want = fixture("openai-chat-nonstream.json")
         obj = json.loads(data)
