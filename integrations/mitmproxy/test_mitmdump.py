@@ -96,8 +96,11 @@ class UpstreamHandler(http.server.BaseHTTPRequestHandler):
         if self.path == "/unrelated":
             self._send({"content-type": "text/plain"}, [b"unrelated ok"], chunked=False)
             return
-        headers, pieces, chunked = self.server.bodies[self.headers.get("x-fake", "")]
-        self._send(headers, pieces, chunked)
+        fake = self.server.bodies.get(self.headers.get("x-fake", ""))
+        if fake is None:  # a request the test expected never to arrive
+            self.send_error(418, "no such fake answer")
+            return
+        self._send(*fake)
 
     def _send(self, headers, pieces, chunked):
         self.send_response(200)
