@@ -870,7 +870,7 @@ class Addon:
             flow.kill()
 
     async def _gate(self, flow, provider, family):
-        if self.reporter_full() and not self.settings.fail_open:
+        if self._reporter_full() and not self.settings.fail_open:
             self._refuse(flow, family, 503, "bottlecap: usage reports are backing up (the budget daemon is not "
                          "acknowledging them); the request was refused (fail-closed)")
             return
@@ -890,7 +890,7 @@ class Addon:
         if not v.get("allowed", False):
             self._refuse(flow, family, 429, denied_message(provider, v))
 
-    def reporter_full(self):
+    def _reporter_full(self):
         full = getattr(self.reporter, "full", None)
         return bool(full and full())
 

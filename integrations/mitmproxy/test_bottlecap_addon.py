@@ -1,4 +1,5 @@
-"""Tests of the bottlecap mitmproxy addon with stub flows (no mitmproxy needed).
+"""Tests of the bottlecap mitmproxy addon with stub flows (no mitmproxy needed;
+test_mitmdump.py runs it in the real mitmdump).
 
 Run: python3 -m unittest discover -s integrations/mitmproxy
 With BOTTLECAP_TEST_SOCKET set to a live daemon's socket (the Go test
@@ -10,11 +11,12 @@ import asyncio
 import gzip
 import json
 import logging
-import zlib
 import os
 import random
 import sys
+import threading
 import unittest
+import zlib
 
 os.environ["BOTTLECAP_NO_AUTOLOAD"] = "1"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -401,7 +403,7 @@ def fixture_of(name):
 
 class ReporterBatchTest(unittest.TestCase):
     def test_batched_in_order(self):
-        calls, gate = [], __import__("threading").Event()
+        calls, gate = [], threading.Event()
 
         def send(sock, reports):
             gate.wait(10)  # hold the first call so the rest pile up
@@ -428,7 +430,7 @@ class ReporterBatchTest(unittest.TestCase):
         self.assertTrue(r.full())
 
     def test_refused_report_in_batch_dropped_alone(self):
-        got, gate = [], __import__("threading").Event()
+        got, gate = [], threading.Event()
 
         def send(sock, reports):
             gate.wait(10)

@@ -17,7 +17,6 @@ import shutil
 import socket
 import socketserver
 import subprocess
-import sys
 import tempfile
 import threading
 import time
