@@ -193,8 +193,11 @@ func (s *Server) applyRaw(rep *budget.Report, in api.Report) error {
 
 // checkPeerBottle refuses a container peer's report for another bottle.
 func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) error {
-	if peer.Container == "" {
+	if peer.Host {
 		return nil
+	}
+	if peer.Container == "" {
+		return fmt.Errorf("%w: bottle: the daemon could not establish where the reporting process lives, so it may report for no bottle: %s", budget.ErrDenied, peer.Unknown)
 	}
 	own, ok := s.bottleOfContainer(ctx, peer.Container)
 	if !ok {

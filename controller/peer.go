@@ -6,20 +6,27 @@ import (
 	"net"
 	"os"
 	"os/user"
-	"regexp"
 	"strconv"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Peer is who is at the other end of one socket connection, decided once
-// when the connection is accepted (tailscale's safesocket pattern).
+// when the connection is accepted (tailscale's safesocket pattern). Its zero
+// value is the least trusted peer: no operator, no host, no container.
 type Peer struct {
 	PID, UID, GID int
 	// Operator peers may do everything; others may only report usage and
 	// ask the gate.
 	Operator bool
+	// Host is set when the peer process is established to live on the host:
+	// in the daemon's pid namespace and in no container.
+	Host bool
 	// Container is the Docker container id the peer process lives in, or "".
 	Container string
+	// Unknown says why the peer's origin could not be established; such a
+	// peer is never an operator and may report for no bottle.
+	Unknown string
 }
 
 type peerKey struct{}
@@ -30,25 +37,33 @@ func peerFrom(ctx context.Context) (Peer, bool) {
 	return p, ok
 }
 
-// peerCred reads SO_PEERCRED from a unix connection.
-func peerCred(c net.Conn) (*syscall.Ucred, error) {
+// peerOf reads a unix connection's SO_PEERCRED and establishes where the
+// peer process lives (origin.go). Operator is left for the caller.
+func peerOf(c net.Conn) (Peer, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return nil, fmt.Errorf("not a unix connection: %T", c)
+		return Peer{}, fmt.Errorf("not a unix connection: %T", c)
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return nil, err
+		return Peer{}, err
 	}
-	var cred *syscall.Ucred
+	var p Peer
 	var credErr error
 	err = raw.Control(func(fd uintptr) {
-		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+		var cred *unix.Ucred
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if credErr != nil {
+			return
+		}
+		p = Peer{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)}
+		o := peerOrigin(int(fd), p.PID)
+		p.Host, p.Container, p.Unknown = o.host, o.container, o.unknown
 	})
 	if err != nil {
-		return nil, err
+		return Peer{}, err
 	}
-	return cred, credErr
+	return p, credErr
 }
 
 // isOperator decides whether a uid may act: root, the daemon's own uid, and
@@ -93,20 +108,4 @@ func peerGroups(uid, gid int) map[string]bool {
 		set[id] = true
 	}
 	return set
-}
-
-var containerID = regexp.MustCompile(`[0-9a-f]{64}`)
-
-// containerOf returns the Docker container id a process lives in, read from
-// its cgroup path (…/docker-<id>.scope or …/docker/<id>), or "".
-func containerOf(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		return "" // the process is gone or hidden: treat as a host process
-	}
-	return containerIDIn(b)
-}
-
-func containerIDIn(cgroup []byte) string {
-	return string(containerID.Find(cgroup))
 }

@@ -151,20 +151,23 @@ func (s *Server) SetSettings(st *budget.Settings) {
 	s.audit(context.Background(), "settings", "", "settings reloaded")
 }
 
-// connContext decides the peer's permissions once per connection.
+// connContext decides the peer's permissions once per connection. Only a
+// peer established to be a host process can be an operator: a process in a
+// container is not, even as root (sidecars run as root and must only be
+// able to report and ask the gate), and neither is one whose origin could
+// not be established.
 func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
-	cred, err := peerCred(c)
+	p, err := peerOf(c)
 	if err != nil {
 		s.log.Warn("peer credentials unavailable; treating the peer as unprivileged", "err", err)
-		return context.WithValue(ctx, peerKey{}, Peer{PID: -1, UID: -1, GID: -1})
+		return context.WithValue(ctx, peerKey{}, Peer{PID: -1, UID: -1, GID: -1, Unknown: "no peer credentials: " + err.Error()})
+	}
+	if p.Unknown != "" {
+		s.log.Debug("peer origin unknown; the peer may not act nor report", "pid", p.PID, "uid", p.UID, "why", p.Unknown)
 	}
 	s.mu.Lock()
 	ops := s.settings.Operators
 	s.mu.Unlock()
-	p := Peer{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)}
-	p.Container = containerOf(p.PID)
-	// A process in a container is never an operator, even as root: sidecars
-	// run as root and must only be able to report and ask the gate.
-	p.Operator = p.Container == "" && isOperator(p.UID, p.GID, ops)
+	p.Operator = p.Host && isOperator(p.UID, p.GID, ops)
 	return context.WithValue(ctx, peerKey{}, p)
 }

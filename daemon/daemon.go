@@ -58,6 +58,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if err := controller.CheckPeerPidfd(); err != nil {
+		cfg.Log.Error("this kernel cannot establish where socket peers live: no peer is an operator and no report is accepted", "err", err.Error())
+	}
 	l, err := controller.Listen(cfg.Socket)
 	if err != nil {
 		return nil, err
