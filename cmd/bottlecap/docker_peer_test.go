@@ -4,11 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 
+	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement"
@@ -54,4 +62,101 @@ func TestDockerSidecarReportsOnlyForItsBottle(t *testing.T) {
 	if _, err := c.Bottle(context.Background(), tests[0].bottle); !errors.Is(err, budget.ErrNotFound) {
 		t.Errorf("the refused report's bottle: got %v, want it never registered (not found)", err)
 	}
+}
+
+// TestDockerReapedContainerPeerGetsNoPower is the container race of the
+// hardening issue made deterministic. A root process in a bottle's
+// container opens connections from a child that hands them over and
+// exits; while the daemon is stopped (SIGSTOP), so that it accepts them
+// only after the child is reaped and its /proc entry is gone. The daemon
+// once took such a peer for a host root process, so an operator. Over
+// those connections an operator action on another bottle, raising the
+// container's own budget and a report for another bottle must each be 403,
+// and none may have changed anything.
+func TestDockerReapedContainerPeerGetsNoPower(t *testing.T) {
+	cli := dockertest.Engine(t)
+	home := newHome(t)
+	p := startDockerServe(t, home, "")
+	c := client.New(p.sock)
+	defer c.Close()
+	own, other := "mine-"+dockertest.RandHex(), "other-"+dockertest.RandHex()
+	if _, err := c.PutBottle(context.Background(), other, api.BottleRequest{Budget: map[string]api.Amount{"claude": 1000}}); err != nil {
+		t.Fatalf("register %s: %v", other, err)
+	}
+	labels := map[string]string{enforcement.LabelBottle: own, enforcement.LabelBudget: "claude=1k"}
+	net := "bottlecap-race-" + dockertest.RandHex()
+	dockertest.CreateNetwork(t, cli, net, true, nil)
+	cfg := container.Config{Image: dockertest.Image(t, cli), Cmd: []string{"sleep"}, Labels: labels}
+	host := container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: home + "/run", Target: "/run/bottlecap"}}}
+	ctr := dockertest.RunContainer(t, cli, cfg, host, net+"-sidecar", net, "")
+	waitUntil(t, "the labelled container's bottle discovered", func() bool {
+		b, err := c.Bottle(context.Background(), own)
+		return err == nil && slices.Contains(b.Containers, ctr)
+	})
+
+	stopped := pauseDaemon(t, p)
+	marker := "orphaned-" + dockertest.RandHex()
+	go func() {
+		// Resume the daemon once the connecting child is reaped (or give up
+		// waiting): from then on its connections wait in the backlog.
+		defer stopped.resume()
+		deadline := time.Now().Add(within)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(filepath.Join(home, "run", marker)); err == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	out, code := dockertest.Exec(t, cli, ctr, "/prog", "orphan", "/run/bottlecap/bottlecap.sock", "/run/bottlecap/"+marker,
+		"POST", "/v1/bottles/"+other+"/actions", `{"action":"cutoff","reason":"race"}`,
+		"PUT", "/v1/budgets/bottle/"+own, `{"claude":999999999}`,
+		"POST", "/v1/usage", `{"id":"race-1","bottle":"`+other+`","provider":"claude","input_tokens":5,"complete":true}`)
+	if code != 0 || out != "403 403 403" {
+		t.Errorf("cutoff of another bottle, own budget raised, report for another bottle: got %q (exit %d), want 403 403 403", out, code)
+	}
+	if log := p.stderr.String(); !strings.Contains(log, "exited before its origin could be established") {
+		t.Errorf("the daemon never met a peer that had exited: the race was not reproduced\n%s", log)
+	}
+	checkNothingChanged(t, c, own, other)
+}
+
+// checkNothingChanged asserts that the refused requests left both bottles
+// as they were.
+func checkNothingChanged(t *testing.T, c *client.Client, own, other string) {
+	t.Helper()
+	if b, err := c.Bottle(context.Background(), other); err != nil || b.State != budget.Active {
+		t.Errorf("%s after a refused cutoff: got %+v, %v; want active", other, b.State, err)
+	}
+	if acts, err := c.Actions(context.Background(), ""); err != nil || len(acts) != 0 {
+		t.Errorf("actions after a refused cutoff: got %+v, %v; want none", acts, err)
+	}
+	if b, err := c.Bottle(context.Background(), own); err != nil || b.Budget["claude"] != 1000 {
+		t.Errorf("%s's budget after a refused raise: got %+v, %v; want claude 1000", own, b.Budget, err)
+	}
+	if v := verdict(t, c, other); v.Used != 0 {
+		t.Errorf("%s after a refused report: got %d tokens counted, want 0", other, v.Used)
+	}
+}
+
+// stoppedDaemon is a daemon process held with SIGSTOP.
+type stoppedDaemon struct {
+	p    *proc
+	once sync.Once
+}
+
+// pauseDaemon stops the daemon process; it is resumed by resume or, at the
+// latest, when the test ends.
+func pauseDaemon(t *testing.T, p *proc) *stoppedDaemon {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("stop the daemon: %v", err)
+	}
+	s := &stoppedDaemon{p: p}
+	t.Cleanup(s.resume)
+	return s
+}
+
+func (s *stoppedDaemon) resume() {
+	s.once.Do(func() { s.p.cmd.Process.Signal(syscall.SIGCONT) })
 }

@@ -7,17 +7,26 @@
 //	get URL                print URL's body; exit 1 on failure
 //	report SOCK BOTTLE ID  POST one usage report for BOTTLE to the daemon's
 //	                       unix socket SOCK; print the HTTP status code
+//	orphan SOCK MARKER (METHOD PATH BODY)...
+//	                       open one connection to SOCK per request from a
+//	                       child process that hands them over and exits;
+//	                       once the child is reaped, create MARKER, send
+//	                       each request on its connection and print the
+//	                       HTTP status codes
 //	sleep                  wait for SIGTERM
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +50,10 @@ func main() {
 		get(os.Args[2])
 	case "report":
 		report(os.Args[2], os.Args[3], os.Args[4])
+	case "orphan":
+		orphan(os.Args[2], os.Args[3], os.Args[4:])
+	case "orphan-child":
+		orphanChild(os.Args[2], os.Args[3])
 	case "sleep":
 		select {}
 	default:
@@ -124,6 +137,104 @@ func report(sock, bottle, id string) {
 	}
 	defer resp.Body.Close()
 	fmt.Print(resp.StatusCode)
+}
+
+// orphan makes connections whose connecting process is gone: the daemon
+// can no longer read that process's /proc entry, and its pid may be
+// reused. This is how a process in a container once passed for a host
+// process.
+func orphan(sock, marker string, reqs []string) {
+	if len(reqs) == 0 || len(reqs)%3 != 0 {
+		fail("orphan: want METHOD PATH BODY triples")
+	}
+	n := len(reqs) / 3
+	conns := connectInChild(sock, n)
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		fail(err.Error())
+	}
+	codes := make([]string, n)
+	for i, c := range conns {
+		codes[i] = send(c, reqs[3*i], reqs[3*i+1], reqs[3*i+2])
+	}
+	fmt.Print(strings.Join(codes, " "))
+}
+
+// connectInChild runs orphan-child, receives its n connections and reaps it.
+func connectInChild(sock string, n int) []net.Conn {
+	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		fail(err.Error())
+	}
+	childEnd := os.NewFile(uintptr(pair[1]), "child")
+	cmd := exec.Command("/proc/self/exe", "orphan-child", sock, strconv.Itoa(n))
+	cmd.ExtraFiles = []*os.File{childEnd}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil { // Run waits: the child is reaped
+		fail("orphan-child: " + err.Error())
+	}
+	childEnd.Close()
+	oob := make([]byte, syscall.CmsgSpace(4*n))
+	_, oobn, _, _, err := syscall.Recvmsg(pair[0], make([]byte, 1), oob, 0)
+	if err != nil {
+		fail(err.Error())
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		fail(fmt.Sprintf("control messages: %v", err))
+	}
+	fds, err := syscall.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != n {
+		fail(fmt.Sprintf("got %d fds (%v), want %d", len(fds), err, n))
+	}
+	conns := make([]net.Conn, n)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "conn")
+		if conns[i], err = net.FileConn(f); err != nil {
+			fail(err.Error())
+		}
+		f.Close()
+	}
+	return conns
+}
+
+// orphanChild connects n times to sock, passes the connections to its
+// parent over fd 3 and exits.
+func orphanChild(sock, count string) {
+	n, _ := strconv.Atoi(count)
+	var fds []int
+	for range n {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			fail(err.Error())
+		}
+		f, err := c.(*net.UnixConn).File()
+		if err != nil {
+			fail(err.Error())
+		}
+		fds = append(fds, int(f.Fd()))
+	}
+	if err := syscall.Sendmsg(3, []byte{0}, syscall.UnixRights(fds...), nil, 0); err != nil {
+		fail(err.Error())
+	}
+	os.Exit(0)
+}
+
+// send writes one HTTP request on c and returns the reply's status code.
+func send(c net.Conn, method, path, body string) string {
+	req, err := http.NewRequest(method, "http://bottlecap"+path, strings.NewReader(body))
+	if err != nil {
+		fail(err.Error())
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if err := req.Write(c); err != nil {
+		return "write:" + err.Error()
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), req)
+	if err != nil {
+		return "read:" + err.Error()
+	}
+	resp.Body.Close()
+	return strconv.Itoa(resp.StatusCode)
 }
 
 func fail(msg string) {
