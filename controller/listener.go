@@ -15,17 +15,13 @@ import (
 // ErrAlreadyRunning means a live daemon already answers on the socket.
 var ErrAlreadyRunning = errors.New("a bottlecap daemon is already running")
 
-// Listen creates the daemon's unix socket: its directory 0750, the socket
-// 0660. A live daemon on the path is an error; a stale socket file left by a
-// crash is replaced. No TCP listener is ever opened.
+// Listen creates the daemon's unix socket, 0660, in a directory it creates
+// 0750 or an existing one no one else can write to (socketdir.go). A live
+// daemon on the path is an error; a stale socket file left by a crash is
+// replaced. No TCP listener is ever opened.
 func Listen(path string) (*net.UnixListener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create socket directory: %w", err)
-	}
-	// MkdirAll keeps an existing directory's mode; the socket's directory is
-	// the first line of defence, so set it every time.
-	if err := os.Chmod(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("secure socket directory: %w", err)
+	if err := socketDir(filepath.Dir(path)); err != nil {
+		return nil, err
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
