@@ -8,8 +8,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"slices"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/controller"
@@ -66,7 +68,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{listener: l, served: make(chan error, 1)}
-	if d.DB, err = store.Open(ctx, cfg.DBPath, cfg.StoreOptions...); err != nil {
+	if d.DB, err = store.Open(ctx, cfg.DBPath, storeOptions(cfg)...); err != nil {
 		d.close()
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.DBPath, err)
 	}
@@ -80,6 +82,16 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	go func() { d.served <- d.Server.Serve(l) }()
 	return d, nil
+}
+
+// storeOptions are cfg's store options and a log line for each ledger file
+// found readable by others and tightened: the daemon owns the ledger.
+func storeOptions(cfg Config) []store.Option {
+	tightened := store.WithTightened(func(path string, was fs.FileMode) {
+		cfg.Log.Warn("ledger file was open to others; tightened, as only the daemon's user and root may read the ledger",
+			"file", path, "was", fmt.Sprintf("%04o", was), "now", fmt.Sprintf("%04o", store.FileMode))
+	})
+	return append(slices.Clone(cfg.StoreOptions), tightened)
 }
 
 // controllerConfig wires the controller to the ledger and the enforcer.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,7 @@ type options struct {
 	// transactions, which at 64 MB cost more than the misses it saved.
 	cacheKiB   int
 	checkpoint time.Duration
+	tightened  func(path string, was fs.FileMode)
 }
 
 // WithSynchronousNormal trades durability of the last commits on power loss
@@ -73,10 +75,10 @@ func WithCheckpointInterval(d time.Duration) Option {
 	}
 }
 
-// Open opens (creating if needed) the ledger at path for the daemon: WAL
-// mode, pragmas on every connection, pending migrations applied. It fails if
-// the file cannot be put in WAL mode, because the read-only dashboard relies
-// on it.
+// Open opens (creating if needed) the ledger at path for the daemon: its
+// files FileMode, WAL mode, pragmas on every connection, pending migrations
+// applied. It fails if the file cannot be put in WAL mode, because the
+// read-only dashboard relies on it.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	o := options{synchronous: "FULL", readConns: 4, cacheKiB: 8192, checkpoint: 100 * time.Millisecond}
 	for _, opt := range opts {
@@ -85,6 +87,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := secureFiles(abs, o.tightened); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db := &DB{path: abs, now: nowNanos}
 	if err := db.openWriter(ctx, o); err != nil {
