@@ -56,6 +56,9 @@ func openDash(ctx context.Context, dbPath, settingsPath, socket string) (*dash, 
 		return nil, fmt.Errorf("there is no ledger at %s yet: start the daemon first (bottlecap serve), "+
 			"it creates the ledger; then run bottlecap dash again", dbPath)
 	}
+	if err := canRead(dbPath); err != nil {
+		return nil, err
+	}
 	db, err := store.OpenReadOnly(ctx, dbPath)
 	if errors.Is(err, migrations.ErrSchema) {
 		return nil, fmt.Errorf("%w; start the daemon (bottlecap serve), it brings the ledger up to date", err)
@@ -68,6 +71,22 @@ func openDash(ctx context.Context, dbPath, settingsPath, socket string) (*dash, 
 	c := client.New(socket, client.WithRetry(0))
 	src := tui.NewStoreSource(db, settingsPath, tui.NewStoreWindows(db), nil)
 	return &dash{db: db, client: c, source: src}, nil
+}
+
+// canRead says in plain words why the dashboard may not read the ledger:
+// its files are store.FileMode, for the daemon's user and root only, even
+// when the socket's group lets an operator act through the API.
+func canRead(dbPath string) error {
+	f, err := os.Open(dbPath)
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("cannot read the ledger at %s: only the daemon's user and root may (its files are %04o); "+
+			"run bottlecap dash as one of them, or use bottlecap status, bottle ls and audit, which ask the daemon over the socket",
+			dbPath, store.FileMode)
+	}
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	return f.Close()
 }
 
 // Options are the dashboard's options with its source and daemon set.
