@@ -51,8 +51,12 @@ func checkSocketDir(dir string, fi fs.FileInfo, uid int) error {
 	const hint = "bottlecap never changes a directory it did not create; give --socket (or socket: in settings) " +
 		"a path in a directory of the daemon's own, e.g. $BOT_BOTTLE_HOME/run/bottlecap.sock, which it creates 0750"
 	mode := fi.Mode()
-	if mode&fs.ModeSticky != 0 || mode.Perm()&0o022 != 0 {
-		return fmt.Errorf("socket directory %s (mode %s) is writable by others, who could replace the socket: %s", dir, mode, hint)
+	if mode&fs.ModeSticky != 0 || mode.Perm()&0o002 != 0 {
+		return fmt.Errorf("socket directory %s (mode %s) is shared, writable by others, who could replace the socket: %s", dir, mode, hint)
+	}
+	if mode.Perm()&0o020 != 0 {
+		return fmt.Errorf("socket directory %s (mode %s) is writable by others in its group, who could replace the socket: "+
+			"if that is not wanted, chmod g-w %s; %s", dir, mode, dir, hint)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {

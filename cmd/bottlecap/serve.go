@@ -140,10 +140,29 @@ func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, erro
 	default:
 		return cfg, fmt.Errorf("--synchronous %q: want full or normal", f.syncMode)
 	}
-	if err := os.MkdirAll(home, 0o750); err != nil {
-		return cfg, fmt.Errorf("create home %s: %w", home, err)
+	if err := makeHome(home); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
+}
+
+// homeMode is the mode of a home the daemon creates: the socket's group
+// may reach run/ in it; the ledger's own files are store.FileMode.
+const homeMode = 0o750
+
+// makeHome creates the home if it is missing, homeMode whatever the umask.
+// An existing home is the operator's and keeps its mode.
+func makeHome(home string) error {
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		return nil // an existing home, or an error the ledger's open will name
+	}
+	if err := os.MkdirAll(home, homeMode); err != nil {
+		return fmt.Errorf("create home %s: %w", home, err)
+	}
+	if err := os.Chmod(home, homeMode); err != nil {
+		return fmt.Errorf("create home %s: %w", home, err)
+	}
+	return nil
 }
 
 // run waits for a shutdown signal (ctx), reloading settings on SIGHUP and
