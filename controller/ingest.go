@@ -197,7 +197,11 @@ func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) 
 		return nil
 	}
 	if peer.Container == "" {
-		return fmt.Errorf("%w: bottle: the daemon could not establish where the reporting process lives, so it may report for no bottle: %s", budget.ErrDenied, peer.Unknown)
+		why := peer.Unknown
+		if why == "" {
+			why = "no peer credentials"
+		}
+		return fmt.Errorf("%w: bottle: the daemon could not establish where the reporting process lives, so it may report for no bottle: %s", budget.ErrDenied, why)
 	}
 	own, ok := s.bottleOfContainer(ctx, peer.Container)
 	if !ok {

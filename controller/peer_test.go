@@ -117,9 +117,35 @@ func TestSettingsOperatorsGrantUIDsAndGroups(t *testing.T) {
 	}
 }
 
+// TestPermissionsRootInAnotherPidNamespace runs the peer as root but in a
+// pid namespace of its own that no container names: its origin is not
+// established, so it is no operator and may not report; it may still ask
+// the gate.
+func TestPermissionsRootInAnotherPidNamespace(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to make a pid namespace")
+	}
+	d := startDaemon(t, nil, nil)
+	d.register("b1", api.BottleRequest{})
+	out := runPeer(t, d, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID})
+	if want := "[403,200,403,403,403,403,403,403,403]"; !strings.HasPrefix(out, want) {
+		t.Errorf("root in another pid namespace: got %q, want statuses %s", out, want)
+	}
+	if v := d.verdict("b1", "", "claude"); v.Used != 0 {
+		t.Errorf("got %d tokens from the refused report, want 0", v.Used)
+	}
+}
+
 // runAsNobody runs TestPeerClientProcess as uid/gid 65534 against d and
 // returns the statuses it printed.
 func runAsNobody(t *testing.T, d *daemon) string {
+	t.Helper()
+	return runPeer(t, d, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
+}
+
+// runPeer runs TestPeerClientProcess with attr against d and returns the
+// statuses it printed.
+func runPeer(t *testing.T, d *daemon, attr *syscall.SysProcAttr) string {
 	t.Helper()
 	// Loosen the socket's file modes so that nobody can connect at all: what
 	// is tested is the API's own check of peer credentials.
@@ -132,7 +158,7 @@ func runAsNobody(t *testing.T, d *daemon) string {
 	cmd := exec.Command(bin, "-test.run=^TestPeerClientProcess$")
 	cmd.Env = append(os.Environ(), peerEnv+"="+d.sock)
 	cmd.Dir = d.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd.SysProcAttr = attr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("peer process: %v\n%s", err, out)
