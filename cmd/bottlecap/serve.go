@@ -122,6 +122,9 @@ func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*served, error) {
 // configuration (containerd's order: defaults, then file, then flags).
 func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, error) {
 	home := m.home()
+	if err := checkSettingsFile(f.settings); err != nil {
+		return daemon.Config{}, err
+	}
 	st, err := budget.LoadSettings(f.settings)
 	if err != nil {
 		return daemon.Config{}, err
@@ -144,6 +147,27 @@ func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, erro
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// checkSettingsFile refuses a settings file that someone other than its
+// owner may write, or whose owner is neither root nor the daemon's uid:
+// its operators: list grants everything, so whoever can write it could
+// make themselves an operator. A missing file is the built-in defaults.
+func checkSettingsFile(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("settings %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("settings %s (mode %s) is writable by others, who could list themselves in operators: chmod go-w %s", path, fi.Mode(), path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || (st.Uid != 0 && int(st.Uid) != os.Getuid()) {
+		return fmt.Errorf("settings %s belongs to another user, who could list themselves in operators: give it to root or the daemon's user", path)
+	}
+	return nil
 }
 
 // homeMode is the mode of a home the daemon creates: the socket's group
@@ -194,7 +218,11 @@ func (d *served) run(ctx context.Context) error {
 
 // reload re-reads settings; a bad file keeps the old settings in force.
 func (d *served) reload(why string) {
-	st, err := budget.LoadSettings(d.settingsPath)
+	err := checkSettingsFile(d.settingsPath)
+	var st *budget.Settings
+	if err == nil {
+		st, err = budget.LoadSettings(d.settingsPath)
+	}
 	if err != nil {
 		d.log.Error("settings not reloaded; the previous settings stay in force", "why", why, "err", err.Error())
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -207,5 +208,41 @@ func copyExecutable(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCheckSettingsFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		mode    fs.FileMode // 0: no file
+		owner   int         // -1: the test's own uid
+		wantErr string
+	}{
+		{"missing: the defaults", 0, -1, ""},
+		{"0600", 0o600, -1, ""},
+		{"0644", 0o644, -1, ""},
+		{"group-writable", 0o664, -1, "writable by others"},
+		{"world-writable", 0o646, -1, "writable by others"},
+		{"another user's", 0o644, nobody, "belongs to another user"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprintf("settings-%d.yml", i))
+			if tt.mode != 0 {
+				os.WriteFile(path, []byte("operators: []\n"), 0o600)
+				os.Chmod(path, tt.mode)
+			}
+			if tt.owner >= 0 {
+				if os.Getuid() != 0 {
+					t.Skip("needs root to give a file away")
+				}
+				os.Chown(path, tt.owner, tt.owner)
+			}
+			err := checkSettingsFile(path)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("got %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }
