@@ -246,3 +246,22 @@ func TestCheckSettingsFile(t *testing.T) {
 		})
 	}
 }
+
+// TestServeTightensALooseLedger starts the daemon on a ledger file others
+// may read, as older versions left it: it is tightened to 0600 and the
+// daemon says so.
+func TestServeTightensALooseLedger(t *testing.T) {
+	home := newHome(t)
+	db := filepath.Join(home, "bot-bottle.db")
+	if err := os.WriteFile(db, nil, 0o644); err != nil { // an empty file is an empty ledger
+		t.Fatal(err)
+	}
+	os.Chmod(db, 0o644)
+	p := startServe(t, home)
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("ledger after start: got %v, %v; want mode 0600", fi.Mode(), err)
+	}
+	if log := p.stderr.String(); !strings.Contains(log, "ledger file was open to others") || !strings.Contains(log, "was=0644") {
+		t.Errorf("the daemon did not say it tightened the ledger:\n%s", log)
+	}
+}
