@@ -258,8 +258,10 @@ func TestServeTightensALooseLedger(t *testing.T) {
 	}
 	os.Chmod(db, 0o644)
 	p := startServe(t, home)
-	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("ledger after start: got %v, %v; want mode 0600", fi.Mode(), err)
+	if fi, err := os.Stat(db); err != nil {
+		t.Errorf("ledger after start: %v", err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("ledger after start: got mode %o, want 600", fi.Mode().Perm())
 	}
 	if log := p.stderr.String(); !strings.Contains(log, "ledger file was open to others") || !strings.Contains(log, "was=0644") {
 		t.Errorf("the daemon did not say it tightened the ledger:\n%s", log)
