@@ -191,7 +191,8 @@ func (s *Server) applyRaw(rep *budget.Report, in api.Report) error {
 	return nil
 }
 
-// checkPeerBottle refuses a container peer's report for another bottle.
+// checkPeerBottle refuses a container peer's report for another bottle,
+// and every report of a peer whose origin is unknown.
 func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) error {
 	if peer.Host {
 		return nil
