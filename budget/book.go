@@ -157,12 +157,15 @@ func (b *Book) SetBudget(slug, agent string, l Limits) error {
 
 // Add counts tokens for (bottle, agent, provider) without looking for
 // crossings: it is how the book is rebuilt from the ledger's aggregates.
+// Every counter saturates at MaxCounted rather than wrapping.
 func (b *Book) Add(bottle, agent, provider string, tokens int64) {
-	b.agentUsed[agentKey{bottle, agent, provider}] += tokens
-	b.ownUsed[bottleKey{bottle, provider}] += tokens
-	b.globalUsed[provider] += tokens
+	ak, own := agentKey{bottle, agent, provider}, bottleKey{bottle, provider}
+	b.agentUsed[ak] = SatAdd(b.agentUsed[ak], tokens)
+	b.ownUsed[own] = SatAdd(b.ownUsed[own], tokens)
+	b.globalUsed[provider] = SatAdd(b.globalUsed[provider], tokens)
 	for _, s := range b.lineage(bottle) {
-		b.subtreeUsed[bottleKey{s, provider}] += tokens
+		sk := bottleKey{s, provider}
+		b.subtreeUsed[sk] = SatAdd(b.subtreeUsed[sk], tokens)
 	}
 }
 
@@ -185,7 +188,8 @@ func (b *Book) rebuildSubtrees() {
 	b.subtreeUsed = map[bottleKey]int64{}
 	for k, n := range b.ownUsed {
 		for _, s := range b.lineage(k.bottle) {
-			b.subtreeUsed[bottleKey{s, k.provider}] += n
+			sk := bottleKey{s, k.provider}
+			b.subtreeUsed[sk] = SatAdd(b.subtreeUsed[sk], n)
 		}
 	}
 }

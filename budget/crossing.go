@@ -43,7 +43,7 @@ func (b *Book) Record(r Report) []Event {
 	b.Add(r.Bottle, r.Agent, r.Provider, r.Counted)
 	var events []Event
 	for _, a := range before {
-		was, now := a.Used, a.Used+r.Counted
+		was, now := a.Used, SatAdd(a.Used, r.Counted)
 		switch {
 		case passes(was, now, a.Limit):
 			events = append(events, b.event(EventCrossed, a.Scope.owner(), r.Provider, a.Limit, now))

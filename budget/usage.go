@@ -20,40 +20,76 @@ type Usage struct {
 	Reasoning  int64 `json:"reasoning_tokens"`
 }
 
-// Total is the unweighted number of tokens the response consumed.
-func (u Usage) Total() int64 {
-	return u.Input + u.CacheRead + u.CacheWrite + u.Output
+// MaxFieldTokens bounds each token field of one report. The largest
+// context windows hold a few million tokens, so a trillion is far above any
+// real response, and four fields of it (weighted) cannot come near the
+// counters' int64 range: a report above it is a bug or an attack, refused.
+const MaxFieldTokens int64 = 1_000_000_000_000
+
+// MaxCounted is the most tokens any counter or aggregate holds: sums stop
+// there instead of wrapping negative (see SatAdd).
+const MaxCounted int64 = math.MaxInt64
+
+// SatAdd returns a+b for the non-negative counts bottlecap keeps, stopping
+// at MaxCounted instead of wrapping: a wrapped counter would turn an
+// exhausted budget into a negative, allowed one. A negative operand (which
+// validation refuses) counts as 0.
+func SatAdd(a, b int64) int64 {
+	a, b = max(a, 0), max(b, 0)
+	if a > MaxCounted-b {
+		return MaxCounted
+	}
+	return a + b
 }
 
-// Add returns the field-wise sum of u and v.
+// Total is the unweighted number of tokens the response consumed,
+// saturating at MaxCounted.
+func (u Usage) Total() int64 {
+	return SatAdd(SatAdd(u.Input, u.CacheRead), SatAdd(u.CacheWrite, u.Output))
+}
+
+// Add returns the field-wise sum of u and v, each saturating at MaxCounted.
 func (u Usage) Add(v Usage) Usage {
 	return Usage{
-		Input:      u.Input + v.Input,
-		CacheRead:  u.CacheRead + v.CacheRead,
-		CacheWrite: u.CacheWrite + v.CacheWrite,
-		Output:     u.Output + v.Output,
-		Reasoning:  u.Reasoning + v.Reasoning,
+		Input:      SatAdd(u.Input, v.Input),
+		CacheRead:  SatAdd(u.CacheRead, v.CacheRead),
+		CacheWrite: SatAdd(u.CacheWrite, v.CacheWrite),
+		Output:     SatAdd(u.Output, v.Output),
+		Reasoning:  SatAdd(u.Reasoning, v.Reasoning),
 	}
 }
 
-// Validate rejects negative counts, naming the offending field.
+// Validate rejects negative counts and counts above MaxFieldTokens, naming
+// the offending field as the wire spells it.
 func (u Usage) Validate() error {
-	fields := []struct {
-		name string
-		v    int64
-	}{
+	for _, f := range u.fields() {
+		if f.v < 0 {
+			return fmt.Errorf("%w: %s must not be negative (got %d)", ErrInvalid, f.name, f.v)
+		}
+		if f.v > MaxFieldTokens {
+			return fmt.Errorf("%w: %s: %d is above the most one report may carry (%d)", ErrInvalid, f.name, f.v, MaxFieldTokens)
+		}
+	}
+	return nil
+}
+
+// CountedFields names the wire fields a report's counted tokens come from,
+// for errors about the weighted count (which clients never send).
+const CountedFields = "input_tokens, cache_read_tokens, cache_write_tokens and output_tokens"
+
+type usageField struct {
+	name string
+	v    int64
+}
+
+func (u Usage) fields() []usageField {
+	return []usageField{
 		{"input_tokens", u.Input},
 		{"cache_read_tokens", u.CacheRead},
 		{"cache_write_tokens", u.CacheWrite},
 		{"output_tokens", u.Output},
 		{"reasoning_tokens", u.Reasoning},
 	}
-	for _, f := range fields {
-		if f.v < 0 {
-			return fmt.Errorf("%w: %s must not be negative (got %d)", ErrInvalid, f.name, f.v)
-		}
-	}
-	return nil
 }
 
 // Weights are per-token-kind multipliers for one provider (settings
@@ -69,14 +105,28 @@ type Weights struct {
 var UnitWeights = Weights{Input: 1, CacheRead: 1, CacheWrite: 1, Output: 1}
 
 // Counted is the number of tokens a report charges against budgets: each
-// kind multiplied by its weight, rounded to the nearest whole token.
+// kind multiplied by its weight, rounded to the nearest whole token, and
+// saturating at MaxCounted (a large weight must not wrap the count).
 func (u Usage) Counted(w Weights) int64 {
 	if w == (Weights{}) {
 		w = UnitWeights
 	}
 	f := float64(u.Input)*w.Input + float64(u.CacheRead)*w.CacheRead +
 		float64(u.CacheWrite)*w.CacheWrite + float64(u.Output)*w.Output
-	return int64(math.Round(f))
+	return clampCount(math.Round(f))
+}
+
+// clampCount converts a float count to int64 within [0, MaxCounted]; NaN
+// counts as 0. float64(MaxCounted) rounds up to 2^63, which int64 cannot
+// hold, hence >=.
+func clampCount(f float64) int64 {
+	switch {
+	case math.IsNaN(f) || f <= 0:
+		return 0
+	case f >= float64(MaxCounted):
+		return MaxCounted
+	}
+	return int64(f)
 }
 
 // Report is one usage report as a sidecar sends it and the ledger stores it.

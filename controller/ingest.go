@@ -8,11 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/store"
 )
 
 // RawParser normalises a provider response body (JSON or SSE text) in the
@@ -28,7 +33,19 @@ type RawUsage struct {
 }
 
 // maxIDLen bounds idempotency keys; provider ids are far shorter.
-const maxIDLen = 256
+// maxLabelLen bounds a report's model and host, which the dashboard and
+// the ledger show as they came.
+const (
+	maxIDLen    = 256
+	maxLabelLen = 256
+)
+
+// The ledger stores times as int64 unix nanoseconds, which reach from
+// 1677-09-21 to 2262-04-11; a ts outside is refused, not stored wrapped.
+var (
+	minTS = time.Unix(0, math.MinInt64+1).UTC()
+	maxTS = time.Unix(0, math.MaxInt64).UTC()
+)
 
 // handleIngest implements POST /v1/usage: validate every report (nothing
 // is stored if one is bad), register unknown bottles, commit through the
@@ -104,7 +121,9 @@ func readNDJSON(body io.Reader) ([]api.Report, error) {
 
 // prepare validates one wire report and turns it into a ledger report:
 // provider attributed, raw body normalised, agent defaulted, tokens
-// weighted, timestamp set.
+// weighted, timestamp set. Everything that can refuse a report is checked
+// here, before anything is registered or stored, so a refused request
+// changes nothing.
 func (s *Server) prepare(ctx context.Context, peer Peer, in api.Report) (budget.Report, error) {
 	rep := in.Report
 	rep.Complete = in.Complete == nil || *in.Complete
@@ -119,19 +138,78 @@ func (s *Server) prepare(ctx context.Context, peer Peer, in api.Report) (budget.
 			return rep, err
 		}
 	}
+	if err := checkLabels(rep); err != nil {
+		return rep, err
+	}
 	if err := rep.Usage.Validate(); err != nil {
 		return rep, err
 	}
-	if rep.TS.IsZero() {
-		rep.TS = s.now().UTC()
+	if err := s.checkTS(&rep); err != nil {
+		return rep, err
 	}
+	if err := s.weigh(&rep); err != nil {
+		return rep, err
+	}
+	// The ledger's own checks, so that the writer cannot refuse a report
+	// after its bottle was registered.
+	return rep, store.ValidateReports([]budget.Report{rep})
+}
+
+// weigh resolves the agent and the counted tokens, refusing a report whose
+// count would take the provider's host-wide total (the largest counter it
+// adds to) past budget.MaxCounted.
+func (s *Server) weigh(rep *budget.Report) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if b, ok := s.book.Bottle(rep.Bottle); ok {
 		rep.Agent = b.AgentName(rep.Agent)
 	}
 	rep.Counted = rep.Usage.Counted(s.settings.WeightsFor(rep.Provider))
-	s.mu.Unlock()
-	return rep, nil
+	if _, _, global := s.book.Used(rep.Bottle, rep.Agent, rep.Provider); rep.Counted > budget.MaxCounted-global {
+		return fmt.Errorf("%w: %s: weighted, this report counts %d tokens, which would take the %s total of %d past the most a counter holds (%d)",
+			budget.ErrInvalid, budget.CountedFields, rep.Counted, rep.Provider, global, budget.MaxCounted)
+	}
+	return nil
+}
+
+// checkTS refuses a time the ledger cannot store and brings one in the
+// future back to the time of receipt: a clock ahead (or a peer lying)
+// would otherwise inflate burn rates until that time comes. A report
+// without a time is stamped with the time of receipt.
+func (s *Server) checkTS(rep *budget.Report) error {
+	now := s.now().UTC()
+	switch {
+	case rep.TS.IsZero():
+		rep.TS = now
+	case rep.TS.Before(minTS) || rep.TS.After(maxTS):
+		return fmt.Errorf("%w: ts: %s is outside the times the ledger can store (%s to %s)",
+			budget.ErrInvalid, rep.TS.Format(time.RFC3339), minTS.Format(time.RFC3339), maxTS.Format(time.RFC3339))
+	case rep.TS.After(now):
+		rep.TS = now
+	}
+	return nil
+}
+
+// checkLabels bounds a report's model and host, which reach the ledger
+// and the operator's screen as the peer wrote them.
+func checkLabels(rep budget.Report) error {
+	if err := checkText("model", rep.Model, maxLabelLen); err != nil {
+		return err
+	}
+	return checkText("host", rep.Host, maxLabelLen)
+}
+
+// checkText refuses text longer than max bytes or not valid UTF-8. JSON
+// decoding turns invalid bytes into U+FFFD, so distinct ids would collapse
+// into one: a U+FFFD is refused too.
+func checkText(field, v string, max int) error {
+	if len(v) > max {
+		return fmt.Errorf("%w: %s: longer than %d bytes", budget.ErrInvalid, field, max)
+	}
+	if !utf8.ValidString(v) || strings.ContainsRune(v, utf8.RuneError) {
+		return fmt.Errorf("%w: %s: not valid UTF-8 (or holds U+FFFD, which stands for bytes that were not)", budget.ErrInvalid, field)
+	}
+	return nil
 }
 
 // checkIdentity validates id, bottle, agent and provider, attributing the
@@ -140,8 +218,8 @@ func (s *Server) checkIdentity(rep *budget.Report) error {
 	if rep.ID == "" {
 		return fmt.Errorf("%w: id: required (the upstream response id, used as the idempotency key)", budget.ErrInvalid)
 	}
-	if len(rep.ID) > maxIDLen {
-		return fmt.Errorf("%w: id: longer than %d bytes", budget.ErrInvalid, maxIDLen)
+	if err := checkText("id", rep.ID, maxIDLen); err != nil {
+		return err
 	}
 	if err := budget.ValidateSlug("bottle", rep.Bottle); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,6 +120,12 @@ func (s *Server) load(ctx context.Context) error {
 		return fmt.Errorf("load usage: %w", err)
 	}
 	for _, t := range totals {
+		if len(t.Clamped) > 0 {
+			// Start anyway: refusing would need a hand edit of the ledger,
+			// and the clamped count is the most the row can mean.
+			s.log.Warn("ledger totals out of range, read clamped (the next report for this key rewrites the row)",
+				"bottle", t.Bottle, "agent", t.Agent, "provider", t.Provider, "values", strings.Join(t.Clamped, " "))
+		}
 		book.Add(t.Bottle, t.Agent, t.Provider, t.Counted)
 	}
 	s.book = book

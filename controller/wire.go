@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -21,10 +22,28 @@ func decodeReport(b []byte) (api.Report, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return r, jsonError(err)
+		return r, jsonError(tsError(b, err))
 	}
 	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
 		return r, fmt.Errorf("%w: body: unexpected data after the report at byte %d", budget.ErrInvalid, dec.InputOffset())
 	}
 	return r, nil
+}
+
+// tsError names ts when a report failed to decode because of its time:
+// time.Time's UnmarshalJSON fails outside encoding/json's error types, so
+// its errors would otherwise not say which field they are about. It runs
+// only on the error path.
+func tsError(b []byte, err error) error {
+	var probe struct {
+		TS json.RawMessage `json:"ts"`
+	}
+	if json.Unmarshal(b, &probe) != nil || len(probe.TS) == 0 {
+		return err
+	}
+	var t time.Time
+	if tsErr := t.UnmarshalJSON(probe.TS); tsErr != nil {
+		return fmt.Errorf("%w: ts: want an RFC 3339 time such as 2026-11-21T20:00:00Z, got %.64s", budget.ErrInvalid, probe.TS)
+	}
+	return err
 }

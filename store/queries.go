@@ -9,7 +9,10 @@ import (
 )
 
 // Totals returns every (bottle, agent, provider) aggregate, ordered by key.
-// It reads the aggregate table only, never the ledger.
+// It reads the aggregate table only, never the ledger. A count the ledger
+// holds out of range (REAL after an overflow, or negative: an older daemon
+// wrote such rows) is clamped into [0, budget.MaxCounted] and named in the
+// total's Clamped, so the daemon still starts and can say what it repaired.
 func (db *DB) Totals(ctx context.Context) ([]Total, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT bottle, agent, provider,
 		input, cache_read, cache_write, output, reasoning, counted, reports, last_ts
@@ -20,20 +23,66 @@ func (db *DB) Totals(ctx context.Context) ([]Total, error) {
 	defer rows.Close()
 	var all []Total
 	for rows.Next() {
-		var t Total
-		var last int64
-		u := &t.Usage
-		if err := rows.Scan(&t.Bottle, &t.Agent, &t.Provider, &u.Input, &u.CacheRead, &u.CacheWrite,
-			&u.Output, &u.Reasoning, &t.Counted, &t.Reports, &last); err != nil {
+		t, err := scanTotal(rows)
+		if err != nil {
 			return nil, fmt.Errorf("totals: %w", classify(err))
 		}
-		t.LastTS = fromNanos(last)
 		all = append(all, t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("totals: %w", classify(err))
 	}
 	return all, nil
+}
+
+// totalCounts are the count columns of totals, in SELECT order.
+var totalCounts = []string{"input", "cache_read", "cache_write", "output", "reasoning", "counted", "reports"}
+
+// scanTotal reads one totals row, clamping its counts.
+func scanTotal(rows *sql.Rows) (Total, error) {
+	var t Total
+	var last int64
+	raw := make([]any, len(totalCounts))
+	dest := []any{&t.Bottle, &t.Agent, &t.Provider}
+	for i := range raw {
+		dest = append(dest, &raw[i])
+	}
+	if err := rows.Scan(append(dest, &last)...); err != nil {
+		return t, err
+	}
+	u := &t.Usage
+	for i, p := range []*int64{&u.Input, &u.CacheRead, &u.CacheWrite, &u.Output, &u.Reasoning, &t.Counted, &t.Reports} {
+		n, ok := clampedCount(raw[i])
+		if !ok {
+			t.Clamped = append(t.Clamped, fmt.Sprintf("%s=%v", totalCounts[i], raw[i]))
+		}
+		*p = n
+	}
+	t.LastTS = fromNanos(last)
+	return t, nil
+}
+
+// clampedCount reads a count column as an int64 in [0, budget.MaxCounted];
+// ok is false when the stored value was not such an integer.
+func clampedCount(v any) (n int64, ok bool) {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 {
+			return 0, false
+		}
+		return x, true
+	case float64:
+		switch {
+		case x >= float64(budget.MaxCounted):
+			return budget.MaxCounted, false
+		case x > 0: // NaN fails both comparisons and counts as 0
+			return int64(x), false
+		}
+		return 0, false
+	case nil:
+		return 0, true
+	}
+	return 0, false
 }
 
 // RecentReports returns up to limit reports of a bottle, most recently

@@ -22,18 +22,32 @@ const reportColumns = 14
 // SQLite. 64 rows are 896 parameters, well under SQLite's 32,766.
 const insertChunk = 64
 
-const upsertTotalSQL = `INSERT INTO totals
+// upsertTotalSQL adds one batch's sums to an aggregate. Every column
+// saturates at budget.MaxCounted instead of overflowing (SQLite would turn
+// the sum into a REAL that no longer scans into an int64), and reading the
+// old value through CAST(… AS INTEGER), floored at 0, also heals a row an
+// older daemon left REAL or negative.
+var upsertTotalSQL = `INSERT INTO totals
 	(bottle, agent, provider, input, cache_read, cache_write, output, reasoning, counted, reports, last_ts)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (bottle, agent, provider) DO UPDATE SET
-		input       = input + excluded.input,
-		cache_read  = cache_read + excluded.cache_read,
-		cache_write = cache_write + excluded.cache_write,
-		output      = output + excluded.output,
-		reasoning   = reasoning + excluded.reasoning,
-		counted     = counted + excluded.counted,
-		reports     = reports + excluded.reports,
+		input       = ` + satSumSQL("input") + `,
+		cache_read  = ` + satSumSQL("cache_read") + `,
+		cache_write = ` + satSumSQL("cache_write") + `,
+		output      = ` + satSumSQL("output") + `,
+		reasoning   = ` + satSumSQL("reasoning") + `,
+		counted     = ` + satSumSQL("counted") + `,
+		reports     = ` + satSumSQL("reports") + `,
 		last_ts     = max(last_ts, excluded.last_ts)`
+
+// satSumSQL is col + excluded.col for the upsert, saturating at
+// budget.MaxCounted (the excluded value is never negative: ValidateReports
+// and the in-memory sums see to it).
+func satSumSQL(col string) string {
+	old := fmt.Sprintf("max(CAST(%s AS INTEGER), 0)", col)
+	return fmt.Sprintf("CASE WHEN %[1]s > %[2]d - excluded.%[3]s THEN %[2]d ELSE %[1]s + excluded.%[3]s END",
+		old, budget.MaxCounted, col)
+}
 
 // AppendReports stores reports and updates their aggregates in one
 // transaction; see Repository. Invalid reports fail the whole call with
@@ -101,7 +115,7 @@ func ValidateReports(reports []budget.Report) error {
 			return fmt.Errorf("report %s: %w", r.ID, err)
 		}
 		if r.Counted < 0 {
-			return fmt.Errorf("%w: report %s: counted_tokens must not be negative (got %d)", budget.ErrInvalid, r.ID, r.Counted)
+			return fmt.Errorf("%w: report %s: the weighted count of %s must not be negative (got %d)", budget.ErrInvalid, r.ID, budget.CountedFields, r.Counted)
 		}
 	}
 	return nil
@@ -176,7 +190,7 @@ func addToSum(sums map[totalKey]*Total, r budget.Report) {
 		sums[k] = t
 	}
 	t.Usage = t.Usage.Add(r.Usage)
-	t.Counted += r.Counted
+	t.Counted = budget.SatAdd(t.Counted, r.Counted)
 	t.Reports++
 	if r.TS.After(t.LastTS) {
 		t.LastTS = r.TS

@@ -88,6 +88,9 @@ type Total struct {
 	Counted  int64 // sum of the reports' weighted counts
 	Reports  int64
 	LastTS   time.Time
+	// Clamped names the counts the ledger held out of range (REAL or
+	// negative), with their stored values, which Totals clamped.
+	Clamped []string
 }
 
 // ScopeBudget is a runtime budget at one scope.
