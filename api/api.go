@@ -114,11 +114,15 @@ type AuditVerify struct {
 
 // Status answers GET /v1/status.
 type Status struct {
-	Version        string           `json:"version"`
-	PID            int              `json:"pid"`
-	StartedAt      time.Time        `json:"started_at"`
-	UptimeSeconds  float64          `json:"uptime_seconds"`
-	Store          string           `json:"store"`
+	Version       string    `json:"version"`
+	PID           int       `json:"pid"`
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Store         string    `json:"store"`
+	// StoreReadOnly is true when the ledger takes no writes (opened
+	// read-only, or the disk refused the last write); StoreError says why.
+	StoreReadOnly  bool             `json:"store_read_only"`
+	StoreError     string           `json:"store_error,omitempty"`
 	Socket         string           `json:"socket"`
 	Precedence     string           `json:"precedence"`
 	Bottles        int              `json:"bottles"`

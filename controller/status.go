@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"net/http"
 	"os"
 
@@ -14,6 +15,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Version: s.cfg.Version, PID: os.Getpid(), StartedAt: s.started,
 		UptimeSeconds: s.now().Sub(s.started).Seconds(),
 		Store:         s.cfg.StorePath, Socket: s.cfg.Socket,
+	}
+	if err := s.cfg.Store.Writable(r.Context()); err != nil {
+		st.StoreReadOnly, st.StoreError = true, err.Error()
 	}
 	s.mu.Lock()
 	st.Precedence = string(s.settings.Precedence)
@@ -81,7 +85,12 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 // naming the first broken entry when it does not.
 func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Store.VerifyAudit(r.Context()); err != nil {
-		writeJSON(w, http.StatusConflict, api.AuditVerify{OK: false, Error: err.Error()})
+		var ce *store.ChainError
+		if !errors.As(err, &ce) {
+			writeErr(w, err) // the store could not be read: no verdict on the chain
+			return
+		}
+		writeJSON(w, http.StatusConflict, api.AuditVerify{OK: false, Entries: ce.Good, Error: err.Error()})
 		return
 	}
 	entries, err := s.cfg.Store.Audit(r.Context(), "", 1)

@@ -123,11 +123,14 @@ func (db *DB) VerifyAudit(ctx context.Context) error {
 	}
 	defer rows.Close()
 	prev := AuditEntry{Hash: genesisHash}
+	var good int64
 	err = scanAudit(rows, func(e AuditEntry) error {
 		if err := checkLink(prev, e); err != nil {
+			err.Good = good
 			return err
 		}
 		prev = e
+		good++
 		return nil
 	})
 	var ce *ChainError
@@ -140,7 +143,7 @@ func (db *DB) VerifyAudit(ctx context.Context) error {
 	return nil
 }
 
-func checkLink(prev, e AuditEntry) error {
+func checkLink(prev, e AuditEntry) *ChainError {
 	switch {
 	case e.Seq != prev.Seq+1:
 		return &ChainError{Seq: e.Seq, Reason: fmt.Sprintf("follows seq %d", prev.Seq)}

@@ -29,6 +29,8 @@ type DB struct {
 	recent recentIDs
 	// stmts are the append path's statements, prepared on the writer.
 	stmts *appendStmts
+	// health is the last write the disk refused, for Writable.
+	health writeHealth
 }
 
 var _ Repository = (*DB)(nil)

@@ -51,6 +51,8 @@ func classify(err error) error {
 type ChainError struct {
 	Seq    int64
 	Reason string
+	// Good counts the entries before Seq that verified.
+	Good int64
 }
 
 // Error says which entry broke the chain and how.

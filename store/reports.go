@@ -78,6 +78,7 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, beforeC
 
 	results, fresh, err := db.appendReports(ctx, tx, reports)
 	if err != nil {
+		db.health.note(err)
 		return nil, fmt.Errorf("append reports: %w", classify(err))
 	}
 	if beforeCommit != nil {
@@ -86,8 +87,10 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, beforeC
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		db.health.note(err)
 		return nil, fmt.Errorf("append reports: commit: %w", classify(err))
 	}
+	db.health.note(nil)
 	db.ckpt.committed()
 	for _, id := range fresh {
 		db.recent.ids[id] = struct{}{}

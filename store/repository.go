@@ -22,6 +22,8 @@ type Repository interface {
 	AppendReports(ctx context.Context, reports []budget.Report) ([]AppendResult, error)
 	// Totals returns every (bottle, agent, provider) aggregate.
 	Totals(ctx context.Context) ([]Total, error)
+	// Writable returns nil when the ledger takes writes, else why not.
+	Writable(ctx context.Context) error
 	// RecentReports returns up to limit reports of a bottle, newest first.
 	RecentReports(ctx context.Context, bottle string, limit int) ([]budget.Report, error)
 

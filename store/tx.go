@@ -23,11 +23,14 @@ func (db *DB) update(ctx context.Context, what string, fn func(*sql.Tx) error) e
 	defer tx.Rollback()
 
 	if err := fn(tx); err != nil {
+		db.health.note(err)
 		return fmt.Errorf("%s: %w", what, classify(err))
 	}
 	if err := tx.Commit(); err != nil {
+		db.health.note(err)
 		return fmt.Errorf("%s: commit: %w", what, classify(err))
 	}
+	db.health.note(nil)
 	db.ckpt.committed()
 	return nil
 }

@@ -79,7 +79,7 @@ func (d *DetailView) summary(r Row) []string {
 	st := d.c.Styles
 	title := st.Title.Render(r.Slug) + "  " + st.state(r.State, lipWidth(stateText(r.State)))
 	if r.Reason != "" {
-		title += "  " + r.Reason
+		title += "  " + Printable(r.Reason)
 	}
 	who := []string{"agent " + orDash(r.Agent), "name " + orDash(r.Name), "parent " + orDash(r.Parent),
 		"providers " + orDash(strings.Join(r.Providers, ", "))}
@@ -115,7 +115,7 @@ func reportLines(rs []budget.Report) []string {
 	out := make([]string, 0, len(rs))
 	for _, r := range rs {
 		l := fmt.Sprintf("%s  %-12s %-8s %-20s %7s in %6s out", clock(r.TS), fit(r.Agent, 12), fit(r.Provider, 8),
-			fit(orDash(r.Model), 20), Tokens(r.Counted), Tokens(r.Output))
+			fit(orDash(Printable(r.Model)), 20), Tokens(r.Counted), Tokens(r.Output))
 		if !r.Complete {
 			l += "  (incomplete stream)"
 		}
@@ -136,7 +136,7 @@ func auditLines(es []api.AuditEntry, withBottle bool) []string {
 		if withBottle {
 			l += fit(orDash(e.Bottle), 18) + " "
 		}
-		out = append(out, l+e.Detail)
+		out = append(out, l+Printable(e.Detail))
 	}
 	return out
 }

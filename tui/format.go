@@ -217,3 +217,22 @@ func lines(s string, w, h int) string {
 
 // lipWidth is the cells a styled string takes.
 func lipWidth(s string) int { return ansi.StringWidth(s) }
+
+// Printable drops control characters (C0, DEL and C1, escape included)
+// from text a peer or an operator supplied, such as a report's model or an
+// action's reason, so that it cannot move the cursor or repaint the
+// operator's terminal. Tabs and newlines go too: every such field is one
+// line in a cell.
+func Printable(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }

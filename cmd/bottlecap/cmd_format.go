@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/tui"
 )
 
 // tokenUnits are the display units, as ParseTokens reads them back.
@@ -108,7 +109,15 @@ func newTable(w io.Writer, header ...string) *table {
 	return t
 }
 
-func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\t")) }
+// row writes one line; control characters in the cells (a peer's model,
+// an operator's reason) are dropped so they cannot paint the terminal.
+func (t *table) row(cells ...string) {
+	clean := make([]string, len(cells))
+	for i, c := range cells {
+		clean[i] = tui.Printable(c)
+	}
+	fmt.Fprintln(t.tw, strings.Join(clean, "\t"))
+}
 
 func (t *table) flush() error { return t.tw.Flush() }
 

@@ -32,6 +32,7 @@ func printStatus(w io.Writer, st api.Status) error {
 	fmt.Fprintf(w, "bottlecap %s: running (pid %d, up %s)\n", st.Version, st.PID, up)
 	t := newTable(w, "socket", st.Socket)
 	t.row("store", st.Store)
+	t.row("ledger", ledgerLine(st))
 	t.row("docker", dockerLine(st.Docker))
 	t.row("precedence", st.Precedence)
 	t.row("bottles", fmt.Sprint(st.Bottles))
@@ -65,4 +66,13 @@ func dockerLine(d api.DockerStatus) string {
 		return "unreachable: " + d.Error
 	}
 	return "unreachable"
+}
+
+// ledgerLine says whether the ledger takes writes: a read-only ledger means
+// reports are refused (the sidecars retry) until it is fixed.
+func ledgerLine(st api.Status) string {
+	if !st.StoreReadOnly {
+		return "writable"
+	}
+	return "READ-ONLY, reports are refused: " + st.StoreError
 }

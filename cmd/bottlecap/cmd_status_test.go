@@ -25,6 +25,7 @@ func TestStatus(t *testing.T) {
 	want := `bottlecap 0.1.0: running (pid 4242, up 1h2m5s)
 socket           /h/run/bottlecap.sock
 store            /h/bot-bottle.db
+ledger           writable
 docker           reachable (API 1.47)
 precedence       nearest
 bottles          3
@@ -62,5 +63,17 @@ func TestStatusNoGlobalBudgetNoDocker(t *testing.T) {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("stdout lacks %q:\n%s", s, r.stdout)
 		}
+	}
+}
+
+func TestStatusReadOnlyLedger(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	st := status
+	st.StoreReadOnly, st.StoreError = true, "store opened read-only: denied"
+	srv.Reply("GET /v1/status", 200, st)
+	r := runAt(t, srv, "status")
+	wantCode(t, r, 0)
+	if want := "ledger           READ-ONLY, reports are refused: store opened read-only: denied\n"; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 	}
 }
