@@ -65,14 +65,17 @@ func TestAuditRefusesUpdates(t *testing.T) {
 
 func TestVerifyAuditFindsTampering(t *testing.T) {
 	tests := []struct {
-		name    string
-		tamper  string
-		wantSeq int64
+		name     string
+		tamper   string
+		wantSeq  int64
+		wantGood int64 // entries that verified before the break
 	}{
-		{"edited detail", `UPDATE audit SET detail = 'nothing happened' WHERE seq = 3`, 3},
-		{"edited time", `UPDATE audit SET ts = ts + 1 WHERE seq = 2`, 2},
-		{"rehashed entry", `UPDATE audit SET hash = prev_hash WHERE seq = 2`, 2},
-		{"deleted entry", `DELETE FROM audit WHERE seq = 4`, 5},
+		{"edited detail", `UPDATE audit SET detail = 'nothing happened' WHERE seq = 3`, 3, 2},
+		{"edited time", `UPDATE audit SET ts = ts + 1 WHERE seq = 2`, 2, 1},
+		{"rehashed entry", `UPDATE audit SET hash = prev_hash WHERE seq = 2`, 2, 1},
+		{"deleted entry", `DELETE FROM audit WHERE seq = 4`, 5, 3},
+		{"edited first entry", `UPDATE audit SET detail = 'x' WHERE seq = 1`, 1, 0},
+		{"edited last entry", `UPDATE audit SET detail = 'x' WHERE seq = 6`, 6, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,8 +93,8 @@ func TestVerifyAuditFindsTampering(t *testing.T) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("VerifyAudit = %v, want a *ChainError", err)
 			}
-			if ce.Seq != tt.wantSeq {
-				t.Errorf("broken at seq %d (%v), want %d", ce.Seq, err, tt.wantSeq)
+			if ce.Seq != tt.wantSeq || ce.Good != tt.wantGood {
+				t.Errorf("broken at seq %d after %d good (%v), want seq %d after %d good", ce.Seq, ce.Good, err, tt.wantSeq, tt.wantGood)
 			}
 		})
 	}
