@@ -14,7 +14,7 @@ func TestTableDropsControlCharacters(t *testing.T) {
 	if err := tb.flush(); err != nil {
 		t.Fatal(err)
 	}
-	want := "MODEL     REASON\n[41mgpt-5  budget exhausted\n"
+	want := "MODEL      REASON\n[41mgpt-5  budget exhausted\n"
 	if got := b.String(); got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
