@@ -3,6 +3,7 @@ package budget
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -16,14 +17,27 @@ import (
 	"github.com/goccy/go-yaml/token"
 )
 
+// MaxSettingsBytes bounds a settings file. Real ones are a few kilobytes;
+// a thousand bottles with budgets of their own fit in well under 100 KiB.
+// A larger file is refused before it is parsed, so a file written by
+// mistake (or by someone who may write it) cannot stall a reload or grow
+// the daemon's memory.
+const MaxSettingsBytes = 1 << 20
+
 // LoadSettings reads a settings file. A missing file yields the defaults, so
 // a fresh host runs without one; a file that cannot be read is an I/O error
-// (not a *SettingsError).
+// (not a *SettingsError); a file over MaxSettingsBytes is a *SettingsError
+// read no further than the limit.
 func LoadSettings(path string) (*Settings, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return DefaultSettings(), nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSettingsBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read settings: %w", err)
 	}
@@ -37,6 +51,10 @@ func LoadSettings(path string) (*Settings, error) {
 // block scalars, merge keys, several documents), is a *SettingsError.
 // An empty file, or one holding only comments, yields the defaults.
 func ParseSettings(name string, data []byte) (*Settings, error) {
+	if len(data) > MaxSettingsBytes {
+		return nil, &SettingsError{File: name, Msg: fmt.Sprintf(
+			"larger than %d bytes (1 MiB), the most a settings file may hold; nothing in it was read", MaxSettingsBytes)}
+	}
 	p := &settingsParser{file: name, lines: strings.Split(string(data), "\n"), s: DefaultSettings()}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {

@@ -89,6 +89,15 @@ type served struct {
 	engine       *dockerclient.Client
 	settingsPath string
 	settingsMod  time.Time
+	// load reads the settings file (loadSettingsFile; tests slow it).
+	load func(path string) (*budget.Settings, error)
+}
+
+// reloaded is the outcome of one settings reload, run off the signal loop.
+type reloaded struct {
+	why string
+	st  *budget.Settings
+	err error
 }
 
 func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*served, error) {
@@ -103,7 +112,7 @@ func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*served, error) {
 	if err != nil {
 		return nil, err
 	}
-	sv := &served{log: log, settingsPath: f.settings, settingsMod: modTime(f.settings)}
+	sv := &served{log: log, settingsPath: f.settings, settingsMod: modTime(f.settings), load: loadSettingsFile}
 	if f.docker {
 		if sv.engine, err = enforcement.Connect(); err != nil {
 			return nil, err
@@ -122,10 +131,7 @@ func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*served, error) {
 // configuration (containerd's order: defaults, then file, then flags).
 func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, error) {
 	home := m.home()
-	if err := checkSettingsFile(f.settings); err != nil {
-		return daemon.Config{}, err
-	}
-	st, err := budget.LoadSettings(f.settings)
+	st, err := loadSettingsFile(f.settings)
 	if err != nil {
 		return daemon.Config{}, err
 	}
@@ -147,6 +153,14 @@ func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, erro
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// loadSettingsFile checks who may write the settings file, then parses it.
+func loadSettingsFile(path string) (*budget.Settings, error) {
+	if err := checkSettingsFile(path); err != nil {
+		return nil, err
+	}
+	return budget.LoadSettings(path)
 }
 
 // checkSettingsFile refuses a settings file that someone other than its
@@ -195,8 +209,29 @@ func (d *served) run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	return d.loop(ctx, hup)
+}
+
+// loop is run's select. A reload reads and parses the file in a goroutine
+// of its own, so a shutdown signal is answered at once whatever the file
+// holds; a reload still running then is abandoned (its result is never put
+// in force). Reload requests while one runs are folded into one more.
+func (d *served) loop(ctx context.Context, hup <-chan os.Signal) error {
 	poll := time.NewTicker(2 * time.Second)
 	defer poll.Stop()
+	done := make(chan reloaded, 1) // buffered: an abandoned reload never blocks
+	running, again := false, ""
+	start := func(why string) {
+		if running {
+			again = why
+			return
+		}
+		running = true
+		go func() {
+			st, err := d.load(d.settingsPath)
+			done <- reloaded{why, st, err}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,29 +241,32 @@ func (d *served) run(ctx context.Context) error {
 			d.closeEngine()
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
-			d.reload("SIGHUP")
+			start("SIGHUP")
 		case <-poll.C:
 			if mt := modTime(d.settingsPath); !mt.Equal(d.settingsMod) {
 				d.settingsMod = mt
-				d.reload("settings file changed")
+				start("settings file changed")
+			}
+		case r := <-done:
+			running = false
+			d.apply(r)
+			if again != "" {
+				why := again
+				again = ""
+				start(why)
 			}
 		}
 	}
 }
 
-// reload re-reads settings; a bad file keeps the old settings in force.
-func (d *served) reload(why string) {
-	err := checkSettingsFile(d.settingsPath)
-	var st *budget.Settings
-	if err == nil {
-		st, err = budget.LoadSettings(d.settingsPath)
-	}
-	if err != nil {
-		d.log.Error("settings not reloaded; the previous settings stay in force", "why", why, "err", err.Error())
+// apply puts reloaded settings in force; a bad file keeps the old ones.
+func (d *served) apply(r reloaded) {
+	if r.err != nil {
+		d.log.Error("settings not reloaded; the previous settings stay in force", "why", r.why, "err", r.err.Error())
 		return
 	}
-	d.d.Server.SetSettings(st)
-	d.log.Info("settings reloaded", "why", why, "file", d.settingsPath)
+	d.d.Server.SetSettings(r.st)
+	d.log.Info("settings reloaded", "why", r.why, "file", d.settingsPath)
 }
 
 // shutdown stops the API (finishing in-flight requests and their commits
