@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/daemon"
+)
+
+// TestShutdownDuringSlowReload holds a settings reload inside its parse
+// (as a huge or pathological file would) and cancels the daemon's context,
+// as SIGTERM does: the loop shuts down without waiting for the parse, and
+// the abandoned reload's settings are never put in force.
+func TestShutdownDuringSlowReload(t *testing.T) {
+	dir, err := os.MkdirTemp("", "bcr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	d, err := daemon.Start(context.Background(), daemon.Config{Socket: filepath.Join(dir, "run", "s.sock"),
+		DBPath: filepath.Join(dir, "bot-bottle.db"), Home: dir, Settings: budget.DefaultSettings(), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	strict := budget.DefaultSettings()
+	strict.Precedence = budget.Strict
+	logs := &syncBuffer{}
+	sv := &served{log: slog.New(slog.NewTextHandler(logs, nil)), d: d, settingsPath: filepath.Join(dir, "settings.yml"),
+		load: func(string) (*budget.Settings, error) {
+			close(entered)
+			<-release
+			return strict, nil
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan os.Signal, 1)
+	stopped := make(chan error, 1)
+	go func() { stopped <- sv.loop(ctx, hup) }()
+	hup <- syscall.SIGHUP
+	<-entered
+	cancel() // SIGTERM, while the reload is still parsing
+	if err := <-stopped; err != nil {
+		t.Errorf("loop returned %v, want a clean shutdown", err)
+	}
+	close(release)
+	if strings.Contains(logs.String(), "settings reloaded") {
+		t.Errorf("the abandoned reload was put in force:\n%s", logs.String())
+	}
+}
