@@ -12,9 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
-	"github.com/goccy/go-yaml/token"
+	"go.yaml.in/yaml/v3"
 )
 
 // MaxSettingsBytes bounds a settings file. Real ones are a few kilobytes;
@@ -42,216 +40,6 @@ func LoadSettings(path string) (*Settings, error) {
 		return nil, fmt.Errorf("read settings: %w", err)
 	}
 	return ParseSettings(path, data)
-}
-
-// ParseSettings parses the content of a settings.yml over DefaultSettings;
-// name is the file name errors are reported against. It is strict so a typo
-// never silently leaves a budget unenforced: every problem, including an
-// unknown key or YAML outside bot-bottle's subset (anchors, aliases, tags,
-// block scalars, merge keys, several documents), is a *SettingsError.
-// An empty file, or one holding only comments, yields the defaults.
-func ParseSettings(name string, data []byte) (*Settings, error) {
-	if len(data) > MaxSettingsBytes {
-		return nil, &SettingsError{File: name, Msg: fmt.Sprintf(
-			"larger than %d bytes (1 MiB), the most a settings file may hold; nothing in it was read", MaxSettingsBytes)}
-	}
-	p := &settingsParser{file: name, lines: strings.Split(string(data), "\n"), s: DefaultSettings()}
-	f, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil, p.syntaxError(err)
-	}
-	body, err := p.body(f)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.fields(body, "", p.top); err != nil {
-		return nil, err
-	}
-	if err := p.mergeProviders(); err != nil {
-		return nil, err
-	}
-	return p.s, nil
-}
-
-// settingsParser walks the YAML AST of one file into Settings.
-type settingsParser struct {
-	file      string
-	lines     []string
-	s         *Settings
-	providers []providerEntry // the file's providers, in file order
-}
-
-// providerEntry is one provider of the file's `providers:` with its hosts.
-type providerEntry struct {
-	name  string
-	hosts []string
-	nodes []ast.Node // where each host was written
-}
-
-// field is one key of a mapping: its name, dotted path and nodes.
-type field struct {
-	name, path string
-	key, value ast.Node
-}
-
-// errAt builds a *SettingsError at a line and column.
-func (p *settingsParser) errAt(line, col int, key, msg string) *SettingsError {
-	e := &SettingsError{File: p.file, Line: line, Column: col, Key: key, Msg: msg}
-	if line > 0 && line <= len(p.lines) {
-		e.source = strings.TrimRight(p.lines[line-1], "\r")
-	}
-	return e
-}
-
-// fail builds a *SettingsError at node n.
-func (p *settingsParser) fail(n ast.Node, key, format string, args ...any) error {
-	line, col := 0, 0
-	if tk := n.GetToken(); tk != nil && tk.Position != nil {
-		line, col = tk.Position.Line, tk.Position.Column
-	}
-	return p.errAt(line, col, key, fmt.Sprintf(format, args...))
-}
-
-// syntaxError turns the YAML parser's error into a positioned SettingsError.
-func (p *settingsParser) syntaxError(err error) error {
-	var ye interface {
-		GetToken() *token.Token
-		GetMessage() string
-	}
-	if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
-		pos := ye.GetToken().Position
-		return p.errAt(pos.Line, pos.Column, "", ye.GetMessage())
-	}
-	return p.errAt(0, 0, "", err.Error())
-}
-
-// body is the file's one document body; nil for an empty file.
-func (p *settingsParser) body(f *ast.File) (ast.Node, error) {
-	var docs []*ast.DocumentNode
-	for _, d := range f.Docs {
-		if d != nil && d.Body != nil {
-			docs = append(docs, d)
-		}
-	}
-	if len(docs) == 0 {
-		return nil, nil
-	}
-	if len(docs) > 1 {
-		return nil, p.fail(docs[1].Body, "", "only one YAML document is allowed (remove the second ---)")
-	}
-	return docs[0].Body, nil
-}
-
-// plain rejects the YAML features outside bot-bottle's subset.
-func (p *settingsParser) plain(n ast.Node, path string) error {
-	const subset = "settings.yml is limited to mappings, plain values and simple lists"
-	switch n.Type() {
-	case ast.AnchorType:
-		return p.fail(n, path, "anchors (&) are not supported; %s", subset)
-	case ast.AliasType:
-		return p.fail(n, path, "aliases (*) are not supported; %s", subset)
-	case ast.LiteralType:
-		return p.fail(n, path, "block scalars (| and >) are not supported; write the value on one line")
-	case ast.TagType:
-		return p.fail(n, path, "tags (!) are not supported; %s", subset)
-	case ast.MergeKeyType:
-		return p.fail(n, path, "merge keys (<<) are not supported; %s", subset)
-	case ast.MappingKeyType:
-		return p.fail(n, path, "complex keys (?) are not supported; %s", subset)
-	}
-	return nil
-}
-
-// describe names a node's kind for "want X, got Y" messages.
-func describe(n ast.Node) string {
-	switch n.Type() {
-	case ast.MappingType, ast.MappingValueType:
-		return "a mapping"
-	case ast.SequenceType:
-		return "a list"
-	case ast.NullType:
-		return "nothing"
-	}
-	return fmt.Sprintf("%q", n.GetToken().Value)
-}
-
-// join extends a dotted key path.
-func join(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
-// fields calls fn for each key of the mapping n, in file order. A missing
-// value (null) is an empty mapping.
-func (p *settingsParser) fields(n ast.Node, path string, fn func(field) error) error {
-	if n == nil {
-		return nil
-	}
-	if err := p.plain(n, path); err != nil {
-		return err
-	}
-	var values []*ast.MappingValueNode
-	switch m := n.(type) {
-	case *ast.NullNode:
-		return nil
-	case *ast.MappingNode:
-		values = m.Values
-	case *ast.MappingValueNode:
-		values = []*ast.MappingValueNode{m}
-	default:
-		return p.fail(n, path, "want a mapping, got %s", describe(n))
-	}
-	for _, mv := range values {
-		f, err := p.field(mv, path)
-		if err != nil {
-			return err
-		}
-		if err := fn(f); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// field checks a mapping key and pairs it with its value.
-func (p *settingsParser) field(mv *ast.MappingValueNode, path string) (field, error) {
-	if err := p.plain(mv.Key, path); err != nil {
-		return field{}, err
-	}
-	name := mv.Key.GetToken().Value
-	f := field{name: name, path: join(path, name), key: mv.Key, value: mv.Value}
-	if !isScalar(mv.Key) || name == "" {
-		return f, p.fail(mv.Key, path, "want a plain key, got %s", describe(mv.Key))
-	}
-	return f, p.plain(mv.Value, f.path)
-}
-
-// isScalar reports whether n is a one-line plain value.
-func isScalar(n ast.Node) bool {
-	switch n.Type() {
-	case ast.StringType, ast.IntegerType, ast.FloatType, ast.BoolType, ast.InfinityType, ast.NanType:
-		return true
-	}
-	return false
-}
-
-// unknown reports a key that is not one of want.
-func (p *settingsParser) unknown(f field, want ...string) error {
-	list := strings.Join(want[:len(want)-1], ", ") + " or " + want[len(want)-1]
-	return p.fail(f.key, f.path, "unknown key %q (want %s)", f.name, list)
-}
-
-// scalar is the text of a one-line value.
-func (p *settingsParser) scalar(f field) (string, error) {
-	if f.value.Type() == ast.NullType {
-		return "", p.fail(f.key, f.path, "missing value")
-	}
-	if !isScalar(f.value) {
-		return "", p.fail(f.value, f.path, "want a single value, got %s", describe(f.value))
-	}
-	return f.value.GetToken().Value, nil
 }
 
 // top handles one top-level key.
@@ -400,19 +188,18 @@ func (p *settingsParser) provider(f field) error {
 	}
 	entry := providerEntry{name: f.name, hosts: []string{}}
 	var err error
-	switch v := f.value.(type) {
-	case *ast.NullNode:
-	case *ast.SequenceNode:
-		for i, n := range v.Values {
+	switch v := f.value; {
+	case isNull(v):
+	case v.Kind == yaml.SequenceNode:
+		for i, n := range v.Content {
 			if err = p.host(&entry, n, fmt.Sprintf("%s[%d]", f.path, i), ""); err != nil {
 				break
 			}
 		}
+	case !isScalar(v):
+		return p.fail(v, f.path, "want a list of hosts or a space-separated string, got %s", describe(v))
 	default:
-		if !isScalar(v) {
-			return p.fail(v, f.path, "want a list of hosts or a space-separated string, got %s", describe(v))
-		}
-		for _, h := range strings.Fields(v.GetToken().Value) {
+		for _, h := range strings.Fields(v.Value) {
 			if err = p.host(&entry, v, f.path, h); err != nil {
 				break
 			}
@@ -423,7 +210,7 @@ func (p *settingsParser) provider(f field) error {
 }
 
 // host adds one host written at n (its text, unless h is given) to entry.
-func (p *settingsParser) host(entry *providerEntry, n ast.Node, path, h string) error {
+func (p *settingsParser) host(entry *providerEntry, n *yaml.Node, path, h string) error {
 	if err := p.plain(n, path); err != nil {
 		return err
 	}
@@ -431,7 +218,7 @@ func (p *settingsParser) host(entry *providerEntry, n ast.Node, path, h string) 
 		return p.fail(n, path, "want a host, got %s", describe(n))
 	}
 	if h == "" {
-		h = n.GetToken().Value
+		h = n.Value
 	}
 	h = strings.ToLower(h)
 	if !hostPattern.MatchString(h) {
@@ -525,28 +312,27 @@ var groupPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$`)
 
 // operators reads a list of uids and group names, kept as strings.
 func (p *settingsParser) operators(f field) ([]string, error) {
-	if f.value.Type() == ast.NullType {
+	if isNull(f.value) {
 		return nil, nil
 	}
-	seq, ok := f.value.(*ast.SequenceNode)
-	if !ok {
+	if f.value.Kind != yaml.SequenceNode {
 		return nil, p.fail(f.value, f.path, "want a list of uids and group names, got %s", describe(f.value))
 	}
 	var ops []string
-	for i, n := range seq.Values {
+	for i, n := range f.value.Content {
 		item := fmt.Sprintf("%s[%d]", f.path, i)
 		if err := p.plain(n, item); err != nil {
 			return nil, err
 		}
-		s := n.GetToken().Value
+		s := n.Value
 		switch {
-		case n.Type() == ast.IntegerType:
+		case n.Kind == yaml.ScalarNode && n.Tag == "!!int":
 			uid, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
 				return nil, p.fail(n, item, "%s is not a uid (want a decimal number from 0 to 4294967295)", s)
 			}
 			s = strconv.FormatUint(uid, 10)
-		case n.Type() != ast.StringType || !groupPattern.MatchString(s):
+		case n.Kind != yaml.ScalarNode || n.Tag != "!!str" || !groupPattern.MatchString(s):
 			return nil, p.fail(n, item, "want a uid or group name, got %s", describe(n))
 		}
 		ops = append(ops, s)
