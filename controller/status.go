@@ -32,7 +32,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, t := range totals {
-		st.Reports += t.Reports
+		st.Reports = budget.SatAdd(st.Reports, t.Reports)
 	}
 	pending, err := s.cfg.Store.Actions(r.Context(), store.StatusPending)
 	if err != nil {

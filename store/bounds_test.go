@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/store"
@@ -101,5 +102,23 @@ func TestValidateReportsBounds(t *testing.T) {
 	neg.Counted = math.MinInt64
 	if err := store.ValidateReports([]budget.Report{neg}); err == nil || strings.Contains(err.Error(), "counted_tokens") {
 		t.Errorf("negative weighted count: %v, want an error naming the token fields, not counted_tokens", err)
+	}
+}
+
+// TestUsageBucketsSaturate: two reports whose weighted counts (a huge
+// weight) pass int64 together made sum() fail the dashboard's whole
+// query; the bucket now reads saturated.
+func TestUsageBucketsSaturate(t *testing.T) {
+	db, _ := openTemp(t)
+	a, b := report("a", "b1", "ag", "claude", 1), report("b", "b1", "ag", "claude", 1)
+	a.Counted, b.Counted = 9e18, 9e18
+	mustAppend(t, db, a, b)
+	buckets, err := db.UsageBuckets(context.Background(), baseTS, time.Hour)
+	if err != nil || len(buckets) != 1 || buckets[0].Counted != budget.MaxCounted || buckets[0].Reports != 2 {
+		t.Errorf("buckets %+v (%v), want one of 2 reports saturated at %d", buckets, err, budget.MaxCounted)
+	}
+	totals, err := db.Totals(context.Background())
+	if err != nil || len(totals) != 1 || totals[0].Counted != budget.MaxCounted {
+		t.Errorf("totals %+v (%v), want counted saturated", totals, err)
 	}
 }

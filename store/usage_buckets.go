@@ -23,8 +23,11 @@ type UsageBucket struct {
 // buckets aligned to the window's start. The range on ts reads only the
 // reports_ts index (migration 0003), which covers every column used, so the
 // cost follows the reports in the window, not the size of the ledger.
+// total() rather than sum(): sum() fails the whole query with "integer
+// overflow" should a bucket's counts pass int64 (reports are bounded, but
+// weights are not); total() is a float, clamped when read.
 const usageBucketsSQL = `SELECT bottle, agent, provider, (ts - ?1) / ?2 AS bucket,
-	sum(counted), count(*)
+	total(counted), count(*)
 	FROM reports
 	WHERE ts >= ?1 AND ts < ?3
 	GROUP BY bottle, agent, provider, bucket
@@ -53,9 +56,11 @@ func (db *DB) UsageBuckets(ctx context.Context, since time.Time, step time.Durat
 	for rows.Next() {
 		var b UsageBucket
 		var i int64
-		if err := rows.Scan(&b.Bottle, &b.Agent, &b.Provider, &i, &b.Counted, &b.Reports); err != nil {
+		var counted float64
+		if err := rows.Scan(&b.Bottle, &b.Agent, &b.Provider, &i, &counted, &b.Reports); err != nil {
 			return nil, fmt.Errorf("usage buckets: %w", classify(err))
 		}
+		b.Counted, _ = clampedCount(counted)
 		b.Start = fromNanos(from + i*int64(step))
 		all = append(all, b)
 	}
