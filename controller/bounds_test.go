@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/controller"
+	bcdaemon "github.com/bot-bottle/bottlecap/daemon"
+	"github.com/bot-bottle/bottlecap/daemon/daemontest"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
@@ -327,4 +330,46 @@ func TestStatusSaysReadOnly(t *testing.T) {
 	if err != nil || !st.StoreReadOnly || !strings.Contains(st.StoreError, "read-only") {
 		t.Errorf("read-only ledger: %+v %v, want store_read_only true with a reason", st, err)
 	}
+}
+
+// TestLoadWarnsAboutClampedTotals: the daemon that starts on out-of-range
+// totals says so in its log, naming the row and the stored values.
+func TestLoadWarnsAboutClampedTotals(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bot-bottle.db")
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`INSERT INTO totals (bottle, agent, provider, counted, reports) VALUES ('big', 'impl', 'claude', 1.8e19, 2)`); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	if _, err := controller.New(ctx, controller.Config{Store: db, Log: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+		t.Fatalf("New on a ledger with a REAL total: %v", err)
+	}
+	for _, want := range []string{"level=WARN", "bottle=big", "agent=impl", "provider=claude", "counted=1.8e+19"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// TestRawCountsOverTheBound: counts read from a raw body are bounded like
+// the fields, and the 400 says they came from raw.
+func TestRawCountsOverTheBound(t *testing.T) {
+	dt := daemontest.Start(t, daemontest.Options{RawParser: bcdaemon.ParseRaw})
+	d := &daemon{Daemon: dt, t: t, dir: dt.Dir, sock: dt.Sock, db: dt.DB, c: dt.Client}
+	status, body := d.post(`{"id":"m","bottle":"b1","provider":"claude","format":"anthropic",` +
+		`"raw":{"id":"msg_1","type":"message","model":"claude-sonnet-4-5","usage":{"input_tokens":9000000000000000000,"output_tokens":1}}}`)
+	if status != 400 || !strings.Contains(body, "raw: ") || !strings.Contains(body, "input_tokens") {
+		t.Errorf("got %d %s, want 400 naming raw and input_tokens", status, body)
+	}
+	d.wantNothingChanged("raw over the bound")
 }

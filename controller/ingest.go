@@ -142,6 +142,9 @@ func (s *Server) prepare(ctx context.Context, peer Peer, in api.Report) (budget.
 		return rep, err
 	}
 	if err := rep.Usage.Validate(); err != nil {
+		if len(in.Raw) > 0 {
+			err = fmt.Errorf("raw: %w", err) // the counts came from the body, not the client's fields
+		}
 		return rep, err
 	}
 	if err := s.checkTS(&rep); err != nil {
