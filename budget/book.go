@@ -9,6 +9,11 @@ import (
 // runtime budgets, the settings, and usage counters per agent, per bottle
 // subtree and per host. It is a plain value with no locking and no I/O; the
 // daemon guards it with a mutex and rebuilds it from the ledger on start.
+//
+// Subtree sums are kept incrementally: registering, re-parenting or
+// forgetting a bottle moves its subtree's sums along its lineage only, so
+// the work is proportional to the bottle's depth (and, for a bottle whose
+// children registered first, to those children), never to the forest.
 type Book struct {
 	settings *Settings
 	global   Limits // runtime global limits, over settings.Budget
@@ -16,15 +21,25 @@ type Book struct {
 	// containers indexes registered container ids by their first 12
 	// characters, for BottleOfContainer.
 	containers map[string]containerRef
+	// children indexes registered bottles by the parent they name, known
+	// or not, so a bottle registering after its children finds them.
+	children map[string]map[string]struct{}
 
-	agentUsed   map[agentKey]int64  // (bottle, agent, provider)
-	ownUsed     map[bottleKey]int64 // (bottle, provider), the bottle's own reports
-	subtreeUsed map[bottleKey]int64 // (bottle, provider), the bottle and its registered descendants
-	globalUsed  map[string]int64    // provider
+	tallies    map[string]*tally // by bottle slug, registered or not
+	globalUsed map[string]int64  // provider
+
+	sumMoves int // subtree sums changed by registration (a test hook)
 }
 
-type agentKey struct{ bottle, agent, provider string }
-type bottleKey struct{ bottle, provider string }
+// tally is one bottle's usage: its own reports per provider and per
+// (agent, provider), and, while it is registered, the sum over its subtree.
+type tally struct {
+	own     map[string]int64
+	agents  map[agentProvider]int64
+	subtree map[string]int64
+}
+
+type agentProvider struct{ agent, provider string }
 
 // NewBook returns an empty book under the given settings.
 func NewBook(s *Settings) *Book {
@@ -32,14 +47,13 @@ func NewBook(s *Settings) *Book {
 		s = DefaultSettings()
 	}
 	return &Book{
-		settings:    s,
-		global:      Limits{},
-		bottles:     map[string]*Bottle{},
-		containers:  map[string]containerRef{},
-		agentUsed:   map[agentKey]int64{},
-		ownUsed:     map[bottleKey]int64{},
-		subtreeUsed: map[bottleKey]int64{},
-		globalUsed:  map[string]int64{},
+		settings:   s,
+		global:     Limits{},
+		bottles:    map[string]*Bottle{},
+		containers: map[string]containerRef{},
+		children:   map[string]map[string]struct{}{},
+		tallies:    map[string]*tally{},
+		globalUsed: map[string]int64{},
 	}
 }
 
@@ -74,10 +88,93 @@ func (b *Book) Register(bt Bottle) error {
 	old, existed := b.bottles[bt.Slug]
 	b.bottles[bt.Slug] = &bt
 	b.indexContainers(old, &bt)
-	if !existed || old.Parent != bt.Parent || old.Implicit != bt.Implicit {
-		b.rebuildSubtrees()
+	switch {
+	case !existed:
+		b.attach(&bt)
+	case old.Parent != bt.Parent:
+		b.moveSums(old.Parent, bt.Slug, -1)
+		b.unlink(old.Parent, bt.Slug)
+		b.link(bt.Parent, bt.Slug)
+		b.moveSums(bt.Parent, bt.Slug, +1)
 	}
 	return nil
+}
+
+// attach gives a newly registered bottle its subtree sums (its own usage
+// and that of the registered children that named it before it came) and
+// adds them to its ancestors.
+func (b *Book) attach(bt *Bottle) {
+	t := b.tally(bt.Slug)
+	t.subtree = make(map[string]int64, len(t.own))
+	for p, n := range t.own {
+		t.subtree[p] = n
+	}
+	for c := range b.children[bt.Slug] {
+		for p, n := range b.tallies[c].subtree {
+			t.subtree[p] = SatAdd(t.subtree[p], n)
+			b.sumMoves++
+		}
+	}
+	b.link(bt.Parent, bt.Slug)
+	b.moveSums(bt.Parent, bt.Slug, +1)
+}
+
+// moveSums adds (sign +1) or removes (-1) slug's subtree sums to or from
+// parent and each of parent's registered ancestors.
+func (b *Book) moveSums(parent, slug string, sign int64) {
+	sums := b.tallies[slug].subtree
+	if len(sums) == 0 {
+		return
+	}
+	for _, s := range b.lineage(parent) {
+		t := b.tally(s)
+		for p, n := range sums {
+			t.subtree[p] = moveSum(t.subtree[p], n, sign)
+			b.sumMoves++
+		}
+	}
+}
+
+// moveSum adds or removes n, saturating at both ends (a sum clamped at
+// MaxCounted cannot be taken apart exactly; it never goes negative).
+func moveSum(sum, n, sign int64) int64 {
+	if sign > 0 {
+		return SatAdd(sum, n)
+	}
+	return max(sum-n, 0)
+}
+
+func (b *Book) link(parent, slug string) {
+	if parent == "" {
+		return
+	}
+	if b.children[parent] == nil {
+		b.children[parent] = map[string]struct{}{}
+	}
+	b.children[parent][slug] = struct{}{}
+}
+
+func (b *Book) unlink(parent, slug string) {
+	delete(b.children[parent], slug)
+	if len(b.children[parent]) == 0 {
+		delete(b.children, parent)
+	}
+}
+
+// tally returns slug's counters, creating them. A registered bottle's
+// subtree map always exists.
+func (b *Book) tally(slug string) *tally {
+	t, ok := b.tallies[slug]
+	if !ok {
+		t = &tally{own: map[string]int64{}, agents: map[agentProvider]int64{}}
+		b.tallies[slug] = t
+	}
+	if t.subtree == nil {
+		if _, registered := b.bottles[slug]; registered {
+			t.subtree = map[string]int64{}
+		}
+	}
+	return t
 }
 
 func (b *Book) checkCycle(slug, parent string) error {
@@ -100,15 +197,18 @@ func (b *Book) checkCycle(slug, parent string) error {
 }
 
 // Forget removes a bottle. Its usage stays in the global count (the ledger
-// keeps it) but no longer counts toward its former ancestors.
+// keeps it) but no longer counts toward its former ancestors; bottles that
+// named it as their parent stay registered, as roots, until it returns.
 func (b *Book) Forget(slug string) {
 	old, ok := b.bottles[slug]
 	if !ok {
 		return
 	}
 	b.indexContainers(old, nil)
+	b.moveSums(old.Parent, slug, -1)
+	b.unlink(old.Parent, slug)
 	delete(b.bottles, slug)
-	b.rebuildSubtrees()
+	b.tallies[slug].subtree = nil
 }
 
 // Bottle returns a copy of one bottle.
@@ -159,23 +259,25 @@ func (b *Book) SetBudget(slug, agent string, l Limits) error {
 // crossings: it is how the book is rebuilt from the ledger's aggregates.
 // Every counter saturates at MaxCounted rather than wrapping.
 func (b *Book) Add(bottle, agent, provider string, tokens int64) {
-	ak, own := agentKey{bottle, agent, provider}, bottleKey{bottle, provider}
-	b.agentUsed[ak] = SatAdd(b.agentUsed[ak], tokens)
-	b.ownUsed[own] = SatAdd(b.ownUsed[own], tokens)
+	t := b.tally(bottle)
+	ap := agentProvider{agent, provider}
+	t.agents[ap] = SatAdd(t.agents[ap], tokens)
+	t.own[provider] = SatAdd(t.own[provider], tokens)
 	b.globalUsed[provider] = SatAdd(b.globalUsed[provider], tokens)
 	for _, s := range b.lineage(bottle) {
-		sk := bottleKey{s, provider}
-		b.subtreeUsed[sk] = SatAdd(b.subtreeUsed[sk], tokens)
+		sub := b.tallies[s].subtree
+		sub[provider] = SatAdd(sub[provider], tokens)
 	}
 }
 
 // lineage is the bottle itself (when registered) followed by its registered
-// ancestors, nearest first.
+// ancestors, nearest first. Register refuses cycles, so the walk ends; the
+// bound only guards against a book that was corrupted some other way.
 func (b *Book) lineage(slug string) []string {
 	var out []string
-	for s := slug; s != ""; {
+	for s := slug; s != "" && len(out) <= len(b.bottles); {
 		bt, ok := b.bottles[s]
-		if !ok || containsString(out, s) {
+		if !ok {
 			break
 		}
 		out = append(out, s)
@@ -184,22 +286,86 @@ func (b *Book) lineage(slug string) []string {
 	return out
 }
 
-func (b *Book) rebuildSubtrees() {
-	b.subtreeUsed = map[bottleKey]int64{}
-	for k, n := range b.ownUsed {
-		for _, s := range b.lineage(k.bottle) {
-			sk := bottleKey{s, k.provider}
-			b.subtreeUsed[sk] = SatAdd(b.subtreeUsed[sk], n)
-		}
-	}
-}
-
 // Used returns the counted usage of one agent, one bottle's subtree and the
 // whole host for a provider.
 func (b *Book) Used(bottle, agent, provider string) (agentUsed, subtree, global int64) {
-	return b.agentUsed[agentKey{bottle, agent, provider}],
-		b.subtreeUsed[bottleKey{bottle, provider}],
-		b.globalUsed[provider]
+	if t, ok := b.tallies[bottle]; ok {
+		agentUsed, subtree = t.agents[agentProvider{agent, provider}], t.subtree[provider]
+	}
+	return agentUsed, subtree, b.globalUsed[provider]
+}
+
+// subtreeUsed is a registered bottle's subtree usage for a provider.
+func (b *Book) subtreeUsed(slug, provider string) int64 {
+	if t, ok := b.tallies[slug]; ok {
+		return t.subtree[provider]
+	}
+	return 0
+}
+
+// agentUsed is one agent's usage within a bottle for a provider.
+func (b *Book) agentUsed(slug, agent, provider string) int64 {
+	if t, ok := b.tallies[slug]; ok {
+		return t.agents[agentProvider{agent, provider}]
+	}
+	return 0
+}
+
+// Subtree lists a registered bottle and its registered descendants, the
+// bottle first; nothing for an unknown slug.
+func (b *Book) Subtree(slug string) []string {
+	if _, ok := b.bottles[slug]; !ok {
+		return nil
+	}
+	out := []string{slug}
+	for i := 0; i < len(out) && len(out) <= len(b.bottles); i++ {
+		for c := range b.children[out[i]] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Trees lists every registered bottle in the trees the slugs belong to:
+// the subtree of each one's topmost registered ancestor, or, for a slug not
+// registered, the subtrees of the bottles that name it as their parent.
+// These are the bottles whose budgets a change to one of the slugs (its
+// limits, its parent) can move.
+func (b *Book) Trees(slugs ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(list []string) {
+		for _, s := range list {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	for _, slug := range slugs {
+		if slug == "" || seen[slug] {
+			continue
+		}
+		if line := b.lineage(slug); len(line) > 0 {
+			add(b.Subtree(line[len(line)-1]))
+			continue
+		}
+		for c := range b.children[slug] {
+			add(b.Subtree(c))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Slugs lists every registered bottle, sorted.
+func (b *Book) Slugs() []string {
+	out := make([]string, 0, len(b.bottles))
+	for s := range b.bottles {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Providers returns every provider with usage or a limit anywhere, sorted.
@@ -222,13 +388,4 @@ func (b *Book) Providers() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

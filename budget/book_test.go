@@ -301,27 +301,141 @@ func TestZeroLimitCrossedByFirstToken(t *testing.T) {
 	}
 }
 
-func TestExhaustedAndOverBudget(t *testing.T) {
-	b := world(t, settings(budget.Nearest, budget.Limits{"claude": 1000}), forest(),
-		use{"leaf", "impl", "claude", 120}, use{"loner", "impl", "claude", 5})
+// eventLines renders events as "kind scope provider -> slug:policy,…".
+func eventLines(events []budget.Event) []string {
 	var got []string
-	for _, e := range b.Exhausted() {
-		got = append(got, e.Scope.String())
+	for _, e := range events {
+		var ts []string
+		for _, t := range e.Targets {
+			ts = append(ts, t.Slug+":"+string(t.Policy))
+		}
+		got = append(got, string(e.Kind)+" "+e.Scope.String()+" "+e.Provider+" -> "+strings.Join(ts, ","))
 	}
-	if want := []string{"agent budget leaf/impl"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("got exhausted %q, want %q", got, want)
+	return got
+}
+
+func TestCrossingsLeftByAChange(t *testing.T) {
+	all := []string{"leaf", "loner", "mid", "root"}
+	tests := []struct {
+		name   string
+		prec   budget.Precedence
+		global budget.Limits
+		usage  []use
+		change func(b *budget.Book) error
+		slugs  []string
+		want   []string
+	}{
+		{"nothing exhausted, nothing to do", budget.Nearest, nil,
+			[]use{{"leaf", "impl", "claude", 50}}, nil, all, nil},
+		{"agent limit lowered below usage", budget.Nearest, nil,
+			[]use{{"leaf", "impl", "claude", 50}},
+			func(b *budget.Book) error { return b.SetBudget("leaf", "impl", budget.Limits{"claude": 40}) },
+			all, []string{"crossed agent budget leaf/impl claude -> leaf:cutoff"}},
+		{"parent lowered acts on the bottles it governs only", budget.Nearest, nil,
+			[]use{{"leaf", "rev", "claude", 300}},
+			func(b *budget.Book) error { return b.SetBudget("root", "", budget.Limits{"claude": 200}) },
+			all, []string{"crossed bottle budget root claude -> mid:cutoff,root:cutoff"}},
+		{"only the slugs given are considered", budget.Nearest, nil,
+			[]use{{"leaf", "rev", "claude", 300}},
+			func(b *budget.Book) error { return b.SetBudget("root", "", budget.Limits{"claude": 200}) },
+			[]string{"mid"}, []string{"crossed bottle budget root claude -> mid:cutoff"}},
+		{"global lowered under strict reaches every bottle", budget.Strict, budget.Limits{"claude": 1000},
+			[]use{{"loner", "impl", "claude", 300}},
+			func(b *budget.Book) error { b.SetGlobal(budget.Limits{"claude": 100}); return nil },
+			all, []string{"crossed global budget claude -> leaf:cutoff,loner:cutoff,mid:cutoff,root:cutoff"}},
+		{"a new parent exhausted by the newcomer's usage", budget.Nearest, nil,
+			[]use{{"loner", "impl", "claude", 600}},
+			func(b *budget.Book) error { return b.Register(budget.Bottle{Slug: "loner", Agent: "impl", Parent: "mid"}) },
+			all, []string{"crossed bottle budget root claude -> loner:cutoff,mid:cutoff,root:cutoff"}},
+		{"lowered to the warn level warns active bottles", budget.Nearest, nil,
+			[]use{{"loner", "impl", "claude", 85}},
+			func(b *budget.Book) error { return b.SetBudget("loner", "", budget.Limits{"claude": 100}) },
+			all, []string{"warn bottle budget loner claude -> loner:cutoff"}},
+		{"a zero limit with nothing used does not act", budget.Nearest, nil, nil,
+			func(b *budget.Book) error { return b.SetBudget("loner", "", budget.Limits{"claude": 0}) },
+			all, nil},
+		{"blocked bottles are left alone", budget.Nearest, nil,
+			[]use{{"leaf", "impl", "claude", 150}},
+			func(b *budget.Book) error { b.SetState("leaf", budget.CutOff, "earlier", false); return nil },
+			all, nil},
+		{"an implicit bottle's explicit budget acts", budget.Nearest, nil,
+			[]use{{"stray", "x", "claude", 20}},
+			func(b *budget.Book) error {
+				if err := b.Register(budget.Bottle{Slug: "stray", Agent: "x", Implicit: true}); err != nil {
+					return err
+				}
+				return b.SetBudget("stray", "", budget.Limits{"claude": 1})
+			},
+			[]string{"stray"}, []string{"crossed bottle budget stray claude -> stray:cutoff"}},
 	}
-	if _, over := b.OverBudget("leaf"); !over {
-		t.Errorf("got leaf not over budget, want over")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := world(t, settings(tt.prec, tt.global), forest(), tt.usage...)
+			if tt.change != nil {
+				if err := tt.change(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := eventLines(b.Crossings(tt.slugs, nil)); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
-	if err := b.SetBudget("leaf", "impl", budget.Limits{"claude": 500}); err != nil {
-		t.Fatal(err)
+}
+
+func TestOperatorRestoredBottleIsExemptFromOldExhaustionOnly(t *testing.T) {
+	tests := []struct {
+		name   string
+		usage  int64
+		change func(b *budget.Book) error
+		want   []string
+	}{
+		{"already exhausted before the change", 150,
+			func(b *budget.Book) error { return b.SetBudget("loner", "", budget.Limits{"claude": 120}) }, nil},
+		{"exhausted by the change itself", 50,
+			func(b *budget.Book) error { return b.SetBudget("loner", "", budget.Limits{"claude": 40}) },
+			[]string{"crossed bottle budget loner claude -> loner:cutoff"}},
 	}
-	if v, over := b.OverBudget("leaf"); over {
-		t.Errorf("got leaf over budget after raise (%s), want room", v.Reason)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := world(t, nil, forest(), use{"loner", "impl", "claude", tt.usage})
+			if err := b.SetBudget("loner", "", budget.Limits{"claude": 100}); err != nil {
+				t.Fatal(err)
+			}
+			b.SetState("loner", budget.Active, "restored by operator", true)
+			exempt := b.OperatorExempt([]string{"loner"})
+			if err := tt.change(b); err != nil {
+				t.Fatal(err)
+			}
+			if got := eventLines(b.Crossings([]string{"loner"}, exempt)); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
-	if _, over := b.OverBudget("loner"); over {
-		t.Errorf("got loner over budget, want room")
+}
+
+func TestRestorable(t *testing.T) {
+	tests := []struct {
+		name       string
+		byOperator bool
+		limit      int64
+		want       []string
+	}{
+		{"still exhausted", false, 100, nil},
+		{"raised above usage", false, 1000, []string{"loner"}},
+		{"an operator's cutoff stays", true, 1000, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := world(t, nil, forest(), use{"loner", "impl", "claude", 150})
+			if err := b.SetBudget("loner", "", budget.Limits{"claude": tt.limit}); err != nil {
+				t.Fatal(err)
+			}
+			b.SetState("loner", budget.CutOff, "cut", tt.byOperator)
+			if got := b.Restorable([]string{"leaf", "loner"}); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -66,12 +66,18 @@ func (b *Book) warnLevel(limit int64) int64 {
 }
 
 func (b *Book) event(kind EventKind, s Scope, provider string, limit, used int64) Event {
+	e := b.eventWithout(kind, s, provider, limit, used)
+	e.Targets = b.Governed(s, provider)
+	return e
+}
+
+// eventWithout is an event with its reason but no targets yet.
+func (b *Book) eventWithout(kind EventKind, s Scope, provider string, limit, used int64) Event {
 	e := Event{Kind: kind, Scope: s, Provider: provider, Limit: limit, Used: used}
 	e.Reason = exhaustedReason(applicable{s, limit, used}, provider)
 	if kind == EventWarn {
 		e.Reason = strings.Replace(e.Reason, "exhausted", "past its warn threshold", 1)
 	}
-	e.Targets = b.Governed(s, provider)
 	return e
 }
 
@@ -90,11 +96,7 @@ func (b *Book) Governed(s Scope, provider string) []Target {
 			out = append(out, Target{slug, b.agentPolicy(bt, agent)})
 		}
 	case ScopeBottle, ScopeParent:
-		for _, bt := range b.bottles {
-			if b.governedBy(bt, s.ID, provider) {
-				out = append(out, Target{bt.Slug, b.policyOf(bt)})
-			}
-		}
+		out = b.governedBelow(s.ID, provider)
 	case ScopeGlobal:
 		for _, bt := range b.bottles {
 			if b.governedBy(bt, "", provider) {
@@ -106,19 +108,37 @@ func (b *Book) Governed(s Scope, provider string) []Target {
 	return out
 }
 
+// governedBelow walks owner's subtree for the bottles its budget governs:
+// under nearest, a descendant with a limit of its own for the provider
+// takes itself and everything below it out of owner's hands.
+func (b *Book) governedBelow(owner, provider string) []Target {
+	if _, ok := b.bottles[owner]; !ok {
+		return nil
+	}
+	var out []Target
+	stack := []string{owner}
+	for len(stack) > 0 && len(out) <= len(b.bottles) {
+		s := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		bt := b.bottles[s]
+		if _, own := b.bottleLimit(bt, provider); s != owner && own && b.settings.Precedence != Strict {
+			continue
+		}
+		out = append(out, Target{s, b.policyOf(bt)})
+		for c := range b.children[s] {
+			stack = append(stack, c)
+		}
+	}
+	return out
+}
+
 // governedBy reports whether the budget of bottle owner ("" = global)
 // governs bt: owner is in bt's lineage and, under nearest, no bottle below
 // owner in that lineage has a limit of its own for the provider.
 func (b *Book) governedBy(bt *Bottle, owner, provider string) bool {
-	if bt.Implicit {
-		return owner == ""
-	}
 	for _, s := range b.lineage(bt.Slug) {
 		if s == owner {
 			return true
-		}
-		if b.bottles[s].Implicit {
-			break
 		}
 		if _, ok := b.bottleLimit(b.bottles[s], provider); ok && b.settings.Precedence != Strict {
 			return false
@@ -158,60 +178,199 @@ func (b *Book) defaultPolicy() Policy {
 	return Cutoff
 }
 
-// Exhausted lists every budget that is exhausted now, as crossing events.
-// The daemon uses it on start to act on crossings it committed but had not
-// yet acted on before a crash.
-func (b *Book) Exhausted() []Event {
-	var out []Event
-	for k, used := range b.agentUsed {
-		bt, ok := b.bottles[k.bottle]
-		if !ok || bt.Implicit {
-			continue
-		}
-		if l, ok := b.agentLimits(bt, k.agent)[k.provider]; ok && used >= l {
-			out = append(out, b.event(EventCrossed, Scope{ScopeAgent, k.bottle + "/" + k.agent}, k.provider, l, used))
-		}
-	}
-	for _, bt := range b.bottles {
-		if bt.Implicit {
-			continue
-		}
-		for p, l := range b.bottleLimits(bt) {
-			if used := b.subtreeUsed[bottleKey{bt.Slug, p}]; used >= l {
-				out = append(out, b.event(EventCrossed, Scope{ScopeBottle, bt.Slug}, p, l, used))
+// budgetOver is one budget governing a bottle, as Governed defines it,
+// with the policy its exhaustion gives that bottle.
+type budgetOver struct {
+	applicable
+	provider string
+	policy   Policy
+}
+
+func (g budgetOver) key() exemptKey { return exemptKey{g.Scope, g.provider} }
+
+// governingBudgets lists every budget that governs bt for any provider (the
+// same relation as Governed, seen from the bottle): each agent budget of its
+// agents, its nearest bottle or ancestor budget (under strict, all of them)
+// and the global budget when no bottle budget is nearer (under strict,
+// always).
+func (b *Book) governingBudgets(bt *Bottle) []budgetOver {
+	var out []budgetOver
+	agents := b.agentsOf(bt)
+	line := b.lineage(bt.Slug)
+	for _, p := range b.limitedProviders(bt, agents, line) {
+		for _, a := range agents {
+			if l, ok := b.agentLimit(bt, a, p); ok {
+				s := Scope{ScopeAgent, bt.Slug + "/" + a}
+				out = append(out, budgetOver{applicable{s, l, b.agentUsed(bt.Slug, a, p)}, p, b.agentPolicy(bt, a)})
 			}
 		}
-	}
-	for p, l := range b.GlobalLimits() {
-		if used := b.globalUsed[p]; used >= l {
-			out = append(out, b.event(EventCrossed, Scope{ScopeGlobal, "-"}, p, l, used))
+		bottleLimited := false
+		for _, s := range line {
+			if l, ok := b.bottleLimit(b.bottles[s], p); ok {
+				bottleLimited = true
+				out = append(out, budgetOver{applicable{Scope{ScopeBottle, s}, l, b.subtreeUsed(s, p)}, p, b.policyOf(bt)})
+				if b.settings.Precedence != Strict {
+					break
+				}
+			}
+		}
+		if l, ok := b.globalLimit(p); ok && (!bottleLimited || b.settings.Precedence == Strict) {
+			out = append(out, budgetOver{applicable{Scope{ScopeGlobal, "-"}, l, b.globalUsed[p]}, p, b.policyOf(bt)})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Reason < out[j].Reason })
 	return out
 }
 
-// OverBudget returns the first exhausted verdict of any provider and any
-// agent for a bottle, ignoring its state; ok is false when every budget
-// governing the bottle has room. Raising a budget uses it to decide whether
-// a cut-off bottle can be restored.
-func (b *Book) OverBudget(slug string) (Verdict, bool) {
-	bt, ok := b.bottles[slug]
-	if !ok {
-		return Verdict{}, false
+// agentsOf lists the agents a bottle has budgets or usage for, sorted.
+func (b *Book) agentsOf(bt *Bottle) []string {
+	set := map[string]bool{bt.Agent: true}
+	for a := range bt.AgentBudgets {
+		set[a] = true
 	}
-	agents := map[string]bool{bt.Agent: true}
-	for k := range b.agentUsed {
-		if k.bottle == slug {
-			agents[k.agent] = true
+	if t, ok := b.tallies[bt.Slug]; ok {
+		for k := range t.agents {
+			set[k.agent] = true
 		}
 	}
-	for _, p := range b.Providers() {
-		for a := range agents {
-			if v := b.budgetVerdict(slug, a, p); !v.Allowed {
-				return v, true
+	return sortedKeys(set)
+}
+
+// limitedProviders lists the providers any budget over bt limits, sorted.
+func (b *Book) limitedProviders(bt *Bottle, agents, line []string) []string {
+	set := map[string]bool{}
+	for _, a := range agents {
+		for p := range b.agentLimits(bt, a) {
+			set[p] = true
+		}
+	}
+	for _, s := range line {
+		for p := range b.bottleLimits(b.bottles[s]) {
+			set[p] = true
+		}
+	}
+	for p := range b.GlobalLimits() {
+		set[p] = true
+	}
+	return sortedKeys(set)
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// acts reports whether an exhausted budget acts: a zero limit denies from
+// the start but, as for reports, acts only once a token has been counted.
+func (a applicable) acts() bool { return a.exhausted() && a.Used > 0 }
+
+// Exemptions are, for each bottle an operator let run (restored, state
+// active or warned), the budgets already exhausted over it before a change:
+// the change does not act on that bottle for those budgets.
+type Exemptions map[string]map[exemptKey]bool
+
+type exemptKey struct {
+	scope    Scope
+	provider string
+}
+
+// OperatorExempt records the Exemptions of the given bottles now, before a
+// change. Bottles no operator restored have none: any exhausted budget over
+// them acts.
+func (b *Book) OperatorExempt(slugs []string) Exemptions {
+	ex := Exemptions{}
+	for _, slug := range slugs {
+		bt, ok := b.bottles[slug]
+		if !ok || !bt.ByOperator || bt.State.Blocked() {
+			continue
+		}
+		for _, g := range b.governingBudgets(bt) {
+			if g.acts() {
+				if ex[slug] == nil {
+					ex[slug] = map[exemptKey]bool{}
+				}
+				ex[slug][g.key()] = true
 			}
 		}
 	}
-	return Verdict{}, false
+	return ex
+}
+
+// Crossings is what a change (a limit lowered, a new parent, a settings
+// reload, a restart) leaves to act on among the given bottles: for each
+// budget exhausted over one of them that is still active or warned, a
+// crossing event targeting those bottles; for each budget past its warn
+// threshold over an active one, a warn event. Lowering a limit below what
+// is used is a crossing like any other. Blocked bottles are left alone, and
+// so are the exempt budgets of bottles an operator restored.
+func (b *Book) Crossings(slugs []string, exempt Exemptions) []Event {
+	type eventKey struct {
+		kind EventKind
+		exemptKey
+	}
+	byKey := map[eventKey]*Event{}
+	var order []eventKey
+	add := func(kind EventKind, g budgetOver, slug string) {
+		k := eventKey{kind, g.key()}
+		e, ok := byKey[k]
+		if !ok {
+			ev := b.eventWithout(kind, g.Scope, g.provider, g.Limit, g.Used)
+			e = &ev
+			byKey[k] = e
+			order = append(order, k)
+		}
+		e.Targets = append(e.Targets, Target{slug, g.policy})
+	}
+	for _, slug := range slugs {
+		bt, ok := b.bottles[slug]
+		if !ok || bt.State.Blocked() {
+			continue
+		}
+		for _, g := range b.governingBudgets(bt) {
+			switch {
+			case g.acts() && !exempt[slug][g.key()]:
+				add(EventCrossed, g, slug)
+			case !g.exhausted() && g.Used > 0 && g.Used >= b.warnLevel(g.Limit) && bt.State == Active:
+				add(EventWarn, g, slug)
+			}
+		}
+	}
+	out := make([]Event, 0, len(order))
+	for _, k := range order {
+		e := byKey[k]
+		sort.Slice(e.Targets, func(i, j int) bool { return e.Targets[i].Slug < e.Targets[j].Slug })
+		out = append(out, *e)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Reason < out[j].Reason })
+	return out
+}
+
+// Restorable lists the given bottles that a budget cut off (not an
+// operator) and that no exhausted budget governs any more: raising a limit
+// or leaving a parent gave them room again.
+func (b *Book) Restorable(slugs []string) []string {
+	var out []string
+	for _, slug := range slugs {
+		bt, ok := b.bottles[slug]
+		if !ok || bt.State != CutOff || bt.ByOperator {
+			continue
+		}
+		if !b.overBudget(bt) {
+			out = append(out, slug)
+		}
+	}
+	return out
+}
+
+// overBudget reports whether any budget governing bt is exhausted.
+func (b *Book) overBudget(bt *Bottle) bool {
+	for _, g := range b.governingBudgets(bt) {
+		if g.exhausted() {
+			return true
+		}
+	}
+	return false
 }

@@ -37,26 +37,23 @@ func (a applicable) exhausted() bool { return a.Used >= a.Limit }
 
 // scopes lists every scope that defines a limit for (bottle, agent,
 // provider), most specific first: agent, bottle, parents nearest first,
-// global. An implicit or unknown bottle sees only the global scope.
+// global. An unknown bottle sees only the global scope; an implicit one
+// (known from its reports only) sees the limits set on it explicitly, but
+// no settings defaults: its name and agent are only what reports claim.
 func (b *Book) scopes(slug, agent, provider string) []applicable {
 	var out []applicable
-	if bt, ok := b.bottles[slug]; ok && !bt.Implicit {
+	if bt, ok := b.bottles[slug]; ok {
 		agent = bt.AgentName(agent)
 		if l, ok := b.agentLimit(bt, agent, provider); ok {
-			used := b.agentUsed[agentKey{slug, agent, provider}]
-			out = append(out, applicable{Scope{ScopeAgent, slug + "/" + agent}, l, used})
+			out = append(out, applicable{Scope{ScopeAgent, slug + "/" + agent}, l, b.agentUsed(slug, agent, provider)})
 		}
 		for i, s := range b.lineage(slug) {
-			anc := b.bottles[s]
-			if anc.Implicit {
-				break
-			}
-			if l, ok := b.bottleLimit(anc, provider); ok {
+			if l, ok := b.bottleLimit(b.bottles[s], provider); ok {
 				kind := ScopeBottle
 				if i > 0 {
 					kind = ScopeParent
 				}
-				out = append(out, applicable{Scope{kind, s}, l, b.subtreeUsed[bottleKey{s, provider}]})
+				out = append(out, applicable{Scope{kind, s}, l, b.subtreeUsed(s, provider)})
 			}
 		}
 	}
@@ -67,14 +64,22 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 }
 
 // bottleLimits are a bottle's own limits: registration and runtime values
-// over the settings' defaults for its manifest name.
+// over the settings' defaults for its manifest name (not for an implicit
+// bottle).
 func (b *Book) bottleLimits(bt *Bottle) Limits {
+	if bt.Implicit {
+		return bt.Budget
+	}
 	return b.settings.Bottles[bt.Name].Budget.Merge(bt.Budget)
 }
 
 // agentLimits are one agent's limits within a bottle: registration and
-// runtime values over the settings' defaults for the agent name.
+// runtime values over the settings' defaults for the agent name (not for an
+// implicit bottle).
 func (b *Book) agentLimits(bt *Bottle, agent string) Limits {
+	if bt.Implicit {
+		return bt.AgentBudgets[agent]
+	}
 	return b.settings.Agents[agent].Budget.Merge(bt.AgentBudgets[agent])
 }
 
@@ -82,16 +87,16 @@ func (b *Book) agentLimits(bt *Bottle, agent string) Limits {
 // order as bottleLimits, agentLimits and GlobalLimits without building the
 // merged maps: they run on every verdict.
 func (b *Book) bottleLimit(bt *Bottle, provider string) (int64, bool) {
-	if l, ok := bt.Budget[provider]; ok {
-		return l, true
+	if l, ok := bt.Budget[provider]; ok || bt.Implicit {
+		return l, ok
 	}
 	l, ok := b.settings.Bottles[bt.Name].Budget[provider]
 	return l, ok
 }
 
 func (b *Book) agentLimit(bt *Bottle, agent, provider string) (int64, bool) {
-	if l, ok := bt.AgentBudgets[agent][provider]; ok {
-		return l, true
+	if l, ok := bt.AgentBudgets[agent][provider]; ok || bt.Implicit {
+		return l, ok
 	}
 	l, ok := b.settings.Agents[agent].Budget[provider]
 	return l, ok
