@@ -345,7 +345,9 @@ func TestCrossingsLeftByAChange(t *testing.T) {
 			all, []string{"crossed global budget claude -> leaf:cutoff,loner:cutoff,mid:cutoff,root:cutoff"}},
 		{"a new parent exhausted by the newcomer's usage", budget.Nearest, nil,
 			[]use{{"loner", "impl", "claude", 600}},
-			func(b *budget.Book) error { return b.Register(budget.Bottle{Slug: "loner", Agent: "impl", Parent: "mid"}) },
+			func(b *budget.Book) error {
+				return b.Register(budget.Bottle{Slug: "loner", Agent: "impl", Parent: "mid"})
+			},
 			all, []string{"crossed bottle budget root claude -> loner:cutoff,mid:cutoff,root:cutoff"}},
 		{"lowered to the warn level warns active bottles", budget.Nearest, nil,
 			[]use{{"loner", "impl", "claude", 85}},
