@@ -48,6 +48,33 @@ func putBottle(ctx context.Context, tx *sql.Tx, b budget.Bottle, now int64) erro
 	return err
 }
 
+// insertNewBottles inserts the bottles the ledger does not hold yet and
+// leaves the others as they are: a bottle registered on the fly must not
+// overwrite a registration (or a state) stored meanwhile.
+func insertNewBottles(ctx context.Context, tx *sql.Tx, bottles []budget.Bottle, now int64) error {
+	for _, b := range bottles {
+		if b.State == "" {
+			b.State = budget.Active
+		}
+		budgetJSON, agentJSON, containersJSON, err := bottleJSON(b)
+		if err != nil {
+			return err
+		}
+		created := toNanos(b.CreatedAt)
+		if b.CreatedAt.IsZero() {
+			created = now
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO bottles (`+bottleColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slug) DO NOTHING`,
+			b.Slug, b.Agent, b.Name, b.Parent, budgetJSON, agentJSON, string(b.Shutdown),
+			containersJSON, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created)
+		if err != nil {
+			return fmt.Errorf("insert bottle %s: %w", b.Slug, err)
+		}
+	}
+	return nil
+}
+
 func bottleJSON(b budget.Bottle) (budgetJSON, agentJSON, containersJSON string, err error) {
 	enc := func(v any, empty string) (string, error) {
 		data, err := json.Marshal(v)

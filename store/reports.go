@@ -53,12 +53,13 @@ func satSumSQL(col string) string {
 // transaction; see Repository. Invalid reports fail the whole call with
 // budget.ErrInvalid before anything is written.
 func (db *DB) AppendReports(ctx context.Context, reports []budget.Report) ([]AppendResult, error) {
-	return db.appendCommit(ctx, reports, nil)
+	return db.appendCommit(ctx, reports, nil, nil)
 }
 
-// appendCommit is AppendReports with a hook run after the inserts and before
-// the commit, which the group-commit Writer's tests use to hold a batch.
-func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, beforeCommit func() error) ([]AppendResult, error) {
+// appendCommit is AppendReports that also inserts the bottles not stored
+// yet, with a hook run after the inserts and before the commit, which the
+// group-commit Writer's tests use to hold a batch.
+func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, bottles []budget.Bottle, beforeCommit func() error) ([]AppendResult, error) {
 	if err := ValidateReports(reports); err != nil {
 		return nil, err
 	}
@@ -76,6 +77,9 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, beforeC
 	}
 	defer tx.Rollback()
 
+	if err := insertNewBottles(ctx, tx, bottles, db.now()); err != nil {
+		return nil, fmt.Errorf("append reports: %w", classify(err))
+	}
 	results, fresh, err := db.appendReports(ctx, tx, reports)
 	if err != nil {
 		db.health.note(err)

@@ -55,6 +55,7 @@ const (
 
 type request struct {
 	reports []budget.Report
+	bottles []budget.Bottle
 	state   atomic.Int32
 	results []AppendResult
 	err     error
@@ -86,13 +87,27 @@ func NewWriter(db *DB, opts ...WriterOption) *Writer {
 // so its answer is never ambiguous: on success they are durable, on error
 // (which wraps budget.ErrUnavailable when a retry may succeed) they are not.
 func (w *Writer) Submit(ctx context.Context, reports []budget.Report) ([]AppendResult, error) {
+	return w.SubmitWith(ctx, reports, nil)
+}
+
+// SubmitWith is Submit that also inserts bottles, those the ledger does not
+// hold yet, in the same transaction as the reports: bottles registered on
+// the fly by their first reports are stored with them or not at all, and
+// never cost a transaction of their own. A bottle already stored is left
+// as it is.
+func (w *Writer) SubmitWith(ctx context.Context, reports []budget.Report, bottles []budget.Bottle) ([]AppendResult, error) {
 	if err := ValidateReports(reports); err != nil {
 		return nil, err
 	}
-	if len(reports) == 0 {
+	for _, b := range bottles {
+		if b.Slug == "" {
+			return nil, fmt.Errorf("%w: bottle slug is required", budget.ErrInvalid)
+		}
+	}
+	if len(reports) == 0 && len(bottles) == 0 {
 		return []AppendResult{}, nil
 	}
-	req := &request{reports: reports, done: make(chan struct{})}
+	req := &request{reports: reports, bottles: bottles, done: make(chan struct{})}
 	if err := w.enqueue(ctx, req); err != nil {
 		return nil, err
 	}
@@ -187,11 +202,13 @@ func (w *Writer) fill(batch []*request, n int) ([]*request, *request) {
 // slice of the results, or the batch's error.
 func (w *Writer) commit(batch []*request) {
 	var all []budget.Report
+	var bottles []budget.Bottle
 	for _, r := range batch {
 		all = append(all, r.reports...)
+		bottles = append(bottles, r.bottles...)
 	}
 	// The batch belongs to many callers, so no one caller's ctx may cancel it.
-	results, err := w.db.appendCommit(context.Background(), all, w.beforeCommit)
+	results, err := w.db.appendCommit(context.Background(), all, bottles, w.beforeCommit)
 	if err != nil {
 		err = fmt.Errorf("group commit of %d reports: %w", len(all), err)
 	}

@@ -275,3 +275,54 @@ func TestWriterSubmissionLargerThanTheCapCommitsWhole(t *testing.T) {
 		t.Errorf("invalid Submit: got %v, want ErrInvalid", err)
 	}
 }
+
+// TestWriterCommitsNewBottlesWithTheirReports: bottles submitted with
+// reports are stored in the reports' transaction — a failed commit leaves
+// neither, a successful one both — and a bottle already stored keeps its
+// registration.
+func TestWriterCommitsNewBottlesWithTheirReports(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	fail := fmt.Errorf("disk on fire: %w", budget.ErrUnavailable)
+	var failing atomic.Bool
+	failing.Store(true)
+	w := store.NewWriter(db, store.WithBeforeCommit(func() error {
+		if failing.Load() {
+			return fail
+		}
+		return nil
+	}))
+	defer w.Close()
+	stray := budget.Bottle{Slug: "stray", Agent: "a", Implicit: true}
+	if err := db.PutBottle(ctx, budget.Bottle{Slug: "known", Agent: "impl", Budget: budget.Limits{"claude": 9}}); err != nil {
+		t.Fatal(err)
+	}
+	batch := []budget.Report{report("m1", "stray", "a", "claude", 1), report("m2", "known", "a", "claude", 1)}
+	implicit := []budget.Bottle{stray, {Slug: "known", Implicit: true}}
+
+	if _, err := w.SubmitWith(ctx, batch, implicit); !errors.Is(err, budget.ErrUnavailable) {
+		t.Fatalf("failed commit: got %v, want ErrUnavailable", err)
+	}
+	if _, err := db.Bottle(ctx, "stray"); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("after a failed commit got bottle stray (%v), want none", err)
+	}
+	if got := readCount(t, db); got != 0 {
+		t.Errorf("after a failed commit got %d reports, want 0", got)
+	}
+
+	failing.Store(false)
+	if _, err := w.SubmitWith(ctx, batch, implicit); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Bottle(ctx, "stray")
+	if err != nil || !got.Implicit || got.State != budget.Active {
+		t.Errorf("after the commit got stray %+v (%v), want an active implicit bottle", got, err)
+	}
+	if got := readCount(t, db); got != 2 {
+		t.Errorf("after the commit got %d reports, want 2", got)
+	}
+	known, err := db.Bottle(ctx, "known")
+	if err != nil || known.Implicit || known.Agent != "impl" || known.Budget["claude"] != 9 {
+		t.Errorf("got known %+v (%v), want its registration untouched", known, err)
+	}
+}
