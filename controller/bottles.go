@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -74,11 +75,10 @@ func (s *Server) handlePutBottle(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if err := s.putBottle(r.Context(), b, true); err != nil {
+	if err := s.registerBottle(r.Context(), b); err != nil {
 		writeErr(w, err)
 		return
 	}
-	s.afterBudgetChange(r.Context())
 	v, err := s.view(slug)
 	if err != nil {
 		writeErr(w, err)
@@ -143,6 +143,26 @@ func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
 		}
 		b.AgentBudgets[agent] = b.AgentBudgets[agent].Merge(api.Limits(l))
 	}
+	return nil
+}
+
+// registerBottle puts a registration (API or labels) in force and settles
+// the trees it touches: its own budgets and name, the new parent whose
+// budgets now cover its usage, and the parent it left.
+func (s *Server) registerBottle(ctx context.Context, b budget.Bottle) error {
+	s.mu.Lock()
+	old, _ := s.book.Bottle(b.Slug)
+	touched := s.book.Trees(b.Slug, b.Parent, old.Parent)
+	exempt := s.book.OperatorExempt(touched)
+	s.mu.Unlock()
+	if err := s.putBottle(ctx, b, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	touched = append(touched, s.book.Trees(b.Slug)...)
+	s.mu.Unlock()
+	slices.Sort(touched)
+	s.settle(ctx, slices.Compact(touched), exempt)
 	return nil
 }
 

@@ -134,7 +134,7 @@ func TestBudgetEndpoints(t *testing.T) {
 		{"get agent", "GET", "/v1/budgets/agent/b1/impl", ``, 200, `"claude":200000`},
 		{"list", "GET", "/v1/budgets", ``, 200, `"scope":"agent","id":"b1/impl"`},
 		{"unknown scope", "PUT", "/v1/budgets/team/x", `{"claude":1}`, 400, "scope"},
-		{"unknown bottle", "PUT", "/v1/budgets/bottle/nope", `{"claude":1}`, 404, "nope"},
+		{"unseen bottle", "PUT", "/v1/budgets/bottle/unseen-1", `{"claude":1}`, 200, `"claude":1`},
 		{"agent without agent", "PUT", "/v1/budgets/agent/b1", `{"claude":1}`, 400, "slug>/<agent>"},
 		{"bad amount", "PUT", "/v1/budgets/global/-", `{"claude":"lots"}`, 400, "claude"},
 		{"negative amount", "PUT", "/v1/budgets/global/-", `{"claude":-5}`, 400, "claude"},

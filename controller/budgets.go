@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -93,8 +94,10 @@ func parseScope(scope, id string) (kind budget.ScopeKind, slug, agent string, er
 }
 
 // handlePutBudget sets limits at a scope at runtime: the providers given
-// change, the others stay. Raising a cut-off bottle's governing budget above
-// its usage restores it.
+// change, the others stay. A bottle the daemon has not seen is recorded as
+// an implicit bottle holding the budget, which governs it from its first
+// report. What the change leaves exhausted acts at once; raising a cut-off
+// bottle's governing budget above its usage restores it.
 func (s *Server) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 	scope, id := r.PathValue("scope"), r.PathValue("id")
 	kind, slug, agent, err := parseScope(scope, id)
@@ -107,7 +110,8 @@ func (s *Server) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if err := s.setLimits(r, kind, slug, agent, limits); err != nil {
+	touched, exempt, err := s.setLimits(r.Context(), kind, slug, agent, limits)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -116,7 +120,7 @@ func (s *Server) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	s.afterBudgetChange(r.Context())
+	s.settle(r.Context(), touched, exempt)
 	b, err := s.budgetAt(scope, id)
 	if err != nil {
 		writeErr(w, err)
@@ -147,30 +151,45 @@ func readLimits(w http.ResponseWriter, r *http.Request) (budget.Limits, error) {
 	return l, nil
 }
 
-// setLimits applies limits in the store and the book.
-func (s *Server) setLimits(r *http.Request, kind budget.ScopeKind, slug, agent string, l budget.Limits) error {
-	ctx := r.Context()
+// setLimits applies limits in the store and the book, and returns the
+// bottles whose budgets that can change with the operator exemptions taken
+// just before, for settle.
+func (s *Server) setLimits(ctx context.Context, kind budget.ScopeKind, slug, agent string, l budget.Limits) ([]string, budget.Exemptions, error) {
 	if kind == budget.ScopeGlobal {
 		if err := s.cfg.Store.PutBudget(ctx, kind, "-", l); err != nil {
-			return err
+			return nil, nil, err
 		}
 		s.mu.Lock()
+		touched := s.book.Slugs()
+		exempt := s.book.OperatorExempt(touched)
 		s.book.SetGlobal(l)
 		s.mu.Unlock()
-		return s.cfg.Store.ClearWarned(ctx, kind, "-")
+		return touched, exempt, s.cfg.Store.ClearWarned(ctx, kind, "-")
 	}
 	s.mu.Lock()
+	if _, known := s.book.Bottle(slug); !known {
+		unseen := budget.Bottle{Slug: slug, State: budget.Active, Implicit: true, CreatedAt: s.now().UTC()}
+		if err := s.book.Register(unseen); err != nil {
+			s.mu.Unlock()
+			return nil, nil, err
+		}
+	}
+	touched := []string{slug}
+	if kind == budget.ScopeBottle {
+		touched = s.book.Subtree(slug) // a bottle's budget covers its subtree
+	}
+	exempt := s.book.OperatorExempt(touched)
 	err := s.book.SetBudget(slug, agent, l)
 	s.mu.Unlock()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := s.acts.saveBottle(ctx, slug); err != nil {
-		return err
+		return nil, nil, err
 	}
 	id := slug
 	if kind == budget.ScopeAgent {
 		id = slug + "/" + agent
 	}
-	return s.cfg.Store.ClearWarned(ctx, kind, id)
+	return touched, exempt, s.cfg.Store.ClearWarned(ctx, kind, id)
 }

@@ -52,10 +52,9 @@ func (s *Server) Discover(ctx context.Context, c Container) error {
 		b.Shutdown = c.Shutdown
 	}
 	b.Budget = b.Budget.Merge(c.Budget)
-	if err := s.putBottle(ctx, b, true); err != nil {
+	if err := s.registerBottle(ctx, b); err != nil {
 		return fmt.Errorf("register discovered container %.12s of %s: %w", c.ID, c.Bottle, err)
 	}
-	s.afterBudgetChange(ctx)
 	return nil
 }
 

@@ -26,23 +26,61 @@ type Job struct {
 	Finished func(attempts int, err error)
 }
 
-// registerImplicit registers on the fly every bottle the reports name that
-// the daemon does not know; the global scope governs them until they are
-// registered properly.
-func (s *Server) registerImplicit(ctx context.Context, reports []budget.Report) error {
+// registerImplicit registers in the book, on the fly, every bottle the
+// reports name that the daemon does not know; the global scope (and any
+// budget set on it explicitly) governs them until they are registered
+// properly. It returns the implicit bottles whose rows are not stored yet,
+// to be inserted in the transaction of the reports, and the slugs it
+// registered itself. Registering one costs a map insert, not a walk of the
+// forest nor a transaction of its own.
+func (s *Server) registerImplicit(reports []budget.Report) (unstored []budget.Bottle, added []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
 	for _, r := range reports {
-		s.mu.Lock()
-		_, known := s.book.Bottle(r.Bottle)
-		s.mu.Unlock()
-		if known {
+		if seen[r.Bottle] {
 			continue
 		}
-		b := budget.Bottle{Slug: r.Bottle, Agent: r.Agent, State: budget.Active, Implicit: true, CreatedAt: s.now().UTC()}
-		if err := s.putBottle(ctx, b, false); err != nil {
-			return fmt.Errorf("register bottle %s: %w", r.Bottle, err)
+		seen[r.Bottle] = true
+		if _, known := s.book.Bottle(r.Bottle); !known {
+			b := budget.Bottle{Slug: r.Bottle, Agent: r.Agent, State: budget.Active, Implicit: true, CreatedAt: s.now().UTC()}
+			if err := s.book.Register(b); err != nil {
+				continue // a valid slug with no parent cannot fail; the reports still count globally
+			}
+			s.unstored[r.Bottle] = true
+			added = append(added, r.Bottle)
+		}
+		if s.unstored[r.Bottle] {
+			b, _ := s.book.Bottle(r.Bottle)
+			unstored = append(unstored, b)
 		}
 	}
-	return nil
+	return unstored, added
+}
+
+// implicitStored records that the bottles' rows are committed, and
+// announces the ones this request registered.
+func (s *Server) implicitStored(stored []budget.Bottle, added []string) {
+	s.mu.Lock()
+	for _, b := range stored {
+		delete(s.unstored, b.Slug)
+	}
+	s.mu.Unlock()
+	for _, slug := range added {
+		if b, err := s.bottleCopy(slug); err == nil {
+			s.publish("bottle", slug, b)
+		}
+	}
+}
+
+func (s *Server) bottleCopy(slug string) (budget.Bottle, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.book.Bottle(slug)
+	if !ok {
+		return b, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
+	}
+	return b, nil
 }
 
 // claim is an action or warning decided under the lock and persisted after.
@@ -132,12 +170,38 @@ func (s *Server) warnOnce(ctx context.Context, e budget.Event) error {
 }
 
 // reconcile acts on budgets found exhausted at start-up whose bottles are
-// still active: crossings committed before a crash but never journaled.
+// still active: crossings committed (or limits lowered) before a crash but
+// never journaled. A bottle an operator restored is exempt from what was
+// exhausted before this start, as it was before the restart.
 func (s *Server) reconcile(ctx context.Context) {
 	s.mu.Lock()
-	claims := s.claim(s.book.Exhausted(), true)
+	all := s.book.Slugs()
+	exempt := s.book.OperatorExempt(all)
+	s.mu.Unlock()
+	s.settle(ctx, all, exempt)
+}
+
+// settle acts on what a change left behind among the bottles it touched
+// (SPEC section 2: any change that leaves a budget exhausted acts): each
+// exhausted budget over an active or warned bottle journals one action for
+// it, each warn threshold passed is recorded, and each bottle a budget cut
+// off that has room again is restored. claim marks the bottles under the
+// same lock, so causes that coincide (a report, a reload, an API call)
+// act once; blocked bottles are never acted on again.
+func (s *Server) settle(ctx context.Context, slugs []string, exempt budget.Exemptions) {
+	s.mu.Lock()
+	claims := s.claim(s.book.Crossings(slugs, exempt), false)
+	restore := s.book.Restorable(slugs)
+	for _, slug := range restore {
+		s.book.SetState(slug, budget.Pending, "budget raised above usage", false)
+	}
 	s.mu.Unlock()
 	s.persistClaims(ctx, claims)
+	for _, slug := range restore {
+		if _, err := s.acts.start(ctx, slug, budget.ActRestore, "budget raised above usage", false); err != nil {
+			s.log.Error("restore after budget raise", "bottle", slug, "err", err)
+		}
+	}
 }
 
 // audit appends to the hash-chained audit log.

@@ -295,18 +295,20 @@ func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) 
 	return nil
 }
 
-// ingest registers unknown bottles, commits the reports and applies them.
+// ingest registers unknown bottles, commits the reports (with the rows of
+// those bottles, in the same transaction) and applies them.
 func (s *Server) ingest(ctx context.Context, reports []budget.Report) (api.IngestReply, error) {
-	if err := s.registerImplicit(ctx, reports); err != nil {
-		return api.IngestReply{}, err
-	}
-	results, err := s.cfg.Ingester.Submit(ctx, reports)
+	unstored, added := s.registerImplicit(reports)
+	results, err := s.cfg.Ingester.SubmitWith(ctx, reports, unstored)
 	if err != nil {
+		// The bottles stay in the book, marked unstored: the next report
+		// naming one commits its row with it.
 		if errors.Is(err, context.Canceled) {
 			return api.IngestReply{}, fmt.Errorf("%w: request cancelled before commit", budget.ErrUnavailable)
 		}
 		return api.IngestReply{}, fmt.Errorf("commit reports: %w", err)
 	}
+	s.implicitStored(unstored, added)
 	var reply api.IngestReply
 	var fresh []budget.Report
 	for i, res := range results {

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 
@@ -52,26 +51,4 @@ func (s *Server) checkAction(slug string, kind budget.ActionKind) error {
 		return fmt.Errorf("%w: bottle %s is %s; restore only reverses a cutoff", budget.ErrConflict, slug, b.State)
 	}
 	return nil
-}
-
-// afterBudgetChange restores every bottle a budget cut off whose governing
-// budgets all have room again. A cutoff an operator made stays.
-func (s *Server) afterBudgetChange(ctx context.Context) {
-	var restore []string
-	s.mu.Lock()
-	for _, b := range s.book.Bottles() {
-		if b.State != budget.CutOff || b.ByOperator {
-			continue
-		}
-		if _, over := s.book.OverBudget(b.Slug); !over {
-			s.book.SetState(b.Slug, budget.Pending, "budget raised above usage", false)
-			restore = append(restore, b.Slug)
-		}
-	}
-	s.mu.Unlock()
-	for _, slug := range restore {
-		if _, err := s.acts.start(ctx, slug, budget.ActRestore, "budget raised above usage", false); err != nil {
-			s.log.Error("restore after budget raise", "bottle", slug, "err", err)
-		}
-	}
 }

@@ -20,9 +20,10 @@ import (
 )
 
 // Ingester commits reports durably and answers only after the commit: the
-// store's group-commit writer.
+// store's group-commit writer. Bottles given with the reports are inserted
+// in the same transaction when the ledger does not hold them yet.
 type Ingester interface {
-	Submit(ctx context.Context, reports []budget.Report) ([]store.AppendResult, error)
+	SubmitWith(ctx context.Context, reports []budget.Report, bottles []budget.Bottle) ([]store.AppendResult, error)
 }
 
 // Config is everything the daemon is built from.
@@ -53,9 +54,13 @@ type Server struct {
 	now     func() time.Time
 	started time.Time
 
-	mu       sync.Mutex // guards book and settings
+	mu       sync.Mutex // guards book, settings and unstored
 	book     *budget.Book
 	settings *budget.Settings
+	// unstored are implicit bottles in the book whose rows no commit has
+	// stored yet: every report naming one carries its row into the
+	// report's transaction until one commits.
+	unstored map[string]bool
 
 	acts    *actions
 	hub     *hub
@@ -76,7 +81,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Settings == nil {
 		cfg.Settings = budget.DefaultSettings()
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, started: cfg.Now(), settings: cfg.Settings}
+	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, started: cfg.Now(), settings: cfg.Settings,
+		unstored: map[string]bool{}}
 	s.hub = newHub()
 	s.metrics = newMetrics(s)
 	s.acts = &actions{s: s}
@@ -148,14 +154,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.Shutdown(ctx)
 }
 
-// SetSettings puts reloaded settings in force.
+// SetSettings puts reloaded settings in force, and acts on what they
+// change: a limit lowered below what is used is a crossing, a limit raised
+// above it restores what its budget cut off.
 func (s *Server) SetSettings(st *budget.Settings) {
+	ctx := context.Background()
 	s.mu.Lock()
+	all := s.book.Slugs()
+	exempt := s.book.OperatorExempt(all)
 	s.settings = st
 	s.book.SetSettings(st)
 	s.mu.Unlock()
 	s.publish("settings", "", nil)
-	s.audit(context.Background(), "settings", "", "settings reloaded")
+	if err := s.audit(ctx, "settings", "", "settings reloaded"); err != nil {
+		s.log.Error("audit settings reload", "err", err)
+	}
+	s.settle(ctx, all, exempt)
 }
 
 // connContext decides the peer's permissions once per connection. Only a
