@@ -71,6 +71,13 @@ func (d *Daemon) Restart() {
 	d.Client = client.New(d.Sock, client.WithRetry(0))
 }
 
+// SetSettings puts settings in force as a reload does, and keeps them for
+// the next Restart, as a settings file would.
+func (d *Daemon) SetSettings(s *budget.Settings) {
+	d.opts.Settings = s
+	d.Server.SetSettings(s)
+}
+
 // Stop shuts the daemon down, letting requests in flight finish; stopping
 // a stopped daemon does nothing.
 func (d *Daemon) Stop() {
