@@ -358,6 +358,33 @@ func (b *Book) Trees(slugs ...string) []string {
 	return out
 }
 
+// HasUsageUnder reports whether anything has been counted for the bottle
+// or the registered bottles below it: only then can moving it to another
+// parent change its old or new ancestors' budgets.
+func (b *Book) HasUsageUnder(slug string) bool {
+	nonZero := func(m map[string]int64) bool {
+		for _, n := range m {
+			if n != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	t, ok := b.tallies[slug]
+	if _, registered := b.bottles[slug]; registered {
+		return ok && nonZero(t.subtree)
+	}
+	if ok && nonZero(t.own) {
+		return true
+	}
+	for c := range b.children[slug] {
+		if nonZero(b.tallies[c].subtree) {
+			return true
+		}
+	}
+	return false
+}
+
 // Slugs lists every registered bottle, sorted.
 func (b *Book) Slugs() []string {
 	out := make([]string, 0, len(b.bottles))

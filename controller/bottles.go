@@ -147,19 +147,29 @@ func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
 }
 
 // registerBottle puts a registration (API or labels) in force and settles
-// the trees it touches: its own budgets and name, the new parent whose
-// budgets now cover its usage, and the parent it left.
+// what it can change: the bottle's subtree (its own budgets, name and
+// policy, and the limits of a new parent over it) and, when it moves with
+// usage under it, the trees of the parents it leaves and joins, whose
+// budgets that usage leaves or enters. A fresh bottle with nothing counted
+// settles only itself (and any children that named it first), so
+// registering costs what its subtree does, not what its tree does.
 func (s *Server) registerBottle(ctx context.Context, b budget.Bottle) error {
 	s.mu.Lock()
 	old, _ := s.book.Bottle(b.Slug)
-	touched := s.book.Trees(b.Slug, b.Parent, old.Parent)
+	touched := s.book.Trees(b.Slug)
+	if line := s.book.Subtree(b.Slug); len(line) > 0 {
+		touched = line
+	}
+	if old.Parent != b.Parent && s.book.HasUsageUnder(b.Slug) {
+		touched = append(touched, s.book.Trees(b.Slug, old.Parent, b.Parent)...)
+	}
 	exempt := s.book.OperatorExempt(touched)
 	s.mu.Unlock()
 	if err := s.putBottle(ctx, b, true); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	touched = append(touched, s.book.Trees(b.Slug)...)
+	touched = append(touched, s.book.Subtree(b.Slug)...)
 	s.mu.Unlock()
 	slices.Sort(touched)
 	s.settle(ctx, slices.Compact(touched), exempt)

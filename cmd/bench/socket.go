@@ -122,6 +122,7 @@ func benchVerdicts(ctx context.Context, sock string, r *runner) error {
 	r.report("verdict_per_s", round(perS), "verdicts/s")
 	r.report("verdict_saturated_p99_us", round(us(percentile(saturated, 99))), "us")
 	interval := time.Duration(float64(time.Second) * socketClients / (perS / 8))
+	pacedVerdictInterval = interval
 	r.logf("verdict latency: 64 clients, one call every %s each (%.0f/s offered)", interval, perS/8)
 	// The 64 clients stand for 64 sidecar processes, each with a small heap
 	// of its own; sharing one heap here, at the default GOGC they would stop
@@ -137,9 +138,20 @@ func benchVerdicts(ctx context.Context, sock string, r *runner) error {
 	return nil
 }
 
+// pacedVerdictInterval is the pace benchVerdicts offered its paced load
+// at, so that later benchmarks in the same run can offer the same load.
+var pacedVerdictInterval time.Duration
+
 // verdictLoad runs 64 clients making n gate calls each, every interval (0:
-// back to back), and returns every call's latency, sorted.
+// back to back), and returns every call's latency, sorted. Client i asks
+// about bottle bench-(i mod 100).
 func verdictLoad(ctx context.Context, sock string, n int, interval time.Duration) ([]time.Duration, error) {
+	return verdictLoadOn(ctx, sock, n, interval, func(i, _ int) string { return fmt.Sprintf("bench-%03d", i%socketBenchBottles) })
+}
+
+// verdictLoadOn is verdictLoad with call k of client i asking about bottle
+// pick(i, k).
+func verdictLoadOn(ctx context.Context, sock string, n int, interval time.Duration, pick func(i, k int) string) ([]time.Duration, error) {
 	lat := make([][]time.Duration, socketClients)
 	var failed atomic.Value
 	var wg sync.WaitGroup
@@ -149,10 +161,11 @@ func verdictLoad(ctx context.Context, sock string, n int, interval time.Duration
 			defer wg.Done()
 			c := client.New(sock)
 			defer c.Close()
-			q := client.VerdictQuery{Bottle: fmt.Sprintf("bench-%03d", i%socketBenchBottles), Agent: "impl", Provider: "claude"}
+			q := client.VerdictQuery{Agent: "impl", Provider: "claude"}
 			// Spread the clients' first calls over one interval.
 			next := time.Now().Add(time.Duration(i) * interval / socketClients)
-			for range n {
+			for k := range n {
+				q.Bottle = pick(i, k)
 				time.Sleep(time.Until(next))
 				next = next.Add(interval)
 				t0 := time.Now()
