@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"sort"
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -153,5 +155,48 @@ func TestRegistrationWorkFollowsTheLineage(t *testing.T) {
 	}
 	if _, sub, _ := b.Used("chain-15", "", "codex"); sub != 0 {
 		t.Errorf("got chain-15's codex subtree %d after the move, want 0", sub)
+	}
+}
+
+func TestTreesSubtreeAndUsageUnder(t *testing.T) {
+	// forest plus "orphan", which names the unregistered "ghost" as parent.
+	bottles := append(forest(), budget.Bottle{Slug: "orphan", Parent: "ghost"})
+	tests := []struct {
+		name       string
+		usage      []use
+		slugs      []string
+		wantTrees  []string
+		wantUnder  string
+		wantHasUse bool
+	}{
+		{"a leaf's tree is its root's subtree", nil, []string{"leaf"},
+			[]string{"leaf", "mid", "root"}, "leaf", false},
+		{"two trees at once", nil, []string{"mid", "loner"},
+			[]string{"leaf", "loner", "mid", "root"}, "mid", false},
+		{"an unregistered parent reaches the children naming it", nil, []string{"ghost"},
+			[]string{"orphan"}, "ghost", false},
+		{"usage below a bottle counts", []use{{"leaf", "impl", "claude", 1}}, []string{"loner"},
+			[]string{"loner"}, "mid", true},
+		{"usage beside it does not", []use{{"loner", "impl", "claude", 1}}, []string{"loner"},
+			[]string{"loner"}, "mid", false},
+		{"an unregistered bottle's own usage counts", []use{{"ghost", "", "claude", 1}}, []string{"nobody"},
+			nil, "ghost", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := world(t, nil, bottles, tt.usage...)
+			if got := b.Trees(tt.slugs...); !reflect.DeepEqual(got, tt.wantTrees) {
+				t.Errorf("Trees(%v): got %v, want %v", tt.slugs, got, tt.wantTrees)
+			}
+			if got := b.HasUsageUnder(tt.wantUnder); got != tt.wantHasUse {
+				t.Errorf("HasUsageUnder(%s): got %v, want %v", tt.wantUnder, got, tt.wantHasUse)
+			}
+		})
+	}
+	b := world(t, nil, bottles)
+	got := b.Subtree("root")
+	sort.Strings(got[1:])
+	if want := []string{"root", "leaf", "mid"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Subtree(root): got %v, want %v (the bottle first)", got, want)
 	}
 }
