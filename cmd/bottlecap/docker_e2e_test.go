@@ -136,18 +136,24 @@ func waitAction(t *testing.T, c *client.Client, slug, status string) api.Action 
 	return found
 }
 
-// checkAudit checks that the bottle's audit trail has every kind.
+// checkAudit waits until the bottle's audit trail has every kind: an
+// action's outcome is journaled before the bottle's state and its audit
+// entry are written, so a test that saw "done" in the journal may look a
+// moment too early.
 func checkAudit(t *testing.T, c *client.Client, slug string, kinds ...string) {
 	t.Helper()
-	entries, err := c.Audit(context.Background(), client.AuditQuery{Bottle: slug})
-	if err != nil {
-		t.Fatalf("audit: %v", err)
-	}
-	for _, k := range kinds {
-		if !slices.ContainsFunc(entries, func(e api.AuditEntry) bool { return e.Kind == k }) {
-			t.Errorf("audit of %s has no %s entry: %+v", slug, k, entries)
+	dockertest.Eventually(t, within, "audit of "+slug, func() string {
+		entries, err := c.Audit(context.Background(), client.AuditQuery{Bottle: slug})
+		if err != nil {
+			return err.Error()
 		}
-	}
+		for _, k := range kinds {
+			if !slices.ContainsFunc(entries, func(e api.AuditEntry) bool { return e.Kind == k }) {
+				return fmt.Sprintf("no %s entry in %+v", k, entries)
+			}
+		}
+		return ""
+	})
 }
 
 func verdict(t *testing.T, c *client.Client, slug string) budget.Verdict {
