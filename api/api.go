@@ -20,6 +20,12 @@ const (
 	MaxIngestBytes  = 32 << 20 // POST /v1/usage, single, batch or raw
 )
 
+// MaxIngestReports is how many reports one POST /v1/usage may carry by
+// default (413 past it): enough for any sidecar's backlog, small enough
+// that one request cannot hold the daemon's memory or its gate. Send more
+// as several requests.
+const MaxIngestReports = 10_000
+
 // Error is every error reply: {"error": "<message>"}.
 type Error struct {
 	Error string `json:"error"`

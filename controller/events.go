@@ -2,91 +2,110 @@ package controller
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
 )
 
-// hub fans events out to /v1/events subscribers. A subscriber too slow to
-// keep up loses events rather than slowing ingestion; it is sent a
-// "resync" event so it knows to reload.
+// hub fans events out to /v1/events subscribers without ever waiting for
+// one: a subscriber whose buffer is full has fallen behind and is dropped
+// (its stream ends with a "resync" event if it can still take one), so
+// publishing costs ingestion the same whether dashboards read or stall.
 type hub struct {
-	mu     sync.Mutex
-	subs   map[chan api.Event]bool
-	closed bool
+	mu      sync.Mutex
+	subs    map[*subscriber]struct{}
+	closed  bool
+	dropped func() // counts a dropped subscriber in the metrics
+}
+
+// subscriber is one open event stream.
+type subscriber struct {
+	ch chan api.Event
+	// lagged is set, before ch is closed, when the hub dropped it for
+	// falling behind.
+	lagged bool
+	// closing and abort end a write in progress at shutdown.
+	closing atomic.Bool
+	abort   func()
 }
 
 const subscriberBuffer = 256
 
-func newHub() *hub { return &hub{subs: map[chan api.Event]bool{}} }
+func newHub(dropped func()) *hub {
+	return &hub{subs: map[*subscriber]struct{}{}, dropped: dropped}
+}
 
-func (h *hub) subscribe() (chan api.Event, bool) {
+// subscribe opens a stream; abort must make the stream's pending write
+// fail at once.
+func (h *hub) subscribe(abort func()) (*subscriber, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, false
 	}
-	c := make(chan api.Event, subscriberBuffer)
-	h.subs[c] = true
-	return c, true
+	sub := &subscriber{ch: make(chan api.Event, subscriberBuffer), abort: abort}
+	h.subs[sub] = struct{}{}
+	return sub, true
 }
 
-func (h *hub) unsubscribe(c chan api.Event) {
+func (h *hub) unsubscribe(sub *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.subs[c] {
-		delete(h.subs, c)
-		close(c)
+	if _, ok := h.subs[sub]; ok {
+		delete(h.subs, sub)
+		close(sub.ch)
 	}
 }
 
 func (h *hub) send(e api.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for c := range h.subs {
+	for sub := range h.subs {
 		select {
-		case c <- e:
+		case sub.ch <- e:
 		default:
-			h.dropOldest(c)
+			h.dropLocked(sub)
 		}
 	}
 }
 
-// dropOldest makes room in a full subscriber's buffer and tells it to
-// resync, since it has now missed at least one event.
-func (h *hub) dropOldest(c chan api.Event) {
-	select {
-	case <-c:
-	default:
-	}
-	select {
-	case c <- api.Event{Type: "resync", TS: time.Now().UTC()}:
-	default:
-	}
+// dropLocked ends the stream of a subscriber that has missed an event.
+func (h *hub) dropLocked(sub *subscriber) {
+	delete(h.subs, sub)
+	sub.lagged = true
+	close(sub.ch)
+	h.dropped()
 }
 
-// close ends every stream (at shutdown, so http.Server.Shutdown is not
-// held up by open event streams).
+// close ends every stream and fails their writes in progress, so that
+// http.Server.Shutdown waits for no subscriber, reading or not.
 func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for c := range h.subs {
-		delete(h.subs, c)
-		close(c)
+	for sub := range h.subs {
+		delete(h.subs, sub)
+		close(sub.ch)
+		sub.closing.Store(true)
+		sub.abort()
 	}
+}
+
+// count is the number of open streams.
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
 }
 
 // listening reports whether anyone subscribes, so that publishing costs
 // ingestion nothing (no JSON encoding) when no dashboard is open.
-func (h *hub) listening() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.subs) > 0
-}
+func (h *hub) listening() bool { return h.count() > 0 }
 
 // publish sends an event to every subscriber.
 func (s *Server) publish(typ, bottle string, data any) {
@@ -104,39 +123,84 @@ func (s *Server) publish(typ, bottle string, data any) {
 }
 
 // handleEvents streams events as server-sent events until the client goes
-// away or the daemon shuts down. A comment line every 15 s keeps idle
-// connections alive through proxies and lets the client notice a dead
-// daemon.
+// away, falls behind or the daemon shuts down. A comment line every 15 s
+// keeps idle connections alive through proxies and lets the client notice
+// a dead daemon. Each write has its own deadline (EventWriteTimeout): the
+// server's read and write timeouts would otherwise cut the stream.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.hub.subscribe()
+	rc := http.NewResponseController(w)
+	// No read deadline: the stream sends no body, and the server's
+	// background read then only notices the client hanging up.
+	_ = rc.SetReadDeadline(time.Time{})
+	sub, ok := s.hub.subscribe(func() { _ = rc.SetWriteDeadline(time.Unix(1, 0)) })
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, "daemon is shutting down")
 		return
 	}
-	defer s.hub.unsubscribe(c)
+	defer s.hub.unsubscribe(sub)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	fmt.Fprint(w, ": bottlecap events\n\n")
-	_ = rc.Flush()
+	st := eventStream{w: w, rc: rc, sub: sub, timeout: s.limits.EventWriteTimeout}
+	if err := st.write(": bottlecap events\n\n"); err != nil {
+		return
+	}
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	for {
+		var err error
 		select {
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
-			fmt.Fprint(w, ": keep-alive\n\n")
-		case e, ok := <-c:
+			err = st.write(": keep-alive\n\n")
+		case e, ok := <-sub.ch:
 			if !ok {
+				st.endLagged(s.now())
 				return
 			}
-			b, _ := json.Marshal(e) // an api.Event always marshals
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
+			err = st.event(e)
 		}
-		if err := rc.Flush(); err != nil {
+		if err != nil {
 			return
 		}
+	}
+}
+
+// eventStream writes one subscriber's stream, each write under a deadline.
+type eventStream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	sub     *subscriber
+	timeout time.Duration
+}
+
+var errStreamClosing = errors.New("event stream closing")
+
+func (st eventStream) write(text string) error {
+	if err := st.rc.SetWriteDeadline(time.Now().Add(st.timeout)); err != nil {
+		return err
+	}
+	// Checked after setting the deadline, so a shutdown's abort is never
+	// overwritten by a fresh deadline.
+	if st.sub.closing.Load() {
+		return errStreamClosing
+	}
+	if _, err := fmt.Fprint(st.w, text); err != nil {
+		return err
+	}
+	return st.rc.Flush()
+}
+
+func (st eventStream) event(e api.Event) error {
+	b, _ := json.Marshal(e) // an api.Event always marshals
+	return st.write(fmt.Sprintf("event: %s\ndata: %s\n\n", e.Type, b))
+}
+
+// endLagged tells a subscriber the hub dropped that it missed events and
+// must reload; one that does not take even that within the deadline is
+// simply cut off.
+func (st eventStream) endLagged(now time.Time) {
+	if st.sub.lagged {
+		_ = st.event(api.Event{Type: "resync", TS: now.UTC()})
 	}
 }

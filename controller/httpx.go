@@ -16,7 +16,7 @@ import (
 func statusOf(err error) int {
 	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooLarge):
+	case errors.As(err, &tooLarge), errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, budget.ErrInvalid):
 		return http.StatusBadRequest

@@ -47,28 +47,25 @@ var (
 	maxTS = time.Unix(0, math.MaxInt64).UTC()
 )
 
-// handleIngest implements POST /v1/usage: validate every report (nothing
-// is stored if one is bad), register unknown bottles, commit through the
-// group-commit writer, and only then count, enforce and reply.
+// handleIngest implements POST /v1/usage: validate the reports as the body
+// streams in, stopping at the first bad one (nothing is stored if one is
+// bad), register unknown bottles, commit through the group-commit writer,
+// and only then count, enforce and reply.
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
-	wire, err := readReports(w, r)
+	release, err := s.admitIngest(r)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	peer, _ := peerFrom(r.Context())
-	reports := make([]budget.Report, 0, len(wire))
-	for i, in := range wire {
-		rep, err := s.prepare(r.Context(), peer, in)
-		if err != nil {
-			if len(wire) > 1 {
-				err = fmt.Errorf("report %d: %w", i+1, err)
-			}
-			writeErr(w, err)
-			return
-		}
-		reports = append(reports, rep)
+	reports, err := s.readReports(w, r)
+	release()
+	if err != nil {
+		writeErr(w, err)
+		return
 	}
+	// The body is in; what is left is the wait for the commit, which the
+	// server's read timeout (meant for slow bodies) must not cancel.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	reply, err := s.ingest(r.Context(), reports)
 	if err != nil {
 		writeErr(w, err)
@@ -77,46 +74,110 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, reply)
 }
 
-// readReports decodes one report, or NDJSON of many.
-func readReports(w http.ResponseWriter, r *http.Request) ([]api.Report, error) {
-	body := http.MaxBytesReader(w, r.Body, api.MaxIngestBytes)
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/x-ndjson" {
-		b, err := io.ReadAll(body)
-		if err != nil {
-			return nil, jsonError(err)
-		}
-		one, err := decodeReport(b)
-		if err != nil {
-			return nil, err
-		}
-		return []api.Report{one}, nil
+// errTooLarge is the class of requests past a documented cap (413).
+var errTooLarge = errors.New("request too large")
+
+// admitIngest refuses a body announced over the cap before reading it, and
+// waits until the body fits the bytes of ingest in flight, so that a burst
+// of large bodies is decoded a few at a time rather than all at once. The
+// returned func gives the bytes back.
+func (s *Server) admitIngest(r *http.Request) (func(), error) {
+	if r.ContentLength > api.MaxIngestBytes {
+		return nil, fmt.Errorf("%w: body: %d bytes, larger than %d bytes: send fewer reports per request", errTooLarge, r.ContentLength, api.MaxIngestBytes)
 	}
-	return readNDJSON(body)
+	n := r.ContentLength
+	if n < 0 { // chunked: its length is only known at the end
+		n = api.MaxIngestBytes
+	}
+	n = max(n, 1)
+	if err := s.ingestBytes.Acquire(r.Context(), n); err != nil {
+		return nil, fmt.Errorf("%w: request cancelled while waiting for other ingests to be read", budget.ErrUnavailable)
+	}
+	return func() { s.ingestBytes.Release(n) }, nil
 }
 
-func readNDJSON(body io.Reader) ([]api.Report, error) {
-	var out []api.Report
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 64<<10), api.MaxIngestBytes)
-	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		rep, err := decodeReport(b)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		out = append(out, rep)
+// readReports decodes and validates one report, or NDJSON of many.
+func (s *Server) readReports(w http.ResponseWriter, r *http.Request) ([]budget.Report, error) {
+	body := http.MaxBytesReader(w, r.Body, api.MaxIngestBytes)
+	peer, _ := peerFrom(r.Context())
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "application/x-ndjson" {
+		return s.readNDJSON(r.Context(), peer, body)
 	}
-	if err := sc.Err(); err != nil {
+	b, err := io.ReadAll(body)
+	if err != nil {
 		return nil, jsonError(err)
+	}
+	in, err := decodeReport(b)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := s.prepare(r.Context(), peer, in)
+	if err != nil {
+		return nil, err
+	}
+	return []budget.Report{rep}, nil
+}
+
+// readNDJSON reads one line at a time and validates each report as it
+// comes: a bad line ends the request without reading the rest of the body,
+// and memory holds only the validated reports (at most MaxIngestReports)
+// and one line.
+func (s *Server) readNDJSON(ctx context.Context, peer Peer, body io.Reader) ([]budget.Report, error) {
+	var out []budget.Report
+	br := bufio.NewReaderSize(body, 64<<10)
+	var line []byte
+	for n := 1; ; n++ {
+		var err error
+		line, err = readLine(br, line[:0])
+		if err != nil && err != io.EOF {
+			return nil, jsonError(err)
+		}
+		if b := bytes.TrimSpace(line); len(b) > 0 {
+			if len(out) == s.limits.MaxIngestReports {
+				return nil, fmt.Errorf("%w: body: more than %d reports: send at most %d per request", errTooLarge, s.limits.MaxIngestReports, s.limits.MaxIngestReports)
+			}
+			rep, err := s.prepareLine(ctx, peer, b, n, len(out)+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rep)
+		}
+		if err == io.EOF {
+			break
+		}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: body: no reports", budget.ErrInvalid)
 	}
 	return out, nil
+}
+
+// prepareLine decodes and validates the i-th report, on line n.
+func (s *Server) prepareLine(ctx context.Context, peer Peer, b []byte, n, i int) (budget.Report, error) {
+	in, err := decodeReport(b)
+	if err != nil {
+		return budget.Report{}, fmt.Errorf("line %d: %w", n, err)
+	}
+	rep, err := s.prepare(ctx, peer, in)
+	if err != nil {
+		return budget.Report{}, fmt.Errorf("report %d: %w", i, err)
+	}
+	return rep, nil
+}
+
+// readLine appends the next line (without its end) to buf. io.EOF comes
+// with the last line when the body does not end in a newline; any other
+// error (the size cap, a read timeout) is the body's, never a truncated
+// line's JSON error.
+func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if err != bufio.ErrBufferFull {
+			return buf, err
+		}
+	}
 }
 
 // prepare validates one wire report and turns it into a ledger report:

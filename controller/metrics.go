@@ -17,6 +17,8 @@ type metrics struct {
 	reports    *prometheus.CounterVec
 	verdicts   *prometheus.CounterVec
 	actionsCtr *prometheus.CounterVec
+	// refusedConns and droppedSubs count what the limits turned away.
+	refusedConns, droppedSubs prometheus.Counter
 	// allowed and denied are resolved once: the gate is the hot path.
 	allowed, denied prometheus.Counter
 }
@@ -32,7 +34,16 @@ func newMetrics(s *Server) *metrics {
 	m.actionsCtr = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bottlecap_actions_total", Help: "Enforcement actions by kind and status reached.",
 	}, []string{"action", "status"})
-	m.reg.MustRegister(m.reports, m.verdicts, m.actionsCtr, &bookCollector{s: s})
+	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bottlecap_connections_refused_total", Help: "Connections refused because their peer had as many open as its cap.",
+	})
+	m.droppedSubs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bottlecap_event_subscribers_dropped_total", Help: "Event subscribers dropped for falling behind.",
+	})
+	subs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bottlecap_event_subscribers", Help: "Open /v1/events streams.",
+	}, func() float64 { return float64(s.hub.count()) })
+	m.reg.MustRegister(m.reports, m.verdicts, m.actionsCtr, m.refusedConns, m.droppedSubs, subs, &bookCollector{s: s})
 	m.allowed, m.denied = m.verdicts.WithLabelValues("true"), m.verdicts.WithLabelValues("false")
 	return m
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/store"
+	"golang.org/x/sync/semaphore"
 )
 
 // Ingester commits reports durably and answers only after the commit: the
@@ -43,7 +44,10 @@ type Config struct {
 	Version   string
 	StorePath string
 	Socket    string
-	Log       *slog.Logger
+	// Limits bound connections, timeouts and ingest; zero fields take
+	// DefaultLimits.
+	Limits Limits
+	Log    *slog.Logger
 	Now       func() time.Time
 }
 
@@ -66,6 +70,11 @@ type Server struct {
 	hub     *hub
 	metrics *metrics
 	http    *http.Server
+
+	limits Limits
+	conns  *connLimiter
+	// ingestBytes bounds the ingest bodies decoded at once.
+	ingestBytes *semaphore.Weighted
 }
 
 // New builds a server and loads its book from the ledger: bottles, runtime
@@ -83,21 +92,37 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, started: cfg.Now(), settings: cfg.Settings,
 		unstored: map[string]bool{}}
-	s.hub = newHub()
+	s.limits = cfg.Limits.withDefaults()
+	s.ingestBytes = semaphore.NewWeighted(s.limits.IngestBytesInFlight)
+	s.hub = newHub(func() { s.metrics.droppedSubs.Inc() })
 	s.metrics = newMetrics(s)
+	s.conns = newConnLimiter(s.limits, s.log, s.metrics.refusedConns.Inc)
 	s.acts = &actions{s: s}
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
-	s.http = &http.Server{
-		Handler:           s.routes(),
-		ConnContext:       s.connContext,
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	s.http = s.newHTTPServer()
 	if err := s.acts.resume(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newHTTPServer bounds every phase of a connection, so that no peer can
+// hold one open for free: the header, the whole request (a trickled body),
+// the reply, and the idle time between requests. Handlers that legitimately
+// run longer (the event stream, ingest waiting for its commit) move their
+// own deadlines with http.ResponseController.
+func (s *Server) newHTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.routes(),
+		ConnContext:       s.connContext,
+		ConnState:         s.conns.connState,
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		ReadTimeout:       s.limits.ReadTimeout,
+		WriteTimeout:      s.limits.WriteTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+	}
 }
 
 // load rebuilds the book from the ledger.
@@ -138,9 +163,10 @@ func (s *Server) load(ctx context.Context) error {
 	return nil
 }
 
-// Serve answers requests on l until Shutdown.
+// Serve answers requests on l until Shutdown, admitting each peer's
+// connections only up to its cap.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	err := s.http.Serve(limitedListener{Listener: l, lim: s.conns})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -2,10 +2,12 @@ package controller
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -52,12 +54,14 @@ func TestDecodeReport(t *testing.T) {
 	}
 }
 
-// BenchmarkReadNDJSON200 is one meter batch: 200 reports
-// (go test -bench NDJSON -run ^$ ./controller).
+// BenchmarkReadNDJSON200 is one meter batch: 200 reports decoded and
+// validated (go test -bench NDJSON -run ^$ ./controller).
 func BenchmarkReadNDJSON200(b *testing.B) {
+	st := budget.DefaultSettings()
+	s := &Server{limits: DefaultLimits(), settings: st, book: budget.NewBook(st), now: time.Now}
 	body := []byte(strings.Repeat(meterLine+"\n", 200))
 	for b.Loop() {
-		if _, err := readNDJSON(bytes.NewReader(body)); err != nil {
+		if _, err := s.readNDJSON(context.Background(), Peer{}, bytes.NewReader(body)); err != nil {
 			b.Fatal(err)
 		}
 	}

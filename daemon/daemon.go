@@ -35,8 +35,11 @@ type Config struct {
 	// opened ledger (the demo's, tests'); nil leaves actions pending.
 	Enforcer  func(*store.DB) controller.Enforcer
 	RawParser controller.RawParser
-	Version   string
-	Log       *slog.Logger
+	// Limits bound connections, timeouts and ingest (zero fields:
+	// controller.DefaultLimits).
+	Limits  controller.Limits
+	Version string
+	Log     *slog.Logger
 }
 
 // Daemon is a started daemon.
@@ -98,7 +101,7 @@ func storeOptions(cfg Config) []store.Option {
 func (d *Daemon) controllerConfig(cfg Config) controller.Config {
 	cc := controller.Config{
 		Store: d.DB, Ingester: d.writer, Settings: cfg.Settings, RawParser: cfg.RawParser,
-		Version: cfg.Version, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log,
+		Version: cfg.Version, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log, Limits: cfg.Limits,
 	}
 	switch {
 	case cfg.Engine != nil:

@@ -23,6 +23,8 @@ type Options struct {
 	Settings  *budget.Settings
 	Enforcer  controller.Enforcer
 	RawParser controller.RawParser
+	// Limits shorten the daemon's timeouts and caps for tests of them.
+	Limits controller.Limits
 }
 
 // Daemon is a daemon started for one test.
@@ -60,7 +62,7 @@ func Start(t testing.TB, o Options) *Daemon {
 func (d *Daemon) Restart() {
 	d.t.Helper()
 	cfg := daemon.Config{Socket: d.Sock, DBPath: filepath.Join(d.Dir, "bot-bottle.db"), Home: d.Dir,
-		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Version: "test"}
+		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Limits: d.opts.Limits, Version: "test"}
 	if d.opts.Enforcer != nil {
 		cfg.Enforcer = func(*store.DB) controller.Enforcer { return d.opts.Enforcer }
 	}
