@@ -68,10 +68,22 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	reply, err := s.ingest(r.Context(), reports)
 	if err != nil {
+		s.noteLedgerLost(err)
 		writeErr(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, reply)
+}
+
+// noteLedgerLost logs, once, that the ledger's files were deleted under the
+// daemon: every report is refused from then on, and only the operator can
+// end that, by restarting the daemon.
+func (s *Server) noteLedgerLost(err error) {
+	if errors.Is(err, store.ErrLedgerLost) {
+		s.ledgerLost.Do(func() {
+			s.log.Error("refusing every write until the daemon is restarted: the ledger's files were deleted or replaced under it; restart it (sidecars keep their reports and retry)", "err", err)
+		})
+	}
 }
 
 // errTooLarge is the class of requests past a documented cap (413).

@@ -48,7 +48,7 @@ type Config struct {
 	// DefaultLimits.
 	Limits Limits
 	Log    *slog.Logger
-	Now       func() time.Time
+	Now    func() time.Time
 }
 
 // Server is the running daemon.
@@ -75,6 +75,7 @@ type Server struct {
 	conns  *connLimiter
 	// ingestBytes bounds the ingest bodies decoded at once.
 	ingestBytes *semaphore.Weighted
+	ledgerLost  sync.Once // logs the loss of the ledger's files once
 }
 
 // New builds a server and loads its book from the ledger: bottles, runtime

@@ -31,6 +31,9 @@ type DB struct {
 	stmts *appendStmts
 	// health is the last write the disk refused, for Writable.
 	health writeHealth
+	// files notices the ledger's files being deleted under the daemon; nil
+	// when opened read-only.
+	files *openFiles
 }
 
 var _ Repository = (*DB)(nil)
@@ -106,6 +109,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, err
 	}
 	if err := db.startCheckpointer(ctx, o.checkpoint); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", db.path, err)
+	}
+	if db.files, err = watchOpenFiles(db.path); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", db.path, err)
 	}
@@ -240,10 +247,14 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// writer returns the writer connection, or ErrReadOnly for a dashboard's DB.
+// writer returns the writer connection, or ErrReadOnly for a dashboard's
+// DB, or ErrLedgerLost once the ledger's files were deleted under it.
 func (db *DB) writer() (*sql.DB, error) {
 	if db.write == nil {
 		return nil, ErrReadOnly
+	}
+	if err := db.files.check(); err != nil {
+		return nil, err
 	}
 	return db.write, nil
 }

@@ -95,6 +95,11 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, bottles
 		return nil, fmt.Errorf("append reports: commit: %w", classify(err))
 	}
 	db.health.note(nil)
+	// A file deleted during the transaction took the commit with it: the
+	// reports must not be acknowledged.
+	if err := db.files.check(); err != nil {
+		return nil, fmt.Errorf("append reports: %w", err)
+	}
 	db.ckpt.committed()
 	for _, id := range fresh {
 		db.recent.ids[id] = struct{}{}

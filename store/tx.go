@@ -31,6 +31,9 @@ func (db *DB) update(ctx context.Context, what string, fn func(*sql.Tx) error) e
 		return fmt.Errorf("%s: commit: %w", what, classify(err))
 	}
 	db.health.note(nil)
+	if err := db.files.check(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	db.ckpt.committed()
 	return nil
 }

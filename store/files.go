@@ -1,0 +1,65 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// ErrLedgerLost means the ledger's database or write-ahead log file was
+// deleted or replaced while the daemon held it open. SQLite would go on
+// committing into the unlinked file, and every report acknowledged from
+// then on would vanish at the next restart, so all writes are refused
+// instead. It wraps budget.ErrUnavailable: sidecars keep their reports and
+// retry, which succeeds once the daemon is restarted.
+var ErrLedgerLost = fmt.Errorf("ledger file lost: %w", budget.ErrUnavailable)
+
+// openFiles remembers the files the daemon's connections opened, to
+// notice one being unlinked or swapped under them.
+type openFiles struct {
+	paths []string
+	infos []os.FileInfo
+	lost  atomic.Pointer[error] // once lost, always lost until a restart
+}
+
+// watchOpenFiles records the identity (device and inode) of the database and
+// its -wal file, which exist once a connection has read the database in
+// WAL mode.
+func watchOpenFiles(dbPath string) (*openFiles, error) {
+	f := &openFiles{paths: []string{dbPath, dbPath + "-wal"}}
+	for _, p := range f.paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("stat ledger file: %w", err)
+		}
+		f.infos = append(f.infos, fi)
+	}
+	return f, nil
+}
+
+// check returns ErrLedgerLost once either file is no longer the one opened:
+// two stat calls, made around every write transaction.
+func (f *openFiles) check() error {
+	if f == nil {
+		return nil // a read-only DB writes nothing
+	}
+	if lost := f.lost.Load(); lost != nil {
+		return *lost
+	}
+	for i, p := range f.paths {
+		fi, err := os.Stat(p)
+		if err == nil && os.SameFile(fi, f.infos[i]) {
+			continue
+		}
+		what := "was deleted"
+		if err == nil {
+			what = "was replaced by another file"
+		}
+		lost := fmt.Errorf("%w: %s %s while the daemon had it open; writes are refused so that no acknowledged report is lost: restart the daemon to reopen the ledger", ErrLedgerLost, p, what)
+		f.lost.CompareAndSwap(nil, &lost)
+		return *f.lost.Load()
+	}
+	return nil
+}
