@@ -17,10 +17,12 @@ import (
 // (its stream ends with a "resync" event if it can still take one), so
 // publishing costs ingestion the same whether dashboards read or stall.
 type hub struct {
-	mu      sync.Mutex
-	subs    map[*subscriber]struct{}
-	closed  bool
-	dropped func() // counts a dropped subscriber in the metrics
+	mu sync.Mutex
+	// subs receive events; open are all streams whose handler still runs,
+	// dropped ones included, which shutdown must not wait for either.
+	subs, open map[*subscriber]struct{}
+	closed     bool
+	dropped    func() // counts a dropped subscriber in the metrics
 }
 
 // subscriber is one open event stream.
@@ -34,10 +36,12 @@ type subscriber struct {
 	abort   func()
 }
 
-const subscriberBuffer = 256
+// subscriberBuffer is how many events a subscriber may be behind before it
+// is dropped: more than the largest batch a meter sends at once.
+const subscriberBuffer = 1024
 
 func newHub(dropped func()) *hub {
-	return &hub{subs: map[*subscriber]struct{}{}, dropped: dropped}
+	return &hub{subs: map[*subscriber]struct{}{}, open: map[*subscriber]struct{}{}, dropped: dropped}
 }
 
 // subscribe opens a stream; abort must make the stream's pending write
@@ -50,12 +54,14 @@ func (h *hub) subscribe(abort func()) (*subscriber, bool) {
 	}
 	sub := &subscriber{ch: make(chan api.Event, subscriberBuffer), abort: abort}
 	h.subs[sub] = struct{}{}
+	h.open[sub] = struct{}{}
 	return sub, true
 }
 
 func (h *hub) unsubscribe(sub *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.open, sub)
 	if _, ok := h.subs[sub]; ok {
 		delete(h.subs, sub)
 		close(sub.ch)
@@ -91,6 +97,8 @@ func (h *hub) close() {
 	for sub := range h.subs {
 		delete(h.subs, sub)
 		close(sub.ch)
+	}
+	for sub := range h.open {
 		sub.closing.Store(true)
 		sub.abort()
 	}
@@ -100,12 +108,16 @@ func (h *hub) close() {
 func (h *hub) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.subs)
+	return len(h.open)
 }
 
 // listening reports whether anyone subscribes, so that publishing costs
 // ingestion nothing (no JSON encoding) when no dashboard is open.
-func (h *hub) listening() bool { return h.count() > 0 }
+func (h *hub) listening() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0
+}
 
 // publish sends an event to every subscriber.
 func (s *Server) publish(typ, bottle string, data any) {

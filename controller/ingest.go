@@ -59,13 +59,18 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	reports, err := s.readReports(w, r)
 	release()
+	rc := http.NewResponseController(w)
 	if err != nil {
+		// Read no more of a refused body: net/http would otherwise try to
+		// drain it before replying, waiting on a client that may never
+		// end it. The connection is closed after the reply instead.
+		_ = rc.SetReadDeadline(time.Now())
 		writeErr(w, err)
 		return
 	}
 	// The body is in; what is left is the wait for the commit, which the
 	// server's read timeout (meant for slow bodies) must not cancel.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
 	reply, err := s.ingest(r.Context(), reports)
 	if err != nil {
 		s.noteLedgerLost(err)
