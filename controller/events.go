@@ -1,10 +1,12 @@
 package controller
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +24,6 @@ type hub struct {
 	// dropped ones included, which shutdown must not wait for either.
 	subs, open map[*subscriber]struct{}
 	closed     bool
-	dropped    func() // counts a dropped subscriber in the metrics
 }
 
 // subscriber is one open event stream.
@@ -40,8 +41,8 @@ type subscriber struct {
 // is dropped: more than the largest batch a meter sends at once.
 const subscriberBuffer = 1024
 
-func newHub(dropped func()) *hub {
-	return &hub{subs: map[*subscriber]struct{}{}, open: map[*subscriber]struct{}{}, dropped: dropped}
+func newHub() *hub {
+	return &hub{subs: map[*subscriber]struct{}{}, open: map[*subscriber]struct{}{}}
 }
 
 // subscribe opens a stream; abort must make the stream's pending write
@@ -85,7 +86,6 @@ func (h *hub) dropLocked(sub *subscriber) {
 	delete(h.subs, sub)
 	sub.lagged = true
 	close(sub.ch)
-	h.dropped()
 }
 
 // close ends every stream and fails their writes in progress, so that
@@ -156,24 +156,33 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if err := st.write(": bottlecap events\n\n"); err != nil {
 		return
 	}
+	if s.stream(r.Context(), st) {
+		s.metrics.droppedSubs.Inc()
+	}
+}
+
+// stream sends events until the stream ends, and reports whether it ended
+// because the subscriber fell behind: the hub dropped it, or a write
+// missed its deadline.
+func (s *Server) stream(ctx context.Context, st eventStream) (dropped bool) {
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	for {
 		var err error
 		select {
-		case <-r.Context().Done():
-			return
+		case <-ctx.Done():
+			return false
 		case <-tick.C:
 			err = st.write(": keep-alive\n\n")
-		case e, ok := <-sub.ch:
+		case e, ok := <-st.sub.ch:
 			if !ok {
 				st.endLagged(s.now())
-				return
+				return st.sub.lagged
 			}
 			err = st.event(e)
 		}
 		if err != nil {
-			return
+			return errors.Is(err, os.ErrDeadlineExceeded) && !st.sub.closing.Load()
 		}
 	}
 }

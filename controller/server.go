@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		unstored: map[string]bool{}}
 	s.limits = cfg.Limits.withDefaults()
 	s.ingestBytes = semaphore.NewWeighted(s.limits.IngestBytesInFlight)
-	s.hub = newHub(func() { s.metrics.droppedSubs.Inc() })
+	s.hub = newHub()
 	s.metrics = newMetrics(s)
 	s.conns = newConnLimiter(s.limits, s.log, s.metrics.refusedConns.Inc)
 	s.acts = &actions{s: s}
