@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/store"
@@ -93,18 +94,33 @@ type claim struct {
 
 // apply counts committed reports in the book and acts on the crossings
 // they cause: a warn event once per budget, an action per governed bottle.
+// Reports are counted lockChunk at a time, so that a large batch never
+// holds the gate (s.mu) for long.
 func (s *Server) apply(ctx context.Context, reports []budget.Report) {
-	var events []budget.Event
-	s.mu.Lock()
-	for _, r := range reports {
-		events = append(events, s.book.Record(r)...)
+	var claims []claim
+	for chunk := range slices.Chunk(reports, lockChunk) {
+		claims = append(claims, s.record(chunk)...)
 	}
-	claims := s.claim(events, false)
-	s.mu.Unlock()
 	for _, r := range reports {
 		s.publish("usage", r.Bottle, r)
 	}
 	s.persistClaims(ctx, claims)
+}
+
+// lockChunk is how many reports one hold of s.mu handles: a few hundred
+// microseconds of work, however large the request.
+const lockChunk = 256
+
+// record counts reports in the book and claims what their crossings act
+// on, under one hold of s.mu.
+func (s *Server) record(reports []budget.Report) []claim {
+	var events []budget.Event
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range reports {
+		events = append(events, s.book.Record(r)...)
+	}
+	return s.claim(events, false)
 }
 
 // claim decides, under s.mu, which bottles each event acts on, and marks

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,16 +45,21 @@ func (s *Server) handleVerdict(w http.ResponseWriter, r *http.Request) {
 func (s *Server) verdictsFor(reports []budget.Report) []budget.Verdict {
 	type key struct{ b, a, p string }
 	seen := map[key]bool{}
-	var out []budget.Verdict
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	var keys []key
 	for _, r := range reports {
 		k := key{r.Bottle, r.Agent, r.Provider}
-		if seen[k] {
-			continue
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
 		}
-		seen[k] = true
-		out = append(out, s.book.Verdict(r.Bottle, r.Agent, r.Provider, 0))
+	}
+	out := make([]budget.Verdict, 0, len(keys))
+	for chunk := range slices.Chunk(keys, lockChunk) {
+		s.mu.Lock()
+		for _, k := range chunk {
+			out = append(out, s.book.Verdict(k.b, k.a, k.p, 0))
+		}
+		s.mu.Unlock()
 	}
 	return out
 }
