@@ -28,7 +28,7 @@ type hub struct {
 
 // subscriber is one open event stream.
 type subscriber struct {
-	ch chan api.Event
+	ch chan []byte // SSE frames, encoded once for every subscriber
 	// lagged is set, before ch is closed, when the hub dropped it for
 	// falling behind.
 	lagged bool
@@ -53,7 +53,7 @@ func (h *hub) subscribe(abort func()) (*subscriber, bool) {
 	if h.closed {
 		return nil, false
 	}
-	sub := &subscriber{ch: make(chan api.Event, subscriberBuffer), abort: abort}
+	sub := &subscriber{ch: make(chan []byte, subscriberBuffer), abort: abort}
 	h.subs[sub] = struct{}{}
 	h.open[sub] = struct{}{}
 	return sub, true
@@ -69,12 +69,12 @@ func (h *hub) unsubscribe(sub *subscriber) {
 	}
 }
 
-func (h *hub) send(e api.Event) {
+func (h *hub) send(frame []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for sub := range h.subs {
 		select {
-		case sub.ch <- e:
+		case sub.ch <- frame:
 		default:
 			h.dropLocked(sub)
 		}
@@ -131,7 +131,7 @@ func (s *Server) publish(typ, bottle string, data any) {
 			e.Data = b
 		}
 	}
-	s.hub.send(e)
+	s.hub.send(sseFrame(e))
 }
 
 // handleEvents streams events as server-sent events until the client goes
@@ -153,7 +153,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	st := eventStream{w: w, rc: rc, sub: sub, timeout: s.limits.EventWriteTimeout}
-	if err := st.write(": bottlecap events\n\n"); err != nil {
+	if err := st.write([]byte(": bottlecap events\n\n")); err != nil {
 		return
 	}
 	if s.stream(r.Context(), st) {
@@ -173,13 +173,13 @@ func (s *Server) stream(ctx context.Context, st eventStream) (dropped bool) {
 		case <-ctx.Done():
 			return false
 		case <-tick.C:
-			err = st.write(": keep-alive\n\n")
-		case e, ok := <-st.sub.ch:
+			err = st.write([]byte(": keep-alive\n\n"))
+		case frame, ok := <-st.sub.ch:
 			if !ok {
 				st.endLagged(s.now())
 				return st.sub.lagged
 			}
-			err = st.event(e)
+			err = st.write(frame)
 		}
 		if err != nil {
 			return errors.Is(err, os.ErrDeadlineExceeded) && !st.sub.closing.Load()
@@ -197,7 +197,7 @@ type eventStream struct {
 
 var errStreamClosing = errors.New("event stream closing")
 
-func (st eventStream) write(text string) error {
+func (st eventStream) write(frame []byte) error {
 	if err := st.rc.SetWriteDeadline(time.Now().Add(st.timeout)); err != nil {
 		return err
 	}
@@ -206,15 +206,16 @@ func (st eventStream) write(text string) error {
 	if st.sub.closing.Load() {
 		return errStreamClosing
 	}
-	if _, err := fmt.Fprint(st.w, text); err != nil {
+	if _, err := st.w.Write(frame); err != nil {
 		return err
 	}
 	return st.rc.Flush()
 }
 
-func (st eventStream) event(e api.Event) error {
+// sseFrame renders an event as a server-sent event.
+func sseFrame(e api.Event) []byte {
 	b, _ := json.Marshal(e) // an api.Event always marshals
-	return st.write(fmt.Sprintf("event: %s\ndata: %s\n\n", e.Type, b))
+	return fmt.Appendf(nil, "event: %s\ndata: %s\n\n", e.Type, b)
 }
 
 // endLagged tells a subscriber the hub dropped that it missed events and
@@ -222,6 +223,6 @@ func (st eventStream) event(e api.Event) error {
 // simply cut off.
 func (st eventStream) endLagged(now time.Time) {
 	if st.sub.lagged {
-		_ = st.event(api.Event{Type: "resync", TS: now.UTC()})
+		_ = st.write(sseFrame(api.Event{Type: "resync", TS: now.UTC()}))
 	}
 }
