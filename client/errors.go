@@ -47,7 +47,8 @@ func (e *Error) Unwrap() error {
 		return budget.ErrNotFound
 	case http.StatusConflict:
 		return budget.ErrConflict
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusRequestTimeout:
+		// 408: the request was too slow to arrive; sent again it may not be.
 		return budget.ErrUnavailable
 	}
 	return nil

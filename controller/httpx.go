@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -18,6 +19,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &tooLarge), errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout
 	case errors.Is(err, budget.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, budget.ErrDenied):
@@ -72,6 +75,8 @@ func jsonError(err error) error {
 	switch {
 	case errors.As(err, &tooLarge):
 		return fmt.Errorf("body larger than %d bytes: %w", tooLarge.Limit, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("body: not received within the read timeout: %w", err)
 	case errors.Is(err, budget.ErrInvalid):
 		return err
 	case errors.As(err, &typeErr):
