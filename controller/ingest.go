@@ -183,7 +183,7 @@ func (s *Server) prepareLine(ctx context.Context, peer Peer, b []byte, n, i int)
 	return rep, nil
 }
 
-// readLine appends the next line (without its end) to buf. io.EOF comes
+// readLine appends the next line, newline included, to buf. io.EOF comes
 // with the last line when the body does not end in a newline; any other
 // error (the size cap, a read timeout) is the body's, never a truncated
 // line's JSON error.
