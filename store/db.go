@@ -112,7 +112,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", db.path, err)
 	}
-	if db.files, err = watchOpenFiles(db.path); err != nil {
+	if db.files, err = watchOpenFiles(db.path, db.checkpointFull); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", db.path, err)
 	}
@@ -243,6 +243,21 @@ func (db *DB) Close() error {
 	}
 	if err != nil {
 		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// checkpointFull copies every committed frame of the WAL into the database
+// file and syncs it, on the checkpointer's connection (the writer's may
+// hold a statement open, which makes SQLite refuse).
+func (db *DB) checkpointFull() error {
+	var busy, frames, copied int
+	err := db.ckpt.conn.QueryRow("PRAGMA wal_checkpoint(FULL)").Scan(&busy, &frames, &copied)
+	if err != nil {
+		return classify(err)
+	}
+	if busy != 0 || copied < frames {
+		return fmt.Errorf("checkpoint incomplete: %d of %d frames copied", copied, frames)
 	}
 	return nil
 }

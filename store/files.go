@@ -22,13 +22,16 @@ type openFiles struct {
 	paths []string
 	infos []os.FileInfo
 	lost  atomic.Pointer[error] // once lost, always lost until a restart
+	// rescue copies what a lost -wal still holds (the open connections can
+	// read the unlinked file) into the database file.
+	rescue func() error
 }
 
 // watchOpenFiles records the identity (device and inode) of the database and
 // its -wal file, which exist once a connection has read the database in
 // WAL mode.
-func watchOpenFiles(dbPath string) (*openFiles, error) {
-	f := &openFiles{paths: []string{dbPath, dbPath + "-wal"}}
+func watchOpenFiles(dbPath string, rescue func() error) (*openFiles, error) {
+	f := &openFiles{paths: []string{dbPath, dbPath + "-wal"}, rescue: rescue}
 	for _, p := range f.paths {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -57,9 +60,22 @@ func (f *openFiles) check() error {
 		if err == nil {
 			what = "was replaced by another file"
 		}
-		lost := fmt.Errorf("%w: %s %s while the daemon had it open; writes are refused so that no acknowledged report is lost: restart the daemon to reopen the ledger", ErrLedgerLost, p, what)
+		lost := fmt.Errorf("%w: %s %s while the daemon had it open%s; writes are refused so that no acknowledged report is lost: restart the daemon to reopen the ledger", ErrLedgerLost, p, what, f.rescued(i))
 		f.lost.CompareAndSwap(nil, &lost)
 		return *f.lost.Load()
 	}
 	return nil
+}
+
+// rescued copies a lost -wal's committed reports into the database file,
+// which would otherwise lose them at the next crash, and says how that
+// went. A lost database file cannot be rescued this way.
+func (f *openFiles) rescued(i int) string {
+	if i != 1 || f.rescue == nil || f.lost.Load() != nil {
+		return ""
+	}
+	if err := f.rescue(); err != nil {
+		return fmt.Sprintf(" (copying its committed reports into %s failed: %v)", f.paths[0], err)
+	}
+	return fmt.Sprintf(" (its committed reports were copied into %s)", f.paths[0])
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/store"
@@ -48,5 +50,45 @@ func TestLedgerFileDeletedRefusesWritesKeepsReads(t *testing.T) {
 				t.Errorf("reads: got %+v (%v), want the one report committed before", totals, err)
 			}
 		})
+	}
+}
+
+// What the lost -wal held when it was deleted (reports acknowledged but not
+// yet checkpointed) is copied into the database file at once, so a crash
+// afterwards loses none of them: the database file alone, copied as a
+// crash would leave it, holds every acknowledged report.
+func TestDeletedWALIsRescuedIntoTheDatabaseFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bot-bottle.db")
+	// The background checkpointer copies the first commit, then sleeps:
+	// the second stays in the -wal only.
+	db, err := store.Open(context.Background(), path, store.WithCheckpointInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustAppend(t, db, report("r1", "b1", "a", "claude", 1))
+	mustAppend(t, db, report("r2", "b1", "a", "claude", 1))
+	if err := os.Remove(path + "-wal"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.AppendReports(context.Background(), []budget.Report{report("r3", "b1", "a", "claude", 1)})
+	if !errors.Is(err, store.ErrLedgerLost) || !strings.Contains(err.Error(), "committed reports were copied into") {
+		t.Fatalf("got %v, want ErrLedgerLost saying the -wal's reports were rescued", err)
+	}
+	crashed := filepath.Join(t.TempDir(), "bot-bottle.db")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(crashed, b, 0o600)
+	after, err := store.Open(context.Background(), crashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	totals, err := after.Totals(context.Background())
+	if err != nil || len(totals) != 1 || totals[0].Reports != 2 {
+		t.Errorf("database file alone: got %+v (%v), want both acknowledged reports", totals, err)
 	}
 }
