@@ -92,7 +92,7 @@ func (cl *connLimiter) identify(c net.Conn) (string, int) {
 	case err != nil:
 		return "an unidentified peer", cl.perPeer
 	case p.Container != "":
-		return "container " + p.Container[:12], cl.perPeer
+		return "container " + p.Container[:min(12, len(p.Container))], cl.perPeer
 	case !p.Host:
 		return "uid " + strconv.Itoa(p.UID) + " (origin unknown)", cl.perPeer
 	case p.UID == 0 || p.UID == cl.self:
