@@ -86,6 +86,16 @@ func TestIdleKeepAliveConnectionIsClosed(t *testing.T) {
 	}
 }
 
+func TestConnectionThatNeverSendsARequestIsClosed(t *testing.T) {
+	d := startLimited(t, controller.Limits{ReadHeaderTimeout: 50 * time.Millisecond})
+	c := dialSock(t, d.sock)
+	fmt.Fprint(c, "GET /v1/verdict?bottle=b1") // and never the rest of the header
+	// net/http answers a header cut short with a bare 400 before closing.
+	if got := closedByServer(t, c); got != "" && !strings.HasPrefix(got, "HTTP/1.1 400") {
+		t.Errorf("got %q, want the connection closed, at most after a 400", got)
+	}
+}
+
 func TestTricklingBodyIsCutOff(t *testing.T) {
 	for _, ct := range []string{"application/json", "application/x-ndjson"} {
 		t.Run(ct, func(t *testing.T) {
