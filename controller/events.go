@@ -31,7 +31,7 @@ type subscriber struct {
 	ch chan []byte // SSE frames, encoded once for every subscriber
 	// lagged is set, before ch is closed, when the hub dropped it for
 	// falling behind.
-	lagged bool
+	lagged atomic.Bool
 	// closing and abort end a write in progress at shutdown.
 	closing atomic.Bool
 	abort   func()
@@ -84,7 +84,7 @@ func (h *hub) send(frame []byte) {
 // dropLocked ends the stream of a subscriber that has missed an event.
 func (h *hub) dropLocked(sub *subscriber) {
 	delete(h.subs, sub)
-	sub.lagged = true
+	sub.lagged.Store(true)
 	close(sub.ch)
 }
 
@@ -177,12 +177,14 @@ func (s *Server) stream(ctx context.Context, st eventStream) (dropped bool) {
 		case frame, ok := <-st.sub.ch:
 			if !ok {
 				st.endLagged(s.now())
-				return st.sub.lagged
+				return st.sub.lagged.Load()
 			}
 			err = st.write(frame)
 		}
 		if err != nil {
-			return errors.Is(err, os.ErrDeadlineExceeded) && !st.sub.closing.Load()
+			// A write that failed after the hub dropped the subscriber
+			// (it hung up while stalled) still counts as a drop.
+			return st.sub.lagged.Load() || (errors.Is(err, os.ErrDeadlineExceeded) && !st.sub.closing.Load())
 		}
 	}
 }
@@ -222,7 +224,7 @@ func sseFrame(e api.Event) []byte {
 // must reload; one that does not take even that within the deadline is
 // simply cut off.
 func (st eventStream) endLagged(now time.Time) {
-	if st.sub.lagged {
+	if st.sub.lagged.Load() {
 		_ = st.write(sseFrame(api.Event{Type: "resync", TS: now.UTC()}))
 	}
 }
