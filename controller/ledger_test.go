@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,5 +24,9 @@ func TestDeletedWALRefusesIngestGateStillAnswers(t *testing.T) {
 	}
 	if v := d.verdict("b1", "a", "claude"); v.Used != 10 || !v.Allowed {
 		t.Errorf("got %+v, want the gate answering with the 10 tokens acknowledged before", v)
+	}
+	st, err := d.c.Status(context.Background())
+	if err != nil || !st.StoreReadOnly || !strings.Contains(st.StoreError, "-wal was deleted") {
+		t.Errorf("status: got %+v (%v), want the store shown refusing writes, saying why", st, err)
 	}
 }

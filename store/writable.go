@@ -47,12 +47,18 @@ func diskRefused(err error) bool {
 }
 
 // Writable returns nil when the ledger takes writes, else why not: it was
-// opened read-only (ErrReadOnly), or its last write was refused by the file
-// or the file system (read-only, full, failing), which holds until a write
-// commits again.
+// opened read-only (ErrReadOnly), its files were deleted under the daemon
+// (ErrLedgerLost), or its last write was refused by the file or the file
+// system (read-only, full, failing), which holds until a write commits
+// again.
 func (db *DB) Writable(context.Context) error {
 	if db.write == nil {
 		return ErrReadOnly
+	}
+	// A deleted or replaced -wal or database file refuses every write
+	// until a restart (files.go); asking is enough to notice it.
+	if err := db.files.check(); err != nil {
+		return err
 	}
 	db.health.mu.Lock()
 	defer db.health.mu.Unlock()
