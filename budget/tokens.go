@@ -16,10 +16,23 @@ import (
 func ParseTokens(s string) (int64, error) {
 	n, msg := parseTokens(s)
 	if msg != "" {
-		return 0, fmt.Errorf("%w: %s", ErrInvalid, msg)
+		return 0, &TokenError{Reason: msg}
 	}
 	return n, nil
 }
+
+// TokenError is a token amount ParseTokens refused. It wraps ErrInvalid and
+// reads "invalid: " and its Reason; the settings parser, which gives the
+// file position itself, shows the Reason alone.
+type TokenError struct {
+	Reason string // what is wrong with the amount, e.g. `"5Q" is not a token amount (…)`
+}
+
+// Error gives the class and the reason.
+func (e *TokenError) Error() string { return ErrInvalid.Error() + ": " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrInvalid) hold.
+func (e *TokenError) Unwrap() error { return ErrInvalid }
 
 // parseTokens is ParseTokens with the problem as a plain message.
 func parseTokens(s string) (int64, string) {
@@ -69,3 +82,9 @@ func digits(s string) (string, bool) {
 	}
 	return b.String(), b.Len() > 0
 }
+
+// tokenHint lists the token amount forms in error messages.
+const tokenHint = "(want e.g. 5000000, 5_000_000, 5M, 200k, 1.5M)"
+
+// tokenUnits are the decimal (SI) suffixes, case-insensitive: 1k = 1000.
+var tokenUnits = map[byte]int{'k': 3, 'K': 3, 'm': 6, 'M': 6, 'g': 9, 'G': 9}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/settings"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
@@ -75,7 +76,7 @@ func NewStoreSource(r Reader, settingsPath string, windows UsageWindows, now fun
 		now = time.Now
 	}
 	s := &StoreSource{store: r, windows: windows, now: now,
-		settings: func() (*budget.Settings, error) { return budget.LoadSettings(settingsPath) }}
+		settings: func() (*budget.Settings, error) { return settings.Load(settingsPath) }}
 	if windows == nil {
 		s.sampler = NewSampler()
 		s.windows = s.sampler

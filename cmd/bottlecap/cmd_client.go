@@ -10,6 +10,7 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/settings"
 )
 
 // cliRetry is how long a command keeps trying while the daemon is down or
@@ -86,7 +87,7 @@ func (m *Main) socketPath(flagValue string) string {
 	if flagValue != "" || env != "" {
 		return client.ResolveSocket(flagValue, env, "", m.home())
 	}
-	s, err := budget.LoadSettings(m.settingsPath())
+	s, err := settings.Load(m.settingsPath())
 	if err != nil {
 		// Fallback: a broken settings file must not stop `bottlecap status`
 		// from reaching a daemon still running with its last good settings;

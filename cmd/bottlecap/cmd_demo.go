@@ -17,6 +17,7 @@ import (
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/daemon"
+	"github.com/bot-bottle/bottlecap/settings"
 	"github.com/bot-bottle/bottlecap/store"
 	"github.com/bot-bottle/bottlecap/tui"
 )
@@ -153,7 +154,7 @@ func startDemoDaemon(ctx context.Context, home string, delay time.Duration) (*de
 	if err := os.WriteFile(settingsPath, []byte(demoSettings), 0o600); err != nil {
 		return nil, err
 	}
-	st, err := budget.LoadSettings(settingsPath)
+	st, err := settings.Load(settingsPath)
 	if err != nil {
 		return nil, err
 	}

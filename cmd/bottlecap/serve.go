@@ -16,6 +16,7 @@ import (
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/daemon"
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/settings"
 	"github.com/bot-bottle/bottlecap/store"
 	dockerclient "github.com/moby/moby/client"
 )
@@ -160,7 +161,7 @@ func loadSettingsFile(path string) (*budget.Settings, error) {
 	if err := checkSettingsFile(path); err != nil {
 		return nil, err
 	}
-	return budget.LoadSettings(path)
+	return settings.Load(path)
 }
 
 // checkSettingsFile refuses a settings file that someone other than its

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/settings"
 )
 
 // settingsPath is the settings file under the home directory.
@@ -21,7 +21,7 @@ func (m *Main) runSettings(_ context.Context, args []string) error {
 	if len(args) == 2 {
 		path = args[1]
 	}
-	s, err := budget.LoadSettings(path)
+	s, err := settings.Load(path)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,8 @@
-package budget_test
+package settings_test
 
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,117 +10,40 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/settings"
 )
-
-func TestParseTokens(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		want int64
-	}{
-		{"0", 0},
-		{"5000000", 5_000_000},
-		{"5_000_000", 5_000_000},
-		{"5M", 5_000_000},
-		{"5m", 5_000_000},
-		{"200k", 200_000},
-		{"200K", 200_000},
-		{"1.5M", 1_500_000},
-		{"1_000k", 1_000_000},
-		{"2G", 2_000_000_000},
-		{"2g", 2_000_000_000},
-		{"0.5k", 500},
-		{"1.000001M", 1_000_001},
-		{"1.50M", 1_500_000},
-		{"1.0", 1},
-		{"007", 7},
-		{" 5M ", 5_000_000},
-		{"9223372036854775807", math.MaxInt64},
-		{"9_223_372_036.854775807G", math.MaxInt64},
-	} {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := budget.ParseTokens(tt.in)
-			if err != nil || got != tt.want {
-				t.Errorf("ParseTokens(%q) = %d, %v; want %d, nil", tt.in, got, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseTokensRejects(t *testing.T) {
-	for _, tt := range []struct {
-		in, want string
-	}{
-		{"", "empty token amount"},
-		{"   ", "empty token amount"},
-		{"-5", `"-5" is negative`},
-		{"-1.5M", `"-1.5M" is negative`},
-		{"1.5", `"1.5" is not a whole number of tokens`},
-		{"1.0000005M", `"1.0000005M" is not a whole number of tokens`},
-		{"0.0001k", `"0.0001k" is not a whole number of tokens`},
-		{"9223372036854775808", `"9223372036854775808" is too large`},
-		{"10G0", `"10G0" is not a token amount`},
-		{"9999999999G", `"9999999999G" is too large`},
-		{"5Q", `"5Q" is not a token amount`},
-		{"M", `"M" is not a token amount`},
-		{"5MM", `"5MM" is not a token amount`},
-		{"5 M", `"5 M" is not a token amount`},
-		{".5M", `".5M" is not a token amount`},
-		{"5.M", `"5.M" is not a token amount`},
-		{"_5", `"_5" is not a token amount`},
-		{"5_", `"5_" is not a token amount`},
-		{"5__000", `"5__000" is not a token amount`},
-		{"+5", `"+5" is not a token amount`},
-		{"0x10", `"0x10" is not a token amount`},
-		{"1e6", `"1e6" is not a token amount`},
-		{"5Mi", `"5Mi" is not a token amount`},
-		{"1.2.3M", `"1.2.3M" is not a token amount`},
-	} {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := budget.ParseTokens(tt.in)
-			if err == nil {
-				t.Fatalf("ParseTokens(%q) = %d, nil; want error %q", tt.in, got, tt.want)
-			}
-			if !errors.Is(err, budget.ErrInvalid) {
-				t.Errorf("ParseTokens(%q) error %v does not wrap ErrInvalid", tt.in, err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("ParseTokens(%q) error = %q; want it to contain %q", tt.in, err, tt.want)
-			}
-		})
-	}
-}
 
 // parse parses one settings text and fails the test on error.
 func parse(t *testing.T, text string) *budget.Settings {
 	t.Helper()
-	s, err := budget.ParseSettings("settings.yml", []byte(text))
+	s, err := settings.Parse("settings.yml", []byte(text))
 	if err != nil {
-		t.Fatalf("ParseSettings(%q): %v", text, err)
+		t.Fatalf("Parse(%q): %v", text, err)
 	}
 	return s
 }
 
-// parseErr parses one settings text and returns its *SettingsError.
-func parseErr(t *testing.T, text string) *budget.SettingsError {
+// parseErr parses one settings text and returns its *Error.
+func parseErr(t *testing.T, text string) *settings.Error {
 	t.Helper()
-	s, err := budget.ParseSettings("settings.yml", []byte(text))
+	s, err := settings.Parse("settings.yml", []byte(text))
 	if err == nil {
-		t.Fatalf("ParseSettings(%q) = %+v, nil; want an error", text, s)
+		t.Fatalf("Parse(%q) = %+v, nil; want an error", text, s)
 	}
 	if !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("error %v does not wrap ErrInvalid", err)
 	}
-	var se *budget.SettingsError
+	var se *settings.Error
 	if !errors.As(err, &se) {
-		t.Fatalf("error %T %v is not a *SettingsError", err, err)
+		t.Fatalf("error %T %v is not a *Error", err, err)
 	}
 	return se
 }
 
 func TestExampleFile(t *testing.T) {
-	got, err := budget.LoadSettings("../settings.example.yml")
+	got, err := settings.Load("../settings.example.yml")
 	if err != nil {
-		t.Fatalf("LoadSettings: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
 	want := budget.DefaultSettings()
 	want.Budget = budget.Limits{"claude": 5_000_000, "codex": 2_000_000}
@@ -135,25 +57,25 @@ func TestExampleFile(t *testing.T) {
 	}
 }
 
-func TestLoadSettingsMissingFile(t *testing.T) {
-	got, err := budget.LoadSettings(filepath.Join(t.TempDir(), "settings.yml"))
+func TestLoadMissingFile(t *testing.T) {
+	got, err := settings.Load(filepath.Join(t.TempDir(), "settings.yml"))
 	if err != nil {
-		t.Fatalf("LoadSettings(missing): %v", err)
+		t.Fatalf("Load(missing): %v", err)
 	}
 	if want := budget.DefaultSettings(); !reflect.DeepEqual(got, want) {
-		t.Errorf("LoadSettings(missing) = %+v; want defaults %+v", got, want)
+		t.Errorf("Load(missing) = %+v; want defaults %+v", got, want)
 	}
 }
 
-func TestLoadSettingsNamesThePath(t *testing.T) {
+func TestLoadNamesThePath(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "settings.yml")
 	if err := os.WriteFile(path, []byte("shutdown: stop\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := budget.LoadSettings(path)
-	var se *budget.SettingsError
+	_, err := settings.Load(path)
+	var se *settings.Error
 	if !errors.As(err, &se) || se.File != path {
-		t.Errorf("LoadSettings error = %v; want a *SettingsError with File %q", err, path)
+		t.Errorf("Load error = %v; want a *Error with File %q", err, path)
 	}
 }
 
@@ -169,7 +91,7 @@ func TestEmptyFilesAreDefaults(t *testing.T) {
 
 func TestErrorFormat(t *testing.T) {
 	text := "budget:\n  codex: 1M\n\n  claude: 5Q\n"
-	_, err := budget.ParseSettings("settings.yml", []byte(text))
+	_, err := settings.Parse("settings.yml", []byte(text))
 	want := "settings.yml:4:11: budget.claude: \"5Q\" is not a token amount (want e.g. 5000000, 5_000_000, 5M, 200k, 1.5M)\n" +
 		"   4 |   claude: 5Q\n" +
 		"     |           ^"
@@ -177,7 +99,7 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("error:\n got %v\nwant %s", err, want)
 	}
 	se := parseErr(t, text)
-	if got := (budget.SettingsError{File: se.File, Line: se.Line, Column: se.Column, Key: se.Key, Msg: se.Msg}); got != (budget.SettingsError{
+	if got := (settings.Error{File: se.File, Line: se.Line, Column: se.Column, Key: se.Key, Msg: se.Msg}); got != (settings.Error{
 		File: "settings.yml", Line: 4, Column: 11, Key: "budget.claude",
 		Msg: `"5Q" is not a token amount (want e.g. 5000000, 5_000_000, 5M, 200k, 1.5M)`,
 	}) {
@@ -186,7 +108,7 @@ func TestErrorFormat(t *testing.T) {
 }
 
 func TestErrorFormatKeepsTabsAndCRLF(t *testing.T) {
-	_, err := budget.ParseSettings("s.yml", []byte("warn_at: 80%\r\nshutdown: \"a\tb\" # x\r\n"))
+	_, err := settings.Parse("s.yml", []byte("warn_at: 80%\r\nshutdown: \"a\tb\" # x\r\n"))
 	want := "s.yml:2:11: shutdown: \"a\\tb\" is not a policy (want cutoff, freeze or kill)\n" +
 		"   2 | shutdown: \"a\tb\" # x\n" +
 		"     |           ^"
@@ -333,7 +255,7 @@ func TestSyntaxErrors(t *testing.T) {
 }
 
 func TestSyntaxErrorFormat(t *testing.T) {
-	_, err := budget.ParseSettings("settings.yml", []byte("shutdown: kill\nshutdown: cutoff\n"))
+	_, err := settings.Parse("settings.yml", []byte("shutdown: kill\nshutdown: cutoff\n"))
 	want := "settings.yml:2:1: mapping key \"shutdown\" already defined at [1:1]\n" +
 		"   2 | shutdown: cutoff\n" +
 		"     | ^"

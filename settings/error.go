@@ -1,19 +1,21 @@
-package budget
+package settings
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// SettingsError is a settings.yml problem pinned to its place in the file, so
+// Error is a settings.yml problem pinned to its place in the file, so
 // an operator (or `bottlecap settings check`) can go straight to the line.
-// It wraps ErrInvalid. Error() renders
+// It wraps budget.ErrInvalid. Error() renders
 //
 //	settings.yml:4:10: budget.claude: "5Q" is not a token amount (…)
 //	   4 |   claude: 5Q
 //	     |           ^
-type SettingsError struct {
-	File   string // the file name given to ParseSettings
+type Error struct {
+	File   string // the file name given to Parse
 	Line   int    // 1-based; 0 when unknown
 	Column int    // 1-based
 	Key    string // dotted key path such as "bottles.dev.shutdown"; "" for syntax errors
@@ -23,7 +25,7 @@ type SettingsError struct {
 
 // Error gives file:line:column, the key, the message, and the source line
 // with a caret under the column.
-func (e *SettingsError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
@@ -41,8 +43,8 @@ func (e *SettingsError) Error() string {
 	return b.String()
 }
 
-// Unwrap makes errors.Is(err, ErrInvalid) hold for every settings error.
-func (e *SettingsError) Unwrap() error { return ErrInvalid }
+// Unwrap makes errors.Is(err, budget.ErrInvalid) hold for every settings error.
+func (e *Error) Unwrap() error { return budget.ErrInvalid }
 
 // caretPad is the whitespace that puts a caret under column col of line,
 // keeping the line's tabs so the caret stays aligned.

@@ -1,4 +1,4 @@
-package budget
+package settings
 
 import (
 	"bytes"
@@ -7,17 +7,18 @@ import (
 	"io"
 	"strings"
 
+	"github.com/bot-bottle/bottlecap/budget"
 	goccyparser "github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 	"go.yaml.in/yaml/v3"
 )
 
-// ParseSettings parses the content of a settings.yml over DefaultSettings;
+// Parse parses the content of a settings.yml over budget.DefaultSettings;
 // name is the file name errors are reported against. It is strict so a typo
 // never silently leaves a budget unenforced: every problem, including an
 // unknown or repeated key or YAML outside bot-bottle's subset (anchors,
 // aliases, tags, block scalars, merge keys, several documents), is a
-// *SettingsError. An empty file, or one holding only comments, yields the
+// *Error. An empty file, or one holding only comments, yields the
 // defaults.
 //
 // The file is read with go.yaml.in/yaml/v3, whose parse grows linearly
@@ -25,12 +26,12 @@ import (
 // block mapping in time quadratic in its number of keys: 40,000 bottles
 // took 15 s.) goccy still words the syntax errors of small files, because
 // it gives their column where yaml.v3 gives only the line.
-func ParseSettings(name string, data []byte) (*Settings, error) {
-	if len(data) > MaxSettingsBytes {
-		return nil, &SettingsError{File: name, Msg: fmt.Sprintf(
-			"larger than %d bytes (1 MiB), the most a settings file may hold; nothing in it was read", MaxSettingsBytes)}
+func Parse(name string, data []byte) (*budget.Settings, error) {
+	if len(data) > MaxBytes {
+		return nil, &Error{File: name, Msg: fmt.Sprintf(
+			"larger than %d bytes (1 MiB), the most a settings file may hold; nothing in it was read", MaxBytes)}
 	}
-	p := &settingsParser{file: name, lines: strings.Split(string(data), "\n"), s: DefaultSettings()}
+	p := &settingsParser{file: name, lines: strings.Split(string(data), "\n"), s: budget.DefaultSettings()}
 	body, err := p.body(data)
 	if err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func ParseSettings(name string, data []byte) (*Settings, error) {
 type settingsParser struct {
 	file      string
 	lines     []string
-	s         *Settings
+	s         *budget.Settings
 	providers []providerEntry // the file's providers, in file order
 }
 
@@ -65,16 +66,16 @@ type field struct {
 	key, value *yaml.Node
 }
 
-// errAt builds a *SettingsError at a line and column.
-func (p *settingsParser) errAt(line, col int, key, msg string) *SettingsError {
-	e := &SettingsError{File: p.file, Line: line, Column: col, Key: key, Msg: msg}
+// errAt builds a *Error at a line and column.
+func (p *settingsParser) errAt(line, col int, key, msg string) *Error {
+	e := &Error{File: p.file, Line: line, Column: col, Key: key, Msg: msg}
 	if line > 0 && line <= len(p.lines) {
 		e.source = strings.TrimRight(p.lines[line-1], "\r")
 	}
 	return e
 }
 
-// fail builds a *SettingsError at node n.
+// fail builds a *Error at node n.
 func (p *settingsParser) fail(n *yaml.Node, key, format string, args ...any) error {
 	return p.errAt(n.Line, n.Column, key, fmt.Sprintf(format, args...))
 }
@@ -106,7 +107,7 @@ func (p *settingsParser) body(data []byte) (*yaml.Node, error) {
 // its parse is quadratic, so a large broken file keeps yaml.v3's message.
 const maxSyntaxRetry = 64 << 10
 
-// syntaxError turns a YAML syntax error into a SettingsError: goccy's,
+// syntaxError turns a YAML syntax error into a Error: goccy's,
 // with line and column, when the file is small and goccy finds one too;
 // else yaml.v3's, whose message names the line.
 func (p *settingsParser) syntaxError(data []byte, err error) error {

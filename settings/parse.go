@@ -1,4 +1,8 @@
-package budget
+// Package settings reads bottlecap's settings.yml (SPEC section 3) into
+// *budget.Settings: strictly, with every problem a positioned *Error, and
+// never more than MaxBytes of it. It is the only place that knows the file's
+// YAML; budget keeps the domain types and does no I/O.
+package settings
 
 import (
 	"errors"
@@ -12,34 +16,35 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bot-bottle/bottlecap/budget"
 	"go.yaml.in/yaml/v3"
 )
 
-// MaxSettingsBytes bounds a settings file. Real ones are a few kilobytes;
+// MaxBytes bounds a settings file. Real ones are a few kilobytes;
 // a thousand bottles with budgets of their own fit in well under 100 KiB.
 // A larger file is refused before it is parsed, so a file written by
 // mistake (or by someone who may write it) cannot stall a reload or grow
 // the daemon's memory.
-const MaxSettingsBytes = 1 << 20
+const MaxBytes = 1 << 20
 
-// LoadSettings reads a settings file. A missing file yields the defaults, so
+// Load reads a settings file. A missing file yields the defaults, so
 // a fresh host runs without one; a file that cannot be read is an I/O error
-// (not a *SettingsError); a file over MaxSettingsBytes is a *SettingsError
+// (not a *Error); a file over MaxBytes is a *Error
 // read no further than the limit.
-func LoadSettings(path string) (*Settings, error) {
+func Load(path string) (*budget.Settings, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return DefaultSettings(), nil
+		return budget.DefaultSettings(), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read settings: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSettingsBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read settings: %w", err)
 	}
-	return ParseSettings(path, data)
+	return Parse(path, data)
 }
 
 // top handles one top-level key.
@@ -75,15 +80,15 @@ func (p *settingsParser) top(f field) error {
 
 // checkName rejects provider, bottle and agent names bottlecap cannot use.
 func (p *settingsParser) checkName(f field, what string) error {
-	if !slugPattern.MatchString(f.name) {
+	if budget.ValidateName(what, f.name) != nil {
 		return p.fail(f.key, f.path, "%q is not a %s name (want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit)", f.name, what)
 	}
 	return nil
 }
 
 // limits reads a provider -> token amount mapping.
-func (p *settingsParser) limits(f field) (Limits, error) {
-	l := Limits{}
+func (p *settingsParser) limits(f field) (budget.Limits, error) {
+	l := budget.Limits{}
 	err := p.fields(f.value, f.path, func(e field) error {
 		if err := p.checkName(e, "provider"); err != nil {
 			return err
@@ -92,9 +97,13 @@ func (p *settingsParser) limits(f field) (Limits, error) {
 		if err != nil {
 			return err
 		}
-		n, msg := parseTokens(s)
-		if msg != "" {
-			return p.fail(e.value, e.path, "%s", msg)
+		n, err := budget.ParseTokens(s)
+		var te *budget.TokenError
+		if errors.As(err, &te) {
+			return p.fail(e.value, e.path, "%s", te.Reason)
+		}
+		if err != nil {
+			return err
 		}
 		l[e.name] = n
 		return nil
@@ -103,12 +112,12 @@ func (p *settingsParser) limits(f field) (Limits, error) {
 }
 
 // policy reads cutoff, freeze or kill.
-func (p *settingsParser) policy(f field) (Policy, error) {
+func (p *settingsParser) policy(f field) (budget.Policy, error) {
 	s, err := p.scalar(f)
 	if err != nil {
 		return "", err
 	}
-	pol, err := ParsePolicy(s)
+	pol, err := budget.ParsePolicy(s)
 	if err != nil {
 		return "", p.fail(f.value, f.path, "%q is not a policy (want cutoff, freeze or kill)", s)
 	}
@@ -116,12 +125,12 @@ func (p *settingsParser) policy(f field) (Policy, error) {
 }
 
 // precedence reads nearest or strict.
-func (p *settingsParser) precedence(f field) (Precedence, error) {
+func (p *settingsParser) precedence(f field) (budget.Precedence, error) {
 	s, err := p.scalar(f)
 	if err != nil {
 		return "", err
 	}
-	prec, err := ParsePrecedence(s)
+	prec, err := budget.ParsePrecedence(s)
 	if err != nil {
 		return "", p.fail(f.value, f.path, "%q is not a precedence (want nearest or strict)", s)
 	}
@@ -153,13 +162,13 @@ func (p *settingsParser) warnAt(f field) (float64, error) {
 }
 
 // defaultsByName reads bottles: or agents:, name -> {budget, shutdown}.
-func (p *settingsParser) defaultsByName(f field, into map[string]Defaults) error {
+func (p *settingsParser) defaultsByName(f field, into map[string]budget.Defaults) error {
 	what := strings.TrimSuffix(f.name, "s")
 	return p.fields(f.value, f.path, func(e field) error {
 		if err := p.checkName(e, what); err != nil {
 			return err
 		}
-		var d Defaults
+		var d budget.Defaults
 		err := p.fields(e.value, e.path, func(k field) error {
 			var err error
 			switch k.name {
@@ -262,7 +271,7 @@ func (p *settingsParser) weights(f field) error {
 	if err := p.checkName(f, "provider"); err != nil {
 		return err
 	}
-	w := UnitWeights
+	w := budget.UnitWeights
 	err := p.fields(f.value, f.path, func(k field) error {
 		var dst *float64
 		switch k.name {
@@ -284,7 +293,7 @@ func (p *settingsParser) weights(f field) error {
 	if err != nil {
 		return err
 	}
-	if w == (Weights{}) {
+	if w == (budget.Weights{}) {
 		return p.fail(f.key, f.path, "every weight is 0; to stop counting a provider, give it no budget instead")
 	}
 	p.s.Weights[f.name] = w
@@ -357,9 +366,3 @@ func (p *settingsParser) socket(f field) (string, error) {
 	}
 	return s, nil
 }
-
-// tokenHint lists the token amount forms in error messages.
-const tokenHint = "(want e.g. 5000000, 5_000_000, 5M, 200k, 1.5M)"
-
-// tokenUnits are the decimal (SI) suffixes, case-insensitive: 1k = 1000.
-var tokenUnits = map[byte]int{'k': 3, 'K': 3, 'm': 6, 'M': 6, 'g': 9, 'G': 9}

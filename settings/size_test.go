@@ -1,4 +1,4 @@
-package budget_test
+package settings_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/settings"
 )
 
 // bottlesFile is a settings file with n bottle defaults, one key each
@@ -29,27 +30,27 @@ func bottlesFile(n int) []byte {
 }
 
 // TestSettingsOverTheCap: a file over MaxSettingsBytes is refused with a
-// SettingsError naming the file and the limit, before any of it is parsed
-// (the tail here is not even YAML), by LoadSettings and ParseSettings both.
+// settings.Error naming the file and the limit, before any of it is parsed
+// (the tail here is not even YAML), by Load and Parse both.
 func TestSettingsOverTheCap(t *testing.T) {
-	big := append([]byte("shutdown: kill\n"), strings.Repeat("#", budget.MaxSettingsBytes)...)
+	big := append([]byte("shutdown: kill\n"), strings.Repeat("#", settings.MaxBytes)...)
 	big = append(big, "\n\t: not yaml ["...)
 	path := filepath.Join(t.TempDir(), "settings.yml")
 	if err := os.WriteFile(path, big, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for name, parse := range map[string]func() (*budget.Settings, error){
-		"LoadSettings":  func() (*budget.Settings, error) { return budget.LoadSettings(path) },
-		"ParseSettings": func() (*budget.Settings, error) { return budget.ParseSettings(path, big) },
+		"Load":  func() (*budget.Settings, error) { return settings.Load(path) },
+		"Parse": func() (*budget.Settings, error) { return settings.Parse(path, big) },
 	} {
 		_, err := parse()
-		var se *budget.SettingsError
+		var se *settings.Error
 		if !errors.As(err, &se) || !errors.Is(err, budget.ErrInvalid) || se.File != path || !strings.Contains(se.Msg, "1 MiB") {
-			t.Errorf("%s of %d bytes: %v, want a SettingsError naming the file and the 1 MiB limit", name, len(big), err)
+			t.Errorf("%s of %d bytes: %v, want a settings.Error naming the file and the 1 MiB limit", name, len(big), err)
 		}
 	}
-	justUnder := append([]byte("shutdown: kill\n"), strings.Repeat("#", budget.MaxSettingsBytes-16)...)
-	if s, err := budget.ParseSettings("s.yml", justUnder); err != nil || s.Shutdown != budget.Kill {
+	justUnder := append([]byte("shutdown: kill\n"), strings.Repeat("#", settings.MaxBytes-16)...)
+	if s, err := settings.Parse("s.yml", justUnder); err != nil || s.Shutdown != budget.Kill {
 		t.Errorf("a file just under the cap: %v, want it parsed", err)
 	}
 }
@@ -61,10 +62,10 @@ func TestSettingsOverTheCap(t *testing.T) {
 func TestLargeSettingsParse(t *testing.T) {
 	const n = 40_000
 	data := bottlesFile(n)
-	if len(data) > budget.MaxSettingsBytes {
+	if len(data) > settings.MaxBytes {
 		t.Fatalf("test file is %d bytes, over the cap", len(data))
 	}
-	s, err := budget.ParseSettings("s.yml", data)
+	s, err := settings.Parse("s.yml", data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestSettingsParseGrowsLinearly(t *testing.T) {
 		data := bottlesFile(n)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		if _, err := budget.ParseSettings("s.yml", data); err != nil {
+		if _, err := settings.Parse("s.yml", data); err != nil {
 			t.Fatal(err)
 		}
 		runtime.ReadMemStats(&after)
@@ -96,7 +97,7 @@ func TestSettingsParseGrowsLinearly(t *testing.T) {
 }
 
 func TestEmptySecondDocumentIsNothing(t *testing.T) {
-	s, err := budget.ParseSettings("s.yml", []byte("shutdown: kill\n---\n"))
+	s, err := settings.Parse("s.yml", []byte("shutdown: kill\n---\n"))
 	if err != nil || s.Shutdown != budget.Kill {
 		t.Errorf("got %v, %v; want shutdown kill", s, err)
 	}
