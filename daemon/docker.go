@@ -10,7 +10,6 @@ import (
 	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/enforcement"
 	"github.com/bot-bottle/bottlecap/store"
-	"github.com/moby/moby/client"
 )
 
 // docker is the daemon's Docker side: the action runner and the discovery
@@ -81,13 +80,8 @@ func (d *docker) status(ctx context.Context) api.DockerStatus {
 	return st
 }
 
-// containerBottle finds a peer container's bottle from its labels.
+// containerBottle finds a peer container's bottle from its labels; unknown
+// means the report is refused, never let through.
 func (d *docker) containerBottle(ctx context.Context, id string) (string, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	res, err := d.engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil || res.Container.Config == nil {
-		return "", false // unknown: the report is refused, never let through
-	}
-	return enforcement.BottleOf(res.Container.Config.Labels)
+	return enforcement.ContainerBottle(ctx, d.engine, id)
 }

@@ -8,6 +8,7 @@ package enforcement
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/moby/moby/client"
 )
@@ -32,13 +33,23 @@ type Engine interface {
 	Events(ctx context.Context, options client.EventsListOptions) client.EventsResult
 }
 
-var _ Engine = (*client.Client)(nil)
+// Conn is a connection to the Docker engine as the daemon holds it: the
+// Engine enforcement drives, and Close for when the daemon stops. Callers
+// outside enforcement reach the engine only through it, so the Docker
+// client stays an import of this package alone.
+type Conn interface {
+	Engine
+	// Close releases the client's idle connections.
+	Close() error
+}
+
+var _ Conn = (*client.Client)(nil)
 
 // Connect makes a client for the engine named by the environment
 // (DOCKER_HOST and friends, else the local socket). The client negotiates
 // the API version on first use (the default since moby/client v0.5), so the same binary works with engines from API 1.40
 // upwards. Nothing is dialled until the first call.
-func Connect() (*client.Client, error) {
+func Connect() (Conn, error) {
 	c, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
@@ -58,4 +69,17 @@ func EngineStatus(ctx context.Context, engine Engine) (reachable bool, apiVersio
 		return false, "", err
 	}
 	return true, ping.APIVersion, nil
+}
+
+// ContainerBottle finds the bottle a container (a socket peer) is in, from
+// its labels. ok is false when the container is not a bottle or the engine
+// cannot say within two seconds: the caller then refuses, never guesses.
+func ContainerBottle(ctx context.Context, engine Engine, id string) (slug string, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	res, err := engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.Config == nil {
+		return "", false
+	}
+	return BottleOf(res.Container.Config.Labels)
 }

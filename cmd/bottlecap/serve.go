@@ -18,7 +18,6 @@ import (
 	"github.com/bot-bottle/bottlecap/enforcement"
 	"github.com/bot-bottle/bottlecap/settings"
 	"github.com/bot-bottle/bottlecap/store"
-	dockerclient "github.com/moby/moby/client"
 )
 
 // shutdownGrace bounds how long in-flight requests and commits may take to
@@ -87,7 +86,7 @@ func tuneGC(getenv func(string) string) {
 type served struct {
 	log          *slog.Logger
 	d            *daemon.Daemon
-	engine       *dockerclient.Client
+	engine       enforcement.Conn
 	settingsPath string
 	settingsMod  time.Time
 	// load reads the settings file (loadSettingsFile; tests slow it).

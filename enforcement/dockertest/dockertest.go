@@ -47,8 +47,10 @@ var shared struct {
 // environment, or why none answers (checked once, with a ping).
 func Connect() (*client.Client, error) {
 	shared.once.Do(func() {
-		shared.cli, shared.err = enforcement.Connect()
+		// The full client, not enforcement.Conn: tests create what they act on.
+		shared.cli, shared.err = client.New(client.FromEnv)
 		if shared.err != nil {
+			shared.err = fmt.Errorf("docker client: %w", shared.err)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
