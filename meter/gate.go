@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 )
 
@@ -14,45 +15,80 @@ import (
 // not, answers it in the provider's own error shape. It reports whether the
 // request should be forwarded.
 func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, up *Upstream) bool {
-	if p.queue.full() && !p.cfg.FailOpen {
-		writeError(w, up.Family, http.StatusServiceUnavailable,
-			"bottlecap: usage reports are backing up (the budget daemon is not acknowledging them); retry later")
-		return false
-	}
-	if p.verdicts.fresh(up.Provider) {
+	ref := p.gate(r.Context(), up)
+	if ref == nil {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.GateTimeout)
+	if ref.status != 0 {
+		// A refusal is final for this request: the SDKs retry 429 and 5xx
+		// twice by default (three gate questions for one denied turn)
+		// unless told not to.
+		w.Header().Set("X-Should-Retry", "false")
+		writeError(w, up.Family, ref.status, ref.msg)
+	}
+	return false
+}
+
+// refusal is why the gate refused a request: the HTTP status it is answered
+// with and the message naming the budget. A zero status means nobody is
+// left to answer (the client went away while the gate was asked).
+type refusal struct {
+	status int
+	msg    string
+}
+
+// gate asks the daemon whether up's provider may spend now, and returns
+// nil when it may. It is shared by HTTP requests and by each response.create
+// of a WebSocket session.
+func (p *Proxy) gate(ctx context.Context, up *Upstream) *refusal {
+	if p.queue.full() && !p.cfg.FailOpen {
+		return &refusal{http.StatusServiceUnavailable,
+			"bottlecap: usage reports are backing up (the budget daemon is not acknowledging them); retry later"}
+	}
+	if p.verdicts.fresh(up.Provider) {
+		return nil
+	}
+	gctx, cancel := context.WithTimeout(ctx, p.cfg.GateTimeout)
 	defer cancel()
-	v, err := p.cfg.Daemon.Verdict(ctx, client.VerdictQuery{Bottle: p.cfg.Bottle, Agent: p.cfg.Agent, Provider: up.Provider})
+	v, err := p.cfg.Daemon.Verdict(gctx, client.VerdictQuery{Bottle: p.cfg.Bottle, Agent: p.cfg.Agent, Provider: up.Provider})
 	if err == nil {
 		p.verdicts.note(up.Provider, v)
 	}
 	switch {
-	case err != nil && r.Context().Err() != nil:
-		return false // the client left while we asked
+	case err != nil && ctx.Err() != nil:
+		return &refusal{} // the client left while we asked
 	case err != nil && p.cfg.FailOpen:
 		// Fallback chosen by the operator (--fail-open): forward unmetered
 		// by the gate; the response is still reported through the queue.
 		p.log.Warn("budget daemon unreachable; forwarding (fail-open)", "provider", up.Provider, "err", err.Error())
-		return true
+		return nil
 	case err != nil:
 		p.log.Warn("budget daemon unreachable; refusing (fail-closed)", "provider", up.Provider, "err", err.Error())
-		writeError(w, up.Family, http.StatusServiceUnavailable, unreachableMessage(err))
-		return false
+		return &refusal{http.StatusServiceUnavailable, unreachableMessage(err)}
 	case !v.Allowed:
-		writeError(w, up.Family, http.StatusTooManyRequests, deniedMessage(v.Reason, up.Provider))
-		return false
+		return &refusal{http.StatusTooManyRequests, deniedMessage(p.cfg.Bottle, p.cfg.Agent, v)}
 	}
-	return true
+	return nil
 }
 
-// deniedMessage names the budget that tripped.
-func deniedMessage(reason, provider string) string {
+// deniedMessage names the budget that tripped — its scope and id, the
+// provider, its limit and what is used — in the one field every SDK shows
+// (the error message), so an agent's log says why it stopped.
+func deniedMessage(bottle, agent string, v budget.Verdict) string {
+	who := "bottle " + bottle
+	if agent != "" {
+		who += " (agent " + agent + ")"
+	}
+	reason := v.Reason
 	if reason == "" {
 		reason = "budget exhausted"
 	}
-	return fmt.Sprintf("bottlecap: %s budget denied: %s", provider, reason)
+	msg := fmt.Sprintf("bottlecap: %s may not spend %s tokens: %s", who, v.Provider, reason)
+	if v.Scope.Kind != "" && v.Scope.Kind != "none" {
+		msg += fmt.Sprintf(" [budget scope=%s id=%s provider=%s limit=%d used=%d remaining=%d]",
+			v.Scope.Kind, v.Scope.ID, v.Provider, v.Limit, v.Used, v.Remaining)
+	}
+	return msg + "; retrying will not help until the budget is raised or its window resets"
 }
 
 // unreachableMessage says the request was refused because the budget
