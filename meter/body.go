@@ -19,14 +19,22 @@ import (
 type meteredBody struct {
 	rc     io.ReadCloser
 	parser *usage.Parser
+	// sink is where the passing bytes go: the parser itself, or a decoder
+	// in front of it when the upstream encoded the body.
+	sink   io.Writer
 	once   sync.Once
 	report func(usage.Result)
 }
 
-// meterBody wraps resp's body for the exchange ex.
-func (p *Proxy) meterBody(resp *http.Response, ex *exchange) io.ReadCloser {
+// meterBody wraps resp's body for the exchange ex; codings are the
+// body's content codings, decoded for the parser only.
+func (p *Proxy) meterBody(resp *http.Response, ex *exchange, codings []string) io.ReadCloser {
 	h := resp.Header
 	b := &meteredBody{rc: resp.Body, parser: usage.NewParser(usage.Auto, ex.path)}
+	b.sink = b.parser
+	if len(codings) > 0 {
+		b.sink = newDecodingWriter(codings, b.parser)
+	}
 	b.report = func(res usage.Result) { p.queue.add(p.newReport(ex.up, res, h)) }
 	return b
 }
@@ -35,15 +43,21 @@ func (p *Proxy) meterBody(resp *http.Response, ex *exchange) io.ReadCloser {
 func (b *meteredBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
-		b.parser.Write(p[:n])
+		b.sink.Write(p[:n])
 	}
 	return n, err
 }
 
-// Close closes the upstream body and reports, once.
+// Close closes the upstream body and reports, once, after the decoder (if
+// any) has handed the parser everything.
 func (b *meteredBody) Close() error {
 	err := b.rc.Close()
-	b.once.Do(func() { b.report(b.parser.Result()) })
+	b.once.Do(func() {
+		if c, ok := b.sink.(io.Closer); ok {
+			c.Close()
+		}
+		b.report(b.parser.Result())
+	})
 	return err
 }
 

@@ -121,17 +121,21 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // modifyResponse tees a metered 2xx response body into a usage parser,
-// which reports when the body is closed.
+// which reports when the body is closed. An upstream may encode the body
+// despite Accept-Encoding: identity; the client still gets its bytes as
+// they are, and the parser reads them decoded (gzip, deflate, br, zstd).
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	if !ex.metered || resp.StatusCode/100 != 2 {
 		return nil
 	}
-	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
-		p.log.Warn("upstream encoded a metered response despite Accept-Encoding: identity; usage will be missing",
+	ce := strings.Join(resp.Header.Values("Content-Encoding"), ",")
+	codings, ok := contentEncodings(ce)
+	if !ok {
+		p.log.Warn("upstream encoded a metered response in a coding the meter cannot read; usage will be missing",
 			"provider", ex.up.Provider, "encoding", ce)
 	}
-	resp.Body = p.meterBody(resp, ex)
+	resp.Body = p.meterBody(resp, ex, codings)
 	return nil
 }
 
