@@ -65,11 +65,21 @@ type exchangeKey struct{}
 
 // ServeHTTP gates a metered request, adds include_usage to OpenAI Chat
 // streams, and forwards it; every other request under the provider paths
-// is forwarded as it is.
+// is forwarded as it is. Of the protocol upgrades only the OpenAI
+// Responses WebSocket is taken (and metered message by message); any other
+// is refused with 426, so that nothing passes unmetered.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	up, metered := p.route(r)
 	if up == nil {
 		http.Error(w, "bottlecap meter: no provider route for "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	if isUpgrade(r) {
+		if !meteredUpgrade(r) {
+			refuseUpgrade(w, up.Family, r)
+			return
+		}
+		p.serveResponsesSocket(w, r, up)
 		return
 	}
 	if metered {

@@ -1,0 +1,220 @@
+package meter
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+
+	"github.com/bot-bottle/bottlecap/meter/usage"
+)
+
+// maxClientMessage bounds one message a WebSocket client sends: the meter
+// holds each one whole until the gate has answered, so a larger one closes
+// the session (1009) rather than passing unread.
+const maxClientMessage = 32 << 20
+
+// isUpgrade reports whether r asks to switch protocols.
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") != "" {
+		return true
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// meteredUpgrade reports whether the meter can meter this upgrade: only
+// the OpenAI Responses WebSocket (GET /v1/responses, Upgrade: websocket).
+func meteredUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Path == "/v1/responses" &&
+		strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+}
+
+// refuseUpgrade answers an upgrade the meter cannot meter with 426, so the
+// client falls back to plain HTTP, where it is metered; nothing is let
+// through unread.
+func refuseUpgrade(w http.ResponseWriter, f Family, r *http.Request) {
+	w.Header().Set("X-Should-Retry", "false")
+	writeError(w, f, http.StatusUpgradeRequired, fmt.Sprintf(
+		"bottlecap meter: %s %s cannot be metered over %q; use plain HTTP",
+		r.Method, r.URL.Path, r.Header.Get("Upgrade")))
+}
+
+// serveResponsesSocket runs one OpenAI Responses WebSocket session: it
+// opens the same socket upstream, then passes frames both ways, gating each
+// message the client sends and reading usage from the events the server
+// sends.
+func (p *Proxy) serveResponsesSocket(w http.ResponseWriter, r *http.Request, up *Upstream) {
+	resp, err := p.cfg.Transport.RoundTrip(upgradeRequest(r, up))
+	if err != nil {
+		p.upstreamError(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, &exchange{up: up})), err)
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		relayResponse(w, resp) // the upstream refused the handshake; the client learns why
+		return
+	}
+	upConn, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok || resp.Header.Get("Sec-WebSocket-Extensions") != "" {
+		resp.Body.Close()
+		writeError(w, up.Family, http.StatusBadGateway,
+			"bottlecap meter: the upstream WebSocket negotiated an extension the meter cannot read; use plain HTTP")
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		upConn.Close()
+		writeError(w, up.Family, http.StatusInternalServerError, "bottlecap meter: cannot take over the connection: "+err.Error())
+		return
+	}
+	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\n")
+	resp.Header.Write(brw)
+	brw.WriteString("\r\n")
+	if err := brw.Flush(); err != nil {
+		conn.Close()
+		upConn.Close()
+		return
+	}
+	s := &socketSession{p: p, up: up, client: conn, clientR: brw.Reader, upstream: upConn,
+		upstreamR: bufio.NewReader(upConn), open: map[string]usage.Result{}, reported: map[string]bool{}}
+	s.run(r.Context())
+}
+
+// upgradeRequest is r pointed at the upstream, with the upgrade headers
+// kept (they are hop-by-hop) and the extensions offer dropped, so that the
+// frames stay plain and readable.
+func upgradeRequest(r *http.Request, up *Upstream) *http.Request {
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	(&httputil.ProxyRequest{In: r, Out: out}).SetURL(up.URL)
+	for _, h := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Sec-Websocket-Extensions"} {
+		out.Header.Del(h)
+	}
+	out.Header.Set("Connection", "Upgrade")
+	out.Header.Set("Upgrade", "websocket")
+	return out
+}
+
+// relayResponse copies an upstream response to the client as it is.
+func relayResponse(w http.ResponseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body) // the client may be gone; nothing to do
+}
+
+// socketSession is one metered WebSocket: the two connections, the lock
+// that keeps the client's frames whole (the meter writes its own error
+// events between the upstream's messages), and the responses seen.
+type socketSession struct {
+	p         *Proxy
+	up        *Upstream
+	client    net.Conn
+	clientR   *bufio.Reader
+	upstream  io.ReadWriteCloser
+	upstreamR *bufio.Reader
+
+	clientMu sync.Mutex // held while a frame or message goes to the client
+
+	mu       sync.Mutex
+	open     map[string]usage.Result // created, not finished
+	reported map[string]bool
+}
+
+// run pumps both ways until either side ends, then closes both and reports
+// the responses that never finished, as incomplete.
+func (s *socketSession) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{}, 2)
+	go func() { s.fromUpstream(); done <- struct{}{} }()
+	go func() { s.fromClient(ctx); done <- struct{}{} }()
+	<-done
+	cancel()
+	s.client.Close()
+	s.upstream.Close()
+	<-done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, res := range s.open {
+		s.reportLocked(id, res)
+	}
+}
+
+// fail closes the session with code, telling both sides why.
+func (s *socketSession) fail(code uint16, why string) {
+	s.p.log.Warn("closing a metered WebSocket", "provider", s.up.Provider, "code", code, "why", why)
+	payload := closePayload(code, "bottlecap meter: "+why)
+	s.clientMu.Lock()
+	_, _ = s.client.Write(serverFrame(opClose, payload)) // best effort: the session ends either way
+	s.clientMu.Unlock()
+	_, _ = s.upstream.Write(clientFrame(opClose, payload))
+}
+
+// report queues the report of a finished (or abandoned) response, once.
+func (s *socketSession) reportLocked(id string, res usage.Result) {
+	delete(s.open, id)
+	if s.reported[id] {
+		return
+	}
+	s.reported[id] = true
+	if res.ID == "" {
+		res.ID = id
+	}
+	s.p.queue.add(s.p.newReport(s.up, res, nil))
+}
+
+// note takes what one server message said about its response: a finished
+// one is reported, a started one remembered.
+func (s *socketSession) note(res usage.Result) {
+	if res.ID == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if res.Complete {
+		s.reportLocked(res.ID, res)
+		return
+	}
+	if !s.reported[res.ID] {
+		s.open[res.ID] = res
+	}
+}
+
+// writeEvent sends the client one JSON text message of the meter's own.
+func (s *socketSession) writeEvent(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	_, err = s.client.Write(serverFrame(opText, b))
+	return err
+}
+
+// deniedEvent is the error event the Responses WebSocket sends when a
+// response.create cannot run: {"type":"error","status":…,"error":{…}}.
+func deniedEvent(ref *refusal, streamID string) map[string]any {
+	ev := errorBody(OpenAI, ref.status, ref.msg).(map[string]any)
+	ev["type"] = "error"
+	ev["status"] = ref.status
+	if streamID != "" {
+		ev["stream_id"] = streamID
+	}
+	return ev
+}

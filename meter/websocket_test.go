@@ -1,0 +1,257 @@
+package meter_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/meter"
+)
+
+// wsUpstream is a fake OpenAI Responses WebSocket: for every response.create
+// it receives it streams response.created, a text delta and
+// response.completed with usage (input 400 of which 100 cached, output 200
+// of which 50 reasoning: 600 counted tokens), under ids resp_1, resp_2, …
+type wsUpstream struct {
+	creates    atomic.Int64
+	extensions atomic.Value // the Sec-WebSocket-Extensions offer the upstream saw
+	handshakes atomic.Int64
+}
+
+func (u *wsUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.handshakes.Add(1)
+	u.extensions.Store(r.Header.Get("Sec-WebSocket-Extensions"))
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover})
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx := r.Context()
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		var ev struct{ Type, Model string }
+		if json.Unmarshal(msg, &ev) != nil || ev.Type != "response.create" {
+			continue
+		}
+		n := u.creates.Add(1)
+		id := fmt.Sprintf("resp_%d", n)
+		for _, e := range []string{
+			fmt.Sprintf(`{"type":"response.created","sequence_number":0,"response":{"id":%q,"object":"response","status":"in_progress","model":%q,"usage":null}}`, id, ev.Model),
+			fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_%d","output_index":0,"content_index":0,"delta":"hello %d"}`, n, n),
+			fmt.Sprintf(`{"type":"response.completed","sequence_number":2,"response":{"id":%q,"object":"response","status":"completed","model":%q,"output":[],"usage":{"input_tokens":400,"input_tokens_details":{"cached_tokens":100},"output_tokens":200,"output_tokens_details":{"reasoning_tokens":50},"total_tokens":600}}}`, id, ev.Model),
+		} {
+			if c.Write(ctx, websocket.MessageText, []byte(e)) != nil {
+				return
+			}
+		}
+	}
+}
+
+// wsTurn sends one response.create through the SDK and reads events until
+// the response ends or an error event arrives; it returns the text deltas
+// and the error event's message, if any.
+func wsTurn(t *testing.T, conn *responses.ResponseConnection, model string) (text string, errStatus int64, errMsg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := conn.Create(ctx, responses.ResponsesClientEventResponseCreateParam{
+		Model: model, Input: responses.ResponsesClientEventResponseCreateInputUnionParam{OfString: openai.String("say hello")},
+	})
+	if err != nil {
+		t.Fatalf("send response.create: %v", err)
+	}
+	for {
+		ev, err := conn.Recv(ctx)
+		if err != nil {
+			t.Fatalf("recv: %v", err)
+		}
+		switch ev.Type {
+		case "response.output_text.delta":
+			text += ev.AsResponseOutputTextDelta().Delta
+		case "error":
+			e := ev.AsResponsesServerEventResponseWsError()
+			return text, e.Status, e.Error.Message
+		case "response.completed", "response.incomplete", "response.failed":
+			return text, 0, ""
+		}
+	}
+}
+
+// TestResponsesWebSocketMeteredAndGated drives the OpenAI Go SDK's
+// Responses WebSocket client through the meter: each response is reported
+// once with its counts, and once the budget is spent a response.create is
+// answered with an error event naming the budget and never reaches the
+// upstream; the socket stays usable.
+func TestResponsesWebSocketMeteredAndGated(t *testing.T) {
+	d := startDaemon(t)
+	d.register("ws-1", map[string]api.Amount{"codex": 1000})
+	up := &wsUpstream{}
+	upSrv := newUpstream(t, up.ServeHTTP)
+	p, srv := meterFor(t, d.Sock, "ws-1", upSrv.URL, func(c *meter.Config) { c.GateCache = -1 })
+
+	client := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey("sk-test"), option.WithMaxRetries(0))
+	conn, err := client.Responses.Connect(t.Context(), responses.ResponseConnectionOptions{})
+	if err != nil {
+		t.Fatalf("connect through the meter: %v", err)
+	}
+	defer conn.Close()
+	if ext, _ := up.extensions.Load().(string); ext != "" {
+		t.Errorf("the upstream was offered extensions %q; the meter must strip them", ext)
+	}
+
+	want := budget.Usage{Input: 300, CacheRead: 100, Output: 200, Reasoning: 50}
+	for i := 1; i <= 2; i++ {
+		text, status, msg := wsTurn(t, conn, "gpt-5")
+		if status != 0 || text != fmt.Sprintf("hello %d", i) {
+			t.Fatalf("turn %d: text %q, error %d %q; want the upstream's text", i, text, status, msg)
+		}
+		eventually(t, "the response is reported", func() bool { return len(d.reports("ws-1")) == i && p.Pending() == 0 })
+	}
+	// 1200 of 1000 tokens used: the next response.create must be refused.
+	text, status, msg := wsTurn(t, conn, "gpt-5")
+	if status != 429 || text != "" {
+		t.Errorf("turn 3: text %q, error %d %q; want a 429 error event and no text", text, status, msg)
+	}
+	for _, part := range []string{"scope=bottle", "id=ws-1", "provider=codex", "limit=1000", "used=1200"} {
+		if !strings.Contains(msg, part) {
+			t.Errorf("error event %q does not name the budget (%s)", msg, part)
+		}
+	}
+	if n := up.creates.Load(); n != 2 {
+		t.Errorf("the upstream received %d response.create, want 2 (the denied one must not pass)", n)
+	}
+
+	got := map[string]budget.Report{}
+	for _, r := range d.reports("ws-1") {
+		got[r.ID] = r
+	}
+	for _, id := range []string{"resp_1", "resp_2"} {
+		r, ok := got[id]
+		if !ok || r.Usage != want || !r.Complete || r.Provider != "codex" || r.Model != "gpt-5" {
+			t.Errorf("report %s = %+v (present %v), want usage %+v, complete, codex, gpt-5", id, r, ok, want)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("%d reports, want one per response (2): %v", len(got), got)
+	}
+}
+
+// TestResponsesWebSocketFailsClosed: with the daemon unreachable a
+// response.create is answered with a 503 error event and goes nowhere.
+func TestResponsesWebSocketFailsClosed(t *testing.T) {
+	up := &wsUpstream{}
+	upSrv := newUpstream(t, up.ServeHTTP)
+	_, srv := meterFor(t, "/nonexistent/run/bottlecap.sock", "ws-closed", upSrv.URL, nil)
+	client := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey("sk-test"))
+	conn, err := client.Responses.Connect(t.Context(), responses.ResponseConnectionOptions{})
+	if err != nil {
+		t.Fatalf("connect through the meter: %v", err)
+	}
+	defer conn.Close()
+	_, status, msg := wsTurn(t, conn, "gpt-5")
+	if status != 503 || !strings.Contains(msg, "cannot be reached") {
+		t.Errorf("got error event %d %q, want 503 saying the daemon cannot be reached", status, msg)
+	}
+	if n := up.creates.Load(); n != 0 {
+		t.Errorf("the upstream received %d response.create with the gate unreachable", n)
+	}
+}
+
+// TestResponsesWebSocketUnfinishedReportedIncomplete: the upstream drops
+// the socket after response.created; the response is still reported, as
+// incomplete, when the session ends.
+func TestResponsesWebSocketUnfinishedReportedIncomplete(t *testing.T) {
+	d := startDaemon(t)
+	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		if _, _, err := c.Read(r.Context()); err != nil {
+			return
+		}
+		c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"response.created","response":{"id":"resp_cut","model":"gpt-5","usage":null}}`))
+	})
+	_, srv := meterFor(t, d.Sock, "ws-cut", upSrv.URL, nil)
+	c, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(t.Context(), websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // read until the meter passes the upstream's end on
+		defer wg.Done()
+		for {
+			if _, _, err := c.Read(t.Context()); err != nil {
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	eventually(t, "the unfinished response is reported", func() bool { return len(d.reports("ws-cut")) == 1 })
+	if r := d.reports("ws-cut")[0]; r.ID != "resp_cut" || r.Complete {
+		t.Errorf("report %+v, want resp_cut marked incomplete", r)
+	}
+}
+
+// TestOtherUpgradesRefused426: an upgrade the meter cannot meter (another
+// path, another protocol, another method) is answered 426 with
+// x-should-retry: false, and never reaches the upstream.
+func TestOtherUpgradesRefused426(t *testing.T) {
+	var calls atomic.Int64
+	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	_, srv := meterFor(t, "/nonexistent/run/bottlecap.sock", "ws-426", upSrv.URL, nil)
+	cases := []struct{ name, method, path, upgrade string }{
+		{"realtime websocket", http.MethodGet, "/v1/realtime", "websocket"},
+		{"chat websocket", http.MethodGet, "/v1/chat/completions", "websocket"},
+		{"responses h2c", http.MethodGet, "/v1/responses", "h2c"},
+		{"responses POST upgrade", http.MethodPost, "/v1/responses", "websocket"},
+		{"anthropic websocket", http.MethodGet, "/v1/messages", "websocket"},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", tt.upgrade)
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+			req.Header.Set("Sec-WebSocket-Version", "13")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("X-Should-Retry") != "false" {
+				t.Errorf("got %d (x-should-retry %q), want 426 with x-should-retry: false", resp.StatusCode, resp.Header.Get("X-Should-Retry"))
+			}
+		})
+	}
+	// A real WebSocket client gets the same answer.
+	_, resp, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/realtime?model=gpt-realtime", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUpgradeRequired {
+		t.Errorf("websocket dial of /v1/realtime: err %v, resp %v; want a refused 426 handshake", err, resp)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("%d refused upgrades reached the upstream", n)
+	}
+}
