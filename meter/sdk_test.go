@@ -1,0 +1,141 @@
+package meter_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	aoption "github.com/anthropics/anthropic-sdk-go/option"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/meter"
+)
+
+// countedMeter serves p behind a counter of the HTTP requests that reach
+// the meter.
+func countedMeter(t *testing.T, p *meter.Proxy) (*atomic.Int64, string) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		p.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return &n, srv.URL
+}
+
+// sdkCalls are the official SDK calls an agent makes, each returning the
+// SDK's error and the text that error shows (Error() for Anthropic, whose
+// Error() includes the body; the Message field for openai-go, whose
+// Error() is only "OpenAI API error: 429 Too Many Requests").
+var sdkCalls = []struct {
+	name, provider string
+	call           func(ctx context.Context, base string) (status int, shown string, err error)
+}{
+	{"anthropic messages", "claude", func(ctx context.Context, base string) (int, string, error) {
+		c := anthropic.NewClient(aoption.WithBaseURL(base), aoption.WithAPIKey("sk-ant-test"))
+		_, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+			Model: "claude-haiku-4-5", MaxTokens: 64,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		})
+		var e *anthropic.Error
+		if !errors.As(err, &e) {
+			return 0, "", err
+		}
+		return e.StatusCode, e.Error(), err
+	}},
+	{"openai chat", "codex", func(ctx context.Context, base string) (int, string, error) {
+		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
+		_, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			Model: "gpt-5", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		})
+		return openaiShown(err)
+	}},
+	{"openai responses", "codex", func(ctx context.Context, base string) (int, string, error) {
+		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
+		_, err := c.Responses.New(ctx, responses.ResponseNewParams{
+			Model: "gpt-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
+		})
+		return openaiShown(err)
+	}},
+}
+
+func openaiShown(err error) (int, string, error) {
+	var e *openai.Error
+	if !errors.As(err, &e) {
+		return 0, "", err
+	}
+	return e.StatusCode, e.Message, err
+}
+
+// TestSDKDeniedCallIsOneRequest: with the budget spent, each official SDK
+// (default retry policy: two retries on 429/5xx) makes exactly one HTTP
+// request, the upstream sees none, and the error the SDK hands the agent
+// names the budget: scope, id, provider, limit and used.
+func TestSDKDeniedCallIsOneRequest(t *testing.T) {
+	d := startDaemon(t)
+	for i, tt := range sdkCalls {
+		t.Run(tt.name, func(t *testing.T) {
+			bottle := "sdk-denied-" + string(rune('a'+i))
+			d.register(bottle, map[string]api.Amount{tt.provider: 10})
+			spend := api.Report{Report: budget.Report{ID: bottle + "-spend", Bottle: bottle, Agent: "implementer", Provider: tt.provider, Usage: budget.Usage{Input: 25}}}
+			if _, err := d.Client.Ingest(t.Context(), []api.Report{spend}); err != nil {
+				t.Fatal(err)
+			}
+			calls, up := countingUpstream(t)
+			p, _ := meterFor(t, d.Sock, bottle, up, nil)
+			requests, base := countedMeter(t, p)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			status, shown, err := tt.call(ctx, base)
+			if status != http.StatusTooManyRequests {
+				t.Fatalf("SDK error %v, want a 429 API error", err)
+			}
+			for _, part := range []string{"scope=bottle", "id=" + bottle, "provider=" + tt.provider, "limit=10", "used=25"} {
+				if !strings.Contains(shown, part) {
+					t.Errorf("the SDK shows %q, which does not name the budget (%s)", shown, part)
+				}
+			}
+			if n := requests.Load(); n != 1 {
+				t.Errorf("the SDK sent %d requests for one denied call, want 1", n)
+			}
+			if n := atomic.LoadInt64(calls); n != 0 {
+				t.Errorf("%d denied requests reached the upstream", n)
+			}
+		})
+	}
+}
+
+// TestSDKFailClosedIsOneRequest: the fail-closed 503 (daemon unreachable)
+// is not retried by the SDKs either.
+func TestSDKFailClosedIsOneRequest(t *testing.T) {
+	for _, tt := range sdkCalls {
+		t.Run(tt.name, func(t *testing.T) {
+			calls, up := countingUpstream(t)
+			p, _ := meterFor(t, "/nonexistent/run/bottlecap.sock", "sdk-closed", up, nil)
+			requests, base := countedMeter(t, p)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			status, shown, err := tt.call(ctx, base)
+			if status != http.StatusServiceUnavailable || !strings.Contains(shown, "cannot be reached") {
+				t.Fatalf("SDK error %v (shows %q), want a 503 saying the daemon cannot be reached", err, shown)
+			}
+			if n := requests.Load(); n != 1 {
+				t.Errorf("the SDK sent %d requests for one refused call, want 1", n)
+			}
+			if n := atomic.LoadInt64(calls); n != 0 {
+				t.Errorf("%d refused requests reached the upstream", n)
+			}
+		})
+	}
+}
