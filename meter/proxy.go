@@ -28,6 +28,7 @@ type Proxy struct {
 	rp        *httputil.ReverseProxy
 	queue     *queue
 	verdicts  *verdictCache
+	sockets   socketSet
 	closed    atomic.Bool
 }
 
@@ -177,11 +178,13 @@ func (p *Proxy) Pending() int { return p.queue.len() }
 // Close stops reporting: it gives the queue until ctx ends to deliver what
 // it holds, and returns an error naming how many reports were left (kept in
 // the spool for the next start, when there is one). Stop serving requests
-// before calling it.
+// before calling it; WebSocket sessions still open are closed (1001) and
+// their unfinished responses reported first.
 func (p *Proxy) Close(ctx context.Context) error {
 	if p.closed.Swap(true) {
 		return nil
 	}
+	p.sockets.close() // their unfinished responses are queued before the queue drains
 	left := p.queue.close(ctx)
 	if left == 0 {
 		return nil

@@ -89,7 +89,60 @@ func (p *Proxy) serveResponsesSocket(w http.ResponseWriter, r *http.Request, up 
 	}
 	s := &socketSession{p: p, up: up, client: conn, clientR: brw.Reader, upstream: upConn,
 		upstreamR: bufio.NewReader(upConn), open: map[string]usage.Result{}, reported: map[string]bool{}}
+	if !p.sockets.add(s) {
+		s.fail(closeGoingAway, "the meter is shutting down")
+		conn.Close()
+		upConn.Close()
+		return
+	}
+	defer p.sockets.done(s)
 	s.run(r.Context())
+}
+
+// socketSet is the proxy's live WebSocket sessions: http.Server.Shutdown
+// does not know hijacked connections, so Proxy.Close ends them itself and
+// waits until each has queued its reports.
+type socketSet struct {
+	mu     sync.Mutex
+	live   map[*socketSession]bool
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// add registers a session, or reports false once the set is closed.
+func (ss *socketSet) add(s *socketSession) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return false
+	}
+	if ss.live == nil {
+		ss.live = map[*socketSession]bool{}
+	}
+	ss.live[s] = true
+	ss.wg.Add(1)
+	return true
+}
+
+// done unregisters a session that has ended and reported.
+func (ss *socketSet) done(s *socketSession) {
+	ss.mu.Lock()
+	delete(ss.live, s)
+	ss.mu.Unlock()
+	ss.wg.Done()
+}
+
+// close ends every live session (1001, going away) and waits for them.
+func (ss *socketSet) close() {
+	ss.mu.Lock()
+	ss.closed = true
+	for s := range ss.live {
+		s.fail(closeGoingAway, "the meter is shutting down")
+		s.client.Close()
+		s.upstream.Close()
+	}
+	ss.mu.Unlock()
+	ss.wg.Wait()
 }
 
 // upgradeRequest is r pointed at the upstream, with the upgrade headers
@@ -129,6 +182,7 @@ type socketSession struct {
 	upstreamR *bufio.Reader
 
 	clientMu sync.Mutex // held while a frame or message goes to the client
+	upMu     sync.Mutex // held while a frame goes upstream
 
 	mu       sync.Mutex
 	open     map[string]usage.Result // created, not finished
@@ -155,14 +209,28 @@ func (s *socketSession) run(ctx context.Context) {
 	}
 }
 
-// fail closes the session with code, telling both sides why.
+// fail closes the session with code, telling both sides why. The close
+// frames are best effort: a side whose frame is half written (the lock is
+// held) just sees the connection close.
 func (s *socketSession) fail(code uint16, why string) {
 	s.p.log.Warn("closing a metered WebSocket", "provider", s.up.Provider, "code", code, "why", why)
 	payload := closePayload(code, "bottlecap meter: "+why)
-	s.clientMu.Lock()
-	_, _ = s.client.Write(serverFrame(opClose, payload)) // best effort: the session ends either way
-	s.clientMu.Unlock()
-	_, _ = s.upstream.Write(clientFrame(opClose, payload))
+	if s.clientMu.TryLock() {
+		_, _ = s.client.Write(serverFrame(opClose, payload)) // the session ends either way
+		s.clientMu.Unlock()
+	}
+	if s.upMu.TryLock() {
+		_, _ = s.upstream.Write(clientFrame(opClose, payload))
+		s.upMu.Unlock()
+	}
+}
+
+// toUpstream writes whole frames to the upstream.
+func (s *socketSession) toUpstream(b []byte) error {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	_, err := s.upstream.Write(b)
+	return err
 }
 
 // report queues the report of a finished (or abandoned) response, once.

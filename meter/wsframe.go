@@ -15,10 +15,9 @@ const (
 	opText         = 0x1
 	opClose        = 0x8
 
-	closeProtocolError  = 1002
-	closeUnsupported    = 1003
-	closePolicyViolated = 1008
-	closeTooBig         = 1009
+	closeGoingAway   = 1001
+	closeUnsupported = 1003
+	closeTooBig      = 1009
 )
 
 // errExtension is a frame using reserved bits: an extension (such as

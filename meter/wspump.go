@@ -114,8 +114,7 @@ func (s *socketSession) forwardControl(h frameHeader) bool {
 	if _, err := io.ReadFull(s.clientR, body); err != nil {
 		return false
 	}
-	_, err := s.upstream.Write(append(h.raw, body...))
-	return err == nil
+	return s.toUpstream(append(h.raw, body...)) == nil
 }
 
 // admitMessage gates one whole client message: forwarded when allowed,
@@ -125,8 +124,7 @@ func (s *socketSession) forwardControl(h frameHeader) bool {
 func (s *socketSession) admitMessage(ctx context.Context, payload, raw []byte) bool {
 	ref := s.p.gate(ctx, s.up)
 	if ref == nil {
-		_, err := s.upstream.Write(raw)
-		return err == nil
+		return s.toUpstream(raw) == nil
 	}
 	if ref.status == 0 {
 		return false // the session is ending
