@@ -255,3 +255,50 @@ func TestOtherUpgradesRefused426(t *testing.T) {
 		t.Errorf("%d refused upgrades reached the upstream", n)
 	}
 }
+
+// TestCloseEndsLiveWebSocketAndReports: Proxy.Close ends a session whose
+// response is still running (http.Server.Shutdown does not see hijacked
+// connections) and the response is reported, incomplete, before the queue
+// drains.
+func TestCloseEndsLiveWebSocketAndReports(t *testing.T) {
+	d := startDaemon(t)
+	created := make(chan struct{})
+	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		if _, _, err := c.Read(r.Context()); err != nil {
+			return
+		}
+		c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"response.created","response":{"id":"resp_live","model":"gpt-5","usage":null}}`))
+		close(created)
+		c.Read(r.Context()) // hold the response open until the meter closes the socket
+	})
+	p, srv := meterFor(t, d.Sock, "ws-live", upSrv.URL, nil)
+	c, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(t.Context(), websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	<-created
+	if _, msg, err := c.Read(t.Context()); err != nil || !strings.Contains(string(msg), "resp_live") {
+		t.Fatalf("client read %q, %v; want response.created", msg, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if _, _, err := c.Read(t.Context()); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("client saw %v, want a 1001 close", err)
+	}
+	rs := d.reports("ws-live")
+	if len(rs) != 1 || rs[0].ID != "resp_live" || rs[0].Complete {
+		t.Errorf("reports %+v, want resp_live reported incomplete by the time Close returned", rs)
+	}
+}
