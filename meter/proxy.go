@@ -68,18 +68,21 @@ type exchangeKey struct{}
 // streams, and forwards it; every other request under the provider paths
 // is forwarded as it is. Of the protocol upgrades only the OpenAI
 // Responses WebSocket is taken (and metered message by message); any other
-// is refused with 426, so that nothing passes unmetered.
+// WebSocket is refused with 426, so that nothing passes unmetered, and an
+// offer to switch to anything else (h2c) is declined by ignoring it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	up, metered := p.route(r)
 	if up == nil {
 		http.Error(w, "bottlecap meter: no provider route for "+r.URL.Path, http.StatusNotFound)
 		return
 	}
-	if isUpgrade(r) {
-		if !meteredUpgrade(r) {
-			refuseUpgrade(w, up.Family, r)
-			return
-		}
+	switch {
+	case isUpgrade(r) && !isWebSocket(r):
+		ignoreUpgrade(r) // served over HTTP/1.1, metered like any request
+	case isUpgrade(r) && !meteredUpgrade(r):
+		refuseUpgrade(w, up.Family, r)
+		return
+	case isUpgrade(r):
 		p.serveResponsesSocket(w, r, up)
 		return
 	}

@@ -35,15 +35,40 @@ func isUpgrade(r *http.Request) bool {
 	return false
 }
 
+// isWebSocket reports whether r's upgrade asks for a WebSocket.
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+}
+
+// ignoreUpgrade declines a non-WebSocket upgrade offer (h2c, say): a server
+// may ignore Upgrade (RFC 9110 section 7.8), and the client then simply
+// goes on over HTTP/1.1, which the meter reads. The reverse proxy would
+// otherwise pass the switch upstream, unread.
+func ignoreUpgrade(r *http.Request) {
+	r.Header.Del("Upgrade")
+	r.Header.Del("Http2-Settings")
+	var keep []string
+	for _, v := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && !strings.EqualFold(tok, "upgrade") && !strings.EqualFold(tok, "http2-settings") {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	r.Header.Del("Connection")
+	if len(keep) > 0 {
+		r.Header.Set("Connection", strings.Join(keep, ", "))
+	}
+}
+
 // meteredUpgrade reports whether the meter can meter this upgrade: only
 // the OpenAI Responses WebSocket (GET /v1/responses, Upgrade: websocket).
 func meteredUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.URL.Path == "/v1/responses" &&
-		strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+	return r.Method == http.MethodGet && r.URL.Path == "/v1/responses" && isWebSocket(r)
 }
 
-// refuseUpgrade answers an upgrade the meter cannot meter with 426, so the
-// client falls back to plain HTTP, where it is metered; nothing is let
+// refuseUpgrade answers a WebSocket the meter cannot meter with 426, so
+// the client falls back to plain HTTP, where it is metered; nothing is let
 // through unread.
 func refuseUpgrade(w http.ResponseWriter, f Family, r *http.Request) {
 	w.Header().Set("X-Should-Retry", "false")

@@ -215,9 +215,9 @@ func TestResponsesWebSocketUnfinishedReportedIncomplete(t *testing.T) {
 	}
 }
 
-// TestOtherUpgradesRefused426: an upgrade the meter cannot meter (another
-// path, another protocol, another method) is answered 426 with
-// x-should-retry: false, and never reaches the upstream.
+// TestOtherUpgradesRefused426: a WebSocket the meter cannot meter (another
+// path, another method) is answered 426 with x-should-retry: false, and
+// never reaches the upstream.
 func TestOtherUpgradesRefused426(t *testing.T) {
 	var calls atomic.Int64
 	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
@@ -225,7 +225,6 @@ func TestOtherUpgradesRefused426(t *testing.T) {
 	cases := []struct{ name, method, path, upgrade string }{
 		{"realtime websocket", http.MethodGet, "/v1/realtime", "websocket"},
 		{"chat websocket", http.MethodGet, "/v1/chat/completions", "websocket"},
-		{"responses h2c", http.MethodGet, "/v1/responses", "h2c"},
 		{"responses POST upgrade", http.MethodPost, "/v1/responses", "websocket"},
 		{"anthropic websocket", http.MethodGet, "/v1/messages", "websocket"},
 	}
@@ -301,4 +300,33 @@ func TestCloseEndsLiveWebSocketAndReports(t *testing.T) {
 	if len(rs) != 1 || rs[0].ID != "resp_live" || rs[0].Complete {
 		t.Errorf("reports %+v, want resp_live reported incomplete by the time Close returned", rs)
 	}
+}
+
+// TestH2CUpgradeIgnoredAndMetered: an h2c upgrade offer (curl --http2 on
+// http://) is declined by ignoring it: the request is gated and served over
+// HTTP/1.1, and the upstream sees no upgrade.
+func TestH2CUpgradeIgnoredAndMetered(t *testing.T) {
+	d := startDaemon(t)
+	var sawUpgrade atomic.Value
+	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		sawUpgrade.Store(r.Header.Get("Upgrade") + r.Header.Get("Connection") + r.Header.Get("Http2-Settings"))
+		w.Write(readFixture(t, "openai-responses-nonstream.json"))
+	})
+	_, srv := meterFor(t, d.Sock, "h2c-1", upSrv.URL, nil)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/responses", strings.NewReader(`{}`))
+	req.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+	req.Header.Set("Upgrade", "h2c")
+	req.Header.Set("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("got %d, want the upstream's 200 over HTTP/1.1", resp.StatusCode)
+	}
+	if got, _ := sawUpgrade.Load().(string); got != "" {
+		t.Errorf("the upstream saw upgrade headers %q", got)
+	}
+	eventually(t, "the response is reported", func() bool { return len(d.reports("h2c-1")) == 1 })
 }

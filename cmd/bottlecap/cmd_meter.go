@@ -84,7 +84,7 @@ func (m *Main) parseMeterFlags(args []string) (meterFlags, error) {
 	fs.StringVar(&f.socket, "socket", "", "the daemon's socket `path` (default: $BOTTLECAP_SOCKET, settings socket:, $BOT_BOTTLE_HOME/run/bottlecap.sock)")
 	fs.StringVar(&f.queue, "queue", "", "spool `file` keeping unacknowledged reports across meter restarts (default: memory only)")
 	fs.StringVar(&f.anthropic, "upstream-anthropic", "https://api.anthropic.com", "Anthropic `URL` (/v1/messages, provider claude)")
-	fs.StringVar(&f.openai, "upstream-openai", "https://api.openai.com", "OpenAI `URL` (/v1/chat/completions, /v1/responses, provider codex)")
+	fs.StringVar(&f.openai, "upstream-openai", "https://api.openai.com", "OpenAI `URL` (/v1/chat/completions, /v1/responses and its WebSocket, provider codex)")
 	fs.StringVar(&f.gemini, "upstream-gemini", "https://generativelanguage.googleapis.com", "Gemini `URL` (/v1beta/models/*, provider gemini)")
 	fs.Var(&f.upstreams, "upstream", "FAMILY[:PROVIDER]=URL, repeatable (e.g. openai:pi=http://ollama:11434); overrides --upstream-FAMILY")
 	fs.DurationVar(&f.gateCache, "gate-cache", meter.DefaultGateCache, "reuse the gate's \"allowed\" for this `long` per provider (0: ask on every request)")
