@@ -330,3 +330,95 @@ func TestH2CUpgradeIgnoredAndMetered(t *testing.T) {
 	}
 	eventually(t, "the response is reported", func() bool { return len(d.reports("h2c-1")) == 1 })
 }
+
+// TestResponsesWebSocketFragmentsPingsAndLargeFrames: a response.create of
+// 100 KiB sent in three fragments with a ping between them (64-bit lengths,
+// masking across frame boundaries, a control frame inside a message), and
+// a response.completed of 70 KiB sent back in three fragments: the upstream
+// gets the client's message whole and once, the ping is answered, the
+// client gets the upstream's message unchanged, and the usage is counted.
+func TestResponsesWebSocketFragmentsPingsAndLargeFrames(t *testing.T) {
+	d := startDaemon(t)
+	pad := strings.Repeat("x", 70<<10)
+	completed := `{"type":"response.completed","response":{"id":"resp_big","model":"gpt-5","output":[{"pad":"` + pad +
+		`"}],"usage":{"input_tokens":1234,"output_tokens":56,"total_tokens":1290}}}`
+	received := make(chan []byte, 4)
+	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(1 << 20)
+		_, msg, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		received <- msg
+		mw, err := c.Writer(r.Context(), websocket.MessageText)
+		if err != nil {
+			return
+		}
+		third := len(completed) / 3
+		for _, part := range []string{completed[:third], completed[third : 2*third], completed[2*third:]} {
+			mw.Write([]byte(part))
+		}
+		mw.Close()
+		c.Read(r.Context()) // until the client closes
+	})
+	_, srv := meterFor(t, d.Sock, "ws-big", upSrv.URL, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	got := make(chan []byte, 1)
+	go func() { // reads the client's messages (and so answers its pongs)
+		_, msg, err := c.Read(ctx)
+		if err == nil {
+			got <- msg
+		}
+	}()
+
+	create := `{"type":"response.create","model":"gpt-5","input":"` + strings.Repeat("y", 100<<10) + `"}`
+	mw, err := c.Writer(ctx, websocket.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third := len(create) / 3
+	mw.Write([]byte(create[:third]))
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("a ping sent in the middle of a message was not answered: %v", err)
+	}
+	mw.Write([]byte(create[third : 2*third]))
+	mw.Write([]byte(create[2*third:]))
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msg := <-received:
+		if string(msg) != create {
+			t.Errorf("the upstream received %d bytes, want the client's %d-byte message unchanged", len(msg), len(create))
+		}
+	case <-ctx.Done():
+		t.Fatal("the upstream never received response.create")
+	}
+	select {
+	case msg := <-got:
+		if string(msg) != completed {
+			t.Errorf("the client received %d bytes, want the upstream's %d-byte message unchanged", len(msg), len(completed))
+		}
+	case <-ctx.Done():
+		t.Fatal("the client never received response.completed")
+	}
+	eventually(t, "the response is reported", func() bool { return len(d.reports("ws-big")) == 1 })
+	if r := d.reports("ws-big")[0]; r.ID != "resp_big" || r.Usage != (budget.Usage{Input: 1234, Output: 56}) || !r.Complete {
+		t.Errorf("report %+v, want resp_big complete with input 1234 output 56", r)
+	}
+	if len(received) != 0 {
+		t.Errorf("the upstream received the message more than once")
+	}
+}
