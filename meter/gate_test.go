@@ -74,8 +74,9 @@ func TestDeniedGetsProviderShaped429(t *testing.T) {
 			resp := post(t, srv.URL+tt.path, `{}`)
 			b, _ := io.ReadAll(resp.Body)
 			msg, kind := errorShape(t, tt.family, b)
-			if resp.StatusCode != 429 || kind != wantKind[tt.family] {
-				t.Errorf("got %d %s, want 429 with %s", resp.StatusCode, b, wantKind[tt.family])
+			if resp.StatusCode != 429 || kind != wantKind[tt.family] || resp.Header.Get("X-Should-Retry") != "false" {
+				t.Errorf("got %d %s (x-should-retry %q), want 429 with %s and x-should-retry: false",
+					resp.StatusCode, b, resp.Header.Get("X-Should-Retry"), wantKind[tt.family])
 			}
 			if !strings.Contains(msg, bottle) || !strings.Contains(msg, tt.provider) {
 				t.Errorf("message %q does not name the budget that tripped (bottle %s, %s)", msg, bottle, tt.provider)
@@ -103,8 +104,9 @@ func TestDaemonUnreachableFailsClosed(t *testing.T) {
 			resp := post(t, srv.URL+tt.path, `{}`)
 			b, _ := io.ReadAll(resp.Body)
 			msg, kind := errorShape(t, tt.family, b)
-			if resp.StatusCode != 503 || kind != wantKind[tt.family] || !strings.Contains(msg, "cannot be reached") {
-				t.Errorf("got %d %s, want 503 %s saying the daemon cannot be reached", resp.StatusCode, b, wantKind[tt.family])
+			if resp.StatusCode != 503 || kind != wantKind[tt.family] || !strings.Contains(msg, "cannot be reached") ||
+				resp.Header.Get("X-Should-Retry") != "false" {
+				t.Errorf("got %d %s, want 503 %s saying the daemon cannot be reached, with x-should-retry: false", resp.StatusCode, b, wantKind[tt.family])
 			}
 			if atomic.LoadInt64(calls) != 0 {
 				t.Errorf("the request reached the upstream with the gate unreachable")
