@@ -14,6 +14,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/internal/retry"
 )
 
 // baseURL is the scheme and host of every request; the host is a label, the
@@ -173,9 +174,9 @@ func decodeReply(b []byte, out any) error {
 // budget is spent. A successful reply's body is the caller's to close.
 func (c *Client) send(ctx context.Context, hc *http.Client, r request) (*http.Response, error) {
 	stop := time.Now().Add(c.retryFor)
-	wait := c.backoff
+	backoff := retry.Backoff{Base: c.backoff, Max: c.maxBackoff}
 	var last error
-	for {
+	for n := 1; ; n++ {
 		resp, err := c.attempt(ctx, hc, r)
 		if err != nil && last != nil && ended(ctx) {
 			return nil, last // why we were retrying says more than "context canceled"
@@ -185,10 +186,9 @@ func (c *Client) send(ctx context.Context, hc *http.Client, r request) (*http.Re
 		}
 		last = err
 		left := time.Until(stop)
-		if left <= 0 || !sleep(ctx, min(wait, left)) {
+		if left <= 0 || retry.Sleep(ctx, min(backoff.Ceiling(n), left)) != nil {
 			return nil, err
 		}
-		wait = min(2*wait, c.maxBackoff)
 	}
 }
 
@@ -219,18 +219,6 @@ type connError struct{ err error }
 
 func (e *connError) Error() string { return e.err.Error() }
 func (e *connError) Unwrap() error { return e.err }
-
-// sleep waits for d, or returns false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // attempt sends r once. A non-2xx reply becomes an *Error; a connection
 // failure a *DialError (nothing sent) or a wrapped transport error.

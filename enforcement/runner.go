@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/internal/retry"
 )
 
 // Enforcer carries out one action; *Docker is the real one.
@@ -17,35 +17,15 @@ type Enforcer interface {
 }
 
 // Backoff spaces retries: Base doubled per attempt, capped at Max, with
-// "equal jitter" (half fixed, half random) so that many bottles failing at
-// once do not retry in lockstep.
-type Backoff struct {
-	Base, Max time.Duration
-	// Rand returns a number in [0, 1); nil means math/rand.
-	Rand func() float64
-}
+// "equal jitter" so that many bottles failing at once do not retry in
+// lockstep. It is retry.Backoff, named here because RunnerOptions and
+// Watcher take one.
+type Backoff = retry.Backoff
 
 // DefaultBackoff retries quickly at first and then every half minute at
 // most, which keeps a daemon waiting for a restarting engine responsive
 // without hammering it.
 var DefaultBackoff = Backoff{Base: 200 * time.Millisecond, Max: 30 * time.Second}
-
-// Delay is the wait before retry number attempt (1 = after the first
-// failure).
-func (b Backoff) Delay(attempt int) time.Duration {
-	d := b.Max
-	if attempt < 1 {
-		attempt = 1
-	}
-	if attempt < 32 && b.Base<<(attempt-1) > 0 && b.Base<<(attempt-1) < b.Max {
-		d = b.Base << (attempt - 1)
-	}
-	r := rand.Float64
-	if b.Rand != nil {
-		r = b.Rand
-	}
-	return d/2 + time.Duration(r()*float64(d/2))
-}
 
 // RunnerOptions configures a Runner. Zero fields take defaults.
 type RunnerOptions struct {
@@ -91,7 +71,7 @@ func NewRunner(enf Enforcer, opts RunnerOptions) *Runner {
 		opts.Backoff.Max = max(DefaultBackoff.Max, opts.Backoff.Base)
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleep
+		opts.Sleep = retry.Sleep
 	}
 	return &Runner{enf: enf, opts: opts, queues: map[string][]Action{}, busy: map[string]bool{}}
 }
@@ -190,17 +170,5 @@ func (r *Runner) attempt(ctx context.Context, a Action) {
 		if r.opts.Sleep(ctx, r.opts.Backoff.Delay(n)) != nil {
 			return
 		}
-	}
-}
-
-// sleep waits d or until ctx is done, without leaving a timer behind.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -201,24 +201,3 @@ func TestRunnerStopsRetryingAndRefusesAfterStop(t *testing.T) {
 		t.Errorf("an interrupted action was reported done: %q", <-o.done)
 	}
 }
-
-func TestBackoffDelay(t *testing.T) {
-	tests := []struct {
-		attempt int
-		rand    float64
-		want    time.Duration
-	}{
-		{1, 0, 50 * time.Millisecond},
-		{1, 0.5, 75 * time.Millisecond},
-		{3, 0, 200 * time.Millisecond},
-		{5, 0, 500 * time.Millisecond}, // capped at Max
-		{5, 0.999, 999500 * time.Microsecond},
-		{100, 0, 500 * time.Millisecond}, // no overflow
-	}
-	for _, tt := range tests {
-		b := enforcement.Backoff{Base: 100 * time.Millisecond, Max: time.Second, Rand: func() float64 { return tt.rand }}
-		if got := b.Delay(tt.attempt); got != tt.want {
-			t.Errorf("Delay(%d) with rand %v = %v, want %v", tt.attempt, tt.rand, got, tt.want)
-		}
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/bot-bottle/bottlecap/internal/retry"
 )
 
 // Watcher discovers bottle containers as they start, die and go away. It
@@ -43,7 +45,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.Backoff = DefaultBackoff
 	}
 	if w.Sleep == nil {
-		w.Sleep = sleep
+		w.Sleep = retry.Sleep
 	}
 	if w.CallTimeout <= 0 {
 		w.CallTimeout = DefaultCallTimeout
