@@ -14,6 +14,7 @@ import (
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/daemon/daemontest"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
@@ -103,8 +104,8 @@ func (f *fakeEnforcer) submitted() []controller.Job {
 	return append([]controller.Job(nil), f.jobs...)
 }
 
-// eventually is daemontest.Eventually.
-var eventually = daemontest.Eventually
+// eventually is testutil.Eventually.
+var eventually = testutil.Eventually
 
 // raw sends one HTTP request over the socket, for bodies the typed client
 // would never send, and returns the status and body.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
 // fetch asks the sidecar, from inside the agent, to fetch the upstream.
@@ -44,7 +45,7 @@ func TestRealCutoffAndRestore(t *testing.T) {
 	t.Parallel()
 	cli := realEngine(t)
 	b := newRealBottle(t, cli, true)
-	eventually(t, "sidecar reaches upstream before cutoff", func() string {
+	testutil.Until(t, testutil.Within, "sidecar reaches upstream before cutoff", func() string {
 		if out, code := b.fetch(t, cli); code != 0 || out != "upstream ok" {
 			return fmt.Sprintf("exit %d: %s", code, out)
 		}
@@ -102,7 +103,7 @@ func (b *realBottle) checkRestored(t *testing.T, cli *client.Client, when string
 	t.Helper()
 	// The engine's embedded DNS learns a reconnected endpoint's names
 	// asynchronously; on a loaded machine the first lookup can miss.
-	eventually(t, when+": sidecar reaches upstream again", func() string {
+	testutil.Until(t, testutil.Within, when+": sidecar reaches upstream again", func() string {
 		if out, code := b.fetch(t, cli); code != 0 || out != "upstream ok" {
 			return fmt.Sprintf("fetch = exit %d %q, want upstream ok", code, out)
 		}
@@ -123,7 +124,7 @@ func (b *realBottle) checkRestored(t *testing.T, cli *client.Client, when string
 	if got := b.egressAliases(t, cli); !slices.Equal(got, aliases) {
 		t.Errorf("%s: egress aliases = %q, want %q", when, got, aliases)
 	}
-	eventually(t, when+": upstream reaches the sidecar by its alias proxy", func() string {
+	testutil.Until(t, testutil.Within, when+": upstream reaches the sidecar by its alias proxy", func() string {
 		if out, code := execIn(t, cli, b.up, "/prog", "get", "http://proxy:8080/hups"); code != 0 {
 			return out
 		}

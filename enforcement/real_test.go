@@ -45,12 +45,6 @@ func execIn(t *testing.T, cli *client.Client, ctr string, cmd ...string) (string
 	return dockertest.Exec(t, cli, ctr, cmd...)
 }
 
-// eventually retries check until it returns "" or the time is up.
-func eventually(t *testing.T, what string, check func() string) {
-	t.Helper()
-	dockertest.Eventually(t, 15*time.Second, what, check)
-}
-
 // unchanged runs f and fails the test if the engine reports any change to
 // a container, network or image of the bottle meanwhile (exec events
 // aside): the proof that a repeated action did nothing. Events of other

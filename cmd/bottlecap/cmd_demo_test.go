@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
 // TestDemoNoDash runs `bottlecap demo --no-dash` in-process until a budget
@@ -27,7 +29,7 @@ func TestDemoNoDash(t *testing.T) {
 		}
 	})
 
-	waitFor(t, "a budget crossed and acted on\n"+out.String(), func() bool {
+	testutil.Eventually(t, "a budget crossed and acted on\n"+out.String(), func() bool {
 		s := out.String()
 		return strings.Contains(s, "exhausted") && strings.Contains(s, "the demo touches no containers") &&
 			strings.Contains(s, "action_done")

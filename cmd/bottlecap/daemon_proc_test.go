@@ -18,6 +18,7 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 	_ "modernc.org/sqlite"
 )
 
@@ -184,21 +185,18 @@ func sendUntilAcked(c *client.Client, r api.Report) bool {
 	return false
 }
 
+// waitForAcks waits until n reports are acknowledged; a daemon killed
+// mid-run may take its clients a while to reach again.
 func waitForAcks(t *testing.T, mu *sync.Mutex, acked map[string]bool, n int) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	testutil.Until(t, 2*time.Minute, "reports acknowledged", func() string {
 		mu.Lock()
-		got := len(acked)
-		mu.Unlock()
-		if got >= n {
-			return
+		defer mu.Unlock()
+		if got := len(acked); got < n {
+			return fmt.Sprintf("only %d of %d", got, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d reports acknowledged", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // checkLedger compares the acknowledged ids, the ledger and the live
@@ -257,11 +255,11 @@ func TestSettingsReloadKeepsOldSettingsOnError(t *testing.T) {
 	if err := os.WriteFile(settings, []byte("precedence: strict\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "file change reloaded", func() bool { return precedence() == "strict" })
+	testutil.Eventually(t, "file change reloaded", func() bool { return precedence() == "strict" })
 	if err := os.WriteFile(settings, []byte("precedence: nearest\nwarn_at: 80%\nbudget:\n  claude: lots\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bad file reported with line:column", func() bool {
+	testutil.Eventually(t, "bad file reported with line:column", func() bool {
 		return strings.Contains(p.stderr.String(), "settings.yml:4:11")
 	})
 	if got := precedence(); got != "strict" {
@@ -271,7 +269,7 @@ func TestSettingsReloadKeepsOldSettingsOnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "SIGHUP reloaded", func() bool { return precedence() == "nearest" })
+	testutil.Eventually(t, "SIGHUP reloaded", func() bool { return precedence() == "nearest" })
 }
 
 // TestGracefulShutdownFinishesInFlight sends SIGTERM while 32 clients
@@ -314,7 +312,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "some acks", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > 200 })
+	testutil.Eventually(t, "some acks", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > 200 })
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-p.exited; err != nil {
 		t.Errorf("daemon exited with %v, want 0\n%s", err, p.stderr.String())
@@ -331,16 +329,5 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	}
 	if _, err := os.Stat(p.sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left behind after a clean shutdown: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
 // TestDashInTmux drives the real binary as an operator would: `bottlecap
@@ -41,7 +42,7 @@ func TestDashInTmux(t *testing.T) {
 		want = budget.Pending // no engine here: the cutoff is journaled and retried
 	}
 	tm.waitRow("tmux-1", map[budget.State]string{budget.CutOff: "■ cut off", budget.Pending: "◷ pending"}[want])
-	waitFor(t, "the daemon reports tmux-1 "+string(want), func() bool {
+	testutil.Eventually(t, "the daemon reports tmux-1 "+string(want), func() bool {
 		b, err := c.Bottle(context.Background(), "tmux-1")
 		return err == nil && b.State == want
 	})
@@ -128,17 +129,12 @@ func (tm *tmux) waitRow(slug, text string) {
 
 func (tm *tmux) waitFor(what string, cond func(screen string) bool) {
 	tm.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s := tm.screen()
-		if cond(s) {
-			return
+	testutil.Until(tm.t, testutil.Within, "never on screen: "+what, func() string {
+		if s := tm.screen(); !cond(s) {
+			return "last screen:\n" + s
 		}
-		if time.Now().After(deadline) {
-			tm.t.Fatalf("never on screen: %s\nlast screen:\n%s", what, s)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // row is a bottle's table row on the current screen.

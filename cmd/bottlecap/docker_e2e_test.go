@@ -18,6 +18,7 @@ import (
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
 // The end-to-end tests run the real `bottlecap serve` against the real
@@ -122,7 +123,7 @@ func checkCutOff(t *testing.T, cli *dclient.Client, c *client.Client, b *e2eBott
 func waitAction(t *testing.T, c *client.Client, slug, status string) api.Action {
 	t.Helper()
 	var found api.Action
-	waitUntil(t, "action of "+slug+" "+status, func() bool {
+	testutil.Eventually(t, "action of "+slug+" "+status, func() bool {
 		acts, err := c.Actions(context.Background(), status)
 		if err != nil {
 			return false
@@ -142,7 +143,7 @@ func waitAction(t *testing.T, c *client.Client, slug, status string) api.Action 
 // moment too early.
 func checkAudit(t *testing.T, c *client.Client, slug string, kinds ...string) {
 	t.Helper()
-	dockertest.Eventually(t, within, "audit of "+slug, func() string {
+	testutil.Until(t, within, "audit of "+slug, func() string {
 		entries, err := c.Audit(context.Background(), client.AuditQuery{Bottle: slug})
 		if err != nil {
 			return err.Error()
@@ -176,17 +177,6 @@ func ingest(t *testing.T, c *client.Client, slug, id string, n int64) api.Ingest
 	return reply
 }
 
-// waitUntil polls cond until it holds or within has passed.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	dockertest.Eventually(t, within, what, func() string {
-		if cond() {
-			return ""
-		}
-		return "not yet"
-	})
-}
-
 // TestDockerCutoffWhenBudgetCrossed registers a bottle with a budget over
 // the API; the report that crosses it gets the bottle cut off on the
 // engine with no further call.
@@ -217,7 +207,7 @@ func TestDockerLabelBudgetDiscovered(t *testing.T) {
 	b := newE2EBottle(t, cli, map[string]string{"bot-bottle.budget": "claude=1k", "bot-bottle.agent": "implementer"})
 	c := client.New(p.sock)
 	defer c.Close()
-	waitUntil(t, "bottle discovered with its label budget", func() bool {
+	testutil.Eventually(t, "bottle discovered with its label budget", func() bool {
 		got, err := c.Bottle(context.Background(), b.slug)
 		return err == nil && got.Budget["claude"] == 1000 && slices.Contains(got.Containers, b.agent)
 	})

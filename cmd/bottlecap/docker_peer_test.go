@@ -21,6 +21,7 @@ import (
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
 // TestDockerSidecarReportsOnlyForItsBottle runs a sidecar container of a
@@ -89,7 +90,7 @@ func TestDockerReapedContainerPeerGetsNoPower(t *testing.T) {
 	cfg := container.Config{Image: dockertest.Image(t, cli), Cmd: []string{"sleep"}, Labels: labels}
 	host := container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: home + "/run", Target: "/run/bottlecap"}}}
 	ctr := dockertest.RunContainer(t, cli, cfg, host, net+"-sidecar", net, "")
-	waitUntil(t, "the labelled container's bottle discovered", func() bool {
+	testutil.Eventually(t, "the labelled container's bottle discovered", func() bool {
 		b, err := c.Bottle(context.Background(), own)
 		return err == nil && slices.Contains(b.Containers, ctr)
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
 // engineSocket is where the engine listens: DOCKER_HOST's unix socket, or
@@ -159,7 +160,7 @@ func crossWhileEngineDown(t *testing.T, px *engineProxy, p *proc, b *e2eBottle) 
 func waitAttempts(t *testing.T, c *client.Client, slug string, n int) api.Action {
 	t.Helper()
 	var act api.Action
-	waitUntil(t, "pending action retried", func() bool {
+	testutil.Eventually(t, "pending action retried", func() bool {
 		act = waitAction(t, c, slug, "pending")
 		return act.Attempts >= n && act.LastError != ""
 	})
@@ -198,7 +199,7 @@ func TestDockerActionResumedAfterRestart(t *testing.T) {
 	c := client.New(p.sock)
 	defer c.Close()
 	var after api.Action
-	waitUntil(t, "resumed action tried again", func() bool {
+	testutil.Eventually(t, "resumed action tried again", func() bool {
 		after = waitAction(t, c, b.slug, "pending")
 		return after.UpdatedAt.After(before.UpdatedAt)
 	})

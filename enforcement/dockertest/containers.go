@@ -98,20 +98,3 @@ func Exec(t testing.TB, cli *client.Client, ctr string, cmd ...string) (string, 
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// Eventually retries check until it returns "" or within fails the test
-// with check's last message.
-func Eventually(t testing.TB, within time.Duration, what string, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s", what, msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
