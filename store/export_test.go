@@ -25,3 +25,15 @@ func (db *DB) RecentIDs() int {
 	defer db.recent.mu.Unlock()
 	return len(db.recent.ids)
 }
+
+// WithMaxBatch caps how many reports one transaction takes (default 4096),
+// bounding how long a commit holds the writer; tests cross the cap with a
+// few reports. It exists only in test builds. A single submission larger
+// than the cap is still committed whole, alone.
+func WithMaxBatch(n int) WriterOption {
+	return func(w *Writer) {
+		if n > 0 {
+			w.maxBatch = n
+		}
+	}
+}

@@ -30,19 +30,9 @@ type Writer struct {
 	done   chan struct{}
 }
 
-// WriterOption tunes NewWriter.
+// WriterOption tunes NewWriter; the tests have options of their own
+// (export_test.go).
 type WriterOption func(*Writer)
-
-// WithMaxBatch caps how many reports one transaction takes (default 4096),
-// bounding how long a commit holds the writer. A single submission larger
-// than the cap is still committed whole, alone.
-func WithMaxBatch(n int) WriterOption {
-	return func(w *Writer) {
-		if n > 0 {
-			w.maxBatch = n
-		}
-	}
-}
 
 // request states: a queued request may still be cancelled by its submitter;
 // once the writer has taken it into a batch it is committed or failed with

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/simhost"
 	"github.com/bot-bottle/bottlecap/store"
 	"github.com/bot-bottle/bottlecap/tui"
 )
@@ -20,7 +21,7 @@ const (
 	dashHistory   = 7 * 24 * time.Hour // the 1M reports are spread over a week
 	dashHotExtra  = 100_000            // then this many more in the last half hour
 	dashHotWindow = 30 * time.Minute
-	dashFrames    = 5 // BenchFrame runs, each already the median of 7 frames
+	dashFrames    = 5 // dashFrame runs, each already the median of 7 frames
 	dashLoads     = 9 // snapshot loads per query figure
 )
 
@@ -32,7 +33,7 @@ const (
 func benchDash(ctx context.Context, r *runner) error {
 	frames := make([]time.Duration, 0, dashFrames)
 	for range dashFrames {
-		d, err := tui.BenchFrame(dashBottles)
+		d, err := dashFrame(dashBottles)
 		if err != nil {
 			return err
 		}
@@ -95,7 +96,7 @@ func dashQuery(ctx context.Context, dir, path string) (time.Duration, error) {
 	return dashMedian(times), nil
 }
 
-// fillDashLedger registers the bottles of tui.SyntheticInput, then appends
+// fillDashLedger registers the bottles of simhost.Fleet, then appends
 // a million reports spread over the past week through AppendReports in
 // large batches, plus some finished actions and audit entries.
 func fillDashLedger(ctx context.Context, path string, now time.Time) error {
@@ -112,13 +113,13 @@ func seedDashLedger(ctx context.Context, path string, now time.Time) error {
 		return err
 	}
 	defer db.Close()
-	for _, b := range tui.SyntheticInput(dashBottles, now).Bottles {
+	for _, b := range simhost.Fleet(dashBottles, now).Bottles {
 		if err := db.PutBottle(ctx, b); err != nil {
 			return err
 		}
 	}
 	for i := range 50 {
-		slug := fmt.Sprintf("bottle-%05d", i*20)
+		slug := simhost.FleetSlug(i * 20)
 		if _, err := db.CreateAction(ctx, store.Action{Bottle: slug, Kind: budget.ActCutoff, Reason: "bench", Status: store.StatusDone}); err != nil {
 			return err
 		}
@@ -132,7 +133,7 @@ func seedDashLedger(ctx context.Context, path string, now time.Time) error {
 // appendDashReports appends n reports numbered from first, with times
 // spread evenly over the span before now, in batches of bigBatch. Each
 // bottle's agent reports on two providers, the shape of
-// tui.SyntheticInput, so the frame and the query measure the same host.
+// simhost.Fleet, so the frame and the query measure the same host.
 func appendDashReports(ctx context.Context, path string, n, first int, now time.Time, span time.Duration) error {
 	db, err := store.Open(ctx, path, store.WithSynchronousNormal())
 	if err != nil {
@@ -141,12 +142,12 @@ func appendDashReports(ctx context.Context, path string, n, first int, now time.
 	defer db.Close()
 	batch := make([]budget.Report, 0, bigBatch)
 	for i := range n {
-		r := newReport()
+		r := simhost.Report()
 		k := first + i
 		r.ID = fmt.Sprintf("msg_bench_%08d", k)
-		r.Bottle, r.Agent = fmt.Sprintf("bottle-%05d", k%dashBottles), "agent"
-		r.Provider = []string{"claude", "codex"}[k/dashBottles%2]
-		r.Host = hosts[r.Provider]
+		r.Bottle, r.Agent = simhost.FleetSlug(k%dashBottles), "agent"
+		r.Provider = simhost.FleetProviders[k/dashBottles%2]
+		r.Host = simhost.Hosts[r.Provider]
 		r.TS = now.Add(-span + time.Duration(float64(span)*float64(i)/float64(n)))
 		batch = append(batch, r)
 		if len(batch) == cap(batch) || i == n-1 {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/simhost"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
@@ -98,7 +98,7 @@ func fill(ctx context.Context, path string, n int) error {
 	defer db.Close()
 	batch := make([]budget.Report, 0, bigBatch)
 	for i := 0; i < n; i++ {
-		batch = append(batch, newReport())
+		batch = append(batch, simhost.Report())
 		if len(batch) == cap(batch) || i == n-1 {
 			if _, err := db.AppendReports(ctx, batch); err != nil {
 				return err
@@ -123,7 +123,7 @@ func groupCommitRate(ctx context.Context, db *store.DB) (float64, error) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= ingestReports {
-				res, err := w.Submit(ctx, []budget.Report{newReport()})
+				res, err := w.Submit(ctx, []budget.Report{simhost.Report()})
 				if err == nil && res[0].Duplicate {
 					err = fmt.Errorf("fresh report flagged duplicate")
 				}
@@ -141,31 +141,6 @@ func groupCommitRate(ctx context.Context, db *store.DB) (float64, error) {
 		return 0, err
 	}
 	return ingestReports / elapsed.Seconds(), nil
-}
-
-var (
-	agents    = []string{"implementer", "reviewer", "planner"}
-	providers = []string{"claude", "codex", "gemini"}
-	hosts     = map[string]string{"claude": "api.anthropic.com", "codex": "api.openai.com", "gemini": "generativelanguage.googleapis.com"}
-)
-
-// newReport is a realistic report: a random upstream id, one of 100
-// bottles, a few agents and providers, plausible token counts.
-func newReport() budget.Report {
-	p := providers[rand.IntN(len(providers))]
-	u := budget.Usage{
-		Input:     rand.Int64N(4000),
-		CacheRead: rand.Int64N(50_000),
-		Output:    rand.Int64N(2000),
-	}
-	u.Reasoning = u.Output / 3
-	return budget.Report{
-		ID:       fmt.Sprintf("msg_%016x%08x", rand.Uint64(), rand.Uint32()),
-		Bottle:   fmt.Sprintf("implementer-%05d", rand.IntN(100)),
-		Agent:    agents[rand.IntN(len(agents))],
-		Provider: p, Host: hosts[p], Model: p + "-model-4-5",
-		Usage: u, Complete: true, TS: time.Now(), Counted: u.Total(),
-	}
 }
 
 // rawInsertRate is the baseline: plain database/sql inserts into a table
@@ -211,7 +186,7 @@ func rawTx(ctx context.Context, db *sql.DB) error {
 	}
 	defer ins.Close()
 	for i := 0; i < rawTxRows; i++ {
-		r := newReport()
+		r := simhost.Report()
 		if _, err := ins.ExecContext(ctx, r.ID, r.Bottle, r.Agent, r.Provider, r.Host, r.Model, r.Input,
 			r.CacheRead, r.CacheWrite, r.Output, r.Reasoning, r.Complete, r.TS.UnixNano(), r.Counted); err != nil {
 			return err

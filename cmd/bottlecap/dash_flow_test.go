@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/simhost"
 	"github.com/bot-bottle/bottlecap/tui"
 )
 
@@ -24,16 +24,16 @@ func TestDashCutoffThroughRealDaemon(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	home := newHome(t)
-	d, err := startDemoDaemon(ctx, home, 0)
+	h, err := simhost.Start(ctx, simhost.Config{Home: home, Speed: 1000, Version: Version, Idle: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.stop)
-	c := client.New(d.sock, client.WithRetry(5*time.Second))
+	t.Cleanup(h.Stop)
+	c := client.New(h.Socket, client.WithRetry(5*time.Second))
 	t.Cleanup(func() { c.Close() })
 	registerAndSpend(t, c, "solo-1", 250_000)
 
-	dash, err := openDash(ctx, filepath.Join(home, "bot-bottle.db"), filepath.Join(home, "settings.yml"), d.sock)
+	dash, err := openDash(ctx, h.DBPath, h.SettingsPath, h.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}
