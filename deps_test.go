@@ -26,6 +26,7 @@ var testSupport = []string{
 	"daemon/daemontest",
 	"enforcement/dockertest",
 	"enforcement/internal/testprog",
+	"internal/testutil",
 }
 
 // listed is one package as `go list -json` describes it.
@@ -203,7 +204,23 @@ func (l layout) carriers(p listed, fam family) []string {
 }
 
 func TestOnlyTUIImportsBubbleTea(t *testing.T) {
-	loadLayout(t).onlyImportedBy(t, tea, "tui")
+	// The bench times a dashboard frame by driving tui's model through its
+	// Bubble Tea messages, as the runtime does (cmd/bench/dashframe.go).
+	loadLayout(t).onlyImportedBy(t, tea, "tui", "cmd/bench")
+}
+
+// TestOnlyCommandsImportSimhost keeps the simulated host (the demo's and
+// the bench's generators) out of the core: only the commands wire it.
+func TestOnlyCommandsImportSimhost(t *testing.T) {
+	l := loadLayout(t)
+	for rel, p := range l.ours {
+		if strings.HasPrefix(rel, "cmd/") {
+			continue
+		}
+		if slices.Contains(p.Imports, module+"/simhost") {
+			t.Errorf("%s imports %s/simhost; only the commands may", p.ImportPath, module)
+		}
+	}
 }
 
 func TestOnlySettingsImportsYAML(t *testing.T) {

@@ -3,15 +3,19 @@ package simhost_test
 import (
 	"bytes"
 	"context"
-	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/daemon"
+	"github.com/bot-bottle/bottlecap/daemon/daemontest"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
+	"github.com/bot-bottle/bottlecap/settings"
 	"github.com/bot-bottle/bottlecap/simhost"
+	"github.com/bot-bottle/bottlecap/store"
 	"github.com/bot-bottle/bottlecap/tui"
 )
 
@@ -89,36 +93,69 @@ func TestReportIsValid(t *testing.T) {
 	}
 }
 
-// TestHostActsOnCrossedBudgets runs the simulated host fast until a budget
-// is crossed and the Recorder has written what it would have done.
-func TestHostActsOnCrossedBudgets(t *testing.T) {
-	h, err := simhost.Start(context.Background(), simhost.Config{Home: shortHome(t), Speed: 40, Version: "test"})
+// TestSidecarsCrossBudgets runs the sidecars fast against a real daemon
+// on the simulated host's settings until a budget is crossed: registration,
+// the gate, the raw provider reports and the normalisation all work
+// together. Without an enforcer the action stays pending.
+func TestSidecarsCrossBudgets(t *testing.T) {
+	st, err := settings.Parse("settings.yml", []byte(simhost.Settings))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Stop()
+	d := daemontest.Start(t, daemontest.Options{Settings: st, RawParser: daemon.ParseRaw})
+	sims, err := simhost.StartSidecars(context.Background(), d.Sock, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sims.Stop()
 	var out bytes.Buffer
-	testutil.Eventually(t, "a demo action in the audit log", func() bool {
+	testutil.Eventually(t, "a budget exhausted and an action pending", func() bool {
 		out.Reset()
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // one pass over the audit log
-		if err := h.Tail(ctx, &out, time.Second); err != nil {
+		if err := simhost.Tail(ctx, d.DB, &out, time.Second); err != nil {
 			t.Fatal(err)
 		}
-		return strings.Contains(out.String(), "the demo touches no containers")
+		return strings.Contains(out.String(), "exhausted") && strings.Contains(out.String(), "action_pending")
 	})
-	if !strings.Contains(out.String(), string(budget.ActCutoff)) && !strings.Contains(out.String(), string(budget.ActFreeze)) {
-		t.Errorf("audit log names no cutoff or freeze:\n%s", out.String())
+	for _, b := range simhost.Bottles {
+		if b.Register && !strings.Contains(out.String(), b.Slug+" ") {
+			t.Errorf("audit log does not show %s registered:\n%s", b.Slug, out.String())
+		}
 	}
 }
 
-// shortHome is a temporary home with a path short enough for a socket.
-func shortHome(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "bcsim")
+func TestStartSidecarsRefusesNoSpeed(t *testing.T) {
+	if _, err := simhost.StartSidecars(context.Background(), "/nonexistent.sock", 0); err == nil {
+		t.Error("StartSidecars at speed 0 succeeded, want an error")
+	}
+}
+
+// TestRecorderFinishesWithAnAuditEntry: the Recorder touches nothing but
+// the audit log, and finishes the job as done after one attempt.
+func TestRecorderFinishesWithAnAuditEntry(t *testing.T) {
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "bot-bottle.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	defer db.Close()
+	rec := simhost.NewRecorder(db, 0)
+	defer rec.Stop()
+	type result struct {
+		attempts int
+		err      error
+	}
+	done := make(chan result, 1)
+	rec.Submit(controller.Job{Action: store.Action{ID: 7, Bottle: "b1", Kind: budget.ActFreeze},
+		Finished: func(n int, err error) { done <- result{n, err} }})
+	if got := <-done; got.attempts != 1 || got.err != nil {
+		t.Fatalf("finished after %d attempt(s) with %v, want 1 and nil", got.attempts, got.err)
+	}
+	entries, err := db.Audit(context.Background(), "b1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Kind != "demo" || !strings.Contains(entries[0].Detail, "would freeze") {
+		t.Errorf("audit %+v, want one demo entry saying it would freeze", entries)
+	}
 }

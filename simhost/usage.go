@@ -1,10 +1,3 @@
-// Package simhost simulates a bot-bottle host: bottle trees, sidecars that
-// ask the gate and report realistic Anthropic and OpenAI usage, and an
-// enforcer that only records what it would do. `bottlecap demo` runs one
-// on a real daemon; the benchmarks and load tests take their data sets
-// from the same generators, so every synthetic workload has one source.
-//
-// Production code never imports it.
 package simhost
 
 import (

@@ -3,20 +3,25 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/daemon"
 	"github.com/bot-bottle/bottlecap/internal/retry"
+	"github.com/bot-bottle/bottlecap/settings"
 	"github.com/bot-bottle/bottlecap/simhost"
+	"github.com/bot-bottle/bottlecap/store"
 	"github.com/bot-bottle/bottlecap/tui"
 )
 
 // demoBanner is what the dashboard's header says for the whole demo.
 const demoBanner = "DEMO: simulated agents, no containers are touched"
 
-// runDemo implements `bottlecap demo`: a simulated host (a daemon on a
-// temporary home with simulated sidecars reporting realistic usage), and
-// the dashboard on top.
+// runDemo implements `bottlecap demo`: a daemon on a temporary home with
+// simhost's sidecars reporting realistic usage, and the dashboard on top.
 func (m *Main) runDemo(ctx context.Context, args []string) error {
 	fs := m.flags("demo")
 	speed := fs.Float64("speed", 1, "how many times faster than real agents the simulated sidecars report")
@@ -38,25 +43,30 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 		"with simulated sidecars reporting usage for %d bottles. It touches no containers:\n"+
 		"its enforcer only records in the audit log what it would do (\"would cut off …\").\n",
 		home, len(simhost.Bottles))
-	h, err := simhost.Start(ctx, simhost.Config{Home: home, Speed: *speed, Version: Version + " (demo)"})
+	d, err := startDemoDaemon(ctx, home, time.Duration(float64(time.Second) / *speed))
 	if err != nil {
 		return err
 	}
-	defer h.Stop()
-	if *noDash {
-		return h.Tail(ctx, m.Stdout, *duration)
+	defer d.stop()
+	sims, err := simhost.StartSidecars(ctx, d.sock, *speed)
+	if err != nil {
+		return err
 	}
-	return m.demoDash(ctx, h)
+	defer sims.Stop()
+	if *noDash {
+		return simhost.Tail(ctx, d.DB, m.Stdout, *duration)
+	}
+	return m.demoDash(ctx, d)
 }
 
 // demoDash shows the intro for a moment, then runs the dashboard over the
 // demo's home exactly as `bottlecap dash` would.
-func (m *Main) demoDash(ctx context.Context, h *simhost.Host) error {
+func (m *Main) demoDash(ctx context.Context, d *demoDaemon) error {
 	fmt.Fprintln(m.Stdout, "Starting the dashboard (q quits and removes the temporary home)…")
 	if retry.Sleep(ctx, 3*time.Second) != nil {
 		return nil
 	}
-	dash, err := openDash(ctx, h.DBPath, h.SettingsPath, h.Socket)
+	dash, err := openDash(ctx, filepath.Join(d.home, "bot-bottle.db"), filepath.Join(d.home, "settings.yml"), d.sock)
 	if err != nil {
 		return err
 	}
@@ -64,4 +74,55 @@ func (m *Main) demoDash(ctx context.Context, h *simhost.Host) error {
 	o := dash.Options()
 	o.Banner, o.Refresh, o.Input, o.Output = demoBanner, time.Second, m.Stdin, m.Stdout
 	return tui.Run(ctx, o)
+}
+
+// demoDaemon is the demo's daemon, in-process over a real ledger, with
+// simhost's Recorder as its enforcer.
+type demoDaemon struct {
+	*daemon.Daemon
+	home, sock string
+	enf        *simhost.Recorder
+	logFile    *os.File
+}
+
+// startDemoDaemon runs a real daemon in-process on home: simhost's
+// settings, a real ledger and socket, and the Recorder, which finishes each
+// action after delay. It logs to home/bottlecap.log, never to the terminal.
+func startDemoDaemon(ctx context.Context, home string, delay time.Duration) (*demoDaemon, error) {
+	d := &demoDaemon{home: home, sock: filepath.Join(home, "run", "bottlecap.sock")}
+	settingsPath := filepath.Join(home, "settings.yml")
+	if err := os.WriteFile(settingsPath, []byte(simhost.Settings), 0o600); err != nil {
+		return nil, err
+	}
+	st, err := settings.Load(settingsPath)
+	if err != nil {
+		return nil, err
+	}
+	if d.logFile, err = os.Create(filepath.Join(home, "bottlecap.log")); err != nil {
+		return nil, err
+	}
+	d.Daemon, err = daemon.Start(ctx, daemon.Config{
+		Socket: d.sock, DBPath: filepath.Join(home, "bot-bottle.db"), StoreOptions: []store.Option{store.WithSynchronousNormal()},
+		Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: Version + " (demo)",
+		Log: slog.New(slog.NewTextHandler(d.logFile, nil)),
+		Enforcer: func(db *store.DB) controller.Enforcer {
+			d.enf = simhost.NewRecorder(db, delay)
+			return d.enf
+		},
+	})
+	if err != nil {
+		d.logFile.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// stop ends the enforcer, the daemon and the ledger, in that order; the
+// sidecars are stopped first by their own defer.
+func (d *demoDaemon) stop() {
+	d.enf.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	d.Daemon.Stop(ctx) // bounded; the demo's ledger is thrown away anyway
+	d.logFile.Close()
 }

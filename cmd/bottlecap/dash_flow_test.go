@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,7 +13,6 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
-	"github.com/bot-bottle/bottlecap/simhost"
 	"github.com/bot-bottle/bottlecap/tui"
 )
 
@@ -24,16 +24,16 @@ func TestDashCutoffThroughRealDaemon(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	home := newHome(t)
-	h, err := simhost.Start(ctx, simhost.Config{Home: home, Speed: 1000, Version: Version, Idle: true})
+	d, err := startDemoDaemon(ctx, home, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.Stop)
-	c := client.New(h.Socket, client.WithRetry(5*time.Second))
+	t.Cleanup(d.stop)
+	c := client.New(d.sock, client.WithRetry(5*time.Second))
 	t.Cleanup(func() { c.Close() })
 	registerAndSpend(t, c, "solo-1", 250_000)
 
-	dash, err := openDash(ctx, h.DBPath, h.SettingsPath, h.Socket)
+	dash, err := openDash(ctx, filepath.Join(home, "bot-bottle.db"), filepath.Join(home, "settings.yml"), d.sock)
 	if err != nil {
 		t.Fatal(err)
 	}
