@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
@@ -72,4 +73,23 @@ func Report() budget.Report {
 		Provider: p, Host: Hosts[p], Model: p + "-model-4-5",
 		Usage: u, Complete: true, TS: time.Now(), Counted: u.Total(),
 	}
+}
+
+// WireUsage is the usage every WireReports report carries: one typical
+// Claude turn, the same each time, so that the bytes on the wire and the
+// daemon's work per report are the same every benchmark run.
+var WireUsage = budget.Usage{Input: 656, Output: 74, CacheRead: 1200}
+
+// WireReports are n reports as a sidecar sends them over the socket, for
+// load on the daemon: ids prefix-000 … (unique while prefixes are), report
+// k for bottle(k), agent "impl" on claude, each with WireUsage.
+func WireReports(prefix string, n int, bottle func(k int) string) []api.Report {
+	out := make([]api.Report, n)
+	for k := range out {
+		out[k] = api.Report{Report: budget.Report{
+			ID: fmt.Sprintf("%s-%03d", prefix, k), Bottle: bottle(k), Agent: "impl", Provider: "claude",
+			Model: "claude-sonnet-4-5", Usage: WireUsage,
+		}}
+	}
+	return out
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
@@ -55,27 +54,11 @@ func populate(ctx context.Context, c *client.Client) error {
 			return err
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < rssBottles; i += 16 {
-				reports := benchReports(fmt.Sprintf("rss%04d", i), 0, 0, rssReportsPerBottle)
-				for k := range reports {
-					reports[k].Bottle = fmt.Sprintf("rss-%04d", i)
-				}
-				if _, err := c.Ingest(ctx, reports); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return perBottleLoad{n: rssBottles, perBottle: rssReportsPerBottle, workers: 16,
+		slug:    func(i int) string { return fmt.Sprintf("rss-%04d", i) },
+		ids:     func(i int) string { return fmt.Sprintf("rss%04d-00-00000", i) },
+		connect: func() (*client.Client, func()) { return c, func() {} }, // one shared client
+	}.send(ctx)
 }
 
 // residentMB reads VmRSS of a process, in MB.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
-	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/simhost"
 )
 
 func init() { register("socket", benchSocket) }
@@ -80,7 +80,7 @@ func ingestOverSocket(ctx context.Context, sock, prefix string, rounds, size int
 			c := client.New(sock)
 			defer c.Close()
 			for n := range rounds {
-				if _, err := c.Ingest(ctx, benchReports(prefix, i, n, size)); err != nil {
+				if _, err := c.Ingest(ctx, socketReports(prefix, i, n, size)); err != nil {
 					failed.Store(err)
 					return
 				}
@@ -94,16 +94,45 @@ func ingestOverSocket(ctx context.Context, sock, prefix string, rounds, size int
 	return float64(socketClients*rounds*size) / time.Since(start).Seconds(), nil
 }
 
-func benchReports(prefix string, clientN, round, size int) []api.Report {
-	out := make([]api.Report, size)
-	for k := range out {
-		out[k] = api.Report{Report: budget.Report{
-			ID:     fmt.Sprintf("%s-%02d-%05d-%03d", prefix, clientN, round, k),
-			Bottle: fmt.Sprintf("bench-%03d", (clientN*7+k)%socketBenchBottles), Agent: "impl", Provider: "claude",
-			Model: "claude-sonnet-4-5", Usage: budget.Usage{Input: 656, Output: 74, CacheRead: 1200},
-		}}
+// socketReports are client clientN's reports of one round: bottle
+// bench-(clientN*7+k mod 100) for report k.
+func socketReports(prefix string, clientN, round, size int) []api.Report {
+	return simhost.WireReports(fmt.Sprintf("%s-%02d-%05d", prefix, clientN, round), size, func(k int) string {
+		return fmt.Sprintf("bench-%03d", (clientN*7+k)%socketBenchBottles)
+	})
+}
+
+// perBottleLoad sends each of n bottles, named slug(i), perBottle
+// reports in one request with ids from ids(i), from workers goroutines,
+// each with the client connect gives it (and releases with the func it
+// returns).
+type perBottleLoad struct {
+	n, perBottle, workers int
+	slug, ids             func(i int) string
+	connect               func() (*client.Client, func())
+}
+
+func (l perBottleLoad) send(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, l.workers)
+	for w := range l.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, release := l.connect()
+			defer release()
+			for i := w; i < l.n; i += l.workers {
+				s := l.slug(i)
+				if _, err := c.Ingest(ctx, simhost.WireReports(l.ids(i), l.perBottle, func(int) string { return s })); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
 	}
-	return out
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 // benchVerdicts measures the gate from 64 concurrent clients twice: first

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/client"
@@ -64,27 +63,12 @@ func benchBottles10k(ctx context.Context, r *runner) error {
 // one request, from 16 clients, so each bottle is registered by its first
 // report.
 func reportFromManyBottles(ctx context.Context, sock string) error {
-	var wg sync.WaitGroup
-	errs := make(chan error, manyIngestClients)
-	for w := range manyIngestClients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	return perBottleLoad{n: manyBottles, perBottle: manyReportsPerBottle, workers: manyIngestClients,
+		slug: func(i int) string { return fmt.Sprintf("many-%05d", i) },
+		ids:  func(i int) string { return fmt.Sprintf("many%05d-00-00000", i) },
+		connect: func() (*client.Client, func()) {
 			c := client.New(sock, client.WithRetry(20*time.Second))
-			defer c.Close()
-			for i := w; i < manyBottles; i += manyIngestClients {
-				reports := benchReports(fmt.Sprintf("many%05d", i), 0, 0, manyReportsPerBottle)
-				for k := range reports {
-					reports[k].Bottle = fmt.Sprintf("many-%05d", i)
-				}
-				if _, err := c.Ingest(ctx, reports); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+			return c, func() { c.Close() }
+		},
+	}.send(ctx)
 }
