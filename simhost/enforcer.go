@@ -8,6 +8,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/internal/retry"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
@@ -15,11 +16,11 @@ import (
 // short delay (so the pending state shows) it records in the audit log
 // what a real enforcer would have done and finishes the job as done.
 type Recorder struct {
-	db    *store.DB
-	delay time.Duration
-	done  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
+	db     *store.DB
+	delay  time.Duration
+	ctx    context.Context // ended by Stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 var _ controller.Enforcer = (*Recorder)(nil)
@@ -27,7 +28,8 @@ var _ controller.Enforcer = (*Recorder)(nil)
 // NewRecorder returns a Recorder that writes to db's audit log and
 // finishes each job after delay.
 func NewRecorder(db *store.DB, delay time.Duration) *Recorder {
-	return &Recorder{db: db, delay: delay, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Recorder{db: db, delay: delay, ctx: ctx, cancel: cancel}
 }
 
 // Submit records "would …" and finishes the job, without blocking.
@@ -35,10 +37,8 @@ func (e *Recorder) Submit(job controller.Job) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		select {
-		case <-e.done:
+		if retry.Sleep(e.ctx, e.delay) != nil {
 			return // shutting down: the job stays pending in a ledger about to be removed
-		case <-time.After(e.delay):
 		}
 		a := job.Action
 		detail := fmt.Sprintf("would %s %s (%s #%d): the demo touches no containers", verbs[a.Kind], a.Bottle, a.Kind, a.ID)
@@ -60,6 +60,6 @@ var verbs = map[budget.ActionKind]string{
 
 // Stop abandons jobs still waiting and waits for the ones running.
 func (e *Recorder) Stop() {
-	e.once.Do(func() { close(e.done) })
+	e.cancel()
 	e.wg.Wait()
 }
