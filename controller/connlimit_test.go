@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -114,7 +115,7 @@ func limitsPeer(t *testing.T, d *daemon, uid uint32, args string) *exec.Cmd {
 	t.Helper()
 	bin := filepath.Join(d.dir, "limits-peer.test")
 	if _, err := os.Stat(bin); err != nil {
-		copyFile(t, os.Args[0], bin)
+		testutil.CopyExecutable(t, os.Args[0], bin)
 	}
 	cmd := exec.Command(bin, "-test.run=^TestLimitsPeerProcess$")
 	mode, n, _ := strings.Cut(args, " ")

@@ -111,11 +111,18 @@ var eventually = testutil.Eventually
 // would never send, and returns the status and body.
 func (d *daemon) raw(method, path, contentType, body string) (int, string) {
 	d.t.Helper()
+	return d.rawReader(method, path, contentType, strings.NewReader(body))
+}
+
+// rawReader is raw with the body read from r (sent chunked when its length
+// is unknown).
+func (d *daemon) rawReader(method, path, contentType string, body io.Reader) (int, string) {
+	d.t.Helper()
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
 	}}}
 	defer hc.CloseIdleConnections()
-	req, err := http.NewRequest(method, "http://bottlecap"+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, "http://bottlecap"+path, body)
 	if err != nil {
 		d.t.Fatal(err)
 	}

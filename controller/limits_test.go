@@ -191,34 +191,11 @@ func TestIngestOverTheByteCapIs413(t *testing.T) {
 				if !announced {
 					body = io.MultiReader(body) // hides the length: chunked
 				}
-				status, reply := d.postReader("/v1/usage", ct, body)
+				status, reply := d.rawReader("POST", "/v1/usage", ct, body)
 				if status != http.StatusRequestEntityTooLarge || !strings.Contains(reply, "larger than") {
 					t.Errorf("got %d %.200s, want 413 naming the size cap", status, reply)
 				}
 			})
 		}
 	}
-}
-
-// postReader sends a body from a reader (chunked when its length is unknown).
-func (d *daemon) postReader(path, contentType string, body io.Reader) (int, string) {
-	d.t.Helper()
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
-	}}}
-	defer hc.CloseIdleConnections()
-	req, err := http.NewRequest("POST", "http://bottlecap"+path, body)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -154,7 +155,7 @@ func runPeer(t *testing.T, d *daemon, attr *syscall.SysProcAttr) string {
 	}
 	os.Chmod(d.sock, 0o666)
 	bin := filepath.Join(d.dir, "peer.test")
-	copyFile(t, os.Args[0], bin)
+	testutil.CopyExecutable(t, os.Args[0], bin)
 	cmd := exec.Command(bin, "-test.run=^TestPeerClientProcess$")
 	cmd.Env = append(os.Environ(), peerEnv+"="+d.sock)
 	cmd.Dir = d.dir
@@ -164,15 +165,4 @@ func runPeer(t *testing.T, d *daemon, attr *syscall.SysProcAttr) string {
 		t.Fatalf("peer process: %v\n%s", err, out)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"io"
 	"io/fs"
 	"net"
@@ -84,8 +85,8 @@ func newUnprivileged(t *testing.T) *unprivileged {
 	}
 	u := &unprivileged{dir: newHome(t)}
 	u.bin, u.testBin = filepath.Join(u.dir, "bottlecap"), filepath.Join(u.dir, "cmd.test")
-	copyExecutable(t, bottlecapBinary(t), u.bin)
-	copyExecutable(t, os.Args[0], u.testBin)
+	testutil.CopyExecutable(t, bottlecapBinary(t), u.bin)
+	testutil.CopyExecutable(t, os.Args[0], u.testBin)
 	if err := os.Chown(u.dir, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
@@ -198,17 +199,6 @@ func startProc(t *testing.T, cmd *exec.Cmd) {
 			t.Logf("daemon log:\n%s", stderr.String())
 		}
 	})
-}
-
-func copyExecutable(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestCheckSettingsFile(t *testing.T) {
