@@ -1,6 +1,9 @@
 package budget
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Error classes shared by every layer. Each boundary wraps them with context
 // and translates them once: SQLite codes and Docker errors into these, these
@@ -19,3 +22,11 @@ var (
 	// caller should retry.
 	ErrUnavailable = errors.New("unavailable")
 )
+
+// ErrLedgerLost means the ledger's database or write-ahead log file was
+// deleted or replaced while the daemon held it open. SQLite would go on
+// committing into the unlinked file, and every report acknowledged from
+// then on would vanish at the next restart, so the store refuses all writes
+// instead. It wraps ErrUnavailable: sidecars keep their reports and retry,
+// which succeeds once the daemon is restarted.
+var ErrLedgerLost = fmt.Errorf("ledger file lost: %w", ErrUnavailable)

@@ -145,3 +145,25 @@ type Report struct {
 	// accepted; budgets compare against the sum of Counted.
 	Counted int64 `json:"counted_tokens"`
 }
+
+// ValidateReports rejects, with ErrInvalid, a report the ledger cannot
+// store: no id, no bottle or a negative count. The store's writer checks
+// each submission with it so one bad report cannot fail a whole batch, and
+// the daemon checks each report it decodes.
+func ValidateReports(reports []Report) error {
+	for i, r := range reports {
+		if r.ID == "" {
+			return fmt.Errorf("%w: report %d: id is required", ErrInvalid, i)
+		}
+		if r.Bottle == "" {
+			return fmt.Errorf("%w: report %s: bottle is required", ErrInvalid, r.ID)
+		}
+		if err := r.Usage.Validate(); err != nil {
+			return fmt.Errorf("report %s: %w", r.ID, err)
+		}
+		if r.Counted < 0 {
+			return fmt.Errorf("%w: report %s: the weighted count of %s must not be negative (got %d)", ErrInvalid, r.ID, CountedFields, r.Counted)
+		}
+	}
+	return nil
+}

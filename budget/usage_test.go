@@ -104,3 +104,24 @@ func TestBookCountersSaturate(t *testing.T) {
 		t.Errorf("used %d/%d/%d, want agent and global saturated (b1 is unregistered: no subtree)", agent, subtree, global)
 	}
 }
+
+// TestValidateReportsBounds holds the ledger to the same per-field bound as
+// ingest, naming the wire field.
+func TestValidateReportsBounds(t *testing.T) {
+	ok := budget.Report{ID: "a", Bottle: "b1", Agent: "ag", Provider: "claude", Counted: 1}
+	ok.Usage = budget.Usage{Input: budget.MaxFieldTokens, Output: budget.MaxFieldTokens, Reasoning: budget.MaxFieldTokens}
+	if err := budget.ValidateReports([]budget.Report{ok}); err != nil {
+		t.Errorf("fields at the bound: %v", err)
+	}
+	over := ok
+	over.Reasoning = budget.MaxFieldTokens + 1
+	err := budget.ValidateReports([]budget.Report{over})
+	if !errors.Is(err, budget.ErrInvalid) || !strings.Contains(err.Error(), "reasoning_tokens") {
+		t.Errorf("reasoning over the bound: %v, want ErrInvalid naming reasoning_tokens", err)
+	}
+	neg := ok
+	neg.Counted = math.MinInt64
+	if err := budget.ValidateReports([]budget.Report{neg}); err == nil || strings.Contains(err.Error(), "counted_tokens") {
+		t.Errorf("negative weighted count: %v, want an error naming the token fields, not counted_tokens", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 // actions journals enforcement and operator actions, hands them to the
@@ -20,9 +19,9 @@ type actions struct {
 
 // start journals an action as pending, marks the bottle pending and hands
 // the action to the enforcer. With no enforcer it stays pending, visibly.
-func (a *actions) start(ctx context.Context, slug string, kind budget.ActionKind, reason string, operator bool) (store.Action, error) {
+func (a *actions) start(ctx context.Context, slug string, kind budget.ActionKind, reason string, operator bool) (budget.Action, error) {
 	s := a.s
-	act, err := s.cfg.Store.CreateAction(ctx, store.Action{Bottle: slug, Kind: kind, Reason: reason, Operator: operator, Status: store.StatusPending})
+	act, err := s.cfg.Ledger.CreateAction(ctx, budget.Action{Bottle: slug, Kind: kind, Reason: reason, Operator: operator, Status: budget.StatusPending})
 	if err != nil {
 		return act, fmt.Errorf("journal %s of %s: %w", kind, slug, err)
 	}
@@ -36,13 +35,13 @@ func (a *actions) start(ctx context.Context, slug string, kind budget.ActionKind
 		return act, err
 	}
 	s.publish("action", slug, apiAction(act))
-	s.metrics.action(string(kind), string(store.StatusPending))
+	s.metrics.action(string(kind), string(budget.StatusPending))
 	a.submit(act)
 	return act, nil
 }
 
 // submit hands a journaled action to the enforcer.
-func (a *actions) submit(act store.Action) {
+func (a *actions) submit(act budget.Action) {
 	s := a.s
 	if s.cfg.Enforcer == nil {
 		return // no enforcer: the action stays pending and visible, never "done"
@@ -59,9 +58,9 @@ func (a *actions) submit(act store.Action) {
 }
 
 // attempted records a failed attempt that will be retried.
-func (a *actions) attempted(act store.Action, n int, err error) {
+func (a *actions) attempted(act budget.Action, n int, err error) {
 	act.Attempts, act.LastError = n, err.Error()
-	if uerr := a.s.cfg.Store.UpdateAction(context.Background(), act); uerr != nil {
+	if uerr := a.s.cfg.Ledger.UpdateAction(context.Background(), act); uerr != nil {
 		a.s.log.Error("journal attempt", "action", act.ID, "err", uerr)
 	}
 	a.s.publish("action", act.Bottle, apiAction(act))
@@ -70,15 +69,15 @@ func (a *actions) attempted(act store.Action, n int, err error) {
 // finished records the outcome and moves the bottle to its new state. A
 // failed action leaves the bottle pending (the gate keeps denying) with the
 // error as its reason, for an operator to look at.
-func (a *actions) finished(act store.Action, n int, err error) {
+func (a *actions) finished(act budget.Action, n int, err error) {
 	s, ctx := a.s, context.Background()
-	act.Attempts, act.Status, act.LastError = n, store.StatusDone, ""
+	act.Attempts, act.Status, act.LastError = n, budget.StatusDone, ""
 	state, reason, kind := budget.StateAfter(act.Kind), act.Reason, "action_done"
 	if err != nil {
-		act.Status, act.LastError = store.StatusFailed, err.Error()
+		act.Status, act.LastError = budget.StatusFailed, err.Error()
 		state, reason, kind = budget.Pending, fmt.Sprintf("%s failed: %v", act.Kind, err), "action_failed"
 	}
-	if uerr := s.cfg.Store.UpdateAction(ctx, act); uerr != nil {
+	if uerr := s.cfg.Ledger.UpdateAction(ctx, act); uerr != nil {
 		s.log.Error("journal outcome", "action", act.ID, "err", uerr)
 	}
 	s.mu.Lock()
@@ -108,7 +107,7 @@ func (a *actions) saveBottle(ctx context.Context, slug string) error {
 	if !ok {
 		return nil // forgotten meanwhile; nothing to save
 	}
-	if err := a.s.cfg.Store.PutBottle(ctx, b); err != nil {
+	if err := a.s.cfg.Ledger.PutBottle(ctx, b); err != nil {
 		return fmt.Errorf("save bottle %s: %w", slug, err)
 	}
 	a.s.publish("state", slug, map[string]any{"state": b.State, "reason": b.StateReason})
@@ -118,7 +117,7 @@ func (a *actions) saveBottle(ctx context.Context, slug string) error {
 // resume hands actions left pending by a previous run to the enforcer and
 // acts on budgets that were exhausted but never acted on.
 func (a *actions) resume(ctx context.Context) error {
-	pending, err := a.s.cfg.Store.Actions(ctx, store.StatusPending)
+	pending, err := a.s.cfg.Ledger.Actions(ctx, budget.StatusPending)
 	if err != nil {
 		return fmt.Errorf("load pending actions: %w", err)
 	}

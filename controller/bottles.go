@@ -10,7 +10,6 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 func (s *Server) handleBottles(w http.ResponseWriter, r *http.Request) {
@@ -190,7 +189,7 @@ func (s *Server) putBottle(ctx context.Context, b budget.Bottle, announce bool) 
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.PutBottle(ctx, b); err != nil {
+	if err := s.cfg.Ledger.PutBottle(ctx, b); err != nil {
 		s.mu.Lock()
 		if existed {
 			_ = s.book.Register(old) // it was registered before, so it still fits
@@ -237,7 +236,7 @@ func (s *Server) handleDeleteBottle(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if err := s.cfg.Store.DeleteBottle(r.Context(), slug); err != nil {
+	if err := s.cfg.Ledger.DeleteBottle(r.Context(), slug); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -253,14 +252,14 @@ func (s *Server) handleDeleteBottle(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
-	status := store.ActionStatus(r.URL.Query().Get("status"))
+	status := budget.ActionStatus(r.URL.Query().Get("status"))
 	switch status {
-	case "", store.StatusPending, store.StatusDone, store.StatusFailed:
+	case "", budget.StatusPending, budget.StatusDone, budget.StatusFailed:
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("status: %q: want pending, done or failed", status))
 		return
 	}
-	acts, err := s.cfg.Store.Actions(r.Context(), status)
+	acts, err := s.cfg.Ledger.Actions(r.Context(), status)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -272,7 +271,7 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func apiAction(a store.Action) api.Action {
+func apiAction(a budget.Action) api.Action {
 	return api.Action{ID: a.ID, Bottle: a.Bottle, Kind: string(a.Kind), Reason: a.Reason, Operator: a.Operator,
 		Status: string(a.Status), Attempts: a.Attempts, LastError: a.LastError, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 }

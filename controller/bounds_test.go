@@ -268,7 +268,7 @@ func TestAuditVerifyCountsGoodEntries(t *testing.T) {
 	d := startDaemon(t, nil, nil)
 	ctx := context.Background()
 	for i := range 5 {
-		if _, err := d.db.AppendAudit(ctx, store.AuditEntry{Kind: "test", Detail: fmt.Sprint(i)}); err != nil {
+		if _, err := d.db.AppendAudit(ctx, budget.AuditEntry{Kind: "test", Detail: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -308,7 +308,7 @@ func TestStatusSaysReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	srv, err := controller.New(ctx, controller.Config{Store: ro})
+	srv, err := controller.New(ctx, controller.Config{Ledger: ro})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestLoadWarnsAboutClampedTotals(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs strings.Builder
-	if _, err := controller.New(ctx, controller.Config{Store: db, Log: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+	if _, err := controller.New(ctx, controller.Config{Ledger: db, Log: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
 		t.Fatalf("New on a ledger with a REAL total: %v", err)
 	}
 	for _, want := range []string{"level=WARN", "bottle=big", "agent=impl", "provider=claude", "counted=1.8e+19"} {

@@ -156,7 +156,7 @@ func readLimits(w http.ResponseWriter, r *http.Request) (budget.Limits, error) {
 // just before, for settle.
 func (s *Server) setLimits(ctx context.Context, kind budget.ScopeKind, slug, agent string, l budget.Limits) ([]string, budget.Exemptions, error) {
 	if kind == budget.ScopeGlobal {
-		if err := s.cfg.Store.PutBudget(ctx, kind, "-", l); err != nil {
+		if err := s.cfg.Ledger.PutBudget(ctx, kind, "-", l); err != nil {
 			return nil, nil, err
 		}
 		s.mu.Lock()
@@ -164,7 +164,7 @@ func (s *Server) setLimits(ctx context.Context, kind budget.ScopeKind, slug, age
 		exempt := s.book.OperatorExempt(touched)
 		s.book.SetGlobal(l)
 		s.mu.Unlock()
-		return touched, exempt, s.cfg.Store.ClearWarned(ctx, kind, "-")
+		return touched, exempt, s.cfg.Ledger.ClearWarned(ctx, kind, "-")
 	}
 	s.mu.Lock()
 	if _, known := s.book.Bottle(slug); !known {
@@ -191,5 +191,5 @@ func (s *Server) setLimits(ctx context.Context, kind budget.ScopeKind, slug, age
 	if kind == budget.ScopeAgent {
 		id = slug + "/" + agent
 	}
-	return touched, exempt, s.cfg.Store.ClearWarned(ctx, kind, id)
+	return touched, exempt, s.cfg.Ledger.ClearWarned(ctx, kind, id)
 }

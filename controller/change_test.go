@@ -223,7 +223,7 @@ type flakyIngester struct {
 	fail atomic.Int32
 }
 
-func (f *flakyIngester) SubmitWith(ctx context.Context, reports []budget.Report, bottles []budget.Bottle) ([]store.AppendResult, error) {
+func (f *flakyIngester) SubmitWith(ctx context.Context, reports []budget.Report, bottles []budget.Bottle) ([]budget.AppendResult, error) {
 	if f.fail.Add(-1) >= 0 {
 		return nil, fmt.Errorf("disk on fire: %w", budget.ErrUnavailable)
 	}
@@ -250,7 +250,7 @@ func TestImplicitBottlesAreStoredWithTheirReports(t *testing.T) {
 	defer w.Close()
 	ing := &flakyIngester{w: w}
 	ing.fail.Store(1)
-	srv, err := controller.New(ctx, controller.Config{Store: db, Ingester: ing})
+	srv, err := controller.New(ctx, controller.Config{Ledger: db, Ingester: ing})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 // Enforcer carries out journaled actions on bottles' containers. Submit
@@ -19,7 +18,7 @@ type Enforcer interface {
 
 // Job is one action handed to an Enforcer.
 type Job struct {
-	Action     store.Action
+	Action     budget.Action
 	Containers []string // container ids given at registration
 	// Attempted is called after each failed attempt that will be retried.
 	Attempted func(attempt int, err error)
@@ -173,7 +172,7 @@ func (s *Server) persistClaims(ctx context.Context, claims []claim) {
 
 // warnOnce records a warn event once per (scope, provider).
 func (s *Server) warnOnce(ctx context.Context, e budget.Event) error {
-	first, err := s.cfg.Store.MarkWarned(ctx, e.Scope.Kind, e.Scope.ID, e.Provider)
+	first, err := s.cfg.Ledger.MarkWarned(ctx, e.Scope.Kind, e.Scope.ID, e.Provider)
 	if err != nil || !first {
 		return err
 	}
@@ -222,7 +221,7 @@ func (s *Server) settle(ctx context.Context, slugs []string, exempt budget.Exemp
 
 // audit appends to the hash-chained audit log.
 func (s *Server) audit(ctx context.Context, kind, bottle, detail string) error {
-	_, err := s.cfg.Store.AppendAudit(ctx, store.AuditEntry{Kind: kind, Bottle: bottle, Detail: detail})
+	_, err := s.cfg.Ledger.AppendAudit(ctx, budget.AuditEntry{Kind: kind, Bottle: bottle, Detail: detail})
 	if err == nil {
 		s.publish("audit", bottle, map[string]string{"kind": kind, "detail": detail})
 	}

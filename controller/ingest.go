@@ -17,7 +17,6 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 // RawParser normalises a provider response body (JSON or SSE text) in the
@@ -84,7 +83,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 // daemon: every report is refused from then on, and only the operator can
 // end that, by restarting the daemon.
 func (s *Server) noteLedgerLost(err error) {
-	if errors.Is(err, store.ErrLedgerLost) {
+	if errors.Is(err, budget.ErrLedgerLost) {
 		s.ledgerLost.Do(func() {
 			s.log.Error("refusing every write until the daemon is restarted: the ledger's files were deleted or replaced under it; restart it (sidecars keep their reports and retry)", "err", err)
 		})
@@ -233,7 +232,7 @@ func (s *Server) prepare(ctx context.Context, peer Peer, in api.Report) (budget.
 	}
 	// The ledger's own checks, so that the writer cannot refuse a report
 	// after its bottle was registered.
-	return rep, store.ValidateReports([]budget.Report{rep})
+	return rep, budget.ValidateReports([]budget.Report{rep})
 }
 
 // weigh resolves the agent and the counted tokens, refusing a report whose

@@ -16,7 +16,6 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -24,12 +23,56 @@ import (
 // store's group-commit writer. Bottles given with the reports are inserted
 // in the same transaction when the ledger does not hold them yet.
 type Ingester interface {
-	SubmitWith(ctx context.Context, reports []budget.Report, bottles []budget.Bottle) ([]store.AppendResult, error)
+	SubmitWith(ctx context.Context, reports []budget.Report, bottles []budget.Bottle) ([]budget.AppendResult, error)
+}
+
+// Ledger is what the daemon reads and writes in the ledger besides the
+// reports the Ingester commits. The store's *DB satisfies it; unit tests
+// give a fake. Its records are budget's.
+type Ledger interface {
+	// Bottles, Budgets and Totals are the rows New rebuilds the book from:
+	// every bottle, every runtime budget, every (bottle, agent, provider)
+	// usage aggregate.
+	Bottles(ctx context.Context) ([]budget.Bottle, error)
+	Budgets(ctx context.Context) ([]budget.ScopeBudget, error)
+	Totals(ctx context.Context) ([]budget.Total, error)
+	// Writable returns nil when the ledger takes writes, else why not.
+	Writable(ctx context.Context) error
+
+	// PutBottle inserts or replaces a bottle; DeleteBottle forgets one
+	// (its reports stay in the ledger).
+	PutBottle(ctx context.Context, b budget.Bottle) error
+	DeleteBottle(ctx context.Context, slug string) error
+	// PutBudget sets the limits of the providers in limits at a scope; the
+	// daemon stores only the global scope's there (a bottle's and its
+	// agents' are on the bottle).
+	PutBudget(ctx context.Context, scope budget.ScopeKind, id string, limits budget.Limits) error
+
+	// MarkWarned records that the warn threshold of (scope, id, provider)
+	// was crossed, and reports whether this is the first time.
+	MarkWarned(ctx context.Context, scope budget.ScopeKind, id, provider string) (first bool, err error)
+	// ClearWarned forgets the warn markers of a scope (after its budget rose).
+	ClearWarned(ctx context.Context, scope budget.ScopeKind, id string) error
+
+	// CreateAction journals an action as pending before it runs and
+	// returns it with its ID; UpdateAction records an attempt's outcome.
+	CreateAction(ctx context.Context, a budget.Action) (budget.Action, error)
+	UpdateAction(ctx context.Context, a budget.Action) error
+	// Actions returns actions with the given status ("" = all), oldest first.
+	Actions(ctx context.Context, status budget.ActionStatus) ([]budget.Action, error)
+
+	// AppendAudit appends an entry to the hash-chained audit log and returns
+	// it with its sequence number, time and hashes filled in.
+	AppendAudit(ctx context.Context, e budget.AuditEntry) (budget.AuditEntry, error)
+	// Audit returns audit entries, newest first; bottle "" means all.
+	Audit(ctx context.Context, bottle string, limit int) ([]budget.AuditEntry, error)
+	// VerifyAudit checks the whole chain; a break is a *budget.ChainError.
+	VerifyAudit(ctx context.Context) error
 }
 
 // Config is everything the daemon is built from.
 type Config struct {
-	Store    store.Repository
+	Ledger   Ledger
 	Ingester Ingester
 	Settings *budget.Settings
 	// Enforcer carries out actions; nil leaves journaled actions pending.
@@ -126,42 +169,39 @@ func (s *Server) newHTTPServer() *http.Server {
 	}
 }
 
-// load rebuilds the book from the ledger.
+// load rebuilds the book from the ledger's rows.
 func (s *Server) load(ctx context.Context) error {
-	book := budget.NewBook(s.settings)
-	bottles, err := s.cfg.Store.Bottles(ctx)
+	bottles, err := s.cfg.Ledger.Bottles(ctx)
 	if err != nil {
 		return fmt.Errorf("load bottles: %w", err)
 	}
-	for _, b := range bottles {
-		if err := book.Register(b); err != nil {
-			return fmt.Errorf("load bottle %s: %w", b.Slug, err)
-		}
-	}
-	budgets, err := s.cfg.Store.Budgets(ctx)
+	budgets, err := s.cfg.Ledger.Budgets(ctx)
 	if err != nil {
 		return fmt.Errorf("load budgets: %w", err)
 	}
-	for _, b := range budgets {
-		if b.Scope == budget.ScopeGlobal {
-			book.SetGlobal(b.Limits)
-		}
-	}
-	totals, err := s.cfg.Store.Totals(ctx)
+	totals, err := s.cfg.Ledger.Totals(ctx)
 	if err != nil {
 		return fmt.Errorf("load usage: %w", err)
 	}
-	for _, t := range totals {
-		if len(t.Clamped) > 0 {
-			// Start anyway: refusing would need a hand edit of the ledger,
-			// and the clamped count is the most the row can mean.
-			s.log.Warn("ledger totals out of range, read clamped (the next report for this key rewrites the row)",
-				"bottle", t.Bottle, "agent", t.Agent, "provider", t.Provider, "values", strings.Join(t.Clamped, " "))
-		}
-		book.Add(t.Bottle, t.Agent, t.Provider, t.Counted)
+	s.warnClamped(totals)
+	book, err := budget.Rebuild(s.settings, bottles, budgets, totals)
+	if err != nil {
+		return fmt.Errorf("load %w", err)
 	}
 	s.book = book
 	return nil
+}
+
+// warnClamped says which aggregates the ledger held out of range. The
+// daemon starts anyway: refusing would need a hand edit of the ledger, and
+// the clamped count is the most the row can mean.
+func (s *Server) warnClamped(totals []budget.Total) {
+	for _, t := range totals {
+		if len(t.Clamped) > 0 {
+			s.log.Warn("ledger totals out of range, read clamped (the next report for this key rewrites the row)",
+				"bottle", t.Bottle, "agent", t.Agent, "provider", t.Provider, "values", strings.Join(t.Clamped, " "))
+		}
+	}
 }
 
 // Serve answers requests on l until Shutdown, admitting each peer's

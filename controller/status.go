@@ -7,7 +7,6 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -16,7 +15,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		UptimeSeconds: s.now().Sub(s.started).Seconds(),
 		Store:         s.cfg.StorePath, Socket: s.cfg.Socket,
 	}
-	if err := s.cfg.Store.Writable(r.Context()); err != nil {
+	if err := s.cfg.Ledger.Writable(r.Context()); err != nil {
 		st.StoreReadOnly, st.StoreError = true, err.Error()
 	}
 	s.mu.Lock()
@@ -26,7 +25,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		st.Global = append(st.Global, s.globalVerdict(p))
 	}
 	s.mu.Unlock()
-	totals, err := s.cfg.Store.Totals(r.Context())
+	totals, err := s.cfg.Ledger.Totals(r.Context())
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -34,7 +33,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	for _, t := range totals {
 		st.Reports = budget.SatAdd(st.Reports, t.Reports)
 	}
-	pending, err := s.cfg.Store.Actions(r.Context(), store.StatusPending)
+	pending, err := s.cfg.Ledger.Actions(r.Context(), budget.StatusPending)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -69,7 +68,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	entries, err := s.cfg.Store.Audit(r.Context(), r.URL.Query().Get("bottle"), limit)
+	entries, err := s.cfg.Ledger.Audit(r.Context(), r.URL.Query().Get("bottle"), limit)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -84,8 +83,8 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 // handleAuditVerify checks the whole hash chain: 200 when it holds, 409
 // naming the first broken entry when it does not.
 func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Store.VerifyAudit(r.Context()); err != nil {
-		var ce *store.ChainError
+	if err := s.cfg.Ledger.VerifyAudit(r.Context()); err != nil {
+		var ce *budget.ChainError
 		if !errors.As(err, &ce) {
 			writeErr(w, err) // the store could not be read: no verdict on the chain
 			return
@@ -93,7 +92,7 @@ func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, api.AuditVerify{OK: false, Entries: ce.Good, Error: err.Error()})
 		return
 	}
-	entries, err := s.cfg.Store.Audit(r.Context(), "", 1)
+	entries, err := s.cfg.Ledger.Audit(r.Context(), "", 1)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -100,7 +100,7 @@ func storeOptions(cfg Config) []store.Option {
 // controllerConfig wires the controller to the ledger and the enforcer.
 func (d *Daemon) controllerConfig(cfg Config) controller.Config {
 	cc := controller.Config{
-		Store: d.DB, Ingester: d.writer, Settings: cfg.Settings, RawParser: cfg.RawParser,
+		Ledger: d.DB, Ingester: d.writer, Settings: cfg.Settings, RawParser: cfg.RawParser,
 		Version: cfg.Version, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log, Limits: cfg.Limits,
 	}
 	switch {

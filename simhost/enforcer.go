@@ -42,7 +42,7 @@ func (e *Recorder) Submit(job controller.Job) {
 		}
 		a := job.Action
 		detail := fmt.Sprintf("would %s %s (%s #%d): the demo touches no containers", verbs[a.Kind], a.Bottle, a.Kind, a.ID)
-		if _, err := e.db.AppendAudit(context.Background(), store.AuditEntry{Kind: "demo", Bottle: a.Bottle, Detail: detail}); err != nil {
+		if _, err := e.db.AppendAudit(context.Background(), budget.AuditEntry{Kind: "demo", Bottle: a.Bottle, Detail: detail}); err != nil {
 			job.Finished(1, fmt.Errorf("record the demo action: %w", err))
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 	"github.com/bot-bottle/bottlecap/tui"
 )
 
@@ -33,8 +32,8 @@ func Fleet(n int, now time.Time) tui.Input {
 		in.Bottles = append(in.Bottles, b)
 		for j, p := range FleetProviders {
 			used := int64((i*7919+j*104729)%900_000 + 1000)
-			in.Totals = append(in.Totals, store.Total{Bottle: slug, Agent: "agent", Provider: p, Counted: used, Reports: used / 1000})
-			in.Buckets = append(in.Buckets, tui.UsageBucket{Bottle: slug, Agent: "agent", Provider: p,
+			in.Totals = append(in.Totals, budget.Total{Bottle: slug, Agent: "agent", Provider: p, Counted: used, Reports: used / 1000})
+			in.Buckets = append(in.Buckets, budget.UsageBucket{Bottle: slug, Agent: "agent", Provider: p,
 				Start: now.Add(-time.Duration(1+i%5) * time.Minute), Counted: used / 50})
 		}
 	}

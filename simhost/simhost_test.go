@@ -146,7 +146,7 @@ func TestRecorderFinishesWithAnAuditEntry(t *testing.T) {
 		err      error
 	}
 	done := make(chan result, 1)
-	rec.Submit(controller.Job{Action: store.Action{ID: 7, Bottle: "b1", Kind: budget.ActFreeze},
+	rec.Submit(controller.Job{Action: budget.Action{ID: 7, Bottle: "b1", Kind: budget.ActFreeze},
 		Finished: func(n int, err error) { done <- result{n, err} }})
 	if got := <-done; got.attempts != 1 || got.err != nil {
 		t.Fatalf("finished after %d attempt(s) with %v, want 1 and nil", got.attempts, got.err)

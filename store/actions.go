@@ -12,12 +12,12 @@ const actionColumns = `id, bottle, kind, reason, operator, status, attempts, las
 
 // CreateAction journals an action before it runs. An empty status is
 // pending; the returned Action has its ID and times filled in.
-func (db *DB) CreateAction(ctx context.Context, a Action) (Action, error) {
+func (db *DB) CreateAction(ctx context.Context, a budget.Action) (budget.Action, error) {
 	if a.Status == "" {
-		a.Status = StatusPending
+		a.Status = budget.StatusPending
 	}
 	if err := validateAction(a); err != nil {
-		return Action{}, fmt.Errorf("create action: %w", err)
+		return budget.Action{}, fmt.Errorf("create action: %w", err)
 	}
 	now := db.now()
 	a.CreatedAt, a.UpdatedAt = fromNanos(now), fromNanos(now)
@@ -33,12 +33,12 @@ func (db *DB) CreateAction(ctx context.Context, a Action) (Action, error) {
 		return err
 	})
 	if err != nil {
-		return Action{}, err
+		return budget.Action{}, err
 	}
 	return a, nil
 }
 
-func validateAction(a Action) error {
+func validateAction(a budget.Action) error {
 	if a.Bottle == "" {
 		return fmt.Errorf("%w: bottle is required", budget.ErrInvalid)
 	}
@@ -46,7 +46,7 @@ func validateAction(a Action) error {
 		return err
 	}
 	switch a.Status {
-	case StatusPending, StatusDone, StatusFailed:
+	case budget.StatusPending, budget.StatusDone, budget.StatusFailed:
 		return nil
 	}
 	return fmt.Errorf("%w: action status %q: want pending, done or failed", budget.ErrInvalid, a.Status)
@@ -55,10 +55,10 @@ func validateAction(a Action) error {
 // UpdateAction records an attempt's outcome: status, attempts and last
 // error (the rest of a journaled action does not change). An unknown ID is
 // an error wrapping budget.ErrNotFound.
-func (db *DB) UpdateAction(ctx context.Context, a Action) error {
+func (db *DB) UpdateAction(ctx context.Context, a budget.Action) error {
 	what := fmt.Sprintf("update action %d", a.ID)
 	switch a.Status {
-	case StatusPending, StatusDone, StatusFailed:
+	case budget.StatusPending, budget.StatusDone, budget.StatusFailed:
 	default:
 		return fmt.Errorf("%s: %w: status %q: want pending, done or failed", what, budget.ErrInvalid, a.Status)
 	}
@@ -71,7 +71,7 @@ func (db *DB) UpdateAction(ctx context.Context, a Action) error {
 
 // Actions returns the actions with the given status ("" = all), oldest
 // first, so a restarted daemon resumes pending ones in order.
-func (db *DB) Actions(ctx context.Context, status ActionStatus) ([]Action, error) {
+func (db *DB) Actions(ctx context.Context, status budget.ActionStatus) ([]budget.Action, error) {
 	q := `SELECT ` + actionColumns + ` FROM actions`
 	var args []any
 	if status != "" {
@@ -83,16 +83,16 @@ func (db *DB) Actions(ctx context.Context, status ActionStatus) ([]Action, error
 		return nil, fmt.Errorf("actions: %w", classify(err))
 	}
 	defer rows.Close()
-	var all []Action
+	var all []budget.Action
 	for rows.Next() {
-		var a Action
+		var a budget.Action
 		var kind, st string
 		var created, updated int64
 		if err := rows.Scan(&a.ID, &a.Bottle, &kind, &a.Reason, &a.Operator, &st, &a.Attempts,
 			&a.LastError, &created, &updated); err != nil {
 			return nil, fmt.Errorf("actions: %w", classify(err))
 		}
-		a.Kind, a.Status = budget.ActionKind(kind), ActionStatus(st)
+		a.Kind, a.Status = budget.ActionKind(kind), budget.ActionStatus(st)
 		a.CreatedAt, a.UpdatedAt = fromNanos(created), fromNanos(updated)
 		all = append(all, a)
 	}

@@ -7,29 +7,28 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 func TestActionLifecycle(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openTemp(t)
-	a, err := db.CreateAction(ctx, store.Action{Bottle: "b1", Kind: budget.ActCutoff, Reason: "bottle budget"})
+	a, err := db.CreateAction(ctx, budget.Action{Bottle: "b1", Kind: budget.ActCutoff, Reason: "bottle budget"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.ID == 0 || a.Status != store.StatusPending || a.CreatedAt.IsZero() {
+	if a.ID == 0 || a.Status != budget.StatusPending || a.CreatedAt.IsZero() {
 		t.Errorf("created %+v, want an ID, pending, a time", a)
 	}
-	b, err := db.CreateAction(ctx, store.Action{Bottle: "b2", Kind: budget.ActKill, Operator: true})
+	b, err := db.CreateAction(ctx, budget.Action{Bottle: "b2", Kind: budget.ActKill, Operator: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	a.Status, a.Attempts, a.LastError = store.StatusPending, 1, "engine unreachable"
+	a.Status, a.Attempts, a.LastError = budget.StatusPending, 1, "engine unreachable"
 	if err := db.UpdateAction(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	pending, err := db.Actions(ctx, store.StatusPending)
+	pending, err := db.Actions(ctx, budget.StatusPending)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +42,12 @@ func TestActionLifecycle(t *testing.T) {
 		t.Errorf("b = %+v, want an operator kill", pending[1])
 	}
 
-	a.Status, a.Attempts, a.LastError = store.StatusDone, 2, ""
+	a.Status, a.Attempts, a.LastError = budget.StatusDone, 2, ""
 	if err := db.UpdateAction(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	done, _ := db.Actions(ctx, store.StatusDone)
-	pending, _ = db.Actions(ctx, store.StatusPending)
+	done, _ := db.Actions(ctx, budget.StatusDone)
+	pending, _ = db.Actions(ctx, budget.StatusPending)
 	all, _ := db.Actions(ctx, "")
 	if len(done) != 1 || len(pending) != 1 || len(all) != 2 {
 		t.Errorf("done %d, pending %d, all %d; want 1, 1, 2", len(done), len(pending), len(all))
@@ -60,11 +59,11 @@ func TestCreateActionRejectsInvalid(t *testing.T) {
 	db, _ := openTemp(t)
 	tests := []struct {
 		name string
-		a    store.Action
+		a    budget.Action
 	}{
-		{"no bottle", store.Action{Kind: budget.ActCutoff}},
-		{"bad kind", store.Action{Bottle: "b1", Kind: "explode"}},
-		{"bad status", store.Action{Bottle: "b1", Kind: budget.ActCutoff, Status: "maybe"}},
+		{"no bottle", budget.Action{Kind: budget.ActCutoff}},
+		{"bad kind", budget.Action{Bottle: "b1", Kind: "explode"}},
+		{"bad status", budget.Action{Bottle: "b1", Kind: budget.ActCutoff, Status: "maybe"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

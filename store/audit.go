@@ -19,9 +19,9 @@ var genesisHash = strings.Repeat("0", 64)
 // AppendAudit appends e to the audit log and returns it with Seq, TS (now,
 // unless set), PrevHash and Hash filled in. The chain link is read and
 // written in one transaction on the single writer, so entries cannot fork.
-func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
+func (db *DB) AppendAudit(ctx context.Context, e budget.AuditEntry) (budget.AuditEntry, error) {
 	if e.Kind == "" {
-		return AuditEntry{}, fmt.Errorf("append audit: %w: kind is required", budget.ErrInvalid)
+		return budget.AuditEntry{}, fmt.Errorf("append audit: %w: kind is required", budget.ErrInvalid)
 	}
 	if e.TS.IsZero() {
 		e.TS = fromNanos(db.now())
@@ -32,12 +32,12 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 		return err
 	})
 	if err != nil {
-		return AuditEntry{}, err
+		return budget.AuditEntry{}, err
 	}
 	return e, nil
 }
 
-func appendAudit(ctx context.Context, tx *sql.Tx, e AuditEntry) (AuditEntry, error) {
+func appendAudit(ctx context.Context, tx *sql.Tx, e budget.AuditEntry) (budget.AuditEntry, error) {
 	var lastSeq int64
 	lastHash := genesisHash
 	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&lastSeq, &lastHash)
@@ -55,7 +55,7 @@ func appendAudit(ctx context.Context, tx *sql.Tx, e AuditEntry) (AuditEntry, err
 // auditHash is the hex SHA-256 of the previous entry's hash and this
 // entry's canonical content (a JSON object with fixed field order, so that
 // no choice of detail text can collide with another entry's fields).
-func auditHash(e AuditEntry) string {
+func auditHash(e budget.AuditEntry) string {
 	content, _ := json.Marshal(struct {
 		Seq    int64  `json:"seq"`
 		TS     int64  `json:"ts"`
@@ -72,7 +72,7 @@ func auditHash(e AuditEntry) string {
 
 // Audit returns audit entries, newest first; bottle "" means all and limit
 // <= 0 means no limit.
-func (db *DB) Audit(ctx context.Context, bottle string, limit int) ([]AuditEntry, error) {
+func (db *DB) Audit(ctx context.Context, bottle string, limit int) ([]budget.AuditEntry, error) {
 	if limit <= 0 {
 		limit = -1
 	}
@@ -87,17 +87,17 @@ func (db *DB) Audit(ctx context.Context, bottle string, limit int) ([]AuditEntry
 		return nil, fmt.Errorf("audit: %w", classify(err))
 	}
 	defer rows.Close()
-	var all []AuditEntry
-	err = scanAudit(rows, func(e AuditEntry) error { all = append(all, e); return nil })
+	var all []budget.AuditEntry
+	err = scanAudit(rows, func(e budget.AuditEntry) error { all = append(all, e); return nil })
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", classify(err))
 	}
 	return all, nil
 }
 
-func scanAudit(rows *sql.Rows, fn func(AuditEntry) error) error {
+func scanAudit(rows *sql.Rows, fn func(budget.AuditEntry) error) error {
 	for rows.Next() {
-		var e AuditEntry
+		var e budget.AuditEntry
 		var ts int64
 		if err := rows.Scan(&e.Seq, &ts, &e.Kind, &e.Bottle, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
 			return err
@@ -122,9 +122,9 @@ func (db *DB) VerifyAudit(ctx context.Context) error {
 		return fmt.Errorf("verify audit: %w", classify(err))
 	}
 	defer rows.Close()
-	prev := AuditEntry{Hash: genesisHash}
+	prev := budget.AuditEntry{Hash: genesisHash}
 	var good int64
-	err = scanAudit(rows, func(e AuditEntry) error {
+	err = scanAudit(rows, func(e budget.AuditEntry) error {
 		if err := checkLink(prev, e); err != nil {
 			err.Good = good
 			return err
@@ -133,7 +133,7 @@ func (db *DB) VerifyAudit(ctx context.Context) error {
 		good++
 		return nil
 	})
-	var ce *ChainError
+	var ce *budget.ChainError
 	if errors.As(err, &ce) {
 		return err
 	}
@@ -143,14 +143,14 @@ func (db *DB) VerifyAudit(ctx context.Context) error {
 	return nil
 }
 
-func checkLink(prev, e AuditEntry) *ChainError {
+func checkLink(prev, e budget.AuditEntry) *budget.ChainError {
 	switch {
 	case e.Seq != prev.Seq+1:
-		return &ChainError{Seq: e.Seq, Reason: fmt.Sprintf("follows seq %d", prev.Seq)}
+		return &budget.ChainError{Seq: e.Seq, Reason: fmt.Sprintf("follows seq %d", prev.Seq)}
 	case e.PrevHash != prev.Hash:
-		return &ChainError{Seq: e.Seq, Reason: "prev_hash is not the previous entry's hash"}
+		return &budget.ChainError{Seq: e.Seq, Reason: "prev_hash is not the previous entry's hash"}
 	case e.Hash != auditHash(e):
-		return &ChainError{Seq: e.Seq, Reason: "hash does not match the entry's content"}
+		return &budget.ChainError{Seq: e.Seq, Reason: "hash does not match the entry's content"}
 	}
 	return nil
 }

@@ -10,11 +10,11 @@ import (
 	"github.com/bot-bottle/bottlecap/store"
 )
 
-func appendAudits(t *testing.T, db *store.DB, n int) []store.AuditEntry {
+func appendAudits(t *testing.T, db *store.DB, n int) []budget.AuditEntry {
 	t.Helper()
-	var all []store.AuditEntry
+	var all []budget.AuditEntry
 	for i := 1; i <= n; i++ {
-		e, err := db.AppendAudit(context.Background(), store.AuditEntry{
+		e, err := db.AppendAudit(context.Background(), budget.AuditEntry{
 			Kind: "warn", Bottle: fmt.Sprintf("b%d", i%2), Detail: fmt.Sprintf("claude at %d%%", 80+i),
 		})
 		if err != nil {
@@ -89,7 +89,7 @@ func TestVerifyAuditFindsTampering(t *testing.T) {
 				}
 			}
 			err := db.VerifyAudit(ctx)
-			var ce *store.ChainError
+			var ce *budget.ChainError
 			if !errors.As(err, &ce) {
 				t.Fatalf("VerifyAudit = %v, want a *ChainError", err)
 			}
@@ -102,7 +102,7 @@ func TestVerifyAuditFindsTampering(t *testing.T) {
 
 func TestAppendAuditRequiresKind(t *testing.T) {
 	db, _ := openTemp(t)
-	if _, err := db.AppendAudit(context.Background(), store.AuditEntry{}); !errors.Is(err, budget.ErrInvalid) {
+	if _, err := db.AppendAudit(context.Background(), budget.AuditEntry{}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("got %v, want ErrInvalid", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 func TestBottlesCRUD(t *testing.T) {
@@ -81,7 +80,7 @@ func TestBottleNotFound(t *testing.T) {
 		{"SetBottleState", func() error { return db.SetBottleState(ctx, "nope", budget.Frozen) }},
 		{"Memo", func() error { _, err := db.Memo(ctx, "nope", "k"); return err }},
 		{"UpdateAction", func() error {
-			return db.UpdateAction(ctx, store.Action{ID: 42, Status: store.StatusDone})
+			return db.UpdateAction(ctx, budget.Action{ID: 42, Status: budget.StatusDone})
 		}},
 	}
 	for _, tt := range tests {
@@ -115,7 +114,7 @@ func TestPutBudgetMergesProviders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []store.ScopeBudget{
+	want := []budget.ScopeBudget{
 		{Scope: budget.ScopeAgent, ID: "b1/rev", Limits: budget.Limits{"claude": 10}},
 		{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": 1_000}},
 		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 5_000_000, "codex": 3_000_000}},

@@ -42,14 +42,14 @@ func putBudget(ctx context.Context, tx *sql.Tx, scope budget.ScopeKind, id strin
 }
 
 // Budgets returns every runtime budget, ordered by scope and id.
-func (db *DB) Budgets(ctx context.Context) ([]ScopeBudget, error) {
+func (db *DB) Budgets(ctx context.Context) ([]budget.ScopeBudget, error) {
 	rows, err := db.read.QueryContext(ctx,
 		`SELECT scope, id, provider, tokens FROM budgets ORDER BY scope, id, provider`)
 	if err != nil {
 		return nil, fmt.Errorf("budgets: %w", classify(err))
 	}
 	defer rows.Close()
-	var all []ScopeBudget
+	var all []budget.ScopeBudget
 	for rows.Next() {
 		var scope, id, provider string
 		var tokens int64
@@ -58,7 +58,7 @@ func (db *DB) Budgets(ctx context.Context) ([]ScopeBudget, error) {
 		}
 		last := len(all) - 1
 		if last < 0 || all[last].Scope != budget.ScopeKind(scope) || all[last].ID != id {
-			all = append(all, ScopeBudget{Scope: budget.ScopeKind(scope), ID: id, Limits: budget.Limits{}})
+			all = append(all, budget.ScopeBudget{Scope: budget.ScopeKind(scope), ID: id, Limits: budget.Limits{}})
 			last++
 		}
 		all[last].Limits[provider] = tokens

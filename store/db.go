@@ -1,3 +1,9 @@
+// Package store is bottlecap's ledger: a WAL-mode SQLite file that the
+// daemon alone writes. It holds usage reports, per-(bottle, agent, provider)
+// aggregates kept in the same transaction, bottles, runtime budgets, the
+// enforcement journal, cutoff memos and the hash-chained audit log. Its
+// records are budget's types; the daemon and the dashboard each declare the
+// few methods of *DB they use.
 package store
 
 import (
@@ -35,8 +41,6 @@ type DB struct {
 	// when opened read-only.
 	files *openFiles
 }
-
-var _ Repository = (*DB)(nil)
 
 // Option tunes Open.
 type Option func(*options)
@@ -263,7 +267,7 @@ func (db *DB) checkpointFull() error {
 }
 
 // writer returns the writer connection, or ErrReadOnly for a dashboard's
-// DB, or ErrLedgerLost once the ledger's files were deleted under it.
+// DB, or budget.ErrLedgerLost once the ledger's files were deleted under it.
 func (db *DB) writer() (*sql.DB, error) {
 	if db.write == nil {
 		return nil, ErrReadOnly

@@ -46,20 +46,6 @@ func classify(err error) error {
 	return err
 }
 
-// ChainError names the first audit entry whose hash does not match, so an
-// operator knows from where the log can no longer be trusted.
-type ChainError struct {
-	Seq    int64
-	Reason string
-	// Good counts the entries before Seq that verified.
-	Good int64
-}
-
-// Error says which entry broke the chain and how.
-func (e *ChainError) Error() string {
-	return fmt.Sprintf("audit chain broken at seq %d: %s", e.Seq, e.Reason)
-}
-
 func nowNanos() int64 { return time.Now().UnixNano() }
 
 // toNanos stores a time as unix nanoseconds; the zero time is 0.

@@ -8,14 +8,6 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// ErrLedgerLost means the ledger's database or write-ahead log file was
-// deleted or replaced while the daemon held it open. SQLite would go on
-// committing into the unlinked file, and every report acknowledged from
-// then on would vanish at the next restart, so all writes are refused
-// instead. It wraps budget.ErrUnavailable: sidecars keep their reports and
-// retry, which succeeds once the daemon is restarted.
-var ErrLedgerLost = fmt.Errorf("ledger file lost: %w", budget.ErrUnavailable)
-
 // openFiles remembers the files the daemon's connections opened, to
 // notice one being unlinked or swapped under them.
 type openFiles struct {
@@ -42,7 +34,7 @@ func watchOpenFiles(dbPath string, rescue func() error) (*openFiles, error) {
 	return f, nil
 }
 
-// check returns ErrLedgerLost once either file is no longer the one opened:
+// check returns budget.ErrLedgerLost once either file is no longer the one opened:
 // two stat calls, made around every write transaction.
 func (f *openFiles) check() error {
 	if f == nil {
@@ -60,7 +52,7 @@ func (f *openFiles) check() error {
 		if err == nil {
 			what = "was replaced by another file"
 		}
-		lost := fmt.Errorf("%w: %s %s while the daemon had it open%s; writes are refused so that no acknowledged report is lost: restart the daemon to reopen the ledger", ErrLedgerLost, p, what, f.rescued(i))
+		lost := fmt.Errorf("%w: %s %s while the daemon had it open%s; writes are refused so that no acknowledged report is lost: restart the daemon to reopen the ledger", budget.ErrLedgerLost, p, what, f.rescued(i))
 		f.lost.CompareAndSwap(nil, &lost)
 		return *f.lost.Load()
 	}

@@ -38,11 +38,11 @@ func TestLedgerFileDeletedRefusesWritesKeepsReads(t *testing.T) {
 				os.WriteFile(path+tt.suffix, nil, 0o600)
 			}
 			_, err := db.AppendReports(context.Background(), []budget.Report{report("r2", "b1", "a", "claude", 1)})
-			if !errors.Is(err, store.ErrLedgerLost) || !errors.Is(err, budget.ErrUnavailable) ||
+			if !errors.Is(err, budget.ErrLedgerLost) || !errors.Is(err, budget.ErrUnavailable) ||
 				!strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "restart the daemon") {
 				t.Fatalf("append: got %v, want ErrLedgerLost naming %q and saying to restart", err, tt.want)
 			}
-			if err := db.PutBottle(context.Background(), budget.Bottle{Slug: "b2"}); !errors.Is(err, store.ErrLedgerLost) {
+			if err := db.PutBottle(context.Background(), budget.Bottle{Slug: "b2"}); !errors.Is(err, budget.ErrLedgerLost) {
 				t.Errorf("put bottle: got %v, want ErrLedgerLost", err)
 			}
 			totals, err := db.Totals(context.Background())
@@ -73,7 +73,7 @@ func TestDeletedWALIsRescuedIntoTheDatabaseFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = db.AppendReports(context.Background(), []budget.Report{report("r3", "b1", "a", "claude", 1)})
-	if !errors.Is(err, store.ErrLedgerLost) || !strings.Contains(err.Error(), "committed reports were copied into") {
+	if !errors.Is(err, budget.ErrLedgerLost) || !strings.Contains(err.Error(), "committed reports were copied into") {
 		t.Fatalf("got %v, want ErrLedgerLost saying the -wal's reports were rescued", err)
 	}
 	crashed := filepath.Join(t.TempDir(), "bot-bottle.db")

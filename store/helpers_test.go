@@ -37,7 +37,7 @@ func report(id, bottle, agent, provider string, n int64) budget.Report {
 	}
 }
 
-func mustAppend(t *testing.T, db store.Repository, reports ...budget.Report) []store.AppendResult {
+func mustAppend(t *testing.T, db *store.DB, reports ...budget.Report) []budget.AppendResult {
 	t.Helper()
 	res, err := db.AppendReports(context.Background(), reports)
 	if err != nil {
@@ -46,7 +46,7 @@ func mustAppend(t *testing.T, db store.Repository, reports ...budget.Report) []s
 	return res
 }
 
-func dupFlags(res []store.AppendResult) string {
+func dupFlags(res []budget.AppendResult) string {
 	s := ""
 	for _, r := range res {
 		s += fmt.Sprint(map[bool]string{true: "D", false: "."}[r.Duplicate])

@@ -22,7 +22,7 @@ func idReports(prefix string, n int) []budget.Report {
 	return out
 }
 
-func countDuplicates(t *testing.T, res []store.AppendResult) int {
+func countDuplicates(t *testing.T, res []budget.AppendResult) int {
 	t.Helper()
 	n := 0
 	for _, r := range res {

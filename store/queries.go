@@ -13,7 +13,7 @@ import (
 // holds out of range (REAL after an overflow, or negative: an older daemon
 // wrote such rows) is clamped into [0, budget.MaxCounted] and named in the
 // total's Clamped, so the daemon still starts and can say what it repaired.
-func (db *DB) Totals(ctx context.Context) ([]Total, error) {
+func (db *DB) Totals(ctx context.Context) ([]budget.Total, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT bottle, agent, provider,
 		input, cache_read, cache_write, output, reasoning, counted, reports, last_ts
 		FROM totals ORDER BY bottle, agent, provider`)
@@ -21,7 +21,7 @@ func (db *DB) Totals(ctx context.Context) ([]Total, error) {
 		return nil, fmt.Errorf("totals: %w", classify(err))
 	}
 	defer rows.Close()
-	var all []Total
+	var all []budget.Total
 	for rows.Next() {
 		t, err := scanTotal(rows)
 		if err != nil {
@@ -39,8 +39,8 @@ func (db *DB) Totals(ctx context.Context) ([]Total, error) {
 var totalCounts = []string{"input", "cache_read", "cache_write", "output", "reasoning", "counted", "reports"}
 
 // scanTotal reads one totals row, clamping its counts.
-func scanTotal(rows *sql.Rows) (Total, error) {
-	var t Total
+func scanTotal(rows *sql.Rows) (budget.Total, error) {
+	var t budget.Total
 	var last int64
 	raw := make([]any, len(totalCounts))
 	dest := []any{&t.Bottle, &t.Agent, &t.Provider}

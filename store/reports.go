@@ -41,7 +41,7 @@ var upsertTotalSQL = `INSERT INTO totals
 		last_ts     = max(last_ts, excluded.last_ts)`
 
 // satSumSQL is col + excluded.col for the upsert, saturating at
-// budget.MaxCounted (the excluded value is never negative: ValidateReports
+// budget.MaxCounted (the excluded value is never negative: budget.ValidateReports
 // and the in-memory sums see to it).
 func satSumSQL(col string) string {
 	old := fmt.Sprintf("max(CAST(%s AS INTEGER), 0)", col)
@@ -50,17 +50,19 @@ func satSumSQL(col string) string {
 }
 
 // AppendReports stores reports and updates their aggregates in one
-// transaction; see Repository. Invalid reports fail the whole call with
-// budget.ErrInvalid before anything is written.
-func (db *DB) AppendReports(ctx context.Context, reports []budget.Report) ([]AppendResult, error) {
+// transaction. A report whose ID is already in the ledger is not stored
+// again and is flagged Duplicate in its result; results are in the order of
+// reports. Invalid reports fail the whole call with budget.ErrInvalid before
+// anything is written.
+func (db *DB) AppendReports(ctx context.Context, reports []budget.Report) ([]budget.AppendResult, error) {
 	return db.appendCommit(ctx, reports, nil, nil)
 }
 
 // appendCommit is AppendReports that also inserts the bottles not stored
 // yet, with a hook run after the inserts and before the commit, which the
 // group-commit Writer's tests use to hold a batch.
-func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, bottles []budget.Bottle, beforeCommit func() error) ([]AppendResult, error) {
-	if err := ValidateReports(reports); err != nil {
+func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, bottles []budget.Bottle, beforeCommit func() error) ([]budget.AppendResult, error) {
+	if err := budget.ValidateReports(reports); err != nil {
 		return nil, err
 	}
 	w, err := db.writer()
@@ -112,34 +114,13 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, bottles
 	return results, nil
 }
 
-// ValidateReports rejects, with budget.ErrInvalid, a report the ledger
-// cannot store: no id, no bottle or a negative count. The Writer checks each
-// submission with it so one bad report cannot fail a whole batch.
-func ValidateReports(reports []budget.Report) error {
-	for i, r := range reports {
-		if r.ID == "" {
-			return fmt.Errorf("%w: report %d: id is required", budget.ErrInvalid, i)
-		}
-		if r.Bottle == "" {
-			return fmt.Errorf("%w: report %s: bottle is required", budget.ErrInvalid, r.ID)
-		}
-		if err := r.Usage.Validate(); err != nil {
-			return fmt.Errorf("report %s: %w", r.ID, err)
-		}
-		if r.Counted < 0 {
-			return fmt.Errorf("%w: report %s: the weighted count of %s must not be negative (got %d)", budget.ErrInvalid, r.ID, budget.CountedFields, r.Counted)
-		}
-	}
-	return nil
-}
-
 type totalKey struct{ bottle, agent, provider string }
 
 // appendReports inserts the reports whose ids the ledger does not hold yet,
 // sums the new ones per (bottle, agent, provider) in memory and writes each
 // sum with one upsert: the aggregates cost one statement per key per batch
 // and never a read. fresh are the ids it stored.
-func (db *DB) appendReports(ctx context.Context, tx *sql.Tx, reports []budget.Report) ([]AppendResult, []string, error) {
+func (db *DB) appendReports(ctx context.Context, tx *sql.Tx, reports []budget.Report) ([]budget.AppendResult, []string, error) {
 	ids := make([]string, len(reports))
 	for i, r := range reports {
 		ids[i] = r.ID
@@ -148,10 +129,10 @@ func (db *DB) appendReports(ctx context.Context, tx *sql.Tx, reports []budget.Re
 	if err != nil {
 		return nil, nil, err
 	}
-	results := make([]AppendResult, len(reports))
+	results := make([]budget.AppendResult, len(reports))
 	fresh := make([]string, 0, len(reports))
 	rows := make([]budget.Report, 0, len(reports))
-	sums := map[totalKey]*Total{}
+	sums := map[totalKey]*budget.Total{}
 	for i, r := range reports {
 		if stored[r.ID] { // in the ledger, or earlier in this batch
 			results[i].Duplicate = true
@@ -194,11 +175,11 @@ func (db *DB) insertReports(ctx context.Context, tx *sql.Tx, rows []budget.Repor
 	return nil
 }
 
-func addToSum(sums map[totalKey]*Total, r budget.Report) {
+func addToSum(sums map[totalKey]*budget.Total, r budget.Report) {
 	k := totalKey{r.Bottle, r.Agent, r.Provider}
 	t, ok := sums[k]
 	if !ok {
-		t = &Total{Bottle: r.Bottle, Agent: r.Agent, Provider: r.Provider}
+		t = &budget.Total{Bottle: r.Bottle, Agent: r.Agent, Provider: r.Provider}
 		sums[k] = t
 	}
 	t.Usage = t.Usage.Add(r.Usage)
@@ -209,7 +190,7 @@ func addToSum(sums map[totalKey]*Total, r budget.Report) {
 	}
 }
 
-func (db *DB) upsertTotals(ctx context.Context, tx *sql.Tx, sums map[totalKey]*Total) error {
+func (db *DB) upsertTotals(ctx context.Context, tx *sql.Tx, sums map[totalKey]*budget.Total) error {
 	if len(sums) == 0 {
 		return nil
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 func TestAppendReportsIsIdempotentOnID(t *testing.T) {
@@ -91,7 +90,7 @@ func TestTotalsEqualARecount(t *testing.T) {
 		mustAppend(t, db, reports...)
 	}
 
-	want := map[[3]string]store.Total{}
+	want := map[[3]string]budget.Total{}
 	for _, b := range bottles {
 		recent, err := db.RecentReports(ctx, b, 0)
 		if err != nil {

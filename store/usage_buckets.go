@@ -8,17 +8,6 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// UsageBucket is the counted tokens of one (bottle, agent, provider) within
-// [Start, Start+step) of a UsageBuckets query.
-type UsageBucket struct {
-	Bottle   string
-	Agent    string
-	Provider string
-	Start    time.Time
-	Counted  int64
-	Reports  int64
-}
-
 // usageBucketsSQL groups the reports of a time window into step-wide
 // buckets aligned to the window's start. The range on ts reads only the
 // reports_ts index (migration 0003), which covers every column used, so the
@@ -42,7 +31,7 @@ const MaxBucketsSpan = 7 * 24 * time.Hour
 // step-wide buckets of [since, since+MaxBucketsSpan), for the dashboard's
 // burn rates and sparklines. Buckets without reports are left out, and
 // reports whose time is unknown (ts 0) are in no window.
-func (db *DB) UsageBuckets(ctx context.Context, since time.Time, step time.Duration) ([]UsageBucket, error) {
+func (db *DB) UsageBuckets(ctx context.Context, since time.Time, step time.Duration) ([]budget.UsageBucket, error) {
 	if step <= 0 || since.IsZero() {
 		return nil, fmt.Errorf("%w: usage buckets since %s by %s: want a time and a positive step", budget.ErrInvalid, since, step)
 	}
@@ -52,9 +41,9 @@ func (db *DB) UsageBuckets(ctx context.Context, since time.Time, step time.Durat
 		return nil, fmt.Errorf("usage buckets: %w", classify(err))
 	}
 	defer rows.Close()
-	var all []UsageBucket
+	var all []budget.UsageBucket
 	for rows.Next() {
-		var b UsageBucket
+		var b budget.UsageBucket
 		var i int64
 		var counted float64
 		if err := rows.Scan(&b.Bottle, &b.Agent, &b.Provider, &i, &counted, &b.Reports); err != nil {

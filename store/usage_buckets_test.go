@@ -33,7 +33,7 @@ func TestUsageBucketsGroupsByKeyAndStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []store.UsageBucket{
+	want := []budget.UsageBucket{
 		{Bottle: "b1", Agent: "impl", Provider: "claude", Start: baseTS, Counted: 30, Reports: 2},
 		{Bottle: "b1", Agent: "impl", Provider: "claude", Start: baseTS.Add(time.Minute), Counted: 40, Reports: 1},
 		{Bottle: "b1", Agent: "impl", Provider: "codex", Start: baseTS, Counted: 5, Reports: 1},

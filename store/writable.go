@@ -48,7 +48,7 @@ func diskRefused(err error) bool {
 
 // Writable returns nil when the ledger takes writes, else why not: it was
 // opened read-only (ErrReadOnly), its files were deleted under the daemon
-// (ErrLedgerLost), or its last write was refused by the file or the file
+// (budget.ErrLedgerLost), or its last write was refused by the file or the file
 // system (read-only, full, failing), which holds until a write commits
 // again.
 func (db *DB) Writable(context.Context) error {

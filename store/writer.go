@@ -47,7 +47,7 @@ type request struct {
 	reports []budget.Report
 	bottles []budget.Bottle
 	state   atomic.Int32
-	results []AppendResult
+	results []budget.AppendResult
 	err     error
 	done    chan struct{}
 }
@@ -76,7 +76,7 @@ func NewWriter(db *DB, opts ...WriterOption) *Writer {
 // into a committing batch, Submit waits for that commit whatever ctx says,
 // so its answer is never ambiguous: on success they are durable, on error
 // (which wraps budget.ErrUnavailable when a retry may succeed) they are not.
-func (w *Writer) Submit(ctx context.Context, reports []budget.Report) ([]AppendResult, error) {
+func (w *Writer) Submit(ctx context.Context, reports []budget.Report) ([]budget.AppendResult, error) {
 	return w.SubmitWith(ctx, reports, nil)
 }
 
@@ -85,8 +85,8 @@ func (w *Writer) Submit(ctx context.Context, reports []budget.Report) ([]AppendR
 // the fly by their first reports are stored with them or not at all, and
 // never cost a transaction of their own. A bottle already stored is left
 // as it is.
-func (w *Writer) SubmitWith(ctx context.Context, reports []budget.Report, bottles []budget.Bottle) ([]AppendResult, error) {
-	if err := ValidateReports(reports); err != nil {
+func (w *Writer) SubmitWith(ctx context.Context, reports []budget.Report, bottles []budget.Bottle) ([]budget.AppendResult, error) {
+	if err := budget.ValidateReports(reports); err != nil {
 		return nil, err
 	}
 	for _, b := range bottles {
@@ -95,7 +95,7 @@ func (w *Writer) SubmitWith(ctx context.Context, reports []budget.Report, bottle
 		}
 	}
 	if len(reports) == 0 && len(bottles) == 0 {
-		return []AppendResult{}, nil
+		return []budget.AppendResult{}, nil
 	}
 	req := &request{reports: reports, bottles: bottles, done: make(chan struct{})}
 	if err := w.enqueue(ctx, req); err != nil {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 // Input is what a snapshot is computed from: the store's rows, the
@@ -17,13 +16,13 @@ type Input struct {
 	Now      time.Time
 	Settings *budget.Settings
 	Bottles  []budget.Bottle
-	Budgets  []store.ScopeBudget
-	Totals   []store.Total
-	Actions  []store.Action // oldest first
+	Budgets  []budget.ScopeBudget
+	Totals   []budget.Total
+	Actions  []budget.Action // oldest first
 	// Buckets are the usage windows: Build needs the burn window (buckets
 	// of any width that start inside it), BuildDetail the sparkline's half
 	// hour in seriesStep buckets.
-	Buckets []UsageBucket
+	Buckets []budget.UsageBucket
 	Audit   []api.AuditEntry
 }
 
@@ -44,31 +43,16 @@ func Build(in Input) Snapshot {
 	return snap
 }
 
-// newBook rebuilds the daemon's picture from the store: bottles first (so
-// lineage is known before usage counts toward subtrees), then runtime
-// budgets, then the aggregates.
+// newBook rebuilds the daemon's picture from the store's rows, with the
+// daemon's own rebuild, so that the dashboard resolves what the gate does.
 func newBook(in Input) *budget.Book {
-	book := budget.NewBook(in.Settings)
-	for _, bt := range in.Bottles {
-		_ = book.Register(bt) // a cycle cannot be in the store: the daemon rejected it
-	}
-	for _, b := range in.Budgets {
-		switch b.Scope {
-		case budget.ScopeGlobal:
-			book.SetGlobal(b.Limits)
-		case budget.ScopeBottle:
-			_ = book.SetBudget(b.ID, "", b.Limits) // a forgotten bottle's budget no longer applies
-		case budget.ScopeAgent:
-			slug, agent := splitAgentID(b.ID)
-			_ = book.SetBudget(slug, agent, b.Limits)
-		}
-	}
-	for _, t := range in.Totals {
-		book.Add(t.Bottle, t.Agent, t.Provider, t.Counted)
-	}
+	// A bottle the book refuses (the daemon would not start on it) is left
+	// out of the picture; the dashboard only displays, and shows the rest.
+	book, _ := budget.Rebuild(in.Settings, in.Bottles, in.Budgets, in.Totals)
 	return book
 }
 
+// splitAgentID is the slug and agent of an agent scope's "slug/agent" id.
 func splitAgentID(id string) (slug, agent string) {
 	for i := 0; i < len(id); i++ {
 		if id[i] == '/' {
@@ -236,18 +220,18 @@ func rowState(bt budget.Bottle, v budget.Verdict, limited bool, act actionInfo, 
 
 // actionInfo is a bottle's action in flight and its last finished one.
 type actionInfo struct {
-	pending *store.Action
-	done    *store.Action
+	pending *budget.Action
+	done    *budget.Action
 }
 
-func latestActions(as []store.Action) map[string]actionInfo {
+func latestActions(as []budget.Action) map[string]actionInfo {
 	out := map[string]actionInfo{}
 	for i := range as {
 		a := &as[i]
 		info := out[a.Bottle]
-		if a.Status == store.StatusPending {
+		if a.Status == budget.StatusPending {
 			info.pending = a
-		} else if a.Status == store.StatusDone {
+		} else if a.Status == budget.StatusDone {
 			info.done = a
 		}
 		out[a.Bottle] = info

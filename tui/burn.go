@@ -20,7 +20,7 @@ type burns struct {
 
 // newBurns sums the recent buckets; each bottle's burn also counts toward
 // every registered ancestor, as its usage does.
-func newBurns(buckets []UsageBucket, now time.Time, book *budget.Book) *burns {
+func newBurns(buckets []budget.UsageBucket, now time.Time, book *budget.Book) *burns {
 	b := &burns{agent: map[agentProvider]float64{}, subtree: map[bottleProvider]float64{}, global: map[string]float64{}}
 	from := now.Add(-burnBuckets * seriesStep)
 	minutes := float64(burnBuckets*seriesStep) / float64(time.Minute)
@@ -93,7 +93,7 @@ func (b *burns) scope(s budget.Scope, provider string) float64 {
 
 // series is one bottle's counted tokens per bucket, oldest first, over
 // every agent and provider.
-func series(buckets []UsageBucket, slug string, now time.Time) []int64 {
+func series(buckets []budget.UsageBucket, slug string, now time.Time) []int64 {
 	out := make([]int64, seriesBuckets)
 	since := now.Add(-seriesBuckets * seriesStep)
 	for _, u := range buckets {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
 // FixtureNow is the fixture's clock.
@@ -31,7 +30,8 @@ func Fixture() Input {
 		Now:      at,
 		Settings: s,
 		Bottles: []budget.Bottle{
-			{Slug: "orchestrator-a1", Agent: "orchestrator", Name: "dev", Budget: budget.Limits{"claude": 2_000_000}, State: budget.Active},
+			{Slug: "orchestrator-a1", Agent: "orchestrator", Name: "dev", Budget: budget.Limits{"claude": 2_000_000},
+				AgentBudgets: map[string]budget.Limits{"orchestrator": {"codex": 100_000}}, State: budget.Active},
 			{Slug: "implementer-b2", Agent: "implementer", Name: "dev", Parent: "orchestrator-a1", Budget: budget.Limits{"claude": 1_000_000}, State: budget.Active},
 			{Slug: "tester-c3", Agent: "tester", Parent: "implementer-b2", State: budget.Active},
 			{Slug: "reviewer-d4", Agent: "reviewer", Parent: "orchestrator-a1", Budget: budget.Limits{"claude": 200_000}, State: budget.CutOff},
@@ -39,8 +39,7 @@ func Fixture() Input {
 			{Slug: "scratch-f6", Agent: "scratch", State: budget.Active},
 			{Slug: "gone-g7", Agent: "old", State: budget.Killed},
 		},
-		Budgets: []store.ScopeBudget{{Scope: budget.ScopeAgent, ID: "orchestrator-a1/orchestrator", Limits: budget.Limits{"codex": 100_000}}},
-		Totals: []store.Total{
+		Totals: []budget.Total{
 			{Bottle: "orchestrator-a1", Agent: "orchestrator", Provider: "claude", Counted: 150_000, Reports: 40},
 			{Bottle: "orchestrator-a1", Agent: "orchestrator", Provider: "codex", Counted: 20_000, Reports: 5},
 			{Bottle: "implementer-b2", Agent: "implementer", Provider: "claude", Counted: 600_000, Reports: 120},
@@ -49,12 +48,12 @@ func Fixture() Input {
 			{Bottle: "solo-e5", Agent: "coder", Provider: "codex", Counted: 1_200_000, Reports: 300},
 			{Bottle: "scratch-f6", Agent: "scratch", Provider: "claude", Counted: 3_000, Reports: 2},
 		},
-		Actions: []store.Action{
-			{ID: 1, Bottle: "reviewer-d4", Kind: budget.ActCutoff, Reason: "runaway loop", Operator: true, Status: store.StatusDone},
-			{ID: 2, Bottle: "solo-e5", Kind: budget.ActFreeze, Reason: "global budget codex 60% by night", Status: store.StatusDone},
-			{ID: 3, Bottle: "scratch-f6", Kind: budget.ActKill, Reason: "operator", Operator: true, Status: store.StatusPending, Attempts: 2, LastError: "engine timeout"},
+		Actions: []budget.Action{
+			{ID: 1, Bottle: "reviewer-d4", Kind: budget.ActCutoff, Reason: "runaway loop", Operator: true, Status: budget.StatusDone},
+			{ID: 2, Bottle: "solo-e5", Kind: budget.ActFreeze, Reason: "global budget codex 60% by night", Status: budget.StatusDone},
+			{ID: 3, Bottle: "scratch-f6", Kind: budget.ActKill, Reason: "operator", Operator: true, Status: budget.StatusPending, Attempts: 2, LastError: "engine timeout"},
 		},
-		Buckets: []UsageBucket{
+		Buckets: []budget.UsageBucket{
 			{Bottle: "implementer-b2", Agent: "implementer", Provider: "claude", Start: at.Add(-3 * time.Minute), Counted: 30_000},
 			{Bottle: "implementer-b2", Agent: "implementer", Provider: "claude", Start: at.Add(-time.Minute), Counted: 20_000},
 			{Bottle: "implementer-b2", Agent: "implementer", Provider: "claude", Start: at.Add(-20 * time.Minute), Counted: 5_000},

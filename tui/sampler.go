@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bot-bottle/bottlecap/store"
+	"github.com/bot-bottle/bottlecap/budget"
 )
 
 // Sampler derives usage windows from successive Totals when the store has
@@ -34,7 +34,7 @@ func NewSampler() *Sampler {
 
 // Observe records the totals read at now. The first observation only sets
 // the baseline: usage from before the dashboard started is not a burn.
-func (s *Sampler) Observe(now time.Time, totals []store.Total) {
+func (s *Sampler) Observe(now time.Time, totals []budget.Total) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	first := s.prev == nil
@@ -76,10 +76,10 @@ func (s *Sampler) prune(before time.Time) {
 
 // UsageBuckets regroups the sampled growth into step-wide buckets from
 // since.
-func (s *Sampler) UsageBuckets(_ context.Context, since time.Time, step time.Duration) ([]UsageBucket, error) {
+func (s *Sampler) UsageBuckets(_ context.Context, since time.Time, step time.Duration) ([]budget.UsageBucket, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []UsageBucket
+	var out []budget.UsageBucket
 	for k, sl := range s.slots {
 		idx := map[int64]int{}
 		for _, x := range sl {
@@ -91,7 +91,7 @@ func (s *Sampler) UsageBuckets(_ context.Context, since time.Time, step time.Dur
 			if !ok {
 				i = len(out)
 				idx[b] = i
-				out = append(out, UsageBucket{Bottle: k.bottle, Agent: k.agent, Provider: k.provider,
+				out = append(out, budget.UsageBucket{Bottle: k.bottle, Agent: k.agent, Provider: k.provider,
 					Start: since.Add(time.Duration(b) * step)})
 			}
 			out[i].Counted += x.n

@@ -10,38 +10,26 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/settings"
-	"github.com/bot-bottle/bottlecap/store"
 )
 
-// Reader is the part of store.Repository the dashboard reads. The store
-// opened with store.OpenReadOnly satisfies it; nothing here can write.
+// Reader is what the dashboard reads of the ledger: the store opened
+// read-only satisfies it, and nothing here can write.
 type Reader interface {
 	Bottles(ctx context.Context) ([]budget.Bottle, error)
-	Budgets(ctx context.Context) ([]store.ScopeBudget, error)
-	Totals(ctx context.Context) ([]store.Total, error)
+	Budgets(ctx context.Context) ([]budget.ScopeBudget, error)
+	Totals(ctx context.Context) ([]budget.Total, error)
 	RecentReports(ctx context.Context, bottle string, limit int) ([]budget.Report, error)
-	Audit(ctx context.Context, bottle string, limit int) ([]store.AuditEntry, error)
-	Actions(ctx context.Context, status store.ActionStatus) ([]store.Action, error)
+	Audit(ctx context.Context, bottle string, limit int) ([]budget.AuditEntry, error)
+	Actions(ctx context.Context, status budget.ActionStatus) ([]budget.Action, error)
 }
-
-var _ Reader = (store.Repository)(nil)
 
 // UsageWindows answers the one query the store's aggregates cannot: counted
 // tokens per (bottle, agent, provider) in step-wide buckets since a time,
-// for burn rates and sparklines. A store method backs it when there is one;
-// otherwise the Sampler derives it from successive Totals.
+// for burn rates and sparklines. The store's method backs it (the store
+// opened read-only satisfies it); otherwise the Sampler derives it from
+// successive Totals.
 type UsageWindows interface {
-	UsageBuckets(ctx context.Context, since time.Time, step time.Duration) ([]UsageBucket, error)
-}
-
-// UsageBucket is the counted tokens of one (bottle, agent, provider) in
-// [Start, Start+step). Buckets are aligned to the since of the query.
-type UsageBucket struct {
-	Bottle   string
-	Agent    string
-	Provider string
-	Start    time.Time
-	Counted  int64
+	UsageBuckets(ctx context.Context, since time.Time, step time.Duration) ([]budget.UsageBucket, error)
 }
 
 // How much history the dashboard looks at.
@@ -109,7 +97,7 @@ func (s *StoreSource) Load(ctx context.Context, detail string) (Snapshot, error)
 // frame waits for the slowest query, not for their sum.
 func (s *StoreSource) read(ctx context.Context, now time.Time) (Input, error) {
 	in := Input{Now: now, Settings: s.currentSettings()}
-	var audit []store.AuditEntry
+	var audit []budget.AuditEntry
 	queries := []func() error{
 		func() (err error) { in.Bottles, err = s.store.Bottles(ctx); return err },
 		func() (err error) { in.Budgets, err = s.store.Budgets(ctx); return err },
@@ -190,7 +178,7 @@ func (s *StoreSource) detail(ctx context.Context, snap *Snapshot, in Input, slug
 
 // wireAudit converts store entries to the wire type the views share with
 // the CLI.
-func wireAudit(es []store.AuditEntry) []api.AuditEntry {
+func wireAudit(es []budget.AuditEntry) []api.AuditEntry {
 	out := make([]api.AuditEntry, len(es))
 	for i, e := range es {
 		out[i] = api.AuditEntry{Seq: e.Seq, TS: e.TS, Kind: e.Kind, Bottle: e.Bottle,

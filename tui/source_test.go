@@ -76,10 +76,10 @@ func seed(t *testing.T, w *store.DB) {
 	}
 	appendReport(t, w, "r1", "child-b", 500_000, time.Now())
 	appendReport(t, w, "r2", "child-b", 300_000, time.Now())
-	if _, err := w.CreateAction(ctx, store.Action{Bottle: "other-c", Kind: budget.ActCutoff, Reason: "runaway", Operator: true, Status: store.StatusDone}); err != nil {
+	if _, err := w.CreateAction(ctx, budget.Action{Bottle: "other-c", Kind: budget.ActCutoff, Reason: "runaway", Operator: true, Status: budget.StatusDone}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.AppendAudit(ctx, store.AuditEntry{Kind: "warn", Bottle: "child-b", Detail: "past 80%"}); err != nil {
+	if _, err := w.AppendAudit(ctx, budget.AuditEntry{Kind: "warn", Bottle: "child-b", Detail: "past 80%"}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,6 +10,13 @@ import (
 	"github.com/bot-bottle/bottlecap/tui"
 )
 
+// The dashboard reads the store opened read-only through its own
+// interfaces.
+var (
+	_ tui.Reader       = (*store.DB)(nil)
+	_ tui.UsageWindows = (*store.DB)(nil)
+)
+
 // TestStoreWindowsBurnFromFirstLoad: with the store's windowed query the
 // burn rate and the sparkline are there on the first load; the sampler
 // would need two loads to see any growth.
@@ -30,7 +37,7 @@ func TestStoreWindowsBurnFromFirstLoad(t *testing.T) {
 	}
 	defer r.Close()
 
-	src := tui.NewStoreSource(r, filepath.Join(t.TempDir(), "none.yml"), tui.NewStoreWindows(r),
+	src := tui.NewStoreSource(r, filepath.Join(t.TempDir(), "none.yml"), r,
 		func() time.Time { return now.Add(time.Second) })
 	snap, err := src.Load(ctx, "child-b")
 	if err != nil {

@@ -80,7 +80,7 @@ func dashQuery(ctx context.Context, dir, path string) (time.Duration, error) {
 	if err := os.WriteFile(settings, []byte("budget:\n  claude: 500M\n  codex: 200M\n"), 0o600); err != nil {
 		return 0, err
 	}
-	src := tui.NewStoreSource(db, settings, tui.NewStoreWindows(db), nil)
+	src := tui.NewStoreSource(db, settings, db, nil)
 	times := make([]time.Duration, 0, dashLoads)
 	for range dashLoads {
 		start := time.Now()
@@ -120,10 +120,10 @@ func seedDashLedger(ctx context.Context, path string, now time.Time) error {
 	}
 	for i := range 50 {
 		slug := simhost.FleetSlug(i * 20)
-		if _, err := db.CreateAction(ctx, store.Action{Bottle: slug, Kind: budget.ActCutoff, Reason: "bench", Status: store.StatusDone}); err != nil {
+		if _, err := db.CreateAction(ctx, budget.Action{Bottle: slug, Kind: budget.ActCutoff, Reason: "bench", Status: budget.StatusDone}); err != nil {
 			return err
 		}
-		if _, err := db.AppendAudit(ctx, store.AuditEntry{Kind: "action_done", Bottle: slug, Detail: "cutoff after 1 attempt(s)"}); err != nil {
+		if _, err := db.AppendAudit(ctx, budget.AuditEntry{Kind: "action_done", Bottle: slug, Detail: "cutoff after 1 attempt(s)"}); err != nil {
 			return err
 		}
 	}

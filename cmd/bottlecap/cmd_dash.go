@@ -69,7 +69,7 @@ func openDash(ctx context.Context, dbPath, settingsPath, socket string) (*dash, 
 	// No retry: an unreachable daemon must show at once as "daemon down",
 	// not hold up the operator's key press.
 	c := client.New(socket, client.WithRetry(0))
-	src := tui.NewStoreSource(db, settingsPath, tui.NewStoreWindows(db), nil)
+	src := tui.NewStoreSource(db, settingsPath, db, nil)
 	return &dash{db: db, client: c, source: src}, nil
 }
 
