@@ -181,12 +181,53 @@ func TestOnlyEnforcementImportsDocker(t *testing.T) {
 func TestDockerStaysBelowTheWiring(t *testing.T) {
 	l := loadLayout(t)
 	for rel, p := range l.ours {
-		if rel == "enforcement" || strings.HasPrefix(rel, "enforcement/") || rel == "daemon" ||
-			strings.HasPrefix(rel, "daemon/") || strings.HasPrefix(rel, "cmd/") || slices.Contains(testSupport, rel) {
+		if rel == "enforcement" || strings.HasPrefix(rel, "enforcement/") || wiring(rel) || slices.Contains(testSupport, rel) {
 			continue
 		}
 		if via := l.carriers(p, docker); len(via) > 0 {
 			t.Errorf("%s depends on the Docker client through %s; only enforcement and the wiring may", p.ImportPath, strings.Join(via, ", "))
+		}
+	}
+}
+
+// wiring reports whether rel is a package that wires a daemon or a command
+// together (daemon, cmd/...), and so may import any layer.
+func wiring(rel string) bool {
+	return rel == "daemon" || strings.HasPrefix(rel, "daemon/") || strings.HasPrefix(rel, "cmd/")
+}
+
+// ledger is the store package: the ledger's SQLite side, whose records the
+// other layers take from budget.
+var ledger = family{"the store", []string{module + "/store"}}
+
+// TestOnlyTheWiringImportsStore keeps store behind the interfaces its
+// readers declare (controller.Ledger, tui.Reader): only the packages that
+// wire a daemon, and test support, name it. Tests of any package may.
+func TestOnlyTheWiringImportsStore(t *testing.T) {
+	l := loadLayout(t)
+	for rel, p := range l.ours {
+		if wiring(rel) || slices.Contains(testSupport, rel) {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if ledger.has(imp) {
+				t.Errorf("%s imports %s; only the wiring (daemon, cmd/...) and test support may: declare the methods it needs as an interface over budget's records", p.ImportPath, imp)
+			}
+		}
+	}
+}
+
+// TestCoreAndDashboardLeaveTheLedgerAlone holds the stronger rule for the
+// daemon's core and the dashboard: not even through another package do
+// they reach the store or link the SQLite driver.
+func TestCoreAndDashboardLeaveTheLedgerAlone(t *testing.T) {
+	l := loadLayout(t)
+	for _, rel := range []string{"controller", "tui"} {
+		p := l.ours[rel]
+		for _, fam := range []family{ledger, sqlite} {
+			if via := l.carriers(p, fam); len(via) > 0 {
+				t.Errorf("%s depends on %s through %s; its records are budget's, its ledger an interface of its own", p.ImportPath, fam.name, strings.Join(via, ", "))
+			}
 		}
 	}
 }
