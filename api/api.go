@@ -100,16 +100,9 @@ type Budget struct {
 	Limits map[string]int64 `json:"limits"`
 }
 
-// AuditEntry is one line of the hash-chained audit log.
-type AuditEntry struct {
-	Seq      int64     `json:"seq"`
-	TS       time.Time `json:"ts"`
-	Kind     string    `json:"kind"`
-	Bottle   string    `json:"bottle,omitempty"`
-	Detail   string    `json:"detail"`
-	PrevHash string    `json:"prev_hash"`
-	Hash     string    `json:"hash"`
-}
+// AuditEntry is one line of the hash-chained audit log (GET /v1/audit): the
+// ledger's record as it is, with its JSON names.
+type AuditEntry = budget.AuditEntry
 
 // AuditVerify answers GET /v1/audit/verify.
 type AuditVerify struct {

@@ -73,11 +73,10 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	out := make([]api.AuditEntry, 0, len(entries))
-	for _, e := range entries {
-		out = append(out, api.AuditEntry{Seq: e.Seq, TS: e.TS, Kind: e.Kind, Bottle: e.Bottle, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash})
+	if entries == nil {
+		entries = []budget.AuditEntry{} // an empty log is [], not null
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, entries)
 }
 
 // handleAuditVerify checks the whole hash chain: 200 when it holds, 409

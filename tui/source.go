@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/settings"
 )
@@ -122,7 +121,7 @@ func (s *StoreSource) read(ctx context.Context, now time.Time) (Input, error) {
 			return in, fmt.Errorf("load dashboard: %w", err)
 		}
 	}
-	in.Audit = wireAudit(audit)
+	in.Audit = audit
 	return in, nil
 }
 
@@ -172,17 +171,6 @@ func (s *StoreSource) detail(ctx context.Context, snap *Snapshot, in Input, slug
 		return nil, fmt.Errorf("load detail of %s: %w", slug, err)
 	}
 	d := BuildDetail(in, row)
-	d.Reports, d.Audit = reports, wireAudit(audit)
+	d.Reports, d.Audit = reports, audit
 	return &d, nil
-}
-
-// wireAudit converts store entries to the wire type the views share with
-// the CLI.
-func wireAudit(es []budget.AuditEntry) []api.AuditEntry {
-	out := make([]api.AuditEntry, len(es))
-	for i, e := range es {
-		out[i] = api.AuditEntry{Seq: e.Seq, TS: e.TS, Kind: e.Kind, Bottle: e.Bottle,
-			Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash}
-	}
-	return out
 }
