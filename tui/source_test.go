@@ -116,3 +116,40 @@ func checkRows(t *testing.T, snap tui.Snapshot) {
 		t.Errorf("providers = %+v, want claude with the 5M global limit", snap.Providers)
 	}
 }
+
+// TestStoreSourceAppliesTheDaemonsBudgetRows: the dashboard rebuilds its
+// book as the daemon does. A bottle or agent row in the ledger's budgets
+// table (the daemon writes only the global one there; a bottle's runtime
+// limits live on the bottle) is not in force and is not shown, while the
+// global row is.
+func TestStoreSourceAppliesTheDaemonsBudgetRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bot-bottle.db")
+	w, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	seed(t, w) // root-a's own budget: 1M claude; child-b used 800k
+	for _, b := range []budget.ScopeBudget{
+		{Scope: budget.ScopeBottle, ID: "root-a", Limits: budget.Limits{"claude": 10}},
+		{Scope: budget.ScopeAgent, ID: "child-b/implementer", Limits: budget.Limits{"claude": 20}},
+		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 4_000_000}},
+	} {
+		if err := w.PutBudget(ctx, b.Scope, b.ID, b.Limits); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := tui.NewStoreSource(w, filepath.Join(t.TempDir(), "none.yml"), nil, time.Now)
+	snap, err := src.Load(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := snap.Row("child-b")
+	if child.Limit != 1_000_000 || child.Scope != (budget.Scope{Kind: budget.ScopeParent, ID: "root-a"}) {
+		t.Errorf("child-b governed by %s at %d, want parent root-a's 1000000 from its bottle row", child.Scope, child.Limit)
+	}
+	if len(snap.Providers) != 1 || snap.Providers[0].Limit != 4_000_000 {
+		t.Errorf("providers = %+v, want claude with the global row's 4M", snap.Providers)
+	}
+}
