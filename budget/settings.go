@@ -31,15 +31,6 @@ type Defaults struct {
 	Shutdown Policy
 }
 
-// DefaultProviders are the built-in upstream hosts of each provider.
-func DefaultProviders() map[string][]string {
-	return map[string][]string{
-		"claude": {"api.anthropic.com"},
-		"codex":  {"api.openai.com", "chatgpt.com"},
-		"gemini": {"generativelanguage.googleapis.com"},
-	}
-}
-
 // DefaultSettings are the settings in force when there is no settings file.
 func DefaultSettings() *Settings {
 	return &Settings{

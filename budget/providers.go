@@ -1,0 +1,191 @@
+package budget
+
+import "strings"
+
+// This file is the one table of what bottlecap knows about the provider
+// APIs: their default budget provider names and upstream hosts (the
+// settings defaults), the base URLs and endpoints the meter routes and
+// meters, and the error shapes it refuses requests in. The meter and the
+// CLI derive from it; integrations/mitmproxy/providers.json is it written
+// out (TestProviderTableFixture), which the Python addon's tests hold the
+// addon's own copies to. A new provider API is one more row here.
+//
+// It is data only: no I/O, no parsing of URLs.
+
+// ProviderAPI is one provider API family as the meter meets it on the wire.
+type ProviderAPI struct {
+	// Family names the API in the meter's flags (--upstream-FAMILY,
+	// --upstream FAMILY=URL): anthropic, openai or gemini.
+	Family string `json:"family"`
+	// Name is how people write the family (flag help).
+	Name string `json:"name"`
+	// Provider is the budget provider its usage counts against unless the
+	// operator renames it; --upstream accepts it in place of Family.
+	Provider string `json:"provider"`
+	// Hosts are the upstream hosts attributed to Provider by default.
+	Hosts []string `json:"hosts"`
+	// BaseURL is the default upstream the meter forwards to.
+	BaseURL string `json:"base_url"`
+	// Endpoints are the generation calls that cost tokens: a POST to one
+	// is gated and metered.
+	Endpoints []Endpoint `json:"endpoints"`
+	// Prefixes are further paths sent to this API, unmetered.
+	Prefixes []string `json:"prefixes,omitempty"`
+	// Headers are request headers naming this API when the path does not.
+	Headers []string `json:"headers,omitempty"`
+	// Fallback marks the API that requests nothing else names go to.
+	Fallback bool `json:"fallback,omitempty"`
+	// Denial is the error object the API's SDKs parse, so an agent shows
+	// the meter's message instead of a generic failure.
+	Denial ErrorShape `json:"denial"`
+}
+
+// Endpoint is one metered generation call.
+type Endpoint struct {
+	// Format is the usage wire format of its responses, as meter/usage
+	// names it: anthropic, openai-chat, openai-responses or gemini.
+	Format string `json:"format"`
+	// Path is the meter's path: the whole path, or, ending in "/", a
+	// prefix whose rest must end in Suffix (a model name sits between).
+	Path string `json:"path"`
+	// Suffix is how the call is recognised behind any host and base path
+	// (the mitmproxy addon sees chatgpt.com/backend-api/codex/responses).
+	Suffix string `json:"suffix"`
+	// WebSocket marks a call the meter also meters over a WebSocket
+	// (a GET with Upgrade: websocket).
+	WebSocket bool `json:"websocket,omitempty"`
+}
+
+// Matches reports whether path is this endpoint's path.
+func (e Endpoint) Matches(path string) bool {
+	if !strings.HasSuffix(e.Path, "/") {
+		return path == e.Path
+	}
+	rest, ok := strings.CutPrefix(path, e.Path)
+	return ok && strings.HasSuffix(rest, e.Suffix)
+}
+
+// ErrorShape is a family's JSON error object. Envelope is the object with
+// placeholders where the refusal fills in: "$message", "$type" and "$code"
+// (strings, from the refusal's ErrorKind) and "$status" (the HTTP status,
+// a number). The envelope does not depend on the status; only the kind
+// does.
+type ErrorShape struct {
+	Envelope map[string]any       `json:"envelope"`
+	Kinds    map[string]ErrorKind `json:"kinds"`
+}
+
+// ErrorKind is what fills "$type" and "$code" for one refusal.
+type ErrorKind struct {
+	Type string `json:"type"`
+	Code string `json:"code,omitempty"`
+}
+
+// The refusals the meter and the addon answer in a provider's shape, by
+// name (the keys of ErrorShape.Kinds).
+const (
+	// RefuseDenied: the budget does not allow the call.
+	RefuseDenied = "denied"
+	// RefuseUnavailable: the daemon cannot be asked, or reports back up
+	// (fail-closed).
+	RefuseUnavailable = "daemon_unavailable"
+	// RefuseUnreachable: the meter could not reach the upstream.
+	RefuseUnreachable = "upstream_unreachable"
+	// RefuseNotMetered: the addon cannot read the upstream's answer (an
+	// encoding it cannot undo), so it withholds it.
+	RefuseNotMetered = "upstream_not_metered"
+	// RefuseUpgrade: the addon refuses a WebSocket it cannot meter.
+	RefuseUpgrade = "upgrade_refused"
+)
+
+// Refusal is one refusal and the HTTP status it is answered with.
+type Refusal struct {
+	Name   string `json:"name"`
+	Status int    `json:"status"`
+}
+
+// Refusals are the refusals with their statuses.
+func Refusals() []Refusal {
+	return []Refusal{
+		{RefuseDenied, 429},
+		{RefuseUnavailable, 503},
+		{RefuseUnreachable, 502},
+		{RefuseNotMetered, 502},
+		{RefuseUpgrade, 426},
+	}
+}
+
+// ProviderAPIs is the table: every provider API bottlecap meters, in the
+// order flags and help list them. Each call returns a fresh copy.
+func ProviderAPIs() []ProviderAPI {
+	return []ProviderAPI{
+		{
+			Family: "anthropic", Name: "Anthropic", Provider: "claude",
+			Hosts:   []string{"api.anthropic.com"},
+			BaseURL: "https://api.anthropic.com",
+			Endpoints: []Endpoint{
+				{Format: "anthropic", Path: "/v1/messages", Suffix: "/messages"},
+			},
+			Headers: []string{"Anthropic-Version", "X-Api-Key"},
+			Denial: ErrorShape{
+				Envelope: map[string]any{"type": "error", "error": map[string]any{"type": "$type", "message": "$message"}},
+				Kinds: map[string]ErrorKind{
+					RefuseDenied:      {Type: "rate_limit_error"},
+					RefuseUnavailable: {Type: "overloaded_error"},
+					RefuseUnreachable: {Type: "api_error"},
+					RefuseNotMetered:  {Type: "api_error"},
+					RefuseUpgrade:     {Type: "invalid_request_error"},
+				},
+			},
+		},
+		{
+			Family: "openai", Name: "OpenAI", Provider: "codex",
+			Hosts:   []string{"api.openai.com", "chatgpt.com"},
+			BaseURL: "https://api.openai.com",
+			Endpoints: []Endpoint{
+				{Format: "openai-chat", Path: "/v1/chat/completions", Suffix: "/chat/completions"},
+				{Format: "openai-responses", Path: "/v1/responses", Suffix: "/responses", WebSocket: true},
+			},
+			Fallback: true,
+			Denial: ErrorShape{
+				Envelope: map[string]any{"error": map[string]any{"message": "$message", "type": "$type", "code": "$code", "param": nil}},
+				Kinds: map[string]ErrorKind{
+					RefuseDenied:      {Type: "insufficient_quota", Code: "insufficient_quota"},
+					RefuseUnavailable: {Type: "server_error", Code: "budget_daemon_unavailable"},
+					RefuseUnreachable: {Type: "server_error", Code: "upstream_unreachable"},
+					RefuseNotMetered:  {Type: "server_error", Code: "upstream_not_metered"},
+					RefuseUpgrade:     {Type: "invalid_request_error", Code: "websocket_not_metered"},
+				},
+			},
+		},
+		{
+			Family: "gemini", Name: "Gemini", Provider: "gemini",
+			Hosts:   []string{"generativelanguage.googleapis.com"},
+			BaseURL: "https://generativelanguage.googleapis.com",
+			Endpoints: []Endpoint{
+				{Format: "gemini", Path: "/v1beta/models/", Suffix: ":generateContent"},
+				{Format: "gemini", Path: "/v1beta/models/", Suffix: ":streamGenerateContent"},
+			},
+			Prefixes: []string{"/v1beta/"},
+			Denial: ErrorShape{
+				Envelope: map[string]any{"error": map[string]any{"code": "$status", "message": "$message", "status": "$type"}},
+				Kinds: map[string]ErrorKind{
+					RefuseDenied:      {Type: "RESOURCE_EXHAUSTED"},
+					RefuseUnavailable: {Type: "UNAVAILABLE"},
+					RefuseUnreachable: {Type: "UNAVAILABLE"},
+					RefuseNotMetered:  {Type: "UNAVAILABLE"},
+					RefuseUpgrade:     {Type: "FAILED_PRECONDITION"},
+				},
+			},
+		},
+	}
+}
+
+// DefaultProviders are the built-in upstream hosts of each provider.
+func DefaultProviders() map[string][]string {
+	out := map[string][]string{}
+	for _, api := range ProviderAPIs() {
+		out[api.Provider] = append(out[api.Provider], api.Hosts...)
+	}
+	return out
+}

@@ -1,0 +1,146 @@
+package budget_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+var update = flag.Bool("update", false, "rewrite integrations/mitmproxy/providers.json from the provider table")
+
+// providersFixture is where the provider table is written out for the
+// Python addon's tests.
+var providersFixture = filepath.Join("..", "integrations", "mitmproxy", "providers.json")
+
+// providerTable is the fixture's content.
+func providerTable(t *testing.T) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(struct {
+		About    string               `json:"about"`
+		APIs     []budget.ProviderAPI `json:"apis"`
+		Refusals []budget.Refusal     `json:"refusals"`
+	}{
+		About: "bottlecap's provider table (budget/providers.go), written out by " +
+			"`go test ./budget -run TestProviderTableFixture -update`; do not edit. " +
+			"test_bottlecap_addon.py holds the addon's own tables to it.",
+		APIs:     budget.ProviderAPIs(),
+		Refusals: budget.Refusals(),
+	}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+// TestProviderTableFixture fails when providers.json is not the table as
+// it is now, so the addon's tests never check against a stale copy.
+func TestProviderTableFixture(t *testing.T) {
+	want := providerTable(t)
+	if *update {
+		if err := os.WriteFile(providersFixture, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(providersFixture)
+	if err != nil {
+		t.Fatalf("%v (run go test ./budget -run TestProviderTableFixture -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is stale: run go test ./budget -run TestProviderTableFixture -update", providersFixture)
+	}
+}
+
+// TestProviderTableIsWhole checks each row has what the meter and the
+// addon derive from it: a fallback API, unique families and providers,
+// hosts and endpoints, every refusal's kind, an envelope carrying the
+// message, and exact paths that end in their own suffix.
+func TestProviderTableIsWhole(t *testing.T) {
+	apis := budget.ProviderAPIs()
+	var families, providers []string
+	fallbacks := 0
+	for _, api := range apis {
+		if slices.Contains(families, api.Family) || slices.Contains(providers, api.Provider) {
+			t.Errorf("%s: family or provider %s listed twice", api.Family, api.Provider)
+		}
+		families, providers = append(families, api.Family), append(providers, api.Provider)
+		if api.Fallback {
+			fallbacks++
+		}
+		if api.Name == "" || len(api.Hosts) == 0 || len(api.Endpoints) == 0 || !strings.HasPrefix(api.BaseURL, "https://") {
+			t.Errorf("%s: name, hosts, endpoints or https base URL missing: %+v", api.Family, api)
+		}
+		for _, ep := range api.Endpoints {
+			if !ep.Matches(example(ep)) || ep.Suffix == "" {
+				t.Errorf("%s: endpoint %+v does not match its own example path %q", api.Family, ep, example(ep))
+			}
+		}
+		for _, r := range budget.Refusals() {
+			if _, ok := api.Denial.Kinds[r.Name]; !ok {
+				t.Errorf("%s: no error kind for refusal %s", api.Family, r.Name)
+			}
+		}
+		if b, _ := json.Marshal(api.Denial.Envelope); !bytes.Contains(b, []byte(`"$message"`)) {
+			t.Errorf("%s: the error envelope %s has no place for the message", api.Family, b)
+		}
+	}
+	if fallbacks != 1 {
+		t.Errorf("%d fallback APIs, want exactly one", fallbacks)
+	}
+}
+
+// example is a path of ep: its own path, with a model name for a prefix.
+func example(ep budget.Endpoint) string {
+	if strings.HasSuffix(ep.Path, "/") {
+		return ep.Path + "some-model" + ep.Suffix
+	}
+	return ep.Path
+}
+
+func TestEndpointMatches(t *testing.T) {
+	exact := budget.Endpoint{Path: "/v1/messages", Suffix: "/messages"}
+	prefix := budget.Endpoint{Path: "/v1beta/models/", Suffix: ":generateContent"}
+	tests := []struct {
+		ep   budget.Endpoint
+		path string
+		want bool
+	}{
+		{exact, "/v1/messages", true},
+		{exact, "/v1/messages/count_tokens", false},
+		{exact, "/proxy/v1/messages", false},
+		{prefix, "/v1beta/models/gemini-2.5-pro:generateContent", true},
+		{prefix, "/v1beta/models/gemini-2.5-pro:streamGenerateContent", false},
+		{prefix, "/v1beta/models/gemini-2.5-pro", false},
+		{prefix, "/v1/models/gemini-2.5-pro:generateContent", false},
+	}
+	for _, tt := range tests {
+		if got := tt.ep.Matches(tt.path); got != tt.want {
+			t.Errorf("%s matches %s = %v, want %v", tt.ep.Path+"…"+tt.ep.Suffix, tt.path, got, tt.want)
+		}
+	}
+}
+
+// TestDefaultProvidersFromTable: the settings defaults are SPEC section
+// 2's, and come from the table.
+func TestDefaultProvidersFromTable(t *testing.T) {
+	got := budget.DefaultProviders()
+	want := map[string][]string{
+		"claude": {"api.anthropic.com"},
+		"codex":  {"api.openai.com", "chatgpt.com"},
+		"gemini": {"generativelanguage.googleapis.com"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for p, hosts := range want {
+		if !slices.Equal(got[p], hosts) {
+			t.Errorf("%s: got %v, want %v", p, got[p], hosts)
+		}
+	}
+}
