@@ -30,7 +30,7 @@ type meteredBody struct {
 // body's content codings, decoded for the parser only.
 func (p *Proxy) meterBody(resp *http.Response, ex *exchange, codings []string) io.ReadCloser {
 	h := resp.Header
-	b := &meteredBody{rc: resp.Body, parser: usage.NewParser(usage.Auto, ex.path)}
+	b := &meteredBody{rc: resp.Body, parser: usage.NewParser(usage.Format(ex.ep.Format), "")}
 	b.sink = b.parser
 	if len(codings) > 0 {
 		b.sink = newDecodingWriter(codings, b.parser)
@@ -63,7 +63,7 @@ func (b *meteredBody) Close() error {
 
 // newReport is the report of one response: the provider's response id as
 // the idempotency key, the parser's counts and completeness.
-func (p *Proxy) newReport(up *Upstream, res usage.Result, h http.Header) api.Report {
+func (p *Proxy) newReport(up *upstream, res usage.Result, h http.Header) api.Report {
 	id := res.ID
 	if id == "" {
 		id = fallbackID(up.Provider, h)

@@ -14,34 +14,24 @@ import (
 	"github.com/bot-bottle/bottlecap/client"
 )
 
-// Family is a provider's wire family: it decides which request paths go to
-// an upstream and which error shape its clients understand.
-type Family string
-
-// The wire families the meter speaks.
-const (
-	Anthropic Family = "anthropic" // /v1/messages
-	OpenAI    Family = "openai"    // /v1/chat/completions, /v1/responses
-	Gemini    Family = "gemini"    // /v1beta/models/*
-)
-
-// Upstream is where one family's requests go and which budget provider
-// they count against, so a renamed provider (pi on an OpenAI-compatible
-// server) is metered under its own budget.
+// Upstream is where one provider API's requests go and which budget
+// provider they count against, so a renamed provider (pi on an
+// OpenAI-compatible server) is metered under its own budget. Family names
+// the API in budget.ProviderAPIs: anthropic, openai or gemini.
 type Upstream struct {
-	Family   Family
+	Family   string
 	Provider string
 	URL      *url.URL
 }
 
-// DefaultUpstreams are the public provider APIs under the default budget
-// provider names of SPEC section 2.
+// DefaultUpstreams are the public provider APIs of budget.ProviderAPIs
+// under their default budget provider names (SPEC section 2).
 func DefaultUpstreams() []Upstream {
-	return []Upstream{
-		{Anthropic, "claude", mustURL("https://api.anthropic.com")},
-		{OpenAI, "codex", mustURL("https://api.openai.com")},
-		{Gemini, "gemini", mustURL("https://generativelanguage.googleapis.com")},
+	var out []Upstream
+	for _, api := range budget.ProviderAPIs() {
+		out = append(out, Upstream{Family: api.Family, Provider: api.Provider, URL: mustURL(api.BaseURL)})
 	}
+	return out
 }
 
 func mustURL(s string) *url.URL {
@@ -52,14 +42,28 @@ func mustURL(s string) *url.URL {
 	return u
 }
 
-// familyAliases maps what an operator may write before "=" in
-// --upstream to a family and its default provider.
-var familyAliases = map[string]Upstream{
-	"anthropic": {Family: Anthropic, Provider: "claude"},
-	"claude":    {Family: Anthropic, Provider: "claude"},
-	"openai":    {Family: OpenAI, Provider: "codex"},
-	"codex":     {Family: OpenAI, Provider: "codex"},
-	"gemini":    {Family: Gemini, Provider: "gemini"},
+// namedAPI is the API an operator names before "=" in --upstream: by its
+// family or by its default provider ("openai" or "codex").
+func namedAPI(name string) (budget.ProviderAPI, bool) {
+	for _, api := range budget.ProviderAPIs() {
+		if name == api.Family || name == api.Provider {
+			return api, true
+		}
+	}
+	return budget.ProviderAPI{}, false
+}
+
+// Families lists the API families for messages: "anthropic, openai or
+// gemini".
+func Families() string {
+	var names []string
+	for _, api := range budget.ProviderAPIs() {
+		names = append(names, api.Family)
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // ParseUpstream reads the --upstream flag form FAMILY[:PROVIDER]=URL
@@ -71,10 +75,11 @@ func ParseUpstream(s string) (Upstream, error) {
 		return Upstream{}, fmt.Errorf("%w: upstream %q: want FAMILY[:PROVIDER]=URL", budget.ErrInvalid, s)
 	}
 	fam, provider, _ := strings.Cut(strings.ToLower(strings.TrimSpace(name)), ":")
-	up, ok := familyAliases[fam]
+	api, ok := namedAPI(fam)
 	if !ok {
-		return Upstream{}, fmt.Errorf("%w: upstream %q: unknown family %q (want anthropic, openai or gemini)", budget.ErrInvalid, s, fam)
+		return Upstream{}, fmt.Errorf("%w: upstream %q: unknown family %q (want %s)", budget.ErrInvalid, s, fam, Families())
 	}
+	up := Upstream{Family: api.Family, Provider: api.Provider}
 	if provider != "" {
 		if err := budget.ValidateName("provider", provider); err != nil {
 			return Upstream{}, err
@@ -116,16 +121,22 @@ const (
 	DefaultDrain       = 5 * time.Second
 )
 
-// Config is everything a Proxy is built from.
+// Config is everything a Proxy (and a started Meter) is built from.
 type Config struct {
+	// Listen is the address Start listens on (host:port).
+	Listen string
 	// Bottle and Agent name who spends: every gate question and report
 	// carries them.
 	Bottle string
 	Agent  string
 	// Upstreams override DefaultUpstreams per family.
 	Upstreams []Upstream
-	// Daemon is the budget daemon; required.
+	// Daemon is the budget daemon. When nil, the proxy dials Socket itself
+	// (a client that does not retry, so the gate answers within
+	// GateTimeout) and closes it on Close.
 	Daemon Daemon
+	// Socket is the daemon's socket, used when Daemon is nil.
+	Socket string
 	// FailOpen forwards requests when the daemon cannot be asked; the
 	// default refuses them (fail closed).
 	FailOpen bool
@@ -141,6 +152,9 @@ type Config struct {
 	// DefaultGateCache and a negative value asks on every request. Denials
 	// are never reused.
 	GateCache time.Duration
+	// Drain bounds how long Meter.Stop lets the queue deliver what it
+	// holds; zero is DefaultDrain.
+	Drain time.Duration
 	// Transport reaches the upstreams; nil uses a tuned http.Transport.
 	Transport http.RoundTripper
 	// Log receives operational messages (never bodies); nil discards.
@@ -151,8 +165,8 @@ type Config struct {
 
 // withDefaults fills the optional fields and checks the required ones.
 func (c Config) withDefaults() (Config, error) {
-	if c.Daemon == nil {
-		return c, fmt.Errorf("%w: meter: no daemon client", budget.ErrInvalid)
+	if c.Daemon == nil && c.Socket == "" {
+		return c, fmt.Errorf("%w: meter: no daemon client or socket", budget.ErrInvalid)
 	}
 	if err := budget.ValidateName("bottle", c.Bottle); err != nil {
 		return c, err
@@ -162,6 +176,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.GateCache == 0 {
 		c.GateCache = DefaultGateCache
+	}
+	if c.Drain <= 0 {
+		c.Drain = DefaultDrain
 	}
 	if c.QueueLimit <= 0 {
 		c.QueueLimit = DefaultQueueLimit
@@ -178,15 +195,30 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// upstreams merges c.Upstreams over the defaults, one per family.
-func (c Config) upstreams() map[Family]*Upstream {
-	out := map[Family]*Upstream{}
+// upstream is a configured Upstream with the row of the provider table it
+// speaks: its endpoints, and the error shape its clients parse.
+type upstream struct {
+	Upstream
+	api budget.ProviderAPI
+}
+
+// upstreams merges c.Upstreams over the defaults, one per API, in the
+// table's order.
+func (c Config) upstreams() ([]*upstream, error) {
+	byFamily := map[string]Upstream{}
 	for _, list := range [][]Upstream{DefaultUpstreams(), c.Upstreams} {
 		for _, u := range list {
-			out[u.Family] = &u
+			if api, ok := namedAPI(u.Family); !ok || api.Family != u.Family || u.URL == nil {
+				return nil, fmt.Errorf("%w: meter: upstream %q: want a family (%s) and a URL", budget.ErrInvalid, u.Family, Families())
+			}
+			byFamily[u.Family] = u
 		}
 	}
-	return out
+	var out []*upstream
+	for _, api := range budget.ProviderAPIs() {
+		out = append(out, &upstream{Upstream: byFamily[api.Family], api: api})
+	}
+	return out, nil
 }
 
 // newTransport is the upstream transport: proxies from the environment

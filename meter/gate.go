@@ -14,7 +14,7 @@ import (
 // admit asks the gate whether the request may go upstream and, when it may
 // not, answers it in the provider's own error shape. It reports whether the
 // request should be forwarded.
-func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, up *Upstream) bool {
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, up *upstream) bool {
 	ref := p.gate(r.Context(), up)
 	if ref == nil {
 		return true
@@ -24,25 +24,27 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, up *Upstream) bool
 		// twice by default (three gate questions for one denied turn)
 		// unless told not to.
 		w.Header().Set("X-Should-Retry", "false")
-		writeError(w, up.Family, ref.status, ref.msg)
+		writeError(w, up, ref.status, ref.kind, ref.msg)
 	}
 	return false
 }
 
 // refusal is why the gate refused a request: the HTTP status it is answered
-// with and the message naming the budget. A zero status means nobody is
-// left to answer (the client went away while the gate was asked).
+// with, the refusal of the provider table that names its error kind, and
+// the message naming the budget. A zero status means nobody is left to
+// answer (the client went away while the gate was asked).
 type refusal struct {
 	status int
+	kind   string
 	msg    string
 }
 
 // gate asks the daemon whether up's provider may spend now, and returns
 // nil when it may. It is shared by HTTP requests and by each response.create
 // of a WebSocket session.
-func (p *Proxy) gate(ctx context.Context, up *Upstream) *refusal {
+func (p *Proxy) gate(ctx context.Context, up *upstream) *refusal {
 	if p.queue.full() && !p.cfg.FailOpen {
-		return &refusal{http.StatusServiceUnavailable,
+		return &refusal{http.StatusServiceUnavailable, budget.RefuseUnavailable,
 			"bottlecap: usage reports are backing up (the budget daemon is not acknowledging them); retry later"}
 	}
 	if p.verdicts.fresh(up.Provider) {
@@ -64,9 +66,9 @@ func (p *Proxy) gate(ctx context.Context, up *Upstream) *refusal {
 		return nil
 	case err != nil:
 		p.log.Warn("budget daemon unreachable; refusing (fail-closed)", "provider", up.Provider, "err", err.Error())
-		return &refusal{http.StatusServiceUnavailable, unreachableMessage(err)}
+		return &refusal{http.StatusServiceUnavailable, budget.RefuseUnavailable, unreachableMessage(err)}
 	case !v.Allowed:
-		return &refusal{http.StatusTooManyRequests, deniedMessage(p.cfg.Bottle, p.cfg.Agent, v)}
+		return &refusal{http.StatusTooManyRequests, budget.RefuseDenied, deniedMessage(p.cfg.Bottle, p.cfg.Agent, v)}
 	}
 	return nil
 }
@@ -101,26 +103,43 @@ func unreachableMessage(err error) string {
 	return "bottlecap: the budget daemon cannot be reached (" + why + "); the request was refused (fail-closed)"
 }
 
-// writeError answers in the error shape the family's SDKs parse, so an
-// agent shows the message instead of a generic failure.
-func writeError(w http.ResponseWriter, f Family, status int, msg string) {
+// writeError answers in the error shape up's SDKs parse, so an agent
+// shows the message instead of a generic failure. kind names the refusal
+// of the provider table whose type and code fill the shape; "" leaves
+// them empty.
+func writeError(w http.ResponseWriter, up *upstream, status int, kind, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Bottlecap", "refused")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody(f, status, msg)) // the client may be gone; nothing to do
+	_ = json.NewEncoder(w).Encode(errorBody(up.api.Denial, status, kind, msg)) // the client may be gone; nothing to do
 }
 
-// errorBody is the family's JSON error object for status.
-func errorBody(f Family, status int, msg string) any {
-	switch f {
-	case Anthropic:
-		typ := map[int]string{429: "rate_limit_error", 502: "api_error", 503: "overloaded_error"}[status]
-		return map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}}
-	case Gemini:
-		st := map[int]string{429: "RESOURCE_EXHAUSTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE"}[status]
-		return map[string]any{"error": map[string]any{"code": status, "message": msg, "status": st}}
+// errorBody is shape's JSON error object for one refusal.
+func errorBody(shape budget.ErrorShape, status int, kind, msg string) map[string]any {
+	return fillEnvelope(shape.Envelope, status, shape.Kinds[kind], msg).(map[string]any)
+}
+
+// fillEnvelope copies an envelope of the provider table with its
+// placeholders filled in.
+func fillEnvelope(v any, status int, kind budget.ErrorKind, msg string) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = fillEnvelope(x, status, kind, msg)
+		}
+		return out
+	case string:
+		switch v {
+		case "$message":
+			return msg
+		case "$type":
+			return kind.Type
+		case "$code":
+			return kind.Code
+		case "$status":
+			return status
+		}
 	}
-	typ := map[int]string{429: "insufficient_quota", 502: "server_error", 503: "server_error"}[status]
-	code := map[int]string{429: "insufficient_quota", 502: "upstream_unreachable", 503: "budget_daemon_unavailable"}[status]
-	return map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": code, "param": nil}}
+	return v
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter"
+	"github.com/bot-bottle/bottlecap/meter/usage"
 )
 
 // countingUpstream answers 200 with a small Chat body and counts calls.
@@ -124,4 +125,44 @@ func TestDaemonUnreachableFailOpen(t *testing.T) {
 		t.Errorf("got %d %s, want the upstream's answer", resp.StatusCode, b)
 	}
 	eventually(t, "the report is queued for later", func() bool { return p.Pending() == 1 })
+}
+
+// TestRefusalBodiesExact pins the bytes of each family's refusal (here the
+// fail-closed 503), which the provider table's error shapes produce: the
+// SDKs parse them, so they must not change shape.
+func TestRefusalBodiesExact(t *testing.T) {
+	const msg = "bottlecap: the budget daemon cannot be reached (it is not running); the request was refused (fail-closed)"
+	want := map[string]string{
+		"/v1/messages":         `{"error":{"message":"` + msg + `","type":"overloaded_error"},"type":"error"}` + "\n",
+		"/v1/chat/completions": `{"error":{"code":"budget_daemon_unavailable","message":"` + msg + `","param":null,"type":"server_error"}}` + "\n",
+		"/v1/responses":        `{"error":{"code":"budget_daemon_unavailable","message":"` + msg + `","param":null,"type":"server_error"}}` + "\n",
+		"/v1beta/models/gemini-2.5-pro:generateContent": `{"error":{"code":503,"message":"` + msg + `","status":"UNAVAILABLE"}}` + "\n",
+	}
+	_, up := countingUpstream(t)
+	_, srv := meterFor(t, "/nonexistent/run/bottlecap.sock", "exact-1", up, nil)
+	for path, body := range want {
+		resp := post(t, srv.URL+path, `{}`)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 503 || string(b) != body || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: got %d %s\nwant 503 %s", path, resp.StatusCode, b, body)
+		}
+	}
+}
+
+// TestTableFormatsAreTheParsers: every endpoint of the provider table names
+// a format the usage parser knows, the one it would pick from the path,
+// so metering an endpoint in its table format reads it as before.
+func TestTableFormatsAreTheParsers(t *testing.T) {
+	for _, api := range budget.ProviderAPIs() {
+		for _, ep := range api.Endpoints {
+			path := ep.Path
+			if strings.HasSuffix(path, "/") {
+				path += "gemini-2.5-pro" + ep.Suffix
+			}
+			f, err := usage.ParseFormat(ep.Format)
+			if err != nil || f == usage.Auto || usage.FormatForPath(path) != f {
+				t.Errorf("%s %s: format %q (%v), but the parser reads the path as %q", api.Family, path, ep.Format, err, usage.FormatForPath(path))
+			}
+		}
+	}
 }

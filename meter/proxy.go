@@ -15,8 +15,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/meter/usage"
 )
 
 // Proxy is the metering reverse proxy. It is an http.Handler; one Proxy
@@ -24,7 +27,9 @@ import (
 type Proxy struct {
 	cfg       Config
 	log       *slog.Logger
-	upstreams map[Family]*Upstream
+	upstreams []*upstream
+	fallback  *upstream
+	ownClient *client.Client // dialled from cfg.Socket; closed by Close
 	rp        *httputil.ReverseProxy
 	queue     *queue
 	verdicts  *verdictCache
@@ -39,8 +44,24 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Log, upstreams: cfg.upstreams(), verdicts: newVerdictCache(cfg.GateCache)}
-	if p.queue, err = newQueue(cfg.Daemon, cfg.SpoolPath, cfg.QueueLimit, cfg.Log, p.noteVerdicts); err != nil {
+	p := &Proxy{cfg: cfg, log: cfg.Log, verdicts: newVerdictCache(cfg.GateCache)}
+	if p.upstreams, err = cfg.upstreams(); err != nil {
+		return nil, err
+	}
+	for _, up := range p.upstreams {
+		if up.api.Fallback {
+			p.fallback = up
+		}
+	}
+	if p.fallback == nil {
+		return nil, fmt.Errorf("%w: meter: the provider table names no fallback API", budget.ErrInvalid)
+	}
+	if p.cfg.Daemon == nil {
+		p.ownClient = client.New(cfg.Socket, client.WithRetry(0), client.WithTimeout(10*time.Second))
+		p.cfg.Daemon = p.ownClient
+	}
+	if p.queue, err = newQueue(p.cfg.Daemon, cfg.SpoolPath, cfg.QueueLimit, cfg.Log, p.noteVerdicts); err != nil {
+		p.closeClient()
 		return nil, err
 	}
 	p.rp = &httputil.ReverseProxy{
@@ -55,11 +76,11 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// exchange is what the proxy knows about one request on its way through.
+// exchange is what the proxy knows about one request on its way through:
+// its upstream and, for a metered call, the endpoint it calls.
 type exchange struct {
-	up      *Upstream
-	metered bool
-	path    string
+	up *upstream
+	ep *budget.Endpoint // nil: not metered
 }
 
 type exchangeKey struct{}
@@ -71,56 +92,62 @@ type exchangeKey struct{}
 // WebSocket is refused with 426, so that nothing passes unmetered, and an
 // offer to switch to anything else (h2c) is declined by ignoring it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	up, metered := p.route(r)
-	if up == nil {
-		http.Error(w, "bottlecap meter: no provider route for "+r.URL.Path, http.StatusNotFound)
-		return
-	}
+	up, ep := p.route(r)
 	switch {
 	case isUpgrade(r) && !isWebSocket(r):
 		ignoreUpgrade(r) // served over HTTP/1.1, metered like any request
-	case isUpgrade(r) && !meteredUpgrade(r):
-		refuseUpgrade(w, up.Family, r)
+	case isUpgrade(r) && !meteredUpgrade(r, ep):
+		refuseUpgrade(w, up, r)
 		return
 	case isUpgrade(r):
-		p.serveResponsesSocket(w, r, up)
+		p.serveSocket(w, r, up, ep)
 		return
 	}
-	if metered {
+	if r.Method != http.MethodPost {
+		ep = nil // only a POST generates
+	}
+	if ep != nil {
 		if !p.admit(w, r, up) {
 			return
 		}
-		if r.URL.Path == "/v1/chat/completions" {
+		if usage.Format(ep.Format) == usage.OpenAIChat {
 			if err := includeUsage(r); err != nil {
-				writeError(w, up.Family, http.StatusBadRequest, "bottlecap meter: "+err.Error())
+				writeError(w, up, http.StatusBadRequest, "", "bottlecap meter: "+err.Error())
 				return
 			}
 		}
 	}
-	ex := &exchange{up: up, metered: metered, path: r.URL.Path}
+	ex := &exchange{up: up, ep: ep}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 }
 
-// route picks the upstream of a request and whether it is metered: a POST
-// to a generation endpoint. Other paths go unmetered to the family their
-// path or headers name.
-func (p *Proxy) route(r *http.Request) (*Upstream, bool) {
+// route picks the upstream of a request from the provider table and the
+// endpoint its path calls, if any: an API's endpoint, else its other
+// paths, else the headers that name it, else the fallback API.
+func (p *Proxy) route(r *http.Request) (*upstream, *budget.Endpoint) {
 	path := r.URL.Path
-	post := r.Method == http.MethodPost
-	switch {
-	case path == "/v1/messages":
-		return p.upstreams[Anthropic], post
-	case path == "/v1/chat/completions", path == "/v1/responses":
-		return p.upstreams[OpenAI], post
-	case strings.HasPrefix(path, "/v1beta/models/"):
-		gen := strings.HasSuffix(path, ":generateContent") || strings.HasSuffix(path, ":streamGenerateContent")
-		return p.upstreams[Gemini], post && gen
-	case strings.HasPrefix(path, "/v1beta/"):
-		return p.upstreams[Gemini], false
-	case r.Header.Get("Anthropic-Version") != "" || r.Header.Get("X-Api-Key") != "":
-		return p.upstreams[Anthropic], false
+	for _, up := range p.upstreams {
+		for i := range up.api.Endpoints {
+			if up.api.Endpoints[i].Matches(path) {
+				return up, &up.api.Endpoints[i]
+			}
+		}
 	}
-	return p.upstreams[OpenAI], false
+	for _, up := range p.upstreams {
+		for _, prefix := range up.api.Prefixes {
+			if strings.HasPrefix(path, prefix) {
+				return up, nil
+			}
+		}
+	}
+	for _, up := range p.upstreams {
+		for _, h := range up.api.Headers {
+			if r.Header.Get(h) != "" {
+				return up, nil
+			}
+		}
+	}
+	return p.fallback, nil
 }
 
 // rewrite points the outgoing request at the upstream. Metered requests ask
@@ -129,7 +156,7 @@ func (p *Proxy) route(r *http.Request) (*Upstream, bool) {
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	ex := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	pr.SetURL(ex.up.URL)
-	if ex.metered {
+	if ex.ep != nil {
 		pr.Out.Header.Set("Accept-Encoding", "identity")
 	}
 }
@@ -140,7 +167,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // they are, and the parser reads them decoded (gzip, deflate, br, zstd).
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
-	if !ex.metered || resp.StatusCode/100 != 2 {
+	if ex.ep == nil || resp.StatusCode/100 != 2 {
 		return nil
 	}
 	ce := strings.Join(resp.Header.Values("Content-Encoding"), ",")
@@ -161,7 +188,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		return // the client left; nobody to answer
 	}
 	p.log.Warn("upstream unreachable", "provider", ex.up.Provider, "host", ex.up.URL.Host, "err", err.Error())
-	writeError(w, ex.up.Family, http.StatusBadGateway, fmt.Sprintf("bottlecap meter: upstream %s unreachable", ex.up.URL.Host))
+	writeError(w, ex.up, http.StatusBadGateway, budget.RefuseUnreachable, fmt.Sprintf("bottlecap meter: upstream %s unreachable", ex.up.URL.Host))
 }
 
 // noteVerdicts takes the verdicts of an ingest acknowledgement: a report
@@ -189,6 +216,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	}
 	p.sockets.close() // their unfinished responses are queued before the queue drains
 	left := p.queue.close(ctx)
+	p.closeClient()
 	if left == 0 {
 		return nil
 	}
@@ -196,6 +224,13 @@ func (p *Proxy) Close(ctx context.Context) error {
 		return fmt.Errorf("%d usage reports not acknowledged yet; kept in %s for the next start", left, p.cfg.SpoolPath)
 	}
 	return fmt.Errorf("%d usage reports not acknowledged by the daemon were lost (no --queue spool)", left)
+}
+
+// closeClient closes the daemon client the proxy dialled itself, if any.
+func (p *Proxy) closeClient() {
+	if p.ownClient != nil {
+		p.ownClient.Close()
+	}
 }
 
 // CopyBuffers is the httputil.BufferPool the meter copies responses

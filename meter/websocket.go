@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter/usage"
 )
 
@@ -61,27 +62,28 @@ func ignoreUpgrade(r *http.Request) {
 	}
 }
 
-// meteredUpgrade reports whether the meter can meter this upgrade: only
-// the OpenAI Responses WebSocket (GET /v1/responses, Upgrade: websocket).
-func meteredUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.URL.Path == "/v1/responses" && isWebSocket(r)
+// meteredUpgrade reports whether the meter can meter this upgrade: a
+// WebSocket (a GET with Upgrade: websocket) to an endpoint the provider
+// table meters over one, the OpenAI Responses WebSocket.
+func meteredUpgrade(r *http.Request, ep *budget.Endpoint) bool {
+	return ep != nil && ep.WebSocket && r.Method == http.MethodGet && isWebSocket(r)
 }
 
 // refuseUpgrade answers a WebSocket the meter cannot meter with 426, so
 // the client falls back to plain HTTP, where it is metered; nothing is let
 // through unread.
-func refuseUpgrade(w http.ResponseWriter, f Family, r *http.Request) {
+func refuseUpgrade(w http.ResponseWriter, up *upstream, r *http.Request) {
 	w.Header().Set("X-Should-Retry", "false")
-	writeError(w, f, http.StatusUpgradeRequired, fmt.Sprintf(
+	writeError(w, up, http.StatusUpgradeRequired, "", fmt.Sprintf(
 		"bottlecap meter: %s %s cannot be metered over %q; use plain HTTP",
 		r.Method, r.URL.Path, r.Header.Get("Upgrade")))
 }
 
-// serveResponsesSocket runs one OpenAI Responses WebSocket session: it
-// opens the same socket upstream, then passes frames both ways, gating each
-// message the client sends and reading usage from the events the server
-// sends.
-func (p *Proxy) serveResponsesSocket(w http.ResponseWriter, r *http.Request, up *Upstream) {
+// serveSocket runs one metered WebSocket session (the OpenAI Responses
+// WebSocket): it opens the same socket upstream, then passes frames both
+// ways, gating each message the client sends and reading usage from the
+// events the server sends, in ep's format.
+func (p *Proxy) serveSocket(w http.ResponseWriter, r *http.Request, up *upstream, ep *budget.Endpoint) {
 	resp, err := p.cfg.Transport.RoundTrip(upgradeRequest(r, up))
 	if err != nil {
 		p.upstreamError(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, &exchange{up: up})), err)
@@ -94,14 +96,14 @@ func (p *Proxy) serveResponsesSocket(w http.ResponseWriter, r *http.Request, up 
 	upConn, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok || resp.Header.Get("Sec-WebSocket-Extensions") != "" {
 		resp.Body.Close()
-		writeError(w, up.Family, http.StatusBadGateway,
+		writeError(w, up, http.StatusBadGateway, budget.RefuseUnreachable,
 			"bottlecap meter: the upstream WebSocket negotiated an extension the meter cannot read; use plain HTTP")
 		return
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		upConn.Close()
-		writeError(w, up.Family, http.StatusInternalServerError, "bottlecap meter: cannot take over the connection: "+err.Error())
+		writeError(w, up, http.StatusInternalServerError, "", "bottlecap meter: cannot take over the connection: "+err.Error())
 		return
 	}
 	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\n")
@@ -112,7 +114,7 @@ func (p *Proxy) serveResponsesSocket(w http.ResponseWriter, r *http.Request, up 
 		upConn.Close()
 		return
 	}
-	s := &socketSession{p: p, up: up, client: conn, clientR: brw.Reader, upstream: upConn,
+	s := &socketSession{p: p, up: up, format: usage.Format(ep.Format), client: conn, clientR: brw.Reader, upstream: upConn,
 		upstreamR: bufio.NewReader(upConn), open: map[string]usage.Result{}, reported: map[string]bool{}}
 	if !p.sockets.add(s) {
 		s.fail(closeGoingAway, "the meter is shutting down")
@@ -173,7 +175,7 @@ func (ss *socketSet) close() {
 // upgradeRequest is r pointed at the upstream, with the upgrade headers
 // kept (they are hop-by-hop) and the extensions offer dropped, so that the
 // frames stay plain and readable.
-func upgradeRequest(r *http.Request, up *Upstream) *http.Request {
+func upgradeRequest(r *http.Request, up *upstream) *http.Request {
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	(&httputil.ProxyRequest{In: r, Out: out}).SetURL(up.URL)
@@ -200,7 +202,8 @@ func relayResponse(w http.ResponseWriter, resp *http.Response) {
 // events between the upstream's messages), and the responses seen.
 type socketSession struct {
 	p         *Proxy
-	up        *Upstream
+	up        *upstream
+	format    usage.Format // of the server's messages
 	client    net.Conn
 	clientR   *bufio.Reader
 	upstream  io.ReadWriteCloser
@@ -301,9 +304,10 @@ func (s *socketSession) writeEvent(v any) error {
 }
 
 // deniedEvent is the error event the Responses WebSocket sends when a
-// response.create cannot run: {"type":"error","status":…,"error":{…}}.
-func deniedEvent(ref *refusal, streamID string) map[string]any {
-	ev := errorBody(OpenAI, ref.status, ref.msg).(map[string]any)
+// response.create cannot run: {"type":"error","status":…,"error":{…}},
+// the error object in up's shape.
+func deniedEvent(up *upstream, ref *refusal, streamID string) map[string]any {
+	ev := errorBody(up.api.Denial, ref.status, ref.kind, ref.msg)
 	ev["type"] = "error"
 	ev["status"] = ref.status
 	if streamID != "" {

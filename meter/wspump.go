@@ -43,7 +43,7 @@ func (s *socketSession) fromUpstream() {
 		var sink io.Writer = io.Discard
 		if !h.control {
 			if msg == nil {
-				msg = usage.NewParser(usage.OpenAIResponses, "")
+				msg = usage.NewParser(s.format, "")
 			}
 			sink = msg
 		}
@@ -133,5 +133,5 @@ func (s *socketSession) admitMessage(ctx context.Context, payload, raw []byte) b
 		StreamID string `json:"stream_id"`
 	}
 	_ = json.Unmarshal(payload, &ev) // only to echo a lane id; a malformed message is refused all the same
-	return s.writeEvent(deniedEvent(ref, ev.StreamID)) == nil
+	return s.writeEvent(deniedEvent(s.up, ref, ev.StreamID)) == nil
 }
