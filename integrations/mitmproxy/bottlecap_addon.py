@@ -46,6 +46,9 @@ AUTO, CHAT, RESPONSES, ANTHROPIC, GEMINI = "auto", "openai-chat", "openai-respon
 FORMATS = (AUTO, CHAT, RESPONSES, ANTHROPIC, GEMINI)
 MAX_EVENT = 16 << 20  # an event (or whole JSON body) beyond this is skipped
 
+# DEFAULT_HOSTS, FAMILY, METERED_SUFFIXES and ERROR_KINDS are this file's
+# copy of bottlecap's provider table (budget/providers.go); the tests hold
+# them to providers.json, the table written out.
 DEFAULT_HOSTS = {
     "api.anthropic.com": "claude",
     "api.openai.com": "codex",
@@ -743,11 +746,15 @@ def _number(env, name, default):
     return v
 
 
+# METERED_SUFFIXES end the paths of the generation calls that cost tokens,
+# behind any host and base path (chatgpt.com/backend-api/codex/responses).
+METERED_SUFFIXES = ("/messages", "/chat/completions", "/responses", ":generateContent", ":streamGenerateContent")
+
+
 def metered(method, path):
     """Whether a request is a generation call that costs tokens."""
     path = path.split("?", 1)[0]
-    return method == "POST" and (path.endswith(("/messages", "/chat/completions", "/responses"))
-                                 or path.endswith((":generateContent", ":streamGenerateContent")))
+    return method == "POST" and path.endswith(METERED_SUFFIXES)
 
 
 def fallback_id(provider, headers):

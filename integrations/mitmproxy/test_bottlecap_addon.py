@@ -446,6 +446,67 @@ class ReporterBatchTest(unittest.TestCase):
         self.assertEqual([d["id"] for d in r.dropped], ["bad"])
 
 
+# The provider table as bottlecap's Go side has it (budget/providers.go,
+# written out by TestProviderTableFixture, which fails when it is stale).
+PROVIDERS_JSON = os.path.join(HERE, "providers.json")
+
+# ADDON_REFUSALS are the refusals the addon answers, by the status its
+# ERROR_KINDS are keyed on.
+ADDON_REFUSALS = {426: "upgrade_refused", 429: "denied", 502: "upstream_not_metered", 503: "daemon_unavailable"}
+
+
+def provider_table():
+    with open(PROVIDERS_JSON) as f:
+        return json.load(f)
+
+
+def endpoint_path(ep):
+    """A request path of an endpoint: its own, with a model for a prefix."""
+    return ep["path"] + "gemini-2.5-pro" + ep["suffix"] if ep["path"].endswith("/") else ep["path"]
+
+
+def fill(envelope, status, kind, message):
+    """The table's error envelope with its placeholders filled in."""
+    if isinstance(envelope, dict):
+        return {k: fill(v, status, kind, message) for k, v in envelope.items()}
+    return {"$message": message, "$type": kind.get("type", ""), "$code": kind.get("code", ""),
+            "$status": status}.get(envelope, envelope) if isinstance(envelope, str) else envelope
+
+
+class ProviderTableTest(unittest.TestCase):
+    """The addon's own tables say what bottlecap's provider table says."""
+
+    def setUp(self):
+        self.table = provider_table()
+
+    def test_hosts(self):
+        want = {h: api["provider"] for api in self.table["apis"] for h in api["hosts"]}
+        self.assertEqual(ba.DEFAULT_HOSTS, want)
+
+    def test_metered_paths(self):
+        endpoints = [ep for api in self.table["apis"] for ep in api["endpoints"]]
+        self.assertEqual(set(ba.METERED_SUFFIXES), {ep["suffix"] for ep in endpoints})
+        for ep in endpoints:
+            path = endpoint_path(ep)
+            for p in (path, "/backend-api/codex" + path, path + "?alt=sse"):
+                self.assertTrue(ba.metered("POST", p), p)
+                self.assertFalse(ba.metered("GET", p), p)
+            self.assertEqual(ba.format_for_path(path), ep["format"], path)
+
+    def test_error_shapes(self):
+        statuses = {r["name"]: r["status"] for r in self.table["refusals"]}
+        self.assertEqual(set(ba.ERROR_KINDS), set(ADDON_REFUSALS))
+        for api in self.table["apis"]:
+            shape = api["denial"]
+            families = {ba._family(api["provider"], "")} | {
+                ba._family("renamed", endpoint_path(ep)) for ep in api["endpoints"]}  # BOTTLECAP_HOSTS renames
+            for status, refusal in ADDON_REFUSALS.items():
+                self.assertEqual(statuses[refusal], status, refusal)
+                want = fill(shape["envelope"], status, shape["kinds"][refusal], "msg")
+                for family in families:
+                    self.assertEqual(ba.error_body(family, status, "msg"), want, (api["family"], family, refusal))
+
+
 @unittest.skipUnless(os.environ.get("BOTTLECAP_TEST_SOCKET"), "BOTTLECAP_TEST_SOCKET not set (run by the Go test)")
 class LiveDaemonTest(unittest.TestCase):
     """Posts real reports to a real daemon; the Go test checks its ledger."""
