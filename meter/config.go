@@ -53,9 +53,9 @@ func namedAPI(name string) (budget.ProviderAPI, bool) {
 	return budget.ProviderAPI{}, false
 }
 
-// Families lists the API families for messages: "anthropic, openai or
+// familyList lists the API families for messages: "anthropic, openai or
 // gemini".
-func Families() string {
+func familyList() string {
 	var names []string
 	for _, api := range budget.ProviderAPIs() {
 		names = append(names, api.Family)
@@ -77,7 +77,7 @@ func ParseUpstream(s string) (Upstream, error) {
 	fam, provider, _ := strings.Cut(strings.ToLower(strings.TrimSpace(name)), ":")
 	api, ok := namedAPI(fam)
 	if !ok {
-		return Upstream{}, fmt.Errorf("%w: upstream %q: unknown family %q (want %s)", budget.ErrInvalid, s, fam, Families())
+		return Upstream{}, fmt.Errorf("%w: upstream %q: unknown family %q (want %s)", budget.ErrInvalid, s, fam, familyList())
 	}
 	up := Upstream{Family: api.Family, Provider: api.Provider}
 	if provider != "" {
@@ -209,7 +209,7 @@ func (c Config) upstreams() ([]*upstream, error) {
 	for _, list := range [][]Upstream{DefaultUpstreams(), c.Upstreams} {
 		for _, u := range list {
 			if api, ok := namedAPI(u.Family); !ok || api.Family != u.Family || u.URL == nil {
-				return nil, fmt.Errorf("%w: meter: upstream %q: want a family (%s) and a URL", budget.ErrInvalid, u.Family, Families())
+				return nil, fmt.Errorf("%w: meter: upstream %q: want a family (%s) and a URL", budget.ErrInvalid, u.Family, familyList())
 			}
 			byFamily[u.Family] = u
 		}

@@ -37,8 +37,13 @@ type Proxy struct {
 	closed    atomic.Bool
 }
 
+// daemonTimeout bounds one call of the daemon client the proxy dials
+// itself; the gate's questions are bounded by Config.GateTimeout.
+const daemonTimeout = 10 * time.Second
+
 // New builds a proxy from cfg and starts its report queue (replaying the
-// spool, when cfg.SpoolPath names one). Close it to drain the queue.
+// spool, when cfg.SpoolPath names one), dialling cfg.Socket when
+// cfg.Daemon is nil. Close it to drain the queue.
 func New(cfg Config) (*Proxy, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -48,16 +53,11 @@ func New(cfg Config) (*Proxy, error) {
 	if p.upstreams, err = cfg.upstreams(); err != nil {
 		return nil, err
 	}
-	for _, up := range p.upstreams {
-		if up.api.Fallback {
-			p.fallback = up
-		}
-	}
-	if p.fallback == nil {
+	if p.fallback = fallbackOf(p.upstreams); p.fallback == nil {
 		return nil, fmt.Errorf("%w: meter: the provider table names no fallback API", budget.ErrInvalid)
 	}
 	if p.cfg.Daemon == nil {
-		p.ownClient = client.New(cfg.Socket, client.WithRetry(0), client.WithTimeout(10*time.Second))
+		p.ownClient = client.New(cfg.Socket, client.WithRetry(0), client.WithTimeout(daemonTimeout))
 		p.cfg.Daemon = p.ownClient
 	}
 	if p.queue, err = newQueue(p.cfg.Daemon, cfg.SpoolPath, cfg.QueueLimit, cfg.Log, p.noteVerdicts); err != nil {
@@ -74,6 +74,17 @@ func New(cfg Config) (*Proxy, error) {
 		ErrorLog:       log.New(slogWriter{cfg.Log}, "", 0),
 	}
 	return p, nil
+}
+
+// fallbackOf is the upstream of the table's fallback API, which requests
+// nothing else names go to.
+func fallbackOf(ups []*upstream) *upstream {
+	for _, up := range ups {
+		if up.api.Fallback {
+			return up
+		}
+	}
+	return nil
 }
 
 // exchange is what the proxy knows about one request on its way through:
@@ -207,8 +218,8 @@ func (p *Proxy) Pending() int { return p.queue.len() }
 
 // Close stops reporting: it gives the queue until ctx ends to deliver what
 // it holds, and returns an error naming how many reports were left (kept in
-// the spool for the next start, when there is one). Stop serving requests
-// before calling it; WebSocket sessions still open are closed (1001) and
+// the spool for the next start, when there is one), and closes the daemon
+// client New dialled. Stop serving requests before calling it; WebSocket sessions still open are closed (1001) and
 // their unfinished responses reported first.
 func (p *Proxy) Close(ctx context.Context) error {
 	if p.closed.Swap(true) {
