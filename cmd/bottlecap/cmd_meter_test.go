@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/bot-bottle/bottlecap/budget"
 )
 
 func TestMeterFlags(t *testing.T) {
@@ -45,5 +47,20 @@ func TestMeterStartsAndStops(t *testing.T) {
 		"--upstream", "openai:pi=http://127.0.0.1:1", "--gate-cache", "0"})
 	if code != 0 || !strings.Contains(errOut.String(), "bottlecap meter ready") {
 		t.Errorf("exit %d, want 0 after a ready message\nstderr: %s", code, errOut.String())
+	}
+}
+
+// TestMeterFlagsFromProviderTable: every API of the provider table has its
+// --upstream-FAMILY flag, defaulting to the table's base URL and naming its
+// endpoints and default provider.
+func TestMeterFlagsFromProviderTable(t *testing.T) {
+	r := runCLI(t, nil, "meter", "--help")
+	wantCode(t, r, 2) // usage
+	for _, api := range budget.ProviderAPIs() {
+		for _, want := range []string{"-upstream-" + api.Family + " URL", api.Endpoints[0].Path, "provider " + api.Provider, `(default "` + api.BaseURL + `")`} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("meter --help lacks %q for %s:\n%s", want, api.Family, r.stderr)
+			}
+		}
 	}
 }
