@@ -94,7 +94,8 @@ const (
 	// RefuseNotMetered: the addon cannot read the upstream's answer (an
 	// encoding it cannot undo), so it withholds it.
 	RefuseNotMetered = "upstream_not_metered"
-	// RefuseUpgrade: the addon refuses a WebSocket it cannot meter.
+	// RefuseUpgrade: the meter or the addon refuses a WebSocket it cannot
+	// meter (426), so the client falls back to HTTP.
 	RefuseUpgrade = "upgrade_refused"
 )
 

@@ -15,6 +15,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/daemon/daemontest"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"github.com/bot-bottle/bottlecap/meter"
 )
 
@@ -72,8 +73,8 @@ func meterFor(t *testing.T, sock, bottle, upstream string, tweak func(*meter.Con
 	return p, srv
 }
 
-// eventually is daemontest.Eventually.
-var eventually = daemontest.Eventually
+// eventually is testutil.Eventually.
+var eventually = testutil.Eventually
 
 // fixture is one recorded provider payload of meter/usage with its
 // expected counts.

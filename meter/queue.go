@@ -9,6 +9,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/internal/retry"
 )
 
 // Queue tuning: reports per ingest call, and the retry backoff.
@@ -106,7 +107,8 @@ func (q *queue) len() int {
 // nothing to send, backing off while the daemon fails.
 func (q *queue) run() {
 	defer close(q.done)
-	wait := firstBackoff
+	backoff := retry.Backoff{Base: firstBackoff, Max: maxBackoff}
+	failures := 0
 	for {
 		batch, closing := q.head()
 		if len(batch) == 0 {
@@ -123,17 +125,18 @@ func (q *queue) run() {
 		sent, err := q.send(batch)
 		q.drop(sent)
 		if err == nil {
-			wait = firstBackoff
-			if len(batch) < maxBatch && !closing && !sleep(q.ctx, coalesce) {
+			failures = 0
+			if len(batch) < maxBatch && !closing && retry.Sleep(q.ctx, coalesce) != nil {
 				return
 			}
 			continue
 		}
+		failures++
+		wait := backoff.Ceiling(failures)
 		q.log.Debug("usage reports not acknowledged yet; retrying", "reports", len(batch)-sent, "in", wait, "err", err.Error())
-		if !sleep(q.ctx, wait) {
+		if retry.Sleep(q.ctx, wait) != nil {
 			return
 		}
-		wait = min(2*wait, maxBackoff)
 	}
 }
 
@@ -230,16 +233,4 @@ func (q *queue) close(ctx context.Context) int {
 		}
 	}
 	return left
-}
-
-// sleep waits for d, or returns false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -74,7 +74,7 @@ func meteredUpgrade(r *http.Request, ep *budget.Endpoint) bool {
 // through unread.
 func refuseUpgrade(w http.ResponseWriter, up *upstream, r *http.Request) {
 	w.Header().Set("X-Should-Retry", "false")
-	writeError(w, up, http.StatusUpgradeRequired, "", fmt.Sprintf(
+	writeError(w, up, http.StatusUpgradeRequired, budget.RefuseUpgrade, fmt.Sprintf(
 		"bottlecap meter: %s %s cannot be metered over %q; use plain HTTP",
 		r.Method, r.URL.Path, r.Header.Get("Upgrade")))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -239,9 +240,14 @@ func TestOtherUpgradesRefused426(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("X-Should-Retry") != "false" {
 				t.Errorf("got %d (x-should-retry %q), want 426 with x-should-retry: false", resp.StatusCode, resp.Header.Get("X-Should-Retry"))
+			}
+			// The provider's error shape, typed as the table's upgrade refusal.
+			if !strings.Contains(string(body), `"invalid_request_error"`) || !strings.Contains(string(body), "use plain HTTP") {
+				t.Errorf("426 body %s: want the provider's invalid_request_error saying to use plain HTTP", body)
 			}
 		})
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/daemon"
-	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
@@ -94,11 +93,4 @@ func (d *Daemon) Stop() {
 	}
 	d.Client.Close()
 	d.Daemon = nil
-}
-
-// Eventually is testutil.Eventually, kept while the meter's tests still
-// name it here.
-func Eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	testutil.Eventually(t, what, cond)
 }
