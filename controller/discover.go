@@ -26,34 +26,34 @@ type Container struct {
 // same container again after every reconnect, so this is idempotent; labels
 // apply only to a container new to its bottle, so that a restart does not
 // undo budgets an operator changed at runtime.
-func (s *Server) Discover(ctx context.Context, c Container) error {
-	s.mu.Lock()
-	b, known := s.book.Bottle(c.Bottle)
-	s.mu.Unlock()
-	has := known && slices.Contains(b.Containers, c.ID)
+func (c *Core) Discover(ctx context.Context, ctr Container) error {
+	c.mu.Lock()
+	b, known := c.book.Bottle(ctr.Bottle)
+	c.mu.Unlock()
+	has := known && slices.Contains(b.Containers, ctr.ID)
 	switch {
-	case c.Gone && has:
-		return s.containerGone(ctx, b, c.ID)
-	case c.Gone || has:
+	case ctr.Gone && has:
+		return c.containerGone(ctx, b, ctr.ID)
+	case ctr.Gone || has:
 		return nil
 	}
 	if !known {
-		b = budget.Bottle{Slug: c.Bottle, State: budget.Active, CreatedAt: s.now().UTC()}
+		b = budget.Bottle{Slug: ctr.Bottle, State: budget.Active, CreatedAt: c.now().UTC()}
 	}
 	b.Implicit = false
-	b.Containers = append(slices.Clone(b.Containers), c.ID)
-	if c.Agent != "" {
-		b.Agent = c.Agent
+	b.Containers = append(slices.Clone(b.Containers), ctr.ID)
+	if ctr.Agent != "" {
+		b.Agent = ctr.Agent
 	}
-	if c.Parent != "" {
-		b.Parent = c.Parent
+	if ctr.Parent != "" {
+		b.Parent = ctr.Parent
 	}
-	if c.Shutdown != "" {
-		b.Shutdown = c.Shutdown
+	if ctr.Shutdown != "" {
+		b.Shutdown = ctr.Shutdown
 	}
-	b.Budget = b.Budget.Merge(c.Budget)
-	if err := s.registerBottle(ctx, b); err != nil {
-		return fmt.Errorf("register discovered container %.12s of %s: %w", c.ID, c.Bottle, err)
+	b.Budget = b.Budget.Merge(ctr.Budget)
+	if err := c.registerBottle(ctx, b); err != nil {
+		return fmt.Errorf("register discovered container %.12s of %s: %w", ctr.ID, ctr.Bottle, err)
 	}
 	return nil
 }
@@ -61,19 +61,19 @@ func (s *Server) Discover(ctx context.Context, c Container) error {
 // containerGone drops a removed container from its bottle. A bottle left
 // with no container at all, and not already frozen or killed, is recorded
 // as killed: nothing of it runs any more.
-func (s *Server) containerGone(ctx context.Context, b budget.Bottle, id string) error {
-	b.Containers = slices.DeleteFunc(slices.Clone(b.Containers), func(c string) bool { return c == id })
-	if err := s.putBottle(ctx, b, false); err != nil {
+func (c *Core) containerGone(ctx context.Context, b budget.Bottle, id string) error {
+	b.Containers = slices.DeleteFunc(slices.Clone(b.Containers), func(have string) bool { return have == id })
+	if err := c.putBottle(ctx, b, false); err != nil {
 		return err
 	}
 	if len(b.Containers) > 0 || b.State == budget.Frozen || b.State == budget.Killed {
 		return nil
 	}
-	s.mu.Lock()
-	s.book.SetState(b.Slug, budget.Killed, "all of its containers were removed", false)
-	s.mu.Unlock()
-	if err := s.acts.saveBottle(ctx, b.Slug); err != nil {
+	c.mu.Lock()
+	c.book.SetState(b.Slug, budget.Killed, "all of its containers were removed", false)
+	c.mu.Unlock()
+	if err := c.saveBottle(ctx, b.Slug); err != nil {
 		return err
 	}
-	return s.audit(ctx, "bottle", b.Slug, "all of its containers were removed")
+	return c.audit(ctx, "bottle", b.Slug, "all of its containers were removed")
 }

@@ -2,9 +2,11 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
@@ -33,25 +35,25 @@ type Job struct {
 // to be inserted in the transaction of the reports, and the slugs it
 // registered itself. Registering one costs a map insert, not a walk of the
 // forest nor a transaction of its own.
-func (s *Server) registerImplicit(reports []budget.Report) (unstored []budget.Bottle, added []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (c *Core) registerImplicit(reports []budget.Report) (unstored []budget.Bottle, added []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	seen := map[string]bool{}
 	for _, r := range reports {
 		if seen[r.Bottle] {
 			continue
 		}
 		seen[r.Bottle] = true
-		if _, known := s.book.Bottle(r.Bottle); !known {
-			b := budget.Bottle{Slug: r.Bottle, Agent: r.Agent, State: budget.Active, Implicit: true, CreatedAt: s.now().UTC()}
-			if err := s.book.Register(b); err != nil {
+		if _, known := c.book.Bottle(r.Bottle); !known {
+			b := budget.Bottle{Slug: r.Bottle, Agent: r.Agent, State: budget.Active, Implicit: true, CreatedAt: c.now().UTC()}
+			if err := c.book.Register(b); err != nil {
 				continue // a valid slug with no parent cannot fail; the reports still count globally
 			}
-			s.unstored[r.Bottle] = true
+			c.unstored[r.Bottle] = true
 			added = append(added, r.Bottle)
 		}
-		if s.unstored[r.Bottle] {
-			b, _ := s.book.Bottle(r.Bottle)
+		if c.unstored[r.Bottle] {
+			b, _ := c.book.Bottle(r.Bottle)
 			unstored = append(unstored, b)
 		}
 	}
@@ -60,27 +62,17 @@ func (s *Server) registerImplicit(reports []budget.Report) (unstored []budget.Bo
 
 // implicitStored records that the bottles' rows are committed, and
 // announces the ones this request registered.
-func (s *Server) implicitStored(stored []budget.Bottle, added []string) {
-	s.mu.Lock()
+func (c *Core) implicitStored(stored []budget.Bottle, added []string) {
+	c.mu.Lock()
 	for _, b := range stored {
-		delete(s.unstored, b.Slug)
+		delete(c.unstored, b.Slug)
 	}
-	s.mu.Unlock()
+	c.mu.Unlock()
 	for _, slug := range added {
-		if b, err := s.bottleCopy(slug); err == nil {
-			s.publish("bottle", slug, b)
+		if b, err := c.bottleCopy(slug); err == nil {
+			c.publish("bottle", slug, b)
 		}
 	}
-}
-
-func (s *Server) bottleCopy(slug string) (budget.Bottle, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.book.Bottle(slug)
-	if !ok {
-		return b, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
-	}
-	return b, nil
 }
 
 // claim is an action or warning decided under the lock and persisted after.
@@ -94,57 +86,57 @@ type claim struct {
 // apply counts committed reports in the book and acts on the crossings
 // they cause: a warn event once per budget, an action per governed bottle.
 // Reports are counted lockChunk at a time, so that a large batch never
-// holds the gate (s.mu) for long.
-func (s *Server) apply(ctx context.Context, reports []budget.Report) {
+// holds the gate (c.mu) for long.
+func (c *Core) apply(ctx context.Context, reports []budget.Report) {
 	var claims []claim
 	for chunk := range slices.Chunk(reports, lockChunk) {
-		claims = append(claims, s.record(chunk)...)
+		claims = append(claims, c.record(chunk)...)
 	}
 	for _, r := range reports {
-		s.publish("usage", r.Bottle, r)
+		c.publish("usage", r.Bottle, r)
 	}
-	s.persistClaims(ctx, claims)
+	c.persistClaims(ctx, claims)
 }
 
-// lockChunk is how many reports one hold of s.mu handles: a few hundred
+// lockChunk is how many reports one hold of c.mu handles: a few hundred
 // microseconds of work, however large the request.
 const lockChunk = 256
 
 // record counts reports in the book and claims what their crossings act
-// on, under one hold of s.mu.
-func (s *Server) record(reports []budget.Report) []claim {
+// on, under one hold of c.mu.
+func (c *Core) record(reports []budget.Report) []claim {
 	var events []budget.Event
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, r := range reports {
-		events = append(events, s.book.Record(r)...)
+		events = append(events, c.book.Record(r)...)
 	}
-	return s.claim(events, false)
+	return c.claim(events, false)
 }
 
-// claim decides, under s.mu, which bottles each event acts on, and marks
+// claim decides, under c.mu, which bottles each event acts on, and marks
 // them in the book at once so that a concurrent batch cannot act twice.
 // skipOperator leaves alone bottles whose state an operator set (used when
 // reconciling at start-up, where old crossings are seen again).
-func (s *Server) claim(events []budget.Event, skipOperator bool) []claim {
+func (c *Core) claim(events []budget.Event, skipOperator bool) []claim {
 	var out []claim
 	for _, e := range events {
 		if e.Kind == budget.EventWarn {
 			out = append(out, claim{event: e})
 		}
 		for _, t := range e.Targets {
-			b, ok := s.book.Bottle(t.Slug)
+			b, ok := c.book.Bottle(t.Slug)
 			if !ok || b.State.Blocked() || (skipOperator && b.ByOperator) {
 				continue
 			}
 			if e.Kind == budget.EventWarn {
 				if b.State == budget.Active {
-					s.book.SetState(t.Slug, budget.Warned, e.Reason, false)
+					c.book.SetState(t.Slug, budget.Warned, e.Reason, false)
 					out = append(out, claim{slug: t.Slug, event: e})
 				}
 				continue
 			}
-			s.book.SetState(t.Slug, budget.Pending, e.Reason, false)
+			c.book.SetState(t.Slug, budget.Pending, e.Reason, false)
 			out = append(out, claim{slug: t.Slug, kind: budget.ActionFor(t.Policy), event: e, policy: t.Policy})
 		}
 	}
@@ -153,26 +145,26 @@ func (s *Server) claim(events []budget.Event, skipOperator bool) []claim {
 
 // persistClaims journals what claim decided. A failure here leaves the
 // committed usage in place; the start-up reconciliation acts on it again.
-func (s *Server) persistClaims(ctx context.Context, claims []claim) {
-	for _, c := range claims {
+func (c *Core) persistClaims(ctx context.Context, claims []claim) {
+	for _, cl := range claims {
 		var err error
 		switch {
-		case c.slug == "":
-			err = s.warnOnce(ctx, c.event)
-		case c.kind == "":
-			err = s.acts.saveBottle(ctx, c.slug)
+		case cl.slug == "":
+			err = c.warnOnce(ctx, cl.event)
+		case cl.kind == "":
+			err = c.saveBottle(ctx, cl.slug)
 		default:
-			_, err = s.acts.start(ctx, c.slug, c.kind, c.event.Reason, false)
+			_, err = c.start(ctx, cl.slug, cl.kind, cl.event.Reason, false)
 		}
 		if err != nil {
-			s.log.Error("journal budget crossing", "bottle", c.slug, "reason", c.event.Reason, "err", err)
+			c.log.Error("journal budget crossing", "bottle", cl.slug, "reason", cl.event.Reason, "err", err)
 		}
 	}
 }
 
 // warnOnce records a warn event once per (scope, provider).
-func (s *Server) warnOnce(ctx context.Context, e budget.Event) error {
-	first, err := s.cfg.Ledger.MarkWarned(ctx, e.Scope.Kind, e.Scope.ID, e.Provider)
+func (c *Core) warnOnce(ctx context.Context, e budget.Event) error {
+	first, err := c.ledger.MarkWarned(ctx, e.Scope.Kind, e.Scope.ID, e.Provider)
 	if err != nil || !first {
 		return err
 	}
@@ -180,20 +172,20 @@ func (s *Server) warnOnce(ctx context.Context, e budget.Event) error {
 	if e.Scope.Kind == budget.ScopeBottle {
 		bottle = e.Scope.ID
 	}
-	s.publish("warn", bottle, e)
-	return s.audit(ctx, "warn", bottle, e.Reason)
+	c.publish("warn", bottle, e)
+	return c.audit(ctx, "warn", bottle, e.Reason)
 }
 
 // reconcile acts on budgets found exhausted at start-up whose bottles are
 // still active: crossings committed (or limits lowered) before a crash but
 // never journaled. A bottle an operator restored is exempt from what was
 // exhausted before this start, as it was before the restart.
-func (s *Server) reconcile(ctx context.Context) {
-	s.mu.Lock()
-	all := s.book.Slugs()
-	exempt := s.book.OperatorExempt(all)
-	s.mu.Unlock()
-	s.settle(ctx, all, exempt)
+func (c *Core) reconcile(ctx context.Context) {
+	c.mu.Lock()
+	all := c.book.Slugs()
+	exempt := c.book.OperatorExempt(all)
+	c.mu.Unlock()
+	c.settle(ctx, all, exempt)
 }
 
 // settle acts on what a change left behind among the bottles it touched
@@ -203,27 +195,50 @@ func (s *Server) reconcile(ctx context.Context) {
 // off that has room again is restored. claim marks the bottles under the
 // same lock, so causes that coincide (a report, a reload, an API call)
 // act once; blocked bottles are never acted on again.
-func (s *Server) settle(ctx context.Context, slugs []string, exempt budget.Exemptions) {
-	s.mu.Lock()
-	claims := s.claim(s.book.Crossings(slugs, exempt), false)
-	restore := s.book.Restorable(slugs)
+func (c *Core) settle(ctx context.Context, slugs []string, exempt budget.Exemptions) {
+	c.mu.Lock()
+	claims := c.claim(c.book.Crossings(slugs, exempt), false)
+	restore := c.book.Restorable(slugs)
 	for _, slug := range restore {
-		s.book.SetState(slug, budget.Pending, "budget raised above usage", false)
+		c.book.SetState(slug, budget.Pending, "budget raised above usage", false)
 	}
-	s.mu.Unlock()
-	s.persistClaims(ctx, claims)
+	c.mu.Unlock()
+	c.persistClaims(ctx, claims)
 	for _, slug := range restore {
-		if _, err := s.acts.start(ctx, slug, budget.ActRestore, "budget raised above usage", false); err != nil {
-			s.log.Error("restore after budget raise", "bottle", slug, "err", err)
+		if _, err := c.start(ctx, slug, budget.ActRestore, "budget raised above usage", false); err != nil {
+			c.log.Error("restore after budget raise", "bottle", slug, "err", err)
 		}
 	}
 }
 
-// audit appends to the hash-chained audit log.
-func (s *Server) audit(ctx context.Context, kind, bottle, detail string) error {
-	_, err := s.cfg.Ledger.AppendAudit(ctx, budget.AuditEntry{Kind: kind, Bottle: bottle, Detail: detail})
-	if err == nil {
-		s.publish("audit", bottle, map[string]string{"kind": kind, "detail": detail})
+// Ingest takes validated, weighted reports: it registers unknown bottles,
+// commits the reports (with the rows of those bottles, in the same
+// transaction) through the Ingester, and only then records them, acts on
+// their crossings and answers with the verdicts.
+func (c *Core) Ingest(ctx context.Context, reports []budget.Report) (api.IngestReply, error) {
+	unstored, added := c.registerImplicit(reports)
+	results, err := c.ingester.SubmitWith(ctx, reports, unstored)
+	if err != nil {
+		// The bottles stay in the book, marked unstored: the next report
+		// naming one commits its row with it.
+		if errors.Is(err, context.Canceled) {
+			return api.IngestReply{}, fmt.Errorf("%w: request cancelled before commit", budget.ErrUnavailable)
+		}
+		return api.IngestReply{}, fmt.Errorf("commit reports: %w", err)
 	}
-	return err
+	c.implicitStored(unstored, added)
+	var reply api.IngestReply
+	var fresh []budget.Report
+	for i, res := range results {
+		if res.Duplicate {
+			reply.Duplicates++
+			continue
+		}
+		reply.Accepted++
+		fresh = append(fresh, reports[i])
+	}
+	c.apply(ctx, fresh)
+	reply.Verdicts = c.verdictsFor(reports)
+	c.metrics.ingested(reply.Accepted, reply.Duplicates)
+	return reply, nil
 }

@@ -120,18 +120,18 @@ func (h *hub) listening() bool {
 }
 
 // publish sends an event to every subscriber.
-func (s *Server) publish(typ, bottle string, data any) {
-	if !s.hub.listening() {
+func (c *Core) publish(typ, bottle string, data any) {
+	if !c.hub.listening() {
 		return
 	}
-	e := api.Event{Type: typ, Bottle: bottle, TS: s.now().UTC()}
+	e := api.Event{Type: typ, Bottle: bottle, TS: c.now().UTC()}
 	if data != nil {
 		b, err := json.Marshal(data)
 		if err == nil {
 			e.Data = b
 		}
 	}
-	s.hub.send(sseFrame(e))
+	c.hub.send(sseFrame(e))
 }
 
 // handleEvents streams events as server-sent events until the client goes

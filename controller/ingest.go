@@ -70,7 +70,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	// The body is in; what is left is the wait for the commit, which the
 	// server's read timeout (meant for slow bodies) must not cancel.
 	_ = rc.SetReadDeadline(time.Time{})
-	reply, err := s.ingest(r.Context(), reports)
+	reply, err := s.core.Ingest(r.Context(), reports)
 	if err != nil {
 		s.noteLedgerLost(err)
 		writeErr(w, err)
@@ -239,17 +239,7 @@ func (s *Server) prepare(ctx context.Context, peer Peer, in api.Report) (budget.
 // count would take the provider's host-wide total (the largest counter it
 // adds to) past budget.MaxCounted.
 func (s *Server) weigh(rep *budget.Report) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b, ok := s.book.Bottle(rep.Bottle); ok {
-		rep.Agent = b.AgentName(rep.Agent)
-	}
-	rep.Counted = rep.Usage.Counted(s.settings.WeightsFor(rep.Provider))
-	if _, _, global := s.book.Used(rep.Bottle, rep.Agent, rep.Provider); rep.Counted > budget.MaxCounted-global {
-		return fmt.Errorf("%w: %s: weighted, this report counts %d tokens, which would take the %s total of %d past the most a counter holds (%d)",
-			budget.ErrInvalid, budget.CountedFields, rep.Counted, rep.Provider, global, budget.MaxCounted)
-	}
-	return nil
+	return s.core.Weigh(rep)
 }
 
 // checkTS refuses a time the ledger cannot store and brings one in the
@@ -310,9 +300,7 @@ func (s *Server) checkIdentity(rep *budget.Report) error {
 		}
 	}
 	if rep.Provider == "" {
-		s.mu.Lock()
-		rep.Provider = s.settings.ProviderForHost(hostOnly(rep.Host))
-		s.mu.Unlock()
+		rep.Provider = s.core.ProviderForHost(hostOnly(rep.Host))
 		if rep.Provider == "" {
 			return fmt.Errorf("%w: provider: missing, and host %q is not in the settings' providers table", budget.ErrInvalid, rep.Host)
 		}
@@ -362,7 +350,7 @@ func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) 
 		}
 		return fmt.Errorf("%w: bottle: the daemon could not establish where the reporting process lives, so it may report for no bottle: %s", budget.ErrDenied, why)
 	}
-	own, ok := s.bottleOfContainer(ctx, peer.Container)
+	own, ok := s.core.BottleOfContainer(ctx, peer.Container)
 	if !ok {
 		return fmt.Errorf("%w: bottle: the reporting container %.12s belongs to no known bottle", budget.ErrDenied, peer.Container)
 	}
@@ -370,34 +358,4 @@ func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) 
 		return fmt.Errorf("%w: bottle: container %.12s belongs to bottle %q and may not report for %q", budget.ErrDenied, peer.Container, own, bottle)
 	}
 	return nil
-}
-
-// ingest registers unknown bottles, commits the reports (with the rows of
-// those bottles, in the same transaction) and applies them.
-func (s *Server) ingest(ctx context.Context, reports []budget.Report) (api.IngestReply, error) {
-	unstored, added := s.registerImplicit(reports)
-	results, err := s.cfg.Ingester.SubmitWith(ctx, reports, unstored)
-	if err != nil {
-		// The bottles stay in the book, marked unstored: the next report
-		// naming one commits its row with it.
-		if errors.Is(err, context.Canceled) {
-			return api.IngestReply{}, fmt.Errorf("%w: request cancelled before commit", budget.ErrUnavailable)
-		}
-		return api.IngestReply{}, fmt.Errorf("commit reports: %w", err)
-	}
-	s.implicitStored(unstored, added)
-	var reply api.IngestReply
-	var fresh []budget.Report
-	for i, res := range results {
-		if res.Duplicate {
-			reply.Duplicates++
-			continue
-		}
-		reply.Accepted++
-		fresh = append(fresh, reports[i])
-	}
-	s.apply(ctx, fresh)
-	reply.Verdicts = s.verdictsFor(reports)
-	s.metrics.ingested(reply.Accepted, reply.Duplicates)
-	return reply, nil
 }

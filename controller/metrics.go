@@ -23,7 +23,7 @@ type metrics struct {
 	allowed, denied prometheus.Counter
 }
 
-func newMetrics(s *Server) *metrics {
+func newMetrics(c *Core) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bottlecap_reports_total", Help: "Usage reports acknowledged, by result (accepted or duplicate).",
@@ -42,8 +42,8 @@ func newMetrics(s *Server) *metrics {
 	})
 	subs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bottlecap_event_subscribers", Help: "Open /v1/events streams.",
-	}, func() float64 { return float64(s.hub.count()) })
-	m.reg.MustRegister(m.reports, m.verdicts, m.actionsCtr, m.refusedConns, m.droppedSubs, subs, &bookCollector{s: s})
+	}, func() float64 { return float64(c.hub.count()) })
+	m.reg.MustRegister(m.reports, m.verdicts, m.actionsCtr, m.refusedConns, m.droppedSubs, subs, &bookCollector{c: c})
 	m.allowed, m.denied = m.verdicts.WithLabelValues("true"), m.verdicts.WithLabelValues("false")
 	return m
 }
@@ -71,7 +71,7 @@ func (m *metrics) action(kind, status string) {
 
 // bookCollector reports the book's usage, limits and bottle states at
 // scrape time, so they are never stale.
-type bookCollector struct{ s *Server }
+type bookCollector struct{ c *Core }
 
 var (
 	usedDesc   = prometheus.NewDesc("bottlecap_used_tokens", "Counted tokens used, by scope.", []string{"scope", "id", "provider"}, nil)
@@ -86,22 +86,22 @@ func (c *bookCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	limits := s.book.GlobalLimits()
-	for _, p := range s.book.Providers() {
-		_, _, used := s.book.Used("", "", p)
+	core := c.c
+	core.mu.Lock()
+	defer core.mu.Unlock()
+	limits := core.book.GlobalLimits()
+	for _, p := range core.book.Providers() {
+		_, _, used := core.book.Used("", "", p)
 		ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(used), "global", "-", p)
 		if l, ok := limits[p]; ok {
 			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l), "global", "-", p)
 		}
 	}
 	states := map[budget.State]int{}
-	for _, b := range s.book.Bottles() {
+	for _, b := range core.book.Bottles() {
 		states[b.State]++
 		for p, l := range b.Budget {
-			_, sub, _ := s.book.Used(b.Slug, b.Agent, p)
+			_, sub, _ := core.book.Used(b.Slug, b.Agent, p)
 			ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(sub), "bottle", b.Slug, p)
 			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l), "bottle", b.Slug, p)
 		}

@@ -6,11 +6,9 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -94,22 +92,15 @@ type Config struct {
 	Now    func() time.Time
 }
 
-// Server is the running daemon.
+// Server is the running daemon: the socket API over a Core. Its handlers
+// decode a request, call the core and encode the answer.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
 	started time.Time
 
-	mu       sync.Mutex // guards book, settings and unstored
-	book     *budget.Book
-	settings *budget.Settings
-	// unstored are implicit bottles in the book whose rows no commit has
-	// stored yet: every report naming one carries its row into the
-	// report's transaction until one commits.
-	unstored map[string]bool
-
-	acts    *actions
+	core    *Core
 	hub     *hub
 	metrics *metrics
 	http    *http.Server
@@ -121,9 +112,9 @@ type Server struct {
 	ledgerLost  sync.Once // logs the loss of the ledger's files once
 }
 
-// New builds a server and loads its book from the ledger: bottles, runtime
-// budgets and usage totals. Pending actions are handed to the enforcer again
-// and budgets exhausted before a crash are acted on.
+// New builds a server over a new Core (see NewCore): the book loaded from
+// the ledger, pending actions handed to the enforcer again and budgets
+// exhausted before a crash acted on.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -131,26 +122,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Settings == nil {
-		cfg.Settings = budget.DefaultSettings()
+	core, err := NewCore(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, started: cfg.Now(), settings: cfg.Settings,
-		unstored: map[string]bool{}}
+	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, started: cfg.Now(), core: core, hub: core.hub, metrics: core.metrics}
 	s.limits = cfg.Limits.withDefaults()
 	s.ingestBytes = semaphore.NewWeighted(s.limits.IngestBytesInFlight)
-	s.hub = newHub()
-	s.metrics = newMetrics(s)
 	s.conns = newConnLimiter(s.limits, s.log, s.metrics.refusedConns.Inc)
-	s.acts = &actions{s: s}
-	if err := s.load(ctx); err != nil {
-		return nil, err
-	}
 	s.http = s.newHTTPServer()
-	if err := s.acts.resume(ctx); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
+
+// Core is the server's state machine.
+func (s *Server) Core() *Core { return s.core }
 
 // newHTTPServer bounds every phase of a connection, so that no peer can
 // hold one open for free: the header, the whole request (a trickled body),
@@ -166,41 +151,6 @@ func (s *Server) newHTTPServer() *http.Server {
 		ReadTimeout:       s.limits.ReadTimeout,
 		WriteTimeout:      s.limits.WriteTimeout,
 		IdleTimeout:       s.limits.IdleTimeout,
-	}
-}
-
-// load rebuilds the book from the ledger's rows.
-func (s *Server) load(ctx context.Context) error {
-	bottles, err := s.cfg.Ledger.Bottles(ctx)
-	if err != nil {
-		return fmt.Errorf("load bottles: %w", err)
-	}
-	budgets, err := s.cfg.Ledger.Budgets(ctx)
-	if err != nil {
-		return fmt.Errorf("load budgets: %w", err)
-	}
-	totals, err := s.cfg.Ledger.Totals(ctx)
-	if err != nil {
-		return fmt.Errorf("load usage: %w", err)
-	}
-	s.warnClamped(totals)
-	book, err := budget.Rebuild(s.settings, bottles, budgets, totals)
-	if err != nil {
-		return fmt.Errorf("load %w", err)
-	}
-	s.book = book
-	return nil
-}
-
-// warnClamped says which aggregates the ledger held out of range. The
-// daemon starts anyway: refusing would need a hand edit of the ledger, and
-// the clamped count is the most the row can mean.
-func (s *Server) warnClamped(totals []budget.Total) {
-	for _, t := range totals {
-		if len(t.Clamped) > 0 {
-			s.log.Warn("ledger totals out of range, read clamped (the next report for this key rewrites the row)",
-				"bottle", t.Bottle, "agent", t.Agent, "provider", t.Provider, "values", strings.Join(t.Clamped, " "))
-		}
 	}
 }
 
@@ -221,23 +171,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.Shutdown(ctx)
 }
 
-// SetSettings puts reloaded settings in force, and acts on what they
-// change: a limit lowered below what is used is a crossing, a limit raised
-// above it restores what its budget cut off.
-func (s *Server) SetSettings(st *budget.Settings) {
-	ctx := context.Background()
-	s.mu.Lock()
-	all := s.book.Slugs()
-	exempt := s.book.OperatorExempt(all)
-	s.settings = st
-	s.book.SetSettings(st)
-	s.mu.Unlock()
-	s.publish("settings", "", nil)
-	if err := s.audit(ctx, "settings", "", "settings reloaded"); err != nil {
-		s.log.Error("audit settings reload", "err", err)
-	}
-	s.settle(ctx, all, exempt)
-}
+// SetSettings puts reloaded settings in force (see Core.SetSettings).
+func (s *Server) SetSettings(st *budget.Settings) { s.core.SetSettings(st) }
+
+// Discover registers what a container's labels say (see Core.Discover).
+func (s *Server) Discover(ctx context.Context, c Container) error { return s.core.Discover(ctx, c) }
 
 // connContext decides the peer's permissions once per connection. Only a
 // peer established to be a host process can be an operator: a process in a
@@ -253,9 +191,7 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	if p.Unknown != "" {
 		s.log.Debug("peer origin unknown; the peer may not act nor report", "pid", p.PID, "uid", p.UID, "why", p.Unknown)
 	}
-	s.mu.Lock()
-	ops := s.settings.Operators
-	s.mu.Unlock()
+	ops := s.core.Operators()
 	p.Operator = p.Host && isOperator(p.UID, p.GID, ops)
 	return context.WithValue(ctx, peerKey{}, p)
 }

@@ -18,13 +18,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Ledger.Writable(r.Context()); err != nil {
 		st.StoreReadOnly, st.StoreError = true, err.Error()
 	}
-	s.mu.Lock()
-	st.Precedence = string(s.settings.Precedence)
-	st.Bottles = len(s.book.Bottles())
-	for _, p := range s.book.Providers() {
-		st.Global = append(st.Global, s.globalVerdict(p))
-	}
-	s.mu.Unlock()
+	s.core.Snapshot(&st)
 	totals, err := s.cfg.Ledger.Totals(r.Context())
 	if err != nil {
 		writeErr(w, err)
@@ -43,23 +37,6 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		st.Docker = s.cfg.Docker(r.Context())
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-// globalVerdict is host-wide usage of a provider against the global budget.
-func (s *Server) globalVerdict(provider string) budget.Verdict {
-	_, _, used := s.book.Used("", "", provider)
-	v := budget.Verdict{Allowed: true, Provider: provider, Scope: budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, Used: used, State: budget.Active}
-	limit, ok := s.book.GlobalLimits()[provider]
-	if !ok {
-		v.Unlimited = true
-		return v
-	}
-	v.Limit, v.Remaining = limit, max(limit-used, 0)
-	if used >= limit {
-		v.Allowed = false
-		v.Reason = "global budget exhausted"
-	}
-	return v
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {

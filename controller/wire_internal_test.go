@@ -58,7 +58,7 @@ func TestDecodeReport(t *testing.T) {
 // validated (go test -bench NDJSON -run ^$ ./controller).
 func BenchmarkReadNDJSON200(b *testing.B) {
 	st := budget.DefaultSettings()
-	s := &Server{limits: DefaultLimits(), settings: st, book: budget.NewBook(st), now: time.Now}
+	s := &Server{limits: DefaultLimits(), core: &Core{settings: st, book: budget.NewBook(st), now: time.Now}, now: time.Now}
 	body := []byte(strings.Repeat(meterLine+"\n", 200))
 	for b.Loop() {
 		if _, err := s.readNDJSON(context.Background(), Peer{}, bytes.NewReader(body)); err != nil {

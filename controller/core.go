@@ -1,0 +1,302 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// Core is the daemon without its transport: it owns the book, the settings
+// and the lock that guards them, and runs the whole budget state machine
+// over the ledger and the enforcer — reports ingested (after their commit)
+// are recorded, their crossings claimed, journaled and handed to the
+// enforcer, whose outcome it records; bottles are registered, limits set,
+// operator actions started, the ledger reconciled at start, verdicts
+// answered. The Server decodes requests, calls it and encodes its answers;
+// tests drive it directly over a fake ledger.
+//
+// Locking: mu guards book, settings and unstored, and is held only for
+// memory work, never across a ledger call. saveMu orders every write of a
+// bottle's row: whoever changes a bottle in the book saves it afterwards
+// under saveMu, reading the book's copy there, so the ledger never keeps
+// an older state than memory. A read-modify-write of a registration holds
+// saveMu from its read to its write.
+type Core struct {
+	ledger          Ledger
+	ingester        Ingester
+	enforcer        Enforcer
+	containerBottle func(ctx context.Context, containerID string) (string, bool)
+	log             *slog.Logger
+	now             func() time.Time
+
+	mu       sync.Mutex
+	book     *budget.Book
+	settings *budget.Settings
+	// unstored are implicit bottles in the book whose rows no commit has
+	// stored yet: every report naming one carries its row into the
+	// report's transaction until one commits.
+	unstored map[string]bool
+
+	saveMu sync.Mutex
+
+	hub     *hub
+	metrics *metrics
+}
+
+// NewCore builds the core from cfg (its Ledger, Ingester, Settings,
+// Enforcer, ContainerBottle, Log and Now; the transport fields are the
+// Server's) and loads its book from the ledger: bottles, runtime budgets
+// and usage totals. Pending actions are handed to the enforcer again and
+// budgets exhausted before a crash are acted on.
+func NewCore(ctx context.Context, cfg Config) (*Core, error) {
+	c := newCore(cfg)
+	if err := c.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.resume(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCore is the core with an empty book, before load.
+func newCore(cfg Config) *Core {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Settings == nil {
+		cfg.Settings = budget.DefaultSettings()
+	}
+	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, containerBottle: cfg.ContainerBottle,
+		log: cfg.Log, now: cfg.Now, settings: cfg.Settings, unstored: map[string]bool{}, hub: newHub()}
+	c.metrics = newMetrics(c)
+	return c
+}
+
+// load rebuilds the book from the ledger's rows.
+func (c *Core) load(ctx context.Context) error {
+	bottles, err := c.ledger.Bottles(ctx)
+	if err != nil {
+		return fmt.Errorf("load bottles: %w", err)
+	}
+	budgets, err := c.ledger.Budgets(ctx)
+	if err != nil {
+		return fmt.Errorf("load budgets: %w", err)
+	}
+	totals, err := c.ledger.Totals(ctx)
+	if err != nil {
+		return fmt.Errorf("load usage: %w", err)
+	}
+	c.warnClamped(totals)
+	book, err := budget.Rebuild(c.settings, bottles, budgets, totals)
+	if err != nil {
+		return fmt.Errorf("load %w", err)
+	}
+	c.book = book
+	return nil
+}
+
+// warnClamped says which aggregates the ledger held out of range. The
+// daemon starts anyway: refusing would need a hand edit of the ledger, and
+// the clamped count is the most the row can mean.
+func (c *Core) warnClamped(totals []budget.Total) {
+	for _, t := range totals {
+		if len(t.Clamped) > 0 {
+			c.log.Warn("ledger totals out of range, read clamped (the next report for this key rewrites the row)",
+				"bottle", t.Bottle, "agent", t.Agent, "provider", t.Provider, "values", strings.Join(t.Clamped, " "))
+		}
+	}
+}
+
+// SetSettings puts reloaded settings in force, and acts on what they
+// change: a limit lowered below what is used is a crossing, a limit raised
+// above it restores what its budget cut off.
+func (c *Core) SetSettings(st *budget.Settings) {
+	ctx := context.Background()
+	c.mu.Lock()
+	all := c.book.Slugs()
+	exempt := c.book.OperatorExempt(all)
+	c.settings = st
+	c.book.SetSettings(st)
+	c.mu.Unlock()
+	c.publish("settings", "", nil)
+	if err := c.audit(ctx, "settings", "", "settings reloaded"); err != nil {
+		c.log.Error("audit settings reload", "err", err)
+	}
+	c.settle(ctx, all, exempt)
+}
+
+// Operators are the settings' operators in force.
+func (c *Core) Operators() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settings.Operators
+}
+
+// ProviderForHost is the provider the settings attribute to an upstream
+// host, or "".
+func (c *Core) ProviderForHost(host string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settings.ProviderForHost(host)
+}
+
+// Weigh resolves a report's agent and counted tokens, refusing a report
+// whose count would take the provider's host-wide total (the largest
+// counter it adds to) past budget.MaxCounted.
+func (c *Core) Weigh(rep *budget.Report) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.book.Bottle(rep.Bottle); ok {
+		rep.Agent = b.AgentName(rep.Agent)
+	}
+	rep.Counted = rep.Usage.Counted(c.settings.WeightsFor(rep.Provider))
+	if _, _, global := c.book.Used(rep.Bottle, rep.Agent, rep.Provider); rep.Counted > budget.MaxCounted-global {
+		return fmt.Errorf("%w: %s: weighted, this report counts %d tokens, which would take the %s total of %d past the most a counter holds (%d)",
+			budget.ErrInvalid, budget.CountedFields, rep.Counted, rep.Provider, global, budget.MaxCounted)
+	}
+	return nil
+}
+
+// Verdict is the gate's answer for a request of estimate tokens, from
+// memory, never the disk.
+func (c *Core) Verdict(bottle, agent, provider string, estimate int64) budget.Verdict {
+	c.mu.Lock()
+	v := c.book.Verdict(bottle, agent, provider, estimate)
+	c.mu.Unlock()
+	c.metrics.verdict(v.Allowed)
+	return v
+}
+
+// verdictsFor is one verdict per (bottle, agent, provider) in reports.
+func (c *Core) verdictsFor(reports []budget.Report) []budget.Verdict {
+	type key struct{ b, a, p string }
+	seen := map[key]bool{}
+	var keys []key
+	for _, r := range reports {
+		k := key{r.Bottle, r.Agent, r.Provider}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	out := make([]budget.Verdict, 0, len(keys))
+	for chunk := range slices.Chunk(keys, lockChunk) {
+		c.mu.Lock()
+		for _, k := range chunk {
+			out = append(out, c.book.Verdict(k.b, k.a, k.p, 0))
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// BottleOfContainer finds the bottle a container belongs to: first among
+// the containers bottles registered with, then through ContainerBottle.
+func (c *Core) BottleOfContainer(ctx context.Context, id string) (string, bool) {
+	c.mu.Lock()
+	slug, ok := c.book.BottleOfContainer(id)
+	c.mu.Unlock()
+	if !ok && c.containerBottle != nil {
+		return c.containerBottle(ctx, id)
+	}
+	return slug, ok
+}
+
+// Bottles is every bottle with its usage and verdicts.
+func (c *Core) Bottles() []api.Bottle {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bottles, providers := c.book.Bottles(), c.book.Providers()
+	out := make([]api.Bottle, 0, len(bottles))
+	for _, b := range bottles {
+		out = append(out, c.viewLocked(b, providers))
+	}
+	return out
+}
+
+// Bottle is a bottle with its usage and verdicts, or ErrNotFound.
+func (c *Core) Bottle(slug string) (api.Bottle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.book.Bottle(slug)
+	if !ok {
+		return api.Bottle{}, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
+	}
+	return c.viewLocked(b, c.book.Providers()), nil
+}
+
+// viewLocked builds a bottle's view over the providers given (the book's,
+// computed once per request: it walks every bottle). c.mu must be held.
+func (c *Core) viewLocked(b budget.Bottle, providers []string) api.Bottle {
+	v := api.Bottle{Bottle: b, Usage: map[string]int64{}}
+	for _, p := range providers {
+		_, sub, _ := c.book.Used(b.Slug, b.Agent, p)
+		verdict := c.book.Verdict(b.Slug, b.Agent, p, 0)
+		if sub == 0 && verdict.Unlimited {
+			continue
+		}
+		v.Usage[p] = sub
+		v.Verdicts = append(v.Verdicts, verdict)
+	}
+	return v
+}
+
+func (c *Core) bottleCopy(slug string) (budget.Bottle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.book.Bottle(slug)
+	if !ok {
+		return b, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
+	}
+	return b, nil
+}
+
+// Snapshot fills what the status shows of the book: the precedence, the
+// bottles known and the global verdict of every provider.
+func (c *Core) Snapshot(st *api.Status) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st.Precedence = string(c.settings.Precedence)
+	st.Bottles = len(c.book.Bottles())
+	for _, p := range c.book.Providers() {
+		st.Global = append(st.Global, c.globalVerdict(p))
+	}
+}
+
+// globalVerdict is host-wide usage of a provider against the global
+// budget. c.mu must be held.
+func (c *Core) globalVerdict(provider string) budget.Verdict {
+	_, _, used := c.book.Used("", "", provider)
+	v := budget.Verdict{Allowed: true, Provider: provider, Scope: budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, Used: used, State: budget.Active}
+	limit, ok := c.book.GlobalLimits()[provider]
+	if !ok {
+		v.Unlimited = true
+		return v
+	}
+	v.Limit, v.Remaining = limit, max(limit-used, 0)
+	if used >= limit {
+		v.Allowed = false
+		v.Reason = "global budget exhausted"
+	}
+	return v
+}
+
+// audit appends to the hash-chained audit log.
+func (c *Core) audit(ctx context.Context, kind, bottle, detail string) error {
+	_, err := c.ledger.AppendAudit(ctx, budget.AuditEntry{Kind: kind, Bottle: bottle, Detail: detail})
+	if err == nil {
+		c.publish("audit", bottle, map[string]string{"kind": kind, "detail": detail})
+	}
+	return err
+}
