@@ -10,23 +10,90 @@ import (
 // start journals an action as pending, marks the bottle pending and hands
 // the action to the enforcer. With no enforcer it stays pending, visibly.
 func (c *Core) start(ctx context.Context, slug string, kind budget.ActionKind, reason string, operator bool) (budget.Action, error) {
+	act, err := c.journal(ctx, slug, kind, reason, operator)
+	if err != nil {
+		return act, err
+	}
+	return act, c.begin(ctx, act)
+}
+
+// journal records an action as pending before anything acts on it.
+func (c *Core) journal(ctx context.Context, slug string, kind budget.ActionKind, reason string, operator bool) (budget.Action, error) {
 	act, err := c.ledger.CreateAction(ctx, budget.Action{Bottle: slug, Kind: kind, Reason: reason, Operator: operator, Status: budget.StatusPending})
 	if err != nil {
 		return act, fmt.Errorf("journal %s of %s: %w", kind, slug, err)
 	}
-	c.mu.Lock()
-	c.book.SetState(slug, budget.Pending, fmt.Sprintf("%s pending: %s", kind, reason), operator)
-	c.mu.Unlock()
-	if err := c.saveBottle(ctx, slug); err != nil {
-		return act, err
-	}
-	if err := c.audit(ctx, "action_pending", slug, fmt.Sprintf("%s #%d (%s): %s", kind, act.ID, who(operator), reason)); err != nil {
-		return act, err
-	}
-	c.publish("action", slug, apiAction(act))
-	c.metrics.action(string(kind), string(budget.StatusPending))
-	c.submit(act)
 	return act, nil
+}
+
+// begin marks a journaled action's bottle pending, saves it, audits and
+// hands the action to the enforcer.
+func (c *Core) begin(ctx context.Context, act budget.Action) error {
+	c.mu.Lock()
+	c.book.SetState(act.Bottle, budget.Pending, pendingReason(act.Kind, act.Reason), act.Operator)
+	c.mu.Unlock()
+	if err := c.saveBottle(ctx, act.Bottle); err != nil {
+		return err
+	}
+	if err := c.audit(ctx, "action_pending", act.Bottle, fmt.Sprintf("%s #%d (%s): %s", act.Kind, act.ID, who(act.Operator), act.Reason)); err != nil {
+		return err
+	}
+	c.publish("action", act.Bottle, apiAction(act))
+	c.metrics.action(string(act.Kind), string(budget.StatusPending))
+	c.submit(act)
+	return nil
+}
+
+func pendingReason(kind budget.ActionKind, reason string) string {
+	return fmt.Sprintf("%s pending: %s", kind, reason)
+}
+
+// Act starts an operator's action on a bottle. The check that the action
+// makes sense in the bottle's state and the claim of the bottle (pending,
+// by the operator) are one critical section, as a crossing's claim is: no
+// action or crossing can come between them, and a crossing that comes
+// after finds the bottle claimed. If the journal then refuses the action,
+// the claim is undone and nothing happened.
+func (c *Core) Act(ctx context.Context, slug string, kind budget.ActionKind, reason string) (budget.Action, error) {
+	undo, err := c.claimAction(slug, kind, reason)
+	if err != nil {
+		return budget.Action{}, err
+	}
+	act, err := c.journal(ctx, slug, kind, reason, true)
+	if err != nil {
+		undo()
+		if serr := c.saveBottle(ctx, slug); serr != nil { // in case a save wrote the claim meanwhile
+			c.log.Error("save bottle state", "bottle", slug, "err", serr)
+		}
+		return act, err
+	}
+	return act, c.begin(ctx, act)
+}
+
+// claimAction refuses actions that make no sense in the bottle's state,
+// and otherwise marks the bottle pending by the operator at once. undo
+// puts the state back unless something else changed it meanwhile.
+func (c *Core) claimAction(slug string, kind budget.ActionKind, reason string) (undo func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.book.Bottle(slug)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
+	case b.State == budget.Killed:
+		return nil, fmt.Errorf("%w: bottle %s was killed; nothing is left to act on", budget.ErrConflict, slug)
+	case kind == budget.ActRestore && b.State != budget.CutOff && b.State != budget.Pending:
+		return nil, fmt.Errorf("%w: bottle %s is %s; restore only reverses a cutoff", budget.ErrConflict, slug, b.State)
+	}
+	claimed := pendingReason(kind, reason)
+	c.book.SetState(slug, budget.Pending, claimed, true)
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if cur, ok := c.book.Bottle(slug); ok && cur.State == budget.Pending && cur.StateReason == claimed && cur.ByOperator {
+			c.book.SetState(slug, b.State, b.StateReason, b.ByOperator)
+		}
+	}, nil
 }
 
 // submit hands a journaled action to the enforcer.
@@ -85,10 +152,19 @@ func (c *Core) finished(act budget.Action, n int, err error) {
 	c.metrics.action(string(act.Kind), string(act.Status))
 }
 
-// saveBottle writes the book's copy of a bottle to the store.
+// saveBottle writes the book's copy of a bottle to the ledger. Every change
+// of a bottle in the book is followed by a save (or happens within one, as
+// putBottle's); saves are serialised and each reads the book when its turn
+// comes, so the last save writes the latest state and the ledger never
+// keeps an older one than memory.
 func (c *Core) saveBottle(ctx context.Context, slug string) error {
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
+	return c.saveBottleLocked(ctx, slug)
+}
+
+// saveBottleLocked is saveBottle with saveMu held.
+func (c *Core) saveBottleLocked(ctx context.Context, slug string) error {
 	c.mu.Lock()
 	b, ok := c.book.Bottle(slug)
 	c.mu.Unlock()

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -27,32 +28,28 @@ type Container struct {
 // apply only to a container new to its bottle, so that a restart does not
 // undo budgets an operator changed at runtime.
 func (c *Core) Discover(ctx context.Context, ctr Container) error {
-	c.mu.Lock()
-	b, known := c.book.Bottle(ctr.Bottle)
-	c.mu.Unlock()
-	has := known && slices.Contains(b.Containers, ctr.ID)
-	switch {
-	case ctr.Gone && has:
-		return c.containerGone(ctx, b, ctr.ID)
-	case ctr.Gone || has:
+	if ctr.Gone {
+		return c.containerGone(ctx, ctr.Bottle, ctr.ID)
+	}
+	err := c.registerBottle(ctx, ctr.Bottle, func(b *budget.Bottle) error {
+		if slices.Contains(b.Containers, ctr.ID) {
+			return errUnchanged
+		}
+		b.Implicit = false
+		b.Containers = append(b.Containers, ctr.ID)
+		if ctr.Agent != "" {
+			b.Agent = ctr.Agent
+		}
+		if ctr.Parent != "" {
+			b.Parent = ctr.Parent
+		}
+		if ctr.Shutdown != "" {
+			b.Shutdown = ctr.Shutdown
+		}
+		b.Budget = b.Budget.Merge(ctr.Budget)
 		return nil
-	}
-	if !known {
-		b = budget.Bottle{Slug: ctr.Bottle, State: budget.Active, CreatedAt: c.now().UTC()}
-	}
-	b.Implicit = false
-	b.Containers = append(slices.Clone(b.Containers), ctr.ID)
-	if ctr.Agent != "" {
-		b.Agent = ctr.Agent
-	}
-	if ctr.Parent != "" {
-		b.Parent = ctr.Parent
-	}
-	if ctr.Shutdown != "" {
-		b.Shutdown = ctr.Shutdown
-	}
-	b.Budget = b.Budget.Merge(ctr.Budget)
-	if err := c.registerBottle(ctx, b); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("register discovered container %.12s of %s: %w", ctr.ID, ctr.Bottle, err)
 	}
 	return nil
@@ -61,19 +58,38 @@ func (c *Core) Discover(ctx context.Context, ctr Container) error {
 // containerGone drops a removed container from its bottle. A bottle left
 // with no container at all, and not already frozen or killed, is recorded
 // as killed: nothing of it runs any more.
-func (c *Core) containerGone(ctx context.Context, b budget.Bottle, id string) error {
-	b.Containers = slices.DeleteFunc(slices.Clone(b.Containers), func(have string) bool { return have == id })
-	if err := c.putBottle(ctx, b, false); err != nil {
-		return err
-	}
-	if len(b.Containers) > 0 || b.State == budget.Frozen || b.State == budget.Killed {
+func (c *Core) containerGone(ctx context.Context, slug, id string) error {
+	reg, err := c.putBottle(ctx, slug, func(b *budget.Bottle) error {
+		if !slices.Contains(b.Containers, id) {
+			return errUnchanged
+		}
+		b.Containers = slices.DeleteFunc(b.Containers, func(have string) bool { return have == id })
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
 		return nil
 	}
-	c.mu.Lock()
-	c.book.SetState(b.Slug, budget.Killed, "all of its containers were removed", false)
-	c.mu.Unlock()
-	if err := c.saveBottle(ctx, b.Slug); err != nil {
+	if err != nil {
 		return err
 	}
-	return c.audit(ctx, "bottle", b.Slug, "all of its containers were removed")
+	if !c.killEmpty(reg.b.Slug) {
+		return nil
+	}
+	if err := c.saveBottle(ctx, slug); err != nil {
+		return err
+	}
+	return c.audit(ctx, "bottle", slug, "all of its containers were removed")
+}
+
+// killEmpty records as killed a bottle left with no container, unless it
+// is frozen or killed already, and reports whether it did.
+func (c *Core) killEmpty(slug string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.book.Bottle(slug)
+	if !ok || len(b.Containers) > 0 || b.State == budget.Frozen || b.State == budget.Killed {
+		return false
+	}
+	c.book.SetState(slug, budget.Killed, "all of its containers were removed", false)
+	return true
 }

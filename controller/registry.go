@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -14,22 +16,41 @@ import (
 // Register puts a registration in force: fields given replace the
 // registered ones; budgets merge per provider, so a re-registration (say,
 // from container labels) does not wipe limits an operator set at runtime.
-// It answers with the bottle's view.
+// The registration is merged over the bottle's current one and stored in
+// one step (see putBottle), so concurrent registrations never lose each
+// other's fields. It answers with the bottle's view.
 func (c *Core) Register(ctx context.Context, slug string, req api.BottleRequest) (api.Bottle, error) {
-	b, err := c.bottleFromRequest(slug, req)
-	if err != nil {
+	if err := budget.ValidateSlug("slug", slug); err != nil {
 		return api.Bottle{}, err
 	}
-	if err := c.registerBottle(ctx, b); err != nil {
+	err := c.registerBottle(ctx, slug, func(b *budget.Bottle) error {
+		b.Implicit = false
+		return mergeRegistration(b, req)
+	})
+	if err != nil {
 		return api.Bottle{}, err
 	}
 	return c.Bottle(slug)
 }
 
 // Forget removes a bottle from the ledger and the book; its reports stay
-// in the ledger.
+// in the ledger. It is ordered with the bottle's saves, so that no save
+// brings the row back after the delete while the book has forgotten it.
 func (c *Core) Forget(ctx context.Context, slug string) error {
-	if _, err := c.Bottle(slug); err != nil {
+	if err := c.forget(ctx, slug); err != nil {
+		return err
+	}
+	if err := c.audit(ctx, "bottle", slug, "forgotten (its reports stay in the ledger)"); err != nil {
+		return err
+	}
+	c.publish("bottle", slug, nil)
+	return nil
+}
+
+func (c *Core) forget(ctx context.Context, slug string) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	if _, err := c.bottleCopy(slug); err != nil {
 		return err
 	}
 	if err := c.ledger.DeleteBottle(ctx, slug); err != nil {
@@ -38,55 +59,7 @@ func (c *Core) Forget(ctx context.Context, slug string) error {
 	c.mu.Lock()
 	c.book.Forget(slug)
 	c.mu.Unlock()
-	if err := c.audit(ctx, "bottle", slug, "forgotten (its reports stay in the ledger)"); err != nil {
-		return err
-	}
-	c.publish("bottle", slug, nil)
 	return nil
-}
-
-// Act starts an operator's action on a bottle, refusing one that makes no
-// sense in the bottle's state.
-func (c *Core) Act(ctx context.Context, slug string, kind budget.ActionKind, reason string) (budget.Action, error) {
-	if err := c.checkAction(slug, kind); err != nil {
-		return budget.Action{}, err
-	}
-	return c.start(ctx, slug, kind, reason, true)
-}
-
-// checkAction refuses actions that make no sense in the bottle's state.
-func (c *Core) checkAction(slug string, kind budget.ActionKind) error {
-	c.mu.Lock()
-	b, ok := c.book.Bottle(slug)
-	c.mu.Unlock()
-	switch {
-	case !ok:
-		return fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
-	case b.State == budget.Killed:
-		return fmt.Errorf("%w: bottle %s was killed; nothing is left to act on", budget.ErrConflict, slug)
-	case kind == budget.ActRestore && b.State != budget.CutOff && b.State != budget.Pending:
-		return fmt.Errorf("%w: bottle %s is %s; restore only reverses a cutoff", budget.ErrConflict, slug, b.State)
-	}
-	return nil
-}
-
-// bottleFromRequest validates a registration and merges it over the
-// bottle's current registration.
-func (c *Core) bottleFromRequest(slug string, req api.BottleRequest) (budget.Bottle, error) {
-	if err := budget.ValidateSlug("slug", slug); err != nil {
-		return budget.Bottle{}, err
-	}
-	c.mu.Lock()
-	b, ok := c.book.Bottle(slug)
-	c.mu.Unlock()
-	if !ok {
-		b = budget.Bottle{Slug: slug, State: budget.Active, CreatedAt: c.now().UTC()}
-	}
-	b.Implicit = false
-	if err := mergeRegistration(&b, req); err != nil {
-		return b, err
-	}
-	return b, nil
 }
 
 func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
@@ -129,6 +102,19 @@ func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
 	return nil
 }
 
+// errUnchanged is what a putBottle change returns to leave the bottle as
+// it is.
+var errUnchanged = errors.New("unchanged")
+
+// registered is what putBottle did: the bottle before and after, and the
+// bottles whose budgets the change can touch with their operator
+// exemptions taken just before it.
+type registered struct {
+	old, b  budget.Bottle
+	touched []string
+	exempt  budget.Exemptions
+}
+
 // registerBottle puts a registration (API or labels) in force and settles
 // what it can change: the bottle's subtree (its own budgets, name and
 // policy, and the limits of a new parent over it) and, when it moves with
@@ -136,58 +122,89 @@ func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
 // budgets that usage leaves or enters. A fresh bottle with nothing counted
 // settles only itself (and any children that named it first), so
 // registering costs what its subtree does, not what its tree does.
-func (c *Core) registerBottle(ctx context.Context, b budget.Bottle) error {
-	c.mu.Lock()
-	old, _ := c.book.Bottle(b.Slug)
-	touched := c.book.Trees(b.Slug)
-	if line := c.book.Subtree(b.Slug); len(line) > 0 {
-		touched = line
+func (c *Core) registerBottle(ctx context.Context, slug string, change func(*budget.Bottle) error) error {
+	reg, err := c.putBottle(ctx, slug, change)
+	if errors.Is(err, errUnchanged) {
+		return nil
 	}
-	if old.Parent != b.Parent && c.book.HasUsageUnder(b.Slug) {
-		touched = append(touched, c.book.Trees(b.Slug, old.Parent, b.Parent)...)
-	}
-	exempt := c.book.OperatorExempt(touched)
-	c.mu.Unlock()
-	if err := c.putBottle(ctx, b, true); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	touched = append(touched, c.book.Subtree(b.Slug)...)
-	c.mu.Unlock()
-	slices.Sort(touched)
-	c.settle(ctx, slices.Compact(touched), exempt)
-	return nil
-}
-
-// putBottle registers a bottle in the book (which rejects parent cycles)
-// and then the store; the book change is undone if the store refuses.
-func (c *Core) putBottle(ctx context.Context, b budget.Bottle, announce bool) error {
-	c.mu.Lock()
-	old, existed := c.book.Bottle(b.Slug)
-	if existed {
-		// Registration never changes enforcement state: only actions do.
-		b.State, b.StateReason, b.ByOperator = old.State, old.StateReason, old.ByOperator
-	}
-	err := c.book.Register(b)
-	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := c.ledger.PutBottle(ctx, b); err != nil {
+	if err := c.audit(ctx, "bottle", slug, describeBottle(reg.b)); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	touched := append(reg.touched, c.book.Subtree(slug)...)
+	c.mu.Unlock()
+	slices.Sort(touched)
+	c.settle(ctx, slices.Compact(touched), reg.exempt)
+	return nil
+}
+
+// putBottle is a registration's read-modify-write, in one step: change
+// edits the book's current copy of the bottle (a fresh active one if the
+// book has none; errUnchanged leaves it be), the book takes the result
+// (rejecting parent cycles) and the ledger stores it, all under saveMu,
+// so that no other save of the bottle comes between the read and the
+// write. Registration never changes enforcement state: only actions do,
+// and change sees the state only to keep it. The book change is undone if
+// the ledger refuses it, keeping any state an action set meanwhile.
+func (c *Core) putBottle(ctx context.Context, slug string, change func(*budget.Bottle) error) (registered, error) {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	reg, existed, err := c.registerLocked(slug, change)
+	if err != nil {
+		return reg, err
+	}
+	if err := c.ledger.PutBottle(ctx, reg.b); err != nil {
 		c.mu.Lock()
+		cur, _ := c.book.Bottle(slug)
 		if existed {
+			old := reg.old
+			old.State, old.StateReason, old.ByOperator = cur.State, cur.StateReason, cur.ByOperator
 			_ = c.book.Register(old) // it was registered before, so it still fits
 		} else {
-			c.book.Forget(b.Slug)
+			c.book.Forget(slug)
 		}
 		c.mu.Unlock()
-		return fmt.Errorf("store bottle %s: %w", b.Slug, err)
+		return reg, fmt.Errorf("store bottle %s: %w", slug, err)
 	}
-	c.publish("bottle", b.Slug, b)
-	if announce {
-		return c.audit(ctx, "bottle", b.Slug, describeBottle(b))
+	c.publish("bottle", slug, reg.b)
+	return reg, nil
+}
+
+// registerLocked applies change to the bottle in the book under c.mu.
+func (c *Core) registerLocked(slug string, change func(*budget.Bottle) error) (reg registered, existed bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reg.old, existed = c.book.Bottle(slug)
+	b := reg.old
+	if !existed {
+		b = budget.Bottle{Slug: slug, State: budget.Active, CreatedAt: c.now().UTC()}
 	}
-	return nil
+	// The book's copy shares its maps and slices: change edits clones.
+	b.AgentBudgets = maps.Clone(b.AgentBudgets)
+	b.Containers = slices.Clone(b.Containers)
+	if err := change(&b); err != nil {
+		return reg, existed, err
+	}
+	b.State, b.StateReason, b.ByOperator = reg.old.State, reg.old.StateReason, reg.old.ByOperator
+	if !existed {
+		b.State, b.StateReason, b.ByOperator = budget.Active, "", false
+	}
+	reg.touched = c.book.Trees(slug)
+	if line := c.book.Subtree(slug); len(line) > 0 {
+		reg.touched = line
+	}
+	if reg.old.Parent != b.Parent && c.book.HasUsageUnder(slug) {
+		reg.touched = append(reg.touched, c.book.Trees(slug, reg.old.Parent, b.Parent)...)
+	}
+	reg.exempt = c.book.OperatorExempt(reg.touched)
+	if err := c.book.Register(b); err != nil {
+		return reg, existed, err
+	}
+	reg.b = b
+	return reg, existed, nil
 }
 
 func describeBottle(b budget.Bottle) string {
@@ -288,16 +305,36 @@ func (c *Core) SetLimits(ctx context.Context, scope, id string, limits budget.Li
 // bottles whose budgets that can change with the operator exemptions taken
 // just before, for settle.
 func (c *Core) setLimits(ctx context.Context, kind budget.ScopeKind, slug, agent string, l budget.Limits) ([]string, budget.Exemptions, error) {
+	id := slug
+	switch kind {
+	case budget.ScopeGlobal:
+		id = "-"
+	case budget.ScopeAgent:
+		id = slug + "/" + agent
+	}
+	touched, exempt, err := c.putLimits(ctx, kind, slug, agent, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	return touched, exempt, c.ledger.ClearWarned(ctx, kind, id)
+}
+
+// putLimits changes the limits in the book and the ledger as one step
+// ordered with every save of a bottle (under saveMu), so that the ledger
+// ends up holding what memory holds.
+func (c *Core) putLimits(ctx context.Context, kind budget.ScopeKind, slug, agent string, l budget.Limits) ([]string, budget.Exemptions, error) {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	if kind == budget.ScopeGlobal {
 		if err := c.ledger.PutBudget(ctx, kind, "-", l); err != nil {
 			return nil, nil, err
 		}
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		touched := c.book.Slugs()
 		exempt := c.book.OperatorExempt(touched)
 		c.book.SetGlobal(l)
-		c.mu.Unlock()
-		return touched, exempt, c.ledger.ClearWarned(ctx, kind, "-")
+		return touched, exempt, nil
 	}
 	c.mu.Lock()
 	if _, known := c.book.Bottle(slug); !known {
@@ -317,12 +354,8 @@ func (c *Core) setLimits(ctx context.Context, kind budget.ScopeKind, slug, agent
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := c.saveBottle(ctx, slug); err != nil {
+	if err := c.saveBottleLocked(ctx, slug); err != nil {
 		return nil, nil, err
 	}
-	id := slug
-	if kind == budget.ScopeAgent {
-		id = slug + "/" + agent
-	}
-	return touched, exempt, c.ledger.ClearWarned(ctx, kind, id)
+	return touched, exempt, nil
 }
