@@ -14,7 +14,9 @@ import (
 // fakeLedger is controller.Ledger in memory, for unit tests of the
 // controller without SQLite: rows are plain slices and maps a test seeds
 // and reads back. fail, when set, is asked before every call by the
-// method's name; an error it returns is the call's.
+// method's name; an error it returns is the call's. hook, when set, is
+// called first, outside the fake's lock, so that a test can hold a call
+// where it is (to force an interleaving) without blocking the others.
 type fakeLedger struct {
 	mu      sync.Mutex
 	bottles map[string]budget.Bottle
@@ -24,6 +26,7 @@ type fakeLedger struct {
 	audit   []budget.AuditEntry
 	warned  map[string]bool // scope/id/provider
 	fail    func(method string) error
+	hook    func(method string)
 }
 
 var _ controller.Ledger = (*fakeLedger)(nil)
@@ -32,8 +35,11 @@ func newFakeLedger() *fakeLedger {
 	return &fakeLedger{bottles: map[string]budget.Bottle{}, warned: map[string]bool{}}
 }
 
-// call takes the lock and asks fail; the caller unlocks.
+// call runs hook, takes the lock and asks fail; the caller unlocks.
 func (f *fakeLedger) call(method string) error {
+	if f.hook != nil {
+		f.hook(method)
+	}
 	f.mu.Lock()
 	if f.fail != nil {
 		return f.fail(method)
@@ -212,4 +218,38 @@ func (f *fakeLedger) snapshot() (bottles map[string]budget.Bottle, actions []bud
 		bottles[k] = v
 	}
 	return bottles, slices.Clone(f.actions), slices.Clone(f.audit)
+}
+
+// fakeIngester commits reports to a fakeLedger: a report id it has seen
+// is a duplicate, and the rows of the bottles given are inserted when the
+// ledger does not hold them yet, as the store's writer does.
+type fakeIngester struct {
+	f    *fakeLedger
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+var _ controller.Ingester = (*fakeIngester)(nil)
+
+func (i *fakeIngester) SubmitWith(_ context.Context, reports []budget.Report, bottles []budget.Bottle) ([]budget.AppendResult, error) {
+	defer i.f.mu.Unlock()
+	if err := i.f.call("SubmitWith"); err != nil {
+		return nil, err
+	}
+	for _, b := range bottles {
+		if _, ok := i.f.bottles[b.Slug]; !ok {
+			i.f.bottles[b.Slug] = b
+		}
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.seen == nil {
+		i.seen = map[string]bool{}
+	}
+	out := make([]budget.AppendResult, len(reports))
+	for n, r := range reports {
+		out[n].Duplicate = i.seen[r.ID]
+		i.seen[r.ID] = true
+	}
+	return out, nil
 }
