@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
@@ -197,4 +198,10 @@ func who(operator bool) string {
 		return "operator"
 	}
 	return "budget"
+}
+
+// apiAction is an action as the API shows it.
+func apiAction(a budget.Action) api.Action {
+	return api.Action{ID: a.ID, Bottle: a.Bottle, Kind: string(a.Kind), Reason: a.Reason, Operator: a.Operator,
+		Status: string(a.Status), Attempts: a.Attempts, LastError: a.LastError, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 }

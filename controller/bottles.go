@@ -52,19 +52,10 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("status: %q: want pending, done or failed", status))
 		return
 	}
-	acts, err := s.core.ledger.Actions(r.Context(), status)
+	acts, err := s.core.Actions(r.Context(), status)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	out := make([]api.Action, 0, len(acts))
-	for _, a := range acts {
-		out = append(out, apiAction(a))
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func apiAction(a budget.Action) api.Action {
-	return api.Action{ID: a.ID, Bottle: a.Bottle, Kind: string(a.Kind), Reason: a.Reason, Operator: a.Operator,
-		Status: string(a.Status), Attempts: a.Attempts, LastError: a.LastError, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	writeJSON(w, http.StatusOK, acts)
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -262,16 +263,78 @@ func (c *Core) bottleCopy(slug string) (budget.Bottle, error) {
 	return b, nil
 }
 
-// Snapshot fills what the status shows of the book: the precedence, the
-// bottles known and the global verdict of every provider.
-func (c *Core) Snapshot(st *api.Status) {
+// Status fills what the status shows of the core: whether the ledger
+// takes writes, the precedence, the bottles known, the global verdict of
+// every provider, the reports counted and the actions pending.
+func (c *Core) Status(ctx context.Context, st *api.Status) error {
+	if err := c.ledger.Writable(ctx); err != nil {
+		st.StoreReadOnly, st.StoreError = true, err.Error()
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	st.Precedence = string(c.settings.Precedence)
 	st.Bottles = len(c.book.Bottles())
 	for _, p := range c.book.Providers() {
 		st.Global = append(st.Global, c.globalVerdict(p))
 	}
+	c.mu.Unlock()
+	totals, err := c.ledger.Totals(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range totals {
+		st.Reports = budget.SatAdd(st.Reports, t.Reports)
+	}
+	pending, err := c.ledger.Actions(ctx, budget.StatusPending)
+	if err != nil {
+		return err
+	}
+	st.PendingActions = len(pending)
+	return nil
+}
+
+// Actions are the journaled actions with the given status ("" = all),
+// oldest first.
+func (c *Core) Actions(ctx context.Context, status budget.ActionStatus) ([]api.Action, error) {
+	acts, err := c.ledger.Actions(ctx, status)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Action, 0, len(acts))
+	for _, a := range acts {
+		out = append(out, apiAction(a))
+	}
+	return out, nil
+}
+
+// Audit is the audit log, newest first; bottle "" means all.
+func (c *Core) Audit(ctx context.Context, bottle string, limit int) ([]budget.AuditEntry, error) {
+	entries, err := c.ledger.Audit(ctx, bottle, limit)
+	if entries == nil && err == nil {
+		entries = []budget.AuditEntry{} // an empty log is [], not null
+	}
+	return entries, err
+}
+
+// VerifyAudit checks the whole hash chain. A broken chain is an answer
+// (OK false, naming the first broken entry), not an error; the error is
+// the ledger's failing to be read.
+func (c *Core) VerifyAudit(ctx context.Context) (api.AuditVerify, error) {
+	if err := c.ledger.VerifyAudit(ctx); err != nil {
+		var ce *budget.ChainError
+		if !errors.As(err, &ce) {
+			return api.AuditVerify{}, err
+		}
+		return api.AuditVerify{OK: false, Entries: ce.Good, Error: err.Error()}, nil
+	}
+	entries, err := c.ledger.Audit(ctx, "", 1)
+	if err != nil {
+		return api.AuditVerify{}, err
+	}
+	v := api.AuditVerify{OK: true}
+	if len(entries) > 0 {
+		v.Entries = entries[0].Seq
+	}
+	return v, nil
 }
 
 // globalVerdict is host-wide usage of a provider against the global
