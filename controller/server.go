@@ -134,9 +134,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Core is the server's state machine.
-func (s *Server) Core() *Core { return s.core }
-
 // newHTTPServer bounds every phase of a connection, so that no peer can
 // hold one open for free: the header, the whole request (a trickled body),
 // the reply, and the idle time between requests. Handlers that legitimately
