@@ -8,6 +8,7 @@ package meter
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -170,6 +171,36 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if ex.ep != nil {
 		pr.Out.Header.Set("Accept-Encoding", "identity")
 	}
+	if pr.Out.Body != nil && pr.Out.ContentLength > 0 {
+		pr.Out.Body = &declaredBody{ReadCloser: pr.Out.Body, left: pr.Out.ContentLength}
+	}
+}
+
+// declaredBody ends an outgoing request body at its declared length
+// without reading the inbound body again. http.Transport, having copied
+// Content-Length bytes, reads once more to check that the body is not
+// longer. By then the upstream may have answered and the proxy written the
+// response header, which makes the HTTP/1 server drain and close the
+// inbound body (net/http, chunkWriter.writeHeader): that extra read would
+// fail with "invalid Read on closed Body", the Transport would close the
+// upstream connection, and a streaming response would be cut off mid-way.
+// The server already limits the inbound body to its Content-Length, so it
+// can never be longer.
+type declaredBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *declaredBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 // modifyResponse tees a metered 2xx response body into a usage parser,
