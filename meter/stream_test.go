@@ -6,9 +6,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,4 +238,57 @@ func TestLargeBodiesPassThroughIntact(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestRequestBodyNotReadPastItsEnd: http.Transport, having sent a body's
+// Content-Length bytes, reads it once more to check it is not longer. If
+// that read comes after the proxy has begun the response, the HTTP/1 server
+// has drained and closed the inbound body, the read fails and the Transport
+// drops the upstream connection: the stream is cut off. Here any read past
+// the declared length is held until the client has the response header,
+// which forces that order; the meter must never make such a read.
+func TestRequestBodyNotReadPastItsEnd(t *testing.T) {
+	d := startDaemon(t)
+	events := sseEvents(readFixture(t, "anthropic-messages-stream-tooluse.sse"))
+	seen := make(chan struct{}, 1)
+	up := newUpstream(t, handshakeUpstream(t, events, seen, nil))
+	p, _ := meterFor(t, d.Sock, "overread-1", up.URL, nil)
+	release := make(chan struct{})
+	var overreads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = &pastEndWatch{ReadCloser: r.Body, left: r.ContentLength, overreads: &overreads, release: release}
+		p.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	released := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(released)
+
+	resp := post(t, srv.URL+"/v1/messages", `{"model":"claude-haiku-4-5","stream":true}`)
+	released() // the client has the header: the server has closed the inbound body
+	got := readEvents(t, resp.Body, len(events), seen)
+	if strings.Join(got, "") != strings.Join(events, "") {
+		t.Errorf("the stream changed on its way through the meter")
+	}
+	if n := overreads.Load(); n != 0 {
+		t.Errorf("the request body was read %d times past its Content-Length", n)
+	}
+}
+
+// pastEndWatch counts the reads of a request body past its declared
+// length, holding each until release is closed.
+type pastEndWatch struct {
+	io.ReadCloser
+	left      int64
+	overreads *atomic.Int32
+	release   <-chan struct{}
+}
+
+func (b *pastEndWatch) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		b.overreads.Add(1)
+		<-b.release
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
