@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter/usage"
@@ -238,19 +239,38 @@ func (s *socketSession) run(ctx context.Context) {
 }
 
 // fail closes the session with code, telling both sides why. The close
-// frames are best effort: a side whose frame is half written (the lock is
-// held) just sees the connection close.
+// frames wait briefly for a frame in flight to that side; a side that
+// holds the lock longer (it stopped reading) just sees the connection
+// close.
 func (s *socketSession) fail(code uint16, why string) {
 	s.p.log.Warn("closing a metered WebSocket", "provider", s.up.Provider, "code", code, "why", why)
 	payload := closePayload(code, "bottlecap meter: "+why)
-	if s.clientMu.TryLock() {
+	if lockWithin(&s.clientMu, closeFrameWait) {
 		_, _ = s.client.Write(serverFrame(opClose, payload)) // the session ends either way
 		s.clientMu.Unlock()
 	}
-	if s.upMu.TryLock() {
+	if lockWithin(&s.upMu, closeFrameWait) {
 		_, _ = s.upstream.Write(clientFrame(opClose, payload))
 		s.upMu.Unlock()
 	}
+}
+
+// closeFrameWait is how long a close frame waits for a frame in flight to
+// that side: long enough for one being written to finish (the pump holds
+// the lock from a message's first byte to its report), short enough that a
+// peer that stopped reading cannot hold up the meter's shutdown.
+const closeFrameWait = 500 * time.Millisecond
+
+// lockWithin takes mu unless it stays held for d.
+func lockWithin(mu *sync.Mutex, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 // toUpstream writes whole frames to the upstream.
