@@ -27,17 +27,27 @@ type connLimiter struct {
 	log               *slog.Logger
 	refused           func() // counts a refusal in the metrics
 
-	mu     sync.Mutex
-	open   map[string]int // peer key → open connections
-	keys   map[net.Conn]string
-	warned map[string]bool // peers refused since they were last under the cap
+	mu       sync.Mutex
+	open     map[string]int // peer key → open connections
+	admitted map[net.Conn]admission
+	warned   map[string]bool // peers refused since they were last under the cap
+}
+
+// admission is what the limiter learnt of an admitted connection's peer.
+// The peer is established once, here, and the server takes it from here
+// (peer): reading the credentials and /proc again per connection would
+// cost the work twice and could give a second, different answer.
+type admission struct {
+	key  string
+	peer Peer
+	err  error
 }
 
 func newConnLimiter(lim Limits, log *slog.Logger, refused func()) *connLimiter {
 	return &connLimiter{
 		perPeer: lim.MaxConnsPerPeer, operator: lim.MaxConnsOperator, self: os.Getuid(),
 		log: log, refused: refused,
-		open: map[string]int{}, keys: map[net.Conn]string{}, warned: map[string]bool{},
+		open: map[string]int{}, admitted: map[net.Conn]admission{}, warned: map[string]bool{},
 	}
 }
 
@@ -62,12 +72,13 @@ func (l limitedListener) Accept() (net.Conn, error) {
 
 // admit counts c against its peer, or refuses and closes it.
 func (cl *connLimiter) admit(c net.Conn) bool {
-	key, limit := cl.identify(c)
+	p, err := peerOf(c)
+	key, limit := cl.identify(p, err)
 	cl.mu.Lock()
 	n := cl.open[key]
 	if n < limit {
 		cl.open[key] = n + 1
-		cl.keys[c] = key
+		cl.admitted[c] = admission{key, p, err}
 		delete(cl.warned, key)
 		cl.mu.Unlock()
 		return true
@@ -86,8 +97,7 @@ func (cl *connLimiter) admit(c net.Conn) bool {
 // identify names c's peer and its cap. A peer whose credentials cannot be
 // read shares one bucket with every other such peer, and a peer whose
 // origin is unknown never gets the operator's cap, at the ordinary cap.
-func (cl *connLimiter) identify(c net.Conn) (string, int) {
-	p, err := peerOf(c)
+func (cl *connLimiter) identify(p Peer, err error) (string, int) {
 	switch {
 	case err != nil:
 		return "an unidentified peer", cl.perPeer
@@ -109,14 +119,26 @@ func (cl *connLimiter) connState(c net.Conn, st http.ConnState) {
 	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	key, ok := cl.keys[c]
+	a, ok := cl.admitted[c]
 	if !ok {
 		return
 	}
-	delete(cl.keys, c)
-	if cl.open[key]--; cl.open[key] <= 0 {
-		delete(cl.open, key)
+	delete(cl.admitted, c)
+	if cl.open[a.key]--; cl.open[a.key] <= 0 {
+		delete(cl.open, a.key)
 	}
+}
+
+// peer is the peer established when c was admitted; a connection the
+// limiter never saw (a listener without it) is established now.
+func (cl *connLimiter) peer(c net.Conn) (Peer, error) {
+	cl.mu.Lock()
+	a, ok := cl.admitted[c]
+	cl.mu.Unlock()
+	if !ok {
+		return peerOf(c)
+	}
+	return a.peer, a.err
 }
 
 // refuse answers a connection it will not serve with a 503 naming the

@@ -180,7 +180,7 @@ func (s *Server) Discover(ctx context.Context, c Container) error { return s.cor
 // able to report and ask the gate), and neither is one whose origin could
 // not be established.
 func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
-	p, err := peerOf(c)
+	p, err := s.conns.peer(c)
 	if err != nil {
 		s.log.Warn("peer credentials unavailable; treating the peer as unprivileged", "err", err)
 		return context.WithValue(ctx, peerKey{}, Peer{PID: -1, UID: -1, GID: -1, Unknown: "no peer credentials: " + err.Error()})
