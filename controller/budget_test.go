@@ -8,7 +8,6 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/controller"
 )
 
@@ -105,16 +104,7 @@ func TestWarnRecordedOnce(t *testing.T) {
 	d.register("b1", api.BottleRequest{Budget: amounts("claude", 100)})
 	d.ingest(report("a", "b1", "", "claude", 85), report("b", "b1", "", "claude", 5))
 	d.ingest(report("c", "b1", "", "claude", 5))
-	entries, err := d.c.Audit(context.Background(), client.AuditQuery{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	warns := 0
-	for _, e := range entries {
-		if e.Kind == "warn" {
-			warns++
-		}
-	}
+	warns := d.auditCount("warn")
 	if v := d.verdict("b1", "", "claude"); warns != 1 || v.State != budget.Warned || !v.Allowed {
 		t.Errorf("got %d warn entries, state %s allowed %v; want 1, warned, allowed", warns, v.State, v.Allowed)
 	}

@@ -176,16 +176,7 @@ func TestLoweringToTheWarnLevelWarnsOnce(t *testing.T) {
 	d.ingest(report("m1", "b1", "", "claude", 85))
 	d.putBudget(budget.ScopeBottle, "b1", amounts("claude", 100))
 	d.putBudget(budget.ScopeBottle, "b1", amounts("claude", 99))
-	entries, err := d.c.Audit(context.Background(), client.AuditQuery{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	warns := 0
-	for _, e := range entries {
-		if e.Kind == "warn" {
-			warns++
-		}
-	}
+	warns := d.auditCount("warn")
 	if v := d.verdict("b1", "", "claude"); warns != 1 || v.State != budget.Warned || !v.Allowed || len(d.actions("")) != 0 {
 		t.Errorf("got %d warns, state %s, allowed %v, %d actions; want 1, warned, allowed, none", warns, v.State, v.Allowed, len(d.actions("")))
 	}

@@ -68,6 +68,22 @@ func (d *daemon) verdict(bottle, agent, provider string) budget.Verdict {
 	return v
 }
 
+// auditCount is how many entries of the audit log are of kind.
+func (d *daemon) auditCount(kind string) int {
+	d.t.Helper()
+	entries, err := d.c.Audit(context.Background(), client.AuditQuery{Limit: 100})
+	if err != nil {
+		d.t.Fatalf("audit: %v", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 func (d *daemon) actions(status string) []api.Action {
 	d.t.Helper()
 	acts, err := d.c.Actions(context.Background(), status)
