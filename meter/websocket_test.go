@@ -174,12 +174,12 @@ func TestResponsesWebSocketFailsClosed(t *testing.T) {
 	}
 }
 
-// TestResponsesWebSocketUnfinishedReportedIncomplete: the upstream drops
-// the socket after response.created; the response is still reported, as
-// incomplete, when the session ends.
-func TestResponsesWebSocketUnfinishedReportedIncomplete(t *testing.T) {
-	d := startDaemon(t)
-	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+// createdUpstream is a Responses WebSocket upstream that answers the
+// first message with response.created for id, then hands the socket to
+// then (which returns when the upstream should drop it), and never
+// finishes the response.
+func createdUpstream(id string, then func(context.Context, *websocket.Conn)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -188,8 +188,18 @@ func TestResponsesWebSocketUnfinishedReportedIncomplete(t *testing.T) {
 		if _, _, err := c.Read(r.Context()); err != nil {
 			return
 		}
-		c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"response.created","response":{"id":"resp_cut","model":"gpt-5","usage":null}}`))
-	})
+		created := fmt.Sprintf(`{"type":"response.created","response":{"id":%q,"model":"gpt-5","usage":null}}`, id)
+		c.Write(r.Context(), websocket.MessageText, []byte(created))
+		then(r.Context(), c)
+	}
+}
+
+// TestResponsesWebSocketUnfinishedReportedIncomplete: the upstream drops
+// the socket after response.created; the response is still reported, as
+// incomplete, when the session ends.
+func TestResponsesWebSocketUnfinishedReportedIncomplete(t *testing.T) {
+	d := startDaemon(t)
+	upSrv := newUpstream(t, createdUpstream("resp_cut", func(context.Context, *websocket.Conn) {}))
 	_, srv := meterFor(t, d.Sock, "ws-cut", upSrv.URL, nil)
 	c, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
 	if err != nil {
@@ -268,19 +278,10 @@ func TestOtherUpgradesRefused426(t *testing.T) {
 func TestCloseEndsLiveWebSocketAndReports(t *testing.T) {
 	d := startDaemon(t)
 	created := make(chan struct{})
-	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		if _, _, err := c.Read(r.Context()); err != nil {
-			return
-		}
-		c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"response.created","response":{"id":"resp_live","model":"gpt-5","usage":null}}`))
+	upSrv := newUpstream(t, createdUpstream("resp_live", func(ctx context.Context, c *websocket.Conn) {
 		close(created)
-		c.Read(r.Context()) // hold the response open until the meter closes the socket
-	})
+		c.Read(ctx) // hold the response open until the meter closes the socket
+	}))
 	p, srv := meterFor(t, d.Sock, "ws-live", upSrv.URL, nil)
 	c, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
 	if err != nil {
