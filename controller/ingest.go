@@ -348,11 +348,11 @@ func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) 
 		if why == "" {
 			why = "no peer credentials"
 		}
-		return fmt.Errorf("%w: bottle: the daemon could not establish where the reporting process lives, so it may report for no bottle: %s", budget.ErrDenied, why)
+		return fmt.Errorf("%w: bottle: the daemon could not establish where the reporting process lives, so it may report for no bottle: %s (report from a process that stays connected, on the host or in a bottle's container; the daemon needs Linux 6.5 or later)", budget.ErrDenied, why)
 	}
 	own, ok := s.core.BottleOfContainer(ctx, peer.Container)
 	if !ok {
-		return fmt.Errorf("%w: bottle: the reporting container %.12s belongs to no known bottle", budget.ErrDenied, peer.Container)
+		return fmt.Errorf("%w: bottle: the reporting container %.12s belongs to no known bottle (label it bot-bottle.bottle=<slug>, or list it in the bottle's registration containers)", budget.ErrDenied, peer.Container)
 	}
 	if own != bottle {
 		return fmt.Errorf("%w: bottle: container %.12s belongs to bottle %q and may not report for %q", budget.ErrDenied, peer.Container, own, bottle)
