@@ -42,6 +42,9 @@ type Report struct {
 	// Complete shadows the ledger field so that a report which leaves it
 	// out counts as complete; only a stream cut short says false.
 	Complete *bool `json:"complete,omitempty"`
+	// Allowance names the allowance (SPEC section 11) whose spending this
+	// report settles; unknown or expired ids settle nothing.
+	Allowance string `json:"allowance,omitempty"`
 }
 
 // IngestReply answers POST /v1/usage once every report is committed.
@@ -146,4 +149,35 @@ type Event struct {
 	Bottle string          `json:"bottle,omitempty"`
 	TS     time.Time       `json:"ts"`
 	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// AllowanceRequest asks the daemon for tokens to spend (POST
+// /v1/allowances, SPEC section 11). Without ID it opens a new allowance for
+// (Bottle, Agent, Provider); with ID it adds Tokens to that allowance and
+// renews it (Tokens 0 only renews). Tokens are counted tokens, the units of
+// limits and usage (raw tokens times the provider's weight).
+type AllowanceRequest struct {
+	ID       string `json:"id,omitempty"`
+	Bottle   string `json:"bottle"`
+	Agent    string `json:"agent,omitempty"`
+	Provider string `json:"provider"`
+	Tokens   int64  `json:"tokens"`
+}
+
+// Allowance answers POST /v1/allowances. Granted is what this call added
+// (it may be less than asked, or 0: Verdict.Reason says why); Held is what
+// the allowance holds now, granted and not yet settled by reports. It
+// expires at ExpiresAt unless its holder renews it; Weight is the
+// provider's weight, counted tokens per raw token, for holders that count
+// raw tokens.
+type Allowance struct {
+	ID        string         `json:"id"`
+	Bottle    string         `json:"bottle"`
+	Agent     string         `json:"agent,omitempty"`
+	Provider  string         `json:"provider"`
+	Granted   int64          `json:"granted"`
+	Held      int64          `json:"held"`
+	Weight    float64        `json:"weight"`
+	ExpiresAt time.Time      `json:"expires_at"`
+	Verdict   budget.Verdict `json:"verdict"`
 }

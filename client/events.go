@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/bot-bottle/bottlecap/api"
@@ -50,8 +51,19 @@ func (s *EventStream) Close() error {
 // without polling. Connecting is retried like any read; once connected the
 // stream runs until ctx ends, Close is called, or the daemon closes it.
 func (c *Client) Events(ctx context.Context) (*EventStream, error) {
+	return c.events(ctx, request{method: http.MethodGet, path: path("events")})
+}
+
+// BottleEvents subscribes to the events of one bottle only (its state
+// changes, say): what a sidecar that is not an operator may watch, for
+// its own bottle.
+func (c *Client) BottleEvents(ctx context.Context, slug string) (*EventStream, error) {
+	return c.events(ctx, request{method: http.MethodGet, path: path("events"), query: url.Values{"bottle": {slug}}})
+}
+
+func (c *Client) events(ctx context.Context, r request) (*EventStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	resp, err := c.send(ctx, c.stream, request{method: http.MethodGet, path: path("events")})
+	resp, err := c.send(ctx, c.stream, r)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -213,3 +213,23 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 	}
 	return string(b), nil
 }
+
+// Allow asks for an allowance, or for more on an existing one (SPEC section
+// 11). Like Act it is not idempotent (each call may add tokens), so it is
+// retried only when the daemon could not be reached at all. An unknown or
+// expired ID is budget.ErrNotFound: ask again without it.
+func (c *Client) Allow(ctx context.Context, a api.AllowanceRequest) (api.Allowance, error) {
+	var out api.Allowance
+	r, err := jsonRequest(http.MethodPost, path("allowances"), a)
+	if err != nil {
+		return out, err
+	}
+	r.retry = retryDialOnly
+	return out, c.do(ctx, r, &out)
+}
+
+// ReleaseAllowance gives back what an allowance holds; reports that name it
+// later still count, and settle nothing.
+func (c *Client) ReleaseAllowance(ctx context.Context, id string) error {
+	return c.do(ctx, request{method: http.MethodDelete, path: path("allowances", id)}, nil)
+}
