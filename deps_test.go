@@ -166,10 +166,9 @@ func TestOnlyStoreImportsSQLite(t *testing.T) {
 func TestOnlyEnforcementImportsDocker(t *testing.T) {
 	allowed := append([]string{
 		"enforcement",
-		// TODO(issue core): the bench harness creates the containers and
-		// networks it measures cutoff on (cmd/bench/enforce_real.go); it
-		// should do so through enforcement/dockertest alone.
-		"cmd/bench",
+		// The benchmark's containers and fake engine (no testing linked
+		// in), also used by dockertest.
+		"enforcement/dockerlab",
 	}, testSupport...)
 	loadLayout(t).onlyImportedBy(t, docker, allowed...)
 }
@@ -298,12 +297,6 @@ func TestProductionCodeLeavesTestSupportAlone(t *testing.T) {
 		for _, imp := range p.Imports {
 			dep, ours := ourPath(imp)
 			if !ours || !slices.Contains(testSupport, dep) {
-				continue
-			}
-			if rel == "cmd/bench" && dep == "enforcement/dockertest" {
-				// TODO(issue core): the bench harness builds its test image
-				// with dockertest (cmd/bench/enforce_real.go), which links
-				// testing into the bench binary.
 				continue
 			}
 			t.Errorf("%s imports the test support package %s", p.ImportPath, imp)

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
+	"github.com/bot-bottle/bottlecap/enforcement/dockerlab"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 )
 
@@ -37,7 +38,7 @@ func testImage(t *testing.T, cli *client.Client) string {
 	return dockertest.Image(t, cli)
 }
 
-func randHex() string { return dockertest.RandHex() }
+func randHex() string { return dockerlab.RandHex() }
 
 // execIn runs a command in a container and returns its output and exit code.
 func execIn(t *testing.T, cli *client.Client, ctr string, cmd ...string) (string, int) {

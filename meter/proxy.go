@@ -14,12 +14,12 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/internal/copybuf"
 	"github.com/bot-bottle/bottlecap/meter/usage"
 )
 
@@ -71,7 +71,7 @@ func New(cfg Config) (*Proxy, error) {
 		ErrorHandler:   p.upstreamError,
 		Transport:      cfg.Transport,
 		FlushInterval:  -1, // flush after every write: streams pass unbuffered
-		BufferPool:     CopyBuffers{},
+		BufferPool:     copybuf.Pool{},
 		ErrorLog:       log.New(slogWriter{cfg.Log}, "", 0),
 	}
 	return p, nil
@@ -272,21 +272,6 @@ func (p *Proxy) Close(ctx context.Context) error {
 func (p *Proxy) closeClient() {
 	if p.ownClient != nil {
 		p.ownClient.Close()
-	}
-}
-
-// CopyBuffers is the httputil.BufferPool the meter copies responses
-// through: without one the reverse proxy allocates (and zeroes) 32 KiB per
-// request. Exported so the benchmark can give a plain proxy the same pool.
-type CopyBuffers struct{}
-
-var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
-
-func (CopyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
-
-func (CopyBuffers) Put(b []byte) {
-	if cap(b) == 32<<10 {
-		copyBufferPool.Put((*[32 << 10]byte)(b[:32<<10]))
 	}
 }
 

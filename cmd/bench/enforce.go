@@ -8,13 +8,12 @@ import (
 	"slices"
 	"time"
 
-	dclient "github.com/moby/moby/client"
-
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/daemon"
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/enforcement/dockerlab"
 )
 
 func init() { register("enforce", benchEnforce) }
@@ -44,7 +43,7 @@ func benchEnforce(ctx context.Context, r *runner) error {
 // time, sends the report that crosses each budget, timing from just before
 // the report is sent to the fake engine's first call for that cutoff.
 func firstCallLatencies(ctx context.Context) ([]time.Duration, error) {
-	eng := &firstCallEngine{calls: make(chan time.Time, 1)}
+	eng := dockerlab.NewFirstCallEngine()
 	d, err := startEnforceDaemon(ctx, eng)
 	if err != nil {
 		return nil, err
@@ -63,7 +62,7 @@ func firstCallLatencies(ctx context.Context) ([]time.Duration, error) {
 			return nil, err
 		}
 		select {
-		case t1 := <-eng.calls:
+		case t1 := <-eng.Calls:
 			lat = append(lat, t1.Sub(t0))
 		case <-time.After(enforceWait):
 			return nil, fmt.Errorf("crossing of %s: no engine call within %s", slug, enforceWait)
@@ -78,25 +77,6 @@ func firstCallLatencies(ctx context.Context) ([]time.Duration, error) {
 func crossingReport(slug string) api.Report {
 	return api.Report{Report: budget.Report{ID: "x-" + slug, Bottle: slug, Agent: "impl", Provider: "claude",
 		Usage: budget.Usage{Input: enforceBudget + 1}, Complete: true}}
-}
-
-// firstCallEngine is a fake engine for cutoffs: a cutoff's first call lists
-// the containers, which it answers with none, so that is the only call it
-// gets; it notes when. Crossings are sent one at a time, so each call
-// belongs to the latest one. Any other call panics on the nil Engine: the
-// benchmark would be measuring something else.
-type firstCallEngine struct {
-	enforcement.Engine
-	calls chan time.Time
-}
-
-// ContainerList implements enforcement.Engine.
-func (f *firstCallEngine) ContainerList(context.Context, dclient.ContainerListOptions) (dclient.ContainerListResult, error) {
-	select {
-	case f.calls <- time.Now():
-	default: // a second call for the same crossing: the first one counts
-	}
-	return dclient.ContainerListResult{}, nil
 }
 
 // enforceDaemon is an in-process daemon whose enforcer is the Docker

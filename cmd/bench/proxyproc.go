@@ -13,7 +13,7 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/bot-bottle/bottlecap/meter"
+	"github.com/bot-bottle/bottlecap/internal/copybuf"
 )
 
 // The proxies the meter benchmark compares each run as their own process,
@@ -37,7 +37,7 @@ func runProxyChild(kind string) error {
 	switch kind {
 	case "plain":
 	case "pooled":
-		rp.BufferPool = meter.CopyBuffers{}
+		rp.BufferPool = copybuf.Pool{}
 	default:
 		return fmt.Errorf("%s=%q: want plain or pooled", proxyChildEnv, kind)
 	}

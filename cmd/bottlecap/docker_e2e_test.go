@@ -17,6 +17,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/enforcement/dockerlab"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
@@ -75,7 +76,7 @@ type e2eBottle struct {
 // newE2EBottle creates the bottle; extra labels go on its container.
 func newE2EBottle(t *testing.T, cli *dclient.Client, extra map[string]string) *e2eBottle {
 	t.Helper()
-	b := &e2eBottle{slug: "e2e-" + dockertest.RandHex()}
+	b := &e2eBottle{slug: "e2e-" + dockerlab.RandHex()}
 	b.project = enforcement.ProjectPrefix + b.slug
 	b.internal, b.egress = b.project+"_internal", b.project+"_egress"
 	labels := map[string]string{enforcement.LabelProject: b.project}

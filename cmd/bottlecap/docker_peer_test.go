@@ -20,6 +20,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/enforcement/dockerlab"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
@@ -33,7 +34,7 @@ func TestDockerSidecarReportsOnlyForItsBottle(t *testing.T) {
 	cli := dockertest.Engine(t)
 	home := newHome(t)
 	p := startDockerServe(t, home, "")
-	slug := "e2e-" + dockertest.RandHex()
+	slug := "e2e-" + dockerlab.RandHex()
 	project := enforcement.ProjectPrefix + slug
 	labels := map[string]string{enforcement.LabelProject: project}
 	net := project + "_internal"
@@ -44,7 +45,7 @@ func TestDockerSidecarReportsOnlyForItsBottle(t *testing.T) {
 	tests := []struct {
 		name, bottle, want string
 	}{
-		{"another bottle", "other-" + dockertest.RandHex(), "403"},
+		{"another bottle", "other-" + dockerlab.RandHex(), "403"},
 		{"its own bottle", slug, "200"},
 	}
 	for i, tt := range tests {
@@ -80,12 +81,12 @@ func TestDockerReapedContainerPeerGetsNoPower(t *testing.T) {
 	p := startDockerServe(t, home, "")
 	c := client.New(p.sock)
 	defer c.Close()
-	own, other := "mine-"+dockertest.RandHex(), "other-"+dockertest.RandHex()
+	own, other := "mine-"+dockerlab.RandHex(), "other-"+dockerlab.RandHex()
 	if _, err := c.PutBottle(context.Background(), other, api.BottleRequest{Budget: map[string]api.Amount{"claude": 1000}}); err != nil {
 		t.Fatalf("register %s: %v", other, err)
 	}
 	labels := map[string]string{enforcement.LabelBottle: own, enforcement.LabelBudget: "claude=1k"}
-	net := "bottlecap-race-" + dockertest.RandHex()
+	net := "bottlecap-race-" + dockerlab.RandHex()
 	dockertest.CreateNetwork(t, cli, net, true, nil)
 	cfg := container.Config{Image: dockertest.Image(t, cli), Cmd: []string{"sleep"}, Labels: labels}
 	host := container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: home + "/run", Target: "/run/bottlecap"}}}
@@ -96,7 +97,7 @@ func TestDockerReapedContainerPeerGetsNoPower(t *testing.T) {
 	})
 
 	stopped := pauseDaemon(t, p)
-	marker := "orphaned-" + dockertest.RandHex()
+	marker := "orphaned-" + dockerlab.RandHex()
 	go func() {
 		// Resume the daemon once the connecting child is reaped (or give up
 		// waiting): from then on its connections wait in the backlog.
