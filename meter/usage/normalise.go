@@ -16,6 +16,10 @@ type state struct {
 	model    string
 	id       string
 
+	hasInput  bool
+	hasOutput bool
+	delta     int64 // generated content passed, in bytes (see deltaBytes)
+
 	finished bool         // gemini: a candidate carried a finishReason
 	iter     budget.Usage // anthropic: sum over usage.iterations
 	hasIter  bool
@@ -32,9 +36,19 @@ func (s *state) feed(data, name []byte) {
 		}
 		return
 	}
-	if len(data) == 0 || data[0] != '{' || !s.wants(data) {
+	if len(data) == 0 || data[0] != '{' {
 		return
 	}
+	if s.wants(data) {
+		s.readEvent(data, name)
+	}
+	if s.format.known() {
+		s.delta = add(s.delta, deltaBytes(s.format, data, name))
+	}
+}
+
+// readEvent decodes an event that may carry usage, the format or the id.
+func (s *state) readEvent(data, name []byte) {
 	var e envelope
 	if !decode(data, &e) {
 		return
@@ -92,5 +106,9 @@ func (s *state) result() Result {
 	if s.hasIter {
 		u = s.iter
 	}
-	return Result{Format: s.format, Usage: u, Complete: s.complete, Found: s.found, Model: s.model, ID: s.id}
+	return Result{
+		Format: s.format, Usage: u, Complete: s.complete, Found: s.found,
+		HasInput: s.hasInput, HasOutput: s.hasOutput, DeltaBytes: s.delta,
+		Model: s.model, ID: s.id,
+	}
 }

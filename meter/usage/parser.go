@@ -23,6 +23,19 @@ type Result struct {
 	Complete bool
 	// Found is true once any usage was seen.
 	Found bool
+	// HasInput is true once the provider's input counts arrived: Anthropic's
+	// message_start, Gemini's first usageMetadata, the final usage of Chat
+	// and Responses. Until then Usage holds no input the meter may trust.
+	HasInput bool
+	// HasOutput is true once an output count covering the stream so far
+	// arrived: the final usage event, or any of Gemini's cumulative ones.
+	// Anthropic's message_start carries only a placeholder.
+	HasOutput bool
+	// DeltaBytes is the generated content that passed — text, tool-call
+	// arguments, thinking, in a stream's deltas or a whole body — in bytes,
+	// from which the meter estimates the output of a response that ended
+	// before its final usage (meter/estimate).
+	DeltaBytes int64
 	// Model is the model the provider says answered.
 	Model string
 	// ID is the provider's response id, the natural idempotency key.
@@ -73,6 +86,14 @@ func (p *Parser) Result() Result {
 		st.feed(data, name)
 	}
 	return st.result()
+}
+
+// DeltaBytes is Result().DeltaBytes counting only the events completed so
+// far: cheap enough to call after every Write.
+func (p *Parser) DeltaBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.delta
 }
 
 // ParseAll reads a whole body and returns its usage. Unlike a Parser it is

@@ -17,6 +17,8 @@ func (s *state) applyChat(e *envelope) {
 		Reasoning: u.CompletionTokensDetails.reasoning(),
 	}
 	s.found = true
+	s.hasInput = s.hasInput || u.PromptTokens != nil
+	s.hasOutput = s.hasOutput || u.CompletionTokens != nil
 	if e.Object != "chat.completion.chunk" || len(e.Choices) == 0 || chatFinished(e) {
 		s.complete = true
 	}
@@ -53,6 +55,8 @@ func (s *state) applyResponses(e *envelope) {
 			Reasoning: u.OutputTokensDetails.reasoning(),
 		}
 		s.found = true
+		s.hasInput = s.hasInput || u.InputTokens != nil
+		s.hasOutput = s.hasOutput || u.OutputTokens != nil
 	}
 	switch e.Type {
 	case "response.completed", "response.incomplete", "response.failed":
@@ -74,6 +78,7 @@ func (s *state) applyAnthropic(e *envelope) {
 			if m.Usage != nil {
 				s.usage = budget.Usage{}
 				s.anthropicUsage(m.Usage)
+				s.hasInput = s.hasInput || m.Usage.InputTokens != nil
 			}
 		}
 	case "message_delta", "message", "":
@@ -81,6 +86,8 @@ func (s *state) applyAnthropic(e *envelope) {
 			s.identify(e.ID, e.Model)
 			s.anthropicUsage(e.Usage)
 			s.complete = true
+			s.hasInput = s.hasInput || e.Usage.InputTokens != nil || e.Type == "message"
+			s.hasOutput = s.hasOutput || e.Usage.OutputTokens != nil
 		}
 	}
 }
@@ -139,6 +146,8 @@ func (s *state) applyGemini(e *envelope) {
 			Reasoning: thoughts,
 		}
 		s.found = true
+		s.hasInput = s.hasInput || m.PromptTokenCount != nil
+		s.hasOutput = s.hasOutput || m.CandidatesTokenCount != nil || m.ThoughtsTokenCount != nil
 	}
 	s.complete = s.found && s.finished
 }

@@ -1,0 +1,200 @@
+package estimate
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/bot-bottle/bottlecap/meter/usage"
+)
+
+// Estimate is the predicted input of one request. The meter keeps it with
+// the request and hands it back to [Estimator.Learn] with the provider's
+// count, which is how the estimator learns.
+type Estimate struct {
+	// Model is the model the request names ("" if none).
+	Model string
+	// Tokens is the predicted input tokens: uncached, cache read and cache
+	// write together, raw (before any weight).
+	Tokens int64
+	// Chained is true when the body continues state the provider keeps
+	// (previous_response_id, conversation, cachedContent): Tokens then
+	// covers only what the body holds, and the provider's count of such a
+	// request teaches the estimator nothing.
+	Chained bool
+
+	text, fixed int64 // counted bytes and fixed tokens (images, tool prompts)
+	family      family
+	parsed      bool // the body was a JSON object
+}
+
+// Estimator predicts input and output tokens and learns from the counts
+// providers report. It does no I/O and is safe for concurrent use.
+type Estimator struct {
+	mu     sync.Mutex
+	input  table
+	output table
+}
+
+// New returns an estimator that knows only the families' priors.
+func New() *Estimator {
+	return &Estimator{input: newTable(), output: newTable()}
+}
+
+// Input estimates all input tokens of one request body of the given usage
+// format, and the model the body names ("" if none).
+func (e *Estimator) Input(provider string, f usage.Format, body []byte) Estimate {
+	return e.InputModel(provider, "", f, body)
+}
+
+// InputModel is Input for a request whose model may be named outside the
+// body, as Gemini's path does (see [ModelFromPath]); a model in the body
+// wins.
+func (e *Estimator) InputModel(provider, model string, f usage.Format, body []byte) Estimate {
+	c, ok := scan(body)
+	if c.model != "" {
+		model = c.model
+	}
+	if !ok {
+		return Estimate{Model: model, Tokens: unparsed(len(body))}
+	}
+	fam := familyOf(f, model)
+	fixed := c.images * priors[fam].imageTokens
+	if c.tools {
+		fixed += priors[fam].toolsTokens
+	}
+	e.mu.Lock()
+	cal := e.input.lookup(provider, model, fam)
+	e.mu.Unlock()
+	return Estimate{
+		Model:   model,
+		Tokens:  max(cal.tokens(c.text, fixed), 1),
+		Chained: c.chained,
+		text:    c.text,
+		fixed:   fixed,
+		family:  fam,
+		parsed:  true,
+	}
+}
+
+// unparsedBytesPerToken turns a body that is not JSON into tokens: fewer
+// bytes a token than any family averages, so the guess errs high.
+const unparsedBytesPerToken = 3
+
+func unparsed(n int) int64 {
+	return int64((n + unparsedBytesPerToken - 1) / unparsedBytesPerToken)
+}
+
+// Learn feeds back the provider's true input count (input + cache_read +
+// cache_write of the report) for a request whose estimate was est, so
+// estimates converge per (provider, model). Estimates of bodies that were
+// not JSON, or that were chained, teach nothing.
+func (e *Estimator) Learn(provider string, est Estimate, actualInput int64) {
+	if !est.parsed || est.Chained || actualInput <= 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.input.learn(provider, est.Model, est.family, est.text, est.fixed, actualInput)
+}
+
+// Output converts the delta bytes a stream passed (text, tool-call
+// arguments, thinking; see usage.Parser.DeltaBytes) into output tokens for
+// (provider, model), calibrated from reports by LearnOutput. Use the same
+// model name for both (the request's, Estimate.Model, is always at hand).
+func (e *Estimator) Output(provider, model string, deltaBytes int64) int64 {
+	if deltaBytes <= 0 {
+		return 0
+	}
+	e.mu.Lock()
+	cal := e.output.lookup(provider, model, familyOfModel(model))
+	e.mu.Unlock()
+	return cal.tokens(deltaBytes, 0)
+}
+
+// LearnOutput feeds back the provider's output count for a response that
+// passed deltaBytes of generated content. Reasoning the stream did not show
+// is part of the count, so the ratio learned includes it: an incomplete
+// stream of a reasoning model is then estimated at what such streams
+// typically cost per byte shown.
+func (e *Estimator) LearnOutput(provider, model string, deltaBytes, actualOutput int64) {
+	if deltaBytes <= 0 || actualOutput <= 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.output.learn(provider, model, familyOfModel(model), deltaBytes, 0, actualOutput)
+}
+
+// ModelFromPath is the model a Gemini request path names
+// (/v1beta/models/gemini-2.5-flash:streamGenerateContent), or "".
+func ModelFromPath(path string) string {
+	_, rest, ok := strings.Cut(path, "/models/")
+	if !ok {
+		return ""
+	}
+	model, _, _ := strings.Cut(rest, ":")
+	if strings.ContainsAny(model, "/?") {
+		return ""
+	}
+	return model
+}
+
+// maxModels and maxProviders bound what a table tracks: model names come
+// from request bodies, so a client could otherwise grow it without end.
+// Models beyond the cap share their provider's ratio; providers beyond it
+// keep the family's prior.
+const (
+	maxModels    = 256
+	maxProviders = 64
+)
+
+// key names one model of one provider.
+type key struct{ provider, model string }
+
+// table is the learned ratios of one direction (input or output): one per
+// model, and one per provider that every model of it feeds and that models
+// not tracked on their own share.
+type table struct {
+	models    map[key]calib
+	providers map[string]calib
+}
+
+func newTable() table {
+	return table{models: map[key]calib{}, providers: map[string]calib{}}
+}
+
+// lookup is the ratio to estimate with: the model's, else the provider's,
+// else the family's prior.
+func (t *table) lookup(provider, model string, fam family) calib {
+	if c, ok := t.models[key{provider, model}]; ok && model != "" {
+		return c
+	}
+	if c, ok := t.providers[provider]; ok {
+		return c
+	}
+	return newCalib(priors[fam])
+}
+
+// learn feeds one observation to the model's ratio (created from the
+// provider's when there is room) and to the provider's.
+func (t *table) learn(provider, model string, fam family, text, fixed, actual int64) {
+	pc, ok := t.providers[provider]
+	if !ok {
+		if len(t.providers) >= maxProviders {
+			return
+		}
+		pc = newCalib(priors[fam])
+	}
+	k := key{provider, model}
+	if mc, ok := t.models[k]; ok {
+		mc.learn(text, fixed, actual)
+		t.models[k] = mc
+	} else if model != "" && len(t.models) < maxModels {
+		mc = pc
+		mc.n = 0 // its first observation replaces the provider's ratio
+		mc.learn(text, fixed, actual)
+		t.models[k] = mc
+	}
+	pc.learn(text, fixed, actual)
+	t.providers[provider] = pc
+}

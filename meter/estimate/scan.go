@@ -1,0 +1,447 @@
+package estimate
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
+
+// counts is what a request body holds that the model reads, as one pass
+// over its JSON finds it.
+type counts struct {
+	// text is the weighted byte length of everything the model reads:
+	// strings, keys and numbers of the counted members (see weigh).
+	text int64
+	// images is the number of images, each costing a fixed number of tokens
+	// however large its encoding.
+	images int64
+	// tools is true when the body defines tools (some providers add a
+	// hidden system prompt for them).
+	tools bool
+	// chained is true when the body continues state kept by the provider
+	// (previous_response_id, conversation, cachedContent), whose tokens it
+	// does not contain.
+	chained bool
+	// model is the top-level "model" string.
+	model string
+}
+
+// maxDepth bounds the nesting the scanner follows; a deeper body is not a
+// real request and gets the fallback estimate.
+const maxDepth = 256
+
+// maxModel bounds the model name kept from a body.
+const maxModel = 256
+
+// minBinary is the length from which a base64 "data" string is taken for
+// an attachment rather than text.
+const minBinary = 64
+
+// scanner reads one JSON request body. It validates only the structure it
+// needs (brackets, strings, separators), allocates nothing but the model
+// name, and counts as it goes.
+type scanner struct {
+	b      []byte
+	i      int
+	c      counts
+	mute   int // > 0 inside members the model does not read
+	failed bool
+}
+
+// scan counts body, a JSON object; ok is false when it is not one.
+func scan(body []byte) (c counts, ok bool) {
+	s := scanner{b: body}
+	s.ws()
+	if s.peek() != '{' {
+		return s.c, false
+	}
+	s.object(nil, 1)
+	s.ws()
+	return s.c, !s.failed && s.i == len(s.b)
+}
+
+// frame is what an object being read has shown about the attachment it may
+// be: attachments are told by a type or media type that can come before or
+// after the payload, so payloads wait in the frame until the object closes.
+type frame struct {
+	image       bool  // "type": "image"/"image_url"/"input_image", or an image/* media type
+	other       bool  // a media type or type naming something else (a PDF, say)
+	binaries    int64 // base64 payloads waiting for their type
+	binaryBytes int64
+	refs        int64 // URLs and file ids waiting for their type
+}
+
+// keyKind is what a member's key says about its string value.
+type keyKind uint8
+
+const (
+	keyPlain  keyKind = iota
+	keyType           // type
+	keyMedia          // media_type, mimeType, mime_type
+	keyData           // data: a base64 payload (Anthropic source, Gemini inlineData)
+	keyRef            // url, image_url, file_id, fileUri, file_uri
+	keyOpaque         // signatures the model does not read as text
+)
+
+func kindOf(key []byte) keyKind {
+	switch string(key) {
+	case "type":
+		return keyType
+	case "media_type", "mimeType", "mime_type":
+		return keyMedia
+	case "data":
+		return keyData
+	case "url", "image_url", "file_id", "fileUri", "file_uri":
+		return keyRef
+	case "signature", "thoughtSignature", "thought_signature":
+		return keyOpaque
+	}
+	return keyPlain
+}
+
+// topKind is how a member of the body itself is counted.
+type topKind uint8
+
+const (
+	topCounted topKind = iota
+	topModel           // the model name, kept, not counted
+	topParam           // a sampling or transport parameter the model does not read
+	topChain           // a reference to state the provider keeps
+	topTools           // tool definitions: counted, and noted
+)
+
+func topKindOf(key []byte) topKind {
+	switch string(key) {
+	case "model":
+		return topModel
+	case "tools":
+		return topTools
+	case "previous_response_id", "conversation", "cachedContent", "cached_content":
+		return topChain
+	case "stream", "stream_options", "temperature", "top_p", "top_k", "topP", "topK", "n", "seed",
+		"max_tokens", "max_completion_tokens", "max_output_tokens", "stop", "user", "metadata",
+		"store", "service_tier", "parallel_tool_calls", "logprobs", "top_logprobs",
+		"frequency_penalty", "presence_penalty", "logit_bias", "reasoning_effort", "reasoning",
+		"thinking", "include", "truncation", "background", "prompt_cache_key",
+		"prompt_cache_retention", "safety_identifier", "safetySettings", "safety_settings",
+		"context_management", "container", "anthropic_version", "cache_control", "modalities",
+		"verbosity":
+		return topParam
+	}
+	return topCounted
+}
+
+// object reads the object at s.i. parent is the object whose member's value
+// it is (nil inside an array), to which an unresolved attachment passes.
+func (s *scanner) object(parent *frame, depth int) {
+	if depth > maxDepth {
+		s.fail()
+		return
+	}
+	s.i++ // '{'
+	var f frame
+	s.ws()
+	if s.peek() == '}' {
+		s.i++
+		return
+	}
+	for !s.failed {
+		s.ws()
+		if s.peek() != '"' {
+			s.fail()
+			return
+		}
+		key := s.str()
+		s.ws()
+		if s.peek() != ':' {
+			s.fail()
+			return
+		}
+		s.i++
+		if depth == 1 {
+			s.topMember(&f, key)
+		} else {
+			s.count(int64(len(key)))
+			s.value(&f, kindOf(key), depth)
+		}
+		s.ws()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			s.resolve(&f, parent)
+			return
+		default:
+			s.fail()
+			return
+		}
+	}
+}
+
+// topMember reads one member of the body itself.
+func (s *scanner) topMember(f *frame, key []byte) {
+	switch topKindOf(key) {
+	case topModel:
+		s.ws()
+		if s.peek() == '"' {
+			m := s.str()
+			s.c.model = string(m[:min(len(m), maxModel)])
+			return
+		}
+		s.muted(f)
+	case topParam:
+		s.muted(f)
+	case topChain:
+		s.ws()
+		rest := s.b[s.i:]
+		s.c.chained = s.c.chained || !bytes.HasPrefix(rest, []byte("null")) && !bytes.HasPrefix(rest, []byte(`""`))
+		s.muted(f)
+	case topTools:
+		s.count(int64(len(key)))
+		before := s.c.text
+		s.value(f, keyPlain, 1)
+		s.c.tools = s.c.tools || s.c.text > before
+	default:
+		s.count(int64(len(key)))
+		s.value(f, keyPlain, 1)
+	}
+}
+
+// muted reads a value without counting it.
+func (s *scanner) muted(f *frame) {
+	s.mute++
+	s.value(f, keyPlain, 1)
+	s.mute--
+}
+
+// value reads the value at s.i; f is the object it belongs to, or nil.
+func (s *scanner) value(f *frame, key keyKind, depth int) {
+	s.ws()
+	switch c := s.peek(); c {
+	case '"':
+		s.stringValue(f, key, s.str())
+	case '{':
+		s.object(f, depth+1)
+	case '[':
+		s.array(depth + 1)
+	case 0:
+		s.fail()
+	default:
+		s.literal()
+	}
+}
+
+// array reads the array at s.i.
+func (s *scanner) array(depth int) {
+	if depth > maxDepth {
+		s.fail()
+		return
+	}
+	s.i++ // '['
+	s.ws()
+	if s.peek() == ']' {
+		s.i++
+		return
+	}
+	for !s.failed {
+		s.value(nil, keyPlain, depth)
+		s.ws()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return
+		default:
+			s.fail()
+			return
+		}
+	}
+}
+
+// stringValue counts one string value by what its key says it is.
+func (s *scanner) stringValue(f *frame, key keyKind, v []byte) {
+	if s.mute > 0 {
+		return
+	}
+	if media, ok := bytes.CutPrefix(v, []byte("data:")); ok {
+		// A data URL says its own media type.
+		if bytes.HasPrefix(media, []byte("image/")) {
+			s.c.images++
+		} else {
+			s.count(weigh(v))
+		}
+		return
+	}
+	if f == nil {
+		key = keyPlain
+	}
+	switch key {
+	case keyType:
+		s.count(weigh(v))
+		switch string(v) {
+		case "image", "image_url", "input_image":
+			f.image = true
+		case "document", "file", "input_file":
+			f.other = true
+		}
+	case keyMedia:
+		f.image = f.image || bytes.HasPrefix(v, []byte("image/"))
+		f.other = f.other || !bytes.HasPrefix(v, []byte("image/"))
+	case keyData:
+		if len(v) >= minBinary && base64ish(v[:minBinary]) {
+			f.binaries++
+			f.binaryBytes += weigh(v)
+			return
+		}
+		s.count(weigh(v))
+	case keyRef:
+		s.count(weigh(v))
+		f.refs++
+	case keyOpaque:
+	default:
+		s.count(weigh(v))
+	}
+}
+
+// resolve settles the attachments an object holds when it closes: images
+// cost their fixed price, other payloads count as text (conservative: a
+// PDF's pages cost more than its bytes suggest only when they are images),
+// and what the object cannot tell passes to its parent, which often holds
+// the type ({"type":"image","source":{...}}). Unresolved at the top, a
+// payload counts as text and a reference as nothing more than its text.
+func (s *scanner) resolve(f, parent *frame) {
+	switch {
+	case f.binaries == 0 && f.refs == 0:
+	case f.image:
+		s.c.images += f.binaries + f.refs
+	case f.other || parent == nil:
+		s.count(f.binaryBytes)
+	default:
+		parent.binaries += f.binaries
+		parent.binaryBytes += f.binaryBytes
+		parent.refs += f.refs
+	}
+}
+
+// literal skips a number, true, false or null, counting its bytes.
+func (s *scanner) literal() {
+	start := s.i
+	switch s.b[s.i] {
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 't', 'f', 'n':
+	default:
+		s.fail()
+		return
+	}
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			s.count(int64(s.i - start))
+			return
+		}
+		s.i++
+	}
+	s.fail()
+}
+
+// str returns the raw contents of the string at s.i (escapes left as they
+// are) and moves past it.
+func (s *scanner) str() []byte {
+	start := s.i + 1
+	for j := start; ; j++ {
+		k := bytes.IndexByte(s.b[j:], '"')
+		if k < 0 {
+			s.fail()
+			return nil
+		}
+		j += k
+		if escapedQuote(s.b[start:j]) {
+			continue
+		}
+		s.i = j + 1
+		return s.b[start:j]
+	}
+}
+
+// escapedQuote reports whether a quote after b is escaped: b ends in an odd
+// number of backslashes.
+func escapedQuote(b []byte) bool {
+	n := 0
+	for i := len(b) - 1; i >= 0 && b[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+func (s *scanner) count(n int64) {
+	if s.mute == 0 {
+		s.c.text += n
+	}
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\r', '\n':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek is the byte at s.i, or 0 at the end.
+func (s *scanner) peek() byte {
+	if s.i >= len(s.b) || s.failed {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+func (s *scanner) fail() {
+	s.failed = true
+	s.i = len(s.b)
+}
+
+// weigh is the byte length of a string as the estimate counts it: its raw
+// JSON bytes (an escape counts as written, a little over the character it
+// stands for) plus one for each non-ASCII character, since tokenizers split
+// multi-byte characters more finely than ASCII text (a CJK character, three
+// bytes, is about one token; four counted bytes are about one at the
+// priors' ratios).
+func weigh(b []byte) int64 {
+	return int64(len(b)) + multibyteLeads(b)
+}
+
+// multibyteLeads counts the leading bytes of multi-byte UTF-8 sequences
+// (11xxxxxx), eight bytes at a time.
+func multibyteLeads(b []byte) int64 {
+	const high = 0x8080808080808080
+	n := 0
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		n += bits.OnesCount64(w & (w << 1) & high)
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= 0xC0 {
+			n++
+		}
+	}
+	return int64(n)
+}
+
+// base64ish reports whether b uses only the base64 alphabet (standard or
+// URL-safe): prose and code have spaces or punctuation within 64 bytes.
+func base64ish(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9',
+			c == '+', c == '/', c == '-', c == '_', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
