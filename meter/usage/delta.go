@@ -212,26 +212,53 @@ func skipSpace(data []byte, i int) int {
 	return i
 }
 
-// unescapedLen is the length of a JSON string's contents with each escape
-// counted as what it stands for.
+// unescapedLen is the UTF-8 length of a JSON string's contents: each
+// escape counted as the bytes of what it stands for (a surrogate half as
+// two, so a pair makes the four of its character).
 func unescapedLen(s []byte) int64 {
 	n := int64(len(s))
-	for i := bytes.IndexByte(s, '\\'); i >= 0 && i+1 < len(s); {
-		if s[i+1] == 'u' {
-			n -= 3 // six bytes for at most three
+	for i := bytes.IndexByte(s, '\\'); i >= 0; {
+		if i+1 >= len(s) {
+			break
+		}
+		if s[i+1] == 'u' && i+6 <= len(s) {
+			n -= 6 - utf8Len(s[i+2:i+6])
 			i += 6
 		} else {
 			n-- // two bytes for one
 			i += 2
 		}
-		if i >= len(s) {
-			break
-		}
-		k := bytes.IndexByte(s[i:], '\\')
+		k := bytes.IndexByte(s[min(i, len(s)):], '\\')
 		if k < 0 {
 			break
 		}
 		i += k
 	}
 	return max(n, 0)
+}
+
+// utf8Len is the UTF-8 length of the UTF-16 unit a \uXXXX escape spells.
+func utf8Len(hex []byte) int64 {
+	var u rune
+	for _, c := range hex {
+		switch {
+		case '0' <= c && c <= '9':
+			u = u<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			u = u<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			u = u<<4 | rune(c-'A'+10)
+		default:
+			return 6 // not an escape: as written
+		}
+	}
+	switch {
+	case u < 0x80:
+		return 1
+	case u < 0x800:
+		return 2
+	case 0xD800 <= u && u < 0xE000:
+		return 2
+	}
+	return 3
 }
