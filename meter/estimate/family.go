@@ -17,10 +17,12 @@ const (
 	familyGemini
 )
 
-// prior is a family's starting point. bytesPerToken is set below what the
-// tokenizer averages on coding-agent traffic (prose ~4 bytes a token, code
-// ~3.5, JSON and diffs ~3), so an estimate from the prior errs high;
-// imageTokens is about the largest image the family bills by default.
+// prior is a family's starting point, before any report taught a ratio.
+// bytesPerToken is in counted bytes (see weigh: JSON escapes as written,
+// keys included), a little below what the family's tokenizer averages on
+// coding-agent bodies, so that with the starting margin (2 × priorErr, 20%)
+// an estimate from the prior errs high by roughly a quarter; imageTokens is
+// about the largest image the family bills at its default settings.
 type prior struct {
 	bytesPerToken float64
 	imageTokens   int64
@@ -30,23 +32,24 @@ type prior struct {
 }
 
 // priors, one per family:
-//   - OpenAI (o200k/cl100k): tiktoken's o200k gives 3.5 bytes a token on Go
-//     source and ~4.2 on English; the prior is 3.2. An image costs at most
-//     1,105 tokens at high detail on gpt-4o and ~2,500 with the patch-based
-//     models (gpt-4.1-mini, o4-mini): 2,500.
+//   - OpenAI (o200k, cl100k): o200k cuts Go source into 3.5 bytes a token
+//     and English into ~4.2; a coding agent's Chat body (testdata) counts
+//     3.8 bytes a token of the o200k reference: 3.6. An image costs at
+//     most 1,105 tokens at high detail on gpt-4o, and up to 1,536 patches
+//     × 1.62 ≈ 2,500 on gpt-4.1-mini and o4-mini: 2,500.
 //   - Anthropic: Claude's tokenizer cuts the same text into 10–30% more
-//     tokens than cl100k: 2.7. An image costs width×height/750 tokens,
-//     about 1,600 at the default size limit: 2,000. Tool use adds a system
-//     prompt of ~350 tokens: 500.
-//   - Gemini: a 256k-entry SentencePiece vocabulary, close to o200k: 3.3. An
-//     image costs 258 tokens a 768-pixel tile (1,120 at high resolution on
-//     Gemini 3): 1,600.
+//     tokens than OpenAI's: 3.0. An image costs width × height / 750
+//     tokens, about 1,600 at the default size limit: 2,000. Tool use adds
+//     a system prompt of ~350 tokens: 500.
+//   - Gemini: a 256k-entry SentencePiece vocabulary, close to o200k: 3.6.
+//     An image costs 258 tokens a 768-pixel tile (1,120 at high resolution
+//     on Gemini 3): 1,600.
 //   - Unknown: the most conservative of them.
 var priors = [...]prior{
-	familyUnknown:   {bytesPerToken: 2.7, imageTokens: 2500, toolsTokens: 500},
-	familyOpenAI:    {bytesPerToken: 3.2, imageTokens: 2500},
-	familyAnthropic: {bytesPerToken: 2.7, imageTokens: 2000, toolsTokens: 500},
-	familyGemini:    {bytesPerToken: 3.3, imageTokens: 1600},
+	familyUnknown:   {bytesPerToken: 3.0, imageTokens: 2500, toolsTokens: 500},
+	familyOpenAI:    {bytesPerToken: 3.6, imageTokens: 2500},
+	familyAnthropic: {bytesPerToken: 3.0, imageTokens: 2000, toolsTokens: 500},
+	familyGemini:    {bytesPerToken: 3.6, imageTokens: 1600},
 }
 
 // familyOf picks the family from the model name when it tells (an OpenAI

@@ -283,7 +283,7 @@ func (s *scanner) stringValue(f *frame, key keyKind, v []byte) {
 		switch string(v) {
 		case "image", "image_url", "input_image":
 			f.image = true
-		case "document", "file", "input_file":
+		case "document", "input_file":
 			f.other = true
 		}
 	case keyMedia:
