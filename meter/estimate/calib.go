@@ -10,8 +10,9 @@ import "math"
 // first observation replaces the prior, the n-th weighs 1/n, and from the
 // tenth on each weighs minAlpha, so the ratio follows a model whose traffic
 // changes while one odd request moves it little. Each observation is first
-// clamped to within a factor maxStep of the current ratio, so an outlier (a
-// request whose tokens the body does not hold) cannot throw it far.
+// clamped to within a factor maxStep of the current ratio (maxFirstStep of
+// the prior for the first), so an outlier (a request whose tokens the body
+// does not hold) cannot throw it far.
 //
 // err is the same kind of mean of each prediction's relative error
 // |actual − predicted| / actual (clamped to 1), with the prior's assumed
@@ -33,6 +34,9 @@ const (
 	maxMargin = 0.5
 	minAlpha  = 0.1
 	maxStep   = 2.0
+	// maxFirstStep bounds the first observation, which replaces the prior:
+	// a model may cut text far finer than its family's prior assumes.
+	maxFirstStep = 4.0
 	// minRatio and maxRatio bound any learned ratio (20 bytes a token to
 	// 20 tokens a byte, the latter for output whose reasoning the stream
 	// does not show).
@@ -71,8 +75,12 @@ func (c *calib) learn(text, fixed, actual int64) {
 		rel := math.Abs(float64(actual)-c.predict(text, fixed)) / float64(actual)
 		c.err += alpha(c.nErr) * (min(rel, 1) - c.err)
 	}
+	step := maxStep
+	if c.n == 0 {
+		step = maxFirstStep
+	}
 	obs := float64(actual-fixed) / float64(text)
-	obs = min(max(obs, c.ratio/maxStep), c.ratio*maxStep)
+	obs = min(max(obs, c.ratio/step), c.ratio*step)
 	c.n++
 	c.ratio += alpha(c.n) * (obs - c.ratio)
 	c.ratio = min(max(c.ratio, minRatio), maxRatio)
