@@ -27,11 +27,14 @@ test: test-deps
 	$(MAKE) fuzz
 
 # fuzz runs each fuzz target briefly (FUZZTIME each): no input may make a
-# provider parser panic or count a negative token, and bottlecap's
-# hand-written readers of reports and replies must agree with encoding/json.
+# provider parser panic or count a negative token, no request body may make
+# the token estimator panic or answer 0 for a non-empty body, and
+# bottlecap's hand-written readers of reports and replies must agree with
+# encoding/json.
 FUZZTIME ?= 3s
 FUZZ_TARGETS := $(addprefix ./meter/usage:,FuzzParserOpenAIChat FuzzParserOpenAIResponses FuzzParserAnthropic FuzzParserGemini FuzzParserAuto) \
-	$(addprefix ./api:,FuzzDecodeReportFast FuzzDecodeIngestReplyFast FuzzDecodeVerdictFast)
+	$(addprefix ./api:,FuzzDecodeReportFast FuzzDecodeIngestReplyFast FuzzDecodeVerdictFast) \
+	./meter/estimate:FuzzInput
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) $${t%%:*} || exit 1; \
