@@ -166,7 +166,7 @@ func newTable() table {
 // lookup is the ratio to estimate with: the model's, else the provider's,
 // else the family's prior.
 func (t *table) lookup(provider, model string, fam family) calib {
-	if c, ok := t.models[key{provider, model}]; ok && model != "" {
+	if c, ok := t.models[key{provider, model}]; ok {
 		return c
 	}
 	if c, ok := t.providers[provider]; ok {

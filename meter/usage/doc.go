@@ -9,7 +9,10 @@
 // streamGenerateContent, each as a whole JSON body, as server-sent events
 // (LF or CRLF) or as one JSON event per line (including Gemini's JSON-array
 // stream), and normalises the counts as SPEC section 4 prescribes into a
-// [budget.Usage].
+// [budget.Usage]. It also counts the bytes of generated content that pass
+// (text, tool-call arguments, thinking), so that a response cut before its
+// final usage can be billed no less than what passed (meter/estimate turns
+// them into tokens).
 //
 // Memory is bounded: a parser keeps only the event it is reading, and an
 // event larger than [MaxEventSize] is skipped rather than buffered (so a
