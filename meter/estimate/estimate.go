@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter/usage"
 )
 
@@ -17,9 +18,10 @@ type Estimate struct {
 	// write together, raw (before any weight).
 	Tokens int64
 	// Chained is true when the body continues state the provider keeps
-	// (previous_response_id, conversation, cachedContent): Tokens then
-	// covers only what the body holds, and the provider's count of such a
-	// request teaches the estimator nothing.
+	// that the estimator does not know the size of (conversation,
+	// cachedContent, or a previous_response_id it was not told of through
+	// Responded): Tokens then covers only what the body holds, and the
+	// provider's count of such a request teaches the estimator nothing.
 	Chained bool
 
 	text, fixed int64 // counted bytes and fixed tokens (images, tool prompts)
@@ -30,14 +32,15 @@ type Estimate struct {
 // Estimator predicts input and output tokens and learns from the counts
 // providers report. It does no I/O and is safe for concurrent use.
 type Estimator struct {
-	mu     sync.Mutex
-	input  table
-	output table
+	mu       sync.Mutex
+	input    table
+	output   table
+	contexts contexts
 }
 
 // New returns an estimator that knows only the families' priors.
 func New() *Estimator {
-	return &Estimator{input: newTable(), output: newTable()}
+	return &Estimator{input: newTable(), output: newTable(), contexts: newContexts()}
 }
 
 // Input estimates all input tokens of one request body of the given usage
@@ -64,11 +67,13 @@ func (e *Estimator) InputModel(provider, model string, f usage.Format, body []by
 	}
 	e.mu.Lock()
 	cal := e.input.lookup(provider, model, fam)
+	previous, known := e.contexts.get(key{provider, c.previous})
 	e.mu.Unlock()
+	fixed += previous
 	return Estimate{
 		Model:   model,
 		Tokens:  max(cal.tokens(c.text, fixed), 1),
-		Chained: c.chained,
+		Chained: c.chained || c.previous != "" && !known,
 		text:    c.text,
 		fixed:   fixed,
 		family:  fam,
@@ -95,6 +100,21 @@ func (e *Estimator) Learn(provider string, est Estimate, actualInput int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.input.learn(provider, est.Model, est.family, est.text, est.fixed, actualInput)
+}
+
+// Responded tells the estimator the usage of a response the provider
+// keeps (OpenAI Responses stores them unless "store": false), so that a
+// later request continuing it by previous_response_id is estimated with the
+// context it carries: the response's input and output, reasoning included,
+// which errs high when the provider drops earlier reasoning. The last
+// maxContexts responses are remembered.
+func (e *Estimator) Responded(provider, id string, u budget.Usage) {
+	if id == "" {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.contexts.put(key{provider, id}, u.Total())
 }
 
 // Output converts the delta bytes a stream passed (text, tool-call
@@ -148,8 +168,8 @@ const (
 	maxProviders = 64
 )
 
-// key names one model of one provider.
-type key struct{ provider, model string }
+// key names one model, or one response, of one provider.
+type key struct{ provider, name string }
 
 // table is the learned ratios of one direction (input or output): one per
 // model, and one per provider that every model of it feeds and that models
@@ -197,4 +217,42 @@ func (t *table) learn(provider, model string, fam family, text, fixed, actual in
 	}
 	pc.learn(text, fixed, actual)
 	t.providers[provider] = pc
+}
+
+// maxContexts bounds the responses whose context size is remembered.
+const maxContexts = 4096
+
+// contexts is the context size of recent responses by (provider, id), the
+// oldest forgotten first.
+type contexts struct {
+	tokens map[key]int64
+	order  []key // a ring of the ids in tokens, next the oldest once full
+	next   int
+}
+
+func newContexts() contexts {
+	return contexts{tokens: map[key]int64{}}
+}
+
+func (c *contexts) get(k key) (int64, bool) {
+	if k.name == "" {
+		return 0, false
+	}
+	n, ok := c.tokens[k]
+	return n, ok
+}
+
+func (c *contexts) put(k key, n int64) {
+	if _, ok := c.tokens[k]; ok {
+		c.tokens[k] = n
+		return
+	}
+	if len(c.order) < maxContexts {
+		c.order = append(c.order, k)
+	} else {
+		delete(c.tokens, c.order[c.next])
+		c.order[c.next] = k
+		c.next = (c.next + 1) % maxContexts
+	}
+	c.tokens[k] = n
 }

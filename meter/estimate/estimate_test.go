@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter/estimate"
 	"github.com/bot-bottle/bottlecap/meter/usage"
 )
@@ -235,5 +236,29 @@ func TestOutput(t *testing.T) {
 	got := e.Output("p", "r", 2000)
 	if got < 1000 || got > 1100 {
 		t.Errorf("after 40 reports of 500 tokens per 1,000 bytes, Output(2,000 bytes) = %d, want 1,000 to 1,100", got)
+	}
+}
+
+// TestPreviousResponse: a Responses request continuing a stored response
+// carries that response's context; told of it, the estimator adds it, and
+// the request can teach; not told, the estimate says it is chained.
+func TestPreviousResponse(t *testing.T) {
+	e := estimate.New()
+	body := []byte(`{"model":"gpt-5","previous_response_id":"resp_1","input":[{"role":"user","content":"and now?"}]}`)
+	alone := e.Input("openai", usage.OpenAIResponses, body)
+	if !alone.Chained {
+		t.Fatalf("unknown previous response: %+v, want chained", alone)
+	}
+	e.Responded("openai", "resp_1", budget.Usage{Input: 1000, CacheRead: 9000, Output: 500})
+	e.Responded("other", "resp_1", budget.Usage{Input: 1})
+	got := e.Input("openai", usage.OpenAIResponses, body)
+	if got.Chained || got.Tokens < alone.Tokens+10_500 {
+		t.Fatalf("after Responded: %+v, want not chained and at least %d tokens", got, alone.Tokens+10_500)
+	}
+	for i := range 5000 { // the oldest responses are forgotten
+		e.Responded("openai", fmt.Sprint("resp_x", i), budget.Usage{Input: 1})
+	}
+	if again := e.Input("openai", usage.OpenAIResponses, body); !again.Chained {
+		t.Errorf("after 5,000 newer responses: %+v, want resp_1 forgotten", again)
 	}
 }

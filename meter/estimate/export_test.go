@@ -5,13 +5,14 @@ type Scanned struct {
 	Text, Images   int64
 	Tools, Chained bool
 	Model          string
+	Previous       string
 	OK             bool
 }
 
 // Scan exposes the body scanner.
 func Scan(body []byte) Scanned {
 	c, ok := scan(body)
-	return Scanned{Text: c.text, Images: c.images, Tools: c.tools, Chained: c.chained, Model: c.model, OK: ok}
+	return Scanned{Text: c.text, Images: c.images, Tools: c.tools, Chained: c.chained, Model: c.model, Previous: c.previous, OK: ok}
 }
 
 // Tracked is the number of models and providers e keeps ratios for.

@@ -19,9 +19,11 @@ type counts struct {
 	// hidden system prompt for them).
 	tools bool
 	// chained is true when the body continues state kept by the provider
-	// (previous_response_id, conversation, cachedContent), whose tokens it
-	// does not contain.
+	// (conversation, cachedContent) whose tokens it does not contain.
 	chained bool
+	// previous is the Responses previous_response_id: the response whose
+	// context this request continues.
+	previous string
 	// model is the top-level "model" string.
 	model string
 }
@@ -103,11 +105,12 @@ func kindOf(key []byte) keyKind {
 type topKind uint8
 
 const (
-	topCounted topKind = iota
-	topModel           // the model name, kept, not counted
-	topParam           // a sampling or transport parameter the model does not read
-	topChain           // a reference to state the provider keeps
-	topTools           // tool definitions: counted, and noted
+	topCounted  topKind = iota
+	topModel            // the model name, kept, not counted
+	topParam            // a sampling or transport parameter the model does not read
+	topChain            // a reference to state the provider keeps
+	topPrevious         // previous_response_id
+	topTools            // tool definitions: counted, and noted
 )
 
 func topKindOf(key []byte) topKind {
@@ -116,7 +119,9 @@ func topKindOf(key []byte) topKind {
 		return topModel
 	case "tools":
 		return topTools
-	case "previous_response_id", "conversation", "cachedContent", "cached_content":
+	case "previous_response_id":
+		return topPrevious
+	case "conversation", "cachedContent", "cached_content":
 		return topChain
 	case "stream", "stream_options", "temperature", "top_p", "top_k", "topP", "topK", "n", "seed",
 		"max_tokens", "max_completion_tokens", "max_output_tokens", "stop", "user", "metadata",
@@ -183,13 +188,9 @@ func (s *scanner) object(parent *frame, depth int) {
 func (s *scanner) topMember(f *frame, key []byte) {
 	switch topKindOf(key) {
 	case topModel:
-		s.ws()
-		if s.peek() == '"' {
-			m := s.str()
-			s.c.model = string(m[:min(len(m), maxModel)])
-			return
-		}
-		s.muted(f)
+		s.c.model = s.topString(f)
+	case topPrevious:
+		s.c.previous = s.topString(f)
 	case topParam:
 		s.muted(f)
 	case topChain:
@@ -206,6 +207,18 @@ func (s *scanner) topMember(f *frame, key []byte) {
 		s.count(int64(len(key)))
 		s.value(f, keyPlain, 1)
 	}
+}
+
+// topString reads a value without counting it and returns it (at most
+// maxModel bytes) if it is a string.
+func (s *scanner) topString(f *frame) string {
+	s.ws()
+	if s.peek() != '"' {
+		s.muted(f)
+		return ""
+	}
+	v := s.str()
+	return string(v[:min(len(v), maxModel)])
 }
 
 // muted reads a value without counting it.
