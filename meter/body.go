@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -14,8 +15,12 @@ import (
 
 // meteredBody passes a response body through unchanged while teeing it
 // into a usage parser, and queues the report when the body is closed —
-// after the last byte was passed on, or when the stream broke off or the
-// client went away, with what was seen.
+// after the last byte was passed on, or when the stream broke off, the
+// client went away or the meter cut it, with what was seen.
+//
+// An event stream is passed on in whole events (what an SSE client acts
+// on anyway), so that a cut can end it with an error event of its own
+// rather than inside a half-sent one.
 type meteredBody struct {
 	rc     io.ReadCloser
 	parser *usage.Parser
@@ -24,13 +29,23 @@ type meteredBody struct {
 	sink   io.Writer
 	once   sync.Once
 	report func(usage.Result)
+
+	up     *upstream
+	format usage.Format
+	flight *flight
+	events bool   // an SSE body, passed in whole events
+	held   []byte // read, not yet passed: the start of an unfinished event
+	mid    bool   // the client has part of an event (one larger than a read)
+	ending io.Reader
 }
 
 // meterBody wraps resp's body for the exchange ex; codings are the
 // body's content codings, decoded for the parser only.
 func (p *Proxy) meterBody(resp *http.Response, ex *exchange, codings []string) io.ReadCloser {
 	h := resp.Header
-	b := &meteredBody{rc: resp.Body, parser: usage.NewParser(usage.Format(ex.ep.Format), "")}
+	format := usage.Format(ex.ep.Format)
+	b := &meteredBody{rc: resp.Body, parser: usage.NewParser(format, ""), up: ex.up, format: format, flight: ex.flight,
+		events: isEventStream(h) && len(codings) == 0}
 	b.sink = b.parser
 	if len(codings) > 0 {
 		b.sink = newDecodingWriter(codings, b.parser)
@@ -39,17 +54,85 @@ func (p *Proxy) meterBody(resp *http.Response, ex *exchange, codings []string) i
 	return b
 }
 
-// Read passes the bytes on and feeds them to the parser (which never fails).
+// Read passes the bytes on and feeds them to the parser (which never
+// fails). Once the flight is cut it passes the ending instead: the
+// provider-shaped error event of an event stream, nothing for any other
+// body.
 func (b *meteredBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.sink.Write(p[:n])
+	if b.ending == nil && b.flight.cutBy() != nil {
+		b.end(*b.flight.cutBy())
+	}
+	if b.ending != nil {
+		return b.ending.Read(p)
+	}
+	n, err := b.pass(p)
+	if err != nil && err != io.EOF && b.flight.cutBy() != nil {
+		b.end(*b.flight.cutBy())
+		if n == 0 {
+			return b.ending.Read(p)
+		}
+		return n, nil
 	}
 	return n, err
 }
 
+// pass reads the next bytes of the body into p, feeding the parser, and
+// returns those to pass on: for an event stream, only whole events (the
+// rest is held for the next call) unless a single event fills p.
+func (b *meteredBody) pass(p []byte) (int, error) {
+	if !b.events {
+		n, err := b.rc.Read(p)
+		b.sink.Write(p[:n])
+		return n, err
+	}
+	n := copy(p, b.held)
+	if n < len(b.held) {
+		b.held, b.mid = b.held[:copy(b.held, b.held[n:])], true
+		return n, nil
+	}
+	b.held = b.held[:0]
+	for {
+		m, err := b.rc.Read(p[n:])
+		b.sink.Write(p[n : n+m])
+		n += m
+		end := eventsEnd(p[:n])
+		switch {
+		case err == io.EOF:
+			return n, err // the last bytes, whole or not
+		case err != nil:
+			return end, err // what the client cannot act on is dropped
+		case end > 0:
+			b.held, b.mid = append(b.held, p[end:n]...), false
+			return end, nil
+		case n == len(p):
+			b.mid = true // one event larger than p passes in pieces
+			return n, nil
+		}
+	}
+}
+
+// end switches the body to its ending after a cut: an event stream gets
+// the error event (after a blank line that closes an event the client has
+// only part of), any other body simply ends.
+func (b *meteredBody) end(why refusal) {
+	b.held = nil
+	if !b.events {
+		b.ending = bytes.NewReader(nil)
+		return
+	}
+	ev := cutEvent(b.up, b.format, why, b.parser.Result())
+	if b.mid {
+		ev = append([]byte("\n\n"), ev...)
+	}
+	b.ending = bytes.NewReader(ev)
+}
+
 // Close closes the upstream body and reports, once, after the decoder (if
-// any) has handed the parser everything.
+// any) has handed the parser everything. A cut or broken stream is
+// reported with what the provider's events said, marked incomplete; the
+// floor of SPEC section 4 (output counted from the deltas that passed,
+// input from the request's estimate, where the provider's counts did not
+// arrive) waits for meter/estimate.
 func (b *meteredBody) Close() error {
 	err := b.rc.Close()
 	b.once.Do(func() {

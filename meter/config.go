@@ -104,11 +104,13 @@ func ParseURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// Daemon is what the meter needs of the budget daemon: the gate and
-// ingest. *client.Client satisfies it; tests may use a fake.
+// Daemon is what the meter needs of the budget daemon: the gate, ingest,
+// and the bottle's events (its state changes end streams in flight).
+// *client.Client satisfies it; tests may use a fake.
 type Daemon interface {
 	Verdict(ctx context.Context, q client.VerdictQuery) (budget.Verdict, error)
 	Ingest(ctx context.Context, reports []api.Report) (api.IngestReply, error)
+	BottleEvents(ctx context.Context, slug string) (*client.EventStream, error)
 }
 
 var _ Daemon = (*client.Client)(nil)

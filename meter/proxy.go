@@ -35,6 +35,8 @@ type Proxy struct {
 	queue     *queue
 	verdicts  *verdictCache
 	sockets   socketSet
+	flights   flightSet
+	stopWatch func() // ends the watch of the bottle's state
 	closed    atomic.Bool
 }
 
@@ -74,6 +76,7 @@ func New(cfg Config) (*Proxy, error) {
 		BufferPool:     copybuf.Pool{},
 		ErrorLog:       log.New(slogWriter{cfg.Log}, "", 0),
 	}
+	p.stopWatch = p.startWatch()
 	return p, nil
 }
 
@@ -91,8 +94,9 @@ func fallbackOf(ups []*upstream) *upstream {
 // exchange is what the proxy knows about one request on its way through:
 // its upstream and, for a metered call, the endpoint it calls.
 type exchange struct {
-	up *upstream
-	ep *budget.Endpoint // nil: not metered
+	up     *upstream
+	ep     *budget.Endpoint // nil: not metered
+	flight *flight          // nil: not metered
 }
 
 type exchangeKey struct{}
@@ -129,8 +133,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	ex := &exchange{up: up, ep: ep}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	p.forward(w, r, &exchange{up: up, ep: ep})
+}
+
+// forward passes the request upstream through the reverse proxy. A
+// metered exchange flies as a flight for its lifetime, so that a cut can
+// end it: the cut cancels the outgoing request (closing the upstream
+// connection) and the response ends with the provider-shaped error.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), exchangeKey{}, ex))
+	defer cancel(nil)
+	if ex.ep != nil {
+		f, ref := p.flights.begin(ex.up, func(refusal) { cancel(errCut) })
+		if ref != nil {
+			refuse(w, ex.up, *ref)
+			return
+		}
+		defer p.flights.end(f)
+		ex.flight = f
+	}
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // route picks the upstream of a request from the provider table and the
@@ -226,6 +248,13 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // in the provider's error shape.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := r.Context().Value(exchangeKey{}).(*exchange)
+	if why := ex.flight.cutBy(); why != nil {
+		// Cut before the response began. Nothing is reported: no usage
+		// passed, and the floor of an unanswered request (its input
+		// estimate, SPEC section 4) waits for meter/estimate.
+		refuse(w, ex.up, *why)
+		return
+	}
 	if r.Context().Err() != nil {
 		return // the client left; nobody to answer
 	}
@@ -250,13 +279,18 @@ func (p *Proxy) Pending() int { return p.queue.len() }
 // Close stops reporting: it gives the queue until ctx ends to deliver what
 // it holds, and returns an error naming how many reports were left (kept in
 // the spool for the next start, when there is one), and closes the daemon
-// client New dialled. Stop serving requests before calling it; WebSocket sessions still open are closed (1001) and
-// their unfinished responses reported first.
+// client New dialled. Stop serving requests before calling it; metered
+// exchanges still in flight are cut (the client gets a 503 error event)
+// and WebSocket sessions still open are closed (1001), their unfinished
+// responses reported first.
 func (p *Proxy) Close(ctx context.Context) error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	p.sockets.close() // their unfinished responses are queued before the queue drains
+	p.stopWatch()
+	// Their unfinished responses are queued before the queue drains.
+	p.flights.close(ctx, shutdownRefusal)
+	p.sockets.close()
 	left := p.queue.close(ctx)
 	p.closeClient()
 	if left == 0 {

@@ -2,6 +2,7 @@ package meter_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -24,6 +25,13 @@ type countingDaemon struct {
 func (c *countingDaemon) Verdict(ctx context.Context, q client.VerdictQuery) (budget.Verdict, error) {
 	c.verdicts.Add(1)
 	return c.Daemon.Verdict(ctx, q)
+}
+
+// BottleEvents keeps the meter's watch of the bottle's state from
+// subscribing, so that the verdict it asks once subscribed is not counted
+// among the gate's questions.
+func (c *countingDaemon) BottleEvents(context.Context, string) (*client.EventStream, error) {
+	return nil, errors.New("the bottle's events are not watched in this test")
 }
 
 // TestGateCacheEndsWhenAReportExhaustsTheBudget: allowed answers are reused

@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -116,7 +117,8 @@ func (p *Proxy) serveSocket(w http.ResponseWriter, r *http.Request, up *upstream
 		return
 	}
 	s := &socketSession{p: p, up: up, format: usage.Format(ep.Format), client: conn, clientR: brw.Reader, upstream: upConn,
-		upstreamR: bufio.NewReader(upConn), open: map[string]usage.Result{}, reported: map[string]bool{}}
+		upstreamR: bufio.NewReader(upConn), open: map[string]usage.Result{}, reported: map[string]bool{},
+		flying: map[string]*flight{}}
 	if !p.sockets.add(s) {
 		s.fail(closeGoingAway, "the meter is shutting down")
 		conn.Close()
@@ -216,26 +218,80 @@ type socketSession struct {
 	mu       sync.Mutex
 	open     map[string]usage.Result // created, not finished
 	reported map[string]bool
+	// The flights of the responses in flight: those asked for whose
+	// response.created has not come yet, in order, and those named.
+	asked  []*flight
+	flying map[string]*flight
+	// cutBy is why a flight of the session was cut, which ends the session.
+	cutBy atomic.Pointer[refusal]
 }
 
 // run pumps both ways until either side ends, then closes both and reports
-// the responses that never finished, as incomplete.
+// the responses that never finished, as incomplete. A session ended by a
+// cut tells the client why first.
 func (s *socketSession) run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{}, 2)
-	go func() { s.fromUpstream(); done <- struct{}{} }()
-	go func() { s.fromClient(ctx); done <- struct{}{} }()
-	<-done
-	cancel()
-	s.client.Close()
-	s.upstream.Close()
-	<-done
+	upDone, clientDone := make(chan bool, 1), make(chan struct{}, 1)
+	go func() { upDone <- s.fromUpstream() }()
+	go func() { s.fromClient(ctx); clientDone <- struct{}{} }()
+	select {
+	case midMessage := <-upDone:
+		s.endCut(midMessage)
+		s.closeBoth(cancel)
+		<-clientDone
+	case <-clientDone:
+		s.closeBoth(cancel)
+		<-upDone
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, res := range s.open {
 		s.reportLocked(id, res)
 	}
+	for _, f := range s.asked {
+		s.p.flights.end(f)
+	}
+	for _, f := range s.flying {
+		s.p.flights.end(f)
+	}
+}
+
+// closeBoth ends both connections, and with them both pumps.
+func (s *socketSession) closeBoth(cancel context.CancelFunc) {
+	cancel()
+	s.client.Close()
+	s.upstream.Close()
+}
+
+// cut ends the session for one of its flights: closing the upstream
+// stops the provider generating and ends the upstream pump, after which
+// run sends the client the error event. The Responses WebSocket runs one
+// response at a time, and a closed upstream cannot carry another, so the
+// whole session ends.
+func (s *socketSession) cut(why refusal) {
+	if s.cutBy.CompareAndSwap(nil, &why) {
+		s.upstream.Close()
+	}
+}
+
+// endCut tells the client of a cut session why it ends: an error event
+// for the response (unless the client was left inside a message, where
+// no event can go), then a close frame — 1001 when the meter is shutting
+// down, else 1008, the bottle's policy.
+func (s *socketSession) endCut(midMessage bool) {
+	why := s.cutBy.Load()
+	if why == nil {
+		return
+	}
+	if !midMessage {
+		_ = s.writeEvent(deniedEvent(s.up, why, "")) // the session ends either way
+	}
+	code := uint16(closePolicy)
+	if *why == shutdownRefusal {
+		code = closeGoingAway
+	}
+	s.fail(code, "the response was cut: "+why.msg)
 }
 
 // fail closes the session with code, telling both sides why. The close
@@ -302,13 +358,34 @@ func (s *socketSession) note(res usage.Result) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, named := s.flying[res.ID]; !named && !s.reported[res.ID] && len(s.asked) > 0 {
+		s.flying[res.ID], s.asked = s.asked[0], s.asked[1:]
+	}
 	if res.Complete {
 		s.reportLocked(res.ID, res)
+		if f, ok := s.flying[res.ID]; ok {
+			delete(s.flying, res.ID)
+			s.p.flights.end(f)
+		}
 		return
 	}
 	if !s.reported[res.ID] {
 		s.open[res.ID] = res
 	}
+}
+
+// ask starts the flight of a response.create the gate admitted, before it
+// goes upstream; it returns the refusal instead while the bottle may not
+// spend.
+func (s *socketSession) ask() *refusal {
+	f, ref := s.p.flights.begin(s.up, s.cut)
+	if ref != nil {
+		return ref
+	}
+	s.mu.Lock()
+	s.asked = append(s.asked, f)
+	s.mu.Unlock()
+	return nil
 }
 
 // writeEvent sends the client one JSON text message of the meter's own.

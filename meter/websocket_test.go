@@ -273,7 +273,8 @@ func TestOtherUpgradesRefused426(t *testing.T) {
 
 // TestCloseEndsLiveWebSocketAndReports: Proxy.Close ends a session whose
 // response is still running (http.Server.Shutdown does not see hijacked
-// connections) and the response is reported, incomplete, before the queue
+// connections): the client gets an error event saying why, then a 1001
+// close, and the response is reported, incomplete, before the queue
 // drains.
 func TestCloseEndsLiveWebSocketAndReports(t *testing.T) {
 	d := startDaemon(t)
@@ -299,6 +300,9 @@ func TestCloseEndsLiveWebSocketAndReports(t *testing.T) {
 	defer cancel()
 	if err := p.Close(ctx); err != nil {
 		t.Fatalf("close: %v", err)
+	}
+	if _, msg, err := c.Read(t.Context()); err != nil || !strings.Contains(string(msg), `"status":503`) || !strings.Contains(string(msg), "shutting down") {
+		t.Errorf("client read %q, %v; want an error event saying the meter is shutting down", msg, err)
 	}
 	if _, _, err := c.Read(t.Context()); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Errorf("client saw %v, want a 1001 close", err)

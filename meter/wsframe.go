@@ -17,6 +17,7 @@ const (
 
 	closeGoingAway   = 1001
 	closeUnsupported = 1003
+	closePolicy      = 1008
 	closeTooBig      = 1009
 )
 

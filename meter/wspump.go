@@ -14,14 +14,16 @@ import (
 // every Responses event is one JSON message, and the terminal ones
 // (response.completed, .incomplete, .failed) carry the usage. The client
 // lock is held from a message's first frame to its last, so the meter's
-// own events never land inside one.
-func (s *socketSession) fromUpstream() {
+// own events never land inside one. It reports whether it ended with the
+// client inside a message.
+func (s *socketSession) fromUpstream() (midMessage bool) {
 	var msg *usage.Parser // the data message being passed, nil between messages
 	held := false
 	defer func() {
 		if held {
 			s.clientMu.Unlock()
 		}
+		midMessage = held
 	}()
 	for {
 		h, err := readFrameHeader(s.upstreamR)
@@ -31,10 +33,10 @@ func (s *socketSession) fromUpstream() {
 				held = false
 			}
 			s.fail(closeUnsupported, err.Error())
-			return
+			return false
 		}
 		if err != nil {
-			return
+			return held
 		}
 		if !held {
 			s.clientMu.Lock()
@@ -48,10 +50,10 @@ func (s *socketSession) fromUpstream() {
 			sink = msg
 		}
 		if _, err := s.client.Write(h.raw); err != nil {
-			return
+			return held
 		}
 		if _, err := io.CopyN(io.MultiWriter(s.client, sink), s.upstreamR, h.length); err != nil {
-			return
+			return held
 		}
 		if !h.control && h.fin {
 			s.note(msg.Result())
@@ -122,16 +124,20 @@ func (s *socketSession) forwardControl(h frameHeader) bool {
 // refusal, as after any failed response.create, so a client can carry on
 // once the budget is raised. It reports whether the session goes on.
 func (s *socketSession) admitMessage(ctx context.Context, payload, raw []byte) bool {
+	var ev struct {
+		Type     string `json:"type"`
+		StreamID string `json:"stream_id"`
+	}
+	_ = json.Unmarshal(payload, &ev) // to echo a lane id and see a response.create; a malformed message is gated all the same
 	ref := s.p.gate(ctx, s.up)
+	if ref == nil && ev.Type == "response.create" {
+		ref = s.ask() // a response starts: it flies until its terminal event
+	}
 	if ref == nil {
 		return s.toUpstream(raw) == nil
 	}
 	if ref.status == 0 {
 		return false // the session is ending
 	}
-	var ev struct {
-		StreamID string `json:"stream_id"`
-	}
-	_ = json.Unmarshal(payload, &ev) // only to echo a lane id; a malformed message is refused all the same
 	return s.writeEvent(deniedEvent(s.up, ref, ev.StreamID)) == nil
 }
