@@ -11,8 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anthropics/anthropic-sdk-go"
+	aoption "github.com/anthropics/anthropic-sdk-go/option"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/controller"
+	"github.com/bot-bottle/bottlecap/daemon/daemontest"
+	"github.com/bot-bottle/bottlecap/meter"
 )
 
 // tokenEvery is the fake upstreams' token rate: one content delta of one
@@ -136,6 +146,28 @@ func (r sseReader) next() (string, error) {
 	}
 }
 
+// readStream reads an event stream to its end, calling onDelta with the
+// number of content deltas seen after each one, and returns that number
+// and the last event. The stream must end cleanly.
+func readStream(t *testing.T, body io.Reader, onDelta func(seen int)) (seen int, last string) {
+	t.Helper()
+	events := sseReader{bufio.NewReader(body)}
+	for {
+		ev, err := events.next()
+		if err == io.EOF {
+			return seen, last
+		}
+		if err != nil {
+			t.Fatalf("the stream broke instead of ending cleanly: %v (after %q)", err, last)
+		}
+		if strings.Contains(ev, "tok ") {
+			seen++
+			onDelta(seen)
+		}
+		last = ev
+	}
+}
+
 // cutoff has an operator cut the bottle off, as `bottlecap cutoff` does.
 func (d *daemon) cutoff(bottle, reason string) {
 	d.t.Helper()
@@ -173,23 +205,11 @@ func TestOperatorCutoffEndsLiveStream(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d, want the upstream's 200", resp.StatusCode)
 			}
-			events := sseReader{bufio.NewReader(resp.Body)}
-			seen, last := 0, ""
-			for {
-				ev, err := events.next()
-				if err == io.EOF {
-					break
+			seen, last := readStream(t, resp.Body, func(seen int) {
+				if seen == 3 {
+					d.cutoff(bottle, "runaway agent")
 				}
-				if err != nil {
-					t.Fatalf("the stream broke instead of ending cleanly: %v (after %q)", err, last)
-				}
-				if strings.Contains(ev, "tok ") {
-					if seen++; seen == 3 {
-						d.cutoff(bottle, "runaway agent")
-					}
-				}
-				last = ev
-			}
+			})
 			if !strings.HasPrefix(last, tt.marker) {
 				t.Errorf("last event %q, want the provider's error event (%q…)", last, tt.marker)
 			}
@@ -207,3 +227,216 @@ func TestOperatorCutoffEndsLiveStream(t *testing.T) {
 		})
 	}
 }
+
+// sdkStreams are the official SDKs' streaming calls, each reading the
+// stream to its end: it calls onDelta after each text delta and returns
+// the error the stream ended with.
+var sdkStreams = []struct {
+	name string
+	cut  cutCase
+	run  func(ctx context.Context, base string, onDelta func()) error
+}{
+	{"anthropic messages", cutCases[0], func(ctx context.Context, base string, onDelta func()) error {
+		c := anthropic.NewClient(aoption.WithBaseURL(base), aoption.WithAPIKey("sk-ant-test"))
+		s := c.Messages.NewStreaming(ctx, anthropic.MessageNewParams{
+			Model: "claude-haiku-4-5", MaxTokens: 64,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		})
+		for s.Next() {
+			if s.Current().Delta.Text != "" {
+				onDelta()
+			}
+		}
+		return s.Err()
+	}},
+	{"openai chat", cutCases[1], func(ctx context.Context, base string, onDelta func()) error {
+		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
+		s := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+			Model: "gpt-5", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		})
+		for s.Next() {
+			if ch := s.Current(); len(ch.Choices) > 0 && ch.Choices[0].Delta.Content != "" {
+				onDelta()
+			}
+		}
+		return s.Err()
+	}},
+	{"openai responses", cutCases[2], func(ctx context.Context, base string, onDelta func()) error {
+		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
+		s := c.Responses.NewStreaming(ctx, responses.ResponseNewParams{
+			Model: "gpt-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
+		})
+		for s.Next() {
+			if s.Current().Type == "response.output_text.delta" {
+				onDelta()
+			}
+		}
+		return s.Err()
+	}},
+}
+
+// TestSDKStreamCutIsAnError: an official SDK streaming through the meter
+// when the bottle is cut off ends its stream with an error naming the
+// bottle's state and the reason, not a hang and not a clean end.
+func TestSDKStreamCutIsAnError(t *testing.T) {
+	d := startDaemon(t)
+	for i, tt := range sdkStreams {
+		t.Run(tt.name, func(t *testing.T) {
+			bottle := fmt.Sprintf("cut-sdk-%d", i)
+			d.register(bottle, nil)
+			h, gone := ratedStream(tt.cut.head, tt.cut.delta)
+			up := newUpstream(t, h)
+			_, srv := meterFor(t, d.Sock, bottle, up.URL, nil)
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			seen := 0
+			err := tt.run(ctx, srv.URL, func() {
+				if seen++; seen == 3 {
+					d.cutoff(bottle, "runaway agent")
+				}
+			})
+			if ctx.Err() != nil {
+				t.Fatalf("the SDK's stream hung until the test's deadline (%d deltas seen)", seen)
+			}
+			if err == nil {
+				t.Fatalf("the SDK's stream ended cleanly after %d deltas; want an error", seen)
+			}
+			for _, part := range []string{"bottle " + bottle + " is pending", "runaway agent"} {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("the SDK's error %q does not say %q", err, part)
+				}
+			}
+			waitGone(t, gone)
+		})
+	}
+}
+
+// TestCutoffLeavesOtherBottlesStreams: two meters, two bottles, a stream
+// each; cutting one bottle off ends its stream only. The other stream
+// goes on well past the cut and finishes whole.
+func TestCutoffLeavesOtherBottlesStreams(t *testing.T) {
+	d := startDaemon(t)
+	tt := cutCases[0]
+	d.register("cut-mine", nil)
+	d.register("cut-other", nil)
+	h, gone := ratedStream(tt.head, tt.delta)
+	_, mine := meterFor(t, d.Sock, "cut-mine", newUpstream(t, h).URL, nil)
+	finish := make(chan struct{})
+	other := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, ev := range tt.head {
+			io.WriteString(w, strings.Replace(ev, "msg_cut", "msg_other", 1))
+		}
+		for i := 0; ; i++ {
+			io.WriteString(w, tt.delta(i))
+			w.(http.Flusher).Flush()
+			select {
+			case <-finish:
+				io.WriteString(w, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":50}}\n\n")
+				io.WriteString(w, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+				return
+			case <-r.Context().Done():
+				return
+			case <-time.After(tokenEvery):
+			}
+		}
+	})
+	_, theirs := meterFor(t, d.Sock, "cut-other", other.URL, nil)
+
+	cut := make(chan struct{})
+	var otherLast string
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		resp := post(t, theirs.URL+tt.path, tt.body)
+		_, otherLast = readStream(t, resp.Body, func(seen int) {
+			if seen == 1 {
+				<-cut
+			}
+			if seen == 20 { // 20 tokens after the other bottle's cut
+				close(finish)
+			}
+		})
+	}()
+	resp := post(t, mine.URL+tt.path, tt.body)
+	_, last := readStream(t, resp.Body, func(seen int) {
+		if seen == 3 {
+			d.cutoff("cut-mine", "runaway agent")
+		}
+	})
+	close(cut)
+	wg.Wait()
+	if !strings.HasPrefix(last, tt.marker) {
+		t.Errorf("the cut bottle's last event %q, want the error event", last)
+	}
+	waitGone(t, gone)
+	if !strings.Contains(otherLast, "message_stop") {
+		t.Errorf("the other bottle's stream ended with %q, want its own message_stop", otherLast)
+	}
+	eventually(t, "the other stream is reported", func() bool { return len(d.reports("cut-other")) == 1 })
+	if r := d.reports("cut-other")[0]; !r.Complete || r.Output != 50 {
+		t.Errorf("the other bottle's report %+v, want complete with its 50 output tokens", r)
+	}
+}
+
+// TestCutoffRefusesUntilRestored: once the meter has seen its bottle
+// leave active, a new request is refused before the upstream even when
+// the gate would let it through (here a gate that always allows, as a
+// cached "allowed" does for up to GateCache), with a provider-shaped 429
+// that tells the SDK not to retry; once an operator restores the bottle,
+// requests pass again.
+func TestCutoffRefusesUntilRestored(t *testing.T) {
+	d := &daemon{Daemon: daemontest.Start(t, daemontest.Options{Enforcer: finishingEnforcer{}}), t: t}
+	tt := cutCases[1]
+	d.register("cut-refuse", nil)
+	h, _ := ratedStream(tt.head, tt.delta)
+	_, srv := meterFor(t, d.Sock, "cut-refuse", newUpstream(t, h).URL, func(c *meter.Config) {
+		c.Daemon = allowingGate{c.Daemon}
+	})
+	resp := post(t, srv.URL+tt.path, tt.body)
+	readStream(t, resp.Body, func(seen int) {
+		if seen == 3 {
+			d.cutoff("cut-refuse", "runaway agent")
+		}
+	})
+	// The stream was cut, so the meter knows: the next request is refused.
+	resp = post(t, srv.URL+tt.path, tt.body)
+	b, _ := io.ReadAll(resp.Body)
+	msg, kind := errorShape(t, "openai", b)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Should-Retry") != "false" ||
+		kind != "insufficient_quota" || !strings.Contains(msg, "bottle cut-refuse is ") || !strings.Contains(msg, "runaway agent") {
+		t.Errorf("got %d (x-should-retry %q) %s; want a 429 insufficient_quota naming the state, not to be retried",
+			resp.StatusCode, resp.Header.Get("X-Should-Retry"), b)
+	}
+	if _, err := d.Client.Act(t.Context(), "cut-refuse", api.ActionRequest{Action: "restore", Reason: "raised"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a restored bottle's requests pass again", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+tt.path, strings.NewReader(tt.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// allowingGate answers every verdict "allowed, active": the gate of a
+// meter whose cached answer is stale.
+type allowingGate struct{ meter.Daemon }
+
+func (g allowingGate) Verdict(_ context.Context, q client.VerdictQuery) (budget.Verdict, error) {
+	return budget.Verdict{Allowed: true, Bottle: q.Bottle, Agent: q.Agent, Provider: q.Provider, State: budget.Active}, nil
+}
+
+// finishingEnforcer finishes every action at once, as an engine with no
+// containers to act on would, so that a restore takes a bottle back to
+// active (with no enforcer, actions stay pending).
+type finishingEnforcer struct{}
+
+func (finishingEnforcer) Submit(job controller.Job) { go job.Finished(1, nil) }
+
