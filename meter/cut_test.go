@@ -3,16 +3,21 @@ package meter_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
 	aoption "github.com/anthropics/anthropic-sdk-go/option"
+	"github.com/coder/websocket"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
@@ -124,6 +129,25 @@ var cutCases = []cutCase{
 	},
 }
 
+// postStream posts body to url and returns the response, whose reading
+// fails (rather than hangs) if the stream is not over within 20 s.
+func postStream(t *testing.T, url, body string) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // sseReader reads server-sent events one at a time.
 type sseReader struct{ br *bufio.Reader }
 
@@ -158,7 +182,7 @@ func readStream(t *testing.T, body io.Reader, onDelta func(seen int)) (seen int,
 			return seen, last
 		}
 		if err != nil {
-			t.Fatalf("the stream broke instead of ending cleanly: %v (after %q)", err, last)
+			t.Fatalf("the stream broke or hung instead of ending cleanly: %v (after %q)", err, last)
 		}
 		if strings.Contains(ev, "tok ") {
 			seen++
@@ -201,7 +225,7 @@ func TestOperatorCutoffEndsLiveStream(t *testing.T) {
 			h, gone := ratedStream(tt.head, tt.delta)
 			up := newUpstream(t, h)
 			_, srv := meterFor(t, d.Sock, bottle, up.URL, nil)
-			resp := post(t, srv.URL+tt.path, tt.body)
+			resp := postStream(t, srv.URL+tt.path, tt.body)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d, want the upstream's 200", resp.StatusCode)
 			}
@@ -343,30 +367,27 @@ func TestCutoffLeavesOtherBottlesStreams(t *testing.T) {
 	})
 	_, theirs := meterFor(t, d.Sock, "cut-other", other.URL, nil)
 
-	cut := make(chan struct{})
-	var otherLast string
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		resp := post(t, theirs.URL+tt.path, tt.body)
-		_, otherLast = readStream(t, resp.Body, func(seen int) {
-			if seen == 1 {
-				<-cut
-			}
-			if seen == 20 { // 20 tokens after the other bottle's cut
-				close(finish)
-			}
-		})
-	}()
-	resp := post(t, mine.URL+tt.path, tt.body)
+	// The other bottle's stream is live when this one is cut, and reads
+	// 20 more tokens before its upstream finishes it.
+	otherResp := postStream(t, theirs.URL+tt.path, tt.body)
+	otherEvents := sseReader{bufio.NewReader(otherResp.Body)}
+	for ev := ""; !strings.Contains(ev, "tok "); {
+		var err error
+		if ev, err = otherEvents.next(); err != nil {
+			t.Fatalf("the other stream: %v", err)
+		}
+	}
+	resp := postStream(t, mine.URL+tt.path, tt.body)
 	_, last := readStream(t, resp.Body, func(seen int) {
 		if seen == 3 {
 			d.cutoff("cut-mine", "runaway agent")
 		}
 	})
-	close(cut)
-	wg.Wait()
+	_, otherLast := readStream(t, otherEvents.br, func(seen int) {
+		if seen == 20 {
+			close(finish)
+		}
+	})
 	if !strings.HasPrefix(last, tt.marker) {
 		t.Errorf("the cut bottle's last event %q, want the error event", last)
 	}
@@ -394,14 +415,14 @@ func TestCutoffRefusesUntilRestored(t *testing.T) {
 	_, srv := meterFor(t, d.Sock, "cut-refuse", newUpstream(t, h).URL, func(c *meter.Config) {
 		c.Daemon = allowingGate{c.Daemon}
 	})
-	resp := post(t, srv.URL+tt.path, tt.body)
+	resp := postStream(t, srv.URL+tt.path, tt.body)
 	readStream(t, resp.Body, func(seen int) {
 		if seen == 3 {
 			d.cutoff("cut-refuse", "runaway agent")
 		}
 	})
 	// The stream was cut, so the meter knows: the next request is refused.
-	resp = post(t, srv.URL+tt.path, tt.body)
+	resp = postStream(t, srv.URL+tt.path, tt.body)
 	b, _ := io.ReadAll(resp.Body)
 	msg, kind := errorShape(t, "openai", b)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Should-Retry") != "false" ||
@@ -439,3 +460,278 @@ func (g allowingGate) Verdict(_ context.Context, q client.VerdictQuery) (budget.
 type finishingEnforcer struct{}
 
 func (finishingEnforcer) Submit(job controller.Job) { go job.Finished(1, nil) }
+
+// generating is a fake provider that takes a request and generates until
+// its connection is closed, having first sent sent (headers and part of a
+// JSON body), or nothing. arrived is closed when the request is in; gone
+// when the provider sees its connection closed.
+func generating(sent string) (h http.HandlerFunc, arrived, gone <-chan struct{}) {
+	in, closed := make(chan struct{}), make(chan struct{})
+	return func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if sent != "" {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, sent)
+			w.(http.Flusher).Flush()
+		}
+		close(in)
+		<-r.Context().Done()
+		close(closed)
+	}, in, closed
+}
+
+// TestCutBeforeResponseIs429: a whole-JSON request cut while the provider
+// is still generating (no header sent yet) gets the provider-shaped 429,
+// not to be retried, naming the bottle's state; the provider's connection
+// is closed.
+func TestCutBeforeResponseIs429(t *testing.T) {
+	d := startDaemon(t)
+	for i, tt := range familyPaths {
+		t.Run(tt.path, func(t *testing.T) {
+			bottle := fmt.Sprintf("cut-early-%d", i)
+			d.register(bottle, nil)
+			h, arrived, gone := generating("")
+			_, srv := meterFor(t, d.Sock, bottle, newUpstream(t, h).URL, nil)
+			go func() {
+				<-arrived
+				d.cutoff(bottle, "runaway agent")
+			}()
+			resp := postStream(t, srv.URL+tt.path, `{"model":"m"}`)
+			b, _ := io.ReadAll(resp.Body)
+			msg, kind := errorShape(t, tt.family, b)
+			want := map[string]string{"anthropic": "rate_limit_error", "openai": "insufficient_quota", "gemini": "RESOURCE_EXHAUSTED"}[tt.family]
+			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Should-Retry") != "false" || kind != want ||
+				!strings.Contains(msg, "bottle "+bottle+" is pending: cutoff pending: runaway agent") {
+				t.Errorf("got %d (x-should-retry %q) %s; want a 429 %s naming the state, not to be retried",
+					resp.StatusCode, resp.Header.Get("X-Should-Retry"), b, want)
+			}
+			waitGone(t, gone)
+		})
+	}
+}
+
+// TestCutAfterHeadersEndsBody: a whole-JSON response whose header and
+// first bytes have passed is ended where it is (there is no event to add
+// to a JSON body); the client's read ends, the provider's connection is
+// closed, and what was seen is reported incomplete.
+func TestCutAfterHeadersEndsBody(t *testing.T) {
+	d := startDaemon(t)
+	d.register("cut-json", nil)
+	const partial = `{"id":"msg_json","type":"message","content":[{"type":"text","text":"tok tok`
+	h, _, gone := generating(partial)
+	_, srv := meterFor(t, d.Sock, "cut-json", newUpstream(t, h).URL, nil)
+	resp := postStream(t, srv.URL+"/v1/messages", `{"model":"m"}`)
+	b := make([]byte, len(partial))
+	if _, err := io.ReadFull(resp.Body, b); err != nil || string(b) != partial {
+		t.Fatalf("read %q, %v; want the bytes the upstream sent", b, err)
+	}
+	d.cutoff("cut-json", "runaway agent")
+	if rest, _ := io.ReadAll(resp.Body); len(rest) != 0 {
+		t.Errorf("the client got %q after the cut, want the body ended where it was", rest)
+	}
+	waitGone(t, gone)
+	eventually(t, "the cut response is reported", func() bool { return len(d.reports("cut-json")) == 1 })
+	if r := d.reports("cut-json")[0]; r.Complete {
+		t.Errorf("report %+v, want incomplete", r)
+	}
+}
+
+// TestStopCutsStreamsInFlight: a meter stopped under a live stream (past
+// Stop's grace period) cuts it: the client gets a 503 error event and a
+// clean end, the provider's connection is closed, and Stop returns once
+// the stream's report, incomplete, is in the ledger.
+func TestStopCutsStreamsInFlight(t *testing.T) {
+	d := startDaemon(t)
+	tt := cutCases[0]
+	h, gone := ratedStream(tt.head, tt.delta)
+	m := startMeter(t, newUpstream(t, h).URL, meter.Config{Bottle: "cut-stop", Agent: "implementer", Socket: d.Sock})
+	stopped := make(chan error, 1)
+	resp := postStream(t, "http://"+m.Addr().String()+tt.path, tt.body)
+	_, last := readStream(t, resp.Body, func(seen int) {
+		if seen == 3 {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond) // the grace period
+				defer cancel()
+				stopped <- m.Stop(ctx)
+			}()
+		}
+	})
+	if !strings.HasPrefix(last, tt.marker) || !strings.Contains(last, "overloaded_error") || !strings.Contains(last, "shutting down") {
+		t.Errorf("last event %q, want an overloaded_error event saying the meter is shutting down", last)
+	}
+	waitGone(t, gone)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop = %v, want nil", err)
+	}
+	if rs := d.reports("cut-stop"); len(rs) != 1 || rs[0].Complete || rs[0].Input != 100 {
+		t.Errorf("reports %+v, want the stream's, incomplete with its input, by the time Stop returned", rs)
+	}
+}
+
+// TestOperatorCutoffEndsWebSocketResponse: a Responses WebSocket whose
+// response is streaming when the bottle is cut off: the client gets an
+// error event for it naming the state, then a 1008 close; the upstream
+// socket is closed; the response is reported incomplete.
+func TestOperatorCutoffEndsWebSocketResponse(t *testing.T) {
+	d := startDaemon(t)
+	d.register("cut-ws", nil)
+	gone := make(chan struct{})
+	up := newUpstream(t, createdUpstream("resp_ws_cut", func(ctx context.Context, c *websocket.Conn) {
+		defer close(gone)
+		for i := 1; ; i++ {
+			delta := fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"tok "}`, i)
+			if c.Write(ctx, websocket.MessageText, []byte(delta)) != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(tokenEvery):
+			}
+		}
+	}))
+	_, srv := meterFor(t, d.Sock, "cut-ws", up.URL, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	seen, last := 0, ""
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+				t.Errorf("the session ended with %v, want a 1008 close", err)
+			}
+			break
+		}
+		if strings.Contains(string(msg), "tok ") {
+			if seen++; seen == 3 {
+				d.cutoff("cut-ws", "runaway agent")
+			}
+		}
+		last = string(msg)
+	}
+	var ev struct {
+		Type   string
+		Status int
+		Error  struct{ Message string }
+	}
+	if json.Unmarshal([]byte(last), &ev) != nil || ev.Type != "error" || ev.Status != http.StatusTooManyRequests ||
+		!strings.Contains(ev.Error.Message, "bottle cut-ws is pending: cutoff pending: runaway agent") {
+		t.Errorf("last message %s, want a 429 error event naming the state", last)
+	}
+	waitGone(t, gone)
+	eventually(t, "the cut response is reported", func() bool { return len(d.reports("cut-ws")) == 1 })
+	if r := d.reports("cut-ws")[0]; r.ID != "resp_ws_cut" || r.Complete {
+		t.Errorf("report %+v, want resp_ws_cut incomplete", r)
+	}
+}
+
+// unplugged is a daemon client whose event subscriptions a test can drop
+// and refuse, as a daemon restart or a lost connection would.
+type unplugged struct {
+	meter.Daemon
+	mu         sync.Mutex
+	down       bool
+	streams    []*client.EventStream
+	subscribed atomic.Int64
+}
+
+func (u *unplugged) BottleEvents(ctx context.Context, slug string) (*client.EventStream, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.down {
+		return nil, errors.New("unplugged")
+	}
+	s, err := u.Daemon.BottleEvents(ctx, slug)
+	if err == nil {
+		u.streams = append(u.streams, s)
+		u.subscribed.Add(1)
+	}
+	return s, err
+}
+
+// unplug ends the subscriptions and refuses new ones until plug.
+func (u *unplugged) unplug() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.down = true
+	for _, s := range u.streams {
+		s.Close()
+	}
+}
+
+func (u *unplugged) plug() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.down = false
+}
+
+// TestWatchCatchesUpAfterReconnecting: while the meter cannot hear its
+// bottle's events, a stream in flight runs on through a cutoff; once the
+// watch subscribes again it asks where the bottle stands, and cuts the
+// stream then.
+func TestWatchCatchesUpAfterReconnecting(t *testing.T) {
+	d := startDaemon(t)
+	tt := cutCases[0]
+	d.register("cut-watch", nil)
+	h, gone := ratedStream(tt.head, tt.delta)
+	u := &unplugged{}
+	_, srv := meterFor(t, d.Sock, "cut-watch", newUpstream(t, h).URL, func(c *meter.Config) {
+		u.Daemon, c.Daemon = c.Daemon, u
+	})
+	eventually(t, "the watch subscribes", func() bool { return u.subscribed.Load() == 1 })
+	resp := postStream(t, srv.URL+tt.path, tt.body)
+	_, last := readStream(t, resp.Body, func(seen int) {
+		switch seen {
+		case 3:
+			u.unplug()
+			d.cutoff("cut-watch", "runaway agent")
+		case 13: // ten tokens later: the stream ran on while the meter could not hear
+			u.plug()
+		}
+	})
+	if !strings.HasPrefix(last, tt.marker) || !strings.Contains(last, "bottle cut-watch is pending: cutoff pending: runaway agent") {
+		t.Errorf("last event %q, want the error event naming the state", last)
+	}
+	if n := u.subscribed.Load(); n != 2 {
+		t.Errorf("the watch subscribed %d times, want 2 (once again after the drop)", n)
+	}
+	waitGone(t, gone)
+}
+
+// watchGoroutines counts the goroutines running a meter's watch of its
+// bottle or a client's event stream.
+func watchGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "meter.(*Proxy).watch(") + strings.Count(string(buf), "client.(*Client).events.func")
+}
+
+// TestCloseEndsTheWatch: a proxy's watch and its event stream end with
+// Close, connected or not.
+func TestCloseEndsTheWatch(t *testing.T) {
+	d := startDaemon(t)
+	before := watchGoroutines()
+	for _, sock := range []string{d.Sock, "/nonexistent/run/bottlecap.sock"} {
+		p, err := meter.New(meter.Config{Bottle: "cut-close", Socket: sock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sock == d.Sock {
+			eventually(t, "the watch and its stream run", func() bool { return watchGoroutines() == before+2 })
+		}
+		if err := p.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n := watchGoroutines(); n != before {
+			t.Errorf("%d watch goroutines after Close, want %d", n, before)
+		}
+	}
+}
