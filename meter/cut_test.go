@@ -735,3 +735,32 @@ func TestCloseEndsTheWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestCutNeverSplitsAnEvent: the upstream has sent half an event when the
+// stream is cut. The meter passes events whole, so the client never gets
+// the half: its stream is the whole events, then the error event, each
+// parsing on its own.
+func TestCutNeverSplitsAnEvent(t *testing.T) {
+	d := startDaemon(t)
+	tt := cutCases[0]
+	d.register("cut-half", nil)
+	third := tt.delta(2)
+	h, _, gone := generating("")
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, strings.Join(tt.head, "")+tt.delta(0)+tt.delta(1)+third[:len(third)/2])
+		w.(http.Flusher).Flush()
+		h(w, r) // generates until its connection is closed
+	})
+	_, srv := meterFor(t, d.Sock, "cut-half", up.URL, nil)
+	resp := postStream(t, srv.URL+tt.path, tt.body)
+	seen, last := readStream(t, resp.Body, func(seen int) {
+		if seen == 2 {
+			d.cutoff("cut-half", "runaway agent")
+		}
+	})
+	if seen != 2 || !strings.HasPrefix(last, tt.marker) {
+		t.Errorf("the client saw %d deltas and last %q; want the 2 whole ones, then the error event on its own", seen, last)
+	}
+	waitGone(t, gone)
+}
