@@ -91,42 +91,30 @@ func (fs *flightSet) drainedLocked() {
 	}
 }
 
-// block refuses new flights with why and cuts those in flight; a nil why
-// lifts the block (the bottle may spend again), unless the set is closing.
+// block refuses new flights with why from now on; a nil why lifts the
+// block (the bottle may spend again), unless the set is closing. Flights
+// already in flight are left to cutAll: each was registered before the
+// block, so a cutAll that follows it finds them all.
 func (fs *flightSet) block(why *refusal) {
 	fs.mu.Lock()
-	if why == nil && fs.drained != nil {
-		fs.mu.Unlock()
-		return
-	}
-	fs.blocked = why
-	live := fs.snapshotLocked()
-	fs.mu.Unlock()
-	if why != nil {
-		cutEach(live, *why)
+	defer fs.mu.Unlock()
+	if why != nil || fs.drained == nil {
+		fs.blocked = why
 	}
 }
 
-// cutAll cuts every flight in flight, leaving new ones free to start.
-func (fs *flightSet) cutAll(why refusal) {
+// cutAll cuts every flight in flight and returns how many there were.
+func (fs *flightSet) cutAll(why refusal) int {
 	fs.mu.Lock()
-	live := fs.snapshotLocked()
-	fs.mu.Unlock()
-	cutEach(live, why)
-}
-
-func (fs *flightSet) snapshotLocked() []*flight {
-	out := make([]*flight, 0, len(fs.live))
+	live := make([]*flight, 0, len(fs.live))
 	for f := range fs.live {
-		out = append(out, f)
+		live = append(live, f)
 	}
-	return out
-}
-
-func cutEach(fl []*flight, why refusal) {
-	for _, f := range fl {
+	fs.mu.Unlock()
+	for _, f := range live {
 		f.cut(why)
 	}
+	return len(live)
 }
 
 // close refuses new flights, cuts those in flight and waits until they
@@ -138,6 +126,7 @@ func (fs *flightSet) close(ctx context.Context, why refusal) {
 	fs.drainedLocked()
 	fs.mu.Unlock()
 	fs.block(&why)
+	fs.cutAll(why)
 	select {
 	case <-fs.drained:
 	case <-ctx.Done():
@@ -145,8 +134,13 @@ func (fs *flightSet) close(ctx context.Context, why refusal) {
 }
 
 // cutAll ends every metered exchange in flight of this meter's bottle
-// (SPEC section 11): each gets why as its final error.
-func (p *Proxy) cutAll(why refusal) { p.flights.cutAll(why) }
+// (SPEC section 11): each gets why as its final error. It returns once
+// each is told; their own goroutines write the errors and report.
+func (p *Proxy) cutAll(why refusal) {
+	if n := p.flights.cutAll(why); n > 0 {
+		p.log.Warn("cut the streams in flight", "bottle", p.cfg.Bottle, "streams", n, "why", why.msg)
+	}
+}
 
 // errCut is the cause of an outgoing request's context when its flight
 // was cut.

@@ -107,8 +107,10 @@ func (p *Proxy) noteState(state budget.State, why string) {
 		p.flights.block(nil)
 		return
 	}
-	p.flights.block(&refusal{http.StatusTooManyRequests, budget.RefuseDenied, fmt.Sprintf(
-		"bottlecap: %s; the meter ended the response and refuses new ones until the bottle is active again, so retrying will not help", why)})
+	ref := refusal{http.StatusTooManyRequests, budget.RefuseDenied, fmt.Sprintf(
+		"bottlecap: %s; the meter ended the response and refuses new ones until the bottle is active again, so retrying will not help", why)}
+	p.flights.block(&ref)
+	p.cutAll(ref)
 }
 
 func errText(err error) string {

@@ -291,7 +291,7 @@ func (s *socketSession) endCut(midMessage bool) {
 	if *why == shutdownRefusal {
 		code = closeGoingAway
 	}
-	s.fail(code, "the response was cut: "+why.msg)
+	s.fail(code, strings.TrimPrefix(why.msg, "bottlecap: "))
 }
 
 // fail closes the session with code, telling both sides why. The close
