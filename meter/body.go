@@ -54,20 +54,20 @@ func (p *Proxy) meterBody(resp *http.Response, ex *exchange, codings []string) i
 	return b
 }
 
-// Read passes the bytes on and feeds them to the parser (which never
-// fails). Once the flight is cut it passes the ending instead: the
-// provider-shaped error event of an event stream, nothing for any other
-// body.
+// Read passes the bytes on and feeds them to the parser. Once the flight
+// is cut it passes the ending instead: the provider-shaped error event of
+// an event stream, nothing more of any other body. The cut is noticed
+// before reading, or when the read it interrupted fails.
 func (b *meteredBody) Read(p []byte) (int, error) {
-	if b.ending == nil && b.flight.cutBy() != nil {
-		b.end(*b.flight.cutBy())
+	if why := b.flight.cutBy(); b.ending == nil && why != nil {
+		b.end(*why)
 	}
 	if b.ending != nil {
 		return b.ending.Read(p)
 	}
 	n, err := b.pass(p)
-	if err != nil && err != io.EOF && b.flight.cutBy() != nil {
-		b.end(*b.flight.cutBy())
+	if why := b.flight.cutBy(); err != nil && err != io.EOF && why != nil {
+		b.end(*why)
 		if n == 0 {
 			return b.ending.Read(p)
 		}
@@ -82,7 +82,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 func (b *meteredBody) pass(p []byte) (int, error) {
 	if !b.events {
 		n, err := b.rc.Read(p)
-		b.sink.Write(p[:n])
+		b.feed(p[:n])
 		return n, err
 	}
 	n := copy(p, b.held)
@@ -93,7 +93,7 @@ func (b *meteredBody) pass(p []byte) (int, error) {
 	b.held = b.held[:0]
 	for {
 		m, err := b.rc.Read(p[n:])
-		b.sink.Write(p[n : n+m])
+		b.feed(p[n : n+m])
 		n += m
 		end := eventsEnd(p[:n])
 		switch {
@@ -108,6 +108,13 @@ func (b *meteredBody) pass(p []byte) (int, error) {
 			b.mid = true // one event larger than p passes in pieces
 			return n, nil
 		}
+	}
+}
+
+// feed hands the parser the bytes read (it never fails).
+func (b *meteredBody) feed(read []byte) {
+	if len(read) > 0 {
+		b.sink.Write(read)
 	}
 }
 
