@@ -108,7 +108,7 @@ func (p *Proxy) noteState(state budget.State, why string) {
 		return
 	}
 	ref := refusal{http.StatusTooManyRequests, budget.RefuseDenied, fmt.Sprintf(
-		"bottlecap: %s; the meter ended the response and refuses new ones until the bottle is active again, so retrying will not help", why)}
+		"bottlecap: %s; the meter stops this bottle's responses until it is active again, so retrying will not help", why)}
 	p.flights.block(&ref)
 	p.cutAll(ref)
 }
