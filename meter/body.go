@@ -136,10 +136,11 @@ func (b *meteredBody) end(why refusal) {
 
 // Close closes the upstream body and reports, once, after the decoder (if
 // any) has handed the parser everything. A cut or broken stream is
-// reported with what the provider's events said, marked incomplete; the
-// floor of SPEC section 4 (output counted from the deltas that passed,
-// input from the request's estimate, where the provider's counts did not
-// arrive) waits for meter/estimate.
+// reported with what the provider's events said, marked incomplete.
+// SEAM: the floor of SPEC section 4 (estimate.Floor: output counted from
+// the deltas that passed, input from the request's estimate, where the
+// provider's counts did not arrive) goes here, with the input estimate
+// that admission makes.
 func (b *meteredBody) Close() error {
 	err := b.rc.Close()
 	b.once.Do(func() {

@@ -250,8 +250,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	ex := r.Context().Value(exchangeKey{}).(*exchange)
 	if why := ex.flight.cutBy(); why != nil {
 		// Cut before the response began. Nothing is reported: no usage
-		// passed, and the floor of an unanswered request (its input
-		// estimate, SPEC section 4) waits for meter/estimate.
+		// passed. SEAM: the provider had the request, so its input
+		// estimate (made at admission) is the floor to report here.
 		refuse(w, ex.up, *why)
 		return
 	}
