@@ -25,21 +25,14 @@ type Book struct {
 	// or not, so a bottle registering after its children finds them.
 	children map[string]map[string]struct{}
 
-	tallies    map[string]*tally // by bottle slug, registered or not
-	globalUsed map[string]int64  // provider
+	// used counts committed usage; held counts the tokens allowances
+	// hold (SPEC section 11). Both are kept the same way, so that a hold
+	// weighs on an agent, a bottle's subtree and the host exactly as the
+	// usage it stands for will.
+	used, held counters
 
 	sumMoves int // subtree sums changed by registration (a test hook)
 }
-
-// tally is one bottle's usage: its own reports per provider and per
-// (agent, provider), and, while it is registered, the sum over its subtree.
-type tally struct {
-	own     map[string]int64
-	agents  map[agentProvider]int64
-	subtree map[string]int64
-}
-
-type agentProvider struct{ agent, provider string }
 
 // NewBook returns an empty book under the given settings.
 func NewBook(s *Settings) *Book {
@@ -52,8 +45,8 @@ func NewBook(s *Settings) *Book {
 		bottles:    map[string]*Bottle{},
 		containers: map[string]containerRef{},
 		children:   map[string]map[string]struct{}{},
-		tallies:    map[string]*tally{},
-		globalUsed: map[string]int64{},
+		used:       newCounters(),
+		held:       newCounters(),
 	}
 }
 
@@ -100,37 +93,46 @@ func (b *Book) Register(bt Bottle) error {
 	return nil
 }
 
+// kinds are the book's two kinds of counts, which registration moves
+// alike.
+func (b *Book) kinds() [2]*counters { return [2]*counters{&b.used, &b.held} }
+
 // attach gives a newly registered bottle its subtree sums (its own usage
-// and that of the registered children that named it before it came) and
-// adds them to its ancestors.
+// and holds, and those of the registered children that named it before it
+// came) and adds them to its ancestors.
 func (b *Book) attach(bt *Bottle) {
-	t := b.tally(bt.Slug)
-	t.subtree = make(map[string]int64, len(t.own))
-	for p, n := range t.own {
-		t.subtree[p] = n
-	}
-	for c := range b.children[bt.Slug] {
-		for p, n := range b.tallies[c].subtree {
-			t.subtree[p] = SatAdd(t.subtree[p], n)
-			b.sumMoves++
+	for _, k := range b.kinds() {
+		t := k.tally(bt.Slug, true)
+		t.subtree = make(map[string]int64, len(t.own))
+		for p, n := range t.own {
+			t.subtree[p] = n
+		}
+		for c := range b.children[bt.Slug] {
+			for p, n := range k.subtree(c) {
+				t.subtree[p] = SatAdd(t.subtree[p], n)
+				b.sumMoves++
+			}
 		}
 	}
 	b.link(bt.Parent, bt.Slug)
 	b.moveSums(bt.Parent, bt.Slug, +1)
 }
 
-// moveSums adds (sign +1) or removes (-1) slug's subtree sums to or from
-// parent and each of parent's registered ancestors.
+// moveSums adds (sign +1) or removes (-1) slug's subtree sums, of usage
+// and of holds, to or from parent and each of parent's registered
+// ancestors.
 func (b *Book) moveSums(parent, slug string, sign int64) {
-	sums := b.tallies[slug].subtree
-	if len(sums) == 0 {
-		return
-	}
-	for _, s := range b.lineage(parent) {
-		t := b.tally(s)
-		for p, n := range sums {
-			t.subtree[p] = moveSum(t.subtree[p], n, sign)
-			b.sumMoves++
+	for _, k := range b.kinds() {
+		sums := k.subtree(slug)
+		if len(sums) == 0 {
+			continue
+		}
+		for _, s := range b.lineage(parent) {
+			t := k.tally(s, true)
+			for p, n := range sums {
+				t.subtree[p] = moveSum(t.subtree[p], n, sign)
+				b.sumMoves++
+			}
 		}
 	}
 }
@@ -159,22 +161,6 @@ func (b *Book) unlink(parent, slug string) {
 	if len(b.children[parent]) == 0 {
 		delete(b.children, parent)
 	}
-}
-
-// tally returns slug's counters, creating them. A registered bottle's
-// subtree map always exists.
-func (b *Book) tally(slug string) *tally {
-	t, ok := b.tallies[slug]
-	if !ok {
-		t = &tally{own: map[string]int64{}, agents: map[agentProvider]int64{}}
-		b.tallies[slug] = t
-	}
-	if t.subtree == nil {
-		if _, registered := b.bottles[slug]; registered {
-			t.subtree = map[string]int64{}
-		}
-	}
-	return t
 }
 
 func (b *Book) checkCycle(slug, parent string) error {
@@ -208,7 +194,9 @@ func (b *Book) Forget(slug string) {
 	b.moveSums(old.Parent, slug, -1)
 	b.unlink(old.Parent, slug)
 	delete(b.bottles, slug)
-	b.tallies[slug].subtree = nil
+	for _, k := range b.kinds() {
+		k.detach(slug)
+	}
 }
 
 // Bottle returns a copy of one bottle.
@@ -259,15 +247,7 @@ func (b *Book) SetBudget(slug, agent string, l Limits) error {
 // crossings: it is how the book is rebuilt from the ledger's aggregates.
 // Every counter saturates at MaxCounted rather than wrapping.
 func (b *Book) Add(bottle, agent, provider string, tokens int64) {
-	t := b.tally(bottle)
-	ap := agentProvider{agent, provider}
-	t.agents[ap] = SatAdd(t.agents[ap], tokens)
-	t.own[provider] = SatAdd(t.own[provider], tokens)
-	b.globalUsed[provider] = SatAdd(b.globalUsed[provider], tokens)
-	for _, s := range b.lineage(bottle) {
-		sub := b.tallies[s].subtree
-		sub[provider] = SatAdd(sub[provider], tokens)
-	}
+	b.used.add(bottle, agent, provider, tokens, b.lineage(bottle))
 }
 
 // lineage is the bottle itself (when registered) followed by its registered
@@ -289,26 +269,17 @@ func (b *Book) lineage(slug string) []string {
 // Used returns the counted usage of one agent, one bottle's subtree and the
 // whole host for a provider.
 func (b *Book) Used(bottle, agent, provider string) (agentUsed, subtree, global int64) {
-	if t, ok := b.tallies[bottle]; ok {
-		agentUsed, subtree = t.agents[agentProvider{agent, provider}], t.subtree[provider]
-	}
-	return agentUsed, subtree, b.globalUsed[provider]
+	return b.used.read(bottle, agent, provider)
 }
 
 // subtreeUsed is a registered bottle's subtree usage for a provider.
 func (b *Book) subtreeUsed(slug, provider string) int64 {
-	if t, ok := b.tallies[slug]; ok {
-		return t.subtree[provider]
-	}
-	return 0
+	return b.used.subtree(slug)[provider]
 }
 
 // agentUsed is one agent's usage within a bottle for a provider.
 func (b *Book) agentUsed(slug, agent, provider string) int64 {
-	if t, ok := b.tallies[slug]; ok {
-		return t.agents[agentProvider{agent, provider}]
-	}
-	return 0
+	return b.used.agent(slug, agent, provider)
 }
 
 // Subtree lists a registered bottle and its registered descendants, the
@@ -370,7 +341,7 @@ func (b *Book) HasUsageUnder(slug string) bool {
 		}
 		return false
 	}
-	t, ok := b.tallies[slug]
+	t, ok := b.used.tallies[slug]
 	if _, registered := b.bottles[slug]; registered {
 		return ok && nonZero(t.subtree)
 	}
@@ -378,7 +349,7 @@ func (b *Book) HasUsageUnder(slug string) bool {
 		return true
 	}
 	for c := range b.children[slug] {
-		if nonZero(b.tallies[c].subtree) {
+		if nonZero(b.used.subtree(c)) {
 			return true
 		}
 	}
@@ -395,11 +366,14 @@ func (b *Book) Slugs() []string {
 	return out
 }
 
-// Providers returns every provider with usage or a limit anywhere, sorted.
+// Providers returns every provider with usage, a hold or a limit
+// anywhere, sorted.
 func (b *Book) Providers() []string {
 	set := map[string]bool{}
-	for p := range b.globalUsed {
-		set[p] = true
+	for _, k := range b.kinds() {
+		for p := range k.global {
+			set[p] = true
+		}
 	}
 	for p := range b.GlobalLimits() {
 		set[p] = true

@@ -74,7 +74,7 @@ func (b *Book) event(kind EventKind, s Scope, provider string, limit, used int64
 // eventWithout is an event with its reason but no targets yet.
 func (b *Book) eventWithout(kind EventKind, s Scope, provider string, limit, used int64) Event {
 	e := Event{Kind: kind, Scope: s, Provider: provider, Limit: limit, Used: used}
-	e.Reason = exhaustedReason(applicable{s, limit, used}, provider)
+	e.Reason = exhaustedReason(applicable{Scope: s, Limit: limit, Used: used}, provider)
 	if kind == EventWarn {
 		e.Reason = strings.Replace(e.Reason, "exhausted", "past its warn threshold", 1)
 	}
@@ -201,21 +201,21 @@ func (b *Book) governingBudgets(bt *Bottle) []budgetOver {
 		for _, a := range agents {
 			if l, ok := b.agentLimit(bt, a, p); ok {
 				s := Scope{ScopeAgent, bt.Slug + "/" + a}
-				out = append(out, budgetOver{applicable{s, l, b.agentUsed(bt.Slug, a, p)}, p, b.agentPolicy(bt, a)})
+				out = append(out, budgetOver{applicable{Scope: s, Limit: l, Used: b.agentUsed(bt.Slug, a, p)}, p, b.agentPolicy(bt, a)})
 			}
 		}
 		bottleLimited := false
 		for _, s := range line {
 			if l, ok := b.bottleLimit(b.bottles[s], p); ok {
 				bottleLimited = true
-				out = append(out, budgetOver{applicable{Scope{ScopeBottle, s}, l, b.subtreeUsed(s, p)}, p, b.policyOf(bt)})
+				out = append(out, budgetOver{applicable{Scope: Scope{ScopeBottle, s}, Limit: l, Used: b.subtreeUsed(s, p)}, p, b.policyOf(bt)})
 				if b.settings.Precedence != Strict {
 					break
 				}
 			}
 		}
 		if l, ok := b.globalLimit(p); ok && (!bottleLimited || b.settings.Precedence == Strict) {
-			out = append(out, budgetOver{applicable{Scope{ScopeGlobal, "-"}, l, b.globalUsed[p]}, p, b.policyOf(bt)})
+			out = append(out, budgetOver{applicable{Scope: Scope{ScopeGlobal, "-"}, Limit: l, Used: b.used.global[p]}, p, b.policyOf(bt)})
 		}
 	}
 	return out
@@ -227,7 +227,7 @@ func (b *Book) agentsOf(bt *Bottle) []string {
 	for a := range bt.AgentBudgets {
 		set[a] = true
 	}
-	if t, ok := b.tallies[bt.Slug]; ok {
+	if t, ok := b.used.tallies[bt.Slug]; ok {
 		for k := range t.agents {
 			set[k.agent] = true
 		}

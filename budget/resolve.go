@@ -25,15 +25,22 @@ func (s Scope) owner() Scope {
 	return s
 }
 
-// applicable is one scope with a limit for a provider, and the usage
-// aggregate that limit is compared with.
+// applicable is one scope with a limit for a provider, the usage
+// aggregate that limit is compared with, and what allowances hold of it.
 type applicable struct {
 	Scope Scope
 	Limit int64
 	Used  int64
+	Held  int64
 }
 
+// exhausted is the budget's own state: what is used has reached the
+// limit. Holds do not exhaust a budget (they are promises, not spending);
+// they only leave less room.
 func (a applicable) exhausted() bool { return a.Used >= a.Limit }
+
+// room is what is left to grant: the limit less what is used and held.
+func (a applicable) room() int64 { return max(max(a.Limit-a.Used, 0)-a.Held, 0) }
 
 // scopes lists every scope that defines a limit for (bottle, agent,
 // provider), most specific first: agent, bottle, parents nearest first,
@@ -45,7 +52,8 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 	if bt, ok := b.bottles[slug]; ok {
 		agent = bt.AgentName(agent)
 		if l, ok := b.agentLimit(bt, agent, provider); ok {
-			out = append(out, applicable{Scope{ScopeAgent, slug + "/" + agent}, l, b.agentUsed(slug, agent, provider)})
+			out = append(out, applicable{Scope{ScopeAgent, slug + "/" + agent}, l,
+				b.agentUsed(slug, agent, provider), b.held.agent(slug, agent, provider)})
 		}
 		for i, s := range b.lineage(slug) {
 			if l, ok := b.bottleLimit(b.bottles[s], provider); ok {
@@ -53,12 +61,12 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 				if i > 0 {
 					kind = ScopeParent
 				}
-				out = append(out, applicable{Scope{kind, s}, l, b.subtreeUsed(s, provider)})
+				out = append(out, applicable{Scope{kind, s}, l, b.subtreeUsed(s, provider), b.held.subtree(s)[provider]})
 			}
 		}
 	}
 	if l, ok := b.globalLimit(provider); ok {
-		out = append(out, applicable{Scope{ScopeGlobal, "-"}, l, b.globalUsed[provider]})
+		out = append(out, applicable{Scope{ScopeGlobal, "-"}, l, b.used.global[provider], b.held.global[provider]})
 	}
 	return out
 }
@@ -112,7 +120,8 @@ func (b *Book) globalLimit(provider string) (int64, bool) {
 
 // governing picks the scope that decides: under nearest the most specific
 // one; under strict the most specific exhausted one, else the one with the
-// least room left. ok is false when no scope has a limit.
+// least room left (what is neither used nor held), which is the one that
+// bounds a grant. ok is false when no scope has a limit.
 func (b *Book) governing(as []applicable) (applicable, bool) {
 	if len(as) == 0 {
 		return applicable{}, false
@@ -125,7 +134,7 @@ func (b *Book) governing(as []applicable) (applicable, bool) {
 		if a.exhausted() {
 			return a, true
 		}
-		if a.Limit-a.Used < best.Limit-best.Used {
+		if a.room() < best.room() {
 			best = a
 		}
 	}
@@ -141,7 +150,8 @@ type Verdict struct {
 	Scope            // the governing scope; "none" when nothing limits
 	Limit     int64  `json:"limit"`
 	Used      int64  `json:"used"`
-	Remaining int64  `json:"remaining"`
+	Held      int64  `json:"held"`      // granted to allowances and not yet settled by reports
+	Remaining int64  `json:"remaining"` // limit - used - held, at least 0
 	Unlimited bool   `json:"unlimited,omitempty"`
 	State     State  `json:"state"`
 	Reason    string `json:"reason"`
@@ -162,7 +172,7 @@ func (b *Book) Verdict(slug, agent, provider string, estimate int64) Verdict {
 	}
 	if v.Allowed && estimate > 0 && !v.Unlimited && v.Remaining < estimate {
 		v.Allowed = false
-		v.Reason = fmt.Sprintf("estimate of %d %s tokens exceeds the %d left in the %s", estimate, provider, v.Remaining, v.Scope)
+		v.Reason = fmt.Sprintf("estimate of %d %s tokens exceeds the %d left in the %s%s", estimate, provider, v.Remaining, v.Scope, heldNote(v.Held))
 	}
 	return v
 }
@@ -178,10 +188,11 @@ func (b *Book) budgetVerdict(slug, agent, provider string) Verdict {
 		v.Scope = Scope{Kind: "none", ID: ""}
 		v.Unlimited = true
 		_, v.Used, _ = b.Used(slug, v.Agent, provider)
+		_, v.Held, _ = b.Held(slug, v.Agent, provider)
 		return v
 	}
-	v.Scope, v.Limit, v.Used = g.Scope, g.Limit, g.Used
-	v.Remaining = max(g.Limit-g.Used, 0)
+	v.Scope, v.Limit, v.Used, v.Held = g.Scope, g.Limit, g.Used, g.Held
+	v.Remaining = g.room()
 	if g.exhausted() {
 		v.Allowed = false
 		v.Reason = exhaustedReason(g, provider)

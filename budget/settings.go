@@ -1,5 +1,7 @@
 package budget
 
+import "time"
+
 // Settings are the host settings of SPEC section 3, as parsed from
 // settings.yml over the built-in defaults.
 type Settings struct {
@@ -23,7 +25,13 @@ type Settings struct {
 	Operators []string
 	// Socket overrides the socket path (default $BOT_BOTTLE_HOME/run/bottlecap.sock).
 	Socket string
+	// AllowanceTTL is how long an allowance lives without being renewed
+	// (SPEC section 11): a meter that dies leaks its holds no longer.
+	AllowanceTTL time.Duration
 }
+
+// DefaultAllowanceTTL is AllowanceTTL when settings do not say.
+const DefaultAllowanceTTL = 30 * time.Second
 
 // Defaults are the budget and policy settings give a bottle or agent name.
 type Defaults struct {
@@ -42,6 +50,8 @@ func DefaultSettings() *Settings {
 		Agents:     map[string]Defaults{},
 		Providers:  DefaultProviders(),
 		Weights:    map[string]Weights{},
+
+		AllowanceTTL: DefaultAllowanceTTL,
 	}
 }
 

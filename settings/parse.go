@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"go.yaml.in/yaml/v3"
@@ -71,9 +72,11 @@ func (p *settingsParser) top(f field) error {
 		p.s.Operators, err = p.operators(f)
 	case "socket":
 		p.s.Socket, err = p.socket(f)
+	case "allowance_ttl":
+		p.s.AllowanceTTL, err = p.allowanceTTL(f)
 	default:
 		err = p.unknown(f, "budget", "shutdown", "precedence", "warn_at", "bottles",
-			"agents", "providers", "weights", "operators", "socket")
+			"agents", "providers", "weights", "operators", "socket", "allowance_ttl")
 	}
 	return err
 }
@@ -365,4 +368,28 @@ func (p *settingsParser) socket(f field) (string, error) {
 		return "", p.fail(f.value, f.path, "path is %d bytes, too long for a unix socket (at most %d)", len(s), maxSocketPath)
 	}
 	return s, nil
+}
+
+// The allowance TTL's bounds: below a second a meter's renewals could not
+// keep up and its holds would lapse mid-request; above an hour a dead
+// meter's holds would keep the budget from others that long.
+const (
+	minAllowanceTTL = time.Second
+	maxAllowanceTTL = time.Hour
+)
+
+// allowanceTTL reads a duration such as 30s or 2m.
+func (p *settingsParser) allowanceTTL(f field) (time.Duration, error) {
+	s, err := p.scalar(f)
+	if err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, p.fail(f.value, f.path, "%q is not a duration (want e.g. 30s or 2m)", s)
+	}
+	if d < minAllowanceTTL || d > maxAllowanceTTL {
+		return 0, p.fail(f.value, f.path, "%s is out of range (want from %s to %s)", s, minAllowanceTTL, maxAllowanceTTL)
+	}
+	return d, nil
 }

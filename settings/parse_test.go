@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/settings"
@@ -147,6 +148,11 @@ func TestGoodValues(t *testing.T) {
 		{"operators:", func(s *budget.Settings) any { return s.Operators }, []string(nil)},
 		{"socket: /run/bottlecap/bottlecap.sock", func(s *budget.Settings) any { return s.Socket }, "/run/bottlecap/bottlecap.sock"},
 		{"socket: /tmp//x/../b.sock", func(s *budget.Settings) any { return s.Socket }, "/tmp/b.sock"},
+		{"socket: /tmp/b.sock", func(s *budget.Settings) any { return s.AllowanceTTL }, budget.DefaultAllowanceTTL},
+		{"allowance_ttl: 30s", func(s *budget.Settings) any { return s.AllowanceTTL }, 30 * time.Second},
+		{"allowance_ttl: 2m", func(s *budget.Settings) any { return s.AllowanceTTL }, 2 * time.Minute},
+		{"allowance_ttl: 1s", func(s *budget.Settings) any { return s.AllowanceTTL }, time.Second},
+		{"allowance_ttl: 1h", func(s *budget.Settings) any { return s.AllowanceTTL }, time.Hour},
 	} {
 		t.Run(tt.in, func(t *testing.T) {
 			if got := tt.check(parse(t, tt.in)); !reflect.DeepEqual(got, tt.want) {
@@ -213,12 +219,18 @@ func TestBadValues(t *testing.T) {
 		{"socket: run/bottlecap.sock", 1, 9, "socket", `"run/bottlecap.sock" is not an absolute path`},
 		{"socket: /" + strings.Repeat("x", 107), 1, 9, "socket", "too long for a unix socket"},
 		{"socket:", 1, 1, "socket", "missing value"},
+		{"allowance_ttl: 30", 1, 16, "allowance_ttl", `"30" is not a duration (want e.g. 30s or 2m)`},
+		{"allowance_ttl: soon", 1, 16, "allowance_ttl", `"soon" is not a duration`},
+		{"allowance_ttl: 500ms", 1, 16, "allowance_ttl", "500ms is out of range (want from 1s to 1h0m0s)"},
+		{"allowance_ttl: -30s", 1, 16, "allowance_ttl", "-30s is out of range"},
+		{"allowance_ttl: 2h", 1, 16, "allowance_ttl", "2h is out of range"},
+		{"allowance_ttl: [30s]", 1, 16, "allowance_ttl", "want a single value, got a list"},
 	})
 }
 
 func TestUnknownKeys(t *testing.T) {
 	checkErrors(t, []errCase{
-		{"budgets:\n  claude: 1M", 1, 1, "budgets", `unknown key "budgets" (want budget, shutdown, precedence, warn_at, bottles, agents, providers, weights, operators or socket)`},
+		{"budgets:\n  claude: 1M", 1, 1, "budgets", `unknown key "budgets" (want budget, shutdown, precedence, warn_at, bottles, agents, providers, weights, operators, socket or allowance_ttl)`},
 		{"shutdown: cutoff\nwarn: 80%", 2, 1, "warn", `unknown key "warn"`},
 		{"bottles:\n  dev:\n    budgets: {}", 3, 5, "bottles.dev.budgets", `unknown key "budgets" (want budget or shutdown)`},
 		{"agents:\n  reviewer:\n    shutdown: kill\n    policy: kill", 4, 5, "agents.reviewer.policy", `unknown key "policy" (want budget or shutdown)`},
