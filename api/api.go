@@ -72,7 +72,10 @@ type BottleRequest struct {
 // for its own agent, which names the governing scope and effective limit.
 type Bottle struct {
 	budget.Bottle
-	Usage    map[string]int64 `json:"usage"`
+	Usage map[string]int64 `json:"usage"`
+	// Held is what allowances hold per provider over the same subtree:
+	// granted to meters and not yet settled by reports (SPEC section 11).
+	Held     map[string]int64 `json:"held"`
 	Verdicts []budget.Verdict `json:"verdicts"`
 }
 
@@ -123,15 +126,19 @@ type Status struct {
 	Store         string    `json:"store"`
 	// StoreReadOnly is true when the ledger takes no writes (opened
 	// read-only, or the disk refused the last write); StoreError says why.
-	StoreReadOnly  bool             `json:"store_read_only"`
-	StoreError     string           `json:"store_error,omitempty"`
-	Socket         string           `json:"socket"`
-	Precedence     string           `json:"precedence"`
-	Bottles        int              `json:"bottles"`
-	Reports        int64            `json:"reports"`
-	PendingActions int              `json:"pending_actions"`
-	Global         []budget.Verdict `json:"global"`
-	Docker         DockerStatus     `json:"docker"`
+	StoreReadOnly  bool   `json:"store_read_only"`
+	StoreError     string `json:"store_error,omitempty"`
+	Socket         string `json:"socket"`
+	Precedence     string `json:"precedence"`
+	Bottles        int    `json:"bottles"`
+	Reports        int64  `json:"reports"`
+	PendingActions int    `json:"pending_actions"`
+	// Allowances are the allowances live now; Held is what they hold
+	// host-wide per provider (SPEC section 11).
+	Allowances int              `json:"allowances"`
+	Held       map[string]int64 `json:"held"`
+	Global     []budget.Verdict `json:"global"`
+	Docker     DockerStatus     `json:"docker"`
 }
 
 // DockerStatus says whether the daemon can reach the Docker engine.

@@ -41,6 +41,8 @@ func (s *scanner) reportField(key []byte, r *Report) bool {
 		r.Model, ok = s.text()
 	case "format":
 		r.Format, ok = s.text()
+	case "allowance":
+		r.Allowance, ok = s.text()
 	case "input_tokens":
 		r.Input, ok = s.int()
 	case "cache_read_tokens":
@@ -276,6 +278,8 @@ func (s *scanner) verdict(v *budget.Verdict) bool {
 			v.Limit, ok = s.int()
 		case "used":
 			v.Used, ok = s.int()
+		case "held":
+			v.Held, ok = s.int()
 		case "remaining":
 			v.Remaining, ok = s.int()
 		}

@@ -21,6 +21,8 @@ func FuzzDecodeReportFast(f *testing.F) {
 		`{"input_tokens":999999999999999999}`, `{"input_tokens":9999999999999999999}`,
 		`{"id":"a\"b"}`, `{"id":"é"}`, `{"ID":"a"}`, `{"id":null}`, `{"ts":"2026-11-21"}`,
 		`{"raw":{"usage":{}}}`, `{"id":"a"} x`, `{"complete":truex}`, `{"id":"a",}`,
+		`{"id":"r1","bottle":"b","provider":"claude","output_tokens":5,"allowance":"al-00112233445566778899aabbccddeeff"}`,
+		`{"allowance":""}`, `{"allowance":null}`, `{"allowance":5}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -69,6 +71,7 @@ func FuzzDecodeVerdictFast(f *testing.F) {
 	for _, seed := range []string{
 		`{"allowed":false,"bottle":"b","provider":"claude","scope":"global","scope_id":"","limit":10,"used":12,"remaining":0,"state":"cut_off","reason":"global budget exhausted"}`,
 		`{}`, `{"allowed":1}`, `{"used":-5}`, `{"scope":"bottle","scope":"agent"}`,
+		`{"allowed":true,"limit":100,"used":10,"held":60,"remaining":30}`, `{"held":1.5}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -95,7 +98,7 @@ func same(t *testing.T, b []byte, fast, slow any) {
 // own output, not only hand-written seeds.
 func TestDecodeFastReadsWhatTheDaemonWrites(t *testing.T) {
 	v := budget.Verdict{Allowed: true, Bottle: "b-1", Agent: "implementer", Provider: "claude",
-		Scope: budget.Scope{Kind: budget.ScopeBottle, ID: "b-1"}, Limit: 1000, Used: 10, Remaining: 990, State: budget.Active}
+		Scope: budget.Scope{Kind: budget.ScopeBottle, ID: "b-1"}, Limit: 1000, Used: 10, Held: 400, Remaining: 590, State: budget.Active}
 	var buf bytes.Buffer
 	json.NewEncoder(&buf).Encode(api.IngestReply{Accepted: 2, Duplicates: 1, Verdicts: []budget.Verdict{v, v}})
 	var reply api.IngestReply

@@ -44,6 +44,8 @@ type Core struct {
 	// stored yet: every report naming one carries its row into the
 	// report's transaction until one commits.
 	unstored map[string]bool
+	// allow is the table of live allowances (allowances.go).
+	allow allowances
 
 	saveMu sync.Mutex
 
@@ -79,7 +81,7 @@ func newCore(cfg Config) *Core {
 		cfg.Settings = budget.DefaultSettings()
 	}
 	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, containerBottle: cfg.ContainerBottle,
-		log: cfg.Log, now: cfg.Now, settings: cfg.Settings, unstored: map[string]bool{}, hub: newHub()}
+		log: cfg.Log, now: cfg.Now, settings: cfg.Settings, unstored: map[string]bool{}, allow: newAllowances(), hub: newHub()}
 	c.metrics = newMetrics(c)
 	return c
 }
@@ -172,7 +174,9 @@ func (c *Core) Weigh(rep *budget.Report) error {
 // Verdict is the gate's answer for a request of estimate tokens, from
 // memory, never the disk.
 func (c *Core) Verdict(bottle, agent, provider string, estimate int64) budget.Verdict {
+	now := c.now()
 	c.mu.Lock()
+	c.sweepLocked(now)
 	v := c.book.Verdict(bottle, agent, provider, estimate)
 	c.mu.Unlock()
 	c.metrics.verdict(v.Allowed)
@@ -194,6 +198,7 @@ func (c *Core) verdictsFor(reports []budget.Report) []budget.Verdict {
 	out := make([]budget.Verdict, 0, len(keys))
 	for chunk := range slices.Chunk(keys, lockChunk) {
 		c.mu.Lock()
+		c.sweepLocked(c.now())
 		for _, k := range chunk {
 			out = append(out, c.book.Verdict(k.b, k.a, k.p, 0))
 		}
@@ -218,6 +223,7 @@ func (c *Core) BottleOfContainer(ctx context.Context, id string) (string, bool) 
 func (c *Core) Bottles() []api.Bottle {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sweepLocked(c.now())
 	bottles, providers := c.book.Bottles(), c.book.Providers()
 	out := make([]api.Bottle, 0, len(bottles))
 	for _, b := range bottles {
@@ -230,6 +236,7 @@ func (c *Core) Bottles() []api.Bottle {
 func (c *Core) Bottle(slug string) (api.Bottle, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sweepLocked(c.now())
 	b, ok := c.book.Bottle(slug)
 	if !ok {
 		return api.Bottle{}, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
@@ -240,14 +247,15 @@ func (c *Core) Bottle(slug string) (api.Bottle, error) {
 // viewLocked builds a bottle's view over the providers given (the book's,
 // computed once per request: it walks every bottle). c.mu must be held.
 func (c *Core) viewLocked(b budget.Bottle, providers []string) api.Bottle {
-	v := api.Bottle{Bottle: b, Usage: map[string]int64{}}
+	v := api.Bottle{Bottle: b, Usage: map[string]int64{}, Held: map[string]int64{}}
 	for _, p := range providers {
 		_, sub, _ := c.book.Used(b.Slug, b.Agent, p)
+		_, held, _ := c.book.Held(b.Slug, b.Agent, p)
 		verdict := c.book.Verdict(b.Slug, b.Agent, p, 0)
-		if sub == 0 && verdict.Unlimited {
+		if sub == 0 && held == 0 && verdict.Unlimited {
 			continue
 		}
-		v.Usage[p] = sub
+		v.Usage[p], v.Held[p] = sub, held
 		v.Verdicts = append(v.Verdicts, verdict)
 	}
 	return v
@@ -271,8 +279,10 @@ func (c *Core) Status(ctx context.Context, st *api.Status) error {
 		st.StoreReadOnly, st.StoreError = true, err.Error()
 	}
 	c.mu.Lock()
+	c.sweepLocked(c.now())
 	st.Precedence = string(c.settings.Precedence)
 	st.Bottles = len(c.book.Bottles())
+	st.Allowances, st.Held = c.allowanceTotalsLocked()
 	for _, p := range c.book.Providers() {
 		st.Global = append(st.Global, c.globalVerdict(p))
 	}
@@ -341,13 +351,14 @@ func (c *Core) VerifyAudit(ctx context.Context) (api.AuditVerify, error) {
 // budget. c.mu must be held.
 func (c *Core) globalVerdict(provider string) budget.Verdict {
 	_, _, used := c.book.Used("", "", provider)
-	v := budget.Verdict{Allowed: true, Provider: provider, Scope: budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, Used: used, State: budget.Active}
+	_, _, held := c.book.Held("", "", provider)
+	v := budget.Verdict{Allowed: true, Provider: provider, Scope: budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, Used: used, Held: held, State: budget.Active}
 	limit, ok := c.book.GlobalLimits()[provider]
 	if !ok {
 		v.Unlimited = true
 		return v
 	}
-	v.Limit, v.Remaining = limit, max(limit-used, 0)
+	v.Limit, v.Remaining = limit, max(max(limit-used, 0)-held, 0)
 	if used >= limit {
 		v.Allowed = false
 		v.Reason = "global budget exhausted"

@@ -71,7 +71,7 @@ func (r *rig) ingest(id, bottle string, tokens int64) api.IngestReply {
 	if err := r.core.Weigh(&rep); err != nil {
 		r.t.Fatalf("weigh %s: %v", id, err)
 	}
-	reply, err := r.core.Ingest(context.Background(), []budget.Report{rep})
+	reply, err := r.core.Ingest(context.Background(), []budget.Report{rep}, nil)
 	if err != nil {
 		r.t.Fatalf("ingest %s: %v", id, err)
 	}
@@ -503,7 +503,7 @@ func TestCoreActionsAndCrossingsRace(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := r.core.Ingest(context.Background(), []budget.Report{rep}); err != nil {
+				if _, err := r.core.Ingest(context.Background(), []budget.Report{rep}, nil); err != nil {
 					t.Error(err)
 				}
 			}

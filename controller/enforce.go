@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -83,14 +82,21 @@ type claim struct {
 	policy budget.Policy
 }
 
-// apply counts committed reports in the book and acts on the crossings
-// they cause: a warn event once per budget, an action per governed bottle.
+// apply counts committed reports in the book, settles the allowances they
+// name (allowances[i] for reports[i]; nil when none names one), and acts on
+// the crossings they cause: a warn event once per budget, an action per
+// governed bottle.
 // Reports are counted lockChunk at a time, so that a large batch never
 // holds the gate (c.mu) for long.
-func (c *Core) apply(ctx context.Context, reports []budget.Report) {
+func (c *Core) apply(ctx context.Context, reports []budget.Report, allowances []string) {
 	var claims []claim
-	for chunk := range slices.Chunk(reports, lockChunk) {
-		claims = append(claims, c.record(chunk)...)
+	for i := 0; i < len(reports); i += lockChunk {
+		end := min(i+lockChunk, len(reports))
+		var settles []string
+		if allowances != nil {
+			settles = allowances[i:end]
+		}
+		claims = append(claims, c.record(reports[i:end], settles)...)
 	}
 	for _, r := range reports {
 		c.publish("usage", r.Bottle, r)
@@ -102,14 +108,20 @@ func (c *Core) apply(ctx context.Context, reports []budget.Report) {
 // microseconds of work, however large the request.
 const lockChunk = 256
 
-// record counts reports in the book and claims what their crossings act
-// on, under one hold of c.mu.
-func (c *Core) record(reports []budget.Report) []claim {
+// record counts reports in the book, settles the allowances they name and
+// claims what their crossings act on, under one hold of c.mu: a report's
+// tokens leave the allowance's hold in the same instant they join the
+// usage, so that at no instant are they counted twice (which would deny
+// room that is there) or not at all (which would grant it twice).
+func (c *Core) record(reports []budget.Report, allowances []string) []claim {
 	var events []budget.Event
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, r := range reports {
+	for i, r := range reports {
 		events = append(events, c.book.Record(r)...)
+		if allowances != nil && allowances[i] != "" {
+			c.settleLocked(allowances[i], r)
+		}
 	}
 	return c.claim(events, false)
 }
@@ -213,9 +225,12 @@ func (c *Core) settle(ctx context.Context, slugs []string, exempt budget.Exempti
 
 // Ingest takes validated, weighted reports: it registers unknown bottles,
 // commits the reports (with the rows of those bottles, in the same
-// transaction) through the Ingester, and only then records them, acts on
-// their crossings and answers with the verdicts.
-func (c *Core) Ingest(ctx context.Context, reports []budget.Report) (api.IngestReply, error) {
+// transaction) through the Ingester, and only then records them, settles
+// the allowances they name, acts on their crossings and answers with the
+// verdicts. allowances[i] is the allowance reports[i] settles ("" for
+// none); nil when no report names one. A duplicate settles nothing: its
+// tokens were settled when it was first counted.
+func (c *Core) Ingest(ctx context.Context, reports []budget.Report, allowances []string) (api.IngestReply, error) {
 	unstored, added := c.registerImplicit(reports)
 	results, err := c.ingester.SubmitWith(ctx, reports, unstored)
 	if err != nil {
@@ -229,6 +244,7 @@ func (c *Core) Ingest(ctx context.Context, reports []budget.Report) (api.IngestR
 	c.implicitStored(unstored, added)
 	var reply api.IngestReply
 	var fresh []budget.Report
+	var settles []string
 	for i, res := range results {
 		if res.Duplicate {
 			reply.Duplicates++
@@ -236,8 +252,11 @@ func (c *Core) Ingest(ctx context.Context, reports []budget.Report) (api.IngestR
 		}
 		reply.Accepted++
 		fresh = append(fresh, reports[i])
+		if allowances != nil {
+			settles = append(settles, allowances[i])
+		}
 	}
-	c.apply(ctx, fresh)
+	c.apply(ctx, fresh, settles)
 	reply.Verdicts = c.verdictsFor(reports)
 	c.metrics.ingested(reply.Accepted, reply.Duplicates)
 	return reply, nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 )
 
 // hub fans events out to /v1/events subscribers without ever waiting for
@@ -29,6 +30,8 @@ type hub struct {
 // subscriber is one open event stream.
 type subscriber struct {
 	ch chan []byte // SSE frames, encoded once for every subscriber
+	// bottle, when set, is the one bottle whose events it takes.
+	bottle string
 	// lagged is set, before ch is closed, when the hub dropped it for
 	// falling behind.
 	lagged atomic.Bool
@@ -45,15 +48,15 @@ func newHub() *hub {
 	return &hub{subs: map[*subscriber]struct{}{}, open: map[*subscriber]struct{}{}}
 }
 
-// subscribe opens a stream; abort must make the stream's pending write
-// fail at once.
-func (h *hub) subscribe(abort func()) (*subscriber, bool) {
+// subscribe opens a stream of every event, or of one bottle's ("" for
+// all); abort must make the stream's pending write fail at once.
+func (h *hub) subscribe(bottle string, abort func()) (*subscriber, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, false
 	}
-	sub := &subscriber{ch: make(chan []byte, subscriberBuffer), abort: abort}
+	sub := &subscriber{ch: make(chan []byte, subscriberBuffer), bottle: bottle, abort: abort}
 	h.subs[sub] = struct{}{}
 	h.open[sub] = struct{}{}
 	return sub, true
@@ -69,10 +72,15 @@ func (h *hub) unsubscribe(sub *subscriber) {
 	}
 }
 
-func (h *hub) send(frame []byte) {
+// send gives an event about bottle ("" for none) to every subscriber that
+// takes it.
+func (h *hub) send(bottle string, frame []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for sub := range h.subs {
+		if sub.bottle != "" && sub.bottle != bottle {
+			continue
+		}
 		select {
 		case sub.ch <- frame:
 		default:
@@ -131,7 +139,7 @@ func (c *Core) publish(typ, bottle string, data any) {
 			e.Data = b
 		}
 	}
-	c.hub.send(sseFrame(e))
+	c.hub.send(bottle, sseFrame(e))
 }
 
 // handleEvents streams events as server-sent events until the client goes
@@ -139,12 +147,22 @@ func (c *Core) publish(typ, bottle string, data any) {
 // keeps idle connections alive through proxies and lets the client notice
 // a dead daemon. Each write has its own deadline (EventWriteTimeout): the
 // server's read and write timeouts would otherwise cut the stream.
+//
+// ?bottle=<slug> streams that bottle's events only: what a meter watches
+// to learn that its bottle left active. Any peer that may report for the
+// bottle may watch it (a process in a container only its own bottle);
+// every event, unfiltered, is for operators.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	bottle := r.URL.Query().Get("bottle")
+	if err := s.checkEventsPeer(r, bottle); err != nil {
+		writeErr(w, err)
+		return
+	}
 	rc := http.NewResponseController(w)
 	// No read deadline: the stream sends no body, and the server's
 	// background read then only notices the client hanging up.
 	_ = rc.SetReadDeadline(time.Time{})
-	sub, ok := s.hub.subscribe(func() { _ = rc.SetWriteDeadline(time.Unix(1, 0)) })
+	sub, ok := s.hub.subscribe(bottle, func() { _ = rc.SetWriteDeadline(time.Unix(1, 0)) })
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, "daemon is shutting down")
 		return
@@ -159,6 +177,24 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if s.stream(r.Context(), st) {
 		s.metrics.droppedSubs.Inc()
 	}
+}
+
+// checkEventsPeer lets operators watch anything, and other peers one
+// bottle they may report for.
+func (s *Server) checkEventsPeer(r *http.Request, bottle string) error {
+	peer, _ := peerFrom(r.Context())
+	if bottle != "" {
+		if err := budget.ValidateSlug("bottle", bottle); err != nil {
+			return err
+		}
+	}
+	if peer.Operator {
+		return nil
+	}
+	if bottle == "" {
+		return fmt.Errorf("%w: only root, the daemon's user and settings operators may watch every event; others may watch one bottle's (GET /v1/events?bottle=<slug>)", budget.ErrDenied)
+	}
+	return s.checkPeerBottle(r.Context(), peer, bottle, "watch the events of")
 }
 
 // stream sends events until the stream ends, and reports whether it ended

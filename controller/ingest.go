@@ -56,7 +56,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	reports, err := s.readReports(w, r)
+	reports, allowances, err := s.readReports(w, r)
 	release()
 	rc := http.NewResponseController(w)
 	if err != nil {
@@ -70,7 +70,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	// The body is in; what is left is the wait for the commit, which the
 	// server's read timeout (meant for slow bodies) must not cancel.
 	_ = rc.SetReadDeadline(time.Time{})
-	reply, err := s.core.Ingest(r.Context(), reports)
+	reply, err := s.core.Ingest(r.Context(), reports, allowances)
 	if err != nil {
 		s.noteLedgerLost(err)
 		writeErr(w, err)
@@ -112,8 +112,9 @@ func (s *Server) admitIngest(r *http.Request) (func(), error) {
 	return func() { s.ingestBytes.Release(n) }, nil
 }
 
-// readReports decodes and validates one report, or NDJSON of many.
-func (s *Server) readReports(w http.ResponseWriter, r *http.Request) ([]budget.Report, error) {
+// readReports decodes and validates one report, or NDJSON of many, and
+// returns with them the allowance each names (nil when none names one).
+func (s *Server) readReports(w http.ResponseWriter, r *http.Request) ([]budget.Report, []string, error) {
 	body := http.MaxBytesReader(w, r.Body, api.MaxIngestBytes)
 	peer, _ := peerFrom(r.Context())
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -122,64 +123,77 @@ func (s *Server) readReports(w http.ResponseWriter, r *http.Request) ([]budget.R
 	}
 	b, err := io.ReadAll(body)
 	if err != nil {
-		return nil, jsonError(err)
+		return nil, nil, jsonError(err)
 	}
 	in, err := decodeReport(b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rep, err := s.prepare(r.Context(), peer, in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return []budget.Report{rep}, nil
+	var allowances []string
+	if in.Allowance != "" {
+		allowances = []string{in.Allowance}
+	}
+	return []budget.Report{rep}, allowances, nil
 }
 
 // readNDJSON reads one line at a time and validates each report as it
 // comes: a bad line ends the request without reading the rest of the body,
 // and memory holds only the validated reports (at most MaxIngestReports)
-// and one line.
-func (s *Server) readNDJSON(ctx context.Context, peer Peer, body io.Reader) ([]budget.Report, error) {
+// and one line. allowances, index for index, are the allowances the
+// reports name; nil when none names one.
+func (s *Server) readNDJSON(ctx context.Context, peer Peer, body io.Reader) ([]budget.Report, []string, error) {
 	var out []budget.Report
+	var allowances []string
 	br := bufio.NewReaderSize(body, 64<<10)
 	var line []byte
 	for n := 1; ; n++ {
 		var err error
 		line, err = readLine(br, line[:0])
 		if err != nil && err != io.EOF {
-			return nil, jsonError(err)
+			return nil, nil, jsonError(err)
 		}
 		if b := bytes.TrimSpace(line); len(b) > 0 {
 			if len(out) == s.limits.MaxIngestReports {
-				return nil, fmt.Errorf("%w: body: more than %d reports: send at most %d per request", errTooLarge, s.limits.MaxIngestReports, s.limits.MaxIngestReports)
+				return nil, nil, fmt.Errorf("%w: body: more than %d reports: send at most %d per request", errTooLarge, s.limits.MaxIngestReports, s.limits.MaxIngestReports)
 			}
-			rep, err := s.prepareLine(ctx, peer, b, n, len(out)+1)
+			rep, allowance, err := s.prepareLine(ctx, peer, b, n, len(out)+1)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
+			}
+			if allowance != "" && allowances == nil {
+				allowances = make([]string, len(out), cap(out))
 			}
 			out = append(out, rep)
+			if allowances != nil {
+				allowances = append(allowances, allowance)
+			}
 		}
 		if err == io.EOF {
 			break
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: body: no reports", budget.ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: body: no reports", budget.ErrInvalid)
 	}
-	return out, nil
+	return out, allowances, nil
 }
 
-// prepareLine decodes and validates the i-th report, on line n.
-func (s *Server) prepareLine(ctx context.Context, peer Peer, b []byte, n, i int) (budget.Report, error) {
+// prepareLine decodes and validates the i-th report, on line n, and
+// returns it with the allowance it names.
+func (s *Server) prepareLine(ctx context.Context, peer Peer, b []byte, n, i int) (budget.Report, string, error) {
 	in, err := decodeReport(b)
 	if err != nil {
-		return budget.Report{}, fmt.Errorf("line %d: %w", n, err)
+		return budget.Report{}, "", fmt.Errorf("line %d: %w", n, err)
 	}
 	rep, err := s.prepare(ctx, peer, in)
 	if err != nil {
-		return budget.Report{}, fmt.Errorf("report %d: %w", i, err)
+		return budget.Report{}, "", fmt.Errorf("report %d: %w", i, err)
 	}
-	return rep, nil
+	return rep, in.Allowance, nil
 }
 
 // readLine appends the next line, newline included, to buf. io.EOF comes
@@ -207,7 +221,7 @@ func (s *Server) prepare(ctx context.Context, peer Peer, in api.Report) (budget.
 	if err := s.checkIdentity(&rep); err != nil {
 		return rep, err
 	}
-	if err := s.checkPeerBottle(ctx, peer, rep.Bottle); err != nil {
+	if err := s.checkPeerBottle(ctx, peer, rep.Bottle, "report for"); err != nil {
 		return rep, err
 	}
 	if len(in.Raw) > 0 {
@@ -217,6 +231,11 @@ func (s *Server) prepare(ctx context.Context, peer Peer, in api.Report) (budget.
 	}
 	if err := checkLabels(rep); err != nil {
 		return rep, err
+	}
+	if in.Allowance != "" {
+		if err := checkText("allowance", in.Allowance, maxIDLen); err != nil {
+			return rep, err
+		}
 	}
 	if err := rep.Usage.Validate(); err != nil {
 		if len(in.Raw) > 0 {
@@ -337,9 +356,11 @@ func (s *Server) applyRaw(rep *budget.Report, in api.Report) error {
 	return nil
 }
 
-// checkPeerBottle refuses a container peer's report for another bottle,
-// and every report of a peer whose origin is unknown.
-func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) error {
+// checkPeerBottle refuses a container peer's report (or allowance, or
+// event stream: what, as "report for") for another bottle, and every one
+// of a peer whose origin is unknown. A host process may act for any
+// bottle.
+func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle, what string) error {
 	if peer.Host {
 		return nil
 	}
@@ -348,14 +369,14 @@ func (s *Server) checkPeerBottle(ctx context.Context, peer Peer, bottle string) 
 		if why == "" {
 			why = "no peer credentials"
 		}
-		return fmt.Errorf("%w: bottle: the daemon could not establish where the reporting process lives, so it may report for no bottle: %s (report from a process that stays connected, on the host or in a bottle's container; the daemon needs Linux 6.5 or later)", budget.ErrDenied, why)
+		return fmt.Errorf("%w: bottle: the daemon could not establish where the calling process lives, so it may %s no bottle: %s (call from a process that stays connected, on the host or in a bottle's container; the daemon needs Linux 6.5 or later)", budget.ErrDenied, what, why)
 	}
 	own, ok := s.core.BottleOfContainer(ctx, peer.Container)
 	if !ok {
-		return fmt.Errorf("%w: bottle: the reporting container %.12s belongs to no known bottle (label it bot-bottle.bottle=<slug>, or list it in the bottle's registration containers)", budget.ErrDenied, peer.Container)
+		return fmt.Errorf("%w: bottle: the calling container %.12s belongs to no known bottle, so it may %s none (label it bot-bottle.bottle=<slug>, or list it in the bottle's registration containers)", budget.ErrDenied, peer.Container, what)
 	}
 	if own != bottle {
-		return fmt.Errorf("%w: bottle: container %.12s belongs to bottle %q and may not report for %q", budget.ErrDenied, peer.Container, own, bottle)
+		return fmt.Errorf("%w: bottle: container %.12s belongs to bottle %q and may not %s %q", budget.ErrDenied, peer.Container, own, what, bottle)
 	}
 	return nil
 }

@@ -33,8 +33,8 @@ func (c *Core) Register(ctx context.Context, slug string, req api.BottleRequest)
 	return c.Bottle(slug)
 }
 
-// Forget removes a bottle from the ledger and the book; its reports stay
-// in the ledger. It is ordered with the bottle's saves, so that no save
+// Forget removes a bottle from the ledger and the book, and closes its
+// allowances; its reports stay in the ledger. It is ordered with the bottle's saves, so that no save
 // brings the row back after the delete while the book has forgotten it.
 func (c *Core) Forget(ctx context.Context, slug string) error {
 	if err := c.forget(ctx, slug); err != nil {
@@ -58,6 +58,7 @@ func (c *Core) forget(ctx context.Context, slug string) error {
 	}
 	c.mu.Lock()
 	c.book.Forget(slug)
+	c.dropBottleLocked(slug)
 	c.mu.Unlock()
 	return nil
 }

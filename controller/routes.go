@@ -11,6 +11,10 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/usage", s.handleIngest)
 	mux.HandleFunc("GET /v1/verdict", s.handleVerdict)
+	mux.HandleFunc("POST /v1/allowances", s.handleAllow)
+	mux.HandleFunc("DELETE /v1/allowances/{id}", s.handleRelease)
+	// Non-operators may watch one bottle's events (handleEvents checks).
+	mux.HandleFunc("GET /v1/events", s.handleEvents)
 
 	mux.HandleFunc("GET /v1/bottles", s.operatorOnly(s.handleBottles))
 	mux.HandleFunc("GET /v1/bottles/{slug}", s.operatorOnly(s.handleBottle))
@@ -24,7 +28,6 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PUT /v1/budgets/{scope}/{id...}", s.operatorOnly(s.handlePutBudget))
 
 	mux.HandleFunc("GET /v1/status", s.operatorOnly(s.handleStatus))
-	mux.HandleFunc("GET /v1/events", s.operatorOnly(s.handleEvents))
 	mux.HandleFunc("GET /v1/audit", s.operatorOnly(s.handleAudit))
 	mux.HandleFunc("GET /v1/audit/verify", s.operatorOnly(s.handleAuditVerify))
 	mux.Handle("GET /metrics", s.operatorOnly(s.metrics.handler().ServeHTTP))
