@@ -15,6 +15,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	dclient "github.com/moby/moby/client"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -34,14 +35,7 @@ func TestDockerSidecarReportsOnlyForItsBottle(t *testing.T) {
 	cli := dockertest.Engine(t)
 	home := newHome(t)
 	p := startDockerServe(t, home, "")
-	slug := "e2e-" + dockerlab.RandHex()
-	project := enforcement.ProjectPrefix + slug
-	labels := map[string]string{enforcement.LabelProject: project}
-	net := project + "_internal"
-	dockertest.CreateNetwork(t, cli, net, true, labels)
-	cfg := container.Config{Image: dockertest.Image(t, cli), Cmd: []string{"sleep"}, Labels: labels}
-	host := container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: home + "/run", Target: "/run/bottlecap"}}}
-	sidecar := dockertest.RunContainer(t, cli, cfg, host, project+"-egress-1", net, "egress")
+	slug, sidecar := runSidecar(t, cli, home)
 	tests := []struct {
 		name, bottle, want string
 	}{
@@ -63,6 +57,60 @@ func TestDockerSidecarReportsOnlyForItsBottle(t *testing.T) {
 	}
 	if _, err := c.Bottle(context.Background(), tests[0].bottle); !errors.Is(err, budget.ErrNotFound) {
 		t.Errorf("the refused report's bottle: got %v, want it never registered (not found)", err)
+	}
+}
+
+// runSidecar runs a bottle's sidecar container with the daemon's run/
+// directory bind-mounted, as bot-bottle does, and returns the bottle's
+// slug and the container.
+func runSidecar(t *testing.T, cli *dclient.Client, home string) (slug, id string) {
+	t.Helper()
+	slug = "e2e-" + dockerlab.RandHex()
+	project := enforcement.ProjectPrefix + slug
+	labels := map[string]string{enforcement.LabelProject: project}
+	net := project + "_internal"
+	dockertest.CreateNetwork(t, cli, net, true, labels)
+	cfg := container.Config{Image: dockertest.Image(t, cli), Cmd: []string{"sleep"}, Labels: labels}
+	host := container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: home + "/run", Target: "/run/bottlecap"}}}
+	return slug, dockertest.RunContainer(t, cli, cfg, host, project+"-egress-1", net, "egress")
+}
+
+// TestDockerSidecarAllowancesOnlyForItsBottle: a sidecar may hold
+// allowances for its own bottle and watch its events, and may neither
+// open, extend nor release another bottle's allowances, nor watch another
+// bottle's events or every event (403 each, nothing changed).
+func TestDockerSidecarAllowancesOnlyForItsBottle(t *testing.T) {
+	cli := dockertest.Engine(t)
+	home := newHome(t)
+	p := startDockerServe(t, home, "")
+	c := client.New(p.sock)
+	defer c.Close()
+	own, sidecar := runSidecar(t, cli, home)
+	other := "other-" + dockerlab.RandHex()
+	if _, err := c.PutBottle(context.Background(), other, api.BottleRequest{}); err != nil {
+		t.Fatalf("register %s: %v", other, err)
+	}
+	theirs, err := c.Allow(context.Background(), api.AllowanceRequest{Bottle: other, Provider: "claude", Tokens: 70})
+	if err != nil {
+		t.Fatalf("the host's allowance for %s: %v", other, err)
+	}
+	out, code := dockertest.Exec(t, cli, sidecar, "/prog", "request", "/run/bottlecap/bottlecap.sock",
+		"POST", "/v1/allowances", `{"bottle":"`+other+`","provider":"claude","tokens":5}`,
+		"POST", "/v1/allowances", `{"id":"`+theirs.ID+`","tokens":5}`,
+		"DELETE", "/v1/allowances/"+theirs.ID, ``,
+		"GET", "/v1/events?bottle="+other, ``,
+		"GET", "/v1/events", ``,
+		"POST", "/v1/allowances", `{"bottle":"`+own+`","provider":"claude","tokens":10}`,
+		"GET", "/v1/events?bottle="+own, ``)
+	if want := "403 403 403 403 403 200 200"; code != 0 || out != want {
+		t.Errorf("from the sidecar: open, extend and release for %s, watch %s and everything, open and watch its own: got %q (exit %d), want %s",
+			other, other, out, code, want)
+	}
+	if v := verdict(t, c, other); v.Held != 70 {
+		t.Errorf("%s holds %d after the refused requests, want its 70", other, v.Held)
+	}
+	if v := verdict(t, c, own); v.Held != 10 {
+		t.Errorf("%s holds %d, want the sidecar's 10", own, v.Held)
 	}
 }
 

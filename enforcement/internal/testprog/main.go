@@ -13,6 +13,11 @@
 //	                       once the child is reaped, create MARKER, send
 //	                       each request on its connection and print the
 //	                       HTTP status codes
+//	request SOCK (METHOD PATH BODY)...
+//	                       send each request on a connection of its own
+//	                       to SOCK and print the HTTP status codes (the
+//	                       bodies are not read: an event stream's never
+//	                       ends)
 //	sleep                  wait for SIGTERM
 package main
 
@@ -36,7 +41,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: testprog upstream|sidecar|get|report|sleep ...")
+		fail("usage: testprog upstream|sidecar|get|report|orphan|request|sleep ...")
 	}
 	go exitOnTerm()
 	switch os.Args[1] {
@@ -52,6 +57,8 @@ func main() {
 		report(os.Args[2], os.Args[3], os.Args[4])
 	case "orphan":
 		orphan(os.Args[2], os.Args[3], os.Args[4:])
+	case "request":
+		request(os.Args[2], os.Args[3:])
 	case "orphan-child":
 		orphanChild(os.Args[2], os.Args[3])
 	case "sleep":
@@ -233,8 +240,27 @@ func send(c net.Conn, method, path, body string) string {
 	if err != nil {
 		return "read:" + err.Error()
 	}
-	resp.Body.Close()
+	// The body is left unread (closing it would read it to its end, and
+	// an event stream has none); the connection goes when the program
+	// exits.
 	return strconv.Itoa(resp.StatusCode)
+}
+
+// request sends METHOD PATH BODY triples, each on a connection of its own,
+// from inside the container, and prints the status codes.
+func request(sock string, reqs []string) {
+	if len(reqs) == 0 || len(reqs)%3 != 0 {
+		fail("request: want METHOD PATH BODY triples")
+	}
+	var codes []string
+	for i := 0; i < len(reqs); i += 3 {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			fail(err.Error())
+		}
+		codes = append(codes, send(c, reqs[i], reqs[i+1], reqs[i+2]))
+	}
+	fmt.Print(strings.Join(codes, " "))
 }
 
 func fail(msg string) {
