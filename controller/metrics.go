@@ -75,24 +75,33 @@ type bookCollector struct{ c *Core }
 
 var (
 	usedDesc   = prometheus.NewDesc("bottlecap_used_tokens", "Counted tokens used, by scope.", []string{"scope", "id", "provider"}, nil)
+	heldDesc   = prometheus.NewDesc("bottlecap_held_tokens", "Counted tokens held by allowances (granted, not yet reported), by scope.", []string{"scope", "id", "provider"}, nil)
+	allowDesc  = prometheus.NewDesc("bottlecap_allowances", "Allowances live.", nil, nil)
 	limitDesc  = prometheus.NewDesc("bottlecap_limit_tokens", "Token limit, by scope.", []string{"scope", "id", "provider"}, nil)
 	bottleDesc = prometheus.NewDesc("bottlecap_bottles", "Bottles known, by state.", []string{"state"}, nil)
 )
 
 func (c *bookCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- usedDesc
+	ch <- heldDesc
+	ch <- allowDesc
 	ch <- limitDesc
 	ch <- bottleDesc
 }
 
 func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
 	core := c.c
+	now := core.now()
 	core.mu.Lock()
 	defer core.mu.Unlock()
+	core.sweepLocked(now)
 	limits := core.book.GlobalLimits()
-	for _, p := range core.book.Providers() {
+	providers := core.book.Providers()
+	for _, p := range providers {
 		_, _, used := core.book.Used("", "", p)
+		_, _, held := core.book.Held("", "", p)
 		ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(used), "global", "-", p)
+		ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held), "global", "-", p)
 		if l, ok := limits[p]; ok {
 			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l), "global", "-", p)
 		}
@@ -105,9 +114,22 @@ func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(sub), "bottle", b.Slug, p)
 			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l), "bottle", b.Slug, p)
 		}
+		collectHeld(ch, core.book, b, providers)
 	}
+	ch <- prometheus.MustNewConstMetric(allowDesc, prometheus.GaugeValue, float64(len(core.allow.byID)))
 	for st, n := range states {
 		ch <- prometheus.MustNewConstMetric(bottleDesc, prometheus.GaugeValue, float64(n), fmt.Sprint(st))
+	}
+}
+
+// collectHeld sends what allowances hold over a bottle's subtree, for
+// every provider its budget limits or anything holds.
+func collectHeld(ch chan<- prometheus.Metric, book *budget.Book, b budget.Bottle, providers []string) {
+	for _, p := range providers {
+		_, held, _ := book.Held(b.Slug, b.Agent, p)
+		if _, limited := b.Budget[p]; held > 0 || limited {
+			ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held), "bottle", b.Slug, p)
+		}
 	}
 }
 

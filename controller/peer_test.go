@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +37,9 @@ var peerRequests = []struct {
 	{"GET", "/v1/status", ``, 403},
 	{"GET", "/v1/audit", ``, 403},
 	{"GET", "/metrics", ``, 403},
+	{"POST", "/v1/allowances", `{"bottle":"b1","provider":"claude","tokens":5}`, 200},
+	{"DELETE", "/v1/allowances/al-none", ``, 404},
+	{"GET", "/v1/events", ``, 403},
 }
 
 // TestPeerClientProcess is not a test on its own: run as another uid with
@@ -57,7 +59,7 @@ func TestPeerClientProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		// Closed unread: an operator's GET /v1/events is a stream without end.
 		resp.Body.Close()
 		got = append(got, resp.StatusCode)
 	}
@@ -84,8 +86,8 @@ func TestPermissionsOperatorVsOtherPeer(t *testing.T) {
 	if status, _ := d.raw("GET", "/v1/bottles", "", ""); status != 200 {
 		t.Errorf("operator GET /v1/bottles: got %d, want 200", status)
 	}
-	if v := d.verdict("b1", "", "claude"); v.Used != 7 {
-		t.Errorf("got %d tokens from the unprivileged report, want 7", v.Used)
+	if v := d.verdict("b1", "", "claude"); v.Used != 7 || v.Held != 5 {
+		t.Errorf("got %d tokens used and %d held from the unprivileged report and allowance, want 7 and 5", v.Used, v.Held)
 	}
 }
 
@@ -129,11 +131,11 @@ func TestPermissionsRootInAnotherPidNamespace(t *testing.T) {
 	d := startDaemon(t, nil, nil)
 	d.register("b1", api.BottleRequest{})
 	out := runPeer(t, d, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID})
-	if want := "[403,200,403,403,403,403,403,403,403]"; !strings.HasPrefix(out, want) {
+	if want := "[403,200,403,403,403,403,403,403,403,403,404,403]"; !strings.HasPrefix(out, want) {
 		t.Errorf("root in another pid namespace: got %q, want statuses %s", out, want)
 	}
-	if v := d.verdict("b1", "", "claude"); v.Used != 0 {
-		t.Errorf("got %d tokens from the refused report, want 0", v.Used)
+	if v := d.verdict("b1", "", "claude"); v.Used != 0 || v.Held != 0 {
+		t.Errorf("got %d tokens used and %d held from the refused report and allowance, want 0", v.Used, v.Held)
 	}
 }
 
@@ -148,6 +150,17 @@ func runAsNobody(t *testing.T, d *daemon) string {
 // statuses it printed.
 func runPeer(t *testing.T, d *daemon, attr *syscall.SysProcAttr) string {
 	t.Helper()
+	out, err := peerCommand(t, d, attr, "TestPeerClientProcess", peerEnv).Output()
+	if err != nil {
+		t.Fatalf("peer process: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// peerCommand is this test binary, copied where attr's user can run it,
+// set to run only the helper test named, with env set to d's socket.
+func peerCommand(t *testing.T, d *daemon, attr *syscall.SysProcAttr, helper, env string) *exec.Cmd {
+	t.Helper()
 	// Loosen the socket's file modes so that nobody can connect at all: what
 	// is tested is the API's own check of peer credentials.
 	for _, p := range []string{d.dir, filepath.Dir(d.sock)} {
@@ -156,13 +169,9 @@ func runPeer(t *testing.T, d *daemon, attr *syscall.SysProcAttr) string {
 	os.Chmod(d.sock, 0o666)
 	bin := filepath.Join(d.dir, "peer.test")
 	testutil.CopyExecutable(t, os.Args[0], bin)
-	cmd := exec.Command(bin, "-test.run=^TestPeerClientProcess$")
-	cmd.Env = append(os.Environ(), peerEnv+"="+d.sock)
+	cmd := exec.Command(bin, "-test.run=^"+helper+"$")
+	cmd.Env = append(os.Environ(), env+"="+d.sock)
 	cmd.Dir = d.dir
 	cmd.SysProcAttr = attr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("peer process: %v\n%s", err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return cmd
 }
