@@ -417,32 +417,32 @@ func TestCoreAllowSettleIsAtomic(t *testing.T) {
 	r.register("b1", api.BottleRequest{Agent: "a", Budget: claude(1_000_000)})
 	const granted = 100_000
 	a := r.ask("b1", granted)
-	done := make(chan struct{})
-	var reads atomic.Int64
+	done, reading := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
+		for n := 0; ; n++ {
+			v := r.core.Verdict("b1", "a", "claude", 0)
+			if n == 0 {
+				close(reading)
+			}
+			if v.Used+v.Held != granted {
+				t.Errorf("the gate saw %d used + %d held, want %d together", v.Used, v.Held, granted)
+				return
+			}
 			select {
 			case <-done:
 				return
 			default:
 			}
-			if v := r.core.Verdict("b1", "a", "claude", 0); v.Used+v.Held != granted {
-				t.Errorf("the gate saw %d used + %d held, want %d together", v.Used, v.Held, granted)
-				return
-			}
-			reads.Add(1)
 		}
 	}()
+	<-reading
 	for i := range 200 {
 		r.settle(fmt.Sprintf("r%d", i), "b1", a.ID, 500)
 	}
 	close(done)
 	wg.Wait()
-	if reads.Load() == 0 {
-		t.Error("the reader never read the gate")
-	}
 	r.wantHeld("every report in", "b1", 0, 1_000_000-granted)
 }
