@@ -87,8 +87,8 @@ func deniedMessage(bottle, agent string, v budget.Verdict) string {
 	}
 	msg := fmt.Sprintf("bottlecap: %s may not spend %s tokens: %s", who, v.Provider, reason)
 	if v.Scope.Kind != "" && v.Scope.Kind != "none" {
-		msg += fmt.Sprintf(" [budget scope=%s id=%s provider=%s limit=%d used=%d remaining=%d]",
-			v.Scope.Kind, v.Scope.ID, v.Provider, v.Limit, v.Used, v.Remaining)
+		msg += fmt.Sprintf(" [budget scope=%s id=%s provider=%s limit=%d used=%d held=%d remaining=%d]",
+			v.Scope.Kind, v.Scope.ID, v.Provider, v.Limit, v.Used, v.Held, v.Remaining)
 	}
 	return msg + "; retrying will not help until the budget is raised or its window resets"
 }

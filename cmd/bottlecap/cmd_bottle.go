@@ -56,7 +56,7 @@ func (m *Main) runBottleList(ctx context.Context, args []string) error {
 		fmt.Fprintln(m.Stdout, "no bottles (bottlecap bottle register SLUG, or start one with bot-bottle)")
 		return nil
 	}
-	t := newTable(m.Stdout, "SLUG", "AGENT", "PARENT", "STATE", "PROVIDER", "USED", "SCOPE", "LIMIT", "LEFT", "%")
+	t := newTable(m.Stdout, "SLUG", "AGENT", "PARENT", "STATE", "PROVIDER", "USED", "HELD", "SCOPE", "LIMIT", "LEFT", "%")
 	for _, b := range bs {
 		head := []string{b.Slug, orDash(b.Agent), orDash(b.Parent), string(b.State)}
 		for i, row := range providerRows(b) {
@@ -69,9 +69,11 @@ func (m *Main) runBottleList(ctx context.Context, args []string) error {
 	return t.flush()
 }
 
-// providerRows are a bottle's rows per provider: PROVIDER, USED (the
-// bottle's whole subtree), the governing SCOPE, LIMIT, LEFT, % and ALLOWED.
-// A bottle with no usage and no verdict gets one row of dashes.
+// providerRows are a bottle's rows per provider: PROVIDER, USED and HELD
+// (the bottle's whole subtree: reported, and granted to allowances but not
+// yet reported), the governing SCOPE, LIMIT, LEFT (neither used nor held),
+// % and ALLOWED. A bottle with no usage and no verdict gets one row of
+// dashes.
 func providerRows(b api.Bottle) [][]string {
 	verdicts := map[string]budget.Verdict{}
 	for _, v := range b.Verdicts {
@@ -84,16 +86,16 @@ func providerRows(b api.Bottle) [][]string {
 		}
 	}
 	if len(providers) == 0 {
-		return [][]string{{"-", "-", "-", "-", "-", "-", "-"}}
+		return [][]string{{"-", "-", "-", "-", "-", "-", "-", "-"}}
 	}
 	rows := make([][]string, 0, len(providers))
 	for _, p := range providers {
 		v, ok := verdicts[p]
 		if !ok {
-			rows = append(rows, []string{p, formatTokens(b.Usage[p]), "-", "-", "-", "-", "-"})
+			rows = append(rows, []string{p, formatTokens(b.Usage[p]), formatTokens(b.Held[p]), "-", "-", "-", "-", "-"})
 			continue
 		}
-		row := append([]string{p, formatTokens(b.Usage[p]), scopeName(v.Scope)}, limitCells(v)...)
+		row := append([]string{p, formatTokens(b.Usage[p]), formatTokens(b.Held[p]), scopeName(v.Scope)}, limitCells(v)...)
 		rows = append(rows, append(row, allowedCell(v)))
 	}
 	return rows
@@ -138,7 +140,7 @@ func printBottle(w io.Writer, b api.Bottle) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	p := newTable(w, "PROVIDER", "USED", "SCOPE", "LIMIT", "LEFT", "%", "ALLOWED")
+	p := newTable(w, "PROVIDER", "USED", "HELD", "SCOPE", "LIMIT", "LEFT", "%", "ALLOWED")
 	for _, row := range providerRows(b) {
 		p.row(row...)
 	}

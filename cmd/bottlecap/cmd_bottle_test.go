@@ -27,10 +27,17 @@ var dev1 = api.Bottle{
 		Budget: budget.Limits{"claude": 1000000}, AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": 200000}},
 		Shutdown: budget.Freeze, Containers: []string{"abc123"}, State: budget.Active, CreatedAt: ts0},
 	Usage: map[string]int64{"claude": 412000, "codex": 1500},
+	Held:  map[string]int64{"claude": 100000, "codex": 0},
 	Verdicts: []budget.Verdict{
-		verdictFor("dev-1", "claude", budget.Scope{Kind: budget.ScopeBottle, ID: "dev-1"}, 1000000, 412000),
+		heldFor(verdictFor("dev-1", "claude", budget.Scope{Kind: budget.ScopeBottle, ID: "dev-1"}, 1000000, 412000), 100000),
 		verdictFor("dev-1", "codex", budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, 2000000, 1999000),
 	},
+}
+
+// heldFor is v with held tokens held by allowances at its scope.
+func heldFor(v budget.Verdict, held int64) budget.Verdict {
+	v.Held, v.Remaining = held, max(v.Remaining-held, 0)
+	return v
 }
 
 var root = api.Bottle{
@@ -65,10 +72,10 @@ func TestBottleList(t *testing.T) {
 	srv.Reply("GET /v1/bottles", 200, []api.Bottle{root, dev1})
 	r := runAt(t, srv, "bottle", "ls")
 	wantCode(t, r, 0)
-	want := `SLUG   AGENT        PARENT  STATE    PROVIDER  USED  SCOPE         LIMIT  LEFT  %
-dev-1  implementer  root    active   claude    412k  bottle/dev-1  1M     588k  41%
-                                     codex     1.5k  global        2M     1k    99%
-root   -            -       cut_off  -         -     -             -      -     -
+	want := `SLUG   AGENT        PARENT  STATE    PROVIDER  USED  HELD  SCOPE         LIMIT  LEFT  %
+dev-1  implementer  root    active   claude    412k  100k  bottle/dev-1  1M     488k  41%
+                                     codex     1.5k  0     global        2M     1k    99%
+root   -            -       cut_off  -         -     -     -             -      -     -
 `
 	if r.stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", r.stdout, want)
@@ -116,9 +123,9 @@ agent budget  reviewer:claude=200k
 containers    abc123
 registered    2026-11-21T20:00:00Z
 
-PROVIDER  USED  SCOPE         LIMIT  LEFT  %    ALLOWED
-claude    412k  bottle/dev-1  1M     588k  41%  yes
-codex     1.5k  global        2M     1k    99%  yes
+PROVIDER  USED  HELD  SCOPE         LIMIT  LEFT  %    ALLOWED
+claude    412k  100k  bottle/dev-1  1M     488k  41%  yes
+codex     1.5k  0     global        2M     1k    99%  yes
 `
 	if r.stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", r.stdout, want)

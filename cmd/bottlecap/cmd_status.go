@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
@@ -38,6 +39,7 @@ func printStatus(w io.Writer, st api.Status) error {
 	t.row("bottles", fmt.Sprint(st.Bottles))
 	t.row("reports", fmt.Sprint(st.Reports))
 	t.row("pending actions", fmt.Sprint(st.PendingActions))
+	t.row("allowances", allowancesLine(st))
 	if err := t.flush(); err != nil {
 		return err
 	}
@@ -46,11 +48,25 @@ func printStatus(w io.Writer, st api.Status) error {
 		fmt.Fprintln(w, "global budget: none set (bottlecap budget set global claude=5M)")
 		return nil
 	}
-	g := newTable(w, "PROVIDER", "USED", "LIMIT", "LEFT", "%", "ALLOWED")
+	g := newTable(w, "PROVIDER", "USED", "HELD", "LIMIT", "LEFT", "%", "ALLOWED")
 	for _, v := range st.Global {
-		g.row(append(append([]string{v.Provider, formatTokens(v.Used)}, limitCells(v)...), allowedCell(v))...)
+		g.row(append(append([]string{v.Provider, formatTokens(v.Used), formatTokens(v.Held)}, limitCells(v)...), allowedCell(v))...)
 	}
 	return g.flush()
+}
+
+// allowancesLine is how many allowances meters hold and how many tokens
+// they hold in all, per provider.
+func allowancesLine(st api.Status) string {
+	line := fmt.Sprint(st.Allowances)
+	var held []string
+	for _, p := range sortedKeys(st.Held) {
+		held = append(held, p+" "+formatTokens(st.Held[p]))
+	}
+	if len(held) > 0 {
+		line += ", holding " + strings.Join(held, ", ")
+	}
+	return line
 }
 
 // dockerLine says whether enforcement can reach the engine.

@@ -12,7 +12,7 @@ import (
 
 var status = api.Status{
 	Version: "0.1.0", PID: 4242, StartedAt: ts0, UptimeSeconds: 3725.6, Store: "/h/bot-bottle.db", Socket: "/h/run/bottlecap.sock",
-	Precedence: "nearest", Bottles: 3, Reports: 12345, PendingActions: 1,
+	Precedence: "nearest", Bottles: 3, Reports: 12345, PendingActions: 1, Allowances: 2, Held: map[string]int64{"codex": 12500},
 	Global: []budget.Verdict{verdictFor("", "claude", budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, 5000000, 5000000)},
 	Docker: api.DockerStatus{Enabled: true, Reachable: true, APIVersion: "1.47"},
 }
@@ -31,9 +31,10 @@ precedence       nearest
 bottles          3
 reports          12345
 pending actions  1
+allowances       2, holding codex 12.5k
 
-PROVIDER  USED  LIMIT  LEFT  %     ALLOWED
-claude    5M    5M     0     100%  no: global budget exhausted
+PROVIDER  USED  HELD  LIMIT  LEFT  %     ALLOWED
+claude    5M    0     5M     0     100%  no: global budget exhausted
 `
 	if r.stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", r.stdout, want)
