@@ -51,7 +51,13 @@ func loadCmd(ctx context.Context, src Source, d Daemon, detail string) tea.Cmd {
 		if err != nil {
 			return snapshotMsg{err: err}
 		}
-		snap.DaemonUp = d != nil && d.Reachable(ctx)
+		if d != nil {
+			p := d.Probe(ctx)
+			snap.DaemonUp = p.Up
+			for i := range snap.Providers {
+				snap.Providers[i].Held = p.Held[snap.Providers[i].Provider]
+			}
+		}
 		return snapshotMsg{snap: snap}
 	}
 }

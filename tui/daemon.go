@@ -31,14 +31,15 @@ func (d *ClientDaemon) Act(ctx context.Context, slug string, action budget.Actio
 	return err
 }
 
-// Reachable asks for the daemon's status. Any reply, even a refusal
-// (a non-operator may not read the status), means the daemon is there.
-func (d *ClientDaemon) Reachable(ctx context.Context) bool {
+// Probe asks for the daemon's status. Any reply, even a refusal (a
+// non-operator may not read the status), means the daemon is there; an
+// answer says what its allowances hold.
+func (d *ClientDaemon) Probe(ctx context.Context) Probe {
 	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
 	defer cancel()
-	_, err := d.c.Status(ctx)
+	st, err := d.c.Status(ctx)
 	var reply *client.Error
-	return err == nil || errors.As(err, &reply)
+	return Probe{Up: err == nil || errors.As(err, &reply), Held: st.Held}
 }
 
 // Events subscribes to GET /v1/events; the channel closes when ctx ends or

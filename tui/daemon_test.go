@@ -31,7 +31,7 @@ func TestClientDaemonAct(t *testing.T) {
 	}
 }
 
-func TestClientDaemonReachable(t *testing.T) {
+func TestClientDaemonProbe(t *testing.T) {
 	tests := []struct {
 		name   string
 		status int
@@ -43,16 +43,17 @@ func TestClientDaemonReachable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := clienttest.NewServer(t)
-			srv.Reply("GET /v1/status", tt.status, api.Status{Version: "test"})
+			srv.Reply("GET /v1/status", tt.status, api.Status{Version: "test", Held: map[string]int64{"claude": 7}})
 			d := tui.NewClientDaemon(client.New(srv.Socket, client.WithRetry(0)))
-			if got := d.Reachable(context.Background()); got != tt.want {
-				t.Errorf("reachable = %v, want %v", got, tt.want)
+			got := d.Probe(context.Background())
+			if got.Up != tt.want || (tt.status == http.StatusOK) != (got.Held["claude"] == 7) {
+				t.Errorf("probe = %+v, want up %v and the status's held when it answered", got, tt.want)
 			}
 		})
 	}
 	t.Run("no socket", func(t *testing.T) {
 		d := tui.NewClientDaemon(client.New(filepath.Join(t.TempDir(), "none.sock"), client.WithRetry(0)))
-		if d.Reachable(context.Background()) {
+		if d.Probe(context.Background()).Up {
 			t.Error("reachable with no daemon")
 		}
 		if _, err := d.Events(context.Background()); err == nil {

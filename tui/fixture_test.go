@@ -131,6 +131,7 @@ type FakeDaemon struct {
 	acts   []Acted
 	actErr error
 	events chan api.Event
+	held   map[string]int64
 }
 
 // NewFakeDaemon returns a reachable daemon with an event channel.
@@ -164,8 +165,19 @@ func (d *FakeDaemon) Act(_ context.Context, slug string, a budget.ActionKind, re
 	return d.actErr
 }
 
-// Reachable reports the fake's reachability.
-func (d *FakeDaemon) Reachable(context.Context) bool { return d.up.Load() }
+// SetHeld sets what the fake's allowances hold.
+func (d *FakeDaemon) SetHeld(held map[string]int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held = held
+}
+
+// Probe reports the fake's reachability and holds.
+func (d *FakeDaemon) Probe(context.Context) Probe {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Probe{Up: d.up.Load(), Held: d.held}
+}
 
 // Events serves the fake's channel while it is up.
 func (d *FakeDaemon) Events(ctx context.Context) (<-chan api.Event, error) {

@@ -75,6 +75,9 @@ func (h *Header) providers() string {
 			g = p.Provider + " " + style.Render(bar(pct, 8, false)) + " " +
 				usedOfLimit(p.Used, p.Limit, false) + " " + percent(pct, false)
 		}
+		if p.Held > 0 {
+			g += " " + h.c.Styles.Dim.Render("held "+Tokens(p.Held))
+		}
 		if p.Burn > 0 {
 			g += " " + burnRate(p.Burn)
 		}

@@ -43,6 +43,10 @@ type ProviderUsage struct {
 	Used      int64
 	Limit     int64
 	Unlimited bool
+	// Held is what the daemon's allowances hold host-wide (granted to
+	// meters, not yet reported): the daemon's memory, not the ledger's, so
+	// 0 when the daemon cannot be asked.
+	Held int64
 	// Burn is tokens per minute over the burn window, host-wide.
 	Burn float64
 }
@@ -114,8 +118,8 @@ type Source interface {
 type Daemon interface {
 	// Act asks the daemon to run an operator action on a bottle.
 	Act(ctx context.Context, slug string, action budget.ActionKind, reason string) error
-	// Reachable reports whether the daemon answers now.
-	Reachable(ctx context.Context) bool
+	// Probe asks whether the daemon answers now, and what it holds.
+	Probe(ctx context.Context) Probe
 	// Events streams the daemon's change events until ctx ends or the
 	// connection drops, when the channel is closed.
 	Events(ctx context.Context) (<-chan api.Event, error)
@@ -129,4 +133,14 @@ func (s *Snapshot) Row(slug string) (Row, bool) {
 		}
 	}
 	return Row{}, false
+}
+
+// Probe is what each refresh learns from the daemon besides the ledger:
+// whether it answers and, when it lets the dashboard read its status (an
+// operator), the tokens its allowances hold host-wide per provider. Which
+// bottle holds them is not asked: that is a read of every bottle, too
+// dear for each frame.
+type Probe struct {
+	Up   bool
+	Held map[string]int64
 }

@@ -31,6 +31,7 @@ func TestViews(t *testing.T) {
 		{"filter", false, func(h *harness) { h.press("/", "t", "e", "s") }},
 		{"sort_name", false, func(h *harness) { h.press("s", "s") }},
 		{"daemon_down", false, func(h *harness) { h.daemon.SetUp(false); h.load() }},
+		{"held", false, func(h *harness) { h.daemon.SetHeld(map[string]int64{"claude": 12_500}); h.load() }},
 		{"empty", false, func(h *harness) { h.src.in = Input{Now: FixtureNow}; h.load() }},
 	}
 	for _, sc := range screens {
