@@ -49,11 +49,17 @@ func (a applicable) room() int64 { return max(max(a.Limit-a.Used, 0)-a.Held, 0) 
 // no settings defaults: its name and agent are only what reports claim.
 func (b *Book) scopes(slug, agent, provider string) []applicable {
 	var out []applicable
+	// Every hold counts host-wide: when nothing is held there, nothing is
+	// held anywhere, and the gate skips the lookups.
+	anyHeld := b.held.global[provider] > 0
 	if bt, ok := b.bottles[slug]; ok {
 		agent = bt.AgentName(agent)
 		if l, ok := b.agentLimit(bt, agent, provider); ok {
-			out = append(out, applicable{Scope{ScopeAgent, slug + "/" + agent}, l,
-				b.agentUsed(slug, agent, provider), b.held.agent(slug, agent, provider)})
+			a := applicable{Scope: Scope{ScopeAgent, slug + "/" + agent}, Limit: l, Used: b.agentUsed(slug, agent, provider)}
+			if anyHeld {
+				a.Held = b.held.agent(slug, agent, provider)
+			}
+			out = append(out, a)
 		}
 		for i, s := range b.lineage(slug) {
 			if l, ok := b.bottleLimit(b.bottles[s], provider); ok {
@@ -61,7 +67,11 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 				if i > 0 {
 					kind = ScopeParent
 				}
-				out = append(out, applicable{Scope{kind, s}, l, b.subtreeUsed(s, provider), b.held.subtree(s)[provider]})
+				a := applicable{Scope: Scope{kind, s}, Limit: l, Used: b.subtreeUsed(s, provider)}
+				if anyHeld {
+					a.Held = b.held.subtree(s)[provider]
+				}
+				out = append(out, a)
 			}
 		}
 	}

@@ -238,11 +238,13 @@ func (c *Core) dropBottleLocked(slug string) {
 // counted tokens (not below 0). It runs in the hold of c.mu in which the
 // book counts the report, so that no reader ever sees the report both
 // counted as used and still held. An id that names no live allowance, or
-// one for another (bottle, agent, provider), settles nothing: the report
-// counts all the same.
+// one of another bottle or provider, settles nothing: the report counts
+// all the same. The agent need not match: a bottle registered after its
+// allowance opened resolves its reports' agent anew, and settling is then
+// what a release of those tokens is, which no scope can be overspent by.
 func (c *Core) settleLocked(id string, r budget.Report) {
 	a, ok := c.allow.byID[id]
-	if !ok || a.bottle != r.Bottle || a.agent != r.Agent || a.provider != r.Provider {
+	if !ok || a.bottle != r.Bottle || a.provider != r.Provider {
 		return
 	}
 	n := min(a.held, r.Counted)
