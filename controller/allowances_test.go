@@ -202,3 +202,27 @@ func TestNonOperatorWatchesItsBottle(t *testing.T) {
 		t.Errorf("the watcher's first state event: %+v %+v; want b1 pending for the operator's cutoff", e, data)
 	}
 }
+
+// TestSocketRestartForgetsAllowances: after a restart nothing is held
+// (allowances live in memory), the old id is unknown so its meter asks
+// again, and a report naming it is counted all the same.
+func TestSocketRestartForgetsAllowances(t *testing.T) {
+	d := startDaemon(t, nil, nil)
+	d.register("b1", api.BottleRequest{Agent: "a", Budget: claude(1000)})
+	a := d.allow(api.AllowanceRequest{Bottle: "b1", Provider: "claude", Tokens: 800})
+	d.Stop()
+	d.Restart()
+	d.c = d.Client
+	if v := d.verdict("b1", "", "claude"); v.Held != 0 || v.Remaining != 1000 {
+		t.Errorf("after the restart: %+v; want nothing held", v)
+	}
+	if _, err := d.c.Allow(context.Background(), api.AllowanceRequest{ID: a.ID, Tokens: 10}); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("the old allowance after the restart: %v, want ErrNotFound", err)
+	}
+	late := report("r1", "b1", "a", "claude", 150)
+	late.Allowance = a.ID
+	d.ingest(late)
+	if again := d.allow(api.AllowanceRequest{Bottle: "b1", Provider: "claude", Tokens: 1000}); again.Granted != 850 {
+		t.Errorf("asking again: %d granted, want the 850 left after the report", again.Granted)
+	}
+}

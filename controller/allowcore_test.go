@@ -446,3 +446,22 @@ func TestCoreAllowSettleIsAtomic(t *testing.T) {
 	wg.Wait()
 	r.wantHeld("every report in", "b1", 0, 1_000_000-granted)
 }
+
+// TestCoreAllowSettlesAfterRegistration: an allowance opened before its
+// bottle registered (agent unresolved) is settled by the bottle's
+// reports once it has, whose agent resolves to the registered one.
+func TestCoreAllowSettlesAfterRegistration(t *testing.T) {
+	r := newAllowRig(t, nil)
+	a := r.allow(api.AllowanceRequest{Bottle: "late", Provider: "claude", Tokens: 300})
+	r.register("late", api.BottleRequest{Agent: "impl", Budget: claude(1000)})
+	rep := budget.Report{ID: "r1", Bottle: "late", Provider: "claude", Usage: budget.Usage{Output: 100}, Complete: true, TS: r.clock.Now()}
+	if err := r.core.Weigh(&rep); err != nil || rep.Agent != "impl" {
+		t.Fatalf("weigh: %v, agent %q; want impl", err, rep.Agent)
+	}
+	if _, err := r.core.Ingest(context.Background(), []budget.Report{rep}, []string{a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if v := r.core.Verdict("late", "", "claude", 0); v.Used != 100 || v.Held != 200 || v.Remaining != 700 {
+		t.Errorf("got %+v; want 100 used, 200 held, 700 remaining", v)
+	}
+}
