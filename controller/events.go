@@ -21,10 +21,14 @@ import (
 // publishing costs ingestion the same whether dashboards read or stall.
 type hub struct {
 	mu sync.Mutex
-	// subs receive events; open are all streams whose handler still runs,
-	// dropped ones included, which shutdown must not wait for either.
-	subs, open map[*subscriber]struct{}
-	closed     bool
+	// subs receive events, by the bottle they watch ("" for every event),
+	// so that an event reaches its bottle's watchers without a look at
+	// every other bottle's (a meter per bottle may watch). open are all
+	// streams whose handler still runs, dropped ones included, which
+	// shutdown must not wait for either.
+	subs   map[string]map[*subscriber]struct{}
+	open   map[*subscriber]struct{}
+	closed bool
 }
 
 // subscriber is one open event stream.
@@ -45,7 +49,7 @@ type subscriber struct {
 const subscriberBuffer = 1024
 
 func newHub() *hub {
-	return &hub{subs: map[*subscriber]struct{}{}, open: map[*subscriber]struct{}{}}
+	return &hub{subs: map[string]map[*subscriber]struct{}{}, open: map[*subscriber]struct{}{}}
 }
 
 // subscribe opens a stream of every event, or of one bottle's ("" for
@@ -57,7 +61,10 @@ func (h *hub) subscribe(bottle string, abort func()) (*subscriber, bool) {
 		return nil, false
 	}
 	sub := &subscriber{ch: make(chan []byte, subscriberBuffer), bottle: bottle, abort: abort}
-	h.subs[sub] = struct{}{}
+	if h.subs[bottle] == nil {
+		h.subs[bottle] = map[*subscriber]struct{}{}
+	}
+	h.subs[bottle][sub] = struct{}{}
 	h.open[sub] = struct{}{}
 	return sub, true
 }
@@ -66,21 +73,33 @@ func (h *hub) unsubscribe(sub *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.open, sub)
-	if _, ok := h.subs[sub]; ok {
-		delete(h.subs, sub)
-		close(sub.ch)
+	if _, ok := h.subs[sub.bottle][sub]; ok {
+		h.removeLocked(sub)
 	}
 }
 
+// removeLocked ends a subscriber's stream of events.
+func (h *hub) removeLocked(sub *subscriber) {
+	delete(h.subs[sub.bottle], sub)
+	if len(h.subs[sub.bottle]) == 0 {
+		delete(h.subs, sub.bottle)
+	}
+	close(sub.ch)
+}
+
 // send gives an event about bottle ("" for none) to every subscriber that
-// takes it.
+// takes it: those of every event and those of that bottle.
 func (h *hub) send(bottle string, frame []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for sub := range h.subs {
-		if sub.bottle != "" && sub.bottle != bottle {
-			continue
-		}
+	h.sendLocked(h.subs[""], frame)
+	if bottle != "" {
+		h.sendLocked(h.subs[bottle], frame)
+	}
+}
+
+func (h *hub) sendLocked(subs map[*subscriber]struct{}, frame []byte) {
+	for sub := range subs {
 		select {
 		case sub.ch <- frame:
 		default:
@@ -91,9 +110,8 @@ func (h *hub) send(bottle string, frame []byte) {
 
 // dropLocked ends the stream of a subscriber that has missed an event.
 func (h *hub) dropLocked(sub *subscriber) {
-	delete(h.subs, sub)
 	sub.lagged.Store(true)
-	close(sub.ch)
+	h.removeLocked(sub)
 }
 
 // close ends every stream and fails their writes in progress, so that
@@ -102,9 +120,10 @@ func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for sub := range h.subs {
-		delete(h.subs, sub)
-		close(sub.ch)
+	for _, subs := range h.subs {
+		for sub := range subs {
+			h.removeLocked(sub)
+		}
 	}
 	for sub := range h.open {
 		sub.closing.Store(true)
@@ -119,17 +138,18 @@ func (h *hub) count() int {
 	return len(h.open)
 }
 
-// listening reports whether anyone subscribes, so that publishing costs
-// ingestion nothing (no JSON encoding) when no dashboard is open.
-func (h *hub) listening() bool {
+// listening reports whether anyone takes events about bottle, so that
+// publishing costs ingestion nothing (no JSON encoding) when no dashboard
+// is open and no meter watches the bottle.
+func (h *hub) listening(bottle string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.subs) > 0
+	return len(h.subs[""]) > 0 || (bottle != "" && len(h.subs[bottle]) > 0)
 }
 
-// publish sends an event to every subscriber.
+// publish sends an event to every subscriber that takes it.
 func (c *Core) publish(typ, bottle string, data any) {
-	if !c.hub.listening() {
+	if !c.hub.listening(bottle) {
 		return
 	}
 	e := api.Event{Type: typ, Bottle: bottle, TS: c.now().UTC()}
