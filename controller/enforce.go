@@ -228,8 +228,8 @@ func (c *Core) settle(ctx context.Context, slugs []string, exempt budget.Exempti
 // transaction) through the Ingester, and only then records them, settles
 // the allowances they name, acts on their crossings and answers with the
 // verdicts. allowances[i] is the allowance reports[i] settles ("" for
-// none); nil when no report names one. A duplicate settles nothing: its
-// tokens were settled when it was first counted.
+// none); nil when no report names one. A duplicate settles nothing: it
+// settled what it named when it was first counted.
 func (c *Core) Ingest(ctx context.Context, reports []budget.Report, allowances []string) (api.IngestReply, error) {
 	unstored, added := c.registerImplicit(reports)
 	results, err := c.ingester.SubmitWith(ctx, reports, unstored)
