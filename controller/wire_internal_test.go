@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -61,7 +62,7 @@ func BenchmarkReadNDJSON200(b *testing.B) {
 	s := &Server{limits: DefaultLimits(), core: &Core{settings: st, book: budget.NewBook(st), now: time.Now}, now: time.Now}
 	body := []byte(strings.Repeat(meterLine+"\n", 200))
 	for b.Loop() {
-		if _, _, err := s.readNDJSON(context.Background(), Peer{}, bytes.NewReader(body)); err != nil {
+		if _, _, err := s.readNDJSON(context.Background(), Peer{}, bufio.NewReader(bytes.NewReader(body))); err != nil {
 			b.Fatal(err)
 		}
 	}
