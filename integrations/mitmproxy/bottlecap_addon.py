@@ -22,14 +22,16 @@ import http.client
 import inspect
 import json
 import logging
+import math
 import os
+import re
 import socket
 import threading
 import time
 import urllib.parse
 import uuid
 import zlib
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 try:  # mitmproxy depends on both; without them br/zstd bodies are refused (README)
     import brotli
@@ -129,6 +131,7 @@ class _State:
         self.found = self.complete = self.finished = False
         self.model = self.id = ""
         self.iter = None  # Anthropic usage.iterations, summed
+        self.passed = 0  # UTF-8 bytes of output text in the stream's deltas
 
     def copy(self):
         c = _State(self.format)
@@ -155,6 +158,7 @@ class _State:
             if self.format == AUTO:
                 return
         {CHAT: self._chat, RESPONSES: self._responses, ANTHROPIC: self._anthropic, GEMINI: self._gemini}[self.format](e, typ)
+        self.passed += DELTAS[self.format](e, typ)
 
     def _identify(self, rid, model):
         self.id = self.id or _str(rid)
@@ -244,7 +248,62 @@ class _State:
         u = dict(self.iter if self.iter is not None else self.usage)
         total = u["input_tokens"] + u["cache_read_tokens"] + u["cache_write_tokens"] + u["output_tokens"]
         return dict(u, format=self.format, total_tokens=total, complete=self.complete, found=self.found,
-                    model=self.model, id=self.id)
+                    model=self.model, id=self.id, delta_bytes=self.passed)
+
+
+# --- output text in stream deltas ---------------------------------------------
+# What a stream's events add to the answer: text, tool-call arguments,
+# thinking and refusals, in UTF-8 bytes. The meter counts output from them
+# while a stream passes (the provider's usage replaces the count when it
+# arrives), and a stream that ends early is charged no less than them.
+
+def _utf8(v):
+    return len(v.encode("utf-8", "replace")) if isinstance(v, str) else 0
+
+
+def _list(v):
+    return v if isinstance(v, list) else []
+
+
+def _chat_deltas(e, _typ):
+    n = 0
+    for c in _list(e.get("choices")):
+        d = _dict(_dict(c) and c.get("delta")) or {}
+        n += _utf8(d.get("content")) + _utf8(d.get("refusal")) + _utf8(d.get("reasoning_content")) + _utf8(d.get("reasoning"))
+        for call in _list(d.get("tool_calls")) + [{"function": d.get("function_call")}]:
+            f = _dict(_dict(call) and call.get("function")) or {}
+            n += _utf8(f.get("name")) + _utf8(f.get("arguments"))
+    return n
+
+
+def _responses_deltas(e, typ):
+    # response.output_text.delta, response.function_call_arguments.delta,
+    # response.reasoning_summary_text.delta, ...; audio deltas are base64.
+    if typ.endswith(".delta") and typ != "response.audio.delta":
+        return _utf8(e.get("delta"))
+    return 0
+
+
+def _anthropic_deltas(e, typ):
+    d = _dict(e.get("delta")) if typ == "content_block_delta" else _dict(e.get("content_block")) if typ == "content_block_start" else None
+    if d is None:
+        return 0
+    return _utf8(d.get("text")) + _utf8(d.get("partial_json")) + _utf8(d.get("thinking"))
+
+
+def _gemini_deltas(e, _typ):
+    n = 0
+    for c in _list(e.get("candidates")):
+        for part in _list((_dict(_dict(c) and c.get("content")) or {}).get("parts")):
+            part = _dict(part) or {}
+            call = _dict(part.get("functionCall")) or {}
+            n += _utf8(part.get("text")) + _utf8(call.get("name"))
+            if call.get("args") is not None:
+                n += len(json.dumps(call["args"], ensure_ascii=False).encode())
+    return n
+
+
+DELTAS = {CHAT: _chat_deltas, RESPONSES: _responses_deltas, ANTHROPIC: _anthropic_deltas, GEMINI: _gemini_deltas}
 
 
 class UsageParser:
@@ -317,6 +376,11 @@ class UsageParser:
         elif field == "event":
             self._name = value[:256]
 
+    def progress(self):
+        """The usage of the events that ended so far (cheaper than result:
+        the event in progress is not parsed)."""
+        return self._st.result()
+
     def result(self):
         """The usage so far; an event not yet ended counts as if the stream
         ended here. The parser itself is not changed."""
@@ -337,6 +401,127 @@ def parse_body(body, fmt=AUTO, path=""):
     p = UsageParser(fmt, path)
     p.feed(body)
     return p.result()
+
+
+# --- the pre-flight estimate ----------------------------------------------------
+# Before a metered request goes upstream its input tokens are estimated from
+# its body, offline (SPEC section 11): the UTF-8 bytes of what the model
+# reads (message text, system prompts, tool definitions and calls, tool
+# results; object keys too, since tool schemas and arguments are rendered
+# into the prompt) at BYTES_PER_TOKEN, plus ATTACHMENT_TOKENS per image,
+# document or audio part. Reports then calibrate it per (provider, model).
+
+# BYTES_PER_TOKEN: BPE tokenizers average about 4 bytes a token on English
+# prose and about 3 on code and JSON; 3 errs high, as an estimate that
+# admits requests should. The same ratio turns a stream's output deltas
+# into tokens.
+BYTES_PER_TOKEN = 3.0
+# ATTACHMENT_TOKENS is what one attachment counts: about what Anthropic and
+# OpenAI charge a large image. A long PDF costs more; calibration can only
+# learn that per model.
+ATTACHMENT_TOKENS = 1600
+# A body that is not a JSON object counts a token every 2 bytes.
+UNPARSEABLE_BYTES_PER_TOKEN = 2.0
+
+# INPUT_FIELDS are the top-level fields of each request format the model
+# reads; an unknown format counts the whole body.
+INPUT_FIELDS = {
+    CHAT: ("messages", "tools", "functions", "response_format"),
+    RESPONSES: ("instructions", "input", "tools", "text"),
+    ANTHROPIC: ("system", "messages", "tools"),
+    GEMINI: ("systemInstruction", "system_instruction", "contents", "tools"),
+}
+# Parts that carry an attachment: a "type" (Anthropic image/document,
+# OpenAI image_url/input_image/input_file/file/input_audio) or a Gemini key.
+MEDIA_TYPES = {"image", "document", "image_url", "input_image", "input_file", "file", "input_audio"}
+MEDIA_KEYS = {"inlineData", "inline_data", "fileData", "file_data"}
+
+
+def _measure(value):
+    """(UTF-8 bytes of text, attachments) in a decoded JSON fragment,
+    walked without recursion (a deeply nested body cannot exhaust the stack)."""
+    nbytes, media, stack = 0, 0, [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if v.startswith("data:") and ";base64," in v[:100]:
+                media += 1
+            else:
+                nbytes += _utf8(v)
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            if v.get("type") in MEDIA_TYPES:
+                media += 1
+                continue
+            for k, item in v.items():
+                nbytes += _utf8(k)
+                if k in MEDIA_KEYS:
+                    media += 1
+                else:
+                    stack.append(item)
+    return nbytes, media
+
+
+def _request_model(req, path):
+    model = _str(req.get("model"))
+    if not model and "/models/" in path:  # Gemini: /v1beta/models/gemini-2.5-pro:generateContent
+        model = path.split("/models/", 1)[1].split(":", 1)[0].split("?", 1)[0]
+    return model[:200]
+
+
+def estimate_body(body, fmt, path=""):
+    """(input tokens estimated before calibration, model) of a request body."""
+    body = body or b""
+    try:
+        req = json.loads(body)
+    except (ValueError, RecursionError):
+        req = None
+    if not isinstance(req, dict):
+        return int(math.ceil(len(body) / UNPARSEABLE_BYTES_PER_TOKEN)), ""
+    fields = INPUT_FIELDS.get(fmt)
+    nbytes, media = _measure([req.get(f) for f in fields] if fields else req)
+    return int(math.ceil(nbytes / BYTES_PER_TOKEN)) + media * ATTACHMENT_TOKENS, _request_model(req, path)
+
+
+def tokens_of_bytes(nbytes):
+    """Tokens in nbytes of text, by the prior ratio (output deltas)."""
+    return int(math.ceil(nbytes / BYTES_PER_TOKEN))
+
+
+class Estimator:
+    """Input estimates calibrated per (provider, model): factor is how many
+    input tokens the provider counted per token estimated, learnt from the
+    reports of complete responses. It rises halfway to an observation that
+    was higher at once and falls a twentieth of the way to a lower one, so
+    it settles near the high end of what it sees: the estimate errs high."""
+
+    RISE, FALL = 0.5, 0.05
+    LOW, HIGH = 0.25, 8.0  # one strange report moves the factor no further
+    MODELS = 1000  # (provider, model) pairs remembered
+
+    def __init__(self):
+        self._factor = collections.OrderedDict()
+
+    def factor(self, provider, model):
+        return self._factor.get((provider, model), 1.0)
+
+    def estimate(self, provider, fmt, path, body):
+        """(calibrated input tokens, uncalibrated, model) of a request body."""
+        raw, model = estimate_body(body, fmt, path)
+        return int(math.ceil(raw * self.factor(provider, model))), raw, model
+
+    def learn(self, provider, model, raw, actual):
+        """Moves the factor towards actual / raw: the provider's input
+        count for a request whose body was estimated at raw."""
+        if raw <= 0 or actual <= 0:
+            return
+        key, seen = (provider, model), actual / raw
+        f = self._factor.pop(key, 1.0)
+        f += (self.RISE if seen > f else self.FALL) * (seen - f)
+        self._factor[key] = min(max(f, self.LOW), self.HIGH)
+        if len(self._factor) > self.MODELS:
+            self._factor.popitem(last=False)
 
 
 
@@ -464,6 +649,9 @@ class Tap:
     def result(self):
         return self.parser.result()
 
+    def progress(self):
+        return self.parser.progress()
+
 
 # --- the daemon's socket ----------------------------------------------------
 
@@ -515,16 +703,20 @@ def call(socket_path, method, path, body=None, timeout=10.0, content_type="appli
         conn.close()
 
 
-async def acall(socket_path, method, path, timeout):
+async def acall(socket_path, method, path, timeout, body=None):
     """One request to the daemon on the asyncio event loop (asyncio unix
     streams, never blocking the loop); the whole exchange is bounded by
-    timeout. Returns (status, decoded JSON reply); raises OSError,
-    asyncio.TimeoutError or ValueError."""
+    timeout. body, if any, is sent as JSON. Returns (status, decoded JSON
+    reply); raises OSError, asyncio.TimeoutError or ValueError."""
+    payload = b"" if body is None else json.dumps(body).encode()
+    head = "%s %s HTTP/1.1\r\nHost: bottlecap\r\nUser-Agent: bottlecap-mitmproxy\r\nConnection: close\r\n" % (method, path)
+    if body is not None:
+        head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(payload)
+
     async def exchange():
         reader, writer = await asyncio.open_unix_connection(socket_path)
         try:
-            writer.write(("%s %s HTTP/1.1\r\nHost: bottlecap\r\nUser-Agent: bottlecap-mitmproxy\r\n"
-                          "Connection: close\r\n\r\n" % (method, path)).encode())
+            writer.write(head.encode() + b"\r\n" + payload)
             await writer.drain()
             raw = b""
             while len(raw) <= MAX_REPLY:
@@ -710,6 +902,383 @@ class Reporter:
             log.error("bottlecap: report %s not acknowledged after %.0fs (%s); dropped", r.get("id"), self.retry_seconds, err)
 
 
+# --- allowances -----------------------------------------------------------------
+# A meter spends only against an allowance the daemon granted (SPEC section
+# 11). The addon keeps one per (bottle, agent, provider) as a pool: each
+# request reserves its input estimate plus an output slice from it, asking
+# the daemon for what the pool lacks; reports name the allowance and settle
+# what they spent; an idle pool gives its allowance back.
+
+# OUTPUT_SLICE is what a request reserves for its output at admission, in
+# counted tokens, and what a stream asks for each time it runs low: a few
+# thousand, not max_tokens (reserving the worst case up front is what makes
+# gateways deny agents with large contexts). The Go meter's figure.
+OUTPUT_SLICE = 4096
+# IDLE_RELEASE: seconds a pool with nothing in flight keeps its allowance
+# before giving it back (a burst of requests shares one; an idle addon
+# holds nothing for long).
+IDLE_RELEASE = 2.0
+# DEFAULT_TTL is the daemon's default allowance_ttl, used until a reply
+# says when the allowance expires.
+DEFAULT_TTL = 30.0
+ACTIVE_STATES = ("active", "warned")  # a bottle in any other state spends nothing
+
+
+class DaemonError(Exception):
+    """The daemon could not be reached, or answered with an error."""
+
+
+def _reply_error(what, status, reply):
+    msg = reply.get("error", "") if isinstance(reply, dict) else ""
+    return "%s: daemon answered %d %s" % (what, status, msg)
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def seconds_until(ts, default):
+    """Seconds from now to an RFC 3339 time as Go writes it (nanoseconds,
+    Z or an offset); default when it is not one."""
+    m = _RFC3339.match(ts) if isinstance(ts, str) else None
+    if m is None:
+        return default
+    at = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    if m.group(3) != "Z":
+        sign = 1 if m.group(3)[0] == "+" else -1
+        at -= sign * timedelta(hours=int(m.group(3)[1:3]), minutes=int(m.group(3)[4:6]))
+    left = (at - datetime.now(timezone.utc)).total_seconds() + float(m.group(2) or 0)
+    return max(left, 0.0)
+
+
+class Pool:
+    """The allowance of one (bottle, agent, provider), shared by the
+    requests in flight. held is what the allowance holds, less what
+    finished requests spent (their reports settle it at the daemon);
+    reserved is what the requests in flight set aside from it. Requests
+    reserve and settle on mitmproxy's event loop; one asks the daemon at a
+    time. daemon is an async callable (method, path, JSON body) ->
+    (status, reply) that raises DaemonError."""
+
+    def __init__(self, bottle, agent, provider, daemon, clock=time.monotonic):
+        self.bottle, self.agent, self.provider = bottle, agent, provider
+        self._daemon, self._clock = daemon, clock
+        self.id = None
+        self.held = self.reserved = 0
+        self.weight = 1.0  # counted tokens per raw token, as the daemon says
+        self.verdict = {}  # the daemon's last verdict for this triple
+        self.ttl, self.renew_at, self.idle_since = DEFAULT_TTL, 0.0, clock()
+        self._lock = self._wake = self._keeper = None
+
+    @property
+    def free(self):
+        return self.held - self.reserved
+
+    def counted(self, raw):
+        """Counted tokens of raw tokens (the provider's largest weight: errs high)."""
+        return int(math.ceil(raw * self.weight))
+
+    async def take(self, raw, extra, ask=False):
+        """Reserves counted(raw) + extra tokens for a request, asking the
+        daemon for what the pool lacks (and, with ask, in any case: its
+        verdict then says the bottle's state); returns what it reserved, or
+        0 when the daemon granted too little (self.verdict says why).
+        Raises DaemonError when the daemon cannot be asked."""
+        return await self._take(lambda: self.counted(raw) + extra, False, ask)
+
+    async def take_upto(self, tokens):
+        """Reserves up to tokens for a stream that runs low: what the daemon
+        grants, which may be less, or 0."""
+        return await self._take(lambda: tokens, True, False)
+
+    async def _take(self, need, partial, ask):
+        if not ask and need() <= self.free:  # no await: nothing else runs in between
+            return self._reserve(need())
+        async with self._mutex():
+            if ask or need() > self.free:
+                await self._fill(lambda: max(need(), self.free) if self.id else need())
+            if need() <= self.free:
+                return self._reserve(need())
+            return self._reserve(max(self.free, 0)) if partial else 0
+
+    def _reserve(self, tokens):
+        self.reserved += tokens
+        return tokens
+
+    def settle(self, reserved, spent):
+        """A request is over: its reservation goes back to the pool and what
+        it spent (counted; its report settles the same at the daemon)
+        leaves the allowance."""
+        self.reserved = max(self.reserved - reserved, 0)
+        self.held = max(self.held - spent, 0)
+        if self.reserved == 0:
+            self.idle_since = self._clock()
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _fill(self, need):
+        """Asks the daemon for what the pool lacks to reserve need(). An
+        allowance the daemon no longer knows (expired: 404) is replaced by
+        a new one, which must also cover what is in flight."""
+        for _ in range(2):
+            req = {"bottle": self.bottle, "agent": self.agent, "provider": self.provider, "tokens": need() - self.free}
+            if self.id:
+                req["id"] = self.id
+            status, reply = await self._daemon("POST", "/v1/allowances", req)
+            if status == 404 and self.id:
+                self._forget()
+                continue
+            if status != 200 or not isinstance(reply, dict):
+                raise DaemonError(_reply_error("allowance", status, reply))
+            self._apply(reply)
+            return
+
+    def _apply(self, reply):
+        """Takes in the daemon's answer: what it granted, what the allowance
+        holds now (never more than this pool counts: reports it has not
+        received yet were spent), its weight and when it expires."""
+        self.id = _str(reply.get("id")) or self.id
+        if isinstance(reply.get("weight"), (int, float)) and reply["weight"] > 0:
+            self.weight = float(reply["weight"])
+        self.held += max(reply.get("granted") if _has(reply, "granted") else 0, 0)
+        if _has(reply, "held"):
+            self.held = min(self.held, max(reply["held"], 0))
+        self.verdict = _dict(reply.get("verdict")) or {}
+        self.ttl = seconds_until(reply.get("expires_at"), DEFAULT_TTL) or DEFAULT_TTL
+        self.renew_at = self._clock() + self.ttl / 3
+        self._keep()
+
+    def _forget(self):
+        self.id, self.held = None, 0
+
+    def _mutex(self):
+        if self._lock is None:  # made on the event loop that uses it
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def _keep(self):
+        """Starts the keeper, which renews the allowance and releases it when idle."""
+        if self._keeper is None or self._keeper.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop: unit tests call tick themselves
+                return
+            self._keeper = loop.create_task(self._keep_loop())
+
+    async def _keep_loop(self):
+        self._wake = asyncio.Event()
+        while self.id is not None:
+            wait = self._due() - self._clock()
+            if wait > 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self.tick()
+
+    def _due(self):
+        if self.reserved:
+            return self.renew_at
+        return min(self.renew_at, self.idle_since + IDLE_RELEASE)
+
+    async def tick(self):
+        """Renews the allowance every TTL/3 while it is held, and gives it
+        back once nothing has been in flight for IDLE_RELEASE seconds."""
+        async with self._mutex():
+            now = self._clock()
+            if self.id is None:
+                return
+            if self.reserved == 0 and now - self.idle_since >= IDLE_RELEASE:
+                await self._release()
+            elif now >= self.renew_at:
+                await self._renew()
+
+    async def _release(self):
+        aid = self.id
+        self._forget()
+        try:
+            status, reply = await self._daemon("DELETE", "/v1/allowances/" + urllib.parse.quote(aid, safe=""), None)
+        except DaemonError as err:
+            log.info("bottlecap: could not release allowance %s (%s); it expires on its own", aid, err)
+            return
+        if status not in (200, 204, 404):
+            log.info("bottlecap: %s; allowance %s expires on its own", _reply_error("release", status, reply), aid)
+
+    async def _renew(self):
+        """Renews the allowance (tokens 0). One the daemon no longer knows is
+        replaced while requests are in flight: their reservations must
+        stay covered."""
+        req = {"id": self.id, "bottle": self.bottle, "agent": self.agent, "provider": self.provider, "tokens": 0}
+        try:
+            status, reply = await self._daemon("POST", "/v1/allowances", req)
+            if status == 404:
+                self._forget()
+                if self.reserved:
+                    await self._fill(lambda: 0)
+            elif status != 200 or not isinstance(reply, dict):
+                raise DaemonError(_reply_error("renew", status, reply))
+            else:
+                self._apply(reply)
+        except DaemonError as err:
+            log.warning("bottlecap: could not renew allowance %s (%s); trying again in a second", req["id"], err)
+            self.renew_at = self._clock() + 1.0
+
+
+# --- cutting a stream -------------------------------------------------------------
+# A stream the budget no longer pays for ends with one error event in the
+# provider's stream format (the Go meter's shapes), after the last whole
+# event that passed.
+
+def stream_error_event(fmt, status, message, res=None):
+    """The last event of a cut stream, framed so that the provider's SDK
+    ends the stream with it as an error: Anthropic an `error` event; OpenAI
+    Chat and Gemini a data line with an "error" object; OpenAI Responses
+    `response.failed`, with the error in response.error (where Codex reads
+    it) and as a top-level "error" object (which openai-go and the Python
+    SDK raise). res is what the stream said so far (id, model)."""
+    family = ANTHROPIC if fmt == ANTHROPIC else GEMINI if fmt == GEMINI else CHAT
+    body, name = error_body(family, status, message), ""
+    if fmt == ANTHROPIC:
+        name = "error"
+    elif fmt == RESPONSES:
+        name, err = "response.failed", body["error"]
+        resp = {"object": "response", "status": "failed", "error": {"code": err["code"], "message": err["message"]}}
+        for k in ("id", "model"):
+            if (res or {}).get(k):
+                resp[k] = res[k]
+        body = {"type": "response.failed", "response": resp, "error": err}
+    head = ("event: %s\n" % name) if name else ""
+    return (head + "data: " + json.dumps(body) + "\n\n").encode()
+
+
+EVENT_ENDS = (b"\n\n", b"\n\r\n", b"\r\r")
+
+
+def events_end(b):
+    """The length of b's whole server-sent events: just past its last blank
+    line (LF, CRLF or CR endings), or 0."""
+    end = 0
+    for sep in EVENT_ENDS:
+        i = b.rfind(sep)
+        if i >= 0:
+            end = max(end, i + len(sep))
+    return end
+
+
+# HOLD_LIMIT bounds the part of an event held back until the event is
+# whole; a longer one passes as it comes (and a cut then ends the stream
+# without an error event rather than inside it).
+HOLD_LIMIT = 1 << 20
+# CUT_GRACE: seconds a cut waits for the upstream's next chunk to carry the
+# error event, where the response cannot be ended at once; then the
+# upstream is closed without it.
+CUT_GRACE = 1.0
+
+
+# mitmproxy has no public way to end a flow in transit: flow.kill() only
+# marks the flow, and mitmproxy's HTTP layer reads the mark after its next
+# hook, which for a streamed response is the `response` hook once the
+# upstream has finished (proxy/layers/http/__init__.py, check_killed; the
+# TODO in flow.py's kill and mitmproxy issue 4711); an exception in a
+# stream function is logged as a crash and loses that chunk. So a cut uses
+# mitmproxy 8's connection handler, as a layer's CloseConnection command
+# does, and degrades to dropping what follows when it is laid out
+# otherwise (README).
+
+def _connection_handler(flow):
+    from mitmproxy import ctx
+    handlers = ctx.master.addons.get("proxyserver")._connections
+    return handlers[("tcp", flow.client_conn.peername, flow.client_conn.sockname)]
+
+
+def close_upstream(flow):
+    """Closes the flow's connection to its upstream (the provider stops
+    generating); False when it is closed already or cannot be reached."""
+    try:
+        handler = _connection_handler(flow)
+        if flow.server_conn not in handler.transports:
+            return False
+        handler.close_connection(flow.server_conn)
+        return True
+    except (ImportError, AttributeError, KeyError, TypeError) as err:
+        log.warning("bottlecap: cannot close the upstream connection of a cut stream (%s)", err)
+        return False
+
+
+def _http_layer(handler):
+    from mitmproxy.proxy.layers.http import HttpLayer
+    layer = handler.layer
+    for _ in range(32):  # NextLayer.layer, then each tunnel's child_layer
+        if layer is None or isinstance(layer, HttpLayer):
+            return layer
+        layer = getattr(layer, "layer", None) or getattr(layer, "child_layer", None)
+    return None
+
+
+def end_response(flow):
+    """Ends the flow's response where it is: its HTTP/1 upstream reader is
+    told the body ends with the connection, and the connection is closed.
+    mitmproxy then finishes the response as if the upstream had: the
+    stream function gets its last call (which sends the error event), the
+    `response` hook runs, and the client sees the response end cleanly.
+    False where the upstream is not HTTP/1 or mitmproxy is laid out
+    otherwise; the caller then waits for the next chunk."""
+    try:
+        from h11._readers import Http10Reader  # what mitmproxy's own HTTP/1 layer uses
+        from mitmproxy.proxy.layers.http._http1 import Http1Client
+        handler = _connection_handler(flow)
+        http = _http_layer(handler)
+        conn = http.connections.get(flow.server_conn) if http is not None else None
+        h1 = conn.context.layers[-1] if conn is not None else None
+        if not isinstance(h1, Http1Client) or h1.state != h1.read_body:
+            return False
+        if getattr(http.streams.get(h1.stream_id), "flow", None) is not flow:
+            return False
+        h1.body_reader = Http10Reader()
+        handler.close_connection(flow.server_conn)
+        return True
+    except (ImportError, AttributeError, KeyError, TypeError, IndexError) as err:
+        log.info("bottlecap: cannot end a cut response at once (%s); it ends with the next chunk", err)
+        return False
+
+
+# --- following the bottle's state -------------------------------------------------
+
+class SSEReader:
+    """Splits the daemon's server-sent events out of bytes fed in pieces."""
+
+    def __init__(self):
+        self._buf, self._name, self._data = b"", "", []
+
+    def feed(self, chunk):
+        """Returns the (event name, data) of each event the chunk completes."""
+        lines = (self._buf + chunk).split(b"\n")
+        self._buf = lines.pop()
+        if len(self._buf) > MAX_REPLY:
+            self._buf = b""  # an oversized event is skipped, never buffered
+        out = []
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if not line:
+                if self._data:
+                    out.append((self._name, b"\n".join(self._data)))
+                self._name, self._data = "", []
+                continue
+            field, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if field == b"event":
+                self._name = value.decode("utf-8", "replace")
+            elif field == b"data":
+                self._data.append(value)
+        return out
+
+
+# EVENTS_IDLE: seconds without a byte on the events stream (the daemon
+# sends a comment every 15 s) after which the addon reconnects.
+EVENTS_IDLE = 60.0
+
+
 # --- the addon ----------------------------------------------------------------
 
 class Settings:
@@ -727,6 +1296,7 @@ class Settings:
             if sep and host and provider:
                 self.hosts[host.strip().lower()] = provider.strip()
         self.gate = env.get("BOTTLECAP_GATE", "1") not in ("0", "false", "no")
+        self.allowances = env.get("BOTTLECAP_ALLOWANCES", "1") not in ("0", "false", "no")
         self.fail_open = env.get("BOTTLECAP_FAIL_OPEN", "0") in ("1", "true", "yes")
         self.retry_seconds = _number(env, "BOTTLECAP_RETRY_SECONDS", 3600.0)
         self.gate_timeout = _number(env, "BOTTLECAP_GATE_TIMEOUT", 2.0)
@@ -797,15 +1367,24 @@ def _make_response(status, body, headers):
     return mhttp.Response.make(status, json.dumps(body).encode(), headers)
 
 
-def denied_message(provider, v):
-    """Names the budget that tripped: scope, id, provider, limit, used (and
-    held, when the daemon reports allowances)."""
-    reason = v.get("reason") or "budget exhausted"
+def denied_message(provider, v, need=None, default="budget exhausted"):
+    """Names the budget that tripped: scope, id, provider, limit, used, and
+    held and remaining when the daemon gives them; need is (tokens, input
+    estimate, output slice) for a request an allowance could not cover."""
     budget = "scope %s %s, provider %s, limit %s, used %s" % (
         v.get("scope", "?"), v.get("scope_id") or "-", v.get("provider") or provider, v.get("limit", "?"), v.get("used", "?"))
-    if v.get("held"):
-        budget += ", held %s" % v["held"]
-    return "bottlecap: %s budget denied: %s (budget: %s)" % (provider, reason, budget)
+    for k in ("held", "remaining"):
+        if k in v:
+            budget += ", %s %s" % (k, v[k])
+    if need:
+        budget += "; this request needs %d tokens: its input, estimated at %d, and %d for its output" % need
+    return "bottlecap: %s budget denied: %s (budget: %s)" % (provider, v.get("reason") or default, budget)
+
+
+def cut_message(provider, v):
+    """Why a stream was ended where its allowance ran out."""
+    return denied_message(provider, v, default="the budget has nothing left for this stream") + (
+        "; the stream was ended where its allowance ran out, so retrying will not help")
 
 
 def _family(provider, path):
@@ -817,17 +1396,63 @@ def _is_upgrade(headers):
     return bool(headers.get("upgrade")) or "upgrade" in (headers.get("connection") or "").lower()
 
 
-class Addon:
-    """The mitmproxy addon: gate requests, tail responses, report usage."""
+def floored(res, estimate):
+    """The usage of a stream that ended early, charged no less than what
+    passed (SPEC section 4): the input estimate when the provider's input
+    counts had not arrived, and the output counted from its deltas when the
+    provider's count is lower."""
+    res = dict(res)
+    if res["input_tokens"] + res["cache_read_tokens"] + res["cache_write_tokens"] == 0:
+        res["input_tokens"] = estimate
+    res["output_tokens"] = max(res["output_tokens"], tokens_of_bytes(res.get("delta_bytes", 0)))
+    res["total_tokens"] = res["input_tokens"] + res["cache_read_tokens"] + res["cache_write_tokens"] + res["output_tokens"]
+    return res
 
-    def __init__(self, settings=None, reporter=None, make_response=_make_response, verdict=None):
+
+class Flight:
+    """A metered request the addon let through: its input estimate, what it
+    reserved from its pool (no pool in naive mode) and, once its response
+    streams, what has passed and whether it is being cut."""
+
+    def __init__(self, flow, provider, pool, estimate, raw, model, tokens):
+        self.flow, self.provider, self.pool = flow, provider, pool
+        self.estimate, self.raw, self.model, self.tokens = estimate, raw, model, tokens
+        fmt = format_for_path(flow.request.path)
+        self.format = fmt if fmt != AUTO else FAMILY.get(provider, CHAT)
+        self.tap = None
+        self.live = False  # its events are counted as they pass, and it may be cut
+        self.inject = False  # an error event can end it (identity-encoded events, no Content-Length)
+        self.held_back, self.aligned = b"", True  # the part of an event not yet whole; what passed ends between events
+        self.extending = self.open = self.done = self.ended = self.sent_error = False
+        self.refused, self.refused_status = "", 429  # why the last extension failed: it ends at its reservation
+        self.cut, self.cut_status = "", 429  # why it is being cut
+
+    def spent(self):
+        """Counted tokens its response has cost so far."""
+        return self.pool.counted(floored(self.tap.progress(), self.estimate)["total_tokens"])
+
+
+class Addon:
+    """The mitmproxy addon: admit requests against allowances, tail and cut
+    responses, report usage."""
+
+    def __init__(self, settings=None, reporter=None, make_response=_make_response, verdict=None, daemon=None):
         self.settings = settings or Settings()
         self.reporter = reporter or Reporter(self.settings.socket, self.settings.retry_seconds,
                                              limit=self.settings.queue_limit)
         self.make_response = make_response
         self.verdict = verdict or self._verdict
+        self.daemon = daemon or self._call_daemon
+        self.estimator = Estimator()
         self.stream_large_bodies = False  # mitmproxy's option of that name is set
-        self._taps = {}
+        self.blocked = ""  # why the bottle may spend nothing now (its state), once the daemon said so
+        self.watching = False  # the bottle's events are being followed
+        self._taps, self._flights, self._pools, self._tasks = {}, {}, {}, set()
+        self._watcher = None
+
+    @property
+    def allowances(self):
+        return self.settings.allowances and self.settings.gate and bool(self.settings.bottle)
 
     def configure(self, updated):
         """Notes whether mitmproxy may stream bodies itself (then every
@@ -838,24 +1463,36 @@ class Addon:
         except (ImportError, AttributeError):
             pass
 
+    def running(self):
+        self._ensure_watch()
+
     def _provider(self, flow):
         host = (flow.request.pretty_host or flow.request.host or "").lower()
         return self.settings.hosts.get(host)
+
+    async def _call_daemon(self, method, path, body):
+        try:
+            return await acall(self.settings.socket, method, path, self.settings.gate_timeout, body)
+        except (OSError, ValueError, asyncio.TimeoutError) as err:
+            raise DaemonError(_why(err)) from err
 
     async def _verdict(self, provider):
         q = urllib.parse.urlencode({"bottle": self.settings.bottle, "agent": self.settings.agent, "provider": provider})
         status, reply = await acall(self.settings.socket, "GET", "/v1/verdict?" + q, self.settings.gate_timeout)
         if status != 200 or not isinstance(reply, dict):
-            msg = reply.get("error", "") if isinstance(reply, dict) else ""
-            raise RuntimeError("verdict: daemon answered %d %s" % (status, msg))
+            raise RuntimeError(_reply_error("verdict", status, reply))
         return reply
 
     def _refuse(self, flow, family, status, message):
         flow.response = self.make_response(status, error_body(family, status, message), dict(REFUSAL_HEADERS))
 
+    # --- requests ---
+
     async def requestheaders(self, flow):
-        """Refuses upgrades on provider hosts and asks the gate, before any
-        byte of the request goes upstream (mitmproxy may stream the body)."""
+        """Refuses upgrades on provider hosts and, before any byte of the
+        request goes upstream, asks the gate (naive mode) or admits a body
+        mitmproxy streams (allowances; other bodies are admitted in
+        `request`, once they are whole)."""
         provider = self._provider(flow)
         if provider is None or flow.response is not None:
             return
@@ -867,8 +1504,16 @@ class Addon:
         if not metered(flow.request.method, flow.request.path):
             return
         flow.request.headers["accept-encoding"] = "identity"  # the parser reads the bytes as they pass
-        if self.settings.gate and self.settings.bottle:
+        if not (self.settings.gate and self.settings.bottle):
+            return
+        if not self.settings.allowances:
             await self._gate(flow, provider, family)
+        elif getattr(flow.request, "stream", None):
+            # mitmproxy sends this body upstream as it comes, right after this hook.
+            await self._admit(flow, provider, family, None)
+        elif self.stream_large_bodies and "content-length" not in flow.request.headers:
+            self._refuse(flow, family, 429, "bottlecap: a %s request without Content-Length cannot be estimated before "
+                         "mitmproxy may stream it upstream (stream_large_bodies); send Content-Length" % provider)
         if flow.response is not None and getattr(flow.request, "stream", None):
             # mitmproxy already chose to stream this body upstream; a
             # response cannot be set on it, so it is killed instead.
@@ -878,39 +1523,52 @@ class Addon:
 
     async def _gate(self, flow, provider, family):
         if self._reporter_full() and not self.settings.fail_open:
-            self._refuse(flow, family, 503, "bottlecap: usage reports are backing up (the budget daemon is not "
-                         "acknowledging them); the request was refused (fail-closed)")
+            self._refuse(flow, family, 503, BACKED_UP)
             return
         try:
             v = self.verdict(provider)
             if inspect.isawaitable(v):
                 v = await v
         except (OSError, RuntimeError, ValueError, asyncio.TimeoutError, http.client.HTTPException) as err:
-            why = "it did not answer in time" if isinstance(err, asyncio.TimeoutError) else str(err) or type(err).__name__
-            if self.settings.fail_open:
-                log.warning("bottlecap: daemon unreachable (%s); forwarding (fail-open)", why)
-                return
-            log.warning("bottlecap: daemon unreachable (%s); refusing (fail-closed)", why)
-            self._refuse(flow, family, 503, "bottlecap: the budget daemon cannot be reached (%s); the request was "
-                         "refused (fail-closed)" % why)
+            self._unreachable(flow, family, _why(err))
             return
         if not v.get("allowed", False):
             self._refuse(flow, family, 429, denied_message(provider, v))
+
+    def _unreachable(self, flow, family, why):
+        """Fails closed (503), or open with BOTTLECAP_FAIL_OPEN=1."""
+        if self.settings.fail_open:
+            log.warning("bottlecap: daemon unreachable (%s); forwarding (fail-open)", why)
+            return
+        log.warning("bottlecap: daemon unreachable (%s); refusing (fail-closed)", why)
+        self._refuse(flow, family, 503, "bottlecap: the budget daemon cannot be reached (%s); the request was "
+                     "refused (fail-closed)" % why)
 
     def _reporter_full(self):
         full = getattr(self.reporter, "full", None)
         return bool(full and full())
 
-    def request(self, flow):
+    async def request(self, flow):
+        """Asks upstreams for usage in Chat streams, estimates the body and
+        (allowances) admits the request before anything is sent."""
         provider = self._provider(flow)
         if provider is None or flow.response is not None or not metered(flow.request.method, flow.request.path):
             return
         if format_for_path(flow.request.path) == CHAT:
             self._include_usage(flow)
+        if flow.id in self._flights:
+            return  # admitted in requestheaders: mitmproxy streamed its body
+        if self.allowances:
+            await self._admit(flow, provider, _family(provider, flow.request.path), _content(flow.request))
+            return
+        # Naive mode: the estimate only floors a stream that ends early.
+        est, raw, model = self.estimator.estimate(provider, format_for_path(flow.request.path), flow.request.path,
+                                                  _content(flow.request))
+        self._flights[flow.id] = Flight(flow, provider, None, est, raw, model, 0)
 
     def _include_usage(self, flow):
         try:
-            body = json.loads(flow.request.content or b"")
+            body = json.loads(_content(flow.request))
         except ValueError:
             return
         if not isinstance(body, dict) or body.get("stream") is not True:
@@ -922,6 +1580,53 @@ class Addon:
             opts["include_usage"] = True
             flow.request.content = json.dumps(body).encode()
 
+    async def _admit(self, flow, provider, family, body):
+        """Lets a request through only when its pool can reserve its input
+        estimate and an output slice (SPEC section 11); otherwise refuses
+        it before anything is sent. body is None when mitmproxy streams it:
+        it is then estimated from its length."""
+        self._ensure_watch()
+        if self._reporter_full() and not self.settings.fail_open:
+            self._refuse(flow, family, 503, BACKED_UP)
+            return
+        if self.blocked and self.watching:
+            self._refuse(flow, family, 429, self.blocked)
+            return
+        path = flow.request.path
+        if body is None:
+            raw, model = tokens_of_bytes(int(flow.request.headers.get("content-length") or 0)), ""
+            est = int(math.ceil(raw * self.estimator.factor(provider, model)))
+        else:
+            est, raw, model = self.estimator.estimate(provider, format_for_path(path), path, body)
+        pool = self._pool(provider)
+        asked = not self.watching  # without the events, each admission asks the daemon, which says the state
+        try:
+            tokens = await pool.take(est, OUTPUT_SLICE, ask=asked)
+        except DaemonError as err:
+            self._unreachable(flow, family, str(err))
+            if flow.response is None:  # fail-open: metered, not bounded
+                self._flights[flow.id] = Flight(flow, provider, None, est, raw, model, 0)
+            return
+        if asked:
+            self._note_state(_str(pool.verdict.get("state")), _str(pool.verdict.get("reason")))
+            if self.blocked:
+                pool.settle(tokens, 0)
+                self._refuse(flow, family, 429, self.blocked)
+                return
+        if not tokens:
+            self._refuse(flow, family, 429, denied_message(provider, pool.verdict, need=(
+                pool.counted(est) + OUTPUT_SLICE, est, OUTPUT_SLICE), default="not enough budget left for this request"))
+            return
+        self._flights[flow.id] = Flight(flow, provider, pool, est, raw, model, tokens)
+
+    def _pool(self, provider):
+        pool = self._pools.get(provider)
+        if pool is None:
+            pool = self._pools[provider] = Pool(self.settings.bottle, self.settings.agent, provider, self.daemon)
+        return pool
+
+    # --- responses ---
+
     def _metered_response(self, flow):
         return (self._provider(flow) is not None and flow.response is not None
                 and metered(flow.request.method, flow.request.path)
@@ -930,8 +1635,9 @@ class Addon:
     def responseheaders(self, flow):
         """Sets up the usage tap. Server-sent events, and any body mitmproxy
         streams itself (stream_large_bodies), are tailed as they pass
-        (flow.response.stream; the tail decodes and parses, no I/O);
-        other bodies are read whole in `response`."""
+        (flow.response.stream; the tail decodes, parses and counts, no
+        I/O); other bodies are read whole in `response`. An admitted event
+        stream is counted against its reservation as it passes."""
         if not self._metered_response(flow):
             return
         try:
@@ -942,36 +1648,159 @@ class Addon:
                 flow.response.stream = False  # read it whole, then replace it in `response`
             return
         self._taps[flow.id] = tap
+        flight = self._flights.get(flow.id)
+        if flight is not None:
+            flight.tap = tap
         sse = "text/event-stream" in (flow.response.headers.get("content-type") or "")
         if not (sse or flow.response.stream or self.stream_large_bodies):
             return
         prev = flow.response.stream if callable(flow.response.stream) else None
         tap.streamed = True
+        if flight is None or flight.pool is None or not sse:
+            def tail(chunk):
+                tap.feed(chunk)
+                return prev(chunk) if prev else chunk
+            flow.response.stream = tail
+            return
+        flight.live = True
+        # Another addon's stream function may change the bytes: then a cut
+        # only drops what follows.
+        flight.inject = (prev is None and tap.encoding.lower() in ("identity", "")
+                         and "content-length" not in flow.response.headers)
+        flow.response.stream = lambda chunk: self._pass(flight, chunk, prev)
+        if self.blocked:
+            self._cut(flight, self.blocked)
 
-        def tail(chunk):
-            tap.feed(chunk)
-            return prev(chunk) if prev else chunk
-        flow.response.stream = tail
+    def _pass(self, flight, chunk, prev):
+        """The stream function of an admitted event stream: counts what
+        passes, asks for more before the reservation runs out, and once
+        cut sends the error event and nothing more."""
+        flight.tap.feed(chunk)
+        if not flight.cut:
+            self._spend(flight)
+        if flight.cut:
+            return self._cut_bytes(flight)
+        out = self._whole_events(flight, chunk)
+        return prev(out) if prev else out
+
+    def _whole_events(self, flight, chunk):
+        """What of the stream may pass now: whole events only, so that an
+        error event can follow them (b"" ends the stream: all of it)."""
+        if not flight.inject:
+            return chunk
+        data = flight.held_back + chunk
+        end = len(data) if not chunk else events_end(data)
+        if len(data) - end > HOLD_LIMIT:
+            end = len(data)
+            flight.aligned = False
+        elif end:
+            flight.aligned = True
+        flight.held_back = data[end:]
+        return data[:end]
+
+    def _spend(self, flight):
+        if flight.open:
+            return  # fail-open: the daemon could not be asked; counted, not bounded
+        spent = flight.spent()
+        if spent > flight.tokens and flight.refused:
+            self._cut(flight, flight.refused, flight.refused_status)
+        elif spent + OUTPUT_SLICE // 2 > flight.tokens and not (flight.extending or flight.refused):
+            flight.extending = True
+            self._spawn(self._extend(flight, spent + OUTPUT_SLICE - flight.tokens))
+
+    async def _extend(self, flight, tokens):
+        """Asks the pool for more before a stream runs out: when it cannot
+        have all of it, the stream ends where its reservation does."""
+        try:
+            got, why, status = await flight.pool.take_upto(tokens), "", 429
+        except DaemonError as err:
+            got, status = 0, 503
+            why = ("bottlecap: the budget daemon cannot be reached (%s); the %s stream was ended where its allowance "
+                   "ran out (fail-closed)" % (err, flight.provider))
+        flight.extending = False
+        if flight.done:
+            flight.pool.settle(got, 0)  # it ended meanwhile
+            return
+        flight.tokens += got
+        if got >= tokens:
+            return
+        if status == 503 and self.settings.fail_open:
+            log.warning("%s; the stream goes on uncounted against its allowance (fail-open)", why)
+            flight.open = True
+            return
+        flight.refused, flight.refused_status = why or cut_message(flight.provider, flight.pool.verdict), status
+        if flight.spent() > flight.tokens:
+            self._cut(flight, flight.refused, status)
+
+    def _cut(self, flight, message, status=429):
+        """Ends a stream the budget no longer pays for (SPEC section 11): the
+        client gets one error event after the last whole event that passed,
+        nothing more is passed on, the upstream connection is closed."""
+        if flight.cut or flight.done:
+            return
+        flight.cut, flight.cut_status = message, status
+        log.warning("bottlecap: ending a %s stream from %s: %s", flight.provider, flight.flow.request.pretty_host, message)
+        self._soon(self._end, flight)
+
+    def _cut_bytes(self, flight):
+        """What a cut stream passes: its error event once, then nothing."""
+        if flight.sent_error:
+            return b""
+        flight.sent_error = True
+        flight.held_back = b""
+        self._soon(self._end, flight)  # the error is out: close the upstream
+        if not (flight.inject and flight.aligned):
+            return b""
+        return stream_error_event(flight.format, flight.cut_status, flight.cut, flight.tap.progress())
+
+    def _end(self, flight):
+        """Closes a cut stream's upstream. Over HTTP/1 the response is ended
+        at once, which sends the error event; otherwise the next chunk
+        carries it, and an upstream that sends nothing for CUT_GRACE is
+        closed without it."""
+        if flight.done or flight.ended:
+            return
+        if end_response(flight.flow):
+            flight.ended = True
+        elif flight.sent_error or not flight.inject:
+            flight.ended = close_upstream(flight.flow)
+        else:
+            self._later(CUT_GRACE, self._close_late, flight)
+
+    def _close_late(self, flight):
+        if not (flight.done or flight.ended):
+            flight.ended = close_upstream(flight.flow)
 
     def response(self, flow):
-        self._report(flow)
+        self._finish(flow, self._report(flow))
 
     def error(self, flow):
         """A stream that broke off is still reported, with what was seen
         (incomplete unless its final usage event had arrived)."""
+        spent = 0
         if isinstance(self._taps.get(flow.id), Tap) and self._taps[flow.id].streamed:
-            self._report(flow)
-        else:
-            self._taps.pop(flow.id, None)
+            spent = self._report(flow)
+        self._taps.pop(flow.id, None)
+        self._finish(flow, spent)
+
+    def _finish(self, flow, spent):
+        """Gives back what a finished request reserved, less what it spent."""
+        flight = self._flights.pop(flow.id, None)
+        if flight is not None:
+            flight.done = True
+            if flight.pool is not None:
+                flight.pool.settle(flight.tokens, spent)
 
     def _report(self, flow):
+        """Queues the report of a response; returns what it spent, counted
+        at the pool's weight (0 when nothing was reported)."""
         tap = self._taps.pop(flow.id, None)
         if not self._metered_response(flow):
-            return
-        provider = self._provider(flow)
+            return 0
+        provider, flight = self._provider(flow), self._flights.get(flow.id)
         if isinstance(tap, UnsupportedEncoding):
             self._undecodable(flow, provider, tap)
-            return
+            return 0
         if tap is None:
             tap = Tap(flow.request.path, flow.response.headers.get("content-encoding"))
         if not tap.streamed:
@@ -982,7 +1811,25 @@ class Addon:
             log.error("bottlecap: %s response from %s: %s; reported what was parsed, as incomplete",
                       provider, flow.request.pretty_host, tap.broken)
             res["complete"] = False
-        self.reporter.add(self.build_report(flow, provider, res))
+        if flight is not None:
+            res = self._settle_result(provider, flight, tap, res)
+        report = self.build_report(flow, provider, res)
+        if flight is not None and flight.pool is not None and flight.pool.id:
+            report["allowance"] = flight.pool.id
+        self.reporter.add(report)
+        return flight.pool.counted(res["total_tokens"]) if flight is not None and flight.pool is not None else 0
+
+    def _settle_result(self, provider, flight, tap, res):
+        """A cut stream is incomplete; one that ended early is charged no
+        less than what passed; a complete one calibrates the estimator."""
+        if flight.cut:
+            res["complete"] = False
+        if not res["complete"] and tap.streamed:
+            return floored(res, flight.estimate)
+        if res["complete"] and res["found"]:
+            self.estimator.learn(provider, flight.model, flight.raw,
+                                 res["input_tokens"] + res["cache_read_tokens"] + res["cache_write_tokens"])
+        return res
 
     def _undecodable(self, flow, provider, err):
         """An upstream answered in a Content-Encoding this Python cannot undo
@@ -1008,8 +1855,162 @@ class Addon:
             "ts": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
 
+    # --- the bottle's state ---
+
+    def _ensure_watch(self):
+        if self._watcher is not None or not self.allowances:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._watcher = loop.create_task(self._watch())
+
+    async def _watch(self):
+        """Follows the bottle's events (GET /v1/events?bottle=) while the
+        addon runs, reconnecting with backoff, and cuts what is in flight
+        when the bottle leaves active or warned."""
+        wait, told = Reporter.FIRST_BACKOFF, False
+        while True:
+            try:
+                await self._follow()
+            except (OSError, ValueError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError, DaemonError) as err:
+                if self.watching or not told:
+                    log.warning("bottlecap: not following bottle %s's events (%s); reconnecting",
+                                self.settings.bottle, _why(err))
+                told = True
+            if self.watching:
+                wait = Reporter.FIRST_BACKOFF
+            self.watching = False
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, Reporter.MAX_BACKOFF)
+
+    async def _follow(self):
+        timeout = self.settings.gate_timeout
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.settings.socket), timeout)
+        try:
+            q = urllib.parse.urlencode({"bottle": self.settings.bottle})
+            # HTTP/1.0: the daemon then streams the body as it is, unchunked.
+            writer.write(("GET /v1/events?%s HTTP/1.0\r\nHost: bottlecap\r\nUser-Agent: bottlecap-mitmproxy\r\n\r\n"
+                          % q).encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+            parts = head.split(None, 2)
+            if len(parts) < 2 or not parts[1].isdigit():
+                raise ValueError("events: no HTTP status line")
+            if int(parts[1]) != 200:
+                status, reply = _decode_reply(int(parts[1]), await asyncio.wait_for(reader.read(MAX_REPLY), timeout))
+                raise DaemonError(_reply_error("events", status, reply))
+            self.watching = True
+            await self._check_state()
+            events = SSEReader()
+            while True:
+                chunk = await asyncio.wait_for(reader.read(65536), EVENTS_IDLE)
+                if not chunk:
+                    raise DaemonError("the daemon ended the events stream")
+                for name, data in events.feed(chunk):
+                    self._on_event(name, data)
+        finally:
+            self.watching = False
+            writer.close()
+
+    async def _check_state(self):
+        """Asks the bottle's state: a change while the addon was not
+        following its events is not missed."""
+        try:
+            v = await self._verdict(self._any_provider())
+        except (OSError, RuntimeError, ValueError, asyncio.TimeoutError) as err:
+            log.warning("bottlecap: cannot ask bottle %s's state (%s)", self.settings.bottle, _why(err))
+            return
+        self._note_state(v.get("state"), v.get("reason"))
+
+    def _any_provider(self):
+        for flight in self._flights.values():
+            return flight.provider
+        return sorted(set(self.settings.hosts.values()))[0]
+
+    def _on_event(self, name, data):
+        if name == "resync":  # the daemon dropped events this stream missed
+            self._spawn(self._check_state())
+            return
+        if name != "state":
+            return
+        try:
+            e = json.loads(data)
+        except ValueError:
+            return
+        d = _dict(e.get("data")) if isinstance(e, dict) else None
+        if d is None or _str(e.get("bottle")) not in ("", self.settings.bottle):
+            return
+        state, reason = _str(d.get("state")), _str(d.get("reason"))
+        self._note_state(state, "bottle %s is %s%s" % (self.settings.bottle, state, ": " + reason if reason else ""))
+
+    def _note_state(self, state, why):
+        """Acts on the bottle's state: anything but active or warned cuts
+        what is in flight and refuses what comes, saying why."""
+        if not state or state in ACTIVE_STATES:
+            self.blocked = ""
+            return
+        self.blocked = ("bottlecap: %s; the response was ended and new ones are refused until the bottle is active "
+                        "again, so retrying will not help" % (why or "bottle %s is %s" % (self.settings.bottle, state)))
+        for flight in list(self._flights.values()):
+            if flight.live:
+                self._cut(flight, self.blocked)
+
+    # --- the event loop ---
+
+    def _spawn(self, coro):
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)  # the loop keeps only weak references
+        task.add_done_callback(self._tasks.discard)
+
+    def _soon(self, fn, *args):
+        """Runs fn after the event mitmproxy is handling (a stream function
+        must not close a connection under itself)."""
+        try:
+            asyncio.get_running_loop().call_soon(fn, *args)
+        except RuntimeError:  # no event loop: stub tests
+            fn(*args)
+
+    def _later(self, delay, fn, *args):
+        try:
+            asyncio.get_running_loop().call_later(delay, fn, *args)
+        except RuntimeError:
+            pass
+
     def done(self):
+        """Reports what is queued (up to 5 s), then gives back what the pools
+        hold, so that it does not wait for the TTL."""
+        if self._watcher is not None:
+            self._watcher.cancel()
         self.reporter.flush(timeout=5.0)
+        for pool in self._pools.values():
+            if pool._keeper is not None:
+                pool._keeper.cancel()
+            if pool.id:
+                try:
+                    call(self.settings.socket, "DELETE", "/v1/allowances/" + urllib.parse.quote(pool.id, safe=""),
+                         timeout=1.0)
+                except (OSError, http.client.HTTPException):
+                    pass  # it expires on its own
+
+
+def _content(message):
+    """A request's body, decoded; its raw bytes when its encoding cannot be undone."""
+    try:
+        return message.content or b""
+    except ValueError:
+        return getattr(message, "raw_content", None) or b""
+
+
+def _why(err):
+    if isinstance(err, asyncio.TimeoutError):
+        return "it did not answer in time"
+    return str(err) or type(err).__name__
+
+
+BACKED_UP = ("bottlecap: usage reports are backing up (the budget daemon is not acknowledging them); the request "
+             "was refused (fail-closed)")
 
 
 addons = [Addon()] if __name__ != "__main__" and os.environ.get("BOTTLECAP_NO_AUTOLOAD") != "1" else []

@@ -95,7 +95,7 @@ class FakeReporter:
         return True
 
 
-def addon(env=None, verdict=None):
+def addon(env=None, verdict=None, daemon=None):
     env = dict({"BOTTLECAP_BOTTLE": "dev-1", "BOTTLECAP_AGENT": "implementer",
                 "BOTTLECAP_SOCKET": "/nonexistent/bottlecap.sock"}, **(env or {}))
     made = []
@@ -103,12 +103,22 @@ def addon(env=None, verdict=None):
     def make_response(status, b, headers):
         made.append((status, b, headers))
         return Obj(status_code=status, body=b, headers=Headers(headers))
-    a = ba.Addon(ba.Settings(env), FakeReporter(), make_response, verdict)
+    a = ba.Addon(ba.Settings(env), FakeReporter(), make_response, verdict, daemon)
     return a, made
 
 
 def run(coro):
     return asyncio.run(coro)
+
+
+NAIVE = {"BOTTLECAP_ALLOWANCES": "0"}  # today's cached gate, charge after
+
+
+async def admit(a, flow):
+    """The request hooks mitmproxy runs before anything goes upstream."""
+    await a.requestheaders(flow)
+    if flow.response is None:
+        await a.request(flow)
 
 
 class FixtureTest(unittest.TestCase):
@@ -235,11 +245,11 @@ class AddonTest(unittest.TestCase):
         a, _ = addon({"BOTTLECAP_GATE": "0"})
         flow = request_flow(ba.CHAT, req_body=b'{"model":"m","stream":true}')
         run(a.requestheaders(flow))
-        a.request(flow)
+        run(a.request(flow))
         self.assertEqual(json.loads(flow.request.content)["stream_options"], {"include_usage": True})
         self.assertEqual(flow.request.headers.get("Accept-Encoding"), "identity")
         flow = request_flow(ba.CHAT, req_body=b'{"model":"m"}')
-        a.request(flow)
+        run(a.request(flow))
         self.assertEqual(flow.request.content, b'{"model":"m"}')
 
     def test_gate_denied_provider_shapes(self):
@@ -247,7 +257,7 @@ class AddonTest(unittest.TestCase):
         for fmt, check in ((ba.ANTHROPIC, lambda b: b["error"]["type"] == "rate_limit_error"),
                            (ba.CHAT, lambda b: b["error"]["type"] == "insufficient_quota"),
                            (ba.GEMINI, lambda b: b["error"]["status"] == "RESOURCE_EXHAUSTED")):
-            a, made = addon(verdict=lambda provider: v)
+            a, made = addon(NAIVE, verdict=lambda provider: v)
             flow = request_flow(fmt)
             run(a.requestheaders(flow))
             status, b, headers = made[0]
@@ -257,14 +267,16 @@ class AddonTest(unittest.TestCase):
             self.assertIn("budget exhausted", json.dumps(b))
 
     def test_gate_unreachable_fails_closed_or_open(self):
-        a, made = addon()  # the socket does not exist
-        run(a.requestheaders(request_flow(ba.ANTHROPIC)))
-        self.assertEqual(made[0][0], 503)
-        self.assertEqual(made[0][2].get("x-should-retry"), "false")
-        self.assertIn("cannot be reached", made[0][1]["error"]["message"])
-        a, made = addon({"BOTTLECAP_FAIL_OPEN": "1"})
-        run(a.requestheaders(request_flow(ba.ANTHROPIC)))
-        self.assertEqual(made, [])
+        for env in (NAIVE, {}):  # the socket does not exist
+            a, made = addon(env)
+            flow = request_flow(ba.ANTHROPIC)
+            run(admit(a, flow))
+            self.assertEqual(made[0][0], 503, env)
+            self.assertEqual(made[0][2].get("x-should-retry"), "false")
+            self.assertIn("cannot be reached", made[0][1]["error"]["message"])
+            a, made = addon(dict(env, BOTTLECAP_FAIL_OPEN="1"))
+            run(admit(a, request_flow(ba.ANTHROPIC)))
+            self.assertEqual(made, [], env)
 
 
 class ReporterTest(unittest.TestCase):
@@ -352,18 +364,19 @@ class RefusalTest(unittest.TestCase):
     def test_denial_names_the_budget(self):
         v = {"allowed": False, "scope": "agent", "scope_id": "dev-1/implementer", "provider": "claude",
              "limit": 500, "used": 512, "held": 7, "reason": "agent budget exhausted"}
-        a, made = addon(verdict=lambda p: v)
+        a, made = addon(NAIVE, verdict=lambda p: v)
         run(a.requestheaders(request_flow(ba.ANTHROPIC)))
         msg = made[0][1]["error"]["message"]
         for part in ("scope agent dev-1/implementer", "provider claude", "limit 500", "used 512", "held 7"):
             self.assertIn(part, msg)
 
     def test_backed_up_reports_refuse_new_requests(self):
-        a, made = addon(verdict=lambda p: {"allowed": True})
-        a.reporter.full = lambda: True
-        run(a.requestheaders(request_flow(ba.CHAT)))
-        self.assertEqual(made[0][0], 503)
-        self.assertIn("backing up", made[0][1]["error"]["message"])
+        for env in (NAIVE, {}):
+            a, made = addon(env, verdict=lambda p: {"allowed": True})
+            a.reporter.full = lambda: True
+            run(admit(a, request_flow(ba.CHAT)))
+            self.assertEqual(made[0][0], 503, env)
+            self.assertIn("backing up", made[0][1]["error"]["message"])
 
     def test_undecodable_response_withheld_unless_fail_open(self):
         for env, want in (({}, 502), ({"BOTTLECAP_FAIL_OPEN": "1"}, 200)):
@@ -524,7 +537,7 @@ class LiveDaemonTest(unittest.TestCase):
             asyncio.run(a.requestheaders(flow))  # the live gate allows it
             self.assertIsNone(flow.response, "the live gate refused the request")
             flow.response = before
-            a.request(flow)
+            asyncio.run(a.request(flow))
             self.assertIs(flow.response, before, "the live gate refused the request")
             a.responseheaders(flow)
             if flow.response.stream:
