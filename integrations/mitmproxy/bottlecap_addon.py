@@ -967,7 +967,7 @@ class Pool:
         self.weight = 1.0  # counted tokens per raw token, as the daemon says
         self.verdict = {}  # the daemon's last verdict for this triple
         self.ttl, self.renew_at, self.idle_since = DEFAULT_TTL, 0.0, clock()
-        self._lock = self._wake = self._keeper = None
+        self._lock = self._timer = self._keeper = None
 
     @property
     def free(self):
@@ -994,8 +994,13 @@ class Pool:
         if not ask and need() <= self.free:  # no await: nothing else runs in between
             return self._reserve(need())
         async with self._mutex():
-            if ask or need() > self.free:
+            for _ in range(2):  # again if the reply's weight changed what is needed
+                if not ask and need() <= self.free:
+                    break
+                ask, weight = False, self.weight
                 await self._fill(lambda: max(need(), self.free) if self.id else need())
+                if self.weight == weight:
+                    break
             if need() <= self.free:
                 return self._reserve(need())
             return self._reserve(max(self.free, 0)) if partial else 0
@@ -1012,8 +1017,7 @@ class Pool:
         self.held = max(self.held - spent, 0)
         if self.reserved == 0:
             self.idle_since = self._clock()
-            if self._wake is not None:
-                self._wake.set()
+            self._keep()
 
     async def _fill(self, need):
         """Asks the daemon for what the pool lacks to reserve need(). An
@@ -1056,26 +1060,33 @@ class Pool:
         return self._lock
 
     def _keep(self):
-        """Starts the keeper, which renews the allowance and releases it when idle."""
-        if self._keeper is None or self._keeper.done():
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no event loop: unit tests call tick themselves
-                return
-            self._keeper = loop.create_task(self._keep_loop())
+        """Arms the keeper's timer for the next renewal or idle release
+        (a timer, not a sleeping task: nothing to wake, nothing to cancel
+        at shutdown but the timer)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.id is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: unit tests call tick themselves
+            return
+        self._timer = loop.call_later(max(self._due() - self._clock(), 0.0), self._fire, loop)
 
-    async def _keep_loop(self):
-        self._wake = asyncio.Event()
-        while self.id is not None:
-            wait = self._due() - self._clock()
-            if wait > 0:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
-                continue
-            await self.tick()
+    def _fire(self, loop):
+        self._timer = None
+        self._keeper = loop.create_task(self._tick_and_rearm())
+
+    async def _tick_and_rearm(self):
+        await self.tick()
+        self._keep()
+
+    def stop(self):
+        """Stops the keeper (the addon is shutting down)."""
+        for pending in (self._timer, self._keeper):
+            if pending is not None:
+                pending.cancel()
 
     def _due(self):
         if self.reserved:
@@ -1985,8 +1996,7 @@ class Addon:
             self._watcher.cancel()
         self.reporter.flush(timeout=5.0)
         for pool in self._pools.values():
-            if pool._keeper is not None:
-                pool._keeper.cancel()
+            pool.stop()
             if pool.id:
                 try:
                     call(self.settings.socket, "DELETE", "/v1/allowances/" + urllib.parse.quote(pool.id, safe=""),

@@ -1,0 +1,531 @@
+"""Stub-flow tests of the addon's bounded spending (SPEC section 11): the
+pre-flight estimate, the allowance pool, and counting and cutting a stream
+as it passes. No mitmproxy needed; test_mitmdump.py runs the same against
+the real mitmdump and a real daemon.
+
+Run: python3 -m unittest discover -s integrations/mitmproxy
+"""
+
+import asyncio
+import json
+import math
+import unittest
+
+import test_bottlecap_addon as t
+from test_bottlecap_addon import ba
+
+run = t.run
+
+
+class FakeDaemon:
+    """POST /v1/allowances and DELETE /v1/allowances/{id} over a budget of
+    `left` counted tokens, as the daemon answers them (SPEC section 11)."""
+
+    def __init__(self, left, weight=1.0, state="active"):
+        self.left, self.weight, self.state = left, weight, state
+        self.held, self.calls, self.opened, self.down = {}, [], 0, False
+
+    async def __call__(self, method, path, body):
+        self.calls.append((method, path, body))
+        if self.down:
+            raise ba.DaemonError("connection refused")
+        if method == "DELETE":
+            aid = path.rsplit("/", 1)[1]
+            if aid not in self.held:
+                return 404, {"error": "not found"}
+            self.left += self.held.pop(aid)
+            return 204, None
+        aid = body.get("id")
+        if aid is None:
+            self.opened += 1
+            aid = "al-%d" % self.opened
+            self.held[aid] = 0
+        elif aid not in self.held:
+            return 404, {"error": "allowance %s: not found" % aid}
+        granted = 0 if self.state != "active" else min(body["tokens"], self.left)
+        self.left -= granted
+        self.held[aid] += granted
+        reason = "" if granted == body["tokens"] else "bottle dev-1 budget: %d left" % self.left
+        if self.state != "active":
+            reason = "bottle dev-1 is %s: operator cutoff" % self.state
+        return 200, {"id": aid, "granted": granted, "held": self.held[aid], "weight": self.weight,
+                     "expires_at": "2099-01-01T00:00:00.123456789Z",
+                     "verdict": {"allowed": self.left > 0, "scope": "bottle", "scope_id": "dev-1", "provider": "codex",
+                                 "limit": 100000, "used": 100000 - self.left - sum(self.held.values()),
+                                 "held": sum(self.held.values()), "remaining": self.left, "state": self.state,
+                                 "reason": reason}}
+
+    def asked(self):
+        return [b["tokens"] for m, _, b in self.calls if m == "POST"]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+# --- the estimate -----------------------------------------------------------------
+
+def tokens(text):
+    return math.ceil(len(text.encode()) / ba.BYTES_PER_TOKEN)
+
+
+class EstimateTest(unittest.TestCase):
+    def test_counts_what_the_model_reads_per_format(self):
+        system, user, tool_result, tool_desc = "Be terse. " * 30, "Fix the bug in main.go. " * 50, "ok " * 400, "Runs a shell command."
+        bodies = {
+            ba.CHAT: {"model": "gpt-5", "stream": True, "max_tokens": 99999, "messages": [
+                {"role": "system", "content": system}, {"role": "user", "content": [{"type": "text", "text": user}]},
+                {"role": "tool", "tool_call_id": "c1", "content": tool_result}],
+                "tools": [{"type": "function", "function": {"name": "sh", "description": tool_desc}}]},
+            ba.RESPONSES: {"model": "gpt-5-codex", "instructions": system, "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": user}]},
+                {"type": "function_call_output", "call_id": "c1", "output": tool_result}],
+                "tools": [{"type": "function", "name": "sh", "description": tool_desc}]},
+            ba.ANTHROPIC: {"model": "claude-sonnet-4-5", "max_tokens": 64000, "system": [{"type": "text", "text": system}],
+                           "messages": [{"role": "user", "content": user}, {"role": "user", "content": [
+                               {"type": "tool_result", "tool_use_id": "t1", "content": tool_result}]}],
+                           "tools": [{"name": "sh", "description": tool_desc, "input_schema": {"type": "object"}}]},
+            ba.GEMINI: {"systemInstruction": {"parts": [{"text": system}]}, "contents": [
+                {"role": "user", "parts": [{"text": user}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "sh", "response": {"out": tool_result}}}]}],
+                "tools": [{"functionDeclarations": [{"name": "sh", "description": tool_desc}]}]},
+        }
+        text = tokens(system + user + tool_result + tool_desc)
+        for fmt, b in bodies.items():
+            got, model = ba.estimate_body(json.dumps(b).encode(), fmt, t.PATHS[fmt])
+            # Every piece of text is counted, plus keys and roles: a little
+            # more, never less, and never the parameters (max_tokens, stream).
+            self.assertGreaterEqual(got, text, fmt)
+            self.assertLess(got, text * 1.15, fmt)
+            self.assertEqual(model, b.get("model", "gemini-2.5-flash"), fmt)
+
+    def test_attachments_count_flat_not_by_their_bytes(self):
+        blob = "A" * 300000
+        for fmt, part in ((ba.ANTHROPIC, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": blob}}),
+                          (ba.CHAT, {"type": "image_url", "image_url": {"url": "data:image/png;base64," + blob}}),
+                          (ba.GEMINI, {"inlineData": {"mimeType": "image/png", "data": blob}})):
+            field = "contents" if fmt == ba.GEMINI else "messages"
+            body = {field: [{"role": "user", "parts" if fmt == ba.GEMINI else "content": [part]}]}
+            got, _ = ba.estimate_body(json.dumps(body).encode(), fmt)
+            self.assertGreaterEqual(got, ba.ATTACHMENT_TOKENS, fmt)
+            self.assertLess(got, ba.ATTACHMENT_TOKENS + 20, fmt)
+
+    def test_unparseable_body_counts_a_token_every_two_bytes(self):
+        for body in (b"not json at all", b"[1,2,3]", b"{" * 10 + b"truncated", b"[" * 100000 + b"]" * 100000):
+            got, model = ba.estimate_body(body, ba.CHAT)
+            self.assertEqual((got, model), (math.ceil(len(body) / 2), ""), body[:20])
+
+    def test_calibration_rises_at_once_and_falls_slowly(self):
+        e = ba.Estimator()
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 3000}]}).encode()
+        est, raw, model = e.estimate("codex", ba.CHAT, "/v1/chat/completions", body)
+        self.assertEqual((est, model), (raw, "m"))
+        e.learn("codex", "m", raw, 2 * raw)  # the provider counted twice the estimate
+        self.assertEqual(e.factor("codex", "m"), 1.5)
+        e.learn("codex", "m", raw, raw // 2)
+        self.assertAlmostEqual(e.factor("codex", "m"), 1.45, places=3)
+        self.assertEqual(e.factor("codex", "other"), 1.0, "calibrated across models")
+        self.assertEqual(e.factor("claude", "m"), 1.0, "calibrated across providers")
+        for _ in range(500):  # a model whose estimate is always 4x too high settles near, not below, the truth
+            e.learn("codex", "m", raw, raw // 4)
+        self.assertGreaterEqual(e.factor("codex", "m"), 0.25)
+        self.assertEqual(e.estimate("codex", ba.CHAT, "/v1/chat/completions", body)[0],
+                         math.ceil(raw * e.factor("codex", "m")))
+        e.learn("codex", "m", raw, raw * 1000)  # one strange report moves it no further than HIGH
+        self.assertEqual(e.factor("codex", "m"), ba.Estimator.HIGH)
+
+    def test_deltas_count_text_tool_arguments_and_thinking(self):
+        events = {
+            ba.ANTHROPIC: [{"type": "content_block_delta", "delta": {"type": "text_delta", "text": "héllo"}},
+                           {"type": "content_block_delta", "delta": {"type": "input_json_delta", "partial_json": '{"a":1}'}},
+                           {"type": "content_block_delta", "delta": {"type": "thinking_delta", "thinking": "hmm"}},
+                           {"type": "content_block_delta", "delta": {"type": "signature_delta", "signature": "x" * 99}}],
+            ba.CHAT: [{"object": "chat.completion.chunk", "choices": [{"delta": {"content": "héllo"}}]},
+                      {"object": "chat.completion.chunk", "choices": [{"delta": {"tool_calls": [
+                          {"function": {"arguments": '{"a":1}'}}]}}]},
+                      {"object": "chat.completion.chunk", "choices": [{"delta": {"reasoning_content": "hmm"}}]}],
+            ba.RESPONSES: [{"type": "response.output_text.delta", "delta": "héllo"},
+                           {"type": "response.function_call_arguments.delta", "delta": '{"a":1}'},
+                           {"type": "response.reasoning_summary_text.delta", "delta": "hmm"},
+                           {"type": "response.output_text.done", "text": "héllo"},
+                           {"type": "response.audio.delta", "delta": "x" * 99}],
+            ba.GEMINI: [{"candidates": [{"content": {"parts": [{"text": "héllo"}]}}]},
+                        {"candidates": [{"content": {"parts": [{"text": "hmm", "thought": True}]}}]}],
+        }
+        for fmt, evs in events.items():
+            sse = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in evs)
+            want = 6 + 3 + (7 if fmt != ba.GEMINI else 0)
+            self.assertEqual(ba.parse_body(sse, fmt)["delta_bytes"], want, fmt)
+
+
+# --- the pool -------------------------------------------------------------------
+
+class PoolTest(unittest.TestCase):
+    def pool(self, daemon, clock=None):
+        return ba.Pool("dev-1", "implementer", "codex", daemon, clock or Clock())
+
+    def test_reserves_from_what_it_holds_and_asks_only_for_the_shortfall(self):
+        async def go():
+            d = FakeDaemon(100000)
+            p = self.pool(d)
+            self.assertEqual(await p.take(1000, ba.OUTPUT_SLICE), 1000 + ba.OUTPUT_SLICE)
+            self.assertEqual(d.asked(), [1000 + ba.OUTPUT_SLICE])
+            p.settle(1000 + ba.OUTPUT_SLICE, 1200)  # a report settles what it spent
+            self.assertEqual((p.held, p.reserved, p.free), (ba.OUTPUT_SLICE - 200, 0, ba.OUTPUT_SLICE - 200))
+            self.assertEqual(await p.take(100, 0), 100)
+            self.assertEqual(len(d.asked()), 1, "asked although the pool had enough")
+            self.assertEqual(await p.take(5000, 0), 5000)
+            self.assertEqual(d.asked()[1], 5000 - (ba.OUTPUT_SLICE - 200 - 100))
+            self.assertEqual([b.get("id") for _, _, b in d.calls], [None, "al-1"])
+        run(go())
+
+    def test_too_little_granted_refuses_and_keeps_the_grant_for_others(self):
+        async def go():
+            d = FakeDaemon(3000)
+            p = self.pool(d)
+            self.assertEqual(await p.take(1000, ba.OUTPUT_SLICE), 0)
+            self.assertEqual((p.held, p.reserved), (3000, 0))
+            self.assertIn("3000", json.dumps(p.verdict) + "3000")
+            self.assertEqual(await p.take(2000, 0), 2000)
+            self.assertEqual(await p.take_upto(5000), 1000, "a stream takes what there is")
+        run(go())
+
+    def test_weight_converts_raw_tokens(self):
+        async def go():
+            d = FakeDaemon(100000, weight=2.5)
+            p = self.pool(d)
+            got = await p.take(1000, ba.OUTPUT_SLICE)
+            self.assertEqual(got, 2500 + ba.OUTPUT_SLICE, "the first reply's weight applies to the same request")
+            self.assertEqual(p.counted(3), 8)
+        run(go())
+
+    def test_expired_allowance_replaced_covering_what_is_in_flight(self):
+        async def go():
+            d = FakeDaemon(100000)
+            p = self.pool(d)
+            await p.take(1000, 0)
+            d.left += d.held.pop("al-1")  # expired at the daemon
+            self.assertEqual(await p.take(500, 0), 500)
+            self.assertEqual(p.id, "al-2")
+            self.assertEqual(d.asked()[-1], 1500, "the new allowance does not cover the request in flight")
+            self.assertEqual((p.held, p.reserved), (1500, 1500))
+        run(go())
+
+    def test_renews_every_third_of_the_ttl_and_releases_when_idle(self):
+        async def go():
+            d, clock = FakeDaemon(100000), Clock()
+            p = self.pool(d, clock)
+            await p.take(1000, 0)
+            ttl = p.ttl
+            self.assertGreater(ttl, 3600, "expires_at far ahead: a TTL of its distance")
+            p.ttl, p.renew_at = 30.0, clock.now + 10.0
+            clock.now += 9.9
+            await p.tick()
+            self.assertEqual(len(d.calls), 1, "renewed early")
+            clock.now += 0.2
+            await p.tick()
+            self.assertEqual(d.calls[-1][2], {"id": "al-1", "bottle": "dev-1", "agent": "implementer", "provider": "codex",
+                                              "tokens": 0})
+            p.settle(1000, 10)
+            clock.now += ba.IDLE_RELEASE - 0.1
+            await p.tick()
+            self.assertEqual(p.id, "al-1", "released before it was idle")
+            clock.now += 0.2
+            await p.tick()
+            self.assertEqual((p.id, p.held), (None, 0))
+            self.assertEqual(d.calls[-1][:2], ("DELETE", "/v1/allowances/al-1"))
+            self.assertEqual(d.left, 100000, "what it held went back")
+        run(go())
+
+    def test_renew_of_a_forgotten_allowance_covers_what_is_in_flight(self):
+        async def go():
+            d, clock = FakeDaemon(100000), Clock()
+            p = self.pool(d, clock)
+            await p.take(700, 0)
+            d.left += d.held.pop("al-1")
+            clock.now = p.renew_at
+            await p.tick()
+            self.assertEqual((p.id, p.held, d.asked()[-1]), ("al-2", 700, 700))
+        run(go())
+
+    def test_daemon_down(self):
+        async def go():
+            d = FakeDaemon(100000)
+            d.down = True
+            with self.assertRaises(ba.DaemonError):
+                await self.pool(d).take(1, 0)
+        run(go())
+
+    def test_seconds_until(self):
+        self.assertEqual(ba.seconds_until("garbage", 30.0), 30.0)
+        self.assertEqual(ba.seconds_until("2000-01-01T00:00:00Z", 30.0), 0.0)
+        far = ba.seconds_until("2099-01-01T00:00:00.5+01:00", 30.0) - ba.seconds_until("2099-01-01T00:00:00Z", 30.0)
+        self.assertAlmostEqual(far, -3600 + 0.5, places=1)
+
+
+# --- admission ------------------------------------------------------------------
+
+def any_body(chars):
+    """A request body every format's estimate reads chars of text in."""
+    text = "x" * chars
+    return json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": text}], "input": text,
+                       "contents": [{"parts": [{"text": text}]}]}).encode()
+
+
+def chat_body(chars, stream=True):
+    return json.dumps({"model": "gpt-5", "stream": stream, "messages": [{"role": "user", "content": "x" * chars}]}).encode()
+
+
+class AdmissionTest(unittest.TestCase):
+    def test_refused_before_anything_is_sent_naming_the_budget(self):
+        d = FakeDaemon(10000)
+        a, made = t.addon(daemon=d)
+        flow = t.request_flow(ba.CHAT, req_body=chat_body(30000))
+        run(t.admit(a, flow))
+        status, b, headers = made[0]
+        self.assertEqual((status, headers["x-should-retry"]), (429, "false"))
+        msg = b["error"]["message"]
+        est = ba.estimate_body(chat_body(30000), ba.CHAT)[0]
+        for part in ("scope bottle dev-1", "held ", "remaining 0", "estimated at %d" % est,
+                     "%d for its output" % ba.OUTPUT_SLICE, "needs %d tokens" % (est + ba.OUTPUT_SLICE)):
+            self.assertIn(part, msg)
+        self.assertEqual(a._flights, {})
+
+    def test_admitted_request_reports_with_its_allowance_and_settles(self):
+        d = FakeDaemon(100000)
+        a, made = t.addon(daemon=d)
+        raw = t.body("openai-chat-nonstream.json")
+        flow = t.stub_flow(ba.CHAT, raw, req_body=chat_body(300, stream=False))
+        resp, flow.response = flow.response, None
+        run(t.admit(a, flow))
+        self.assertEqual(made, [])
+        flow.response = resp
+        a.responseheaders(flow)
+        a.response(flow)
+        r = a.reporter.reports[0]
+        fx = t.fixture_of("openai-chat-nonstream.json")
+        self.assertEqual((r["allowance"], r["output_tokens"], r["complete"]), ("al-1", fx["output_tokens"], True))
+        pool = a._pools["codex"]
+        self.assertEqual(pool.reserved, 0)
+        self.assertEqual(pool.held, d.held["al-1"] - fx["total_tokens"])
+        self.assertNotEqual(a.estimator.factor("codex", "gpt-5"), 1.0, "the complete report did not calibrate")
+
+    def test_naive_mode_reports_no_allowance(self):
+        a, _ = t.addon(t.NAIVE, verdict=lambda p: {"allowed": True})
+        flow = t.stub_flow(ba.CHAT, t.body("openai-chat-nonstream.json"))
+        resp, flow.response = flow.response, None
+        run(t.admit(a, flow))
+        flow.response = resp
+        a.responseheaders(flow)
+        a.response(flow)
+        self.assertNotIn("allowance", a.reporter.reports[0])
+
+    def test_blocked_bottle_refused_even_with_tokens_pooled(self):
+        d = FakeDaemon(100000)
+        a, made = t.addon(daemon=d)
+        run(t.admit(a, t.request_flow(ba.CHAT, req_body=chat_body(10))))
+        d.state = "cut_off"
+        run(t.admit(a, t.request_flow(ba.CHAT, req_body=chat_body(10))))
+        status, b, _ = made[0]
+        self.assertEqual(status, 429)
+        self.assertIn("bottle dev-1 is cut_off", b["error"]["message"])
+        d.state = "active"
+        a.watching = True  # the events say it is active again
+        a._note_state("active", "")
+        run(t.admit(a, t.request_flow(ba.CHAT, req_body=chat_body(10))))
+        self.assertEqual(len(made), 1)
+
+    def test_streamed_request_body_estimated_from_its_length(self):
+        d = FakeDaemon(100000)
+        a, made = t.addon(daemon=d)
+        flow = t.request_flow(ba.CHAT)
+        flow.request.stream = True
+        flow.request.headers["content-length"] = "30000"
+        run(a.requestheaders(flow))
+        self.assertEqual(made, [])
+        self.assertEqual(d.asked(), [10000 + ba.OUTPUT_SLICE])
+        a.stream_large_bodies = True
+        flow = t.request_flow(ba.CHAT)
+        run(a.requestheaders(flow))
+        self.assertEqual(made[0][0], 429)
+        self.assertIn("Content-Length", made[0][1]["error"]["message"])
+
+
+# --- streams --------------------------------------------------------------------
+
+def sse(fmt, events):
+    return [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
+
+
+def text_event(fmt, text):
+    return {ba.CHAT: {"object": "chat.completion.chunk", "id": "c1", "choices": [{"delta": {"content": text}}]},
+            ba.RESPONSES: {"type": "response.output_text.delta", "delta": text},
+            ba.ANTHROPIC: {"type": "content_block_delta", "delta": {"type": "text_delta", "text": text}},
+            ba.GEMINI: {"candidates": [{"content": {"parts": [{"text": text}]}}], "responseId": "g1"}}[fmt]
+
+
+class StreamTest(unittest.TestCase):
+    async def streaming(self, fmt, daemon, req_chars=300, headers=None):
+        """An admitted flow whose event stream has begun."""
+        a, made = t.addon(daemon=daemon)
+        a._end = lambda flight: None  # no mitmproxy: nothing to close
+        flow = t.stub_flow(fmt, None, headers=headers or {"content-type": "text/event-stream"},
+                           req_body=chat_body(req_chars))
+        resp, flow.response = flow.response, None
+        await t.admit(a, flow)
+        self.assertEqual(made, [])
+        flow.response = resp
+        a.responseheaders(flow)
+        return a, flow, a._flights[flow.id]
+
+    def test_counts_output_and_extends_ahead_of_need(self):
+        async def go():
+            d = FakeDaemon(1000000)
+            a, flow, flight = await self.streaming(ba.ANTHROPIC, d)
+            first = flight.tokens
+            chunk = sse(ba.ANTHROPIC, [text_event(ba.ANTHROPIC, "w" * 300)])[0]  # 100 tokens a delta
+            passed = b""
+            for _ in range(200):
+                passed += flow.response.stream(chunk)
+                await asyncio.sleep(0)  # the extension runs on the loop
+                self.assertLessEqual(flight.spent() + ba.OUTPUT_SLICE // 2 - 100, flight.tokens, "not ahead of need")
+            self.assertFalse(flight.cut)
+            self.assertEqual(passed, chunk * 200, "a counted stream was changed")
+            self.assertGreater(flight.tokens, first + 200 * 100 - ba.OUTPUT_SLICE, "not extended")
+            self.assertLess(flight.tokens, flight.spent() + ba.OUTPUT_SLICE + 100, "extended more than a slice ahead")
+            self.assertGreater(len(d.asked()), 4)
+        run(go())
+
+    def test_nothing_more_granted_ends_each_format_with_its_error_event(self):
+        for fmt in (ba.CHAT, ba.RESPONSES, ba.ANTHROPIC, ba.GEMINI):
+            async def go():
+                # enough to admit, nothing more
+                d = FakeDaemon(ba.estimate_body(any_body(3000), fmt, t.PATHS[fmt])[0] + ba.OUTPUT_SLICE)
+                a, made = t.addon(daemon=d)
+                a._end = lambda flight: None
+                flow = t.stub_flow(fmt, None, headers={"content-type": "text/event-stream"}, req_body=any_body(3000))
+                resp, flow.response = flow.response, None
+                await t.admit(a, flow)
+                self.assertEqual(made, [])
+                flow.response = resp
+                a.responseheaders(flow)
+                flight = a._flights[flow.id]
+                out, deltas = [], 0
+                for i in range(200):
+                    chunk = sse(fmt, [text_event(fmt, "x" * 300)])[0]
+                    out.append(flow.response.stream(chunk))
+                    deltas += 300
+                    await asyncio.sleep(0)
+                    if flight.cut:
+                        break
+                self.assertTrue(flight.cut, fmt)
+                self.assertEqual(flow.response.stream(sse(fmt, [text_event(fmt, "more")])[0]), b"", "passed after the cut")
+                self.assertEqual(flow.response.stream(b""), b"")
+                err = out[-1]
+                self.assertTrue(all(o.endswith(b"\n\n") for o in out[:-1]))
+                self.check_error_event(fmt, err, "allowance ran out")
+                a.response(flow)
+                r = a.reporter.reports[0]
+                self.assertFalse(r["complete"])
+                self.assertGreaterEqual(r["output_tokens"], math.ceil(deltas / ba.BYTES_PER_TOKEN))
+                self.assertEqual(r["input_tokens"], flight.estimate, "input not the estimate when the provider's did not come")
+                self.assertGreaterEqual(flight.estimate, 1000)
+                self.assertEqual([p.reserved for p in a._pools.values()], [0])
+            with self.subTest(fmt=fmt):
+                run(go())
+
+    def check_error_event(self, fmt, raw, text):
+        """Reads an error event as the provider's SDK does."""
+        lines = raw.decode().strip().split("\n")
+        fields = dict(line.split(": ", 1) for line in lines)
+        data = json.loads(fields["data"])
+        if fmt == ba.ANTHROPIC:
+            self.assertEqual((fields.get("event"), data["type"], data["error"]["type"]), ("error", "error", "rate_limit_error"))
+            msg = data["error"]["message"]
+        elif fmt == ba.RESPONSES:
+            self.assertEqual((fields.get("event"), data["type"], data["response"]["status"]), ("response.failed", "response.failed", "failed"))
+            self.assertEqual(data["response"]["error"]["code"], "insufficient_quota")
+            msg = data["error"]["message"]
+            self.assertEqual(data["response"]["error"]["message"], msg)
+        elif fmt == ba.GEMINI:
+            self.assertNotIn("event", fields)
+            self.assertEqual((data["error"]["code"], data["error"]["status"]), (429, "RESOURCE_EXHAUSTED"))
+            msg = data["error"]["message"]
+        else:
+            self.assertNotIn("event", fields)
+            self.assertEqual(data["error"]["code"], "insufficient_quota")
+            msg = data["error"]["message"]
+        self.assertIn(text, msg)
+        self.assertIn("bottlecap", msg)
+
+    def test_bottle_leaving_active_cuts_after_the_last_whole_event(self):
+        async def go():
+            a, flow, flight = await self.streaming(ba.ANTHROPIC, FakeDaemon(1000000))
+            whole = sse(ba.ANTHROPIC, [text_event(ba.ANTHROPIC, "hello")])[0]
+            self.assertEqual(flow.response.stream(whole + whole[:20]), whole, "a partial event passed")
+            a._on_event("state", json.dumps({"type": "state", "bottle": "dev-1",
+                                             "data": {"state": "cut_off", "reason": "operator cutoff"}}).encode())
+            self.assertTrue(flight.cut)
+            self.assertIn("bottle dev-1 is cut_off: operator cutoff", a.blocked)
+            err = flow.response.stream(whole[20:])
+            self.check_error_event(ba.ANTHROPIC, err, "operator cutoff")
+            a._on_event("state", json.dumps({"type": "state", "bottle": "other", "data": {"state": "active"}}).encode())
+            self.assertTrue(a.blocked, "another bottle's event counted")
+            a._on_event("state", json.dumps({"type": "state", "bottle": "dev-1", "data": {"state": "warned"}}).encode())
+            self.assertEqual(a.blocked, "")
+        run(go())
+
+    def test_pending_counts_as_leaving(self):
+        async def go():
+            a, flow, flight = await self.streaming(ba.CHAT, FakeDaemon(1000000))
+            a._note_state("pending", "")
+            self.assertIn("bottle dev-1 is pending", flight.cut)
+        run(go())
+
+    def test_compressed_or_sized_stream_cut_without_an_event(self):
+        async def go():
+            for headers in ({"content-type": "text/event-stream", "content-encoding": "gzip"},
+                            {"content-type": "text/event-stream", "content-length": "9999"}):
+                a, flow, flight = await self.streaming(ba.CHAT, FakeDaemon(1000000), headers=headers)
+                self.assertFalse(flight.inject, headers)
+                a._note_state("cut_off", "")
+                self.assertEqual(flow.response.stream(b"data: {}\n\n"), b"", headers)
+        run(go())
+
+    def test_client_gone_charged_no_less_than_what_passed(self):
+        for env in (t.NAIVE, {}):
+            a, made = t.addon(env, verdict=lambda p: {"allowed": True}, daemon=FakeDaemon(1000000))
+            flow = t.stub_flow(ba.CHAT, None, headers={"content-type": "text/event-stream"}, req_body=chat_body(3000))
+            resp, flow.response = flow.response, None
+            run(t.admit(a, flow))
+            flow.response = resp
+            a.responseheaders(flow)
+            for _ in range(10):
+                flow.response.stream(sse(ba.CHAT, [text_event(ba.CHAT, "y" * 30)])[0])
+            a.error(flow)
+            r = a.reporter.reports[0]
+            self.assertEqual((r["complete"], r["output_tokens"]), (False, 100), env)
+            self.assertEqual(r["input_tokens"], ba.estimate_body(chat_body(3000), ba.CHAT)[0], env)
+
+
+class SSEReaderTest(unittest.TestCase):
+    def test_splits_events_fed_in_pieces(self):
+        raw = b": bottlecap events\n\nevent: state\ndata: {\"a\":1}\n\n: keep-alive\n\nevent: resync\ndata: {}\r\n\r\n"
+        r, got = ba.SSEReader(), []
+        for i in range(len(raw)):
+            got += r.feed(raw[i:i + 1])
+        self.assertEqual(got, [("state", b'{"a":1}'), ("resync", b"{}")])
+
+    def test_events_end(self):
+        self.assertEqual(ba.events_end(b"data: a\n\ndata: b"), 9)
+        self.assertEqual(ba.events_end(b"data: a\r\n\r\ndata"), 11)
+        self.assertEqual(ba.events_end(b"data: a\r\rx"), 9)
+        self.assertEqual(ba.events_end(b"data: a\n"), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
