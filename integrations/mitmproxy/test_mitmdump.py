@@ -12,11 +12,14 @@ import gzip
 import http.client
 import http.server
 import json
+import math
 import os
 import shutil
 import socket
 import socketserver
+import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,6 +27,10 @@ import unittest
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.join(HERE, "..", "..")
+os.environ["BOTTLECAP_NO_AUTOLOAD"] = "1"  # start_mitmdump removes it for mitmdump
+sys.path.insert(0, HERE)
+import bottlecap_addon as ba  # noqa: E402  the tests read its estimate and talk to the daemon with it
 ADDON = os.path.join(HERE, "bottlecap_addon.py")
 TESTDATA = os.path.join(HERE, "..", "..", "meter", "usage", "testdata")
 MITMDUMP = shutil.which("mitmdump")
@@ -75,6 +82,36 @@ class Upstream(http.server.ThreadingHTTPServer):
             return sum(1 for p, f in self.seen if p == path and f == fake)
 
 
+class LiveStream:
+    """An event stream the upstream sends at a fixed rate, one event every
+    interval, until its client goes away (or `limit` events, so that a test
+    whose cut never comes fails instead of hanging)."""
+
+    def __init__(self, events, interval=0.02, limit=3000):
+        self.events, self.interval, self.limit = events, interval, limit  # events(i) -> bytes
+        self.sent = 0
+        self.closed = threading.Event()  # the client (mitmproxy) closed the connection
+        self.finished = threading.Event()  # the stream ran to its limit
+
+    def serve(self, handler):
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+        try:
+            for i in range(self.limit):
+                ev = self.events(i)
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(ev), ev))
+                handler.wfile.flush()
+                self.sent += 1
+                time.sleep(self.interval)
+            handler.wfile.write(b"0\r\n\r\n")
+            self.finished.set()
+        except OSError:
+            self.closed.set()
+        handler.close_connection = True
+
+
 class UpstreamHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -96,6 +133,9 @@ class UpstreamHandler(http.server.BaseHTTPRequestHandler):
             self._send({"content-type": "text/plain"}, [b"unrelated ok"], chunked=False)
             return
         fake = self.server.bodies.get(self.headers.get("x-fake", ""))
+        if isinstance(fake, LiveStream):
+            fake.serve(self)
+            return
         if fake is None:  # a request the test expected never to arrive
             self.send_error(418, "no such fake answer")
             return
@@ -205,7 +245,8 @@ class HungDaemon:
 def start_mitmdump(tmp, upstream_port, sock, extra_args=(), extra_env=None):
     port = free_port()
     env = dict(os.environ, BOTTLECAP_SOCKET=sock, BOTTLECAP_BOTTLE="dev-1", BOTTLECAP_AGENT="implementer",
-               BOTTLECAP_HOSTS="127.0.0.1=codex", BOTTLECAP_RETRY_SECONDS="600", **(extra_env or {}))
+               BOTTLECAP_HOSTS="127.0.0.1=codex", BOTTLECAP_RETRY_SECONDS="600")
+    env.update(extra_env or {})
     env.pop("BOTTLECAP_NO_AUTOLOAD", None)  # the stub tests set it in this process
     logf = open(os.path.join(tmp, "mitmdump.log"), "wb")
     cmd = [MITMDUMP, "--mode", "reverse:http://127.0.0.1:%d" % upstream_port, "-s", ADDON,
@@ -262,10 +303,12 @@ def skip_without_mitmdump(cls):
 
 
 class MitmdumpCase(unittest.TestCase):
-    """Starts the upstream, a daemon and mitmdump once per class."""
+    """Starts the upstream, a daemon and mitmdump once per class. The fake
+    daemon has no allowances: these classes run the addon in naive mode
+    (RealDaemonTest runs it with allowances against a real daemon)."""
 
     MITM_ARGS = ()
-    MITM_ENV = {}
+    MITM_ENV = {"BOTTLECAP_ALLOWANCES": "0"}
     HUNG = False
 
     @classmethod
@@ -460,7 +503,7 @@ class HungDaemonTest(MitmdumpCase):
     """The daemon accepts the gate's connection and never answers."""
 
     HUNG = True
-    MITM_ENV = {"BOTTLECAP_GATE_TIMEOUT": "600"}  # the gate waits for as long as the test runs
+    MITM_ENV = {"BOTTLECAP_GATE_TIMEOUT": "600", "BOTTLECAP_ALLOWANCES": "0"}  # the gate waits for as long as the test runs
 
     def test_unrelated_flow_not_stalled_by_hanging_gate(self):
         result = {}
@@ -491,6 +534,222 @@ class HungDaemonTest(MitmdumpCase):
         self.assertEqual(headers.get("x-should-retry"), "false")
         self.assertIn("fail-closed", json.loads(raw)["error"]["message"])
         self.assertEqual(self.upstream.hits("/v1/chat/completions", "hung"), 0)
+
+
+# --- a real daemon ----------------------------------------------------------------
+
+def bottlecap_binary(tmp):
+    """The daemon to test against: $BOTTLECAP_BIN, else `bottlecap` built
+    from this repository (None without go)."""
+    if os.environ.get("BOTTLECAP_BIN"):
+        return os.environ["BOTTLECAP_BIN"]
+    go = shutil.which("go")
+    if not go:
+        return None
+    out = os.path.join(tmp, "bottlecap")
+    subprocess.run([go, "build", "-o", out, "./cmd/bottlecap"], cwd=REPO, check=True, timeout=900,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return out
+
+
+class RealDaemon:
+    """`bottlecap serve` on a socket and ledger in tmp, Docker off (actions
+    are journaled and stay pending: the bottle's state is `pending`, which
+    the addon treats as leaving active)."""
+
+    def __init__(self, tmp, binary, settings):
+        self.home = os.path.join(tmp, "home")
+        os.makedirs(os.path.join(self.home, "run"))
+        self.sock = os.path.join(self.home, "run", "bottlecap.sock")
+        self.db = os.path.join(self.home, "bot-bottle.db")
+        with open(os.path.join(self.home, "settings.yml"), "w") as f:
+            f.write(settings)
+        self.log = os.path.join(tmp, "daemon.log")
+        with open(self.log, "wb") as logf:
+            self.proc = subprocess.Popen(
+                [binary, "serve", "--socket", self.sock, "--db", self.db, "--docker=false", "--log-level", "warn",
+                 "--settings", os.path.join(self.home, "settings.yml")],
+                env=dict(os.environ, BOT_BOTTLE_HOME=self.home), stdout=logf, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("bottlecap serve exited %s:\n%s" % (self.proc.returncode, self.read_log()))
+            try:
+                return self.api("GET", "/v1/status")[0] == 200
+            except OSError:
+                return False
+        eventually(up, "the daemon to answer")
+
+    def api(self, method, path, body=None):
+        return ba.call(self.sock, method, path, body, timeout=30)
+
+    def read_log(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")[-4000:]
+
+    def reports(self, bottle):
+        """The ledger's reports of a bottle (read-only, as the dashboard reads it)."""
+        db = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=30)
+        try:
+            rows = db.execute("SELECT id, input, cache_read, output, complete, counted FROM reports WHERE bottle = ?",
+                              (bottle,)).fetchall()
+        finally:
+            db.close()
+        return [dict(zip(("id", "input", "cache_read", "output", "complete", "counted"), r)) for r in rows]
+
+    def stop(self):
+        stop(self.proc)
+
+
+def chat_delta(i):
+    """Event i of a Chat stream: 'tok ' each (4 bytes, one token)."""
+    return b'data: {"id":"chatcmpl-live","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"tok "}}]}\n\n'
+
+
+def big_delta(i):
+    """Event i of a Chat stream: 300 bytes of text (100 tokens by the addon's count)."""
+    return (b'data: {"id":"chatcmpl-big","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+            b'"delta":{"content":"' + b"x" * 300 + b'"}}]}\n\n')
+
+
+def read_events(resp, until=None):
+    """Reads a streamed response's server-sent events until it ends (or
+    until(events) says stop); returns (events' data lines, raw bytes,
+    whether it ended cleanly)."""
+    raw, events = b"", []
+    try:
+        while True:
+            chunk = resp.read1(65536)
+            if not chunk:
+                return events, raw, True
+            raw += chunk
+            events = [e for e in raw.replace(b"\r\n", b"\n").split(b"\n\n") if e.strip()]
+            if until and until(events):
+                return events, raw, None
+    except (http.client.IncompleteRead, OSError):
+        return events, raw, False
+
+
+@unittest.skipUnless(MITMDUMP or os.environ.get("BOTTLECAP_REQUIRE_MITMDUMP") == "1", "mitmdump not installed")
+class RealDaemonTest(unittest.TestCase):
+    """The addon with allowances in the real mitmdump, against a real daemon
+    (built from this repository) and a fake upstream."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not MITMDUMP:
+            raise AssertionError("mitmdump not found and BOTTLECAP_REQUIRE_MITMDUMP=1: apt-get install mitmproxy")
+        cls.tmp = tempfile.mkdtemp(prefix="bottlecap-real-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        binary = bottlecap_binary(cls.tmp)
+        if binary is None:
+            if os.environ.get("BOTTLECAP_REQUIRE_MITMDUMP") == "1":
+                raise AssertionError("go not found: cannot build the daemon (or set BOTTLECAP_BIN)")
+            raise unittest.SkipTest("go not found: cannot build the daemon (set BOTTLECAP_BIN)")
+        cls.upstream = Upstream()
+        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
+        cls.addClassCleanup(cls.upstream.server_close)
+        cls.addClassCleanup(cls.upstream.shutdown)
+        cls.daemon = RealDaemon(cls.tmp, binary, "allowance_ttl: 3s\n")
+        cls.addClassCleanup(cls.daemon.stop)
+
+    def mitmdump(self, bottle, budget):
+        """A bottle with a codex budget, and a mitmdump metering it."""
+        status, reply = self.daemon.api("PUT", "/v1/bottles/" + bottle,
+                                        {"agent": "implementer", "budget": {"codex": budget}})
+        self.assertIn(status, (200, 201), reply)
+        tmp = tempfile.mkdtemp(prefix=bottle + "-", dir=self.tmp)
+        proc, port = start_mitmdump(tmp, self.upstream.server_address[1], self.daemon.sock,
+                                    extra_env={"BOTTLECAP_BOTTLE": bottle})
+        self.addCleanup(stop, proc)
+        self.tmp_mitm = tmp
+        return port
+
+    def post(self, port, body, fake):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+        self.addCleanup(conn.close)
+        conn.request("POST", "/v1/chat/completions", body=body,
+                     headers={"content-type": "application/json", "x-fake": fake})
+        return conn.getresponse()
+
+    def fail_with_logs(self, msg):
+        self.fail("%s\nmitmdump log:\n%s\ndaemon log:\n%s" % (msg, read_log(self.tmp_mitm), self.daemon.read_log()))
+
+    def held(self, bottle):
+        return self.daemon.api("GET", "/v1/bottles/" + bottle)[1].get("held", {}).get("codex", 0)
+
+    def test_preflight_refusal_never_reaches_the_upstream(self):
+        port = self.mitmdump("pre-1", 5000)
+        body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "x" * 30000}]}).encode()
+        resp = self.post(port, body, "preflight")
+        raw = resp.read()
+        self.assertEqual(resp.status, 429, raw)
+        self.assertEqual(resp.getheader("x-should-retry"), "false")
+        msg = json.loads(raw)["error"]["message"]
+        est = ba.estimate_body(body, ba.CHAT)[0]
+        for part in ("pre-1", "limit 5000", "held ", "remaining ", "estimated at %d" % est):
+            self.assertIn(part, msg)
+        self.assertEqual(self.upstream.hits("/v1/chat/completions", "preflight"), 0, "a refused request reached the upstream")
+        self.assertEqual(self.daemon.reports("pre-1"), [])
+
+    def test_operator_cutoff_ends_a_live_stream(self):
+        port = self.mitmdump("cut-1", 1000000)
+        live = LiveStream(chat_delta)
+        self.upstream.bodies["live"] = live
+        body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "y" * 3000}]}).encode()
+        resp = self.post(port, body, "live")
+        self.assertEqual(resp.status, 200)
+        before, _, _ = read_events(resp, until=lambda evs: len(evs) >= 5)
+        if len(before) < 5:
+            self.fail_with_logs("the stream ended before the cutoff: %r" % before)
+        status, reply = self.daemon.api("POST", "/v1/bottles/cut-1/actions", {"action": "cutoff", "reason": "test cutoff"})
+        self.assertIn(status, (200, 202), reply)
+        events, raw, clean = read_events(resp)
+        events = before + events
+        self.assertTrue(clean, "the response did not end cleanly after its error event")
+        if not events or b'"error"' not in events[-1]:
+            self.fail_with_logs("the client got no error event; last events: %r" % events[-3:])
+        err = json.loads(events[-1].split(b"data: ", 1)[1])["error"]
+        self.assertEqual(err["code"], "insufficient_quota")
+        self.assertIn("bottle cut-1 is", err["message"])
+        self.assertTrue(all(e.startswith(b"data: {\"id\":\"chatcmpl-live\"") for e in events[:-1]), events[-3:])
+        if not live.closed.wait(DEADLINE):
+            self.fail_with_logs("the upstream connection was not closed (%d events sent)" % live.sent)
+        deltas = len(events) - 1
+        got = eventually(lambda: self.daemon.reports("cut-1"), "the cut stream's report in the ledger")
+        self.assertEqual(len(got), 1, got)
+        r = got[0]
+        self.assertEqual(r["complete"], 0, r)
+        self.assertGreaterEqual(r["output"], deltas, "less output than passed to the client")
+        self.assertEqual(r["input"], ba.estimate_body(body, ba.CHAT)[0], "input is not the estimate")
+        eventually(lambda: self.held("cut-1") == 0, "the allowance to be released")
+
+
+    def test_stream_ends_where_the_budget_does(self):
+        body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "z" * 3000}]}).encode()
+        est = ba.estimate_body(body, ba.CHAT)[0]
+        limit = est + ba.OUTPUT_SLICE + 2000
+        port = self.mitmdump("out-1", limit)
+        live = LiveStream(big_delta)
+        self.upstream.bodies["big"] = live
+        resp = self.post(port, body, "big")
+        self.assertEqual(resp.status, 200)
+        events, _, clean = read_events(resp)
+        if not events or b'"error"' not in events[-1]:
+            self.fail_with_logs("the client got no error event; last events: %r" % events[-3:])
+        self.assertTrue(clean, "the response did not end cleanly after its error event")
+        self.assertIn("allowance ran out", json.loads(events[-1].split(b"data: ", 1)[1])["error"]["message"])
+        if not live.closed.wait(DEADLINE):
+            self.fail_with_logs("the upstream connection was not closed (%d events sent)" % live.sent)
+        r = eventually(lambda: self.daemon.reports("out-1"), "the cut stream's report in the ledger")[0]
+        passed = (len(events) - 1) * 100
+        self.assertEqual(r["complete"], 0, r)
+        self.assertGreaterEqual(r["output"], passed, "less output than passed to the client")
+        # The bound: what the stream spent exceeds what the budget had by at
+        # most the event that crossed it (counted, not passed on).
+        self.assertLessEqual(r["counted"], limit + 100, r)
+        self.assertGreater(r["counted"], limit - ba.OUTPUT_SLICE, "cut long before the budget was spent")
 
 
 if __name__ == "__main__":
