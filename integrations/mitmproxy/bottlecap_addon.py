@@ -1217,13 +1217,26 @@ def close_upstream(flow):
         return False
 
 
-def _http_layer(handler):
-    from mitmproxy.proxy.layers.http import HttpLayer
-    layer = handler.layer
-    for _ in range(32):  # NextLayer.layer, then each tunnel's child_layer
-        if layer is None or isinstance(layer, HttpLayer):
-            return layer
-        layer = getattr(layer, "layer", None) or getattr(layer, "child_layer", None)
+def _http_layer(handler, flow):
+    """The HTTP layer that holds flow's stream and its upstream connection.
+    In regular mode the CONNECT's tunnel nests a second one (behind the
+    stream of the CONNECT, through TLS), which is the one wanted."""
+    from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
+    todo, seen = [handler.layer], set()
+    while todo and len(seen) < 256:
+        layer = todo.pop()
+        if layer is None or id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, HttpLayer):
+            if (any(getattr(s, "flow", None) is flow for s in layer.streams.values())
+                    and not isinstance(layer.connections.get(flow.server_conn), HttpStream)):
+                return layer
+            todo.extend(layer.streams.values())
+        # NextLayer.layer, a tunnel's or a CONNECT stream's child_layer, and
+        # the layer a mode (HttpProxy) hands its events to.
+        todo += [getattr(layer, "layer", None), getattr(layer, "child_layer", None),
+                 getattr(getattr(layer, "_handle_event", None), "__self__", None)]
     return None
 
 
@@ -1239,7 +1252,7 @@ def end_response(flow):
         from h11._readers import Http10Reader  # what mitmproxy's own HTTP/1 layer uses
         from mitmproxy.proxy.layers.http._http1 import Http1Client
         handler = _connection_handler(flow)
-        http = _http_layer(handler)
+        http = _http_layer(handler, flow)
         conn = http.connections.get(flow.server_conn) if http is not None else None
         h1 = conn.context.layers[-1] if conn is not None else None
         if not isinstance(h1, Http1Client) or h1.state != h1.read_body:

@@ -18,6 +18,7 @@ import shutil
 import socket
 import socketserver
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,29 @@ class Upstream(http.server.ThreadingHTTPServer):
     def hits(self, path, fake):
         with self.lock:
             return sum(1 for p, f in self.seen if p == path and f == fake)
+
+
+def self_signed(tmp):
+    """A key and self-signed certificate for 127.0.0.1 (openssl's command line)."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise unittest.SkipTest("openssl not installed: no certificate for the TLS upstream")
+    pem = os.path.join(tmp, "upstream.pem")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=upstream",
+                    "-keyout", pem, "-out", pem + ".crt"], check=True, capture_output=True, timeout=DEADLINE)
+    with open(pem, "ab") as out, open(pem + ".crt", "rb") as crt:
+        out.write(crt.read())
+    return pem
+
+
+class TLSUpstream(Upstream):
+    """The upstream over TLS, with the key and certificate in pem."""
+
+    def __init__(self, pem):
+        super().__init__()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pem)
+        self.socket = ctx.wrap_socket(self.socket, server_side=True)
 
 
 class LiveStream:
@@ -243,13 +267,16 @@ class HungDaemon:
 # --- mitmdump -------------------------------------------------------------------
 
 def start_mitmdump(tmp, upstream_port, sock, extra_args=(), extra_env=None):
+    """mitmdump with the addon: a reverse proxy to upstream_port, or a
+    regular (CONNECT) proxy when it is None."""
     port = free_port()
     env = dict(os.environ, BOTTLECAP_SOCKET=sock, BOTTLECAP_BOTTLE="dev-1", BOTTLECAP_AGENT="implementer",
                BOTTLECAP_HOSTS="127.0.0.1=codex", BOTTLECAP_RETRY_SECONDS="600")
     env.update(extra_env or {})
     env.pop("BOTTLECAP_NO_AUTOLOAD", None)  # the stub tests set it in this process
     logf = open(os.path.join(tmp, "mitmdump.log"), "wb")
-    cmd = [MITMDUMP, "--mode", "reverse:http://127.0.0.1:%d" % upstream_port, "-s", ADDON,
+    mode = "regular" if upstream_port is None else "reverse:http://127.0.0.1:%d" % upstream_port
+    cmd = [MITMDUMP, "--mode", mode, "-s", ADDON,
            "--listen-host", "127.0.0.1", "--listen-port", str(port), "--set", "confdir=" + os.path.join(tmp, "conf"),
            "--set", "termlog_verbosity=warn", "--set", "flow_detail=0"] + list(extra_args)
     proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -602,9 +629,12 @@ class RealDaemon:
         stop(self.proc)
 
 
-def chat_delta(i):
-    """Event i of a Chat stream: 'tok ' each (4 bytes, one token)."""
-    return b'data: {"id":"chatcmpl-live","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"tok "}}]}\n\n'
+def chat_deltas(rid):
+    """The events of a Chat stream whose id is rid: 'tok ' each (4 bytes, one token)."""
+    def event(i):
+        return (b'data: {"id":"%s","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+                b'"delta":{"content":"tok "}}]}\n\n' % rid.encode())
+    return event
 
 
 def big_delta(i):
@@ -654,13 +684,15 @@ class RealDaemonTest(unittest.TestCase):
         cls.daemon = RealDaemon(cls.tmp, binary, "allowance_ttl: 3s\n")
         cls.addClassCleanup(cls.daemon.stop)
 
-    def mitmdump(self, bottle, budget):
-        """A bottle with a codex budget, and a mitmdump metering it."""
+    def mitmdump(self, bottle, budget, regular=False):
+        """A bottle with a codex budget, and a mitmdump metering it (a
+        reverse proxy to the upstream, or a regular proxy)."""
         status, reply = self.daemon.api("PUT", "/v1/bottles/" + bottle,
                                         {"agent": "implementer", "budget": {"codex": budget}})
         self.assertIn(status, (200, 201), reply)
         tmp = tempfile.mkdtemp(prefix=bottle + "-", dir=self.tmp)
-        proc, port = start_mitmdump(tmp, self.upstream.server_address[1], self.daemon.sock,
+        proc, port = start_mitmdump(tmp, None if regular else self.upstream.server_address[1], self.daemon.sock,
+                                    extra_args=("--set", "ssl_insecure=true") if regular else (),
                                     extra_env={"BOTTLECAP_BOTTLE": bottle})
         self.addCleanup(stop, proc)
         self.tmp_mitm = tmp
@@ -695,36 +727,65 @@ class RealDaemonTest(unittest.TestCase):
 
     def test_operator_cutoff_ends_a_live_stream(self):
         port = self.mitmdump("cut-1", 1000000)
-        live = LiveStream(chat_delta)
+        live = LiveStream(chat_deltas("chatcmpl-cut-1"))
         self.upstream.bodies["live"] = live
+        self.cut_live("cut-1", lambda body: self.post(port, body, "live"), live)
+
+    def test_operator_cutoff_through_connect_and_tls(self):
+        """Regular mode, as an egress runs it: the client tunnels with
+        CONNECT and trusts mitmproxy's CA, the upstream speaks TLS. The cut
+        must find the HTTP layer inside the tunnel."""
+        port = self.mitmdump("tls-1", 1000000, regular=True)
+        conf = os.path.join(self.tmp_mitm, "conf")
+        upstream = TLSUpstream(self_signed(self.tmp_mitm))  # mitmproxy does not check it: ssl_insecure
+        threading.Thread(target=upstream.serve_forever, daemon=True).start()
+        self.addCleanup(upstream.server_close)
+        self.addCleanup(upstream.shutdown)
+        live = LiveStream(chat_deltas("chatcmpl-tls-1"))
+        upstream.bodies["live"] = live
+
+        def post(body):
+            ctx = ssl.create_default_context(cafile=os.path.join(conf, "mitmproxy-ca-cert.pem"))
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=DEADLINE)
+            conn.set_tunnel("127.0.0.1", upstream.server_address[1])
+            self.addCleanup(conn.close)
+            conn.request("POST", "/v1/chat/completions", body=body, headers={"content-type": "application/json",
+                                                                              "x-fake": "live"})
+            return conn.getresponse()
+        self.cut_live("tls-1", post, live)
+
+    def cut_live(self, bottle, post, live):
+        """An operator cuts the bottle off while its stream passes: the client
+        gets the error event after the last whole event and a clean end,
+        the upstream's connection is closed, and the ledger holds the
+        partial usage (input estimated, output no less than passed)."""
         body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "y" * 3000}]}).encode()
-        resp = self.post(port, body, "live")
+        resp = post(body)
         self.assertEqual(resp.status, 200)
         before, _, _ = read_events(resp, until=lambda evs: len(evs) >= 5)
         if len(before) < 5:
             self.fail_with_logs("the stream ended before the cutoff: %r" % before)
-        status, reply = self.daemon.api("POST", "/v1/bottles/cut-1/actions", {"action": "cutoff", "reason": "test cutoff"})
+        status, reply = self.daemon.api("POST", "/v1/bottles/%s/actions" % bottle, {"action": "cutoff", "reason": "test cutoff"})
         self.assertIn(status, (200, 202), reply)
         events, raw, clean = read_events(resp)
         events = before + events
-        self.assertTrue(clean, "the response did not end cleanly after its error event")
         if not events or b'"error"' not in events[-1]:
             self.fail_with_logs("the client got no error event; last events: %r" % events[-3:])
+        self.assertTrue(clean, "the response did not end cleanly after its error event")
         err = json.loads(events[-1].split(b"data: ", 1)[1])["error"]
         self.assertEqual(err["code"], "insufficient_quota")
-        self.assertIn("bottle cut-1 is", err["message"])
-        self.assertTrue(all(e.startswith(b"data: {\"id\":\"chatcmpl-live\"") for e in events[:-1]), events[-3:])
+        self.assertIn("bottle %s is" % bottle, err["message"])
+        self.assertTrue(all(e.startswith(b"data: {\"id\":\"chatcmpl-" + bottle.encode()) for e in events[:-1]), events[-3:])
         if not live.closed.wait(DEADLINE):
             self.fail_with_logs("the upstream connection was not closed (%d events sent)" % live.sent)
         deltas = len(events) - 1
-        got = eventually(lambda: self.daemon.reports("cut-1"), "the cut stream's report in the ledger")
+        got = eventually(lambda: self.daemon.reports(bottle), "the cut stream's report in the ledger")
         self.assertEqual(len(got), 1, got)
         r = got[0]
         self.assertEqual(r["complete"], 0, r)
         self.assertGreaterEqual(r["output"], deltas, "less output than passed to the client")
         self.assertEqual(r["input"], ba.estimate_body(body, ba.CHAT)[0], "input is not the estimate")
-        eventually(lambda: self.held("cut-1") == 0, "the allowance to be released")
-
+        eventually(lambda: self.held(bottle) == 0, "the allowance to be released")
 
     def test_stream_ends_where_the_budget_does(self):
         body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "z" * 3000}]}).encode()
