@@ -405,23 +405,28 @@ def parse_body(body, fmt=AUTO, path=""):
 
 # --- the pre-flight estimate ----------------------------------------------------
 # Before a metered request goes upstream its input tokens are estimated from
-# its body, offline (SPEC section 11): the UTF-8 bytes of what the model
-# reads (message text, system prompts, tool definitions and calls, tool
-# results; object keys too, since tool schemas and arguments are rendered
-# into the prompt) at BYTES_PER_TOKEN, plus ATTACHMENT_TOKENS per image,
-# document or audio part. Reports then calibrate it per (provider, model).
+# its body, offline (SPEC section 11): the bytes of what the model reads
+# (message text, system prompts, tool definitions, calls and results; keys
+# and numbers too, JSON escapes as written, as the Go estimator counts
+# them) at its tokenizer family's ratio, plus a fixed price per image or
+# document and for the hidden prompt that tools add. Reports then calibrate
+# it per (provider, model). It is meter/estimate's method with its priors,
+# and a simpler calibration (Estimator).
 
-# BYTES_PER_TOKEN: BPE tokenizers average about 4 bytes a token on English
-# prose and about 3 on code and JSON; 3 errs high, as an estimate that
-# admits requests should. The same ratio turns a stream's output deltas
-# into tokens.
-BYTES_PER_TOKEN = 3.0
-# ATTACHMENT_TOKENS is what one attachment counts: about what Anthropic and
-# OpenAI charge a large image. A long PDF costs more; calibration can only
-# learn that per model.
-ATTACHMENT_TOKENS = 1600
-# A body that is not a JSON object counts a token every 2 bytes.
-UNPARSEABLE_BYTES_PER_TOKEN = 2.0
+# PRIORS per tokenizer family, the Go estimator's: bytes a token before any
+# report (a little below what the family averages on coding-agent bodies),
+# what one image or document costs, and the hidden system prompt a family
+# adds when a request defines tools.
+PRIORS = {  # family: (bytes per token, attachment tokens, tools tokens)
+    "openai": (3.6, 2500, 0),  # o200k: Go source 3.5 bytes a token, English 4.2; gpt-4.1 images up to ~2,500
+    "anthropic": (3.0, 2000, 500),  # Claude cuts the same text 10-30% finer; images ~1,600; tools ~350
+    "gemini": (3.6, 1600, 0),  # SentencePiece, close to o200k; 258 tokens a 768-pixel tile
+    "": (3.0, 2500, 500),  # unknown: the most conservative of them
+}
+# PRIOR_MARGIN: an estimate no report has calibrated yet errs high by a fifth.
+PRIOR_MARGIN = 0.2
+# A body that is not a JSON object counts a token every 3 bytes.
+UNPARSEABLE_BYTES_PER_TOKEN = 3.0
 
 # INPUT_FIELDS are the top-level fields of each request format the model
 # reads; an unknown format counts the whole body.
@@ -435,11 +440,32 @@ INPUT_FIELDS = {
 # OpenAI image_url/input_image/input_file/file/input_audio) or a Gemini key.
 MEDIA_TYPES = {"image", "document", "image_url", "input_image", "input_file", "file", "input_audio"}
 MEDIA_KEYS = {"inlineData", "inline_data", "fileData", "file_data"}
+# CHAINED_FIELDS continue context the provider keeps, whose size the body
+# does not show (a previous_response_id the addon saw is known, below).
+CHAINED_FIELDS = ("conversation", "cachedContent", "cached_content")
+
+
+def family_of(fmt, model):
+    """The tokenizer family: from the model's name when it tells (a gateway
+    may serve Claude over OpenAI's API), else from the wire format."""
+    m = model.lower().rsplit("/", 1)[-1]
+    if m.startswith("claude"):
+        return "anthropic"
+    if m.startswith(("gemini", "gemma")):
+        return "gemini"
+    if m.startswith(("gpt", "chatgpt", "codex")) or (len(m) > 1 and m[0] == "o" and m[1] in "123456789"):
+        return "openai"
+    return {CHAT: "openai", RESPONSES: "openai", ANTHROPIC: "anthropic", GEMINI: "gemini"}.get(fmt, "")
+
+
+def _written(s):
+    """A string's bytes as JSON writes it (escapes included), quotes not."""
+    return len(json.dumps(s, ensure_ascii=False).encode("utf-8", "replace")) - 2
 
 
 def _measure(value):
-    """(UTF-8 bytes of text, attachments) in a decoded JSON fragment,
-    walked without recursion (a deeply nested body cannot exhaust the stack)."""
+    """(bytes of text, attachments) in a decoded JSON fragment, walked
+    without recursion (a deeply nested body cannot exhaust the stack)."""
     nbytes, media, stack = 0, 0, [value]
     while stack:
         v = stack.pop()
@@ -447,7 +473,11 @@ def _measure(value):
             if v.startswith("data:") and ";base64," in v[:100]:
                 media += 1
             else:
-                nbytes += _utf8(v)
+                nbytes += _written(v)
+        elif isinstance(v, bool) or v is None:
+            continue
+        elif isinstance(v, (int, float)):
+            nbytes += len(repr(v))
         elif isinstance(v, list):
             stack.extend(v)
         elif isinstance(v, dict):
@@ -455,7 +485,7 @@ def _measure(value):
                 media += 1
                 continue
             for k, item in v.items():
-                nbytes += _utf8(k)
+                nbytes += _written(k)
                 if k in MEDIA_KEYS:
                     media += 1
                 else:
@@ -470,59 +500,112 @@ def _request_model(req, path):
     return model[:200]
 
 
-def estimate_body(body, fmt, path=""):
-    """(input tokens estimated before calibration, model) of a request body."""
-    body = body or b""
+def _parse_request(body):
     try:
-        req = json.loads(body)
+        req = json.loads(body or b"")
     except (ValueError, RecursionError):
-        req = None
-    if not isinstance(req, dict):
-        return int(math.ceil(len(body) / UNPARSEABLE_BYTES_PER_TOKEN)), ""
+        return None
+    return req if isinstance(req, dict) else None
+
+
+def estimate_body(body, fmt, path=""):
+    """(input tokens by the family's prior, model) of a request body,
+    before calibration and margin."""
+    req = _parse_request(body)
+    if req is None:
+        return int(math.ceil(len(body or b"") / UNPARSEABLE_BYTES_PER_TOKEN)), ""
+    model = _request_model(req, path)
+    per_byte, attachment, tools = PRIORS[family_of(fmt, model)]
     fields = INPUT_FIELDS.get(fmt)
     nbytes, media = _measure([req.get(f) for f in fields] if fields else req)
-    return int(math.ceil(nbytes / BYTES_PER_TOKEN)) + media * ATTACHMENT_TOKENS, _request_model(req, path)
+    fixed = media * attachment + (tools if req.get("tools") or req.get("functions") else 0)
+    return int(math.ceil(nbytes / per_byte)) + fixed, model
 
 
-def tokens_of_bytes(nbytes):
-    """Tokens in nbytes of text, by the prior ratio (output deltas)."""
-    return int(math.ceil(nbytes / BYTES_PER_TOKEN))
+def output_tokens(fmt, model, nbytes):
+    """Output tokens in nbytes of a stream's deltas, by the family's prior."""
+    return int(math.ceil(nbytes / PRIORS[family_of(fmt, model)][0])) if nbytes > 0 else 0
+
+
+class Estimate:
+    """A request's input estimate: tokens to reserve (calibrated, raw
+    tokens), the prior's figure it came from, the model, and whether the
+    provider's count of it may teach the estimator (not for a body that is
+    no JSON, nor one continuing context the addon has not seen)."""
+
+    __slots__ = ("tokens", "prior", "model", "learns")
+
+    def __init__(self, tokens, prior, model, learns):
+        self.tokens, self.prior, self.model, self.learns = tokens, prior, model, learns
 
 
 class Estimator:
-    """Input estimates calibrated per (provider, model): factor is how many
-    input tokens the provider counted per token estimated, learnt from the
-    reports of complete responses. It rises halfway to an observation that
-    was higher at once and falls a twentieth of the way to a lower one, so
-    it settles near the high end of what it sees: the estimate errs high."""
+    """Input estimates calibrated per (provider, model). factor is how many
+    input tokens the provider counted per token of the prior's estimate;
+    until a report says, it is 1 + PRIOR_MARGIN. The first report sets it
+    (within a factor of 4 of the prior); later ones move it halfway towards
+    an observation that was higher and a twentieth of the way towards a
+    lower one, so it settles near the high end of what it sees: the
+    estimate errs high. It also remembers what stored OpenAI responses
+    hold, for requests that continue them by previous_response_id."""
 
-    RISE, FALL = 0.5, 0.05
+    RISE, FALL, FIRST_STEP = 0.5, 0.05, 4.0
     LOW, HIGH = 0.25, 8.0  # one strange report moves the factor no further
-    MODELS = 1000  # (provider, model) pairs remembered
+    REMEMBERED = 1000  # (provider, model) pairs, and stored responses
 
     def __init__(self):
         self._factor = collections.OrderedDict()
+        self._responses = collections.OrderedDict()
 
     def factor(self, provider, model):
-        return self._factor.get((provider, model), 1.0)
+        return self._factor.get((provider, model), 1.0 + PRIOR_MARGIN)
 
     def estimate(self, provider, fmt, path, body):
-        """(calibrated input tokens, uncalibrated, model) of a request body."""
-        raw, model = estimate_body(body, fmt, path)
-        return int(math.ceil(raw * self.factor(provider, model))), raw, model
+        """The Estimate of a request body."""
+        prior, model = estimate_body(body, fmt, path)
+        req, learns = _parse_request(body), True
+        if req is None:
+            learns = False
+        elif any(req.get(k) for k in CHAINED_FIELDS):
+            learns = False
+        elif _str(req.get("previous_response_id")):
+            held = self._responses.get((provider, req["previous_response_id"]))
+            learns = held is not None
+            prior += held or 0
+        return Estimate(int(math.ceil(prior * self.factor(provider, model))), prior, model, learns)
 
-    def learn(self, provider, model, raw, actual):
-        """Moves the factor towards actual / raw: the provider's input
-        count for a request whose body was estimated at raw."""
-        if raw <= 0 or actual <= 0:
+    def length(self, provider, nbytes):
+        """The Estimate of a body mitmproxy streams: only its length is known."""
+        prior = int(math.ceil(nbytes / UNPARSEABLE_BYTES_PER_TOKEN))
+        return Estimate(int(math.ceil(prior * self.factor(provider, ""))), prior, "", False)
+
+    def learn(self, provider, est, actual):
+        """Moves the factor towards actual / est.prior: the provider's input
+        count (input + cache read + cache write) for a request estimated as est."""
+        if not est.learns or est.prior <= 0 or actual <= 0:
             return
-        key, seen = (provider, model), actual / raw
-        f = self._factor.pop(key, 1.0)
-        f += (self.RISE if seen > f else self.FALL) * (seen - f)
+        key, seen = (provider, est.model), actual / est.prior
+        if key in self._factor:
+            f = self._factor.pop(key)
+            f += (self.RISE if seen > f else self.FALL) * (seen - f)
+        else:
+            prior = 1.0 + PRIOR_MARGIN
+            f = min(max(seen, prior / self.FIRST_STEP), prior * self.FIRST_STEP)
         self._factor[key] = min(max(f, self.LOW), self.HIGH)
-        if len(self._factor) > self.MODELS:
-            self._factor.popitem(last=False)
+        _bound(self._factor, self.REMEMBERED)
 
+    def responded(self, provider, rid, total):
+        """Remembers what a stored response holds (its input and output), so
+        that a request continuing it is estimated with that context."""
+        if rid:
+            self._responses.pop((provider, rid), None)
+            self._responses[(provider, rid)] = total
+            _bound(self._responses, self.REMEMBERED)
+
+
+def _bound(d, n):
+    while len(d) > n:
+        d.popitem(last=False)
 
 
 # --- undoing Content-Encoding for the parser ----------------------------------
@@ -1420,7 +1503,7 @@ def _is_upgrade(headers):
     return bool(headers.get("upgrade")) or "upgrade" in (headers.get("connection") or "").lower()
 
 
-def floored(res, estimate):
+def floored(res, estimate, fmt, model):
     """The usage of a stream that ended early, charged no less than what
     passed (SPEC section 4): the input estimate when the provider's input
     counts had not arrived, and the output counted from its deltas when the
@@ -1428,7 +1511,7 @@ def floored(res, estimate):
     res = dict(res)
     if res["input_tokens"] + res["cache_read_tokens"] + res["cache_write_tokens"] == 0:
         res["input_tokens"] = estimate
-    res["output_tokens"] = max(res["output_tokens"], tokens_of_bytes(res.get("delta_bytes", 0)))
+    res["output_tokens"] = max(res["output_tokens"], output_tokens(fmt, model, res.get("delta_bytes", 0)))
     res["total_tokens"] = res["input_tokens"] + res["cache_read_tokens"] + res["cache_write_tokens"] + res["output_tokens"]
     return res
 
@@ -1438,9 +1521,8 @@ class Flight:
     reserved from its pool (no pool in naive mode) and, once its response
     streams, what has passed and whether it is being cut."""
 
-    def __init__(self, flow, provider, pool, estimate, raw, model, tokens):
-        self.flow, self.provider, self.pool = flow, provider, pool
-        self.estimate, self.raw, self.model, self.tokens = estimate, raw, model, tokens
+    def __init__(self, flow, provider, pool, est, tokens):
+        self.flow, self.provider, self.pool, self.est, self.tokens = flow, provider, pool, est, tokens
         fmt = format_for_path(flow.request.path)
         self.format = fmt if fmt != AUTO else FAMILY.get(provider, CHAT)
         self.tap = None
@@ -1453,7 +1535,10 @@ class Flight:
 
     def spent(self):
         """Counted tokens its response has cost so far."""
-        return self.pool.counted(floored(self.tap.progress(), self.estimate)["total_tokens"])
+        return self.pool.counted(self.floored(self.tap.progress())["total_tokens"])
+
+    def floored(self, res):
+        return floored(res, self.est.tokens, self.format, self.est.model)
 
 
 class Addon:
@@ -1586,9 +1671,9 @@ class Addon:
             await self._admit(flow, provider, _family(provider, flow.request.path), _content(flow.request))
             return
         # Naive mode: the estimate only floors a stream that ends early.
-        est, raw, model = self.estimator.estimate(provider, format_for_path(flow.request.path), flow.request.path,
-                                                  _content(flow.request))
-        self._flights[flow.id] = Flight(flow, provider, None, est, raw, model, 0)
+        est = self.estimator.estimate(provider, format_for_path(flow.request.path), flow.request.path,
+                                      _content(flow.request))
+        self._flights[flow.id] = Flight(flow, provider, None, est, 0)
 
     def _include_usage(self, flow):
         try:
@@ -1618,18 +1703,17 @@ class Addon:
             return
         path = flow.request.path
         if body is None:
-            raw, model = tokens_of_bytes(int(flow.request.headers.get("content-length") or 0)), ""
-            est = int(math.ceil(raw * self.estimator.factor(provider, model)))
+            est = self.estimator.length(provider, int(flow.request.headers.get("content-length") or 0))
         else:
-            est, raw, model = self.estimator.estimate(provider, format_for_path(path), path, body)
+            est = self.estimator.estimate(provider, format_for_path(path), path, body)
         pool = self._pool(provider)
         asked = not self.watching  # without the events, each admission asks the daemon, which says the state
         try:
-            tokens = await pool.take(est, OUTPUT_SLICE, ask=asked)
+            tokens = await pool.take(est.tokens, OUTPUT_SLICE, ask=asked)
         except DaemonError as err:
             self._unreachable(flow, family, str(err))
             if flow.response is None:  # fail-open: metered, not bounded
-                self._flights[flow.id] = Flight(flow, provider, None, est, raw, model, 0)
+                self._flights[flow.id] = Flight(flow, provider, None, est, 0)
             return
         if asked:
             self._note_state(_str(pool.verdict.get("state")), _str(pool.verdict.get("reason")))
@@ -1639,9 +1723,10 @@ class Addon:
                 return
         if not tokens:
             self._refuse(flow, family, 429, denied_message(provider, pool.verdict, need=(
-                pool.counted(est) + OUTPUT_SLICE, est, OUTPUT_SLICE), default="not enough budget left for this request"))
+                pool.counted(est.tokens) + OUTPUT_SLICE, est.tokens, OUTPUT_SLICE),
+                default="not enough budget left for this request"))
             return
-        self._flights[flow.id] = Flight(flow, provider, pool, est, raw, model, tokens)
+        self._flights[flow.id] = Flight(flow, provider, pool, est, tokens)
 
     def _pool(self, provider):
         pool = self._pools.get(provider)
@@ -1849,10 +1934,12 @@ class Addon:
         if flight.cut:
             res["complete"] = False
         if not res["complete"] and tap.streamed:
-            return floored(res, flight.estimate)
+            return flight.floored(res)
         if res["complete"] and res["found"]:
-            self.estimator.learn(provider, flight.model, flight.raw,
+            self.estimator.learn(provider, flight.est,
                                  res["input_tokens"] + res["cache_read_tokens"] + res["cache_write_tokens"])
+            if res["format"] == RESPONSES:
+                self.estimator.responded(provider, res["id"], res["total_tokens"])
         return res
 
     def _undecodable(self, flow, provider, err):

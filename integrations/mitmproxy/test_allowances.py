@@ -69,8 +69,9 @@ class Clock:
 
 # --- the estimate -----------------------------------------------------------------
 
-def tokens(text):
-    return math.ceil(len(text.encode()) / ba.BYTES_PER_TOKEN)
+def fresh_estimate(fmt, body):
+    """What a new addon estimates a request body at (the prior and its margin)."""
+    return ba.Estimator().estimate("codex", fmt, t.PATHS[fmt], body).tokens
 
 
 class EstimateTest(unittest.TestCase):
@@ -94,14 +95,16 @@ class EstimateTest(unittest.TestCase):
                 {"role": "user", "parts": [{"functionResponse": {"name": "sh", "response": {"out": tool_result}}}]}],
                 "tools": [{"functionDeclarations": [{"name": "sh", "description": tool_desc}]}]},
         }
-        text = tokens(system + user + tool_result + tool_desc)
+        text = len((system + user + tool_result + tool_desc).encode())
         for fmt, b in bodies.items():
             got, model = ba.estimate_body(json.dumps(b).encode(), fmt, t.PATHS[fmt])
+            self.assertEqual(model, b.get("model", "gemini-2.5-flash"), fmt)
+            per_byte, _, tools = ba.PRIORS[ba.family_of(fmt, model)]
+            want = math.ceil(text / per_byte) + tools
             # Every piece of text is counted, plus keys and roles: a little
             # more, never less, and never the parameters (max_tokens, stream).
-            self.assertGreaterEqual(got, text, fmt)
-            self.assertLess(got, text * 1.15, fmt)
-            self.assertEqual(model, b.get("model", "gemini-2.5-flash"), fmt)
+            self.assertGreaterEqual(got, want, fmt)
+            self.assertLess(got, want * 1.1, fmt)
 
     def test_attachments_count_flat_not_by_their_bytes(self):
         blob = "A" * 300000
@@ -111,32 +114,51 @@ class EstimateTest(unittest.TestCase):
             field = "contents" if fmt == ba.GEMINI else "messages"
             body = {field: [{"role": "user", "parts" if fmt == ba.GEMINI else "content": [part]}]}
             got, _ = ba.estimate_body(json.dumps(body).encode(), fmt)
-            self.assertGreaterEqual(got, ba.ATTACHMENT_TOKENS, fmt)
-            self.assertLess(got, ba.ATTACHMENT_TOKENS + 20, fmt)
+            attachment = ba.PRIORS[ba.family_of(fmt, "")][1]
+            self.assertGreaterEqual(got, attachment, fmt)
+            self.assertLess(got, attachment + 20, fmt)
 
     def test_unparseable_body_counts_a_token_every_two_bytes(self):
         for body in (b"not json at all", b"[1,2,3]", b"{" * 10 + b"truncated", b"[" * 100000 + b"]" * 100000):
             got, model = ba.estimate_body(body, ba.CHAT)
-            self.assertEqual((got, model), (math.ceil(len(body) / 2), ""), body[:20])
+            self.assertEqual((got, model), (math.ceil(len(body) / 3), ""), body[:20])
+            self.assertFalse(ba.Estimator().estimate("codex", ba.CHAT, "", body).learns, "an unparseable body teaches")
 
     def test_calibration_rises_at_once_and_falls_slowly(self):
         e = ba.Estimator()
         body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 3000}]}).encode()
-        est, raw, model = e.estimate("codex", ba.CHAT, "/v1/chat/completions", body)
-        self.assertEqual((est, model), (raw, "m"))
-        e.learn("codex", "m", raw, 2 * raw)  # the provider counted twice the estimate
-        self.assertEqual(e.factor("codex", "m"), 1.5)
-        e.learn("codex", "m", raw, raw // 2)
-        self.assertAlmostEqual(e.factor("codex", "m"), 1.45, places=3)
-        self.assertEqual(e.factor("codex", "other"), 1.0, "calibrated across models")
-        self.assertEqual(e.factor("claude", "m"), 1.0, "calibrated across providers")
-        for _ in range(500):  # a model whose estimate is always 4x too high settles near, not below, the truth
-            e.learn("codex", "m", raw, raw // 4)
+        est = e.estimate("codex", ba.CHAT, "/v1/chat/completions", body)
+        self.assertEqual((est.tokens, est.model), (math.ceil(est.prior * (1 + ba.PRIOR_MARGIN)), "m"))
+        e.learn("codex", est, 2 * est.prior)  # the first report replaces the prior's margin
+        self.assertEqual(e.factor("codex", "m"), 2.0)
+        e.learn("codex", est, 3 * est.prior)
+        self.assertEqual(e.factor("codex", "m"), 2.5, "an under-estimate moves it halfway up")
+        e.learn("codex", est, est.prior // 2)
+        self.assertAlmostEqual(e.factor("codex", "m"), 2.5 - 0.05 * 2, places=2)
+        self.assertEqual(e.factor("codex", "other"), 1 + ba.PRIOR_MARGIN, "calibrated across models")
+        self.assertEqual(e.factor("claude", "m"), 1 + ba.PRIOR_MARGIN, "calibrated across providers")
+        for _ in range(500):  # always 4x too high: it settles near, not below, the truth
+            e.learn("codex", est, est.prior // 4)
         self.assertGreaterEqual(e.factor("codex", "m"), 0.25)
-        self.assertEqual(e.estimate("codex", ba.CHAT, "/v1/chat/completions", body)[0],
-                         math.ceil(raw * e.factor("codex", "m")))
-        e.learn("codex", "m", raw, raw * 1000)  # one strange report moves it no further than HIGH
+        self.assertLess(e.factor("codex", "m"), 0.3)
+        e.learn("codex", est, est.prior * 1000)  # one strange report moves it no further than HIGH
         self.assertEqual(e.factor("codex", "m"), ba.Estimator.HIGH)
+        e2 = ba.Estimator()
+        e2.learn("codex", est, est.prior * 1000)
+        self.assertEqual(e2.factor("codex", "m"), (1 + ba.PRIOR_MARGIN) * ba.Estimator.FIRST_STEP)
+
+    def test_continued_responses_carry_their_context(self):
+        e = ba.Estimator()
+        body = json.dumps({"model": "gpt-5", "previous_response_id": "resp_1", "input": "next"}).encode()
+        est = e.estimate("codex", ba.RESPONSES, "/v1/responses", body)
+        self.assertFalse(est.learns, "a continuation of unknown size teaches")
+        e.responded("codex", "resp_1", 50000)
+        est2 = e.estimate("codex", ba.RESPONSES, "/v1/responses", body)
+        self.assertTrue(est2.learns)
+        self.assertEqual(est2.prior, est.prior + 50000)
+        for chained in ({"conversation": "conv_1"}, {"cachedContent": "cachedContents/x"}):
+            b = json.dumps(dict(chained, input="x")).encode()
+            self.assertFalse(e.estimate("codex", ba.RESPONSES, "/v1/responses", b).learns, chained)
 
     def test_deltas_count_text_tool_arguments_and_thinking(self):
         events = {
@@ -289,7 +311,7 @@ class AdmissionTest(unittest.TestCase):
         status, b, headers = made[0]
         self.assertEqual((status, headers["x-should-retry"]), (429, "false"))
         msg = b["error"]["message"]
-        est = ba.estimate_body(chat_body(30000), ba.CHAT)[0]
+        est = fresh_estimate(ba.CHAT, chat_body(30000))
         for part in ("scope bottle dev-1", "held ", "remaining 0", "estimated at %d" % est,
                      "%d for its output" % ba.OUTPUT_SLICE, "needs %d tokens" % (est + ba.OUTPUT_SLICE)):
             self.assertIn(part, msg)
@@ -347,7 +369,7 @@ class AdmissionTest(unittest.TestCase):
         flow.request.headers["content-length"] = "30000"
         run(a.requestheaders(flow))
         self.assertEqual(made, [])
-        self.assertEqual(d.asked(), [10000 + ba.OUTPUT_SLICE])
+        self.assertEqual(d.asked(), [math.ceil(10000 * (1 + ba.PRIOR_MARGIN)) + ba.OUTPUT_SLICE])
         a.stream_large_bodies = True
         flow = t.request_flow(ba.CHAT)
         run(a.requestheaders(flow))
@@ -387,16 +409,17 @@ class StreamTest(unittest.TestCase):
             d = FakeDaemon(1000000)
             a, flow, flight = await self.streaming(ba.ANTHROPIC, d)
             first = flight.tokens
-            chunk = sse(ba.ANTHROPIC, [text_event(ba.ANTHROPIC, "w" * 300)])[0]  # 100 tokens a delta
+            chunk = sse(ba.ANTHROPIC, [text_event(ba.ANTHROPIC, "w" * 300)])[0]
+            per = ba.output_tokens(ba.ANTHROPIC, "gpt-5", 300) + 1  # a delta's tokens, rounding included
             passed = b""
             for _ in range(200):
                 passed += flow.response.stream(chunk)
                 await asyncio.sleep(0)  # the extension runs on the loop
-                self.assertLessEqual(flight.spent() + ba.OUTPUT_SLICE // 2 - 100, flight.tokens, "not ahead of need")
+                self.assertLessEqual(flight.spent() + ba.OUTPUT_SLICE // 2 - per, flight.tokens, "not ahead of need")
             self.assertFalse(flight.cut)
             self.assertEqual(passed, chunk * 200, "a counted stream was changed")
-            self.assertGreater(flight.tokens, first + 200 * 100 - ba.OUTPUT_SLICE, "not extended")
-            self.assertLess(flight.tokens, flight.spent() + ba.OUTPUT_SLICE + 100, "extended more than a slice ahead")
+            self.assertGreater(flight.tokens, first + 200 * (per - 1) - ba.OUTPUT_SLICE, "not extended")
+            self.assertLess(flight.tokens, flight.spent() + ba.OUTPUT_SLICE + per, "extended more than a slice ahead")
             self.assertGreater(len(d.asked()), 4)
         run(go())
 
@@ -404,7 +427,7 @@ class StreamTest(unittest.TestCase):
         for fmt in (ba.CHAT, ba.RESPONSES, ba.ANTHROPIC, ba.GEMINI):
             async def go():
                 # enough to admit, nothing more
-                d = FakeDaemon(ba.estimate_body(any_body(3000), fmt, t.PATHS[fmt])[0] + ba.OUTPUT_SLICE)
+                d = FakeDaemon(fresh_estimate(fmt, any_body(3000)) + ba.OUTPUT_SLICE)
                 a, made = t.addon(daemon=d)
                 a._end = lambda flight: None
                 flow = t.stub_flow(fmt, None, headers={"content-type": "text/event-stream"}, req_body=any_body(3000))
@@ -431,9 +454,9 @@ class StreamTest(unittest.TestCase):
                 a.response(flow)
                 r = a.reporter.reports[0]
                 self.assertFalse(r["complete"])
-                self.assertGreaterEqual(r["output_tokens"], math.ceil(deltas / ba.BYTES_PER_TOKEN))
-                self.assertEqual(r["input_tokens"], flight.estimate, "input not the estimate when the provider's did not come")
-                self.assertGreaterEqual(flight.estimate, 1000)
+                self.assertGreaterEqual(r["output_tokens"], ba.output_tokens(fmt, "m", deltas))
+                self.assertEqual(r["input_tokens"], flight.est.tokens, "input not the estimate when the provider's did not come")
+                self.assertGreaterEqual(flight.est.tokens, 1000)
                 self.assertEqual([p.reserved for p in a._pools.values()], [0])
             with self.subTest(fmt=fmt):
                 run(go())
@@ -508,8 +531,8 @@ class StreamTest(unittest.TestCase):
                 flow.response.stream(sse(ba.CHAT, [text_event(ba.CHAT, "y" * 30)])[0])
             a.error(flow)
             r = a.reporter.reports[0]
-            self.assertEqual((r["complete"], r["output_tokens"]), (False, 100), env)
-            self.assertEqual(r["input_tokens"], ba.estimate_body(chat_body(3000), ba.CHAT)[0], env)
+            self.assertEqual((r["complete"], r["output_tokens"]), (False, ba.output_tokens(ba.CHAT, "gpt-5", 300)), env)
+            self.assertEqual(r["input_tokens"], fresh_estimate(ba.CHAT, chat_body(3000)), env)
 
 
 class SSEReaderTest(unittest.TestCase):

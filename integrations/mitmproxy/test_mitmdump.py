@@ -637,8 +637,13 @@ def chat_deltas(rid):
     return event
 
 
+def fresh_estimate(body):
+    """What a new addon estimates a Chat request body at."""
+    return ba.Estimator().estimate("codex", ba.CHAT, "/v1/chat/completions", body).tokens
+
+
 def big_delta(i):
-    """Event i of a Chat stream: 300 bytes of text (100 tokens by the addon's count)."""
+    """Event i of a Chat stream: 300 bytes of text."""
     return (b'data: {"id":"chatcmpl-big","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
             b'"delta":{"content":"' + b"x" * 300 + b'"}}]}\n\n')
 
@@ -719,7 +724,7 @@ class RealDaemonTest(unittest.TestCase):
         self.assertEqual(resp.status, 429, raw)
         self.assertEqual(resp.getheader("x-should-retry"), "false")
         msg = json.loads(raw)["error"]["message"]
-        est = ba.estimate_body(body, ba.CHAT)[0]
+        est = fresh_estimate(body)
         for part in ("pre-1", "limit 5000", "held ", "remaining ", "estimated at %d" % est):
             self.assertIn(part, msg)
         self.assertEqual(self.upstream.hits("/v1/chat/completions", "preflight"), 0, "a refused request reached the upstream")
@@ -784,13 +789,12 @@ class RealDaemonTest(unittest.TestCase):
         r = got[0]
         self.assertEqual(r["complete"], 0, r)
         self.assertGreaterEqual(r["output"], deltas, "less output than passed to the client")
-        self.assertEqual(r["input"], ba.estimate_body(body, ba.CHAT)[0], "input is not the estimate")
+        self.assertEqual(r["input"], fresh_estimate(body), "input is not the estimate")
         eventually(lambda: self.held(bottle) == 0, "the allowance to be released")
 
     def test_stream_ends_where_the_budget_does(self):
         body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "z" * 3000}]}).encode()
-        est = ba.estimate_body(body, ba.CHAT)[0]
-        limit = est + ba.OUTPUT_SLICE + 2000
+        limit = fresh_estimate(body) + ba.OUTPUT_SLICE + 2000
         port = self.mitmdump("out-1", limit)
         live = LiveStream(big_delta)
         self.upstream.bodies["big"] = live
@@ -804,12 +808,13 @@ class RealDaemonTest(unittest.TestCase):
         if not live.closed.wait(DEADLINE):
             self.fail_with_logs("the upstream connection was not closed (%d events sent)" % live.sent)
         r = eventually(lambda: self.daemon.reports("out-1"), "the cut stream's report in the ledger")[0]
-        passed = (len(events) - 1) * 100
+        passed = ba.output_tokens(ba.CHAT, "m", (len(events) - 1) * 300)
+        per_event = ba.output_tokens(ba.CHAT, "m", 300)
         self.assertEqual(r["complete"], 0, r)
         self.assertGreaterEqual(r["output"], passed, "less output than passed to the client")
         # The bound: what the stream spent exceeds what the budget had by at
         # most the event that crossed it (counted, not passed on).
-        self.assertLessEqual(r["counted"], limit + 100, r)
+        self.assertLessEqual(r["counted"], limit + per_event, r)
         self.assertGreater(r["counted"], limit - ba.OUTPUT_SLICE, "cut long before the budget was spent")
 
 
