@@ -1,18 +1,25 @@
 """bottlecap usage metering for bot-bottle's mitmproxy egress.
 
-Load it with ``mitmdump -s bottlecap_addon.py``. For every successful
-generation response from a provider host it reads the token usage (JSON
-bodies and server-sent event streams, normalised as bottlecap's SPEC section
-4 says) and posts a report to the bottlecap daemon's unix socket, retrying
-until the daemon acknowledges it. Standard library only.
+Load it with ``mitmdump -s bottlecap_addon.py``. Before a generation request
+to a provider host goes upstream it estimates the request's input tokens and
+admits it only against an allowance the daemon granted (SPEC section 11);
+as an event stream passes it counts the output and ends the stream with an
+error event in the provider's format when the budget can pay no more or the
+bottle is cut off. For every successful generation response it reads the
+token usage (JSON bodies and server-sent event streams, normalised as
+bottlecap's SPEC section 4 says) and posts a report to the bottlecap
+daemon's unix socket, retrying until the daemon acknowledges it. Standard
+library only.
 
 Configuration comes from the environment (see README.md):
 BOTTLECAP_SOCKET, BOT_BOTTLE_HOME, BOTTLECAP_BOTTLE, BOTTLECAP_AGENT,
-BOTTLECAP_HOSTS, BOTTLECAP_GATE, BOTTLECAP_FAIL_OPEN, BOTTLECAP_RETRY_SECONDS,
-BOTTLECAP_GATE_TIMEOUT, BOTTLECAP_QUEUE_LIMIT.
+BOTTLECAP_HOSTS, BOTTLECAP_GATE, BOTTLECAP_ALLOWANCES, BOTTLECAP_FAIL_OPEN,
+BOTTLECAP_RETRY_SECONDS, BOTTLECAP_GATE_TIMEOUT, BOTTLECAP_QUEUE_LIMIT.
 
-No socket I/O runs on mitmproxy's event loop: the gate is asked with
-asyncio unix streams under a timeout, reports are sent from a thread.
+No blocking socket I/O runs on mitmproxy's event loop: the gate, the
+allowances and the bottle's events use asyncio unix streams under a
+timeout, reports are sent from a thread (and at shutdown, allowances are
+released with a short blocking call).
 """
 
 import asyncio
@@ -253,7 +260,8 @@ class _State:
 
 # --- output text in stream deltas ---------------------------------------------
 # What a stream's events add to the answer: text, tool-call arguments,
-# thinking and refusals, in UTF-8 bytes. The meter counts output from them
+# thinking, refusals and code, in UTF-8 bytes (the members meter/usage's
+# deltaBytes counts in stream events). The addon counts output from them
 # while a stream passes (the provider's usage replaces the count when it
 # arrives), and a stream that ends early is charged no less than them.
 
@@ -285,10 +293,10 @@ def _responses_deltas(e, typ):
 
 
 def _anthropic_deltas(e, typ):
-    d = _dict(e.get("delta")) if typ == "content_block_delta" else _dict(e.get("content_block")) if typ == "content_block_start" else None
+    d = _dict(e.get("delta")) if typ == "content_block_delta" else None
     if d is None:
         return 0
-    return _utf8(d.get("text")) + _utf8(d.get("partial_json")) + _utf8(d.get("thinking"))
+    return _utf8(d.get("text")) + _utf8(d.get("partial_json")) + _utf8(d.get("thinking")) + _utf8(d.get("content"))
 
 
 def _gemini_deltas(e, _typ):
@@ -298,6 +306,7 @@ def _gemini_deltas(e, _typ):
             part = _dict(part) or {}
             call = _dict(part.get("functionCall")) or {}
             n += _utf8(part.get("text")) + _utf8(call.get("name"))
+            n += _utf8((_dict(part.get("executableCode")) or {}).get("code"))
             if call.get("args") is not None:
                 n += len(json.dumps(call["args"], ensure_ascii=False).encode())
     return n
