@@ -1566,7 +1566,7 @@ class Addon:
         self.blocked = ""  # why the bottle may spend nothing now (its state), once the daemon said so
         self.watching = False  # the bottle's events are being followed
         self._taps, self._flights, self._pools, self._tasks = {}, {}, {}, set()
-        self._watcher = None
+        self._watcher, self._closed = None, False
 
     @property
     def allowances(self):
@@ -1991,11 +1991,13 @@ class Addon:
         addon runs, reconnecting with backoff, and cuts what is in flight
         when the bottle leaves active or warned."""
         wait, told = Reporter.FIRST_BACKOFF, False
-        while True:
+        while not (self._closed or _cancelled()):
             try:
                 await self._follow()
             except (OSError, ValueError, asyncio.TimeoutError, asyncio.IncompleteReadError,
                     asyncio.LimitOverrunError, DaemonError) as err:
+                if self._closed or _cancelled():
+                    return
                 if self.watching or not told:
                     log.warning("bottlecap: not following bottle %s's events (%s); reconnecting",
                                 self.settings.bottle, _why(err))
@@ -2101,6 +2103,7 @@ class Addon:
     def done(self):
         """Reports what is queued (up to 5 s), then gives back what the pools
         hold, so that it does not wait for the TTL."""
+        self._closed = True
         if self._watcher is not None:
             self._watcher.cancel()
         self.reporter.flush(timeout=5.0)
@@ -2112,6 +2115,14 @@ class Addon:
                          timeout=1.0)
                 except (OSError, http.client.HTTPException):
                     pass  # it expires on its own
+
+
+def _cancelled():
+    """Whether the running task was asked to stop. asyncio.wait_for before
+    Python 3.12 may swallow a cancellation that comes as its inner call
+    ends (with an error, here), so a loop that handles errors checks."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return bool(cancelling and cancelling())
 
 
 def _content(message):

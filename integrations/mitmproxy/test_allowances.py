@@ -535,6 +535,63 @@ class StreamTest(unittest.TestCase):
             self.assertEqual(r["input_tokens"], fresh_estimate(ba.CHAT, chat_body(3000)), env)
 
 
+class EndTest(unittest.TestCase):
+    """What a cut does to the connections, with mitmproxy's internals faked."""
+
+    def setUp(self):
+        self.calls = []
+        self.ends = True
+        self.patch("end_response", lambda flow: self.calls.append("end") or self.ends)
+        self.patch("close_upstream", lambda flow: self.calls.append("close") or True)
+        self.patch("CUT_GRACE", 0.0)
+
+    def patch(self, name, value):
+        old = getattr(ba, name)
+        setattr(ba, name, value)
+        self.addCleanup(setattr, ba, name, old)
+
+    async def cut_flight(self):
+        a, made = t.addon(daemon=FakeDaemon(1000000))
+        flow = t.stub_flow(ba.ANTHROPIC, None, headers={"content-type": "text/event-stream"}, req_body=any_body(30))
+        resp, flow.response = flow.response, None
+        await t.admit(a, flow)
+        flow.response = resp
+        a.responseheaders(flow)
+        a._note_state("cut_off", "operator cutoff")
+        await asyncio.sleep(0)
+        return a, flow
+
+    def test_http1_upstream_ends_at_once_and_the_last_call_sends_the_error(self):
+        async def go():
+            a, flow = await self.cut_flight()
+            self.assertEqual(self.calls, ["end"])
+            err = flow.response.stream(b"")  # mitmproxy's last call, as the response ends
+            self.assertIn(b"event: error", err)
+            await asyncio.sleep(0)
+            self.assertEqual(self.calls, ["end"], "closed twice")
+        run(go())
+
+    def test_otherwise_the_next_chunk_carries_the_error_then_the_upstream_closes(self):
+        async def go():
+            self.ends = False
+            a, flow = await self.cut_flight()
+            self.assertEqual(self.calls, ["end"])
+            err = flow.response.stream(sse(ba.ANTHROPIC, [text_event(ba.ANTHROPIC, "late")])[0])
+            self.assertIn(b"event: error", err)
+            await asyncio.sleep(0)
+            self.assertEqual(self.calls, ["end", "end", "close"])
+        run(go())
+
+    def test_a_silent_upstream_is_closed_after_the_grace(self):
+        async def go():
+            self.ends = False
+            a, flow = await self.cut_flight()
+            await asyncio.sleep(0.01)
+            self.assertEqual(self.calls, ["end", "close"])
+            self.assertNotIn(b"data: {}", flow.response.stream(b"data: {}\n\n"), "passed after the close")
+        run(go())
+
+
 class SSEReaderTest(unittest.TestCase):
     def test_splits_events_fed_in_pieces(self):
         raw = b": bottlecap events\n\nevent: state\ndata: {\"a\":1}\n\n: keep-alive\n\nevent: resync\ndata: {}\r\n\r\n"
