@@ -142,6 +142,11 @@ type Config struct {
 	// FailOpen forwards requests when the daemon cannot be asked; the
 	// default refuses them (fail closed).
 	FailOpen bool
+	// Naive admits requests on the cached gate and charges them after
+	// they end, as before SPEC section 11 (--allowances=false): the budget
+	// is then a soft cap that every request in flight at its crossing runs
+	// past. The default spends only against allowances the daemon granted.
+	Naive bool
 	// SpoolPath, when set, keeps unacknowledged reports in an append-only
 	// file replayed on start, so they survive a meter restart.
 	SpoolPath string

@@ -22,6 +22,7 @@ type meterFlags struct {
 	familyURLs map[string]*string
 	upstreams  upstreamList
 	failOpen   bool
+	allowances bool
 	gateCache  time.Duration
 }
 
@@ -59,13 +60,13 @@ func (m *Main) runMeter(ctx context.Context, args []string) error {
 	socket := m.socketPath(f.socket)
 	mt, err := meter.Start(ctx, meter.Config{
 		Listen: f.listen, Bottle: f.bottle, Agent: f.agent, Upstreams: ups, Socket: socket,
-		FailOpen: f.failOpen, SpoolPath: f.queue, Log: log, GateCache: gateCache(f.gateCache),
+		FailOpen: f.failOpen, Naive: !f.allowances, SpoolPath: f.queue, Log: log, GateCache: gateCache(f.gateCache),
 	})
 	if err != nil {
 		return err
 	}
 	log.Info("bottlecap meter ready", "listen", mt.Addr().String(), "bottle", f.bottle, "agent", f.agent,
-		"socket", socket, "fail_open", f.failOpen, "spool", f.queue)
+		"socket", socket, "fail_open", f.failOpen, "allowances", f.allowances, "spool", f.queue)
 	select {
 	case <-ctx.Done():
 	case err = <-mt.Served():
@@ -90,7 +91,8 @@ func (m *Main) parseMeterFlags(args []string) (meterFlags, error) {
 		f.familyURLs[api.Family] = fs.String("upstream-"+api.Family, api.BaseURL, upstreamHelp(api))
 	}
 	fs.Var(&f.upstreams, "upstream", "FAMILY[:PROVIDER]=URL, repeatable (e.g. openai:pi=http://ollama:11434); overrides --upstream-FAMILY")
-	fs.DurationVar(&f.gateCache, "gate-cache", meter.DefaultGateCache, "reuse the gate's \"allowed\" for this `long` per provider (0: ask on every request)")
+	fs.BoolVar(&f.allowances, "allowances", true, "admit a request only against tokens the daemon set aside for it (its input estimate and an output slice), and cut a stream the budget can no longer pay for; false: ask the cached gate and charge after, a soft cap (SPEC section 11)")
+	fs.DurationVar(&f.gateCache, "gate-cache", meter.DefaultGateCache, "with --allowances=false, reuse the gate's \"allowed\" for this `long` per provider (0: ask on every request)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "forward requests when the daemon cannot be reached (default: refuse them)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {

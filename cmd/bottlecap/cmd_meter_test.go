@@ -64,3 +64,15 @@ func TestMeterFlagsFromProviderTable(t *testing.T) {
 		}
 	}
 }
+
+// TestMeterHelpNamesNaiveMode: --allowances is on by default and its help
+// says what turning it off gives back (the cached gate, a soft cap).
+func TestMeterHelpNamesNaiveMode(t *testing.T) {
+	r := runCLI(t, nil, "meter", "--help")
+	wantCode(t, r, 2)
+	for _, want := range []string{"-allowances", "(default true)", "false: ask the cached gate and charge after"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("meter --help lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
