@@ -10,6 +10,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/meter/estimate"
 	"github.com/bot-bottle/bottlecap/meter/usage"
 )
 
@@ -37,6 +38,11 @@ type meteredBody struct {
 	held   []byte // read, not yet passed: the start of an unfinished event
 	mid    bool   // the client has part of an event (one larger than a read)
 	ending io.Reader
+
+	// spend is what the request's allowance set aside (nil in naive
+	// mode), against which the output is counted as it passes.
+	spend     *spend
+	estimator *estimate.Estimator
 }
 
 // meterBody wraps resp's body for the exchange ex; codings are the
@@ -45,12 +51,16 @@ func (p *Proxy) meterBody(resp *http.Response, ex *exchange, codings []string) i
 	h := resp.Header
 	format := usage.Format(ex.ep.Format)
 	b := &meteredBody{rc: resp.Body, parser: usage.NewParser(format, ""), up: ex.up, format: format, flight: ex.flight,
-		events: isEventStream(h) && len(codings) == 0}
+		events: isEventStream(h) && len(codings) == 0, spend: ex.spend, estimator: p.estimator}
 	b.sink = b.parser
 	if len(codings) > 0 {
 		b.sink = newDecodingWriter(codings, b.parser)
 	}
-	b.report = func(res usage.Result) { p.queue.add(p.newReport(ex.up, res, h)) }
+	b.report = func(res usage.Result) {
+		r := p.newReport(ex.up, res, h)
+		p.account(ex.up, ex.spend, res, &r)
+		p.queue.add(r)
+	}
 	return b
 }
 
@@ -66,6 +76,11 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 		return b.ending.Read(p)
 	}
 	n, err := b.pass(p)
+	if b.spend != nil {
+		if why := b.spend.track(b.estimator, b.parser.DeltaBytes()); why != nil {
+			b.flight.cut(*why) // what passed is counted; the next read ends the stream
+		}
+	}
 	if why := b.flight.cutBy(); err != nil && err != io.EOF && why != nil {
 		b.end(*why)
 		if n == 0 {
@@ -136,11 +151,8 @@ func (b *meteredBody) end(why refusal) {
 
 // Close closes the upstream body and reports, once, after the decoder (if
 // any) has handed the parser everything. A cut or broken stream is
-// reported with what the provider's events said, marked incomplete.
-// SEAM: the floor of SPEC section 4 (estimate.Floor: output counted from
-// the deltas that passed, input from the request's estimate, where the
-// provider's counts did not arrive) goes here, with the input estimate
-// that admission makes.
+// reported marked incomplete, never for less than what passed (see
+// Proxy.account).
 func (b *meteredBody) Close() error {
 	err := b.rc.Close()
 	b.once.Do(func() {

@@ -104,12 +104,15 @@ func ParseURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// Daemon is what the meter needs of the budget daemon: the gate, ingest,
-// and the bottle's events (its state changes end streams in flight).
-// *client.Client satisfies it; tests may use a fake.
+// Daemon is what the meter needs of the budget daemon: allowances (or,
+// in naive mode, the gate), ingest, and the bottle's events (its state
+// changes end streams in flight). *client.Client satisfies it; tests may
+// use a fake.
 type Daemon interface {
 	Verdict(ctx context.Context, q client.VerdictQuery) (budget.Verdict, error)
 	Ingest(ctx context.Context, reports []api.Report) (api.IngestReply, error)
+	Allow(ctx context.Context, a api.AllowanceRequest) (api.Allowance, error)
+	ReleaseAllowance(ctx context.Context, id string) error
 	BottleEvents(ctx context.Context, slug string) (*client.EventStream, error)
 }
 
@@ -207,6 +210,9 @@ func (c Config) withDefaults() (Config, error) {
 type upstream struct {
 	Upstream
 	api budget.ProviderAPI
+	// pool is the allowance its provider's requests spend against (nil in
+	// naive mode); upstreams of one provider share it.
+	pool *pool
 }
 
 // upstreams merges c.Upstreams over the defaults, one per API, in the

@@ -19,6 +19,8 @@ import (
 // in the provider's format.
 type flight struct {
 	up *upstream
+	// spend is what its allowance set aside for it (nil in naive mode).
+	spend *spend
 	// stop ends the exchange on the wire, telling its client why.
 	stop func(why refusal)
 	once sync.Once

@@ -19,13 +19,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, up *upstream) bool
 	if ref == nil {
 		return true
 	}
-	if ref.status != 0 {
-		// A refusal is final for this request: the SDKs retry 429 and 5xx
-		// twice by default (three gate questions for one denied turn)
-		// unless told not to.
-		w.Header().Set("X-Should-Retry", "false")
-		writeError(w, up, ref.status, ref.kind, ref.msg)
-	}
+	refuseUnlessGone(w, up, ref)
 	return false
 }
 
@@ -43,9 +37,8 @@ type refusal struct {
 // nil when it may. It is shared by HTTP requests and by each response.create
 // of a WebSocket session.
 func (p *Proxy) gate(ctx context.Context, up *upstream) *refusal {
-	if p.queue.full() && !p.cfg.FailOpen {
-		return &refusal{http.StatusServiceUnavailable, budget.RefuseUnavailable,
-			"bottlecap: usage reports are backing up (the budget daemon is not acknowledging them); retry later"}
+	if ref := p.backlog(); ref != nil {
+		return ref
 	}
 	if p.verdicts.fresh(up.Provider) {
 		return nil
@@ -68,29 +61,63 @@ func (p *Proxy) gate(ctx context.Context, up *upstream) *refusal {
 		p.log.Warn("budget daemon unreachable; refusing (fail-closed)", "provider", up.Provider, "err", err.Error())
 		return &refusal{http.StatusServiceUnavailable, budget.RefuseUnavailable, unreachableMessage(err)}
 	case !v.Allowed:
-		return &refusal{http.StatusTooManyRequests, budget.RefuseDenied, deniedMessage(p.cfg.Bottle, p.cfg.Agent, v)}
+		return &refusal{http.StatusTooManyRequests, budget.RefuseDenied, deniedMessage(p.cfg.Bottle, p.cfg.Agent, v, nil)}
+	}
+	return nil
+}
+
+// backlog refuses new requests while the report queue is full (the
+// daemon is not acknowledging reports), unless the meter fails open.
+func (p *Proxy) backlog() *refusal {
+	if p.queue.full() && !p.cfg.FailOpen {
+		return &refusal{http.StatusServiceUnavailable, budget.RefuseUnavailable,
+			"bottlecap: usage reports are backing up (the budget daemon is not acknowledging them); retry later"}
 	}
 	return nil
 }
 
 // deniedMessage names the budget that tripped — its scope and id, the
-// provider, its limit and what is used — in the one field every SDK shows
-// (the error message), so an agent's log says why it stopped.
-func deniedMessage(bottle, agent string, v budget.Verdict) string {
+// provider, its limit, what is used and what allowances hold — in the one
+// field every SDK shows (the error message), so an agent's log says why
+// it stopped. n, when set, is what an allowance could not cover: the
+// request's estimate. Unless the budget is spent or the bottle blocked,
+// the reason is then the estimate against what is left, not the daemon's
+// (which speaks of the pool's ask, headroom included).
+func deniedMessage(bottle, agent string, v budget.Verdict, n *need) string {
 	who := "bottle " + bottle
 	if agent != "" {
 		who += " (agent " + agent + ")"
 	}
 	reason := v.Reason
-	if reason == "" {
+	switch {
+	case n != nil && n.more && !v.State.Blocked() && (v.Unlimited || v.Used < v.Limit):
+		reason = fmt.Sprintf("the response has spent what was set aside for it, and the %d tokens left do not cover another output slice of %d",
+			v.Remaining+n.free, n.total)
+	case n != nil && !v.State.Blocked() && (v.Unlimited || v.Used < v.Limit):
+		reason = fmt.Sprintf("the request needs %d tokens (input estimate %d + output slice %d) and %d are left for it",
+			n.total, n.input, n.total-n.input, v.Remaining+n.free)
+	case reason == "":
 		reason = "budget exhausted"
 	}
 	msg := fmt.Sprintf("bottlecap: %s may not spend %s tokens: %s", who, v.Provider, reason)
 	if v.Scope.Kind != "" && v.Scope.Kind != "none" {
-		msg += fmt.Sprintf(" [budget scope=%s id=%s provider=%s limit=%d used=%d held=%d remaining=%d]",
+		msg += fmt.Sprintf(" [budget scope=%s id=%s provider=%s limit=%d used=%d held=%d remaining=%d",
 			v.Scope.Kind, v.Scope.ID, v.Provider, v.Limit, v.Used, v.Held, v.Remaining)
+		if n != nil {
+			msg += fmt.Sprintf(" estimate=%d", n.total)
+		}
+		msg += "]"
 	}
 	return msg + "; retrying will not help until the budget is raised or its window resets"
+}
+
+// need is what a refused request needed of its allowance, in counted
+// tokens: its input estimate and output slice (total), and what the
+// meter's own pool had free for it; more is set for a response in flight
+// that needed another output slice.
+type need struct {
+	total, input, free int64
+	more               bool
 }
 
 // unreachableMessage says the request was refused because the budget

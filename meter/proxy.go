@@ -20,6 +20,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/internal/copybuf"
+	"github.com/bot-bottle/bottlecap/meter/estimate"
 	"github.com/bot-bottle/bottlecap/meter/usage"
 )
 
@@ -34,6 +35,8 @@ type Proxy struct {
 	rp        *httputil.ReverseProxy
 	queue     *queue
 	verdicts  *verdictCache
+	pools     []*pool // one per provider, unless naive
+	estimator *estimate.Estimator
 	sockets   socketSet
 	flights   flightSet
 	stopWatch func() // ends the watch of the bottle's state
@@ -52,7 +55,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Log, verdicts: newVerdictCache(cfg.GateCache)}
+	p := &Proxy{cfg: cfg, log: cfg.Log, verdicts: newVerdictCache(cfg.GateCache), estimator: estimate.New()}
 	if p.upstreams, err = cfg.upstreams(); err != nil {
 		return nil, err
 	}
@@ -66,6 +69,9 @@ func New(cfg Config) (*Proxy, error) {
 	if p.queue, err = newQueue(p.cfg.Daemon, cfg.SpoolPath, cfg.QueueLimit, cfg.Log, p.noteVerdicts); err != nil {
 		p.closeClient()
 		return nil, err
+	}
+	if !cfg.Naive {
+		p.startPools()
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -91,12 +97,29 @@ func fallbackOf(ups []*upstream) *upstream {
 	return nil
 }
 
+// startPools gives each provider an allowance pool, shared by its
+// upstreams.
+func (p *Proxy) startPools() {
+	byProvider := map[string]*pool{}
+	for _, up := range p.upstreams {
+		pl, ok := byProvider[up.Provider]
+		if !ok {
+			pl = newPool(up.Provider, p)
+			byProvider[up.Provider] = pl
+			p.pools = append(p.pools, pl)
+		}
+		up.pool = pl
+	}
+}
+
 // exchange is what the proxy knows about one request on its way through:
-// its upstream and, for a metered call, the endpoint it calls.
+// its upstream, for a metered call the endpoint it calls, and what its
+// allowance set aside for it (nil in naive mode).
 type exchange struct {
 	up     *upstream
 	ep     *budget.Endpoint // nil: not metered
 	flight *flight          // nil: not metered
+	spend  *spend           // nil: naive, or not metered
 }
 
 type exchangeKey struct{}
@@ -122,18 +145,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		ep = nil // only a POST generates
 	}
-	if ep != nil {
-		if !p.admit(w, r, up) {
-			return
-		}
-		if usage.Format(ep.Format) == usage.OpenAIChat {
-			if err := includeUsage(r); err != nil {
-				writeError(w, up, http.StatusBadRequest, "", "bottlecap meter: "+err.Error())
-				return
-			}
+	ex := &exchange{up: up, ep: ep}
+	if ep != nil && !p.admitExchange(w, r, ex) {
+		return
+	}
+	p.forward(w, r, ex)
+	ex.spend.finish(budget.Usage{}) // no metered body reported it: refused, an error, or the upstream said no
+}
+
+// admitExchange admits a metered request: against its allowance, or in
+// naive mode on the cached gate. It answers the requests it refuses and
+// reports whether to forward.
+func (p *Proxy) admitExchange(w http.ResponseWriter, r *http.Request, ex *exchange) bool {
+	if !p.cfg.Naive {
+		ex.spend = p.reserve(w, r, ex.up, ex.ep)
+		return ex.spend != nil
+	}
+	if !p.admit(w, r, ex.up) {
+		return false
+	}
+	if usage.Format(ex.ep.Format) == usage.OpenAIChat {
+		if err := includeUsage(r); err != nil {
+			writeError(w, ex.up, http.StatusBadRequest, "", "bottlecap meter: "+err.Error())
+			return false
 		}
 	}
-	p.forward(w, r, &exchange{up: up, ep: ep})
+	return true
 }
 
 // forward passes the request upstream through the reverse proxy. A
@@ -263,11 +300,28 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // noteVerdicts takes the verdicts of an ingest acknowledgement: a report
-// that exhausted this bottle's budget ends the reuse of "allowed" at once.
+// that exhausted this bottle's budget ends the reuse of "allowed" at once,
+// and a bottle that may not spend at all (cut off, frozen, killed, an
+// action pending) has its pools ask the daemon before admitting anything.
 func (p *Proxy) noteVerdicts(vs []budget.Verdict) {
 	for _, v := range vs {
-		if v.Bottle == p.cfg.Bottle && !v.Allowed {
+		if v.Bottle != p.cfg.Bottle {
+			continue
+		}
+		if !v.Allowed {
 			p.verdicts.note(v.Provider, v)
+		}
+		if v.State.Blocked() {
+			p.blockPools(v.Provider)
+		}
+	}
+}
+
+// blockPools makes provider's pools stop serving from what they hold.
+func (p *Proxy) blockPools(provider string) {
+	for _, up := range p.upstreams {
+		if up.Provider == provider && up.pool != nil {
+			up.pool.block()
 		}
 	}
 }
@@ -292,6 +346,9 @@ func (p *Proxy) Close(ctx context.Context) error {
 	p.flights.close(ctx, shutdownRefusal)
 	p.sockets.close()
 	left := p.queue.close(ctx)
+	for _, pl := range p.pools {
+		pl.close() // after the queue: the reports that name an allowance settle it first
+	}
 	p.closeClient()
 	if left == 0 {
 		return nil

@@ -3,6 +3,7 @@ package meter_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -135,6 +136,76 @@ func TestSDKFailClosedIsOneRequest(t *testing.T) {
 			}
 			if n := atomic.LoadInt64(calls); n != 0 {
 				t.Errorf("%d refused requests reached the upstream", n)
+			}
+		})
+	}
+}
+
+// TestSDKEstimateRefusedIsOneRequest: with a budget that is not spent but
+// cannot cover a request's estimate plus an output slice, each official
+// SDK makes exactly one HTTP request, the upstream sees none, and the
+// error names the budget, what allowances hold and the estimate.
+func TestSDKEstimateRefusedIsOneRequest(t *testing.T) {
+	d := startDaemon(t)
+	for i, tt := range sdkCalls {
+		t.Run(tt.name, func(t *testing.T) {
+			bottle := "sdk-estimate-" + string(rune('a'+i))
+			d.register(bottle, map[string]api.Amount{tt.provider: 3000})
+			calls, up := countingUpstream(t)
+			p, _ := meterFor(t, d.Sock, bottle, up, nil)
+			requests, base := countedMeter(t, p)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			status, shown, err := tt.call(ctx, base)
+			if status != http.StatusTooManyRequests {
+				t.Fatalf("SDK error %v, want a 429 API error", err)
+			}
+			for _, part := range []string{"scope=bottle", "id=" + bottle, "limit=3000", "used=0", "held=", "estimate=", "output slice"} {
+				if !strings.Contains(shown, part) {
+					t.Errorf("the SDK shows %q, which does not name %s", shown, part)
+				}
+			}
+			if n := requests.Load(); n != 1 {
+				t.Errorf("the SDK sent %d requests for one refused call, want 1", n)
+			}
+			if n := atomic.LoadInt64(calls); n != 0 {
+				t.Errorf("%d refused requests reached the upstream", n)
+			}
+		})
+	}
+}
+
+// TestSDKStreamCutByBudgetIsAnError: a stream that runs on after its
+// budget can pay no more is cut by the meter, and the official SDK ends
+// it with an error naming the budget, not a hang and not a clean end;
+// the provider sees its connection closed.
+func TestSDKStreamCutByBudgetIsAnError(t *testing.T) {
+	d := startDaemon(t)
+	for i, tt := range sdkStreams {
+		t.Run(tt.name, func(t *testing.T) {
+			bottle := fmt.Sprintf("sdk-spent-%d", i)
+			d.register(bottle, map[string]api.Amount{tt.cut.provider: 4600})
+			h, gone := ratedStream(tt.cut.head, tt.cut.delta)
+			_, srv := meterFor(t, d.Sock, bottle, newUpstream(t, h).URL, nil)
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			seen := 0
+			err := tt.run(ctx, srv.URL, func() { seen++ })
+			if ctx.Err() != nil {
+				t.Fatalf("the SDK's stream hung until the test's deadline (%d deltas seen)", seen)
+			}
+			if err == nil || seen == 0 {
+				t.Fatalf("the SDK's stream ended after %d deltas with %v; want deltas, then an error", seen, err)
+			}
+			for _, part := range []string{"scope=bottle", "id=" + bottle, "limit=4600", "output slice"} {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("the SDK's error %q does not name %s", err, part)
+				}
+			}
+			waitGone(t, gone)
+			eventually(t, "the cut stream is reported", func() bool { return len(d.reports(bottle)) == 1 })
+			if r := d.reports(bottle)[0]; r.Complete || r.Usage.Total() > 4600+4096 {
+				t.Errorf("report %+v, want incomplete and within the limit plus a slice", r)
 			}
 		})
 	}

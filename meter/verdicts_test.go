@@ -34,9 +34,10 @@ func (c *countingDaemon) BottleEvents(context.Context, string) (*client.EventStr
 	return nil, errors.New("the bottle's events are not watched in this test")
 }
 
-// TestGateCacheEndsWhenAReportExhaustsTheBudget: allowed answers are reused
-// (one question for two requests), and the acknowledgement of a report that
-// crosses the budget ends the reuse at once, however long the cache is.
+// TestGateCacheEndsWhenAReportExhaustsTheBudget: in naive mode allowed
+// answers are reused (one question for two requests), and the
+// acknowledgement of a report that crosses the budget ends the reuse at
+// once, however long the cache is.
 func TestGateCacheEndsWhenAReportExhaustsTheBudget(t *testing.T) {
 	d := startDaemon(t)
 	d.register("cache-1", map[string]api.Amount{"codex": 100})
@@ -47,7 +48,7 @@ func TestGateCacheEndsWhenAReportExhaustsTheBudget(t *testing.T) {
 			strconv.FormatInt(tokens.Load(), 10)+`,"completion_tokens":0}}`)
 	})
 	counter := &countingDaemon{Daemon: client.New(d.Sock, client.WithRetry(0))}
-	p, srv := meterFor(t, d.Sock, "cache-1", up.URL, func(c *meter.Config) { c.Daemon = counter; c.GateCache = time.Hour })
+	p, srv := meterFor(t, d.Sock, "cache-1", up.URL, func(c *meter.Config) { c.Daemon = counter; c.GateCache = time.Hour; c.Naive = true })
 	send := func(n string) int {
 		req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions", nil)
 		req.Header.Set("X-N", n)

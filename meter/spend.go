@@ -1,0 +1,181 @@
+package meter
+
+import (
+	"math"
+	"net/http"
+	"sync"
+
+	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/meter/estimate"
+	"github.com/bot-bottle/bottlecap/meter/usage"
+)
+
+// spend is an admitted request's claim on its provider's pool: what was
+// set aside for it, and its input estimate. As its response streams, the
+// output that passed is counted against what was set aside, and more is
+// taken (ahead of need) while the budget allows; finish gives back what
+// was not spent. Only the goroutine that passes the response uses it.
+type spend struct {
+	pool     *pool
+	provider string
+	est      estimate.Estimate
+	// took is the counted tokens set aside, extensions included; input is
+	// the part of it that covers the input estimate; weight converts raw
+	// tokens to counted ones.
+	took, input int64
+	weight      float64
+	// unbounded: admitted without a reservation (--fail-open while the
+	// daemon was unreachable); nothing is counted against it.
+	unbounded bool
+	// ext is an extension asked for and not yet answered; denied is why
+	// one was refused (the budget: final), failed why the daemon could not
+	// be asked for the last one (asked again when the stream runs out).
+	ext            *waiter
+	denied, failed *refusal
+	// delta is the output bytes counted so far.
+	delta int64
+
+	once sync.Once
+	id   string
+}
+
+// newSpend is the spend of a request the pool admitted with a.
+func newSpend(up *upstream, est estimate.Estimate, a answer) *spend {
+	return &spend{pool: up.pool, provider: up.Provider, est: est, took: a.took, input: a.input,
+		weight: a.weight, unbounded: a.took == 0}
+}
+
+// counted converts raw tokens to counted ones, rounding up.
+func (s *spend) counted(raw int64) int64 {
+	if s.weight == 1 || s.weight <= 0 {
+		return raw
+	}
+	return int64(math.Ceil(float64(raw) * s.weight))
+}
+
+// track counts the output that has passed (delta bytes of generated
+// content, converted by the estimator) against what was set aside. Half
+// a slice before it runs out it asks for another slice, without waiting,
+// so that the common stream never waits for the daemon; only a stream that
+// has spent everything before the answer came waits for it. It returns the
+// refusal to cut the stream with when it has spent all it was given and
+// nothing more is coming: the budget said no, or the daemon could not be
+// asked (fail closed; a stream outlives a short outage on what it holds).
+func (s *spend) track(est *estimate.Estimator, delta int64) *refusal {
+	if s == nil || s.unbounded || delta == s.delta {
+		return nil
+	}
+	s.delta = delta
+	spent := s.input + s.counted(est.Output(s.provider, s.est.Model, delta))
+	s.collect(false)
+	if s.ext == nil && s.denied == nil && s.failed == nil && s.took-spent < outputSlice/2 {
+		s.extend()
+	}
+	asked := false
+	for spent > s.took && !s.unbounded {
+		switch {
+		case s.ext != nil:
+			s.collect(true)
+		case s.denied != nil:
+			return s.denied
+		case asked:
+			return s.failed
+		default: // out of tokens with nothing asked: more than half a slice in one read, or a failed ask
+			s.failed, asked = nil, true
+			s.extend()
+		}
+	}
+	return nil
+}
+
+// extend asks the pool for another output slice.
+func (s *spend) extend() {
+	took, w := s.pool.extend(outputSlice)
+	s.took += took
+	s.ext = w
+}
+
+// collect takes the answer to the extension asked for, if it has come,
+// or waits for it.
+func (s *spend) collect(wait bool) {
+	if s.ext == nil {
+		return
+	}
+	var a answer
+	if wait {
+		a = <-s.ext.done
+	} else {
+		select {
+		case a = <-s.ext.done:
+		default:
+			return
+		}
+	}
+	s.ext = nil
+	switch {
+	case a.ref != nil && a.ref.status == http.StatusServiceUnavailable:
+		s.failed = a.ref
+	case a.ref != nil:
+		s.denied = a.ref
+	case a.took == 0:
+		s.unbounded = true // --fail-open: the daemon could not be asked
+	default:
+		s.took += a.took
+	}
+}
+
+// finish ends the request's claim, once: spent (its report's usage) leaves
+// the allowance and the rest of what was set aside goes back to the pool.
+// It returns the allowance the report names.
+func (s *spend) finish(spent budget.Usage) string {
+	if s == nil {
+		return ""
+	}
+	s.once.Do(func() {
+		if s.ext != nil {
+			s.took += s.pool.withdraw(s.ext)
+			s.ext = nil
+		}
+		s.id = s.pool.settle(s.took, spent)
+	})
+	return s.id
+}
+
+// estimateOf is the input estimate of a spend (none in naive mode).
+func (s *spend) estimateOf() estimate.Estimate {
+	if s == nil {
+		return estimate.Estimate{}
+	}
+	return s.est
+}
+
+// account completes the report r of a response whose parser said res:
+// its usage is never less than what passed (SPEC section 4: where the
+// provider's counts did not arrive, the input estimate and the output
+// counted from the deltas), the estimator learns from the provider's
+// counts, and the spend ends, naming its allowance.
+func (p *Proxy) account(up *upstream, sp *spend, res usage.Result, r *api.Report) {
+	est := sp.estimateOf()
+	model := est.Model
+	if sp == nil {
+		model = res.Model
+	}
+	r.Usage = estimate.Floor(res, est, p.estimator.Output(up.Provider, model, res.DeltaBytes))
+	if sp != nil && res.HasInput {
+		p.estimator.Learn(up.Provider, est, res.Usage.Input+res.Usage.CacheRead+res.Usage.CacheWrite)
+	}
+	if sp != nil && res.Complete {
+		p.estimator.LearnOutput(up.Provider, model, res.DeltaBytes, res.Usage.Output)
+	}
+	r.Allowance = sp.finish(r.Usage)
+}
+
+// deniedLocked is the refusal of a waiter the daemon would not cover:
+// the budget that governs, and what the request needed (for a stream in
+// flight, its next output slice).
+func (pl *pool) deniedLocked(w *waiter) *refusal {
+	return &refusal{http.StatusTooManyRequests, budget.RefuseDenied, deniedMessage(pl.bottle, pl.agent, pl.verdict, &need{
+		total: w.need, input: w.input, free: max(pl.held-pl.reserved, 0), more: w.extension,
+	})}
+}
