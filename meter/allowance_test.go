@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
@@ -420,4 +422,63 @@ func TestIdleMeterReleasesWithinSeconds(t *testing.T) {
 		t.Fatal("nothing held right after a request: the pool keeps its headroom while in use")
 	}
 	eventually(t, "held drops to 0", func() bool { return d.held("idle-1") == 0 })
+}
+
+// TestWebSocketResponseCutWhenBudgetSpent: a Responses WebSocket response
+// that streams past what its budget can pay for takes more as it runs,
+// then is cut like an HTTP stream: the client gets an error event naming
+// the budget, the upstream socket is closed, and the response is reported
+// incomplete at no less than the output that passed.
+func TestWebSocketResponseCutWhenBudgetSpent(t *testing.T) {
+	const limit = 9000
+	d := startDaemon(t)
+	d.register("ws-spent", map[string]api.Amount{"codex": limit})
+	gone := make(chan struct{})
+	const delta = "tok tok tok tok tok tok tok tok " // 32 bytes a event
+	up := newUpstream(t, createdUpstream("resp_ws_spent", func(ctx context.Context, c *websocket.Conn) {
+		defer close(gone)
+		for i := 1; ; i++ {
+			ev := fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":"msg_1","output_index":0,"content_index":0,"delta":%q}`, i, delta)
+			if c.Write(ctx, websocket.MessageText, []byte(ev)) != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}))
+	_, srv := meterFor(t, d.Sock, "ws-spent", up.URL, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	seen, last := 0, ""
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			break
+		}
+		if strings.Contains(string(msg), "tok ") {
+			seen++
+		}
+		last = string(msg)
+	}
+	if !strings.Contains(last, `"type":"error"`) || !strings.Contains(last, "scope=bottle") || !strings.Contains(last, "limit=9000") {
+		t.Errorf("after %d deltas the last message was %s, want an error event naming the budget", seen, last)
+	}
+	waitGone(t, gone)
+	eventually(t, "the cut response is reported", func() bool { return len(d.reports("ws-spent")) == 1 })
+	r := d.reports("ws-spent")[0]
+	if r.Complete || r.Output < int64(seen*len(delta)/4) || r.Usage.Total() > limit+outputSlice {
+		t.Errorf("report %+v after %d deltas of %d bytes: want incomplete, at least a token per 4 bytes that passed, within the limit plus a slice",
+			r, seen, len(delta))
+	}
 }

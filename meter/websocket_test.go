@@ -96,12 +96,12 @@ func wsTurn(t *testing.T, conn *responses.ResponseConnection, model string) (tex
 
 // TestResponsesWebSocketMeteredAndGated drives the OpenAI Go SDK's
 // Responses WebSocket client through the meter: each response is reported
-// once with its counts, and once the budget is spent a response.create is
-// answered with an error event naming the budget and never reaches the
-// upstream; the socket stays usable.
+// once with its counts, and once the budget cannot cover another one a
+// response.create is answered with an error event naming the budget and
+// never reaches the upstream; the socket stays usable.
 func TestResponsesWebSocketMeteredAndGated(t *testing.T) {
 	d := startDaemon(t)
-	d.register("ws-1", map[string]api.Amount{"codex": 1000})
+	d.register("ws-1", map[string]api.Amount{"codex": 5000})
 	up := &wsUpstream{}
 	upSrv := newUpstream(t, up.ServeHTTP)
 	p, srv := meterFor(t, d.Sock, "ws-1", upSrv.URL, func(c *meter.Config) { c.GateCache = -1 })
@@ -124,12 +124,13 @@ func TestResponsesWebSocketMeteredAndGated(t *testing.T) {
 		}
 		eventually(t, "the response is reported", func() bool { return len(d.reports("ws-1")) == i && p.Pending() == 0 })
 	}
-	// 1200 of 1000 tokens used: the next response.create must be refused.
+	// 1200 of 5000 tokens used: the 3800 left cannot cover a response.create's
+	// estimate and output slice, so it must be refused.
 	text, status, msg := wsTurn(t, conn, "gpt-5")
 	if status != 429 || text != "" {
 		t.Errorf("turn 3: text %q, error %d %q; want a 429 error event and no text", text, status, msg)
 	}
-	for _, part := range []string{"scope=bottle", "id=ws-1", "provider=codex", "limit=1000", "used=1200"} {
+	for _, part := range []string{"scope=bottle", "id=ws-1", "provider=codex", "limit=5000", "used=1200", "estimate="} {
 		if !strings.Contains(msg, part) {
 			t.Errorf("error event %q does not name the budget (%s)", msg, part)
 		}

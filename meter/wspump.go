@@ -18,6 +18,7 @@ import (
 // client inside a message.
 func (s *socketSession) fromUpstream() (midMessage bool) {
 	var msg *usage.Parser // the data message being passed, nil between messages
+	var head *messageHead
 	held := false
 	defer func() {
 		if held {
@@ -45,9 +46,9 @@ func (s *socketSession) fromUpstream() (midMessage bool) {
 		var sink io.Writer = io.Discard
 		if !h.control {
 			if msg == nil {
-				msg = usage.NewParser(s.format, "")
+				msg, head = usage.NewParser(s.format, ""), &messageHead{}
 			}
-			sink = msg
+			sink = io.MultiWriter(msg, head)
 		}
 		if _, err := s.client.Write(h.raw); err != nil {
 			return held
@@ -56,13 +57,28 @@ func (s *socketSession) fromUpstream() (midMessage bool) {
 			return held
 		}
 		if !h.control && h.fin {
-			s.note(msg.Result())
+			s.noteMessage(msg.Result(), head)
 			msg = nil
 		}
 		if msg == nil {
 			s.clientMu.Unlock()
 			held = false
 		}
+	}
+}
+
+// noteMessage takes one whole server message: what it says about its
+// response; the output a delta event carries, counted against the
+// response in flight; or, for an error event, that the oldest
+// response.create was refused and will spend nothing.
+func (s *socketSession) noteMessage(res usage.Result, head *messageHead) {
+	switch {
+	case res.ID == "" && head.isError():
+		s.dropOldestAsked()
+	case res.ID == "":
+		s.countDeltas(res.DeltaBytes) // a delta event of the response in flight
+	default:
+		s.note(res)
 	}
 }
 
@@ -129,10 +145,7 @@ func (s *socketSession) admitMessage(ctx context.Context, payload, raw []byte) b
 		StreamID string `json:"stream_id"`
 	}
 	_ = json.Unmarshal(payload, &ev) // to echo a lane id and see a response.create; a malformed message is gated all the same
-	ref := s.p.gate(ctx, s.up)
-	if ref == nil && ev.Type == "response.create" {
-		ref = s.ask() // a response starts: it flies until its terminal event
-	}
+	ref := s.admission(ctx, ev.Type == "response.create", payload)
 	if ref == nil {
 		return s.toUpstream(raw) == nil
 	}
