@@ -44,6 +44,11 @@ func (p *Proxy) reserve(w http.ResponseWriter, r *http.Request, up *upstream, ep
 	}
 	f := usage.Format(ep.Format)
 	est := p.estimator.InputModel(up.Provider, estimate.ModelFromPath(r.URL.Path), f, body)
+	if p.cfg.CountTokens {
+		if n, ok := p.countTokens(r, up, f, body); ok {
+			est.Tokens = n // the provider's own count: the estimator still learns from the report
+		}
+	}
 	if f == usage.OpenAIChat && len(body) > 0 {
 		if b, ok := withIncludeUsage(body); ok {
 			body = b

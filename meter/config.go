@@ -150,6 +150,12 @@ type Config struct {
 	// is then a soft cap that every request in flight at its crossing runs
 	// past. The default spends only against allowances the daemon granted.
 	Naive bool
+	// CountTokens asks the provider's own counting endpoint (Anthropic
+	// Messages, OpenAI Responses), with the client's credentials, for the
+	// input tokens of each request it admits, instead of the offline
+	// estimate; the estimate stands when the endpoint fails. It costs one
+	// more upstream call per request.
+	CountTokens bool
 	// SpoolPath, when set, keeps unacknowledged reports in an append-only
 	// file replayed on start, so they survive a meter restart.
 	SpoolPath string

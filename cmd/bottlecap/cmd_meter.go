@@ -23,6 +23,7 @@ type meterFlags struct {
 	upstreams  upstreamList
 	failOpen   bool
 	allowances bool
+	countTok   bool
 	gateCache  time.Duration
 }
 
@@ -60,7 +61,7 @@ func (m *Main) runMeter(ctx context.Context, args []string) error {
 	socket := m.socketPath(f.socket)
 	mt, err := meter.Start(ctx, meter.Config{
 		Listen: f.listen, Bottle: f.bottle, Agent: f.agent, Upstreams: ups, Socket: socket,
-		FailOpen: f.failOpen, Naive: !f.allowances, SpoolPath: f.queue, Log: log, GateCache: gateCache(f.gateCache),
+		FailOpen: f.failOpen, Naive: !f.allowances, CountTokens: f.countTok, SpoolPath: f.queue, Log: log, GateCache: gateCache(f.gateCache),
 	})
 	if err != nil {
 		return err
@@ -92,6 +93,7 @@ func (m *Main) parseMeterFlags(args []string) (meterFlags, error) {
 	}
 	fs.Var(&f.upstreams, "upstream", "FAMILY[:PROVIDER]=URL, repeatable (e.g. openai:pi=http://ollama:11434); overrides --upstream-FAMILY")
 	fs.BoolVar(&f.allowances, "allowances", true, "admit a request only against tokens the daemon set aside for it (its input estimate and an output slice), and cut a stream the budget can no longer pay for; false: ask the cached gate and charge after, a soft cap (SPEC section 11)")
+	fs.BoolVar(&f.countTok, "count-tokens", false, "with allowances, ask the provider's counting endpoint (Anthropic /v1/messages/count_tokens, OpenAI /v1/responses/input_tokens) for a request's input tokens with the client's credentials, instead of estimating offline (one more upstream call a request; the estimate stands if it fails)")
 	fs.DurationVar(&f.gateCache, "gate-cache", meter.DefaultGateCache, "with --allowances=false, reuse the gate's \"allowed\" for this `long` per provider (0: ask on every request)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "forward requests when the daemon cannot be reached (default: refuse them)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
