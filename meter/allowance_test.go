@@ -482,3 +482,26 @@ func TestWebSocketResponseCutWhenBudgetSpent(t *testing.T) {
 			r, seen, len(delta))
 	}
 }
+
+// TestCutBeforeResponseCountsInput: a request cut after it went upstream
+// but before its response began is reported, incomplete, at its input
+// estimate: the provider bills the input it read.
+func TestCutBeforeResponseCountsInput(t *testing.T) {
+	d := startDaemon(t)
+	d.register("cut-unanswered", map[string]api.Amount{"claude": 1_000_000})
+	h, arrived, gone := generating("")
+	_, srv := meterFor(t, d.Sock, "cut-unanswered", newUpstream(t, h).URL, nil)
+	go func() {
+		<-arrived
+		d.cutoff("cut-unanswered", "runaway agent")
+	}()
+	body := anthropicRequest(4000)
+	if r := postMessages(srv.URL, body, "unanswered"); r.status != http.StatusTooManyRequests {
+		t.Fatalf("got %d %s, want the cut's 429", r.status, r.body)
+	}
+	waitGone(t, gone)
+	eventually(t, "the unanswered request is reported", func() bool { return len(d.reports("cut-unanswered")) == 1 })
+	if r := d.reports("cut-unanswered")[0]; r.Complete || r.Input < trueInput([]byte(body)) || r.Output != 0 {
+		t.Errorf("report %+v, want incomplete, at least the %d input tokens the body holds, no output", r, trueInput([]byte(body)))
+	}
+}

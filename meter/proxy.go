@@ -286,9 +286,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := r.Context().Value(exchangeKey{}).(*exchange)
 	if why := ex.flight.cutBy(); why != nil {
-		// Cut before the response began. Nothing is reported: no usage
-		// passed. SEAM: the provider had the request, so its input
-		// estimate (made at admission) is the floor to report here.
+		p.reportUnanswered(ex) // cut before the response began
 		refuse(w, ex.up, *why)
 		return
 	}

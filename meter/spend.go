@@ -171,6 +171,19 @@ func (p *Proxy) account(up *upstream, sp *spend, res usage.Result, r *api.Report
 	r.Allowance = sp.finish(r.Usage)
 }
 
+// reportUnanswered reports a request cut before its response began: the
+// provider had it, and bills its input whether or not it answered, so it
+// is counted at its input estimate (SPEC section 4), incomplete. In naive
+// mode there is no estimate and nothing is reported.
+func (p *Proxy) reportUnanswered(ex *exchange) {
+	if ex.spend == nil {
+		return
+	}
+	r := p.newReport(ex.up, usage.Result{}, nil)
+	p.account(ex.up, ex.spend, usage.Result{}, &r)
+	p.queue.add(r)
+}
+
 // deniedLocked is the refusal of a waiter the daemon would not cover:
 // the budget that governs, and what the request needed (for a stream in
 // flight, its next output slice).
