@@ -92,7 +92,7 @@ type answer struct {
 	ref         *refusal
 }
 
-// counted converts raw tokens to counted ones at the pool's weight,
+// countedLocked converts raw tokens to counted ones at the pool's weight,
 // rounding up: an estimate must not shrink in the conversion.
 func (pl *pool) countedLocked(raw int64) int64 {
 	if pl.weight == 1 || pl.weight <= 0 {
