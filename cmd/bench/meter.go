@@ -59,13 +59,13 @@ func benchMeter(ctx context.Context, r *runner) error {
 }
 
 // meterBench is everything the benchmark runs: an upstream, a daemon, the
-// meter (twice: caching the gate's answer, and asking it on every
-// request), a plain proxy and a plain proxy that pools its copy buffers as
-// the meter does.
+// meter three times (with allowances; without them, caching the gate's
+// answer; without them, asking the gate on every request), a plain proxy
+// and a plain proxy that pools its copy buffers as the meter does.
 type meterBench struct {
-	upstream                       *benchServer
-	plain, pooled, meter, uncached *procServer
-	daemon                         *procDaemon
+	upstream                              *benchServer
+	plain, pooled, meter, uncached, allow *procServer
+	daemon                                *procDaemon
 }
 
 func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
@@ -78,11 +78,15 @@ func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
 	starts := []func() (err error){
 		func() (err error) { e.plain, err = startProxyProc(ctx, "plain", up); return err },
 		func() (err error) { e.pooled, err = startProxyProc(ctx, "pooled", up); return err },
-		func() (err error) { e.meter, err = startMeterProc(ctx, r, d.sock, up); return err },
 		func() (err error) {
-			e.uncached, err = startMeterProc(ctx, r, d.sock, up, "--gate-cache", "0")
+			e.meter, err = startMeterProc(ctx, r, d.sock, up, "--allowances=false")
 			return err
 		},
+		func() (err error) {
+			e.uncached, err = startMeterProc(ctx, r, d.sock, up, "--allowances=false", "--gate-cache", "0")
+			return err
+		},
+		func() (err error) { e.allow, err = startMeterProc(ctx, r, d.sock, up); return err },
 	}
 	for _, start := range starts {
 		if err := start(); err != nil {
@@ -94,20 +98,21 @@ func startMeterBench(ctx context.Context, r *runner) (*meterBench, error) {
 }
 
 func (e *meterBench) stop() {
-	for _, p := range []*procServer{e.uncached, e.meter, e.pooled, e.plain} {
+	for _, p := range []*procServer{e.allow, e.uncached, e.meter, e.pooled, e.plain} {
 		p.stop()
 	}
 	e.upstream.Close()
 	e.daemon.stop()
 }
 
-// throughput runs the plain proxy, the pooled plain proxy, the meter, and
-// the meter asking the gate on every request in interleaved rounds and
-// reports the median round of each. The pooled proxy shows how much of the
+// throughput runs the plain proxy, the pooled plain proxy, the meter with
+// its cached gate (charge after, as before allowances), the meter asking
+// the gate on every request, and the meter with allowances in interleaved
+// rounds and reports the median round of each. The pooled proxy shows how much of the
 // meter's standing comes from reusing its copy buffers, which a plain
 // httputil.ReverseProxy allocates anew (32 KiB) for every response.
 func (e *meterBench) throughput(ctx context.Context, r *runner) error {
-	targets := []string{e.plain.URL, e.pooled.URL, e.meter.URL, e.uncached.URL}
+	targets := []string{e.plain.URL, e.pooled.URL, e.meter.URL, e.uncached.URL, e.allow.URL}
 	rounds := make([][]loadResult, len(targets))
 	for i := range proxyRounds {
 		for j, u := range targets {
@@ -118,7 +123,7 @@ func (e *meterBench) throughput(ctx context.Context, r *runner) error {
 			rounds[j] = append(rounds[j], res)
 		}
 	}
-	pm, pp, mm, um := median(rounds[0]), median(rounds[1]), median(rounds[2]), median(rounds[3])
+	pm, pp, mm, um, am := median(rounds[0]), median(rounds[1]), median(rounds[2]), median(rounds[3]), median(rounds[4])
 	r.report("plain_proxy_rps", round(pm.rps), "req/s")
 	r.report("plain_proxy_p50_us", round(micros(pm.p50)), "us")
 	r.report("plain_proxy_p99_us", round(micros(pm.p99)), "us")
@@ -132,6 +137,9 @@ func (e *meterBench) throughput(ctx context.Context, r *runner) error {
 	r.report("meter_vs_pooled_plain_ratio", round3(mm.rps/pp.rps), "ratio")
 	r.report("meter_gate_every_request_rps", round(um.rps), "req/s")
 	r.report("meter_gate_every_request_added_p50_us", round(micros(um.p50-pm.p50)), "us")
+	r.report("meter_allowance_rps", round(am.rps), "req/s")
+	r.report("meter_allowance_p50_us", round(micros(am.p50)), "us")
+	r.report("meter_allowance_vs_naive_ratio", round3(am.rps/mm.rps), "ratio") // target ≥ 0.9
 	return nil
 }
 
