@@ -148,7 +148,9 @@ type Config struct {
 	// Naive admits requests on the cached gate and charges them after
 	// they end, as before SPEC section 11 (--allowances=false): the budget
 	// is then a soft cap that every request in flight at its crossing runs
-	// past. The default spends only against allowances the daemon granted.
+	// past, and a stream runs to its end whatever happens to the bottle
+	// (the engine's cutoff still stops the container). The default spends
+	// only against allowances the daemon granted and cuts streams.
 	Naive bool
 	// CountTokens asks the provider's own counting endpoint (Anthropic
 	// Messages, OpenAI Responses), with the client's credentials, for the

@@ -82,7 +82,12 @@ func New(cfg Config) (*Proxy, error) {
 		BufferPool:     copybuf.Pool{},
 		ErrorLog:       log.New(slogWriter{cfg.Log}, "", 0),
 	}
-	p.stopWatch = p.startWatch()
+	p.stopWatch = func() {}
+	if !cfg.Naive {
+		// The naive mode is the soft cap of before, kept for comparison:
+		// it neither reserves nor cuts a stream mid-flight.
+		p.stopWatch = p.startWatch()
+	}
 	return p, nil
 }
 
