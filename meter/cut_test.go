@@ -90,8 +90,10 @@ var cutCases = []cutCase{
 			return "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"tok \"}}\n\n"
 		},
 		marker: "event: error\ndata: {",
-		// message_start's counts: the input, and the placeholder output.
-		floor: func(int) budget.Usage { return budget.Usage{Input: 100, Output: 1} },
+		// message_start's input; the output counted from the deltas that
+		// passed (4 bytes each, a token or more by the estimator's prior),
+		// not message_start's placeholder.
+		floor: func(seen int) budget.Usage { return budget.Usage{Input: 100, Output: int64(seen)} },
 	},
 	{
 		name: "openai chat", path: "/v1/chat/completions", provider: "codex",
@@ -100,9 +102,9 @@ var cutCases = []cutCase{
 			return `data: {"id":"chatcmpl-cut","object":"chat.completion.chunk","created":1,"model":"gpt-5","choices":[{"index":0,"delta":{"content":"tok "},"finish_reason":null}]}` + "\n\n"
 		},
 		marker: `data: {"error":{`,
-		// Chat sends its counts only at the end. The floor counted from
-		// the deltas that passed is meter/estimate's (not on main yet).
-		floor: func(int) budget.Usage { return budget.Usage{} },
+		// Chat sends its counts only at the end: the input is the
+		// request's estimate, the output counted from the deltas.
+		floor: func(seen int) budget.Usage { return budget.Usage{Input: 1, Output: int64(seen)} },
 	},
 	{
 		name: "openai responses", path: "/v1/responses", provider: "codex",
@@ -115,7 +117,7 @@ var cutCases = []cutCase{
 		},
 		marker: "event: response.failed\ndata: {",
 		// As for Chat: the counts come with response.completed.
-		floor: func(int) budget.Usage { return budget.Usage{} },
+		floor: func(seen int) budget.Usage { return budget.Usage{Input: 1, Output: int64(seen)} },
 	},
 	{
 		name: "gemini", path: "/v1beta/models/gemini-2.5-pro:streamGenerateContent", provider: "gemini",
