@@ -218,10 +218,16 @@ func (b *Book) Bottles() []Bottle {
 	return out
 }
 
-// SetState changes a known bottle's state, recording why and by whom.
+// SetState changes a known bottle's state, recording why and by whom. The
+// rate guard's mark stays through the steps of its own action (pending,
+// then done) and goes as soon as an operator takes over or the bottle runs
+// again (see TripRate).
 func (b *Book) SetState(slug string, s State, reason string, byOperator bool) {
 	if bt, ok := b.bottles[slug]; ok {
 		bt.State, bt.StateReason, bt.ByOperator = s, reason, byOperator
+		if byOperator || !s.Blocked() {
+			bt.ByRateGuard = false
+		}
 	}
 }
 

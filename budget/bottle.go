@@ -44,8 +44,11 @@ type Bottle struct {
 	Budget       Limits            `json:"budget,omitempty"`
 	AgentBudgets map[string]Limits `json:"agent_budgets,omitempty"`
 	Shutdown     Policy            `json:"shutdown,omitempty"`
-	Containers   []string          `json:"containers,omitempty"`
-	State        State             `json:"state"`
+	// Rate is the bottle's own rate guard (SPEC section 12): tokens per
+	// minute per provider, over the settings' defaults.
+	Rate       Rates    `json:"rate,omitempty"`
+	Containers []string `json:"containers,omitempty"`
+	State      State    `json:"state"`
 	// StateReason says why the bottle is in its state (the budget that
 	// tripped, or the operator's reason).
 	StateReason string `json:"state_reason,omitempty"`
@@ -54,6 +57,11 @@ type Bottle struct {
 	// operator restored is not cut off again for a budget that was already
 	// exhausted.
 	ByOperator bool `json:"by_operator,omitempty"`
+	// ByRateGuard is true when the rate guard set the current state: the
+	// guard lifts what it did itself once the bottle's rate has stayed
+	// under it for a minute, and nothing else (a raised budget, a reset)
+	// lifts it.
+	ByRateGuard bool `json:"by_rate_guard,omitempty"`
 	// Implicit is true for a bottle registered on the fly by its first
 	// report; the global scope governs it until it is registered properly.
 	Implicit  bool      `json:"implicit,omitempty"`

@@ -348,14 +348,14 @@ func (b *Book) Crossings(slugs []string, exempt Exemptions) []Event {
 	return out
 }
 
-// Restorable lists the given bottles that a budget cut off (not an
-// operator) and that no exhausted budget governs any more: raising a limit
-// or leaving a parent gave them room again.
+// Restorable lists the given bottles that a budget cut off or paused (not
+// an operator, not the rate guard) and that no exhausted budget governs
+// any more: raising a limit or leaving a parent gave them room again.
 func (b *Book) Restorable(slugs []string) []string {
 	var out []string
 	for _, slug := range slugs {
 		bt, ok := b.bottles[slug]
-		if !ok || bt.State != CutOff || bt.ByOperator {
+		if !ok || (bt.State != CutOff && bt.State != Paused) || bt.ByOperator || bt.ByRateGuard {
 			continue
 		}
 		if !b.overBudget(bt) {

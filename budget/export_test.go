@@ -4,3 +4,6 @@ package budget
 // forgets have changed so far, so a test can show that the work follows a
 // bottle's lineage and not the size of the forest.
 func (b *Book) SumMoves() int { return b.sumMoves }
+
+// RateBuckets is how many one-second buckets a window holds.
+func RateBuckets(w *RateWindow) int { return len(w.buckets) }

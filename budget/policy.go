@@ -5,20 +5,21 @@ import "fmt"
 // Policy is what happens to a bottle when a budget governing it is exhausted.
 type Policy string
 
-// The policies of SPEC section 2. Cutoff is the default.
+// The policies of SPEC sections 2 and 12. Cutoff is the default.
 const (
 	Cutoff Policy = "cutoff"
+	Pause  Policy = "pause"
 	Freeze Policy = "freeze"
 	Kill   Policy = "kill"
 )
 
-// ParsePolicy accepts the three policy names; the empty string is not one.
+// ParsePolicy accepts the four policy names; the empty string is not one.
 func ParsePolicy(s string) (Policy, error) {
 	switch p := Policy(s); p {
-	case Cutoff, Freeze, Kill:
+	case Cutoff, Pause, Freeze, Kill:
 		return p, nil
 	}
-	return "", fmt.Errorf("%w: policy %q: want cutoff, freeze or kill", ErrInvalid, s)
+	return "", fmt.Errorf("%w: policy %q: want cutoff, pause, freeze or kill", ErrInvalid, s)
 }
 
 // Precedence decides which scopes apply to a report.
@@ -48,6 +49,7 @@ const (
 	Active  State = "active"
 	Warned  State = "warned"
 	CutOff  State = "cut_off"
+	Paused  State = "paused"
 	Frozen  State = "frozen"
 	Killed  State = "killed"
 	Pending State = "pending"
@@ -57,7 +59,7 @@ const (
 // its budget says.
 func (s State) Blocked() bool {
 	switch s {
-	case CutOff, Frozen, Killed, Pending:
+	case CutOff, Paused, Frozen, Killed, Pending:
 		return true
 	}
 	return false
@@ -66,26 +68,30 @@ func (s State) Blocked() bool {
 // ActionKind is an enforcement or operator action on a bottle.
 type ActionKind string
 
-// The actions of SPEC section 5/6. Restore reverses a cutoff.
+// The actions of SPEC sections 5, 6 and 12. Restore reverses a cutoff or
+// a pause.
 const (
 	ActCutoff  ActionKind = "cutoff"
+	ActPause   ActionKind = "pause"
 	ActFreeze  ActionKind = "freeze"
 	ActKill    ActionKind = "kill"
 	ActRestore ActionKind = "restore"
 )
 
-// ParseActionKind accepts cutoff, freeze, kill and restore.
+// ParseActionKind accepts cutoff, pause, freeze, kill and restore.
 func ParseActionKind(s string) (ActionKind, error) {
 	switch a := ActionKind(s); a {
-	case ActCutoff, ActFreeze, ActKill, ActRestore:
+	case ActCutoff, ActPause, ActFreeze, ActKill, ActRestore:
 		return a, nil
 	}
-	return "", fmt.Errorf("%w: action %q: want cutoff, freeze, kill or restore", ErrInvalid, s)
+	return "", fmt.Errorf("%w: action %q: want cutoff, pause, freeze, kill or restore", ErrInvalid, s)
 }
 
 // ActionFor is the action a policy calls for.
 func ActionFor(p Policy) ActionKind {
 	switch p {
+	case Pause:
+		return ActPause
 	case Freeze:
 		return ActFreeze
 	case Kill:
@@ -97,6 +103,8 @@ func ActionFor(p Policy) ActionKind {
 // StateAfter is the state a bottle is in once an action has been done.
 func StateAfter(a ActionKind) State {
 	switch a {
+	case ActPause:
+		return Paused
 	case ActFreeze:
 		return Frozen
 	case ActKill:

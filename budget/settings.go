@@ -28,15 +28,22 @@ type Settings struct {
 	// AllowanceTTL is how long an allowance lives without being renewed
 	// (SPEC section 11): a meter that dies leaks its holds no longer.
 	AllowanceTTL time.Duration
+	// Rate is the default rate guard of every bottle (SPEC section 12),
+	// tokens per minute per provider; RatePolicy is what a tripped guard
+	// does (Pause by default).
+	Rate       Rates
+	RatePolicy Policy
 }
 
 // DefaultAllowanceTTL is AllowanceTTL when settings do not say.
 const DefaultAllowanceTTL = 30 * time.Second
 
-// Defaults are the budget and policy settings give a bottle or agent name.
+// Defaults are the budget, policy and rate guard settings give a bottle
+// or agent name.
 type Defaults struct {
 	Budget   Limits
 	Shutdown Policy
+	Rate     Rates
 }
 
 // DefaultSettings are the settings in force when there is no settings file.
@@ -52,6 +59,8 @@ func DefaultSettings() *Settings {
 		Weights:    map[string]Weights{},
 
 		AllowanceTTL: DefaultAllowanceTTL,
+		Rate:         Rates{},
+		RatePolicy:   Pause,
 	}
 }
 
