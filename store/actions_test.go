@@ -3,10 +3,14 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/migrations"
+	"github.com/bot-bottle/bottlecap/store"
 )
 
 func TestActionLifecycle(t *testing.T) {
@@ -19,7 +23,7 @@ func TestActionLifecycle(t *testing.T) {
 	if a.ID == 0 || a.Status != budget.StatusPending || a.CreatedAt.IsZero() {
 		t.Errorf("created %+v, want an ID, pending, a time", a)
 	}
-	b, err := db.CreateAction(ctx, budget.Action{Bottle: "b2", Kind: budget.ActKill, Operator: true})
+	b, err := db.CreateAction(ctx, budget.Action{Bottle: "b2", Kind: budget.ActPause, Operator: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +42,8 @@ func TestActionLifecycle(t *testing.T) {
 	if got := pending[0]; got.Attempts != 1 || got.LastError != "engine unreachable" || got.Reason != "bottle budget" {
 		t.Errorf("after update: %+v", got)
 	}
-	if !pending[1].Operator || pending[1].Kind != budget.ActKill {
-		t.Errorf("b = %+v, want an operator kill", pending[1])
+	if !pending[1].Operator || pending[1].Kind != budget.ActPause {
+		t.Errorf("b = %+v, want an operator pause", pending[1])
 	}
 
 	a.Status, a.Attempts, a.LastError = budget.StatusDone, 2, ""
@@ -100,5 +104,58 @@ func TestMemos(t *testing.T) {
 	}
 	if _, err := db.Memo(ctx, "b1", "routes"); !errors.Is(err, budget.ErrNotFound) {
 		t.Errorf("Memo after delete: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestMigrationKeepsTheJournal opens a ledger whose journal predates the
+// pause action: its actions keep their ids and fields, a new one takes the
+// next id (never one used before, even by an action at the end of the old
+// sequence), and a pause can be journaled.
+func TestMigrationKeepsTheJournal(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
+	for _, m := range all[:4] {
+		if _, err := raw.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		raw.Exec(`INSERT INTO schema_version VALUES (?, ?, 0)`, m.Version, m.Name)
+	}
+	for _, q := range []string{
+		`INSERT INTO actions (bottle, kind, reason, operator, status, attempts, created_at, updated_at) VALUES ('b1', 'cutoff', 'budget', 0, 'done', 2, 1, 2)`,
+		`INSERT INTO actions (bottle, kind, reason, operator, status, attempts, created_at, updated_at) VALUES ('b1', 'restore', 'op', 1, 'pending', 0, 3, 3)`,
+		`INSERT INTO actions (bottle, kind, reason, operator, status, attempts, created_at, updated_at) VALUES ('b2', 'kill', 'gone', 0, 'done', 1, 4, 4)`,
+		`DELETE FROM actions WHERE id = 3`, // the sequence stays at 3
+		`INSERT INTO bottles (slug, created_at) VALUES ('b1', 1)`,
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old, err := db.Actions(ctx, "")
+	if err != nil || len(old) != 2 || old[0].ID != 1 || old[0].Attempts != 2 || old[1].ID != 2 || !old[1].Operator || old[1].Status != budget.StatusPending {
+		t.Fatalf("journal after migrating: %+v (%v), want actions 1 and 2 as they were", old, err)
+	}
+	p, err := db.CreateAction(ctx, budget.Action{Bottle: "b1", Kind: budget.ActPause, Reason: "rate guard"})
+	if err != nil || p.ID != 4 {
+		t.Errorf("new pause: %+v (%v), want id 4", p, err)
+	}
+	if b, err := db.Bottle(ctx, "b1"); err != nil || b.Rate != nil || b.ByRateGuard {
+		t.Errorf("old bottle: %+v (%v), want no rate guard of its own and no mark", b, err)
 	}
 }

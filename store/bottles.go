@@ -9,7 +9,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-const bottleColumns = `slug, agent, name, parent, budget, agent_budgets, policy, containers, state, state_reason, by_operator, implicit, created_at`
+const bottleColumns = `slug, agent, name, parent, budget, agent_budgets, policy, containers, state, state_reason, by_operator, implicit, created_at, rate, by_rate_guard`
 
 // PutBottle inserts or replaces a bottle. An empty state is stored as
 // active; a zero CreatedAt keeps the stored one (or is now for a new bottle).
@@ -26,7 +26,7 @@ func putBottle(ctx context.Context, tx *sql.Tx, b budget.Bottle, now int64) erro
 	if b.State == "" {
 		b.State = budget.Active
 	}
-	budgetJSON, agentJSON, containersJSON, err := bottleJSON(b)
+	budgetJSON, agentJSON, containersJSON, rateJSON, err := bottleJSON(b)
 	if err != nil {
 		return err
 	}
@@ -35,16 +35,17 @@ func putBottle(ctx context.Context, tx *sql.Tx, b budget.Bottle, now int64) erro
 		created = now
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO bottles (`+bottleColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (slug) DO UPDATE SET
 			agent = excluded.agent, name = excluded.name, parent = excluded.parent,
 			budget = excluded.budget, agent_budgets = excluded.agent_budgets,
 			policy = excluded.policy, containers = excluded.containers,
 			state = excluded.state, state_reason = excluded.state_reason,
 			by_operator = excluded.by_operator, implicit = excluded.implicit,
+			rate = excluded.rate, by_rate_guard = excluded.by_rate_guard,
 			created_at = CASE WHEN ? THEN bottles.created_at ELSE excluded.created_at END`,
 		b.Slug, b.Agent, b.Name, b.Parent, budgetJSON, agentJSON, string(b.Shutdown),
-		containersJSON, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created, keep)
+		containersJSON, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created, rateJSON, b.ByRateGuard, keep)
 	return err
 }
 
@@ -56,7 +57,7 @@ func insertNewBottles(ctx context.Context, tx *sql.Tx, bottles []budget.Bottle, 
 		if b.State == "" {
 			b.State = budget.Active
 		}
-		budgetJSON, agentJSON, containersJSON, err := bottleJSON(b)
+		budgetJSON, agentJSON, containersJSON, rateJSON, err := bottleJSON(b)
 		if err != nil {
 			return err
 		}
@@ -65,9 +66,9 @@ func insertNewBottles(ctx context.Context, tx *sql.Tx, bottles []budget.Bottle, 
 			created = now
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO bottles (`+bottleColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slug) DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slug) DO NOTHING`,
 			b.Slug, b.Agent, b.Name, b.Parent, budgetJSON, agentJSON, string(b.Shutdown),
-			containersJSON, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created)
+			containersJSON, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created, rateJSON, b.ByRateGuard)
 		if err != nil {
 			return fmt.Errorf("insert bottle %s: %w", b.Slug, err)
 		}
@@ -75,7 +76,7 @@ func insertNewBottles(ctx context.Context, tx *sql.Tx, bottles []budget.Bottle, 
 	return nil
 }
 
-func bottleJSON(b budget.Bottle) (budgetJSON, agentJSON, containersJSON string, err error) {
+func bottleJSON(b budget.Bottle) (budgetJSON, agentJSON, containersJSON, rateJSON string, err error) {
 	enc := func(v any, empty string) (string, error) {
 		data, err := json.Marshal(v)
 		if err != nil {
@@ -92,7 +93,10 @@ func bottleJSON(b budget.Bottle) (budgetJSON, agentJSON, containersJSON string, 
 	if agentJSON, err = enc(b.AgentBudgets, "{}"); err != nil {
 		return
 	}
-	containersJSON, err = enc(b.Containers, "[]")
+	if containersJSON, err = enc(b.Containers, "[]"); err != nil {
+		return
+	}
+	rateJSON, err = enc(b.Rate, "{}")
 	return
 }
 
@@ -131,10 +135,10 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanBottle(s scanner) (budget.Bottle, error) {
 	var b budget.Bottle
-	var budgetJSON, agentJSON, containersJSON, policy, state string
+	var budgetJSON, agentJSON, containersJSON, rateJSON, policy, state string
 	var created int64
 	err := s.Scan(&b.Slug, &b.Agent, &b.Name, &b.Parent, &budgetJSON, &agentJSON, &policy,
-		&containersJSON, &state, &b.StateReason, &b.ByOperator, &b.Implicit, &created)
+		&containersJSON, &state, &b.StateReason, &b.ByOperator, &b.Implicit, &created, &rateJSON, &b.ByRateGuard)
 	if err != nil {
 		return b, err
 	}
@@ -142,7 +146,7 @@ func scanBottle(s scanner) (budget.Bottle, error) {
 	for _, f := range []struct {
 		data string
 		dst  any
-	}{{budgetJSON, &b.Budget}, {agentJSON, &b.AgentBudgets}, {containersJSON, &b.Containers}} {
+	}{{budgetJSON, &b.Budget}, {agentJSON, &b.AgentBudgets}, {containersJSON, &b.Containers}, {rateJSON, &b.Rate}} {
 		if err := json.Unmarshal([]byte(f.data), f.dst); err != nil {
 			return b, fmt.Errorf("decode bottle %s: %w", b.Slug, err)
 		}
@@ -155,6 +159,9 @@ func scanBottle(s scanner) (budget.Bottle, error) {
 	}
 	if len(b.Containers) == 0 {
 		b.Containers = nil
+	}
+	if len(b.Rate) == 0 {
+		b.Rate = nil
 	}
 	return b, nil
 }

@@ -21,6 +21,7 @@ func TestBottlesCRUD(t *testing.T) {
 		Shutdown:     budget.Freeze, Containers: []string{"c1", "c2"},
 		State: budget.CutOff, StateReason: "operator: runaway loop", ByOperator: true,
 		Implicit: true, CreatedAt: created,
+		Rate: budget.Rates{"claude": 300_000}, ByRateGuard: true,
 	}
 	if err := db.PutBottle(ctx, want); err != nil {
 		t.Fatal(err)
@@ -37,12 +38,12 @@ func TestBottlesCRUD(t *testing.T) {
 	}
 
 	// Replacing keeps created_at when the new value has none.
-	want.Implicit, want.CreatedAt, want.Containers = false, time.Time{}, nil
+	want.Implicit, want.CreatedAt, want.Containers, want.Rate, want.ByRateGuard = false, time.Time{}, nil, nil, false
 	if err := db.PutBottle(ctx, want); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = db.Bottle(ctx, want.Slug)
-	if !got.CreatedAt.Equal(created) || got.Implicit || got.Containers != nil {
+	if !got.CreatedAt.Equal(created) || got.Implicit || got.Containers != nil || got.Rate != nil || got.ByRateGuard {
 		t.Errorf("after replace: %+v", got)
 	}
 
