@@ -74,9 +74,13 @@ func (p *settingsParser) top(f field) error {
 		p.s.Socket, err = p.socket(f)
 	case "allowance_ttl":
 		p.s.AllowanceTTL, err = p.allowanceTTL(f)
+	case "rate":
+		p.s.Rate, err = p.rates(f)
+	case "rate_policy":
+		p.s.RatePolicy, err = p.policy(f)
 	default:
 		err = p.unknown(f, "budget", "shutdown", "precedence", "warn_at", "bottles",
-			"agents", "providers", "weights", "operators", "socket", "allowance_ttl")
+			"agents", "providers", "weights", "operators", "socket", "allowance_ttl", "rate", "rate_policy")
 	}
 	return err
 }
@@ -114,7 +118,7 @@ func (p *settingsParser) limits(f field) (budget.Limits, error) {
 	return l, err
 }
 
-// policy reads cutoff, freeze or kill.
+// policy reads cutoff, pause, freeze or kill.
 func (p *settingsParser) policy(f field) (budget.Policy, error) {
 	s, err := p.scalar(f)
 	if err != nil {
@@ -122,7 +126,7 @@ func (p *settingsParser) policy(f field) (budget.Policy, error) {
 	}
 	pol, err := budget.ParsePolicy(s)
 	if err != nil {
-		return "", p.fail(f.value, f.path, "%q is not a policy (want cutoff, freeze or kill)", s)
+		return "", p.fail(f.value, f.path, "%q is not a policy (want cutoff, pause, freeze or kill)", s)
 	}
 	return pol, nil
 }
@@ -164,7 +168,7 @@ func (p *settingsParser) warnAt(f field) (float64, error) {
 	return v, nil
 }
 
-// defaultsByName reads bottles: or agents:, name -> {budget, shutdown}.
+// defaultsByName reads bottles: or agents:, name -> {budget, shutdown, rate}.
 func (p *settingsParser) defaultsByName(f field, into map[string]budget.Defaults) error {
 	what := strings.TrimSuffix(f.name, "s")
 	return p.fields(f.value, f.path, func(e field) error {
@@ -179,8 +183,10 @@ func (p *settingsParser) defaultsByName(f field, into map[string]budget.Defaults
 				d.Budget, err = p.limits(k)
 			case "shutdown":
 				d.Shutdown, err = p.policy(k)
+			case "rate":
+				d.Rate, err = p.rates(k)
 			default:
-				err = p.unknown(k, "budget", "shutdown")
+				err = p.unknown(k, "budget", "shutdown", "rate")
 			}
 			return err
 		})

@@ -53,6 +53,7 @@ func TestExampleFile(t *testing.T) {
 	want.Providers["pi"] = []string{"ollama"}
 	want.Weights["claude"] = budget.Weights{Input: 1, CacheRead: 0.1, CacheWrite: 1, Output: 1}
 	want.Operators = []string{"1000", "wheel"}
+	want.Rate = budget.Rates{"claude": 300_000}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("example settings:\n got %+v\nwant %+v", got, want)
 	}
@@ -110,7 +111,7 @@ func TestErrorFormat(t *testing.T) {
 
 func TestErrorFormatKeepsTabsAndCRLF(t *testing.T) {
 	_, err := settings.Parse("s.yml", []byte("warn_at: 80%\r\nshutdown: \"a\tb\" # x\r\n"))
-	want := "s.yml:2:11: shutdown: \"a\\tb\" is not a policy (want cutoff, freeze or kill)\n" +
+	want := "s.yml:2:11: shutdown: \"a\\tb\" is not a policy (want cutoff, pause, freeze or kill)\n" +
 		"   2 | shutdown: \"a\tb\" # x\n" +
 		"     |           ^"
 	if err == nil || err.Error() != want {
@@ -192,7 +193,7 @@ func TestBadValues(t *testing.T) {
 		{"budget:\n  claude:", 2, 3, "budget.claude", "missing value"},
 		{"budget:\n  claude: [1]", 2, 11, "budget.claude", "want a single value, got a list"},
 		{"budget:\n  bad name: 1", 2, 3, "budget.bad name", `"bad name" is not a provider name`},
-		{"shutdown: stop", 1, 11, "shutdown", `"stop" is not a policy (want cutoff, freeze or kill)`},
+		{"shutdown: stop", 1, 11, "shutdown", `"stop" is not a policy (want cutoff, pause, freeze or kill)`},
 		{"shutdown:", 1, 1, "shutdown", "missing value"},
 		{"shutdown: Cutoff", 1, 11, "shutdown", `"Cutoff" is not a policy`},
 		{"precedence: loose", 1, 13, "precedence", `"loose" is not a precedence (want nearest or strict)`},
@@ -230,10 +231,10 @@ func TestBadValues(t *testing.T) {
 
 func TestUnknownKeys(t *testing.T) {
 	checkErrors(t, []errCase{
-		{"budgets:\n  claude: 1M", 1, 1, "budgets", `unknown key "budgets" (want budget, shutdown, precedence, warn_at, bottles, agents, providers, weights, operators, socket or allowance_ttl)`},
+		{"budgets:\n  claude: 1M", 1, 1, "budgets", `unknown key "budgets" (want budget, shutdown, precedence, warn_at, bottles, agents, providers, weights, operators, socket, allowance_ttl, rate or rate_policy)`},
 		{"shutdown: cutoff\nwarn: 80%", 2, 1, "warn", `unknown key "warn"`},
-		{"bottles:\n  dev:\n    budgets: {}", 3, 5, "bottles.dev.budgets", `unknown key "budgets" (want budget or shutdown)`},
-		{"agents:\n  reviewer:\n    shutdown: kill\n    policy: kill", 4, 5, "agents.reviewer.policy", `unknown key "policy" (want budget or shutdown)`},
+		{"bottles:\n  dev:\n    budgets: {}", 3, 5, "bottles.dev.budgets", `unknown key "budgets" (want budget, shutdown or rate)`},
+		{"agents:\n  reviewer:\n    shutdown: kill\n    policy: kill", 4, 5, "agents.reviewer.policy", `unknown key "policy" (want budget, shutdown or rate)`},
 		{"weights:\n  claude:\n    cache_reads: 0.1", 3, 5, "weights.claude.cache_reads", `unknown key "cache_reads" (want input, cache_read, cache_write or output)`},
 		{"weights: {claude: {in: 1}}", 1, 20, "weights.claude.in", `unknown key "in"`},
 		{"Budget: {}", 1, 1, "Budget", `unknown key "Budget"`},
@@ -359,4 +360,37 @@ func TestParseDoesNotShareDefaults(t *testing.T) {
 	if got := budget.DefaultSettings(); !reflect.DeepEqual(got.Providers, budget.DefaultProviders()) || len(got.Bottles) != 0 {
 		t.Errorf("DefaultSettings changed by a parse: %+v", got)
 	}
+}
+
+// TestRate: rate guards globally, per bottle name and per agent name, and
+// the rate policy; every bad guard is named with its position.
+func TestRate(t *testing.T) {
+	s := parse(t, "rate:\n  claude: 300k/min\n  codex: 1.5M/min\nrate_policy: cutoff\nshutdown: pause\n"+
+		"bottles:\n  dev:\n    rate:\n      claude: 100k/min\nagents:\n  reviewer:\n    rate: {gemini: 5k/min}\n")
+	if want := (budget.Rates{"claude": 300_000, "codex": 1_500_000}); !reflect.DeepEqual(s.Rate, want) {
+		t.Errorf("Rate = %v, want %v", s.Rate, want)
+	}
+	if s.RatePolicy != budget.Cutoff || s.Shutdown != budget.Pause {
+		t.Errorf("rate_policy %s, shutdown %s; want cutoff, pause", s.RatePolicy, s.Shutdown)
+	}
+	if got := s.Bottles["dev"].Rate["claude"]; got != 100_000 {
+		t.Errorf("bottles.dev.rate.claude = %d, want 100000", got)
+	}
+	if got := s.Agents["reviewer"].Rate["gemini"]; got != 5000 {
+		t.Errorf("agents.reviewer.rate.gemini = %d, want 5000", got)
+	}
+	if d := parse(t, "budget: {claude: 1M}"); d.RatePolicy != budget.Pause || len(d.Rate) != 0 {
+		t.Errorf("defaults: rate %v, policy %s; want none, pause", d.Rate, d.RatePolicy)
+	}
+	checkErrors(t, []errCase{
+		{"rate:\n  claude: 300k", 2, 11, "rate.claude", `"300k" has no unit: a rate guard is tokens per minute, e.g. 300k/min`},
+		{"rate:\n  claude: 300k/h", 2, 11, "rate.claude", `"300k/h": a rate guard is per minute only (want e.g. 300k/min)`},
+		{"rate:\n  claude: 0/min", 2, 11, "rate.claude", "must be above 0"},
+		{"rate:\n  claude: lots/min", 2, 11, "rate.claude", `"lots" is not a token amount`},
+		{"rate:\n  bad name: 1k/min", 2, 3, "rate.bad name", `"bad name" is not a provider name`},
+		{"rate: 300k/min", 1, 7, "rate", `want a mapping, got "300k/min"`},
+		{"rate_policy: stop", 1, 14, "rate_policy", `"stop" is not a policy (want cutoff, pause, freeze or kill)`},
+		{"bottles:\n  dev:\n    rate:\n      claude: 5k/day", 4, 15, "bottles.dev.rate.claude", "per minute only"},
+		{"agents:\n  reviewer:\n    rate: {claude: 5k}", 3, 20, "agents.reviewer.rate.claude", "has no unit"},
+	})
 }
