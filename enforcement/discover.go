@@ -15,6 +15,7 @@ const (
 	LabelParent   = "bot-bottle.parent"
 	LabelShutdown = "bot-bottle.shutdown"
 	LabelAgent    = "bot-bottle.agent"
+	LabelRate     = "bot-bottle.rate"
 )
 
 // ContainerState is what discovery last learned about a container.
@@ -40,6 +41,7 @@ type Discovered struct {
 	Parent      string
 	Budget      budget.Limits
 	Shutdown    budget.Policy
+	Rate        budget.Rates
 	State       ContainerState
 	Labels      map[string]string
 	// Err wraps budget.ErrInvalid for each label that did not parse.
@@ -87,6 +89,11 @@ func ParseLabels(labels map[string]string) (d Discovered, ok bool) {
 		d.Budget = l
 		errs = append(errs, labelErr(LabelBudget, err))
 	}
+	if v := labels[LabelRate]; v != "" {
+		r, err := ParseRates(v)
+		d.Rate = r
+		errs = append(errs, labelErr(LabelRate, err))
+	}
 	d.Err = errors.Join(errs...)
 	return d, true
 }
@@ -102,6 +109,21 @@ func labelErr(label string, err error) error {
 // Every bad entry is reported, and the good ones are kept.
 func ParseBudget(s string) (budget.Limits, error) {
 	l := budget.Limits{}
+	err := parseEntries(s, "tokens", budget.ParseTokens, func(p string, n int64) { l[p] = n })
+	return l, err
+}
+
+// ParseRates reads a rate label, `claude=300k/min,codex=1M/min`, into rate
+// guards. Every bad entry is reported, and the good ones are kept.
+func ParseRates(s string) (budget.Rates, error) {
+	r := budget.Rates{}
+	err := parseEntries(s, "tokens/min", budget.ParseRate, func(p string, n int64) { r[p] = n })
+	return r, err
+}
+
+// parseEntries reads comma-separated provider=value entries, each value
+// read by parse and kept by keep; want names the value in errors.
+func parseEntries(s, want string, parse func(string) (int64, error), keep func(string, int64)) error {
 	var errs []error
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
@@ -111,19 +133,19 @@ func ParseBudget(s string) (budget.Limits, error) {
 		provider, amount, found := strings.Cut(item, "=")
 		provider, amount = strings.TrimSpace(provider), strings.TrimSpace(amount)
 		if !found {
-			errs = append(errs, fmt.Errorf("%w: %q: want provider=tokens", budget.ErrInvalid, item))
+			errs = append(errs, fmt.Errorf("%w: %q: want provider=%s", budget.ErrInvalid, item, want))
 			continue
 		}
 		if err := budget.ValidateName("provider", provider); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		n, err := budget.ParseTokens(amount)
+		n, err := parse(amount)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("provider %s: %w", provider, err))
 			continue
 		}
-		l[provider] = n
+		keep(provider, n)
 	}
-	return l, errors.Join(errs...)
+	return errors.Join(errs...)
 }

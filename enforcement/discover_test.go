@@ -27,9 +27,10 @@ func TestParseLabels(t *testing.T) {
 		wantErr []string               // substrings of Err
 	}{
 		{"all labels", map[string]string{"bot-bottle.bottle": "impl-1", "bot-bottle.budget": "claude=1M, codex=500k",
-			"bot-bottle.parent": "root-0", "bot-bottle.shutdown": "freeze", "bot-bottle.agent": "implementer"}, true,
-			enforcement.Discovered{Bottle: "impl-1", Parent: "root-0", Agent: "implementer", Shutdown: budget.Freeze,
-				Budget: budget.Limits{"claude": 1_000_000, "codex": 500_000}}, nil},
+			"bot-bottle.parent": "root-0", "bot-bottle.shutdown": "pause", "bot-bottle.agent": "implementer",
+			"bot-bottle.rate": "claude=300k/min, codex=1M/min"}, true,
+			enforcement.Discovered{Bottle: "impl-1", Parent: "root-0", Agent: "implementer", Shutdown: budget.Pause,
+				Budget: budget.Limits{"claude": 1_000_000, "codex": 500_000}, Rate: budget.Rates{"claude": 300_000, "codex": 1_000_000}}, nil},
 		{"compose project", map[string]string{"com.docker.compose.project": "bot-bottle-abc12"}, true,
 			enforcement.Discovered{Bottle: "abc12"}, nil},
 		{"bottle label wins over project", map[string]string{"com.docker.compose.project": "bot-bottle-x", "bot-bottle.bottle": "y"}, true,
@@ -40,6 +41,9 @@ func TestParseLabels(t *testing.T) {
 			"bot-bottle.shutdown": "explode", "bot-bottle.parent": "../x"}, true,
 			enforcement.Discovered{Bottle: "b", Parent: "../x", Budget: budget.Limits{"codex": 2000}},
 			[]string{"claude", "explode", "bot-bottle.parent", `"pi"`, "provider"}},
+		{"bad rates", map[string]string{"bot-bottle.bottle": "b", "bot-bottle.rate": "claude=300k,codex=1k/min,gemini=5k/h,pi"}, true,
+			enforcement.Discovered{Bottle: "b", Rate: budget.Rates{"codex": 1000}},
+			[]string{"bot-bottle.rate", "provider claude", "has no unit", "provider gemini", "per minute only", `"pi": want provider=tokens/min`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,10 +71,8 @@ func TestParseLabels(t *testing.T) {
 }
 
 func sameDiscovered(a, b enforcement.Discovered) bool {
-	ab, bb := a.Budget, b.Budget
-	a.Budget, b.Budget, a.Labels, b.Labels, a.Err, b.Err = nil, nil, nil, nil, nil, nil
 	return a.Bottle == b.Bottle && a.Agent == b.Agent && a.Parent == b.Parent && a.Shutdown == b.Shutdown &&
-		a.ContainerID == b.ContainerID && a.State == b.State && maps.Equal(ab, bb)
+		a.ContainerID == b.ContainerID && a.State == b.State && maps.Equal(a.Budget, b.Budget) && maps.Equal(a.Rate, b.Rate)
 }
 
 // TestWatchReconcilesAfterStreamError follows one event, loses the stream,

@@ -52,6 +52,8 @@ func (d *Docker) Do(ctx context.Context, a Action) error {
 	switch a.Kind {
 	case budget.ActCutoff:
 		err = d.cutoff(ctx, a)
+	case budget.ActPause:
+		err = d.pause(ctx, a)
 	case budget.ActRestore:
 		err = d.restore(ctx, a)
 	case budget.ActFreeze:

@@ -1,5 +1,5 @@
 // Package enforcement is bottlecap's Docker side: it cuts bottles off,
-// restores, freezes and kills them through the Docker Engine API, runs
+// pauses, restores, freezes and kills them through the Docker Engine API, runs
 // those actions with retries, and discovers bottles from container labels
 // and events. Engine errors are translated here, once, into budget's error
 // classes.
@@ -24,6 +24,8 @@ type Engine interface {
 	ContainerCommit(ctx context.Context, id string, options client.ContainerCommitOptions) (client.ContainerCommitResult, error)
 	ContainerStop(ctx context.Context, id string, options client.ContainerStopOptions) (client.ContainerStopResult, error)
 	ContainerRemove(ctx context.Context, id string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
+	ContainerPause(ctx context.Context, id string, options client.ContainerPauseOptions) (client.ContainerPauseResult, error)
+	ContainerUnpause(ctx context.Context, id string, options client.ContainerUnpauseOptions) (client.ContainerUnpauseResult, error)
 	ImageInspect(ctx context.Context, id string, options ...client.ImageInspectOption) (client.ImageInspectResult, error)
 	NetworkInspect(ctx context.Context, id string, options client.NetworkInspectOptions) (client.NetworkInspectResult, error)
 	NetworkConnect(ctx context.Context, id string, options client.NetworkConnectOptions) (client.NetworkConnectResult, error)

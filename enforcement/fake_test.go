@@ -24,6 +24,8 @@ type fakeEngine struct {
 	ContainerCommitFn   func(context.Context, string, client.ContainerCommitOptions) (client.ContainerCommitResult, error)
 	ContainerStopFn     func(context.Context, string, client.ContainerStopOptions) (client.ContainerStopResult, error)
 	ContainerRemoveFn   func(context.Context, string, client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
+	ContainerPauseFn    func(context.Context, string, client.ContainerPauseOptions) (client.ContainerPauseResult, error)
+	ContainerUnpauseFn  func(context.Context, string, client.ContainerUnpauseOptions) (client.ContainerUnpauseResult, error)
 	ImageInspectFn      func(context.Context, string, ...client.ImageInspectOption) (client.ImageInspectResult, error)
 	NetworkInspectFn    func(context.Context, string, client.NetworkInspectOptions) (client.NetworkInspectResult, error)
 	NetworkConnectFn    func(context.Context, string, client.NetworkConnectOptions) (client.NetworkConnectResult, error)
@@ -84,6 +86,20 @@ func (f *fakeEngine) ContainerRemove(ctx context.Context, id string, o client.Co
 		return client.ContainerRemoveResult{}, errNoFake
 	}
 	return f.ContainerRemoveFn(ctx, id, o)
+}
+
+func (f *fakeEngine) ContainerPause(ctx context.Context, id string, o client.ContainerPauseOptions) (client.ContainerPauseResult, error) {
+	if f.ContainerPauseFn == nil {
+		return client.ContainerPauseResult{}, errNoFake
+	}
+	return f.ContainerPauseFn(ctx, id, o)
+}
+
+func (f *fakeEngine) ContainerUnpause(ctx context.Context, id string, o client.ContainerUnpauseOptions) (client.ContainerUnpauseResult, error) {
+	if f.ContainerUnpauseFn == nil {
+		return client.ContainerUnpauseResult{}, errNoFake
+	}
+	return f.ContainerUnpauseFn(ctx, id, o)
 }
 
 func (f *fakeEngine) ImageInspect(ctx context.Context, id string, o ...client.ImageInspectOption) (client.ImageInspectResult, error) {
@@ -153,6 +169,7 @@ type fctr struct {
 	labels   map[string]string
 	created  int64
 	running  bool
+	paused   bool
 	nets     map[string]*network.EndpointSettings // by network name
 	mounts   []container.MountPoint
 }
@@ -184,14 +201,21 @@ func (c *fctr) inspect() container.InspectResponse {
 	for k, v := range c.nets {
 		nets[k] = v.Copy()
 	}
-	status := container.StateExited
-	if c.running {
-		status = container.StateRunning
-	}
 	return container.InspectResponse{
 		ID: c.id, Name: "/" + c.name,
-		State:           &container.State{Running: c.running, Status: status},
+		State:           &container.State{Running: c.running, Paused: c.paused, Status: c.state()},
 		Mounts:          slices.Clone(c.mounts),
 		NetworkSettings: &container.NetworkSettings{Networks: nets},
 	}
+}
+
+// state is the container's state as the engine lists it.
+func (c *fctr) state() container.ContainerState {
+	switch {
+	case c.paused:
+		return container.StatePaused
+	case c.running:
+		return container.StateRunning
+	}
+	return container.StateExited
 }

@@ -98,10 +98,20 @@ func writeInPlace(path string, content []byte) error {
 	return nil
 }
 
-// restore undoes a cutoff from its memo: it reconnects every saved
-// endpoint, puts every routes file back and signals its sidecar, then
-// forgets the memo. Without a memo there is nothing to undo.
+// restore undoes a cutoff and a pause: it reconnects every endpoint the
+// cutoff saved, puts every routes file back and signals its sidecar, then
+// unpauses the bottle's paused containers, so that the agent resumes with
+// its network already back. What was not done needs no undoing.
 func (d *Docker) restore(ctx context.Context, a Action) error {
+	if err := d.reconnect(ctx, a); err != nil {
+		return err
+	}
+	return d.unpause(ctx, a)
+}
+
+// reconnect undoes a cutoff from its memo, then forgets the memo. Without
+// a memo there is nothing to undo.
+func (d *Docker) reconnect(ctx context.Context, a Action) error {
 	m, found, err := d.loadMemo(ctx, a.Bottle)
 	if err != nil || !found {
 		return err

@@ -20,11 +20,7 @@ func (w *world) engine() *fakeEngine {
 		var out client.ContainerListResult
 		for i := len(w.ctrs) - 1; i >= 0; i-- { // newest first, like the engine
 			c := w.ctrs[i]
-			state := container.StateExited
-			if c.running {
-				state = container.StateRunning
-			}
-			out.Items = append(out.Items, container.Summary{ID: c.id, Names: []string{"/" + c.name}, Labels: c.labels, Created: c.created, State: state})
+			out.Items = append(out.Items, container.Summary{ID: c.id, Names: []string{"/" + c.name}, Labels: c.labels, Created: c.created, State: c.state()})
 		}
 		return out, nil
 	}
@@ -46,6 +42,7 @@ func (w *world) engine() *fakeEngine {
 	}
 	w.networkCalls(f)
 	w.containerCalls(f)
+	w.pauseCalls(f)
 	return f
 }
 
@@ -121,7 +118,7 @@ func (w *world) containerCalls(f *fakeEngine) {
 			return client.ContainerStopResult{}, notFound("container")
 		}
 		if c.running { // the engine answers 304, which the client does not report
-			c.running = false
+			c.running, c.paused = false, false
 			w.log("stop %s", c.name)
 		}
 		return client.ContainerStopResult{}, nil
@@ -155,5 +152,41 @@ func (w *world) containerCalls(f *fakeEngine) {
 			return client.ImageInspectResult{}, notFound("image")
 		}
 		return client.ImageInspectResult{}, nil
+	}
+}
+
+// pauseCalls make the fake's pause and unpause act on w as Docker 20.10
+// does: pausing a paused or stopped container is a conflict, unpausing one
+// that is not paused an error of no class.
+func (w *world) pauseCalls(f *fakeEngine) {
+	f.ContainerPauseFn = func(_ context.Context, id string, _ client.ContainerPauseOptions) (client.ContainerPauseResult, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		c := w.ctr(id)
+		switch {
+		case c == nil:
+			return client.ContainerPauseResult{}, notFound("container")
+		case c.paused:
+			return client.ContainerPauseResult{}, fmt.Errorf("is already paused: %w", cerrdefs.ErrConflict)
+		case !c.running:
+			return client.ContainerPauseResult{}, fmt.Errorf("is not running: %w", cerrdefs.ErrConflict)
+		}
+		c.paused = true
+		w.log("pause %s", c.name)
+		return client.ContainerPauseResult{}, nil
+	}
+	f.ContainerUnpauseFn = func(_ context.Context, id string, _ client.ContainerUnpauseOptions) (client.ContainerUnpauseResult, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		c := w.ctr(id)
+		switch {
+		case c == nil:
+			return client.ContainerUnpauseResult{}, notFound("container")
+		case !c.paused:
+			return client.ContainerUnpauseResult{}, fmt.Errorf("container %s is not paused", id)
+		}
+		c.paused = false
+		w.log("unpause %s", c.name)
+		return client.ContainerUnpauseResult{}, nil
 	}
 }
