@@ -64,7 +64,10 @@ type BottleRequest struct {
 	Budget       map[string]Amount            `json:"budget,omitempty"`
 	AgentBudgets map[string]map[string]Amount `json:"agent_budgets,omitempty"`
 	Shutdown     string                       `json:"shutdown,omitempty"`
-	Containers   []string                     `json:"containers,omitempty"`
+	// Rate is the bottle's own rate guards (SPEC section 12), per
+	// provider, written as settings write them: "300k/min".
+	Rate       map[string]string `json:"rate,omitempty"`
+	Containers []string          `json:"containers,omitempty"`
 }
 
 // Bottle is a bottle as the API shows it: its registration, its usage per
@@ -77,6 +80,20 @@ type Bottle struct {
 	// granted to meters and not yet settled by reports (SPEC section 11).
 	Held     map[string]int64 `json:"held"`
 	Verdicts []budget.Verdict `json:"verdicts"`
+	// RateGuards are the rate guards in force over the bottle (its own,
+	// else the settings'), with what its own reports brought over the
+	// last minute.
+	RateGuards []RateGuard `json:"rate_guards,omitempty"`
+}
+
+// RateGuard is one provider's rate guard over a bottle: at most Guard
+// tokens a minute; LastMinute is what the bottle reported in the last 60
+// seconds (since the daemon started or the bottle was last restored, if
+// that is later).
+type RateGuard struct {
+	Provider   string `json:"provider"`
+	Guard      int64  `json:"guard"`
+	LastMinute int64  `json:"last_minute"`
 }
 
 // ActionRequest asks for an operator action on a bottle.
@@ -126,13 +143,15 @@ type Status struct {
 	Store         string    `json:"store"`
 	// StoreReadOnly is true when the ledger takes no writes (opened
 	// read-only, or the disk refused the last write); StoreError says why.
-	StoreReadOnly  bool   `json:"store_read_only"`
-	StoreError     string `json:"store_error,omitempty"`
-	Socket         string `json:"socket"`
-	Precedence     string `json:"precedence"`
-	Bottles        int    `json:"bottles"`
-	Reports        int64  `json:"reports"`
-	PendingActions int    `json:"pending_actions"`
+	StoreReadOnly bool   `json:"store_read_only"`
+	StoreError    string `json:"store_error,omitempty"`
+	Socket        string `json:"socket"`
+	Precedence    string `json:"precedence"`
+	Bottles       int    `json:"bottles"`
+	// BottleStates counts the bottles in each state (active, paused, …).
+	BottleStates   map[budget.State]int `json:"bottle_states"`
+	Reports        int64                `json:"reports"`
+	PendingActions int                  `json:"pending_actions"`
 	// Allowances are the allowances live now; Held is what they hold
 	// host-wide per provider (SPEC section 11).
 	Allowances int              `json:"allowances"`

@@ -32,11 +32,15 @@ func (c *Core) journal(ctx context.Context, slug string, kind budget.ActionKind,
 func (c *Core) begin(ctx context.Context, act budget.Action) error {
 	c.mu.Lock()
 	c.book.SetState(act.Bottle, budget.Pending, pendingReason(act.Kind, act.Reason), act.Operator)
+	if act.Kind == budget.ActRestore {
+		c.resetRateLocked(act.Bottle)
+	}
+	b, _ := c.book.Bottle(act.Bottle)
 	c.mu.Unlock()
 	if err := c.saveBottle(ctx, act.Bottle); err != nil {
 		return err
 	}
-	if err := c.audit(ctx, "action_pending", act.Bottle, fmt.Sprintf("%s #%d (%s): %s", act.Kind, act.ID, who(act.Operator), act.Reason)); err != nil {
+	if err := c.audit(ctx, "action_pending", act.Bottle, fmt.Sprintf("%s #%d (%s): %s", act.Kind, act.ID, who(act.Operator, b.ByRateGuard), act.Reason)); err != nil {
 		return err
 	}
 	c.publish("action", act.Bottle, apiAction(act))
@@ -83,8 +87,8 @@ func (c *Core) claimAction(slug string, kind budget.ActionKind, reason string) (
 		return nil, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
 	case b.State == budget.Killed:
 		return nil, fmt.Errorf("%w: bottle %s was killed; nothing is left to act on", budget.ErrConflict, slug)
-	case kind == budget.ActRestore && b.State != budget.CutOff && b.State != budget.Pending:
-		return nil, fmt.Errorf("%w: bottle %s is %s; restore only reverses a cutoff", budget.ErrConflict, slug, b.State)
+	case kind == budget.ActRestore && b.State != budget.CutOff && b.State != budget.Paused && b.State != budget.Pending:
+		return nil, fmt.Errorf("%w: bottle %s is %s; restore only reverses a cutoff or a pause", budget.ErrConflict, slug, b.State)
 	}
 	claimed := pendingReason(kind, reason)
 	c.book.SetState(slug, budget.Pending, claimed, true)
@@ -136,8 +140,13 @@ func (c *Core) finished(act budget.Action, n int, err error) {
 	if uerr := c.ledger.UpdateAction(ctx, act); uerr != nil {
 		c.log.Error("journal outcome", "action", act.ID, "err", uerr)
 	}
+	now := c.now()
 	c.mu.Lock()
+	before, _ := c.book.Bottle(act.Bottle)
 	c.book.SetState(act.Bottle, state, reason, act.Operator)
+	if err == nil {
+		c.rateActionDoneLocked(act.Bottle, now)
+	}
 	c.mu.Unlock()
 	if serr := c.saveBottle(ctx, act.Bottle); serr != nil {
 		c.log.Error("save bottle state", "bottle", act.Bottle, "err", serr)
@@ -151,6 +160,12 @@ func (c *Core) finished(act budget.Action, n int, err error) {
 	}
 	c.publish("action", act.Bottle, apiAction(act))
 	c.metrics.action(string(act.Kind), string(act.Status))
+	if err == nil && act.Kind == budget.ActRestore && before.ByRateGuard {
+		// The rate guard's lift may leave the bottle running under a
+		// budget exhausted while it was paused (reports in flight when it
+		// tripped), which acts now rather than at the next change.
+		c.settle(ctx, []string{act.Bottle}, nil)
+	}
 }
 
 // saveBottle writes the book's copy of a bottle to the ledger. Every change
@@ -190,12 +205,19 @@ func (c *Core) resume(ctx context.Context) error {
 		c.submit(act)
 	}
 	c.reconcile(ctx)
+	c.mu.Lock()
+	c.scheduleLiftsLocked(c.now())
+	c.mu.Unlock()
 	return nil
 }
 
-func who(operator bool) string {
-	if operator {
+// who names who asked for an action in the audit log.
+func who(operator, rateGuard bool) string {
+	switch {
+	case operator:
 		return "operator"
+	case rateGuard:
+		return "rate guard"
 	}
 	return "budget"
 }

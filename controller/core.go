@@ -36,6 +36,7 @@ type Core struct {
 	containerBottle func(ctx context.Context, containerID string) (string, bool)
 	log             *slog.Logger
 	now             func() time.Time
+	afterFunc       func(d time.Duration, f func()) (stop func() bool)
 
 	mu       sync.Mutex
 	book     *budget.Book
@@ -46,6 +47,8 @@ type Core struct {
 	unstored map[string]bool
 	// allow is the table of live allowances (allowances.go).
 	allow allowances
+	// rates are the bottles' rate windows and the guard's lifts (rate.go).
+	rates rateGuards
 
 	saveMu sync.Mutex
 
@@ -80,8 +83,12 @@ func newCore(cfg Config) *Core {
 	if cfg.Settings == nil {
 		cfg.Settings = budget.DefaultSettings()
 	}
+	if cfg.AfterFunc == nil {
+		cfg.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
 	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, containerBottle: cfg.ContainerBottle,
-		log: cfg.Log, now: cfg.Now, settings: cfg.Settings, unstored: map[string]bool{}, allow: newAllowances(), hub: newHub()}
+		log: cfg.Log, now: cfg.Now, afterFunc: cfg.AfterFunc, settings: cfg.Settings, unstored: map[string]bool{},
+		allow: newAllowances(), rates: newRateGuards(), hub: newHub()}
 	c.metrics = newMetrics(c)
 	return c
 }
@@ -247,7 +254,7 @@ func (c *Core) Bottle(slug string) (api.Bottle, error) {
 // viewLocked builds a bottle's view over the providers given (the book's,
 // computed once per request: it walks every bottle). c.mu must be held.
 func (c *Core) viewLocked(b budget.Bottle, providers []string) api.Bottle {
-	v := api.Bottle{Bottle: b, Usage: map[string]int64{}, Held: map[string]int64{}}
+	v := api.Bottle{Bottle: b, Usage: map[string]int64{}, Held: map[string]int64{}, RateGuards: c.rateViewLocked(b.Slug, c.now())}
 	for _, p := range providers {
 		_, sub, _ := c.book.Used(b.Slug, b.Agent, p)
 		_, held, _ := c.book.Held(b.Slug, b.Agent, p)
@@ -281,7 +288,11 @@ func (c *Core) Status(ctx context.Context, st *api.Status) error {
 	c.mu.Lock()
 	c.sweepLocked(c.now())
 	st.Precedence = string(c.settings.Precedence)
-	st.Bottles = len(c.book.Bottles())
+	bottles := c.book.Bottles()
+	st.Bottles, st.BottleStates = len(bottles), map[budget.State]int{}
+	for _, b := range bottles {
+		st.BottleStates[b.State]++
+	}
 	st.Allowances, st.Held = c.allowanceTotalsLocked()
 	for _, p := range c.book.Providers() {
 		st.Global = append(st.Global, c.globalVerdict(p))

@@ -10,7 +10,7 @@ import (
 )
 
 // Container is a bottle container as discovery reports it, with what its
-// labels register (bot-bottle.budget, .parent, .shutdown, .agent).
+// labels register (bot-bottle.budget, .parent, .shutdown, .agent, .rate).
 type Container struct {
 	ID       string
 	Bottle   string
@@ -18,6 +18,7 @@ type Container struct {
 	Parent   string
 	Budget   budget.Limits
 	Shutdown budget.Policy
+	Rate     budget.Rates
 	// Gone is true once the container has been removed.
 	Gone bool
 }
@@ -47,6 +48,7 @@ func (c *Core) Discover(ctx context.Context, ctr Container) error {
 			b.Shutdown = ctr.Shutdown
 		}
 		b.Budget = b.Budget.Merge(ctr.Budget)
+		b.Rate = b.Rate.Merge(ctr.Rate)
 		return nil
 	})
 	if err != nil {

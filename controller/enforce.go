@@ -108,13 +108,15 @@ func (c *Core) apply(ctx context.Context, reports []budget.Report, allowances []
 // microseconds of work, however large the request.
 const lockChunk = 256
 
-// record counts reports in the book, settles the allowances they name and
-// claims what their crossings act on, under one hold of c.mu: a report's
+// record counts reports in the book and their bottles' rate windows,
+// settles the allowances they name and claims what their crossings and
+// tripped rate guards act on, under one hold of c.mu: a report's
 // tokens leave the allowance's hold in the same instant they join the
 // usage, so that at no instant are they counted twice (which would deny
 // room that is there) or not at all (which would grant it twice).
 func (c *Core) record(reports []budget.Report, allowances []string) []claim {
 	var events []budget.Event
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, r := range reports {
@@ -123,7 +125,8 @@ func (c *Core) record(reports []budget.Report, allowances []string) []claim {
 			c.settleLocked(allowances[i], r)
 		}
 	}
-	return c.claim(events, false)
+	guarded := c.countRatesLocked(reports, now)
+	return append(c.claim(events, false), c.tripRatesLocked(guarded, now)...)
 }
 
 // claim decides, under c.mu, which bottles each event acts on, and marks

@@ -59,6 +59,7 @@ func (c *Core) forget(ctx context.Context, slug string) error {
 	c.mu.Lock()
 	c.book.Forget(slug)
 	c.dropBottleLocked(slug)
+	c.dropRateLocked(slug)
 	c.mu.Unlock()
 	return nil
 }
@@ -90,6 +91,11 @@ func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
 	if len(req.Containers) > 0 {
 		b.Containers = req.Containers
 	}
+	rates, err := parseRates(req.Rate)
+	if err != nil {
+		return err
+	}
+	b.Rate = b.Rate.Merge(rates)
 	b.Budget = b.Budget.Merge(api.Limits(req.Budget))
 	for agent, l := range req.AgentBudgets {
 		if err := budget.ValidateName("agent_budgets", agent); err != nil {
@@ -162,7 +168,7 @@ func (c *Core) putBottle(ctx context.Context, slug string, change func(*budget.B
 		cur, _ := c.book.Bottle(slug)
 		if existed {
 			old := reg.old
-			old.State, old.StateReason, old.ByOperator = cur.State, cur.StateReason, cur.ByOperator
+			old.State, old.StateReason, old.ByOperator, old.ByRateGuard = cur.State, cur.StateReason, cur.ByOperator, cur.ByRateGuard
 			_ = c.book.Register(old) // it was registered before, so it still fits
 		} else {
 			c.book.Forget(slug)
@@ -189,9 +195,9 @@ func (c *Core) registerLocked(slug string, change func(*budget.Bottle) error) (r
 	if err := change(&b); err != nil {
 		return reg, existed, err
 	}
-	b.State, b.StateReason, b.ByOperator = reg.old.State, reg.old.StateReason, reg.old.ByOperator
+	b.State, b.StateReason, b.ByOperator, b.ByRateGuard = reg.old.State, reg.old.StateReason, reg.old.ByOperator, reg.old.ByRateGuard
 	if !existed {
-		b.State, b.StateReason, b.ByOperator = budget.Active, "", false
+		b.State, b.StateReason, b.ByOperator, b.ByRateGuard = budget.Active, "", false, false
 	}
 	reg.touched = c.book.Trees(slug)
 	if line := c.book.Subtree(slug); len(line) > 0 {
@@ -219,7 +225,37 @@ func describeBottle(b budget.Bottle) string {
 	if b.Shutdown != "" {
 		parts = append(parts, "shutdown "+string(b.Shutdown))
 	}
+	if len(b.Rate) > 0 {
+		parts = append(parts, "rate "+formatRates(b.Rate))
+	}
 	return strings.Join(parts, ", ")
+}
+
+// formatRates renders rate guards as "claude=300k/min codex=1M/min", sorted.
+func formatRates(r budget.Rates) string {
+	parts := make([]string, 0, len(r))
+	for p, n := range r {
+		parts = append(parts, p+"="+budget.FormatRate(n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+// parseRates reads the registration's rate guards, naming the field of a
+// bad one.
+func parseRates(in map[string]string) (budget.Rates, error) {
+	out := make(budget.Rates, len(in))
+	for p, s := range in {
+		if err := budget.ValidateName("rate", p); err != nil {
+			return nil, err
+		}
+		n, err := budget.ParseRate(s)
+		if err != nil {
+			return nil, fmt.Errorf("rate.%s: %w", p, err)
+		}
+		out[p] = n
+	}
+	return out, nil
 }
 
 // formatLimits renders limits as "claude=1000000 codex=500000", sorted.

@@ -90,6 +90,11 @@ type Config struct {
 	Limits Limits
 	Log    *slog.Logger
 	Now    func() time.Time
+	// AfterFunc runs f once d has passed on the clock Now reads
+	// (time.AfterFunc by default); stop cancels it and reports whether it
+	// had not run yet. The core's timers (a rate guard's lift) go through
+	// it, so a test that moves Now moves them too.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // Server is the running daemon: the socket API over a Core. Its handlers
@@ -164,6 +169,7 @@ func (s *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting connections, lets in-flight requests (and the
 // commits they wait on) finish until ctx ends, and closes event streams.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.core.stopTimers()
 	s.hub.close()
 	return s.http.Shutdown(ctx)
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/controller"
@@ -40,6 +41,10 @@ type Config struct {
 	Limits  controller.Limits
 	Version string
 	Log     *slog.Logger
+	// Now and AfterFunc are the controller's clock (its defaults: the
+	// system's), for tests that move time.
+	Now       func() time.Time
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // Daemon is a started daemon.
@@ -102,6 +107,7 @@ func (d *Daemon) controllerConfig(cfg Config) controller.Config {
 	cc := controller.Config{
 		Ledger: d.DB, Ingester: d.writer, Settings: cfg.Settings, RawParser: cfg.RawParser,
 		Version: cfg.Version, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log, Limits: cfg.Limits,
+		Now: cfg.Now, AfterFunc: cfg.AfterFunc,
 	}
 	switch {
 	case cfg.Engine != nil:

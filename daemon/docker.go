@@ -53,7 +53,7 @@ func (d *docker) discovered(ctx context.Context, srv *controller.Server, c enfor
 		d.log.Warn("bottle container has labels that do not parse; they are ignored", "container", c.Name, "bottle", c.Bottle, "err", c.Err)
 	}
 	err := srv.Discover(ctx, controller.Container{ID: c.ContainerID, Bottle: c.Bottle, Agent: c.Agent, Parent: c.Parent,
-		Budget: c.Budget, Shutdown: c.Shutdown, Gone: c.State == enforcement.StateRemoved})
+		Budget: c.Budget, Shutdown: c.Shutdown, Rate: c.Rate, Gone: c.State == enforcement.StateRemoved})
 	if err != nil {
 		d.log.Error("register discovered container", "container", c.Name, "bottle", c.Bottle, "err", err)
 	}

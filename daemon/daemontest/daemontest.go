@@ -14,6 +14,8 @@ import (
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/daemon"
+	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
@@ -25,6 +27,11 @@ type Options struct {
 	RawParser controller.RawParser
 	// Limits shorten the daemon's timeouts and caps for tests of them.
 	Limits controller.Limits
+	// Engine, when set, is the Docker engine the daemon enforces through
+	// (Enforcer is then not used).
+	Engine enforcement.Engine
+	// Clock, when set, is the controller's clock (its Now and AfterFunc).
+	Clock *testutil.Clock
 }
 
 // Daemon is a daemon started for one test.
@@ -62,7 +69,10 @@ func Start(t testing.TB, o Options) *Daemon {
 func (d *Daemon) Restart() {
 	d.t.Helper()
 	cfg := daemon.Config{Socket: d.Sock, DBPath: filepath.Join(d.Dir, "bot-bottle.db"), Home: d.Dir,
-		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Limits: d.opts.Limits, Version: "test"}
+		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Limits: d.opts.Limits, Version: "test", Engine: d.opts.Engine}
+	if d.opts.Clock != nil {
+		cfg.Now, cfg.AfterFunc = d.opts.Clock.Now, d.opts.Clock.AfterFunc
+	}
 	if d.opts.Enforcer != nil {
 		cfg.Enforcer = func(*store.DB) controller.Enforcer { return d.opts.Enforcer }
 	}
