@@ -9,7 +9,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// actionCommand is `bottlecap cutoff|freeze|kill|restore SLUG [--reason R]`:
+// actionCommand is `bottlecap cutoff|pause|freeze|kill|restore SLUG [--reason R]`:
 // an operator action, journaled and run by the daemon.
 func actionCommand(kind budget.ActionKind) func(*Main, context.Context, []string) error {
 	return func(m *Main, ctx context.Context, args []string) error {

@@ -9,7 +9,7 @@ import (
 )
 
 func TestActions(t *testing.T) {
-	for _, kind := range []string{"cutoff", "freeze", "kill", "restore"} {
+	for _, kind := range []string{"cutoff", "pause", "freeze", "kill", "restore"} {
 		t.Run(kind, func(t *testing.T) {
 			srv := clienttest.NewServer(t)
 			srv.Reply("POST /v1/bottles/{slug}/actions", 202, api.Action{ID: 7, Bottle: "dev-1", Kind: kind, Status: "pending", Operator: true})

@@ -14,7 +14,8 @@ import (
 // bottleUsage lists the bottle subcommands.
 const bottleUsage = `usage: bottlecap bottle register SLUG [--agent A] [--name N] [--parent P]
                         [--budget claude=1M,codex=500k] [--agent-budget reviewer:claude=200k]
-                        [--shutdown cutoff|freeze|kill] [--container ID]...
+                        [--shutdown cutoff|pause|freeze|kill] [--rate claude=300k/min]
+                        [--container ID]...
        bottlecap bottle ls [--json]
        bottlecap bottle show SLUG [--json]
        bottlecap bottle rm SLUG
@@ -120,16 +121,15 @@ func (m *Main) runBottleShow(ctx context.Context, args []string) error {
 
 // printBottle writes one bottle: its registration, then a row per provider.
 func printBottle(w io.Writer, b api.Bottle) error {
-	state := string(b.State)
-	if b.StateReason != "" {
-		state += " (" + b.StateReason + ")"
-	}
 	t := newTable(w, "bottle", b.Slug)
 	t.row("agent", orDash(b.Agent))
 	t.row("name", orDash(b.Name))
 	t.row("parent", orDash(b.Parent))
-	t.row("state", state)
+	t.row("state", stateLine(b.Bottle))
 	t.row("shutdown", orDash(string(b.Shutdown)))
+	for _, g := range b.RateGuards {
+		t.row("rate guard", rateLine(g))
+	}
 	t.row("budget", formatLimits(b.Budget))
 	for _, a := range sortedKeys(b.AgentBudgets) {
 		t.row("agent budget", a+":"+formatLimits(b.AgentBudgets[a]))
@@ -145,6 +145,25 @@ func printBottle(w io.Writer, b api.Bottle) error {
 		p.row(row...)
 	}
 	return p.flush()
+}
+
+// stateLine is a bottle's state with why, and when the rate guard put it
+// there, what lifts it.
+func stateLine(b budget.Bottle) string {
+	s := string(b.State)
+	if b.StateReason != "" {
+		s += " (" + b.StateReason + ")"
+	}
+	if b.RateLiftable() {
+		s += "; the guard lifts it once the rate has stayed under it for a minute"
+	}
+	return s
+}
+
+// rateLine is one rate guard and what the bottle reported in the last
+// minute: "claude 300k/min (12.5k in the last minute)".
+func rateLine(g api.RateGuard) string {
+	return fmt.Sprintf("%s %s (%s in the last minute)", g.Provider, budget.FormatRate(g.Guard), formatTokens(g.LastMinute))
 }
 
 // runBottleRemove implements `bottlecap bottle rm SLUG`.

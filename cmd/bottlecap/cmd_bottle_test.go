@@ -49,14 +49,15 @@ func TestBottleRegister(t *testing.T) {
 	srv.Reply("PUT /v1/bottles/{slug}", 200, dev1)
 	r := runAt(t, srv, "bottle", "register", "dev-1", "--agent", "implementer", "--name", "dev", "--parent", "root",
 		"--budget", "claude=1M,codex=500k", "--agent-budget", "reviewer:claude=200k", "--agent-budget", "reviewer:codex=1.5k",
-		"--shutdown", "freeze", "--container", "abc123", "--container", "def,ghi")
+		"--shutdown", "freeze", "--container", "abc123", "--container", "def,ghi", "--rate", "claude=300000/min,codex=1.5M/min", "--rate", "gemini=5k/min")
 	wantCode(t, r, 0)
 	req := srv.Last()
 	if req.Method != "PUT" || req.Path != "/v1/bottles/dev-1" {
 		t.Errorf("request: %s %s", req.Method, req.Path)
 	}
 	want := `{"agent":"implementer","name":"dev","parent":"root","budget":{"claude":1000000,"codex":500000},` +
-		`"agent_budgets":{"reviewer":{"claude":200000,"codex":1500}},"shutdown":"freeze","containers":["abc123","def","ghi"]}`
+		`"agent_budgets":{"reviewer":{"claude":200000,"codex":1500}},"shutdown":"freeze",` +
+		`"rate":{"claude":"300k/min","codex":"1.5M/min","gemini":"5k/min"},"containers":["abc123","def","ghi"]}`
 	if string(req.Body) != want {
 		t.Errorf("body:\n got %s\nwant %s", req.Body, want)
 	}
@@ -145,5 +146,28 @@ func TestBottleRemove(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "forgot bottle dev-1") {
 		t.Errorf("stdout %q", r.stdout)
+	}
+}
+
+// TestBottleShowPausedByTheGuard: a bottle the rate guard paused shows
+// why, what lifts it, and each guard with what the last minute brought.
+func TestBottleShowPausedByTheGuard(t *testing.T) {
+	b := api.Bottle{
+		Bottle: budget.Bottle{Slug: "dev-2", Agent: "implementer", State: budget.Paused, ByRateGuard: true, CreatedAt: ts0,
+			StateReason: "rate guard: 412,000 claude tokens in the last minute, over 300k/min"},
+		RateGuards: []api.RateGuard{{Provider: "claude", Guard: 300_000, LastMinute: 412_000}, {Provider: "codex", Guard: 1_500_000}},
+	}
+	srv := clienttest.NewServer(t)
+	srv.Reply("GET /v1/bottles/{slug}", 200, b)
+	r := runAt(t, srv, "bottle", "show", "dev-2")
+	wantCode(t, r, 0)
+	for _, line := range []string{
+		"state       paused (rate guard: 412,000 claude tokens in the last minute, over 300k/min); the guard lifts it once the rate has stayed under it for a minute\n",
+		"rate guard  claude 300k/min (412k in the last minute)\n",
+		"rate guard  codex 1.5M/min (0 in the last minute)\n",
+	} {
+		if !strings.Contains(r.stdout, line) {
+			t.Errorf("stdout lacks %q:\n%s", line, r.stdout)
+		}
 	}
 }

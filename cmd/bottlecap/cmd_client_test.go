@@ -106,7 +106,7 @@ func TestDaemonDown(t *testing.T) {
 		{"report", "--id", "r1", "--bottle", "dev-1", "--input", "10"},
 		{"bottle", "register", "dev-1"}, {"bottle", "ls"}, {"bottle", "show", "dev-1"}, {"bottle", "rm", "dev-1"},
 		{"budget", "set", "global", "claude=5M"}, {"budget", "get"}, {"budget", "get", "bottle/dev-1"},
-		{"cutoff", "dev-1"}, {"freeze", "dev-1"}, {"kill", "dev-1"}, {"restore", "dev-1"},
+		{"cutoff", "dev-1"}, {"pause", "dev-1"}, {"freeze", "dev-1"}, {"kill", "dev-1"}, {"restore", "dev-1"},
 		{"actions"}, {"audit"}, {"audit", "verify"},
 	}
 	for _, args := range cmds {
@@ -138,7 +138,12 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"bottle", "launch"}, `unknown subcommand "launch"`},
 		{[]string{"bottle", "show"}, "missing argument"},
 		{[]string{"bottle", "register", "dev 1"}, `bottle "dev 1"`},
-		{[]string{"bottle", "register", "dev-1", "--shutdown", "explode"}, "want cutoff, freeze or kill"},
+		{[]string{"bottle", "register", "dev-1", "--shutdown", "explode"}, "want cutoff, pause, freeze or kill"},
+		{[]string{"bottle", "register", "dev-1", "--rate", "claude=300k"}, `invalid value "claude=300k" for flag -rate: claude: invalid: "300k" has no unit`},
+		{[]string{"bottle", "register", "dev-1", "--rate", "claude=300k/h"}, "a rate guard is per minute only"},
+		{[]string{"bottle", "register", "dev-1", "--rate", "claude"}, "want provider=rate"},
+		{[]string{"bottle", "register", "dev-1", "--rate", ","}, "no provider=rate given"},
+		{[]string{"pause"}, "missing argument"},
 		{[]string{"bottle", "register", "dev-1", "--budget", "claude"}, "want provider=amount"},
 		{[]string{"bottle", "register", "dev-1", "--agent-budget", "claude=1M"}, "want agent:provider=amount"},
 		{[]string{"budget", "set", "global"}, "missing argument"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -12,7 +13,7 @@ import (
 // runBottleRegister implements `bottlecap bottle register SLUG [flags]`:
 // register a bottle or update its registration.
 func (m *Main) runBottleRegister(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("bottle register", "bottle register SLUG [--agent A] [--name N] [--parent P] [--budget claude=1M,codex=500k] [--agent-budget reviewer:claude=200k] [--shutdown cutoff|freeze|kill] [--container ID]... [--json] [--socket PATH]", true)
+	fs, df := m.daemonFlagSet("bottle register", "bottle register SLUG [--agent A] [--name N] [--parent P] [--budget claude=1M,codex=500k] [--agent-budget reviewer:claude=200k] [--shutdown cutoff|pause|freeze|kill] [--rate claude=300k/min] [--container ID]... [--json] [--socket PATH]", true)
 	var req api.BottleRequest
 	fs.StringVar(&req.Agent, "agent", "", "the bottle's agent `name`")
 	fs.StringVar(&req.Name, "name", "", "the bot-bottle bottle (manifest) `name`, for settings defaults")
@@ -23,10 +24,13 @@ func (m *Main) runBottleRegister(ctx context.Context, args []string) error {
 	fs.Func("agent-budget", "one agent's `limits`, e.g. reviewer:claude=200k (repeatable)", func(s string) error {
 		return addAgentBudget(&req, s)
 	})
-	fs.Func("shutdown", "the `policy` when a budget is exhausted: cutoff, freeze or kill", func(s string) error {
+	fs.Func("shutdown", "the `policy` when a budget is exhausted: cutoff, pause, freeze or kill", func(s string) error {
 		p, err := budget.ParsePolicy(s)
 		req.Shutdown = string(p)
 		return err
+	})
+	fs.Func("rate", "the bottle's rate `guards`, tokens per minute, e.g. claude=300k/min (repeatable)", func(s string) error {
+		return addRates(&req.Rate, s)
 	})
 	fs.Func("container", "a container `id` of the bottle (repeatable, or comma-separated)", func(s string) error {
 		req.Containers = append(req.Containers, splitList(s)...)
@@ -60,6 +64,33 @@ func addAmounts(into *map[string]api.Amount, s string) error {
 	}
 	for p, n := range l {
 		(*into)[p] = n
+	}
+	return nil
+}
+
+// addRates merges "claude=300k/min,codex=1M/min" into *into, checking
+// every guard before anything is sent.
+func addRates(into *map[string]string, s string) error {
+	items := splitList(s)
+	if len(items) == 0 {
+		return errors.New("no provider=rate given, e.g. claude=300k/min")
+	}
+	if *into == nil {
+		*into = map[string]string{}
+	}
+	for _, it := range items {
+		p, rate, ok := strings.Cut(it, "=")
+		if !ok {
+			return fmt.Errorf("%q: want provider=rate, e.g. claude=300k/min", it)
+		}
+		if err := budget.ValidateName("provider", p); err != nil {
+			return err
+		}
+		n, err := budget.ParseRate(rate)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		(*into)[p] = budget.FormatRate(n)
 	}
 	return nil
 }

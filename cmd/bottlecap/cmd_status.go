@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +38,7 @@ func printStatus(w io.Writer, st api.Status) error {
 	t.row("ledger", ledgerLine(st))
 	t.row("docker", dockerLine(st.Docker))
 	t.row("precedence", st.Precedence)
-	t.row("bottles", fmt.Sprint(st.Bottles))
+	t.row("bottles", bottlesLine(st))
 	t.row("reports", fmt.Sprint(st.Reports))
 	t.row("pending actions", fmt.Sprint(st.PendingActions))
 	t.row("allowances", allowancesLine(st))
@@ -53,6 +55,20 @@ func printStatus(w io.Writer, st api.Status) error {
 		g.row(append(append([]string{v.Provider, formatTokens(v.Used), formatTokens(v.Held)}, limitCells(v)...), allowedCell(v))...)
 	}
 	return g.flush()
+}
+
+// bottlesLine is how many bottles the daemon knows, and how many are in
+// each state: "3 (1 active, 1 paused, 1 cut_off)".
+func bottlesLine(st api.Status) string {
+	line := fmt.Sprint(st.Bottles)
+	var parts []string
+	for _, s := range slices.Sorted(maps.Keys(st.BottleStates)) {
+		parts = append(parts, fmt.Sprintf("%d %s", st.BottleStates[s], s))
+	}
+	if len(parts) > 0 {
+		line += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return line
 }
 
 // allowancesLine is how many allowances meters hold and how many tokens

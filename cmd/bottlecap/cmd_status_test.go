@@ -78,3 +78,17 @@ func TestStatusReadOnlyLedger(t *testing.T) {
 		t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 	}
 }
+
+// TestStatusCountsBottlesByState: the bottles line says how many are in
+// each state, paused ones included.
+func TestStatusCountsBottlesByState(t *testing.T) {
+	st := status
+	st.BottleStates = map[budget.State]int{budget.Active: 1, budget.Paused: 2}
+	srv := clienttest.NewServer(t)
+	srv.Reply("GET /v1/status", 200, st)
+	r := runAt(t, srv, "status")
+	wantCode(t, r, 0)
+	if want := "bottles          3 (1 active, 2 paused)\n"; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+	}
+}
