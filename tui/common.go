@@ -89,6 +89,7 @@ func DefaultStyles() *Styles {
 			budget.Active:  s.Foreground(colGreen),
 			budget.Warned:  s.Foreground(colYellow).Bold(true),
 			budget.CutOff:  s.Foreground(colRed).Bold(true),
+			budget.Paused:  s.Foreground(colYellow),
 			budget.Frozen:  s.Foreground(colCyan).Bold(true),
 			budget.Killed:  s.Foreground(colMagenta).Bold(true),
 			budget.Pending: s.Foreground(colBlue).Blink(true),

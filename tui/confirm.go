@@ -94,6 +94,8 @@ func actionVerb(a budget.ActionKind) string {
 	switch a {
 	case budget.ActCutoff:
 		return "Cut off"
+	case budget.ActPause:
+		return "Pause"
 	case budget.ActFreeze:
 		return "Freeze"
 	case budget.ActKill:
@@ -109,12 +111,14 @@ func actionEffect(a budget.ActionKind) string {
 	switch a {
 	case budget.ActCutoff:
 		return "Disconnects its containers from every non-internal network and empties its egress routes. Restore undoes it."
+	case budget.ActPause:
+		return "Ends its streams and pauses its agent containers where they are (nothing is lost); its sidecars keep running. Restore unpauses it."
 	case budget.ActFreeze:
 		return "Commits the agent container to an image, then stops all of its containers. bot-bottle resume boots from the image."
 	case budget.ActKill:
 		return "Stops and removes all of its containers and networks, saving nothing. This cannot be undone."
 	case budget.ActRestore:
-		return "Reconnects its networks and routes. While its budget is exhausted the gate keeps denying."
+		return "Reconnects its networks and routes and unpauses its containers. While its budget is exhausted the gate keeps denying."
 	}
 	return ""
 }

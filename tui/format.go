@@ -154,6 +154,7 @@ var stateMarks = map[budget.State]string{
 	budget.Active:  "● active",
 	budget.Warned:  "▲ warned",
 	budget.CutOff:  "■ cut off",
+	budget.Paused:  "‖ paused",
 	budget.Frozen:  "❄ frozen",
 	budget.Killed:  "✖ killed",
 	budget.Pending: "◷ pending",

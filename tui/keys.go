@@ -25,6 +25,7 @@ type KeyMap struct {
 	Quit    key.Binding
 
 	Cutoff  key.Binding
+	Pause   key.Binding
 	Freeze  key.Binding
 	Kill    key.Binding
 	Restore key.Binding
@@ -45,7 +46,7 @@ func DefaultKeyMap() *KeyMap {
 		Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G", "bottom")),
 
 		Details: key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "details")),
-		Audit:   key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "audit log")),
+		Audit:   key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "audit")),
 		Filter:  key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
 		Back:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
@@ -53,6 +54,7 @@ func DefaultKeyMap() *KeyMap {
 		Quit:    key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 
 		Cutoff:  key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "cut off!")),
+		Pause:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause!")),
 		Freeze:  key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "freeze!")),
 		Kill:    key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "kill!")),
 		Restore: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "restore")),
@@ -79,13 +81,14 @@ func (k *KeyMap) SetActionsEnabled(on bool) {
 }
 
 func (k *KeyMap) actionBindings() []*key.Binding {
-	return []*key.Binding{&k.Cutoff, &k.Freeze, &k.Kill, &k.Restore}
+	return []*key.Binding{&k.Cutoff, &k.Pause, &k.Freeze, &k.Kill, &k.Restore}
 }
 
 // actionKeys pairs each action binding with its action.
 func (k *KeyMap) actionKeys() []actionKey {
 	return []actionKey{
 		{k.Cutoff, budget.ActCutoff},
+		{k.Pause, budget.ActPause},
 		{k.Freeze, budget.ActFreeze},
 		{k.Kill, budget.ActKill},
 		{k.Restore, budget.ActRestore},
@@ -118,7 +121,7 @@ func (k *KeyMap) navigation() []key.Binding {
 
 // actions is the action keys, for help; unbound ones render nothing.
 func (k *KeyMap) actions() []key.Binding {
-	return []key.Binding{k.Cutoff, k.Freeze, k.Kill, k.Restore}
+	return []key.Binding{k.Cutoff, k.Pause, k.Freeze, k.Kill, k.Restore}
 }
 
 // views is the keys that switch panes, for help.

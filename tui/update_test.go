@@ -109,6 +109,8 @@ func TestConfirmation(t *testing.T) {
 		{"y confirms freeze", []string{"f", "y"}, []Acted{{"orchestrator-a1", budget.ActFreeze, actionReason}}},
 		{"y confirms kill", []string{"G", "x", "y"}, []Acted{{"gone-g7", budget.ActKill, actionReason}}},
 		{"y confirms restore", []string{"down", "r", "y"}, []Acted{{"reviewer-d4", budget.ActRestore, actionReason}}},
+		{"y confirms pause", []string{"p", "y"}, []Acted{{"orchestrator-a1", budget.ActPause, actionReason}}},
+		{"n keeps it running", []string{"p", "n"}, nil},
 		{"from the detail view", []string{"j", "j", "enter", "c", "y"}, []Acted{{"implementer-b2", budget.ActCutoff, actionReason}}},
 		{"enter cancels", []string{"c", "enter"}, nil},
 		{"n cancels", []string{"c", "n"}, nil},
@@ -235,7 +237,7 @@ func TestDaemonDownDisablesActions(t *testing.T) {
 
 func TestReadOnlyHasNoActionKeys(t *testing.T) {
 	h := newHarness(t, true)
-	for _, k := range []string{"c", "f", "x", "r"} {
+	for _, k := range []string{"c", "p", "f", "x", "r"} {
 		h.press(k)
 		if h.m.confirm.Open() {
 			t.Fatalf("%s opened a dialog in read-only mode", k)

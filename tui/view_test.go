@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/bot-bottle/bottlecap/budget"
+
 	"github.com/charmbracelet/x/exp/golden"
 )
 
@@ -27,6 +29,8 @@ func TestViews(t *testing.T) {
 		{"help", false, func(h *harness) { h.press("?") }},
 		{"help_readonly", true, func(h *harness) { h.press("?") }},
 		{"confirm_cutoff", false, func(h *harness) { h.press("down", "c") }},
+		{"confirm_pause", false, func(h *harness) { h.press("p") }},
+		{"paused", false, func(h *harness) { h.src.in = withPaused(h.src.in); h.load(); h.press("G", "up", "up", "enter") }},
 		{"confirm_kill_detail", false, func(h *harness) { h.press("enter", "x") }},
 		{"filter", false, func(h *harness) { h.press("/", "t", "e", "s") }},
 		{"sort_name", false, func(h *harness) { h.press("s", "s") }},
@@ -44,4 +48,13 @@ func TestViews(t *testing.T) {
 			})
 		}
 	}
+}
+
+// withPaused is in with a bottle the rate guard paused.
+func withPaused(in Input) Input {
+	reason := "rate guard: 412,000 claude tokens in the last minute, over 300k/min"
+	in.Bottles = append(in.Bottles, budget.Bottle{Slug: "looper-h8", Agent: "coder", State: budget.Paused, ByRateGuard: true, StateReason: reason})
+	in.Totals = append(in.Totals, budget.Total{Bottle: "looper-h8", Agent: "coder", Provider: "claude", Counted: 412_000, Reports: 400})
+	in.Actions = append(in.Actions, budget.Action{ID: 4, Bottle: "looper-h8", Kind: budget.ActPause, Reason: reason, Status: budget.StatusDone})
+	return in
 }
