@@ -323,3 +323,19 @@ func TestRateGuardFromRegistration(t *testing.T) {
 	r.send("b1", 101)
 	r.wantJournal("pause b1 pending")
 }
+
+// TestRateGuardFromLabels: a container's bot-bottle.rate label registers
+// the bottle's guard as discovery finds it.
+func TestRateGuardFromLabels(t *testing.T) {
+	r := newRateRig(t, budget.Pause, nil)
+	err := r.core.Discover(context.Background(), controller.Container{ID: "0123456789abcdef", Bottle: "b1", Agent: "a",
+		Rate: budget.Rates{"claude": 200}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.core.Bottle("b1"); v.Rate["claude"] != 200 {
+		t.Fatalf("discovered bottle %+v, want the label's claude guard of 200", v.Bottle)
+	}
+	r.send("b1", 201)
+	r.wantJournal("pause b1 pending")
+}

@@ -53,6 +53,7 @@ func (e *Recorder) Submit(job controller.Job) {
 // verbs say what each action would have done.
 var verbs = map[budget.ActionKind]string{
 	budget.ActCutoff:  "cut off",
+	budget.ActPause:   "pause (the agent, not its sidecars)",
 	budget.ActFreeze:  "freeze (commit, then stop)",
 	budget.ActKill:    "kill (stop and remove)",
 	budget.ActRestore: "restore",
