@@ -86,3 +86,14 @@ func TestRateWindowBounded(t *testing.T) {
 		t.Errorf("after reset count = %d, want 0", got)
 	}
 }
+
+// BenchmarkRateWindowAdd is what the guard adds to each report counted:
+// a report every millisecond, its count read back.
+func BenchmarkRateWindowAdd(b *testing.B) {
+	var w budget.RateWindow
+	for i := 0; b.Loop(); i++ {
+		now := t0.Add(time.Duration(i) * time.Millisecond)
+		w.Add(now, 100)
+		w.Count(now)
+	}
+}

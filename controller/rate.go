@@ -107,15 +107,21 @@ func (c *Core) tripRatesLocked(slugs []string, now time.Time) []claim {
 }
 
 // overGuardLocked reports whether any of the bottle's windows holds more
-// than its guard allows, and the reason naming the first such provider.
+// than its guard allows, and the reason naming the first such provider by
+// name (found without sorting: this runs for every batch of reports).
 func (c *Core) overGuardLocked(slug string, br *bottleRate, now time.Time) (bool, string) {
-	for _, p := range slices.Sorted(maps.Keys(br.windows)) {
-		guard, ok := c.book.RateGuard(slug, p)
-		if n := br.windows[p].Count(now); ok && n > guard {
-			return true, budget.RateReason(n, guard, p)
+	first := ""
+	var count, guard int64
+	for p, w := range br.windows {
+		g, ok := c.book.RateGuard(slug, p)
+		if n := w.Count(now); ok && n > g && (first == "" || p < first) {
+			first, count, guard = p, n, g
 		}
 	}
-	return false, ""
+	if first == "" {
+		return false, ""
+	}
+	return true, budget.RateReason(count, guard, first)
 }
 
 // holdCalmLocked moves the bottle's calm to when its windows will all be
