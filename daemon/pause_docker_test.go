@@ -113,6 +113,7 @@ func TestRateGuardPausesAgentNotSidecarOnTheEngine(t *testing.T) {
 	}
 	b.waitEngine(t, cli, "agent running, sidecar running")
 
+	burst := time.Now()
 	for i := range 3 {
 		r := api.Report{Report: budget.Report{ID: fmt.Sprintf("burst-%d", i), Bottle: b.slug, Provider: "claude", Usage: budget.Usage{Input: 400}}}
 		if _, err := d.Client.Ingest(ctx, []api.Report{r}); err != nil {
@@ -123,16 +124,19 @@ func TestRateGuardPausesAgentNotSidecarOnTheEngine(t *testing.T) {
 		t.Fatalf("journal %+v, want the rate guard's pause", acts)
 	}
 	b.waitEngine(t, cli, "agent paused, sidecar running")
+	t.Logf("from the burst to the agent paused on the engine: %v", time.Since(burst))
 	v, err := d.Client.Verdict(ctx, client.VerdictQuery{Bottle: b.slug, Provider: "claude"})
 	if err != nil || v.Allowed || v.State != budget.Paused || !strings.Contains(v.Reason, "rate guard: 1,200 claude tokens in the last minute, over 1k/min") {
 		t.Errorf("verdict %+v (%v), want denied, paused, naming the rate", v, err)
 	}
 
+	lift := time.Now()
 	clk.Advance(2 * budget.RateSpan)
 	if acts := waitDone(t, d.Client, b.slug, 2); acts[1].Kind != "restore" || acts[1].Operator {
 		t.Fatalf("journal %+v, want the guard's restore after a quiet minute", acts)
 	}
 	b.waitEngine(t, cli, "agent running, sidecar running")
+	t.Logf("from the quiet minute's end to the agent running again: %v", time.Since(lift))
 
 	if _, err := d.Client.Act(ctx, b.slug, api.ActionRequest{Action: "pause", Reason: "operator looks"}); err != nil {
 		t.Fatal(err)
