@@ -20,10 +20,10 @@ const (
 	LabelRole           = "bot-bottle.role"
 )
 
-// IsSidecar reports whether a container of the bottle slug is one of its
+// isSidecar reports whether a container of the bottle slug is one of its
 // sidecars: the egress proxy and the meter keep running while the agent is
 // paused, so that its connections stay up and its reports arrive.
-func IsSidecar(c container.Summary, slug string) bool {
+func isSidecar(c container.Summary, slug string) bool {
 	return slices.Contains(c.Names, "/"+SidecarsPrefix+slug) ||
 		c.Labels[LabelComposeService] == "sidecars" || c.Labels[LabelRole] == "sidecar"
 }
@@ -39,7 +39,7 @@ func (d *Docker) pause(ctx context.Context, a Action) error {
 	}
 	var errs []error
 	for _, c := range ctrs {
-		if IsSidecar(c, a.Bottle) || c.State != container.StateRunning {
+		if isSidecar(c, a.Bottle) || c.State != container.StateRunning {
 			continue
 		}
 		_, err := call(ctx, d.CallTimeout, "pause "+short(c.ID), func(ctx context.Context) (client.ContainerPauseResult, error) {
