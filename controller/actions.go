@@ -143,7 +143,12 @@ func (c *Core) finished(act budget.Action, n int, err error) {
 	now := c.now()
 	c.mu.Lock()
 	before, _ := c.book.Bottle(act.Bottle)
-	c.book.SetState(act.Bottle, state, reason, act.Operator)
+	if act.Operator || !before.ByOperator {
+		// An operator who claimed the bottle after this budget's action
+		// began owns its state now; the older action's outcome is only
+		// journaled.
+		c.book.SetState(act.Bottle, state, reason, act.Operator)
+	}
 	if err == nil {
 		c.rateActionDoneLocked(act.Bottle, now)
 	}
@@ -160,12 +165,26 @@ func (c *Core) finished(act budget.Action, n int, err error) {
 	}
 	c.publish("action", act.Bottle, apiAction(act))
 	c.metrics.action(string(act.Kind), string(act.Status))
-	if err == nil && act.Kind == budget.ActRestore && before.ByRateGuard {
-		// The rate guard's lift may leave the bottle running under a
-		// budget exhausted while it was paused (reports in flight when it
-		// tripped), which acts now rather than at the next change.
+	if err == nil && c.settlesAfter(act, before) {
 		c.settle(ctx, []string{act.Bottle}, nil)
 	}
+}
+
+// settlesAfter says whether a finished action may have left its bottle out
+// of step with its budgets, which then act at once rather than at the next
+// change. The rate guard's lift may leave the bottle running under a budget
+// exhausted while it was paused (reports in flight when it tripped). A
+// budget's cutoff or pause may finish after the budget was raised while it
+// was pending (restore-on-raise passes over pending bottles; at start the
+// pending actions run while the book is reconciled), leaving the bottle
+// blocked with room: settle restores it.
+func (c *Core) settlesAfter(act budget.Action, before budget.Bottle) bool {
+	if act.Kind == budget.ActRestore {
+		return before.ByRateGuard
+	}
+	// Only while the bottle is still the budget's: once an operator has
+	// claimed it meanwhile, the operator's action decides what comes next.
+	return !act.Operator && !before.ByOperator && (act.Kind == budget.ActCutoff || act.Kind == budget.ActPause)
 }
 
 // saveBottle writes the book's copy of a bottle to the ledger. Every change

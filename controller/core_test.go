@@ -157,7 +157,8 @@ func TestNewRefusesALedgerItCannotLoad(t *testing.T) {
 // pending (the daemon stopped before it finished) runs again on start,
 // and its outcome is journaled in the ledger.
 func TestNewHandsPendingActionsToTheEnforcer(t *testing.T) {
-	f := seeded([]budget.Bottle{{Slug: "b1", Agent: "a", State: budget.Pending, StateReason: "cutoff pending: runaway"}}, nil, nil)
+	f := seeded([]budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": 100}, State: budget.Pending, StateReason: "cutoff pending: runaway"}},
+		nil, []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 150}})
 	f.actions = []budget.Action{{ID: 1, Bottle: "b1", Kind: budget.ActCutoff, Reason: "runaway", Status: budget.StatusPending}}
 	enf := &fakeEnforcer{}
 	if _, err := controller.New(context.Background(), controller.Config{Ledger: f, Enforcer: enf}); err != nil {
@@ -174,3 +175,46 @@ func TestNewHandsPendingActionsToTheEnforcer(t *testing.T) {
 		t.Errorf("enforcer got %+v, want action 1 once", jobs)
 	}
 }
+
+// TestPendingCutoffWithRoomEndsRestored: a budget's cutoff still pending at
+// start whose budget was raised meanwhile ends restored, whether the
+// cutoff finishes before the start-up reconcile looks at the bottle (an
+// enforcer that finishes inside Submit) or after it (a held one, finished
+// once the core is built).
+func TestPendingCutoffWithRoomEndsRestored(t *testing.T) {
+	seed := func() *fakeLedger {
+		f := seeded([]budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": 1000}, State: budget.Pending, StateReason: "cutoff pending: budget"}},
+			nil, []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 150}})
+		f.actions = []budget.Action{{ID: 1, Bottle: "b1", Kind: budget.ActCutoff, Reason: "budget", Status: budget.StatusPending}}
+		return f
+	}
+	restored := func(t *testing.T, f *fakeLedger) {
+		t.Helper()
+		eventually(t, "b1 restored", func() bool {
+			bottles, _, _ := f.snapshot()
+			return bottles["b1"].State == budget.Active && slices.Equal(journaled(f), []string{"cutoff b1 done", "restore b1 done"})
+		})
+	}
+	t.Run("cutoff finishes before the reconcile", func(t *testing.T) {
+		f := seed()
+		if _, err := controller.New(context.Background(), controller.Config{Ledger: f, Enforcer: inlineEnforcer{}}); err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		restored(t, f)
+	})
+	t.Run("cutoff finishes after the reconcile", func(t *testing.T) {
+		f := seed()
+		enf := &heldEnforcer{}
+		if _, err := controller.New(context.Background(), controller.Config{Ledger: f, Enforcer: enf}); err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		enf.job(t, 0).Finished(1, nil)
+		enf.job(t, 1).Finished(1, nil) // the restore
+		restored(t, f)
+	})
+}
+
+// inlineEnforcer finishes every job inside Submit.
+type inlineEnforcer struct{}
+
+func (inlineEnforcer) Submit(j controller.Job) { j.Finished(1, nil) }
