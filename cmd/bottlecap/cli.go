@@ -13,9 +13,6 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// Version is set at build time with -ldflags "-X main.Version=…".
-var Version = "0.1.0-dev"
-
 // Main is the whole program behind os.Args, with its outside world injected
 // so that tests can run any command in-process.
 type Main struct {
@@ -68,6 +65,9 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		m.usage(m.Stdout)
 		return 0
 	}
+	if args[0] == "--version" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(m.Stderr, "bottlecap: unknown command %q\n\n", args[0])
@@ -113,9 +113,4 @@ func (m *Main) home() string {
 		return filepath.Join(h, ".bot-bottle")
 	}
 	return filepath.Join(os.TempDir(), ".bot-bottle")
-}
-
-func (m *Main) runVersion(_ context.Context, args []string) error {
-	fmt.Fprintf(m.Stdout, "bottlecap %s\n", Version)
-	return nil
 }

@@ -123,7 +123,7 @@ func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*served, error) {
 		sv.closeEngine()
 		return nil, err
 	}
-	log.Info("bottlecap ready", "socket", cfg.Socket, "ledger", cfg.DBPath, "settings", f.settings, "version", Version)
+	log.Info("bottlecap ready", "socket", cfg.Socket, "ledger", cfg.DBPath, "settings", f.settings, "version", currentBuild().Version)
 	return sv, nil
 }
 
@@ -140,7 +140,7 @@ func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, erro
 	}
 	cfg := daemon.Config{
 		Socket: client.ResolveSocket(f.socket, m.Getenv(client.EnvSocket), st.Socket, home),
-		DBPath: f.db, Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: Version, Log: log,
+		DBPath: f.db, Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: currentBuild().Version, Log: log,
 	}
 	switch f.syncMode {
 	case "full":

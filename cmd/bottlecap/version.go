@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+// Version and Commit may be set at link time, for release builds and for
+// builds where the go command records no VCS information (a container
+// build, a checkout without .git, GOFLAGS=-buildvcs=false):
+//
+//	go build -ldflags "-X main.Version=v1.2.3 -X main.Commit=$(git rev-parse HEAD)"
+//
+// Left empty, they are read from what the go command recorded in the
+// binary: the module version (`go install …@v1.2.3`, or the pseudo-version
+// it derives from git in a clone) and the VCS commit.
+var Version, Commit string
+
+// buildInfo is what `bottlecap version` prints.
+type buildInfo struct {
+	Version  string // v1.2.3, a pseudo-version, or "devel"
+	Commit   string // the VCS revision; empty when unknown
+	Modified bool   // the checkout had uncommitted changes
+	Go       string // the toolchain, go1.26.8
+}
+
+// readBuildInfo reads the binary's build information; tests replace it.
+var readBuildInfo = debug.ReadBuildInfo
+
+// currentBuild is Version and Commit, completed from the build information.
+func currentBuild() buildInfo {
+	b := buildInfo{Version: Version, Commit: Commit, Go: runtime.Version()}
+	bi, ok := readBuildInfo()
+	if ok && b.Version == "" && bi.Main.Version != "(devel)" {
+		b.Version = bi.Main.Version
+	}
+	if b.Version == "" {
+		b.Version = "devel"
+	}
+	if !ok {
+		return b
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			if b.Commit == "" {
+				b.Commit = s.Value
+			}
+		case "vcs.modified":
+			b.Modified = s.Value == "true"
+		}
+	}
+	return b
+}
+
+// String is one line: "v1.2.3 (commit 0123abc…, modified; go1.26.8 linux/amd64)".
+func (b buildInfo) String() string {
+	var parts []string
+	if b.Commit != "" {
+		c := "commit " + b.Commit
+		if b.Modified {
+			c += ", modified"
+		}
+		parts = append(parts, c)
+	}
+	parts = append(parts, b.Go+" "+runtime.GOOS+"/"+runtime.GOARCH)
+	return fmt.Sprintf("%s (%s)", b.Version, strings.Join(parts, "; "))
+}
+
+// runVersion prints the version line; `bottlecap --version` is the same.
+func (m *Main) runVersion(_ context.Context, args []string) error {
+	fs := m.flags("version")
+	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "bottlecap %s\n", currentBuild())
+	return nil
+}
