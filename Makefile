@@ -2,9 +2,22 @@
 GO        ?= go
 GOBIN     := $(CURDIR)/.bin
 STATICCHECK_VERSION := v0.8.2
+NFPM_VERSION := v2.48.0
 export BOT_BOTTLE_HOME ?= $(HOME)/.bot-bottle
 
-.PHONY: run build test test-deps fuzz lint bench fmt clean
+.PHONY: run build install dist test test-deps fuzz lint bench fmt clean
+
+# VERSION is the v* tag at HEAD, else a snapshot named after the commit;
+# COMMIT the commit. Both are linked into the binary (bottlecap version),
+# which does not rely on the go command's VCS stamping (off with
+# -buildvcs=false, absent in a git worktree). `make dist VERSION=v1.2.3`
+# overrides.
+VERSION ?= $(shell git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null || \
+	echo "v0.0.0-snapshot.$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION := $(VERSION)
+COMMIT  := $(COMMIT)
+LDFLAGS := -X main.Version=$(VERSION) -X main.Commit=$(COMMIT)
 
 # SUDO is empty for root (CI, the dev machines) and sudo for everyone else.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -15,7 +28,61 @@ run: build
 	./bin/bottlecap serve
 
 build:
-	$(GO) build -o bin/bottlecap ./cmd/bottlecap
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/bottlecap ./cmd/bottlecap
+
+# install puts the binary, the systemd unit, the sysusers.d and tmpfiles.d
+# files and the daemon's home and socket directory (0750) under
+# $(DESTDIR)$(PREFIX). With DESTDIR empty (a real install, as root) it then
+# creates the botbottle user and group and gives them the directories
+# (deploy/package/postinstall.sh, as the .deb does); with DESTDIR set (a
+# package or a test) it touches nothing outside DESTDIR.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+HOMEDIR     := /var/lib/bot-bottle
+install: build
+	install -D -m 0755 bin/bottlecap $(DESTDIR)$(BINDIR)/bottlecap
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed 's|^ExecStart=/usr/bin/bottlecap|ExecStart=$(BINDIR)/bottlecap|' deploy/systemd/bottlecap.service \
+		> $(DESTDIR)$(UNITDIR)/bottlecap.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/bottlecap.service
+	install -D -m 0644 deploy/systemd/bottlecap-sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/bottlecap.conf
+	install -D -m 0644 deploy/systemd/bottlecap-tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/bottlecap.conf
+	install -d -m 0750 $(DESTDIR)$(HOMEDIR) $(DESTDIR)$(HOMEDIR)/run
+ifeq ($(DESTDIR),)
+	BOTTLECAP_SYSUSERS=$(SYSUSERSDIR)/bottlecap.conf BOTTLECAP_TMPFILES=$(TMPFILESDIR)/bottlecap.conf \
+		sh deploy/package/postinstall.sh
+else
+	@echo "DESTDIR is set: the botbottle user and group are left to the package (deploy/package/postinstall.sh)"
+endif
+
+# dist builds the release into dist/: for each of DIST_ARCHS a static
+# binary, a tar.gz archive (the binary, README, example settings, deploy/)
+# and a .deb (nfpm: the binary, the unit, the sysusers and tmpfiles files,
+# the socket directory, deploy/package/postinstall.sh), and checksums.txt.
+# It ends by running the archived binary of this machine's architecture.
+DIST_ARCHS ?= amd64 arm64
+DIST_VERSION = $(patsubst v%,%,$(VERSION))
+dist: $(GOBIN)/nfpm
+	rm -rf dist
+	@set -e; for arch in $(DIST_ARCHS); do \
+		name=bottlecap_$(DIST_VERSION)_linux_$$arch; dir=dist/build/$$name; \
+		echo "dist: $$name"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$dir/bottlecap ./cmd/bottlecap; \
+		mkdir -p $$dir/deploy; cp README.md settings.example.yml $$dir/; \
+		cp -R deploy/systemd deploy/sidecar deploy/compose $$dir/deploy/; \
+		tar -C dist/build --sort=name --owner=0 --group=0 --numeric-owner \
+			--mtime=@$$(git log -1 --format=%ct 2>/dev/null || date +%s) -czf dist/$$name.tar.gz $$name; \
+		VERSION=$(VERSION) GOARCH=$$arch BIN=$$dir/bottlecap $(GOBIN)/nfpm package \
+			--config deploy/package/nfpm.yaml --packager deb --target dist/; \
+	done
+	cd dist && sha256sum *.tar.gz *.deb > checksums.txt
+	@host=$$($(GO) env GOARCH); tar -xzOf dist/bottlecap_$(DIST_VERSION)_linux_$$host.tar.gz \
+		bottlecap_$(DIST_VERSION)_linux_$$host/bottlecap > dist/build/check && chmod +x dist/build/check && \
+		dist/build/check version
+	@ls -l dist
 
 # test runs every test with the race detector. Docker integration tests skip
 # when no engine answers unless BOTTLECAP_REQUIRE_DOCKER=1.
@@ -51,6 +118,9 @@ test-deps:
 	@command -v mitmdump >/dev/null 2>&1 || { echo "installing mitmproxy for the mitmproxy addon tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mitmproxy >/dev/null; }
 
+$(GOBIN)/nfpm:
+	GOBIN=$(GOBIN) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
 $(GOBIN)/staticcheck:
 	GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
@@ -67,4 +137,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin .bin
+	rm -rf bin .bin dist

@@ -1,0 +1,211 @@
+// Package deploy_test checks what an operator installs: `make install`'s
+// file tree, the systemd, sysusers and tmpfiles files, the package's
+// post-install step, and the sidecar image and compose example on the
+// real engine.
+package deploy_test
+
+import (
+	"bufio"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// root is the repository, where the Makefile is.
+const root = ".."
+
+// installed is one path `make install` must create, with its mode.
+type installed struct {
+	path string
+	mode fs.FileMode
+}
+
+// TestMakeInstallDestdir runs `make install DESTDIR=…` into a temporary
+// tree and checks every path and mode it creates, and nothing else: the
+// real system is not touched (no user, no chown) when DESTDIR is set.
+func TestMakeInstallDestdir(t *testing.T) {
+	for _, prefix := range []string{"/usr/local", "/usr"} {
+		t.Run(prefix, func(t *testing.T) {
+			dest := t.TempDir()
+			out, err := exec.Command("make", "-C", root, "--no-print-directory", "install", "DESTDIR="+dest, "PREFIX="+prefix).CombinedOutput()
+			if err != nil {
+				t.Fatalf("make install: %v\n%s", err, out)
+			}
+			p := strings.TrimPrefix(prefix, "/")
+			want := []installed{
+				{p + "/bin/bottlecap", 0o755},
+				{p + "/lib/systemd/system/bottlecap.service", 0o644},
+				{p + "/lib/sysusers.d/bottlecap.conf", 0o644},
+				{p + "/lib/tmpfiles.d/bottlecap.conf", 0o644},
+				{"var/lib/bot-bottle", fs.ModeDir | 0o750},
+				{"var/lib/bot-bottle/run", fs.ModeDir | 0o750},
+			}
+			checkTree(t, dest, want)
+			unit := readFile(t, filepath.Join(dest, p, "lib/systemd/system/bottlecap.service"))
+			if got := unitValue(unit, "ExecStart"); got != prefix+"/bin/bottlecap serve" {
+				t.Errorf("the installed unit's ExecStart: got %q, want the installed binary %s/bin/bottlecap serve", got, prefix)
+			}
+			v, err := exec.Command(filepath.Join(dest, p, "bin/bottlecap"), "version").Output()
+			if err != nil || !strings.HasPrefix(string(v), "bottlecap v") || !strings.Contains(string(v), "(commit ") {
+				t.Errorf("installed bottlecap version: got %q (%v), want the version and commit make linked in", v, err)
+			}
+		})
+	}
+}
+
+// checkTree fails for each wanted path that is missing or has another
+// mode, and for each file or directory below dest that is not wanted
+// (directories leading to a wanted path excepted).
+func checkTree(t *testing.T, dest string, want []installed) {
+	t.Helper()
+	parents := map[string]bool{}
+	for _, w := range want {
+		for d := filepath.Dir(w.path); d != "."; d = filepath.Dir(d) {
+			parents[d] = true
+		}
+		fi, err := os.Lstat(filepath.Join(dest, w.path))
+		if err != nil {
+			t.Errorf("make install did not create %s: %v", w.path, err)
+			continue
+		}
+		if fi.Mode() != w.mode {
+			t.Errorf("%s: mode %s, want %s", w.path, fi.Mode(), w.mode)
+		}
+	}
+	filepath.WalkDir(dest, func(path string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(dest, path)
+		if err != nil || rel == "." || parents[rel] {
+			return err
+		}
+		if !slices.ContainsFunc(want, func(w installed) bool { return w.path == rel }) {
+			t.Errorf("make install created %s, which nothing expects", rel)
+		}
+		return nil
+	})
+}
+
+// TestSystemdFilesAgree holds the unit, the sysusers file and the tmpfiles
+// file to one user, group and home.
+func TestSystemdFilesAgree(t *testing.T) {
+	unit := readFile(t, filepath.Join(root, "deploy/systemd/bottlecap.service"))
+	for key, want := range map[string]string{
+		"User": "botbottle", "Group": "botbottle", "SupplementaryGroups": "docker",
+		"Environment": "BOT_BOTTLE_HOME=/var/lib/bot-bottle", "StateDirectory": "bot-bottle",
+		"StateDirectoryMode": "0750", "ExecStart": "/usr/bin/bottlecap serve",
+	} {
+		if got := unitValue(unit, key); got != want {
+			t.Errorf("bottlecap.service %s=%q, want %q", key, got, want)
+		}
+	}
+	sysusers := fields(t, "deploy/systemd/bottlecap-sysusers.conf")
+	if want := [][]string{{"u", "botbottle", "-", `"bottlecap`, `daemon"`, "/var/lib/bot-bottle"}}; !slices.EqualFunc(sysusers, want, slices.Equal) {
+		t.Errorf("sysusers: got %q, want %q", sysusers, want)
+	}
+	tmpfiles := fields(t, "deploy/systemd/bottlecap-tmpfiles.conf")
+	want := [][]string{
+		{"d", "/var/lib/bot-bottle", "0750", "botbottle", "botbottle", "-"},
+		{"d", "/var/lib/bot-bottle/run", "0750", "botbottle", "botbottle", "-"},
+	}
+	if !slices.EqualFunc(tmpfiles, want, slices.Equal) {
+		t.Errorf("tmpfiles: got %q, want %q", tmpfiles, want)
+	}
+}
+
+// TestSysusersAndTmpfilesCreate applies the sysusers and tmpfiles files
+// with systemd's own tools to an empty root: they create the user, its
+// group and the directories 0750 owned by them, and a second run changes
+// nothing.
+func TestSysusersAndTmpfilesCreate(t *testing.T) {
+	for _, tool := range []string{"systemd-sysusers", "systemd-tmpfiles"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (Debian: systemd)", tool)
+		}
+	}
+	sysroot := t.TempDir()
+	if err := os.Mkdir(filepath.Join(sysroot, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sysusers, _ := filepath.Abs(filepath.Join(root, "deploy/systemd/bottlecap-sysusers.conf"))
+	tmpfiles, _ := filepath.Abs(filepath.Join(root, "deploy/systemd/bottlecap-tmpfiles.conf"))
+	var first string
+	for run := range 2 {
+		runTool(t, "systemd-sysusers", "--root="+sysroot, sysusers)
+		runTool(t, "systemd-tmpfiles", "--root="+sysroot, "--create", tmpfiles)
+		passwd := readFile(t, filepath.Join(sysroot, "etc/passwd"))
+		if run == 0 {
+			first = passwd
+		} else if passwd != first {
+			t.Errorf("a second run changed /etc/passwd:\n%s\nwas:\n%s", passwd, first)
+		}
+	}
+	user := entry(t, first, "botbottle") // name:x:uid:gid:gecos:home:shell
+	if user == nil || user[5] != "/var/lib/bot-bottle" || user[6] != "/usr/sbin/nologin" {
+		t.Fatalf("passwd entry of botbottle: got %q, want home /var/lib/bot-bottle and shell /usr/sbin/nologin", user)
+	}
+	group := entry(t, readFile(t, filepath.Join(sysroot, "etc/group")), "botbottle")
+	if group == nil || group[2] != user[3] {
+		t.Fatalf("group botbottle: got %q, want the user's primary group (gid %s)", group, user[3])
+	}
+	for _, dir := range []string{"var/lib/bot-bottle", "var/lib/bot-bottle/run"} {
+		out, err := exec.Command("stat", "-c", "%a %u %g", filepath.Join(sysroot, dir)).Output()
+		if want := "750 " + user[2] + " " + user[3]; err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("%s: got mode, uid, gid %q (%v), want %q", dir, out, err, want)
+		}
+	}
+}
+
+func runTool(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// entry is the colon-separated fields of name's line in a passwd or
+// group file, or nil.
+func entry(t *testing.T, file, name string) []string {
+	t.Helper()
+	for line := range strings.Lines(file) {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if f[0] == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// unitValue is the value of the unit file's first key=value line for key.
+func unitValue(unit, key string) string {
+	for line := range strings.Lines(unit) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// fields is a config file's non-comment lines split into fields.
+func fields(t *testing.T, name string) [][]string {
+	t.Helper()
+	var out [][]string
+	sc := bufio.NewScanner(strings.NewReader(readFile(t, filepath.Join(root, name))))
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, strings.Fields(line))
+		}
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
