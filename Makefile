@@ -5,7 +5,7 @@ STATICCHECK_VERSION := v0.8.2
 NFPM_VERSION := v2.48.0
 export BOT_BOTTLE_HOME ?= $(HOME)/.bot-bottle
 
-.PHONY: run build install dist test test-deps fuzz lint bench fmt clean
+.PHONY: run build install dist sidecar-context sidecar-image test test-deps fuzz lint bench fmt clean
 
 # VERSION is the v* tag at HEAD, else a snapshot named after the commit;
 # COMMIT the commit. Both are linked into the binary (bottlecap version),
@@ -117,6 +117,19 @@ test-deps:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 >/dev/null; }
 	@command -v mitmdump >/dev/null 2>&1 || { echo "installing mitmproxy for the mitmproxy addon tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mitmproxy >/dev/null; }
+
+# sidecar-image builds the meter's sidecar image (deploy/sidecar/Dockerfile)
+# from a static binary; sidecar-context only lays out its build context
+# (the Dockerfile and the binary) in SIDECAR_CONTEXT, for a build elsewhere.
+SIDECAR_CONTEXT ?= dist/sidecar
+SIDECAR_IMAGE   ?= bottlecap-meter:$(VERSION)
+sidecar-context:
+	mkdir -p $(SIDECAR_CONTEXT)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(SIDECAR_CONTEXT)/bottlecap ./cmd/bottlecap
+	cp deploy/sidecar/Dockerfile $(SIDECAR_CONTEXT)/Dockerfile
+
+sidecar-image: sidecar-context
+	docker build -t $(SIDECAR_IMAGE) $(SIDECAR_CONTEXT)
 
 $(GOBIN)/nfpm:
 	GOBIN=$(GOBIN) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
