@@ -18,12 +18,25 @@
 //	                       to SOCK and print the HTTP status codes (the
 //	                       bodies are not read: an event stream's never
 //	                       ends)
+//	anthropic-upstream ADDR INPUT OUTPUT
+//	                       a fake Anthropic API: each POST /v1/messages
+//	                       gets a message (a fresh id) whose usage is
+//	                       INPUT and OUTPUT tokens; GET /count prints how
+//	                       many it answered
+//	messages               send one Messages request with the official
+//	                       SDK to $ANTHROPIC_BASE_URL, as an agent does;
+//	                       print the HTTP status and the reply's text or
+//	                       the error the SDK shows
 //	sleep                  wait for SIGTERM
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -37,11 +50,14 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/anthropics/anthropic-sdk-go/option"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: testprog upstream|sidecar|get|report|orphan|request|sleep ...")
+		fail("usage: testprog upstream|sidecar|get|report|orphan|request|anthropic-upstream|messages|sleep ...")
 	}
 	go exitOnTerm()
 	switch os.Args[1] {
@@ -61,6 +77,10 @@ func main() {
 		request(os.Args[2], os.Args[3:])
 	case "orphan-child":
 		orphanChild(os.Args[2], os.Args[3])
+	case "anthropic-upstream":
+		anthropicUpstream(os.Args[2], os.Args[3], os.Args[4])
+	case "messages":
+		messages()
 	case "sleep":
 		select {}
 	default:
@@ -261,6 +281,51 @@ func request(sock string, reqs []string) {
 		codes = append(codes, send(c, reqs[i], reqs[i+1], reqs[i+2]))
 	}
 	fmt.Print(strings.Join(codes, " "))
+}
+
+// anthropicUpstream answers every Messages call with the same usage and a
+// fresh message id (the meter's report id), never streaming.
+func anthropicUpstream(addr, input, output string) {
+	in, err1 := strconv.Atoi(input)
+	out, err2 := strconv.Atoi(output)
+	if err := errors.Join(err1, err2); err != nil {
+		fail(err.Error())
+	}
+	prefix := make([]byte, 6)
+	rand.Read(prefix)
+	var answered atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/messages", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		n := answered.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"id": fmt.Sprintf("msg_%s_%d", hex.EncodeToString(prefix), n), "type": "message", "role": "assistant",
+			"model": "claude-test", "content": []map[string]any{{"type": "text", "text": "upstream ok"}},
+			"stop_reason": "end_turn", "usage": map[string]any{"input_tokens": in, "output_tokens": out},
+		})
+	})
+	mux.HandleFunc("GET /count", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, answered.Load()) })
+	serve(addr, mux)
+}
+
+// messages is an agent's turn: the SDK finds the meter through
+// $ANTHROPIC_BASE_URL. A refusal is printed, not retried.
+func messages() {
+	c := anthropic.NewClient(option.WithAPIKey("sk-ant-test"), option.WithMaxRetries(0), option.WithRequestTimeout(10*time.Second))
+	msg, err := c.Messages.New(context.Background(), anthropic.MessageNewParams{
+		Model: "claude-test", MaxTokens: 16,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+	})
+	var apiErr *anthropic.Error
+	switch {
+	case errors.As(err, &apiErr):
+		fmt.Printf("%d %s", apiErr.StatusCode, apiErr.Error())
+	case err != nil:
+		fail(err.Error())
+	default:
+		fmt.Printf("200 %s", msg.Content[0].Text)
+	}
 }
 
 func fail(msg string) {
