@@ -129,7 +129,7 @@ sidecar-context:
 	cp deploy/sidecar/Dockerfile $(SIDECAR_CONTEXT)/Dockerfile
 
 sidecar-image: sidecar-context
-	docker build -t $(SIDECAR_IMAGE) $(SIDECAR_CONTEXT)
+	docker build -t $(SIDECAR_IMAGE) -t bottlecap-meter:latest $(SIDECAR_CONTEXT)
 
 $(GOBIN)/nfpm:
 	GOBIN=$(GOBIN) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
