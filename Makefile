@@ -75,7 +75,8 @@ dist: $(GOBIN)/nfpm
 		cp -R deploy/systemd deploy/sidecar deploy/compose $$dir/deploy/; \
 		tar -C dist/build --sort=name --owner=0 --group=0 --numeric-owner \
 			--mtime=@$$(git log -1 --format=%ct 2>/dev/null || date +%s) -czf dist/$$name.tar.gz $$name; \
-		VERSION=$(VERSION) GOARCH=$$arch BIN=$$dir/bottlecap $(GOBIN)/nfpm package \
+		mkdir -p dist/build/deb && cp $$dir/bottlecap dist/build/deb/bottlecap; \
+		VERSION=$(VERSION) GOARCH=$$arch $(GOBIN)/nfpm package \
 			--config deploy/package/nfpm.yaml --packager deb --target dist/; \
 	done
 	cd dist && sha256sum *.tar.gz *.deb > checksums.txt

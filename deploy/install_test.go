@@ -209,3 +209,61 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestPostinstall runs the package's post-install step against stand-ins
+// for the system's tools, which record how they were called: with
+// systemd's tools it applies the sysusers and tmpfiles files; without them
+// it creates the user and group with the shadow tools unless they exist,
+// and the directories 0750.
+func TestPostinstall(t *testing.T) {
+	const (
+		sysusers = "systemd-sysusers /usr/lib/sysusers.d/bottlecap.conf"
+		tmpfiles = "systemd-tmpfiles --create /usr/lib/tmpfiles.d/bottlecap.conf"
+		groupadd = "groupadd --system botbottle"
+		useradd  = "useradd --system --gid botbottle --home-dir /var/lib/bot-bottle --no-create-home --shell /usr/sbin/nologin --comment bottlecap daemon botbottle"
+		dirs     = "install -d -m 0750 -o botbottle -g botbottle /var/lib/bot-bottle /var/lib/bot-bottle/run"
+	)
+	tests := []struct {
+		name     string
+		systemd  bool
+		existing []string // getent answers for these "passwd NAME" / "group NAME"
+		want     []string
+	}{
+		{"systemd", true, nil, []string{sysusers, tmpfiles}},
+		{"systemd, user exists", true, []string{"passwd botbottle", "group botbottle"}, []string{sysusers, tmpfiles}},
+		{"no systemd, no user", false, nil, []string{"getent passwd botbottle", "getent group botbottle", groupadd, useradd, dirs}},
+		{"no systemd, group only", false, []string{"group botbottle"}, []string{"getent passwd botbottle", "getent group botbottle", useradd, dirs}},
+		{"no systemd, user exists", false, []string{"passwd botbottle", "group botbottle"}, []string{"getent passwd botbottle", dirs}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bin, log := t.TempDir(), filepath.Join(t.TempDir(), "calls")
+			tools := []string{"getent", "groupadd", "useradd", "install", "systemctl"}
+			if tt.systemd {
+				tools = append(tools, "systemd-sysusers", "systemd-tmpfiles")
+			}
+			for _, tool := range tools {
+				stub := "#!/bin/sh\necho \"" + tool + " $*\" >> " + log + "\n"
+				if tool == "getent" {
+					stub += "case \"$*\" in \"" + strings.Join(append(tt.existing, "__none__"), "\"|\"") + "\") exit 0;; esac\nexit 2\n"
+				}
+				if err := os.WriteFile(filepath.Join(bin, tool), []byte(stub), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("/bin/sh", filepath.Join(root, "deploy/package/postinstall.sh"), "configure")
+			cmd.Env = []string{"PATH=" + bin}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("postinstall: %v\n%s", err, out)
+			}
+			want := tt.want
+			if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+				want = append(want, "systemctl daemon-reload") // this machine runs systemd
+			}
+			got, _ := os.ReadFile(log)
+			if calls := strings.Split(strings.TrimSpace(string(got)), "\n"); !slices.Equal(calls, want) {
+				t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
