@@ -50,11 +50,22 @@ func TestMakeInstallDestdir(t *testing.T) {
 				t.Errorf("the installed unit's ExecStart: got %q, want the installed binary %s/bin/bottlecap serve", got, prefix)
 			}
 			v, err := exec.Command(filepath.Join(dest, p, "bin/bottlecap"), "version").Output()
-			if err != nil || !strings.HasPrefix(string(v), "bottlecap v") || !strings.Contains(string(v), "(commit ") {
-				t.Errorf("installed bottlecap version: got %q (%v), want the version and commit make linked in", v, err)
+			if err != nil || !strings.HasPrefix(string(v), "bottlecap v") || !strings.Contains(string(v), headCommit(t)) {
+				t.Errorf("installed bottlecap version: got %q (%v), want the version and the commit %q make linked in", v, err, headCommit(t))
 			}
 		})
 	}
+}
+
+// headCommit is "(commit <HEAD>" in a git checkout, else "(": make links
+// in the commit when git can name it.
+func headCommit(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "("
+	}
+	return "(commit " + strings.TrimSpace(string(out))
 }
 
 // checkTree fails for each wanted path that is missing or has another
