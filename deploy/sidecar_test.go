@@ -41,11 +41,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// The fake upstream's usage for every call: two calls cross a 1k budget.
+// The fake upstream's usage for every call: two calls cross the budget,
+// and after one there is still room for the meter to admit the next (its
+// input estimate and a 4,096-token output slice, README "How a meter
+// spends"). The input is about what the meter estimates for the agent's
+// "hi", so its estimator learns nothing odd.
 const (
-	upstreamInput, upstreamOutput = 500, 100
+	upstreamInput, upstreamOutput = 10, 5990
 	perCall                       = upstreamInput + upstreamOutput
-	budgetLabel                   = "claude=1k"
+	budgetLimit                   = 11000
+	budgetLabel                   = "claude=11k"
 )
 
 // TestComposeBottleMeteredAndCutOff brings deploy/compose/compose.yaml up
@@ -68,7 +73,7 @@ func TestComposeBottleMeteredAndCutOff(t *testing.T) {
 
 	testutil.Eventually(t, "bottle "+slug+" discovered with its label budget", func() bool {
 		got, err := d.Bottle(context.Background(), slug)
-		return err == nil && got.Budget["claude"] == 1000 && len(got.Containers) == 2
+		return err == nil && got.Budget["claude"] == budgetLimit && len(got.Containers) == 2
 	})
 	if got := b.turn(t); got != "200 upstream ok" {
 		t.Fatalf("the agent's first call: got %q, want the upstream's answer", got)
