@@ -27,6 +27,7 @@ type composeFile struct {
 
 type composeService struct {
 	Image       string              `yaml:"image"`
+	Name        string              `yaml:"container_name"`
 	DependsOn   []string            `yaml:"depends_on"`
 	Networks    map[string]struct{} `yaml:"networks"`
 	Environment map[string]string   `yaml:"environment"`
@@ -145,6 +146,12 @@ func TestComposeTopology(t *testing.T) {
 	d, ok := enforcement.ParseLabels(withProject(agent.Labels, f.Name))
 	if !ok || d.Err != nil || d.Budget["claude"] != 1000 || d.Agent != "claude" {
 		t.Errorf("the agent's labels %v: the daemon reads %+v (%v)", agent.Labels, d, d.Err)
+	}
+	if agent.Name != enforcement.ProjectPrefix+"demo-1" {
+		t.Errorf("the agent's container is named %q, want %s (the container a freeze commits)", agent.Name, enforcement.ProjectPrefix+"demo-1")
+	}
+	if meter.Labels[enforcement.LabelRole] != "sidecar" {
+		t.Errorf("the meter's labels %v: want %s=sidecar, so that a pause leaves it running", meter.Labels, enforcement.LabelRole)
 	}
 	if got := meter.Environment; got["BOTTLECAP_BOTTLE"] != "demo-1" || got["BOTTLECAP_AGENT"] != d.Agent {
 		t.Errorf("meter environment %v: want the bottle demo-1 and the agent of the labels, %s", got, d.Agent)

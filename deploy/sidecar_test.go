@@ -140,8 +140,8 @@ func up(t *testing.T, cli *dclient.Client, f composeFile) *bottle {
 }
 
 // run starts one service's container as docker compose would: named
-// <project>-<service>-1, labelled with the project and the service, on its
-// networks under the service's name.
+// container_name or <project>-<service>-1, labelled with the project and
+// the service, on its networks under the service's name.
 func (b *bottle) run(t *testing.T, name string, s composeService, cmd []string) string {
 	t.Helper()
 	labels := withProject(s.Labels, b.project)
@@ -158,7 +158,11 @@ func (b *bottle) run(t *testing.T, name string, s composeService, cmd []string) 
 	for _, n := range nets[1:] {
 		more = append(more, dockertest.ConnectTo{Network: b.project + "_" + n, Alias: name})
 	}
-	return dockertest.RunContainer(t, b.cli, cfg, host, b.project+"-"+name+"-1", b.project+"_"+nets[0], name, more...)
+	cname := s.Name
+	if cname == "" {
+		cname = b.project + "-" + name + "-1"
+	}
+	return dockertest.RunContainer(t, b.cli, cfg, host, cname, b.project+"_"+nets[0], name, more...)
 }
 
 // turn is one agent call from inside the agent container: its status and
