@@ -166,6 +166,9 @@ type DockerStatus struct {
 	Reachable  bool   `json:"reachable"`
 	APIVersion string `json:"api_version,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// DaemonID is the daemon's id, when it has one: it takes only the
+	// containers labelled bot-bottle.daemon=<id>.
+	DaemonID string `json:"daemon_id,omitempty"`
 }
 
 // Event is one server-sent event on GET /v1/events: its type names what

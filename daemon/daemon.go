@@ -32,6 +32,10 @@ type Config struct {
 	// the daemon also registers bottles from container labels and events.
 	Engine   enforcement.Engine
 	Discover bool
+	// DaemonID, when set, scopes the Docker side to the containers and
+	// networks labelled bot-bottle.daemon=DaemonID; without it the daemon
+	// takes only those without that label (see enforcement.LabelDaemon).
+	DaemonID string
 	// Enforcer, used when Engine is nil, builds the enforcer from the
 	// opened ledger (the demo's, tests'); nil leaves actions pending.
 	Enforcer  func(*store.DB) controller.Enforcer
@@ -67,6 +71,11 @@ type Daemon struct {
 func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DaemonID != "" {
+		if err := budget.ValidateName("daemon id", cfg.DaemonID); err != nil {
+			return nil, err
+		}
 	}
 	if err := controller.CheckPeerPidfd(); err != nil {
 		cfg.Log.Error("this kernel cannot establish where socket peers live: no peer is an operator and no report is accepted", "err", err.Error())
@@ -111,7 +120,7 @@ func (d *Daemon) controllerConfig(cfg Config) controller.Config {
 	}
 	switch {
 	case cfg.Engine != nil:
-		d.docker = newDocker(cfg.Engine, d.DB, cfg.Home, cfg.Log)
+		d.docker = newDocker(cfg.Engine, d.DB, cfg.Home, cfg.DaemonID, cfg.Log)
 		cc.Enforcer, cc.Docker, cc.ContainerBottle = d.docker.enf, d.docker.status, d.docker.containerBottle
 	case cfg.Enforcer != nil:
 		cc.Enforcer = cfg.Enforcer(d.DB)

@@ -13,10 +13,11 @@ import (
 )
 
 // docker is the daemon's Docker side: the action runner and the discovery
-// watch over one engine, stopped together.
+// watch over one engine, stopped together, both scoped to the daemon's id.
 type docker struct {
-	engine enforcement.Engine
-	runner *enforcement.Runner
+	engine   enforcement.Engine
+	daemonID string
+	runner   *enforcement.Runner
 	enf    *RunnerEnforcer
 	log    *slog.Logger
 	cancel context.CancelFunc
@@ -25,9 +26,11 @@ type docker struct {
 
 // newDocker builds the runner; nothing is dialled yet, so an engine that is
 // down only keeps actions pending, retried.
-func newDocker(engine enforcement.Engine, db *store.DB, home string, log *slog.Logger) *docker {
-	enf := NewRunnerEnforcer(enforcement.NewDocker(engine, home, db), enforcement.RunnerOptions{})
-	return &docker{engine: engine, runner: enf.Runner(), enf: enf, log: log}
+func newDocker(engine enforcement.Engine, db *store.DB, home, daemonID string, log *slog.Logger) *docker {
+	dk := enforcement.NewDocker(engine, home, db)
+	dk.DaemonID = daemonID
+	enf := NewRunnerEnforcer(dk, enforcement.RunnerOptions{})
+	return &docker{engine: engine, daemonID: daemonID, runner: enf.Runner(), enf: enf, log: log}
 }
 
 // start runs the runner and, with discover, the discovery watch, until stop.
@@ -42,7 +45,7 @@ func (d *docker) start(srv *controller.Server, discover bool) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		w := &enforcement.Watcher{Engine: d.engine, Report: func(c enforcement.Discovered) { d.discovered(ctx, srv, c) },
+		w := &enforcement.Watcher{Engine: d.engine, DaemonID: d.daemonID, Report: func(c enforcement.Discovered) { d.discovered(ctx, srv, c) },
 			OnError: func(err error) { d.log.Warn("docker discovery interrupted; reconnecting", "err", err) }}
 		w.Run(ctx)
 	}()
@@ -73,7 +76,7 @@ func (d *docker) status(ctx context.Context) api.DockerStatus {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	ok, version, err := enforcement.EngineStatus(ctx, d.engine)
-	st := api.DockerStatus{Enabled: true, Reachable: ok, APIVersion: version}
+	st := api.DockerStatus{Enabled: true, Reachable: ok, APIVersion: version, DaemonID: d.daemonID}
 	if err != nil {
 		st.Error = err.Error()
 	}
@@ -81,7 +84,7 @@ func (d *docker) status(ctx context.Context) api.DockerStatus {
 }
 
 // containerBottle finds a peer container's bottle from its labels; unknown
-// means the report is refused, never let through.
+// (or another daemon's) means the report is refused, never let through.
 func (d *docker) containerBottle(ctx context.Context, id string) (string, bool) {
-	return enforcement.ContainerBottle(ctx, d.engine, id)
+	return enforcement.ContainerBottle(ctx, d.engine, id, d.daemonID)
 }

@@ -18,6 +18,21 @@ const (
 	LabelRate     = "bot-bottle.rate"
 )
 
+// LabelDaemon scopes a container or a network to one daemon. A daemon
+// started with a daemon id (`serve --daemon-id ID`) takes as its own only
+// what is labelled bot-bottle.daemon=ID; a daemon without one, as users run
+// it, only what carries no such label (or an empty one). Neither registers,
+// identifies as a peer, nor acts on anything of another daemon's, so two
+// daemons can share an engine, and the tests, which label everything they
+// create with their own daemon's id, never reach a user's daemon.
+const LabelDaemon = "bot-bottle.daemon"
+
+// OfDaemon reports whether an object with these labels belongs to the
+// daemon whose id is daemonID ("" for a daemon without one).
+func OfDaemon(labels map[string]string, daemonID string) bool {
+	return labels[LabelDaemon] == daemonID
+}
+
 // ContainerState is what discovery last learned about a container.
 type ContainerState string
 

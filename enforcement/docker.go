@@ -30,10 +30,13 @@ type Docker struct {
 	home   string
 	memo   Memo
 	// CallTimeout bounds each engine call; StopGrace is how long a stopped
-	// container has to exit before the engine kills it. Set them before
+	// container has to exit before the engine kills it; DaemonID is the
+	// daemon's id ("" for none): containers and networks labelled for
+	// another daemon are never touched (see LabelDaemon). Set them before
 	// the first Do.
 	CallTimeout time.Duration
 	StopGrace   time.Duration
+	DaemonID    string
 }
 
 // NewDocker returns an enforcer that acts through engine, writes freeze
@@ -70,7 +73,9 @@ func (d *Docker) Do(ctx context.Context, a Action) error {
 }
 
 // containers lists the bottle's containers, running or not: those of its
-// Compose project, those labelled with its slug and those given by id. The
+// Compose project, those labelled with its slug and those given by id,
+// all of them of this daemon (a registration cannot hand it another
+// daemon's container either). The
 // given ones come first, then the oldest first, so "the first container" is
 // stable.
 func (d *Docker) containers(ctx context.Context, a Action) ([]container.Summary, error) {
@@ -82,7 +87,7 @@ func (d *Docker) containers(ctx context.Context, a Action) ([]container.Summary,
 	}
 	var out []container.Summary
 	for _, c := range res.Items {
-		if belongs(c, a) {
+		if OfDaemon(c.Labels, d.DaemonID) && belongs(c, a) {
 			out = append(out, c)
 		}
 	}

@@ -74,13 +74,14 @@ func EngineStatus(ctx context.Context, engine Engine) (reachable bool, apiVersio
 }
 
 // ContainerBottle finds the bottle a container (a socket peer) is in, from
-// its labels. ok is false when the container is not a bottle or the engine
-// cannot say within two seconds: the caller then refuses, never guesses.
-func ContainerBottle(ctx context.Context, engine Engine, id string) (slug string, ok bool) {
+// its labels. ok is false when the container is not a bottle of the daemon
+// whose id is daemonID or the engine cannot say within two seconds: the
+// caller then refuses, never guesses.
+func ContainerBottle(ctx context.Context, engine Engine, containerID, daemonID string) (slug string, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	res, err := engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil || res.Container.Config == nil {
+	res, err := engine.ContainerInspect(ctx, containerID, client.ContainerInspectOptions{})
+	if err != nil || res.Container.Config == nil || !OfDaemon(res.Container.Config.Labels, daemonID) {
 		return "", false
 	}
 	return BottleOf(res.Container.Config.Labels)

@@ -3,6 +3,7 @@ package enforcement_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -203,6 +204,7 @@ func (c *fctr) inspect() container.InspectResponse {
 	}
 	return container.InspectResponse{
 		ID: c.id, Name: "/" + c.name,
+		Config:          &container.Config{Labels: maps.Clone(c.labels)},
 		State:           &container.State{Running: c.running, Paused: c.paused, Status: c.state()},
 		Mounts:          slices.Clone(c.mounts),
 		NetworkSettings: &container.NetworkSettings{Networks: nets},

@@ -47,15 +47,26 @@ func (d *Docker) freeze(ctx context.Context, a Action) error {
 	return errors.Join(errs...)
 }
 
-// agent finds the container to commit: the one named bot-bottle-<slug>,
-// else the bottle's first container.
+// agent finds the container to commit: the one named bot-bottle-<slug>
+// if it is this daemon's, else the bottle's first container.
 func (d *Docker) agent(ctx context.Context, slug string, ctrs []container.Summary) (container.InspectResponse, bool, error) {
 	name := ProjectPrefix + slug
 	info, ok, err := d.inspect(ctx, name)
+	if ok && !OfDaemon(labelsOf(info), d.DaemonID) {
+		ok = false
+	}
 	if err != nil || ok || len(ctrs) == 0 {
 		return info, ok, err
 	}
 	return d.inspect(ctx, ctrs[0].ID)
+}
+
+// labelsOf is an inspected container's labels.
+func labelsOf(info container.InspectResponse) map[string]string {
+	if info.Config == nil {
+		return nil
+	}
+	return info.Config.Labels
 }
 
 // commit snapshots the agent and writes the state files. A stopped agent
@@ -160,7 +171,8 @@ func (d *Docker) remove(ctx context.Context, id string) error {
 }
 
 // networks lists the project's networks: labelled with the Compose project,
-// or named with its prefix (`bot-bottle-<slug>_…`, Compose's naming).
+// or named with its prefix (`bot-bottle-<slug>_…`, Compose's naming), and
+// of this daemon (see LabelDaemon).
 func (d *Docker) networks(ctx context.Context, slug string) ([]network.Summary, error) {
 	project := ProjectPrefix + slug
 	res, err := call(ctx, d.CallTimeout, "list networks", func(ctx context.Context) (client.NetworkListResult, error) {
@@ -171,7 +183,7 @@ func (d *Docker) networks(ctx context.Context, slug string) ([]network.Summary, 
 	}
 	var out []network.Summary
 	for _, n := range res.Items {
-		if n.Labels[LabelProject] == project || strings.HasPrefix(n.Name, project+"_") {
+		if OfDaemon(n.Labels, d.DaemonID) && (n.Labels[LabelProject] == project || strings.HasPrefix(n.Name, project+"_")) {
 			out = append(out, n)
 		}
 	}

@@ -52,7 +52,7 @@ func TestRealCutoffAndRestore(t *testing.T) {
 		return ""
 	})
 	aliases, ino := b.egressAliases(t, cli), inode(t, b.routes)
-	d := enforcement.NewDocker(cli, t.TempDir(), &enforcement.MemMemo{})
+	d := testDocker(t, cli, t.TempDir())
 	act := func(k budget.ActionKind) {
 		t.Helper()
 		if err := d.Do(context.Background(), enforcement.Action{Kind: k, Bottle: b.slug}); err != nil {

@@ -23,7 +23,7 @@ func TestRealFreezeThenKill(t *testing.T) {
 		cli.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
 	home := t.TempDir()
-	d := enforcement.NewDocker(cli, home, &enforcement.MemMemo{})
+	d := testDocker(t, cli, home)
 	act := func(k budget.ActionKind) {
 		t.Helper()
 		if err := d.Do(context.Background(), enforcement.Action{Kind: k, Bottle: b.slug}); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 )
 
 func TestRealEngineStatus(t *testing.T) {
@@ -37,13 +38,12 @@ func TestRealWatchDiscoversLabelledContainers(t *testing.T) {
 	reports := make(chan enforcement.Discovered, 100)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() {
-		done <- enforcement.Watch(ctx, cli, func(d enforcement.Discovered) {
-			if d.Bottle == slug {
-				reports <- d
-			}
-		})
-	}()
+	w := &enforcement.Watcher{Engine: cli, DaemonID: dockertest.DaemonID(t), Report: func(d enforcement.Discovered) {
+		if d.Bottle == slug {
+			reports <- d
+		}
+	}}
+	go func() { done <- w.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
 	d := await(t, reports, early, enforcement.StateRunning)

@@ -54,6 +54,15 @@ func newRealBottle(t *testing.T, cli *client.Client, withUpstream bool) *realBot
 
 type connectTo = dockertest.ConnectTo
 
+// testDocker is the enforcer of the test's own daemon: it acts only on what
+// the test made (dockertest scopes it to the test's daemon id).
+func testDocker(t *testing.T, cli *client.Client, home string) *enforcement.Docker {
+	t.Helper()
+	d := enforcement.NewDocker(cli, home, &enforcement.MemMemo{})
+	d.DaemonID = dockertest.DaemonID(t)
+	return d
+}
+
 func createNetwork(t *testing.T, cli *client.Client, name string, internal bool, labels map[string]string) {
 	t.Helper()
 	dockertest.CreateNetwork(t, cli, name, internal, labels)

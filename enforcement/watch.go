@@ -13,14 +13,17 @@ import (
 	"github.com/bot-bottle/bottlecap/internal/retry"
 )
 
-// Watcher discovers bottle containers as they start, die and go away. It
-// follows the engine's event stream and, each time it (re)subscribes,
+// Watcher discovers bottle containers as they start, die and go away:
+// those of its daemon only (see LabelDaemon). It follows the engine's event stream and, each time it (re)subscribes,
 // reconciles with a full container list, so nothing that happened while the
 // stream was down is missed. Report may see the same state twice; it must
 // be idempotent.
 type Watcher struct {
 	Engine Engine
 	Report func(Discovered)
+	// DaemonID is the id of the daemon watching ("" for none): containers
+	// labelled for another daemon are not its bottles and are passed over.
+	DaemonID string
 	// Backoff spaces re-subscriptions after the stream fails.
 	Backoff     Backoff
 	Sleep       func(ctx context.Context, d time.Duration) error
@@ -30,12 +33,6 @@ type Watcher struct {
 	OnError func(error)
 
 	known map[string]Discovered // containers reported and not yet removed
-}
-
-// Watch runs a Watcher with default settings until ctx is done.
-func Watch(ctx context.Context, engine Engine, report func(Discovered)) error {
-	w := &Watcher{Engine: engine, Report: report}
-	return w.Run(ctx)
 }
 
 // Run watches until ctx is done and returns ctx's error. Stream and list
@@ -104,7 +101,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 	}
 	seen := map[string]bool{}
 	for _, c := range res.Items {
-		d, ok := ParseLabels(c.Labels)
+		d, ok := w.parse(c.Labels)
 		if !ok {
 			continue
 		}
@@ -131,7 +128,7 @@ func (w *Watcher) event(m events.Message) {
 	for _, k := range []string{"name", "image", "exitCode", "signal", "execDuration"} {
 		delete(labels, k)
 	}
-	d, ok := ParseLabels(labels)
+	d, ok := w.parse(labels)
 	if !ok || m.Actor.ID == "" {
 		return
 	}
@@ -147,6 +144,15 @@ func (w *Watcher) event(m events.Message) {
 		return
 	}
 	w.report(d)
+}
+
+// parse reads a container's labels when it is a bottle's of this
+// watcher's daemon; ok is false for any other container.
+func (w *Watcher) parse(labels map[string]string) (Discovered, bool) {
+	if !OfDaemon(labels, w.DaemonID) {
+		return Discovered{}, false
+	}
+	return ParseLabels(labels)
 }
 
 func (w *Watcher) report(d Discovered) {

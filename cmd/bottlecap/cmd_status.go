@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/enforcement"
 )
 
 // runStatus implements `bottlecap status [--json]`: daemon health and the
@@ -37,6 +38,9 @@ func printStatus(w io.Writer, st api.Status) error {
 	t.row("store", st.Store)
 	t.row("ledger", ledgerLine(st))
 	t.row("docker", dockerLine(st.Docker))
+	if id := st.Docker.DaemonID; id != "" {
+		t.row("daemon id", id+" (takes only the containers labelled "+enforcement.LabelDaemon+"="+id+")")
+	}
 	t.row("precedence", st.Precedence)
 	t.row("bottles", bottlesLine(st))
 	t.row("reports", fmt.Sprint(st.Reports))

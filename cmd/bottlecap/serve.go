@@ -33,6 +33,7 @@ type serveFlags struct {
 	syncMode string
 	logLevel string
 	docker   bool
+	daemonID string
 }
 
 // runServe runs the daemon in the foreground until ctx is cancelled.
@@ -45,6 +46,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.StringVar(&f.syncMode, "synchronous", "full", "SQLite synchronous mode: full (every commit survives power loss) or normal")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&f.docker, "docker", true, "enforce through the Docker engine named by DOCKER_HOST (false: actions are journaled and stay pending)")
+	fs.StringVar(&f.daemonID, "daemon-id", "", "take as bottles only the containers labelled bot-bottle.daemon=`ID` (default: only those without that label)")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return errUsage
 	}
@@ -123,7 +125,8 @@ func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*served, error) {
 		sv.closeEngine()
 		return nil, err
 	}
-	log.Info("bottlecap ready", "socket", cfg.Socket, "ledger", cfg.DBPath, "settings", f.settings, "version", currentBuild().Version)
+	log.Info("bottlecap ready", "socket", cfg.Socket, "ledger", cfg.DBPath, "settings", f.settings, "version", currentBuild().Version,
+		"daemon_id", cfg.DaemonID)
 	return sv, nil
 }
 
@@ -141,6 +144,7 @@ func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, erro
 	cfg := daemon.Config{
 		Socket: client.ResolveSocket(f.socket, m.Getenv(client.EnvSocket), st.Socket, home),
 		DBPath: f.db, Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: currentBuild().Version, Log: log,
+		DaemonID: f.daemonID,
 	}
 	switch f.syncMode {
 	case "full":

@@ -15,6 +15,7 @@ import (
 	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/daemon"
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"github.com/bot-bottle/bottlecap/store"
 )
@@ -28,8 +29,13 @@ type Options struct {
 	// Limits shorten the daemon's timeouts and caps for tests of them.
 	Limits controller.Limits
 	// Engine, when set, is the Docker engine the daemon enforces through
-	// (Enforcer is then not used).
-	Engine enforcement.Engine
+	// (Enforcer is then not used); with Discover it also registers the
+	// bottles of the containers the test made (dockertest), and only
+	// those: the daemon runs with the test's daemon id
+	// (dockertest.DaemonID), so it neither takes a user's containers on
+	// the same engine nor is taken by a user's daemon.
+	Engine   enforcement.Engine
+	Discover bool
 	// Clock, when set, is the controller's clock (its Now and AfterFunc).
 	Clock *testutil.Clock
 }
@@ -69,7 +75,8 @@ func Start(t testing.TB, o Options) *Daemon {
 func (d *Daemon) Restart() {
 	d.t.Helper()
 	cfg := daemon.Config{Socket: d.Sock, DBPath: filepath.Join(d.Dir, "bot-bottle.db"), Home: d.Dir,
-		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Limits: d.opts.Limits, Version: "test", Engine: d.opts.Engine}
+		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Limits: d.opts.Limits, Version: "test",
+		Engine: d.opts.Engine, Discover: d.opts.Discover, DaemonID: dockertest.DaemonID(d.t)}
 	if d.opts.Clock != nil {
 		cfg.Now, cfg.AfterFunc = d.opts.Clock.Now, d.opts.Clock.AfterFunc
 	}

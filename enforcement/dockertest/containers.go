@@ -17,23 +17,25 @@ import (
 // an alias.
 type ConnectTo struct{ Network, Alias string }
 
-// CreateNetwork creates a bridge network and removes it when the test ends.
+// CreateNetwork creates a bridge network of the test's daemon (see
+// DaemonID) and removes it when the test ends.
 func CreateNetwork(t testing.TB, cli *client.Client, name string, internal bool, labels map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Internal: internal, Labels: labels}); err != nil {
+	if _, err := cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Internal: internal, Labels: scoped(t, labels)}); err != nil {
 		t.Fatalf("create network %s: %v", name, err)
 	}
 	t.Cleanup(func() { cli.NetworkRemove(context.Background(), name, client.NetworkRemoveOptions{}) })
 }
 
-// RunContainer creates and starts a container on one network (API 1.41
-// takes one at creation), connects it to the others before it starts, and
-// removes it when the test ends.
+// RunContainer creates and starts a container of the test's daemon (see
+// DaemonID) on one network (API 1.41 takes one at creation), connects it
+// to the others before it starts, and removes it when the test ends.
 func RunContainer(t testing.TB, cli *client.Client, cfg container.Config, host container.HostConfig, name, net, alias string, more ...ConnectTo) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	cfg.Labels = scoped(t, cfg.Labels)
 	host.NetworkMode = container.NetworkMode(net)
 	ep := &network.EndpointSettings{}
 	if alias != "" {
