@@ -18,10 +18,10 @@ type docker struct {
 	engine   enforcement.Engine
 	daemonID string
 	runner   *enforcement.Runner
-	enf    *RunnerEnforcer
-	log    *slog.Logger
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	enf      *RunnerEnforcer
+	log      *slog.Logger
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // newDocker builds the runner; nothing is dialled yet, so an engine that is
