@@ -31,10 +31,11 @@ import (
 	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
-// TestMain removes the shared test image (the agent's and the fake
-// upstream's) after the tests.
+// TestMain runs the tests away from a user's home and socket
+// (testutil.RunIsolated) and removes the shared test image (the agent's
+// and the fake upstream's) after them.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testutil.RunIsolated(m)
 	if err := dockertest.Cleanup(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
@@ -113,8 +114,10 @@ type bottle struct {
 // up creates the compose file's networks and services as docker compose
 // names and labels them, plus a fake Anthropic upstream on the egress
 // network. The test's only changes to the services: the agent (the test
-// image) sleeps, and the meter forwards Anthropic calls to the fake
-// upstream. Everything is removed when the test ends.
+// image) sleeps, the meter forwards Anthropic calls to the fake upstream,
+// and everything carries the test's daemon id (dockertest), which the
+// operator's compose file leaves out. Everything is removed when the test
+// ends.
 func up(t *testing.T, cli *dclient.Client, f composeFile) *bottle {
 	t.Helper()
 	b := &bottle{project: f.Name, containers: map[string]string{}, cli: cli}
@@ -327,12 +330,13 @@ func tempDir(t *testing.T) string {
 }
 
 // startDaemon runs `bottlecap serve` on home, enforcing through the
-// engine, and returns a client once it answers. It is stopped when the
-// test ends, and its log is shown if the test failed.
+// engine with the test's daemon id (it takes the containers the test made
+// and nothing else), and returns a client once it answers. It is stopped
+// when the test ends, and its log is shown if the test failed.
 func startDaemon(t *testing.T, bin, home string) *client.Client {
 	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--docker", "--log-level", "debug")
+	cmd := exec.Command(bin, "serve", "--docker", "--log-level", "debug", "--daemon-id", dockertest.DaemonID(t))
 	cmd.Env = append(os.Environ(), "BOT_BOTTLE_HOME="+home, "BOTTLECAP_SOCKET=")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

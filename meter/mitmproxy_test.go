@@ -18,7 +18,10 @@ func TestMitmproxyAddonReportsToRealDaemon(t *testing.T) {
 	d := startDaemon(t)
 	cmd := exec.Command(py, "-m", "unittest", "-v", "test_bottlecap_addon.LiveDaemonTest")
 	cmd.Dir = filepath.Join("..", "integrations", "mitmproxy")
-	cmd.Env = append(cmd.Environ(), "BOTTLECAP_TEST_SOCKET="+d.Sock, "BOTTLECAP_TEST_BOTTLE=py-live")
+	// The test's home and socket, also where the addon would look by
+	// default: never a user's.
+	cmd.Env = append(cmd.Environ(), "BOTTLECAP_TEST_SOCKET="+d.Sock, "BOTTLECAP_TEST_BOTTLE=py-live",
+		"BOT_BOTTLE_HOME="+d.Dir, "BOTTLECAP_SOCKET="+d.Sock)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("python live test: %v\n%s", err, out)

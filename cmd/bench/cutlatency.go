@@ -34,7 +34,7 @@ const (
 func benchCut(ctx context.Context, r *runner) error {
 	up := serve(http.HandlerFunc(agentProvider))
 	defer up.Close()
-	d, err := startEnforceDaemon(ctx, dockerlab.NewFirstCallEngine())
+	d, err := startEnforceDaemon(ctx, dockerlab.NewFirstCallEngine(), benchDaemonID)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func benchEnforce(ctx context.Context, r *runner) error {
 // the report is sent to the fake engine's first call for that cutoff.
 func firstCallLatencies(ctx context.Context) ([]time.Duration, error) {
 	eng := dockerlab.NewFirstCallEngine()
-	d, err := startEnforceDaemon(ctx, eng)
+	d, err := startEnforceDaemon(ctx, eng, benchDaemonID)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +79,11 @@ func crossingReport(slug string) api.Report {
 		Usage: budget.Usage{Input: enforceBudget + 1}, Complete: true}}
 }
 
+// benchDaemonID is the daemon id of the benchmark's daemons over a fake
+// engine: were one ever given the real engine, it would still take none
+// of a user's containers.
+const benchDaemonID = "bench"
+
 // enforceDaemon is an in-process daemon whose enforcer is the Docker
 // runner over the given engine, wired as `bottlecap serve` wires it
 // (package daemon), without discovery.
@@ -88,14 +93,16 @@ type enforceDaemon struct {
 	d    *daemon.Daemon
 }
 
-func startEnforceDaemon(ctx context.Context, engine enforcement.Engine) (*enforceDaemon, error) {
+// startEnforceDaemon starts it with daemonID: the id of the containers it
+// may act on (none but those of that id).
+func startEnforceDaemon(ctx context.Context, engine enforcement.Engine, daemonID string) (*enforceDaemon, error) {
 	dir, err := os.MkdirTemp("", "bce") // short: unix socket paths are limited
 	if err != nil {
 		return nil, err
 	}
 	e := &enforceDaemon{dir: dir, sock: filepath.Join(dir, "run", "bottlecap.sock")}
 	e.d, err = daemon.Start(ctx, daemon.Config{Socket: e.sock, DBPath: filepath.Join(dir, "bot-bottle.db"), Home: dir,
-		Settings: budget.DefaultSettings(), Engine: engine})
+		Settings: budget.DefaultSettings(), Engine: engine, DaemonID: daemonID})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -30,7 +30,7 @@ func benchRealDisconnect(ctx context.Context, r *runner) error {
 		return err
 	}
 	defer w.Remove()
-	d, err := startEnforceDaemon(ctx, cli)
+	d, err := startEnforceDaemon(ctx, cli, w.DaemonID())
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,14 @@ func runCLI(t *testing.T, env map[string]string, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
+// homeEnv is an environment with a fresh BOT_BOTTLE_HOME and nothing else,
+// for a Main run in-process: with no home given it would fall back on
+// ~/.bot-bottle or a shared directory, and the socket in it.
+func homeEnv(t *testing.T) func(string) string {
+	env := map[string]string{"BOT_BOTTLE_HOME": t.TempDir()}
+	return func(k string) string { return env[k] }
+}
+
 // runAt runs a command line against the fake daemon's socket via --socket.
 func runAt(t *testing.T, srv *clienttest.Server, args ...string) result {
 	t.Helper()

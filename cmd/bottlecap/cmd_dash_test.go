@@ -23,7 +23,7 @@ func TestDashWithoutLedgerSaysStartTheDaemon(t *testing.T) {
 
 func TestDashRejectsArguments(t *testing.T) {
 	out := &syncBuffer{}
-	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: func(string) string { return "" }}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: homeEnv(t)}
 	if got := m.Run(context.Background(), []string{"dash", "extra"}); got != 2 {
 		t.Errorf("dash extra: exit %d, want 2\n%s", got, out.String())
 	}

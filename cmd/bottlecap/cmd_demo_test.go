@@ -18,7 +18,7 @@ import (
 func TestDemoNoDash(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
-	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: func(string) string { return "" }}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: homeEnv(t)}
 	code := make(chan int, 1)
 	go func() { code <- m.Run(ctx, []string{"demo", "--no-dash", "--speed", "20", "--duration", "10m"}) }()
 	stopped := false
@@ -56,7 +56,7 @@ func TestDemoNoDash(t *testing.T) {
 func TestDemoRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"--speed", "0"}, {"--speed", "-1"}, {"extra"}} {
 		out := &syncBuffer{}
-		m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: func(string) string { return "" }}
+		m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: homeEnv(t)}
 		if got := m.Run(context.Background(), append([]string{"demo"}, args...)); got != 2 {
 			t.Errorf("demo %v: exit %d, want 2\n%s", args, got, out.String())
 		}

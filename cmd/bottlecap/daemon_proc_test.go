@@ -18,6 +18,7 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
+	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
 	_ "modernc.org/sqlite"
 )
@@ -86,11 +87,13 @@ func newHome(t *testing.T) string {
 	return home
 }
 
-// startServe runs the daemon and waits until it answers.
+// startServe runs the daemon and waits until it answers. It runs with the
+// test's daemon id: with the engine on (serve's default) its world is
+// what the test made, never a user's containers on the same engine.
 func startServe(t *testing.T, home string) *proc {
 	t.Helper()
 	p := &proc{t: t, home: home, sock: filepath.Join(home, "run", "bottlecap.sock"), stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(bottlecapBinary(t), "serve")
+	p.cmd = exec.Command(bottlecapBinary(t), "serve", "--daemon-id", dockertest.DaemonID(t))
 	p.cmd.Env = append(os.Environ(), "BOT_BOTTLE_HOME="+home, "BOTTLECAP_SOCKET=")
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -24,8 +24,10 @@ import (
 
 // The end-to-end tests run the real `bottlecap serve` against the real
 // engine. They share one test image (package dockertest), removed here.
+// No command the tests run, in-process or as a child, can fall back on a
+// user's home or socket (testutil.RunIsolated).
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testutil.RunIsolated(m)
 	if err := dockertest.Cleanup(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
@@ -36,11 +38,12 @@ func TestMain(m *testing.M) {
 const within = 30 * time.Second
 
 // startDockerServe runs `bottlecap serve` enforcing through the engine at
-// dockerHost ("" = the environment's), and waits until it answers.
+// dockerHost ("" = the environment's), with the test's daemon id (it takes
+// what the test made and nothing else), and waits until it answers.
 func startDockerServe(t *testing.T, home, dockerHost string) *proc {
 	t.Helper()
 	p := &proc{t: t, home: home, sock: filepath.Join(home, "run", "bottlecap.sock"), stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(bottlecapBinary(t), "serve", "--docker", "--log-level", "debug")
+	p.cmd = exec.Command(bottlecapBinary(t), "serve", "--docker", "--log-level", "debug", "--daemon-id", dockertest.DaemonID(t))
 	p.cmd.Env = append(os.Environ(), "BOT_BOTTLE_HOME="+home, "BOTTLECAP_SOCKET=")
 	if dockerHost != "" {
 		p.cmd.Env = append(p.cmd.Env, "DOCKER_HOST="+dockerHost)

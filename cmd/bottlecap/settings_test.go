@@ -32,7 +32,7 @@ func TestSettingsCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			m := &Main{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+			m := &Main{Stdout: &out, Stderr: &out, Getenv: homeEnv(t)}
 			code := m.Run(context.Background(), []string{"settings", "check", tt.file})
 			if code != tt.wantCode || !strings.Contains(out.String(), tt.want) {
 				t.Errorf("got exit %d and %q, want exit %d mentioning %q", code, out.String(), tt.wantCode, tt.want)

@@ -14,7 +14,9 @@ import (
 
 // Bottles is n running bottle containers, each labelled as bot-bottle
 // labels a bottle's project, on a bridge network of their own: what the
-// benchmark cuts off on the real engine. Remove deletes all of it.
+// benchmark cuts off on the real engine. All of it is scoped to a daemon
+// id of its own (DaemonID), so that only the benchmark's daemon takes it,
+// never a user's daemon on the same engine. Remove deletes all of it.
 type Bottles struct {
 	cli   *client.Client
 	id    string // random part of every name
@@ -32,7 +34,8 @@ func NewBottles(ctx context.Context, cli *client.Client, n int) (*Bottles, error
 		return nil, fmt.Errorf("build image: %w", err)
 	}
 	b.net = "bcbench-" + b.id + "_egress"
-	if _, err := cli.NetworkCreate(ctx, b.net, client.NetworkCreateOptions{Driver: "bridge"}); err != nil {
+	if _, err := cli.NetworkCreate(ctx, b.net, client.NetworkCreateOptions{Driver: "bridge",
+		Labels: map[string]string{enforcement.LabelDaemon: b.DaemonID()}}); err != nil {
 		b.Remove()
 		return nil, fmt.Errorf("create network: %w", err)
 	}
@@ -45,6 +48,10 @@ func NewBottles(ctx context.Context, cli *client.Client, n int) (*Bottles, error
 	return b, nil
 }
 
+// DaemonID is the daemon id the bottles are labelled with: the daemon that
+// acts on them must run with it.
+func (b *Bottles) DaemonID() string { return "bench-" + b.id }
+
 // Slug is bottle i's slug.
 func (b *Bottles) Slug(i int) string { return fmt.Sprintf("bench-%s-%d", b.id, i) }
 
@@ -52,7 +59,7 @@ func (b *Bottles) Slug(i int) string { return fmt.Sprintf("bench-%s-%d", b.id, i
 func (b *Bottles) run(ctx context.Context, slug string) error {
 	project := enforcement.ProjectPrefix + slug
 	res, err := b.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: project,
-		Config:           &container.Config{Image: b.image, Cmd: []string{"sleep"}, Labels: map[string]string{enforcement.LabelProject: project}},
+		Config:           &container.Config{Image: b.image, Cmd: []string{"sleep"}, Labels: map[string]string{enforcement.LabelProject: project, enforcement.LabelDaemon: b.DaemonID()}},
 		HostConfig:       &container.HostConfig{NetworkMode: container.NetworkMode(b.net)},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{b.net: {}}}})
 	if err != nil {

@@ -8,16 +8,27 @@ reports; the Go test then checks the daemon's ledger.
 """
 
 import asyncio
+import atexit
 import gzip
 import json
 import logging
 import os
 import random
+import shutil
 import sys
+import tempfile
 import threading
 import unittest
 import zlib
 
+# No test may reach a user's daemon: whatever falls back on the environment
+# (the addon's Settings, and the mitmdump and daemon processes the tests
+# start) finds a home of the tests' own, never ~/.bot-bottle or the socket
+# a user's shell names.
+ISOLATED_HOME = tempfile.mkdtemp(prefix="bctest")
+atexit.register(shutil.rmtree, ISOLATED_HOME, True)
+os.environ["BOT_BOTTLE_HOME"] = ISOLATED_HOME
+os.environ["BOTTLECAP_SOCKET"] = os.path.join(ISOLATED_HOME, "run", "bottlecap.sock")
 os.environ["BOTTLECAP_NO_AUTOLOAD"] = "1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

@@ -8,6 +8,7 @@ BOTTLECAP_REQUIRE_MITMDUMP=1. No test measures time: readiness is polled
 with generous deadlines and hangs are checked by ordering.
 """
 
+import atexit
 import gzip
 import http.client
 import http.server
@@ -27,6 +28,14 @@ import time
 import unittest
 import zlib
 
+# No test may reach a user's daemon: whatever falls back on the environment
+# (the addon's Settings, and the mitmdump and daemon processes the tests
+# start) finds a home of the tests' own, never ~/.bot-bottle or the socket
+# a user's shell names.
+ISOLATED_HOME = tempfile.mkdtemp(prefix="bctest")
+atexit.register(shutil.rmtree, ISOLATED_HOME, True)
+os.environ["BOT_BOTTLE_HOME"] = ISOLATED_HOME
+os.environ["BOTTLECAP_SOCKET"] = os.path.join(ISOLATED_HOME, "run", "bottlecap.sock")
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.join(HERE, "..", "..")
 os.environ["BOTTLECAP_NO_AUTOLOAD"] = "1"  # start_mitmdump removes it for mitmdump
