@@ -131,3 +131,30 @@ func (b *realBottle) checkRestored(t *testing.T, cli *client.Client, when string
 		return ""
 	})
 }
+
+// TestRealUsersEnforcerLeavesTestBottleAlone: the enforcer of a user's
+// daemon (no daemon id) asked to cut off, pause, freeze and kill a bottle
+// a test made changes nothing of it on the engine: every container and
+// network of it carries the test's daemon id.
+func TestRealUsersEnforcerLeavesTestBottleAlone(t *testing.T) {
+	t.Parallel()
+	cli := realEngine(t)
+	b := newRealBottle(t, cli, false)
+	users := enforcement.NewDocker(cli, t.TempDir(), &enforcement.MemMemo{})
+	unchanged(t, cli, b.slug, "a user's daemon acting on the test's bottle", func() {
+		for _, k := range []budget.ActionKind{budget.ActCutoff, budget.ActPause, budget.ActFreeze, budget.ActKill} {
+			if err := users.Do(context.Background(), enforcement.Action{Kind: k, Bottle: b.slug, Containers: []string{b.agent}}); err != nil {
+				t.Errorf("%s: %v", k, err)
+			}
+		}
+	})
+	for _, id := range []string{b.agent, b.sidecar} {
+		if c := inspectReal(t, cli, id); !c.State.Running || c.State.Paused || len(c.NetworkSettings.Networks) == 0 {
+			t.Errorf("%s after the user's actions: running %v, paused %v, networks %d; want it as it was",
+				c.Name, c.State.Running, c.State.Paused, len(c.NetworkSettings.Networks))
+		}
+	}
+	if _, err := cli.ImageInspect(context.Background(), enforcement.CommittedImage(b.slug)); err == nil {
+		t.Errorf("the user's freeze committed %s", enforcement.CommittedImage(b.slug))
+	}
+}
