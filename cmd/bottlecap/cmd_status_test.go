@@ -92,3 +92,15 @@ func TestStatusCountsBottlesByState(t *testing.T) {
 		t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 	}
 }
+
+func TestStatusShowsDaemonID(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	st := status
+	st.Docker.DaemonID = "staging"
+	srv.Reply("GET /v1/status", 200, st)
+	r := runAt(t, srv, "status")
+	wantCode(t, r, 0)
+	if want := "daemon id        staging (takes only the containers labelled bot-bottle.daemon=staging)\n"; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+	}
+}
