@@ -57,13 +57,15 @@ type IngestReply struct {
 }
 
 // BottleRequest registers or updates a bottle (PUT /v1/bottles/{slug}).
+// A provider's limits are a number of tokens, a string ("1M", "5M/day"),
+// or an array of them, one limit per window (budget.LimitSet).
 type BottleRequest struct {
-	Agent        string                       `json:"agent,omitempty"`
-	Name         string                       `json:"name,omitempty"`
-	Parent       string                       `json:"parent,omitempty"`
-	Budget       map[string]Amount            `json:"budget,omitempty"`
-	AgentBudgets map[string]map[string]Amount `json:"agent_budgets,omitempty"`
-	Shutdown     string                       `json:"shutdown,omitempty"`
+	Agent        string                   `json:"agent,omitempty"`
+	Name         string                   `json:"name,omitempty"`
+	Parent       string                   `json:"parent,omitempty"`
+	Budget       budget.Limits            `json:"budget,omitempty"`
+	AgentBudgets map[string]budget.Limits `json:"agent_budgets,omitempty"`
+	Shutdown     string                   `json:"shutdown,omitempty"`
 	// Rate is the bottle's own rate guards (SPEC section 12), per
 	// provider, written as settings write them: "300k/min".
 	Rate       map[string]string `json:"rate,omitempty"`
@@ -116,11 +118,13 @@ type Action struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Budget is the limits at one scope (GET/PUT /v1/budgets/{scope}/{id}).
+// Budget is the limits at one scope (GET/PUT /v1/budgets/{scope}/{id}):
+// per provider, a number for one lifetime limit (as before windows), a
+// string for one windowed limit ("5000000/day"), an array for several.
 type Budget struct {
-	Scope  string           `json:"scope"`
-	ID     string           `json:"id"`
-	Limits map[string]int64 `json:"limits"`
+	Scope  string        `json:"scope"`
+	ID     string        `json:"id"`
+	Limits budget.Limits `json:"limits"`
 }
 
 // AuditEntry is one line of the hash-chained audit log (GET /v1/audit): the

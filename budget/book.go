@@ -3,6 +3,7 @@ package budget
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Book is the in-memory picture the gate answers from: the bottle forest,
@@ -30,6 +31,11 @@ type Book struct {
 	// weighs on an agent, a bottle's subtree and the host exactly as the
 	// usage it stands for will.
 	used, held counters
+	// windows count the usage of every window a limit in force uses
+	// (windows.go), as of now, the book's clock: it moves with Advance
+	// and with the time of each report recorded.
+	windows map[Window]*windowCount
+	now     time.Time
 
 	sumMoves int // subtree sums changed by registration (a test hook)
 }
@@ -39,7 +45,7 @@ func NewBook(s *Settings) *Book {
 	if s == nil {
 		s = DefaultSettings()
 	}
-	return &Book{
+	b := &Book{
 		settings:   s,
 		global:     Limits{},
 		bottles:    map[string]*Bottle{},
@@ -47,17 +53,30 @@ func NewBook(s *Settings) *Book {
 		children:   map[string]map[string]struct{}{},
 		used:       newCounters(),
 		held:       newCounters(),
+		windows:    map[Window]*windowCount{},
 	}
+	b.rescanWindows(false)
+	return b
 }
 
 // Settings returns the settings in force.
 func (b *Book) Settings() *Settings { return b.settings }
 
-// SetSettings replaces the settings (after a reload).
-func (b *Book) SetSettings(s *Settings) { b.settings = s }
+// SetSettings replaces the settings (after a reload). Windows their
+// limits use that the book did not keep start empty, and calendar windows
+// start again when the timezone moved: a daemon loads their usage from the
+// ledger (NewWindowsFor, LoadWindows) in the same step.
+func (b *Book) SetSettings(s *Settings) {
+	moved := s.location().String() != b.settings.location().String()
+	b.settings = s
+	b.rescanWindows(moved)
+}
 
 // SetGlobal sets runtime global limits for the providers in l.
-func (b *Book) SetGlobal(l Limits) { b.global = b.global.Merge(l) }
+func (b *Book) SetGlobal(l Limits) {
+	b.global = b.global.Merge(l)
+	b.keepWindows(l)
+}
 
 // GlobalLimits returns the global limits in force: settings overridden by
 // runtime values.
@@ -80,6 +99,10 @@ func (b *Book) Register(bt Bottle) error {
 	}
 	old, existed := b.bottles[bt.Slug]
 	b.bottles[bt.Slug] = &bt
+	b.keepWindows(bt.Budget)
+	for _, l := range bt.AgentBudgets {
+		b.keepWindows(l)
+	}
 	b.indexContainers(old, &bt)
 	switch {
 	case !existed:
@@ -93,9 +116,16 @@ func (b *Book) Register(bt Bottle) error {
 	return nil
 }
 
-// kinds are the book's two kinds of counts, which registration moves
-// alike.
-func (b *Book) kinds() [2]*counters { return [2]*counters{&b.used, &b.held} }
+// kinds are the book's counts — lifetime usage, holds and each window's
+// usage — which registration moves alike.
+func (b *Book) kinds() []*counters {
+	out := make([]*counters, 0, 2+len(b.windows))
+	out = append(out, &b.used, &b.held)
+	for _, wc := range b.windows {
+		out = append(out, &wc.used)
+	}
+	return out
+}
 
 // attach gives a newly registered bottle its subtree sums (its own usage
 // and holds, and those of the registered children that named it before it
@@ -238,6 +268,7 @@ func (b *Book) SetBudget(slug, agent string, l Limits) error {
 	if !ok {
 		return fmt.Errorf("%w: bottle %q", ErrNotFound, slug)
 	}
+	b.keepWindows(l)
 	if agent == "" {
 		bt.Budget = bt.Budget.Merge(l)
 		return nil
@@ -249,8 +280,9 @@ func (b *Book) SetBudget(slug, agent string, l Limits) error {
 	return nil
 }
 
-// Add counts tokens for (bottle, agent, provider) without looking for
-// crossings: it is how the book is rebuilt from the ledger's aggregates.
+// Add counts tokens for (bottle, agent, provider) as lifetime usage
+// without looking for crossings: it is how the book is rebuilt from the
+// ledger's aggregates (windows are loaded with LoadWindows).
 // Every counter saturates at MaxCounted rather than wrapping.
 func (b *Book) Add(bottle, agent, provider string, tokens int64) {
 	b.used.add(bottle, agent, provider, tokens, b.lineage(bottle))
@@ -276,6 +308,12 @@ func (b *Book) lineage(slug string) []string {
 // whole host for a provider.
 func (b *Book) Used(bottle, agent, provider string) (agentUsed, subtree, global int64) {
 	return b.used.read(bottle, agent, provider)
+}
+
+// UsedIn is Used for the current period of a window (lifetime usage for
+// LifeWindow; zero for a window no limit uses).
+func (b *Book) UsedIn(w Window, bottle, agent, provider string) (agentUsed, subtree, global int64) {
+	return b.count(w).read(bottle, agent, provider)
 }
 
 // subtreeUsed is a registered bottle's subtree usage for a provider.

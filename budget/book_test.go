@@ -44,10 +44,10 @@ func settings(prec budget.Precedence, global budget.Limits) *budget.Settings {
 // "impl" limited to 100); plus "loner" with no budget of its own.
 func forest() []budget.Bottle {
 	return []budget.Bottle{
-		{Slug: "root", Agent: "impl", Budget: budget.Limits{"claude": 500}},
+		{Slug: "root", Agent: "impl", Budget: budget.Limits{"claude": budget.Lifetime(500)}},
 		{Slug: "mid", Agent: "impl", Parent: "root"},
-		{Slug: "leaf", Agent: "impl", Parent: "mid", Budget: budget.Limits{"claude": 1000},
-			AgentBudgets: map[string]budget.Limits{"impl": {"claude": 100}}},
+		{Slug: "leaf", Agent: "impl", Parent: "mid", Budget: budget.Limits{"claude": budget.Lifetime(1000)},
+			AgentBudgets: map[string]budget.Limits{"impl": {"claude": budget.Lifetime(100)}}},
 		{Slug: "loner", Agent: "impl"},
 	}
 }
@@ -81,28 +81,28 @@ func TestVerdictScopes(t *testing.T) {
 		{"nearest parent over budget itself whoever spent", budget.Nearest, nil,
 			[]use{{"leaf", "rev", "claude", 550}}, "root", "impl", "claude",
 			budget.Scope{Kind: budget.ScopeBottle, ID: "root"}, false, 550, 500},
-		{"nearest bottle override outspends global", budget.Nearest, budget.Limits{"claude": 200},
+		{"nearest bottle override outspends global", budget.Nearest, budget.Limits{"claude": budget.Lifetime(200)},
 			[]use{{"leaf", "rev", "claude", 300}}, "leaf", "rev", "claude",
 			budget.Scope{Kind: budget.ScopeBottle, ID: "leaf"}, true, 300, 1000},
-		{"nearest no bottle budget falls to global", budget.Nearest, budget.Limits{"claude": 200},
+		{"nearest no bottle budget falls to global", budget.Nearest, budget.Limits{"claude": budget.Lifetime(200)},
 			[]use{{"loner", "impl", "claude", 200}}, "loner", "impl", "claude",
 			budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, false, 200, 200},
-		{"nearest unknown bottle is governed by global", budget.Nearest, budget.Limits{"claude": 200},
+		{"nearest unknown bottle is governed by global", budget.Nearest, budget.Limits{"claude": budget.Lifetime(200)},
 			[]use{{"ghost", "", "claude", 20}, {"loner", "impl", "claude", 30}}, "ghost", "", "claude",
 			budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, true, 50, 200},
 		{"nearest nothing limits the provider", budget.Nearest, nil,
 			[]use{{"loner", "impl", "codex", 7}}, "loner", "impl", "codex",
 			budget.Scope{Kind: "none"}, true, 7, 0},
-		{"strict global trips under a bottle override", budget.Strict, budget.Limits{"claude": 200},
+		{"strict global trips under a bottle override", budget.Strict, budget.Limits{"claude": budget.Lifetime(200)},
 			[]use{{"leaf", "rev", "claude", 300}}, "leaf", "rev", "claude",
 			budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, false, 300, 200},
-		{"strict least room governs when none exhausted", budget.Strict, budget.Limits{"claude": 2000},
+		{"strict least room governs when none exhausted", budget.Strict, budget.Limits{"claude": budget.Lifetime(2000)},
 			[]use{{"leaf", "rev", "claude", 300}}, "leaf", "rev", "claude",
 			budget.Scope{Kind: budget.ScopeParent, ID: "root"}, true, 300, 500},
-		{"strict first crossed is the most specific exhausted", budget.Strict, budget.Limits{"claude": 200},
+		{"strict first crossed is the most specific exhausted", budget.Strict, budget.Limits{"claude": budget.Lifetime(200)},
 			[]use{{"leaf", "impl", "claude", 120}, {"loner", "impl", "claude", 100}}, "leaf", "impl", "claude",
 			budget.Scope{Kind: budget.ScopeAgent, ID: "leaf/impl"}, false, 120, 100},
-		{"strict global exhausted denies a bottle with room", budget.Strict, budget.Limits{"claude": 200},
+		{"strict global exhausted denies a bottle with room", budget.Strict, budget.Limits{"claude": budget.Lifetime(200)},
 			[]use{{"leaf", "rev", "claude", 50}, {"loner", "impl", "claude", 150}}, "leaf", "rev", "claude",
 			budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, false, 200, 200},
 		{"strict parent exhausted by a sibling", budget.Strict, nil,
@@ -157,8 +157,8 @@ func TestVerdictEstimateAndState(t *testing.T) {
 
 func TestSettingsDefaultsByNameOverriddenByRegistration(t *testing.T) {
 	s := budget.DefaultSettings()
-	s.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": 1000}, Shutdown: budget.Freeze}
-	s.Agents["reviewer"] = budget.Defaults{Budget: budget.Limits{"claude": 200}, Shutdown: budget.Kill}
+	s.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": budget.Lifetime(1000)}, Shutdown: budget.Freeze}
+	s.Agents["reviewer"] = budget.Defaults{Budget: budget.Limits{"claude": budget.Lifetime(200)}, Shutdown: budget.Kill}
 	tests := []struct {
 		name       string
 		bottle     budget.Bottle
@@ -170,12 +170,12 @@ func TestSettingsDefaultsByNameOverriddenByRegistration(t *testing.T) {
 		{"bottle name default", budget.Bottle{Slug: "d1", Name: "dev", Agent: "impl"}, "impl",
 			budget.Scope{Kind: budget.ScopeBottle, ID: "d1"}, 1000, budget.Freeze},
 		{"bottle registration overrides name default", budget.Bottle{Slug: "d1", Name: "dev", Agent: "impl",
-			Budget: budget.Limits{"claude": 5000}, Shutdown: budget.Kill}, "impl",
+			Budget: budget.Limits{"claude": budget.Lifetime(5000)}, Shutdown: budget.Kill}, "impl",
 			budget.Scope{Kind: budget.ScopeBottle, ID: "d1"}, 5000, budget.Kill},
 		{"agent name default", budget.Bottle{Slug: "r1", Agent: "reviewer"}, "",
 			budget.Scope{Kind: budget.ScopeAgent, ID: "r1/reviewer"}, 200, budget.Kill},
 		{"agent registration overrides agent default", budget.Bottle{Slug: "r1", Agent: "reviewer",
-			AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": 50}}}, "reviewer",
+			AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": budget.Lifetime(50)}}}, "reviewer",
 			budget.Scope{Kind: budget.ScopeAgent, ID: "r1/reviewer"}, 50, budget.Kill},
 		{"implicit bottle ignores name defaults", budget.Bottle{Slug: "d2", Name: "dev", Implicit: true}, "",
 			budget.Scope{Kind: "none"}, 0, budget.Freeze},
@@ -263,10 +263,10 @@ func TestRecordCrossings(t *testing.T) {
 		{"parent crossed strict governs the whole subtree", budget.Strict, nil,
 			[]use{{"leaf", "rev", "claude", 450}}, use{"leaf", "rev", "claude", 60},
 			[]string{"crossed bottle budget root claude -> leaf:cutoff,mid:cutoff,root:cutoff"}},
-		{"global crossed nearest spares bottles with their own budget", budget.Nearest, budget.Limits{"claude": 100},
+		{"global crossed nearest spares bottles with their own budget", budget.Nearest, budget.Limits{"claude": budget.Lifetime(100)},
 			[]use{{"loner", "impl", "claude", 50}}, use{"loner", "impl", "claude", 50},
 			[]string{"crossed global budget claude -> loner:cutoff"}},
-		{"global crossed strict acts on every bottle", budget.Strict, budget.Limits{"claude": 100},
+		{"global crossed strict acts on every bottle", budget.Strict, budget.Limits{"claude": budget.Lifetime(100)},
 			[]use{{"loner", "impl", "claude", 50}}, use{"loner", "impl", "claude", 50},
 			[]string{"crossed global budget claude -> leaf:cutoff,loner:cutoff,mid:cutoff,root:cutoff"}},
 	}
@@ -291,7 +291,7 @@ func TestRecordCrossings(t *testing.T) {
 }
 
 func TestZeroLimitCrossedByFirstToken(t *testing.T) {
-	b := world(t, nil, []budget.Bottle{{Slug: "z", Budget: budget.Limits{"claude": 0}}})
+	b := world(t, nil, []budget.Bottle{{Slug: "z", Budget: budget.Limits{"claude": budget.Lifetime(0)}}})
 	if v := b.Verdict("z", "", "claude", 0); v.Allowed {
 		t.Errorf("got allowed with a zero limit")
 	}
@@ -329,19 +329,25 @@ func TestCrossingsLeftByAChange(t *testing.T) {
 			[]use{{"leaf", "impl", "claude", 50}}, nil, all, nil},
 		{"agent limit lowered below usage", budget.Nearest, nil,
 			[]use{{"leaf", "impl", "claude", 50}},
-			func(b *budget.Book) error { return b.SetBudget("leaf", "impl", budget.Limits{"claude": 40}) },
+			func(b *budget.Book) error {
+				return b.SetBudget("leaf", "impl", budget.Limits{"claude": budget.Lifetime(40)})
+			},
 			all, []string{"crossed agent budget leaf/impl claude -> leaf:cutoff"}},
 		{"parent lowered acts on the bottles it governs only", budget.Nearest, nil,
 			[]use{{"leaf", "rev", "claude", 300}},
-			func(b *budget.Book) error { return b.SetBudget("root", "", budget.Limits{"claude": 200}) },
+			func(b *budget.Book) error {
+				return b.SetBudget("root", "", budget.Limits{"claude": budget.Lifetime(200)})
+			},
 			all, []string{"crossed bottle budget root claude -> mid:cutoff,root:cutoff"}},
 		{"only the slugs given are considered", budget.Nearest, nil,
 			[]use{{"leaf", "rev", "claude", 300}},
-			func(b *budget.Book) error { return b.SetBudget("root", "", budget.Limits{"claude": 200}) },
+			func(b *budget.Book) error {
+				return b.SetBudget("root", "", budget.Limits{"claude": budget.Lifetime(200)})
+			},
 			[]string{"mid"}, []string{"crossed bottle budget root claude -> mid:cutoff"}},
-		{"global lowered under strict reaches every bottle", budget.Strict, budget.Limits{"claude": 1000},
+		{"global lowered under strict reaches every bottle", budget.Strict, budget.Limits{"claude": budget.Lifetime(1000)},
 			[]use{{"loner", "impl", "claude", 300}},
-			func(b *budget.Book) error { b.SetGlobal(budget.Limits{"claude": 100}); return nil },
+			func(b *budget.Book) error { b.SetGlobal(budget.Limits{"claude": budget.Lifetime(100)}); return nil },
 			all, []string{"crossed global budget claude -> leaf:cutoff,loner:cutoff,mid:cutoff,root:cutoff"}},
 		{"a new parent exhausted by the newcomer's usage", budget.Nearest, nil,
 			[]use{{"loner", "impl", "claude", 600}},
@@ -351,10 +357,14 @@ func TestCrossingsLeftByAChange(t *testing.T) {
 			all, []string{"crossed bottle budget root claude -> loner:cutoff,mid:cutoff,root:cutoff"}},
 		{"lowered to the warn level warns active bottles", budget.Nearest, nil,
 			[]use{{"loner", "impl", "claude", 85}},
-			func(b *budget.Book) error { return b.SetBudget("loner", "", budget.Limits{"claude": 100}) },
+			func(b *budget.Book) error {
+				return b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(100)})
+			},
 			all, []string{"warn bottle budget loner claude -> loner:cutoff"}},
 		{"a zero limit with nothing used does not act", budget.Nearest, nil, nil,
-			func(b *budget.Book) error { return b.SetBudget("loner", "", budget.Limits{"claude": 0}) },
+			func(b *budget.Book) error {
+				return b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(0)})
+			},
 			all, nil},
 		{"blocked bottles are left alone", budget.Nearest, nil,
 			[]use{{"leaf", "impl", "claude", 150}},
@@ -366,7 +376,7 @@ func TestCrossingsLeftByAChange(t *testing.T) {
 				if err := b.Register(budget.Bottle{Slug: "stray", Agent: "x", Implicit: true}); err != nil {
 					return err
 				}
-				return b.SetBudget("stray", "", budget.Limits{"claude": 1})
+				return b.SetBudget("stray", "", budget.Limits{"claude": budget.Lifetime(1)})
 			},
 			[]string{"stray"}, []string{"crossed bottle budget stray claude -> stray:cutoff"}},
 	}
@@ -393,15 +403,19 @@ func TestOperatorRestoredBottleIsExemptFromOldExhaustionOnly(t *testing.T) {
 		want   []string
 	}{
 		{"already exhausted before the change", 150,
-			func(b *budget.Book) error { return b.SetBudget("loner", "", budget.Limits{"claude": 120}) }, nil},
+			func(b *budget.Book) error {
+				return b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(120)})
+			}, nil},
 		{"exhausted by the change itself", 50,
-			func(b *budget.Book) error { return b.SetBudget("loner", "", budget.Limits{"claude": 40}) },
+			func(b *budget.Book) error {
+				return b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(40)})
+			},
 			[]string{"crossed bottle budget loner claude -> loner:cutoff"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := world(t, nil, forest(), use{"loner", "impl", "claude", tt.usage})
-			if err := b.SetBudget("loner", "", budget.Limits{"claude": 100}); err != nil {
+			if err := b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(100)}); err != nil {
 				t.Fatal(err)
 			}
 			b.SetState("loner", budget.Active, "restored by operator", true)
@@ -430,7 +444,7 @@ func TestRestorable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := world(t, nil, forest(), use{"loner", "impl", "claude", 150})
-			if err := b.SetBudget("loner", "", budget.Limits{"claude": tt.limit}); err != nil {
+			if err := b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(tt.limit)}); err != nil {
 				t.Fatal(err)
 			}
 			b.SetState("loner", budget.CutOff, "cut", tt.byOperator)

@@ -6,33 +6,6 @@ import (
 	"time"
 )
 
-// Limits maps a provider name to a whole number of tokens.
-type Limits map[string]int64
-
-// Clone returns a copy that can be changed without touching l.
-func (l Limits) Clone() Limits {
-	if l == nil {
-		return nil
-	}
-	c := make(Limits, len(l))
-	for k, v := range l {
-		c[k] = v
-	}
-	return c
-}
-
-// Merge returns l with every provider of over replacing l's value.
-func (l Limits) Merge(over Limits) Limits {
-	c := l.Clone()
-	if c == nil && len(over) > 0 {
-		c = Limits{}
-	}
-	for k, v := range over {
-		c[k] = v
-	}
-	return c
-}
-
 // Bottle is one running sandbox as the daemon knows it. Budgets given here
 // (at registration, through labels or at runtime) override the settings'
 // defaults for the bottle's manifest name and agent names.

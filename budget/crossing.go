@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 )
 
 // EventKind says what a budget did when usage grew.
@@ -22,7 +23,11 @@ type Event struct {
 	Scope    Scope // the budget's own identity (an ancestor appears as its bottle scope)
 	Provider string
 	Limit    int64
+	Window   Window
 	Used     int64
+	// ResetsAt is when a calendar window's period ends (zero for
+	// lifetime and rolling limits).
+	ResetsAt time.Time
 	Targets  []Target
 	Reason   string
 }
@@ -37,18 +42,33 @@ type Target struct {
 // resolved to the bottle's agent when empty) and returns the warn and limit
 // crossings it caused, in every scope that applies to it whatever the
 // precedence: a crossing of a scope that does not govern the reporting
-// bottle may still govern others.
+// bottle may still govern others. The report counts in the windows its
+// TS falls in (a report without a time, now); one dated later than the
+// book's clock moves the clock there first. A report for a period that
+// has closed counts toward lifetime usage only, and crosses nothing in
+// the current one.
 func (b *Book) Record(r Report) []Event {
+	ts := r.TS
+	if ts.IsZero() {
+		ts = b.now
+	}
+	b.Advance(ts)
 	before := b.scopes(r.Bottle, r.Agent, r.Provider)
-	b.Add(r.Bottle, r.Agent, r.Provider, r.Counted)
+	lineage := b.lineage(r.Bottle)
+	b.used.add(r.Bottle, r.Agent, r.Provider, r.Counted, lineage)
+	b.recordWindows(r, ts, lineage)
 	var events []Event
 	for _, a := range before {
+		if !b.inWindow(a.Window, ts) {
+			continue
+		}
 		was, now := a.Used, SatAdd(a.Used, r.Counted)
+		a.Used = now
 		switch {
 		case passes(was, now, a.Limit):
-			events = append(events, b.event(EventCrossed, a.Scope.owner(), r.Provider, a.Limit, now))
+			events = append(events, b.event(EventCrossed, a, r.Provider))
 		case passes(was, now, b.warnLevel(a.Limit)):
-			events = append(events, b.event(EventWarn, a.Scope.owner(), r.Provider, a.Limit, now))
+			events = append(events, b.event(EventWarn, a, r.Provider))
 		}
 	}
 	return events
@@ -65,20 +85,39 @@ func (b *Book) warnLevel(limit int64) int64 {
 	return int64(math.Ceil(float64(limit) * b.settings.WarnAt))
 }
 
-func (b *Book) event(kind EventKind, s Scope, provider string, limit, used int64) Event {
-	e := b.eventWithout(kind, s, provider, limit, used)
-	e.Targets = b.Governed(s, provider)
+func (b *Book) event(kind EventKind, a applicable, provider string) Event {
+	a.Scope = a.Scope.owner()
+	e := eventWithout(kind, a, provider)
+	e.Targets = b.Governed(a.Scope, provider)
 	return e
 }
 
 // eventWithout is an event with its reason but no targets yet.
-func (b *Book) eventWithout(kind EventKind, s Scope, provider string, limit, used int64) Event {
-	e := Event{Kind: kind, Scope: s, Provider: provider, Limit: limit, Used: used}
-	e.Reason = exhaustedReason(applicable{Scope: s, Limit: limit, Used: used}, provider)
+func eventWithout(kind EventKind, a applicable, provider string) Event {
+	e := Event{Kind: kind, Scope: a.Scope, Provider: provider, Limit: a.Limit, Window: a.Window, Used: a.Used, ResetsAt: a.resets}
+	e.Reason = exhaustedReason(a, provider)
 	if kind == EventWarn {
 		e.Reason = strings.Replace(e.Reason, "exhausted", "past its warn threshold", 1)
 	}
 	return e
+}
+
+// WarnMark is what keeps a warning to once per window: "" for a
+// lifetime limit, else the window and the period it warned in — a
+// calendar period by its end ("day@2026-11-22T00:00:00Z"), a rolling
+// window by the span-long stretch of time now is in (it warns at most
+// once per span) — with the time after which the mark can be forgotten
+// (zero: never).
+func (e Event) WarnMark(now time.Time) (mark string, until time.Time) {
+	switch {
+	case e.Window == LifeWindow:
+		return "", time.Time{}
+	case e.Window.Calendar():
+		return e.Window.String() + "@" + e.ResetsAt.UTC().Format(time.RFC3339), e.ResetsAt
+	}
+	span := int64(e.Window.Span())
+	end := time.Unix(0, (floorDiv(now.UnixNano(), span)+1)*span).UTC()
+	return e.Window.String() + "@" + end.Format(time.RFC3339), end
 }
 
 // Governed lists the bottles a budget governs for a provider, with the
@@ -186,36 +225,41 @@ type budgetOver struct {
 	policy   Policy
 }
 
-func (g budgetOver) key() exemptKey { return exemptKey{g.Scope, g.provider} }
+func (g budgetOver) key() exemptKey { return exemptKey{g.Scope, g.provider, g.Window} }
 
-// governingBudgets lists every budget that governs bt for any provider (the
+// governingBudgets lists every limit that governs bt for any provider (the
 // same relation as Governed, seen from the bottle): each agent budget of its
 // agents, its nearest bottle or ancestor budget (under strict, all of them)
 // and the global budget when no bottle budget is nearer (under strict,
-// always).
+// always); every limit of each, one per window.
 func (b *Book) governingBudgets(bt *Bottle) []budgetOver {
 	var out []budgetOver
 	agents := b.agentsOf(bt)
 	line := b.lineage(bt.Slug)
+	over := func(s Scope, set LimitSet, p string, policy Policy, used func(*counters) int64) {
+		for _, l := range set {
+			out = append(out, budgetOver{b.applicable(s, l, used(b.count(l.Window)), 0), p, policy})
+		}
+	}
 	for _, p := range b.limitedProviders(bt, agents, line) {
 		for _, a := range agents {
-			if l, ok := b.agentLimit(bt, a, p); ok {
-				s := Scope{ScopeAgent, bt.Slug + "/" + a}
-				out = append(out, budgetOver{applicable{Scope: s, Limit: l, Used: b.agentUsed(bt.Slug, a, p)}, p, b.agentPolicy(bt, a)})
+			if set, ok := b.agentLimit(bt, a, p); ok {
+				over(Scope{ScopeAgent, bt.Slug + "/" + a}, set, p, b.agentPolicy(bt, a),
+					func(c *counters) int64 { return c.agent(bt.Slug, a, p) })
 			}
 		}
 		bottleLimited := false
 		for _, s := range line {
-			if l, ok := b.bottleLimit(b.bottles[s], p); ok {
+			if set, ok := b.bottleLimit(b.bottles[s], p); ok {
 				bottleLimited = true
-				out = append(out, budgetOver{applicable{Scope: Scope{ScopeBottle, s}, Limit: l, Used: b.subtreeUsed(s, p)}, p, b.policyOf(bt)})
+				over(Scope{ScopeBottle, s}, set, p, b.policyOf(bt), func(c *counters) int64 { return c.subtree(s)[p] })
 				if b.settings.Precedence != Strict {
 					break
 				}
 			}
 		}
-		if l, ok := b.globalLimit(p); ok && (!bottleLimited || b.settings.Precedence == Strict) {
-			out = append(out, budgetOver{applicable{Scope: Scope{ScopeGlobal, "-"}, Limit: l, Used: b.used.global[p]}, p, b.policyOf(bt)})
+		if set, ok := b.globalLimit(p); ok && (!bottleLimited || b.settings.Precedence == Strict) {
+			over(Scope{ScopeGlobal, "-"}, set, p, b.policyOf(bt), func(c *counters) int64 { return c.global[p] })
 		}
 	}
 	return out
@@ -275,6 +319,7 @@ type Exemptions map[string]map[exemptKey]bool
 type exemptKey struct {
 	scope    Scope
 	provider string
+	window   Window
 }
 
 // OperatorExempt records the Exemptions of the given bottles now, before a
@@ -317,7 +362,7 @@ func (b *Book) Crossings(slugs []string, exempt Exemptions) []Event {
 		k := eventKey{kind, g.key()}
 		e, ok := byKey[k]
 		if !ok {
-			ev := b.eventWithout(kind, g.Scope, g.provider, g.Limit, g.Used)
+			ev := eventWithout(kind, g.applicable, g.provider)
 			e = &ev
 			byKey[k] = e
 			order = append(order, k)
@@ -350,12 +395,13 @@ func (b *Book) Crossings(slugs []string, exempt Exemptions) []Event {
 
 // Restorable lists the given bottles that a budget cut off or paused (not
 // an operator, not the rate guard) and that no exhausted budget governs
-// any more: raising a limit or leaving a parent gave them room again.
+// any more: raising a limit, leaving a parent or a window's reset gave
+// them room again.
 func (b *Book) Restorable(slugs []string) []string {
 	var out []string
 	for _, slug := range slugs {
 		bt, ok := b.bottles[slug]
-		if !ok || (bt.State != CutOff && bt.State != Paused) || bt.ByOperator || bt.ByRateGuard {
+		if !ok || !liftable(bt.State) || bt.ByOperator || bt.ByRateGuard {
 			continue
 		}
 		if !b.overBudget(bt) {
@@ -365,10 +411,43 @@ func (b *Book) Restorable(slugs []string) []string {
 	return out
 }
 
+// liftable are the states a budget's own action leaves a bottle in that
+// room again reverses (with a restore): a cutoff and a pause.
+func liftable(s State) bool { return s == CutOff || s == Paused }
+
 // overBudget reports whether any budget governing bt is exhausted.
 func (b *Book) overBudget(bt *Bottle) bool {
 	for _, g := range b.governingBudgets(bt) {
 		if g.exhausted() {
+			return true
+		}
+	}
+	return false
+}
+
+// Rearmable lists the given bottles a budget warned (not an operator)
+// whose every governing budget is back under its warn threshold, as after
+// a window's reset: they are active again, and warn anew when the next
+// window's usage passes the threshold.
+func (b *Book) Rearmable(slugs []string) []string {
+	var out []string
+	for _, slug := range slugs {
+		bt, ok := b.bottles[slug]
+		if !ok || bt.State != Warned || bt.ByOperator {
+			continue
+		}
+		if !b.pastWarn(bt) {
+			out = append(out, slug)
+		}
+	}
+	return out
+}
+
+// pastWarn reports whether any budget governing bt has usage at or past
+// its warn threshold.
+func (b *Book) pastWarn(bt *Bottle) bool {
+	for _, g := range b.governingBudgets(bt) {
+		if g.Used > 0 && g.Used >= b.warnLevel(g.Limit) {
 			return true
 		}
 	}

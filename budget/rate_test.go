@@ -144,9 +144,9 @@ func TestRateMarkLastsThroughItsOwnAction(t *testing.T) {
 // guard paused or cut off is not.
 func TestRestorableIncludesBudgetPausesNotTheGuards(t *testing.T) {
 	b := world(t, nil, []budget.Bottle{
-		{Slug: "budget-paused", Agent: "a", Budget: budget.Limits{"claude": 1000}},
-		{Slug: "guard-paused", Agent: "a", Budget: budget.Limits{"claude": 1000}},
-		{Slug: "guard-cut", Agent: "a", Budget: budget.Limits{"claude": 1000}},
+		{Slug: "budget-paused", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(1000)}},
+		{Slug: "guard-paused", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(1000)}},
+		{Slug: "guard-cut", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(1000)}},
 	})
 	b.SetState("budget-paused", budget.Paused, "bottle budget exhausted", false)
 	for _, s := range []string{"guard-paused", "guard-cut"} {

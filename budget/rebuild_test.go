@@ -26,7 +26,7 @@ type limited struct {
 
 func TestRebuild(t *testing.T) {
 	settings := budget.DefaultSettings()
-	settings.Budget = budget.Limits{"claude": 1000, "codex": 500}
+	settings.Budget = budget.Limits{"claude": budget.Lifetime(1000), "codex": budget.Lifetime(500)}
 	tests := []struct {
 		name    string
 		bottles []budget.Bottle
@@ -42,7 +42,7 @@ func TestRebuild(t *testing.T) {
 	}{
 		{
 			name:   "no rows",
-			global: budget.Limits{"claude": 1000, "codex": 500},
+			global: budget.Limits{"claude": budget.Lifetime(1000), "codex": budget.Lifetime(500)},
 			used:   []used{{"b1", "a", "claude", 0, 0, 0}},
 		},
 		{
@@ -55,7 +55,7 @@ func TestRebuild(t *testing.T) {
 				{Bottle: "a-child", Agent: "worker", Provider: "claude", Counted: 30},
 				{Bottle: "z-parent", Agent: "lead", Provider: "claude", Counted: 5},
 			},
-			global: budget.Limits{"claude": 1000, "codex": 500},
+			global: budget.Limits{"claude": budget.Lifetime(1000), "codex": budget.Lifetime(500)},
 			slugs:  []string{"a-child", "z-parent"},
 			used: []used{
 				{"a-child", "worker", "claude", 30, 30, 35},
@@ -65,27 +65,27 @@ func TestRebuild(t *testing.T) {
 		{
 			name: "the global row overrides the settings provider by provider",
 			budgets: []budget.ScopeBudget{
-				{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 200, "gemini": 7}},
+				{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": budget.Lifetime(200), "gemini": budget.Lifetime(7)}},
 			},
-			global: budget.Limits{"claude": 200, "codex": 500, "gemini": 7},
+			global: budget.Limits{"claude": budget.Lifetime(200), "codex": budget.Lifetime(500), "gemini": budget.Lifetime(7)},
 		},
 		{
 			name: "bottle and agent rows are not in force: the bottle row's budgets are",
 			bottles: []budget.Bottle{{Slug: "b1", Agent: "a",
-				Budget: budget.Limits{"claude": 300}, AgentBudgets: map[string]budget.Limits{"a": {"claude": 40}}}},
+				Budget: budget.Limits{"claude": budget.Lifetime(300)}, AgentBudgets: map[string]budget.Limits{"a": {"claude": budget.Lifetime(40)}}}},
 			budgets: []budget.ScopeBudget{
-				{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": 1}},
-				{Scope: budget.ScopeAgent, ID: "b1/a", Limits: budget.Limits{"claude": 2}},
-				{Scope: budget.ScopeAgent, ID: "b1/other", Limits: budget.Limits{"claude": 3}},
+				{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": budget.Lifetime(1)}},
+				{Scope: budget.ScopeAgent, ID: "b1/a", Limits: budget.Limits{"claude": budget.Lifetime(2)}},
+				{Scope: budget.ScopeAgent, ID: "b1/other", Limits: budget.Limits{"claude": budget.Lifetime(3)}},
 			},
-			global:  budget.Limits{"claude": 1000, "codex": 500},
+			global:  budget.Limits{"claude": budget.Lifetime(1000), "codex": budget.Lifetime(500)},
 			slugs:   []string{"b1"},
 			limited: []limited{{"b1", "a", 40, budget.ScopeAgent}, {"b1", "other", 300, budget.ScopeBottle}},
 		},
 		{
 			name:   "totals of a bottle the ledger no longer holds still count on the host",
 			totals: []budget.Total{{Bottle: "gone", Agent: "a", Provider: "codex", Counted: 70}},
-			global: budget.Limits{"claude": 1000, "codex": 500},
+			global: budget.Limits{"claude": budget.Lifetime(1000), "codex": budget.Lifetime(500)},
 			used:   []used{{"gone", "a", "codex", 70, 0, 70}, {"", "", "codex", 0, 0, 70}},
 		},
 		{
@@ -96,7 +96,7 @@ func TestRebuild(t *testing.T) {
 				{Slug: "solo"},
 			},
 			totals:   []budget.Total{{Bottle: "solo", Provider: "claude", Counted: 9}},
-			global:   budget.Limits{"claude": 1000, "codex": 500},
+			global:   budget.Limits{"claude": budget.Lifetime(1000), "codex": budget.Lifetime(500)},
 			slugs:    []string{"p", "solo"},
 			used:     []used{{"solo", "", "claude", 9, 9, 9}},
 			errClass: budget.ErrConflict,
@@ -105,7 +105,7 @@ func TestRebuild(t *testing.T) {
 		{
 			name:     "a bad slug is refused by name",
 			bottles:  []budget.Bottle{{Slug: "bad slug"}, {Slug: "ok"}},
-			global:   budget.Limits{"claude": 1000, "codex": 500},
+			global:   budget.Limits{"claude": budget.Lifetime(1000), "codex": budget.Lifetime(500)},
 			slugs:    []string{"ok"},
 			errClass: budget.ErrInvalid,
 			errNames: []string{`bottle bad slug`},
@@ -161,13 +161,13 @@ func checkRebuildErr(t *testing.T, err, class error, names []string) {
 // one per provider, read back grouped) merge, the later winning.
 func TestRebuildAppliesGlobalRowsInOrder(t *testing.T) {
 	book, err := budget.Rebuild(nil, nil, []budget.ScopeBudget{
-		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 1, "codex": 2}},
-		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 3}},
+		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": budget.Lifetime(1), "codex": budget.Lifetime(2)}},
+		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": budget.Lifetime(3)}},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := book.GlobalLimits(), (budget.Limits{"claude": 3, "codex": 2}); !reflect.DeepEqual(got, want) {
+	if got, want := book.GlobalLimits(), (budget.Limits{"claude": budget.Lifetime(3), "codex": budget.Lifetime(2)}); !reflect.DeepEqual(got, want) {
 		t.Errorf("global limits: got %v, want %v", got, want)
 	}
 }

@@ -1,6 +1,9 @@
 package budget
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Scope names one budget: its level and owner. ID is the agent's
 // "slug/agent", the bottle's or ancestor's slug, or "-" for global.
@@ -25,13 +28,16 @@ func (s Scope) owner() Scope {
 	return s
 }
 
-// applicable is one scope with a limit for a provider, the usage
-// aggregate that limit is compared with, and what allowances hold of it.
+// applicable is one limit of a scope for a provider, the usage of its
+// window that the limit is compared with, and what allowances hold of it
+// (holds weigh on every window: they stand for usage to come, now).
 type applicable struct {
-	Scope Scope
-	Limit int64
-	Used  int64
-	Held  int64
+	Scope  Scope
+	Limit  int64
+	Window Window
+	Used   int64
+	Held   int64
+	resets time.Time // a calendar window's end; zero otherwise
 }
 
 // exhausted is the budget's own state: what is used has reached the
@@ -42,11 +48,12 @@ func (a applicable) exhausted() bool { return a.Used >= a.Limit }
 // room is what is left to grant: the limit less what is used and held.
 func (a applicable) room() int64 { return max(max(a.Limit-a.Used, 0)-a.Held, 0) }
 
-// scopes lists every scope that defines a limit for (bottle, agent,
-// provider), most specific first: agent, bottle, parents nearest first,
-// global. An unknown bottle sees only the global scope; an implicit one
-// (known from its reports only) sees the limits set on it explicitly, but
-// no settings defaults: its name and agent are only what reports claim.
+// scopes lists every limit of every scope that defines any for (bottle,
+// agent, provider), most specific scope first: agent, bottle, parents
+// nearest first, global; within a scope, in its set's order. An unknown
+// bottle sees only the global scope; an implicit one (known from its
+// reports only) sees the limits set on it explicitly, but no settings
+// defaults: its name and agent are only what reports claim.
 func (b *Book) scopes(slug, agent, provider string) []applicable {
 	var out []applicable
 	// Every hold counts host-wide: when nothing is held there, nothing is
@@ -54,31 +61,42 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 	anyHeld := b.held.global[provider] > 0
 	if bt, ok := b.bottles[slug]; ok {
 		agent = bt.AgentName(agent)
-		if l, ok := b.agentLimit(bt, agent, provider); ok {
-			a := applicable{Scope: Scope{ScopeAgent, slug + "/" + agent}, Limit: l, Used: b.agentUsed(slug, agent, provider)}
+		if set, ok := b.agentLimit(bt, agent, provider); ok {
+			var held int64
 			if anyHeld {
-				a.Held = b.held.agent(slug, agent, provider)
+				held = b.held.agent(slug, agent, provider)
 			}
-			out = append(out, a)
+			for _, l := range set {
+				out = append(out, b.applicable(Scope{ScopeAgent, slug + "/" + agent}, l, b.count(l.Window).agent(slug, agent, provider), held))
+			}
 		}
 		for i, s := range b.lineage(slug) {
-			if l, ok := b.bottleLimit(b.bottles[s], provider); ok {
+			if set, ok := b.bottleLimit(b.bottles[s], provider); ok {
 				kind := ScopeBottle
 				if i > 0 {
 					kind = ScopeParent
 				}
-				a := applicable{Scope: Scope{kind, s}, Limit: l, Used: b.subtreeUsed(s, provider)}
+				var held int64
 				if anyHeld {
-					a.Held = b.held.subtree(s)[provider]
+					held = b.held.subtree(s)[provider]
 				}
-				out = append(out, a)
+				for _, l := range set {
+					out = append(out, b.applicable(Scope{kind, s}, l, b.count(l.Window).subtree(s)[provider], held))
+				}
 			}
 		}
 	}
-	if l, ok := b.globalLimit(provider); ok {
-		out = append(out, applicable{Scope{ScopeGlobal, "-"}, l, b.used.global[provider], b.held.global[provider]})
+	if set, ok := b.globalLimit(provider); ok {
+		for _, l := range set {
+			out = append(out, b.applicable(Scope{ScopeGlobal, "-"}, l, b.count(l.Window).global[provider], b.held.global[provider]))
+		}
 	}
 	return out
+}
+
+// applicable is limit l of scope s with its window's usage.
+func (b *Book) applicable(s Scope, l Limit, used, held int64) applicable {
+	return applicable{Scope: s, Limit: l.Tokens, Window: l.Window, Used: used, Held: held, resets: b.resetsAt(l.Window)}
 }
 
 // bottleLimits are a bottle's own limits: registration and runtime values
@@ -104,7 +122,7 @@ func (b *Book) agentLimits(bt *Bottle, agent string) Limits {
 // bottleLimit, agentLimit and globalLimit look one provider up in the same
 // order as bottleLimits, agentLimits and GlobalLimits without building the
 // merged maps: they run on every verdict.
-func (b *Book) bottleLimit(bt *Bottle, provider string) (int64, bool) {
+func (b *Book) bottleLimit(bt *Bottle, provider string) (LimitSet, bool) {
 	if l, ok := bt.Budget[provider]; ok || bt.Implicit {
 		return l, ok
 	}
@@ -112,7 +130,7 @@ func (b *Book) bottleLimit(bt *Bottle, provider string) (int64, bool) {
 	return l, ok
 }
 
-func (b *Book) agentLimit(bt *Bottle, agent, provider string) (int64, bool) {
+func (b *Book) agentLimit(bt *Bottle, agent, provider string) (LimitSet, bool) {
 	if l, ok := bt.AgentBudgets[agent][provider]; ok || bt.Implicit {
 		return l, ok
 	}
@@ -120,7 +138,7 @@ func (b *Book) agentLimit(bt *Bottle, agent, provider string) (int64, bool) {
 	return l, ok
 }
 
-func (b *Book) globalLimit(provider string) (int64, bool) {
+func (b *Book) globalLimit(provider string) (LimitSet, bool) {
 	if l, ok := b.global[provider]; ok {
 		return l, true
 	}
@@ -128,16 +146,21 @@ func (b *Book) globalLimit(provider string) (int64, bool) {
 	return l, ok
 }
 
-// governing picks the scope that decides: under nearest the most specific
-// one; under strict the most specific exhausted one, else the one with the
-// least room left (what is neither used nor held), which is the one that
-// bounds a grant. ok is false when no scope has a limit.
+// governing picks the limit that decides: under nearest, among the limits
+// of the most specific scope; under strict, among all of them. Of those,
+// the first exhausted one, else the one with the least room left (what is
+// neither used nor held), which is the one that bounds a grant. ok is
+// false when no scope has a limit.
 func (b *Book) governing(as []applicable) (applicable, bool) {
 	if len(as) == 0 {
 		return applicable{}, false
 	}
 	if b.settings.Precedence != Strict {
-		return as[0], true
+		n := 1
+		for n < len(as) && as[n].Scope == as[0].Scope {
+			n++
+		}
+		as = as[:n]
 	}
 	best := as[0]
 	for _, a := range as {
@@ -163,8 +186,13 @@ type Verdict struct {
 	Held      int64  `json:"held"`      // granted to allowances and not yet settled by reports
 	Remaining int64  `json:"remaining"` // limit - used - held, at least 0
 	Unlimited bool   `json:"unlimited,omitempty"`
-	State     State  `json:"state"`
-	Reason    string `json:"reason"`
+	// Window is the governing limit's window: life, day, week, month, or
+	// a rolling span as written (5h); ResetsAt is when a calendar
+	// window's usage starts again from 0.
+	Window   string    `json:"window,omitempty"`
+	ResetsAt time.Time `json:"resets_at,omitzero"`
+	State    State     `json:"state"`
+	Reason   string    `json:"reason"`
 }
 
 // Verdict answers whether (bottle, agent, provider) may spend, and estimate
@@ -202,6 +230,7 @@ func (b *Book) budgetVerdict(slug, agent, provider string) Verdict {
 		return v
 	}
 	v.Scope, v.Limit, v.Used, v.Held = g.Scope, g.Limit, g.Used, g.Held
+	v.Window, v.ResetsAt = g.Window.String(), g.resets
 	v.Remaining = g.room()
 	if g.exhausted() {
 		v.Allowed = false
@@ -211,5 +240,49 @@ func (b *Book) budgetVerdict(slug, agent, provider string) Verdict {
 }
 
 func exhaustedReason(a applicable, provider string) string {
-	return fmt.Sprintf("%s exhausted: %d of %d %s tokens used", a.Scope, a.Used, a.Limit, provider)
+	return fmt.Sprintf("%s exhausted%s: %d of %d %s tokens used%s", a.Scope, windowPhrase(a.Window), a.Used, a.Limit, provider, resetPhrase(a.resets))
+}
+
+// windowPhrase names a limit's window in a reason ("" for a lifetime one,
+// whose reasons read as they always did).
+func windowPhrase(w Window) string {
+	switch w.Period {
+	case Life:
+		return ""
+	case Rolling:
+		return " over the last " + w.String()
+	}
+	return " for the " + w.String()
+}
+
+// resetPhrase says when a calendar window resets.
+func resetPhrase(at time.Time) string {
+	if at.IsZero() {
+		return ""
+	}
+	return " (resets at " + at.Format(time.RFC3339) + ")"
+}
+
+// GlobalVerdict is the host's usage of a provider against the global
+// budget alone, whatever governs each bottle: what the status shows. Of
+// several global limits it shows the governing one (the exhausted one,
+// else the one with the least room).
+func (b *Book) GlobalVerdict(provider string) Verdict {
+	v := Verdict{Allowed: true, Provider: provider, Scope: Scope{ScopeGlobal, "-"}, Used: b.used.global[provider], Held: b.held.global[provider], State: Active}
+	set, ok := b.globalLimit(provider)
+	if !ok {
+		v.Unlimited = true
+		return v
+	}
+	as := make([]applicable, 0, len(set))
+	for _, l := range set {
+		as = append(as, b.applicable(v.Scope, l, b.count(l.Window).global[provider], v.Held))
+	}
+	g, _ := b.governing(as)
+	v.Limit, v.Used, v.Remaining, v.Window, v.ResetsAt = g.Limit, g.Used, g.room(), g.Window.String(), g.resets
+	if g.exhausted() {
+		v.Allowed = false
+		v.Reason = "global budget exhausted" + windowPhrase(g.Window) + resetPhrase(g.resets)
+	}
+	return v
 }

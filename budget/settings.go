@@ -33,6 +33,9 @@ type Settings struct {
 	// does (Pause by default).
 	Rate       Rates
 	RatePolicy Policy
+	// Timezone is where calendar windows (day, week, month) start at
+	// 00:00 (SPEC section 12): UTC unless settings name an IANA zone.
+	Timezone *time.Location
 }
 
 // DefaultAllowanceTTL is AllowanceTTL when settings do not say.
@@ -61,7 +64,16 @@ func DefaultSettings() *Settings {
 		AllowanceTTL: DefaultAllowanceTTL,
 		Rate:         Rates{},
 		RatePolicy:   Pause,
+		Timezone:     time.UTC,
 	}
+}
+
+// location is the timezone of calendar windows (UTC when unset).
+func (s *Settings) location() *time.Location {
+	if s.Timezone == nil {
+		return time.UTC
+	}
+	return s.Timezone
 }
 
 // ProviderForHost attributes an upstream host to a provider, or returns "".

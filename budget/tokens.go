@@ -21,9 +21,10 @@ func ParseTokens(s string) (int64, error) {
 	return n, nil
 }
 
-// TokenError is a token amount ParseTokens refused. It wraps ErrInvalid and
-// reads "invalid: " and its Reason; the settings parser, which gives the
-// file position itself, shows the Reason alone.
+// TokenError is a token amount, limit or window that ParseTokens,
+// ParseLimit, ParseLimitSet or ParseWindow refused. It wraps ErrInvalid
+// and reads "invalid: " and its Reason; the settings parser, which gives
+// the file position itself, shows the Reason alone.
 type TokenError struct {
 	Reason string // what is wrong with the amount, e.g. `"5Q" is not a token amount (…)`
 }

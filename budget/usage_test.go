@@ -89,7 +89,7 @@ func TestCountedSaturates(t *testing.T) {
 // The counters stop at MaxCounted, the crossing is reported and the gate
 // denies, instead of "allowed" with a negative "used".
 func TestBookCountersSaturate(t *testing.T) {
-	b := budget.NewBook(settings(budget.Nearest, budget.Limits{"claude": 2000}))
+	b := budget.NewBook(settings(budget.Nearest, budget.Limits{"claude": budget.Lifetime(2000)}))
 	b.Add("b1", "a", "claude", 1500)
 	events := b.Record(budget.Report{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 9223372036854774784})
 	if len(events) != 1 || events[0].Kind != budget.EventCrossed || events[0].Used != budget.MaxCounted {

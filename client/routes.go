@@ -150,7 +150,7 @@ func (c *Client) Budget(ctx context.Context, s budget.Scope) (api.Budget, error)
 }
 
 // PutBudget sets limits at one scope at runtime, provider by provider.
-func (c *Client) PutBudget(ctx context.Context, s budget.Scope, limits map[string]api.Amount) (api.Budget, error) {
+func (c *Client) PutBudget(ctx context.Context, s budget.Scope, limits budget.Limits) (api.Budget, error) {
 	var out api.Budget
 	r, err := jsonRequest(http.MethodPut, budgetPath(s), limits)
 	if err != nil {

@@ -54,7 +54,7 @@ type routeCase struct {
 
 func routeCases() []routeCase {
 	action := api.Action{ID: 7, Bottle: "dev-1", Kind: "cutoff", Reason: "runaway", Operator: true, Status: "pending", CreatedAt: ts0, UpdatedAt: ts0}
-	bud := api.Budget{Scope: "agent", ID: "dev-1/reviewer", Limits: map[string]int64{"claude": 200000}}
+	bud := api.Budget{Scope: "agent", ID: "dev-1/reviewer", Limits: budget.Limits{"claude": budget.Lifetime(200000)}}
 	entry := api.AuditEntry{Seq: 3, TS: ts0, Kind: "cutoff", Bottle: "dev-1", Detail: "by operator", PrevHash: "aa", Hash: "bb"}
 	status := api.Status{Version: "0.1.0", PID: 42, StartedAt: ts0, Bottles: 1, Reports: 9, Global: []budget.Verdict{verdict}}
 	ingest := api.IngestReply{Accepted: 1, Duplicates: 1, Verdicts: []budget.Verdict{verdict}}
@@ -93,7 +93,7 @@ func routeCases() []routeCase {
 			method: "GET", path: "/v1/bottles/dev-1", want: bottle},
 		{name: "PutBottle", pattern: "PUT /v1/bottles/{slug}", status: 200, reply: bottle,
 			call: func(ctx context.Context, c *client.Client) (any, error) {
-				return c.PutBottle(ctx, "dev-1", api.BottleRequest{Agent: "implementer", Parent: "root", Budget: map[string]api.Amount{"claude": 1000000}, Shutdown: "freeze"})
+				return c.PutBottle(ctx, "dev-1", api.BottleRequest{Agent: "implementer", Parent: "root", Budget: budget.Limits{"claude": budget.Lifetime(1000000)}, Shutdown: "freeze"})
 			},
 			method: "PUT", path: "/v1/bottles/dev-1", ctype: "application/json",
 			body: `{"agent":"implementer","parent":"root","budget":{"claude":1000000},"shutdown":"freeze"}`, want: bottle},
@@ -119,7 +119,7 @@ func routeCases() []routeCase {
 			method: "GET", path: "/v1/budgets/agent/dev-1/reviewer", want: bud},
 		{name: "PutBudget global", pattern: "PUT /v1/budgets/{scope}/{id...}", status: 200, reply: bud,
 			call: func(ctx context.Context, c *client.Client) (any, error) {
-				return c.PutBudget(ctx, budget.Scope{Kind: budget.ScopeGlobal}, map[string]api.Amount{"claude": 5000000})
+				return c.PutBudget(ctx, budget.Scope{Kind: budget.ScopeGlobal}, budget.Limits{"claude": budget.Lifetime(5000000)})
 			},
 			method: "PUT", path: "/v1/budgets/global/-", ctype: "application/json", body: `{"claude":5000000}`, want: bud},
 		{name: "Status", pattern: "GET /v1/status", status: 200, reply: status,

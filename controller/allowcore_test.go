@@ -161,7 +161,7 @@ func TestCoreAllowPrecedence(t *testing.T) {
 	}{{budget.Nearest, 800}, {budget.Strict, 50}} {
 		t.Run(string(tt.prec), func(t *testing.T) {
 			s := budget.DefaultSettings()
-			s.Precedence, s.Budget = tt.prec, budget.Limits{"claude": 100}
+			s.Precedence, s.Budget = tt.prec, budget.Limits{"claude": budget.Lifetime(100)}
 			r := newAllowRig(t, s)
 			r.register("b1", api.BottleRequest{Agent: "a", Budget: claude(1000)})
 			r.ingest("used", "b1", 0)
@@ -302,7 +302,7 @@ func (r *allowRig) globalHeld() (allowances int, status api.Status, held int64) 
 // written to the ledger); its report, registering it, settles the hold.
 func TestCoreAllowUnknownBottle(t *testing.T) {
 	s := budget.DefaultSettings()
-	s.Budget = budget.Limits{"claude": 500}
+	s.Budget = budget.Limits{"claude": budget.Lifetime(500)}
 	r := newAllowRig(t, s)
 	a := r.ask("ghost", 800)
 	if a.Granted != 500 || a.Verdict.Scope.Kind != budget.ScopeGlobal {

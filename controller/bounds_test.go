@@ -26,7 +26,7 @@ import (
 // globalBudget is the default settings with a global claude budget.
 func globalBudget(tokens int64) *budget.Settings {
 	s := budget.DefaultSettings()
-	s.Budget = budget.Limits{"claude": tokens}
+	s.Budget = budget.Limits{"claude": budget.Lifetime(tokens)}
 	return s
 }
 

@@ -11,10 +11,10 @@ import (
 	"github.com/bot-bottle/bottlecap/controller"
 )
 
-func amounts(kv ...any) map[string]api.Amount {
-	m := map[string]api.Amount{}
+func amounts(kv ...any) budget.Limits {
+	m := budget.Limits{}
 	for i := 0; i < len(kv); i += 2 {
-		m[kv[i].(string)] = api.Amount(kv[i+1].(int))
+		m[kv[i].(string)] = budget.Lifetime(int64(kv[i+1].(int)))
 	}
 	return m
 }
@@ -26,7 +26,7 @@ func tree(t *testing.T, d *daemon) {
 	d.register("root", api.BottleRequest{Agent: "impl", Budget: amounts("claude", 500)})
 	d.register("mid", api.BottleRequest{Agent: "impl", Parent: "root"})
 	d.register("leaf", api.BottleRequest{Agent: "impl", Parent: "mid", Budget: amounts("claude", 1000),
-		AgentBudgets: map[string]map[string]api.Amount{"impl": amounts("claude", 100)}})
+		AgentBudgets: map[string]budget.Limits{"impl": amounts("claude", 100)}})
 	d.register("loner", api.BottleRequest{Agent: "impl"})
 	if _, err := d.c.PutBudget(context.Background(), budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, amounts("claude", 2000)); err != nil {
 		t.Fatal(err)

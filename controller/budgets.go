@@ -77,18 +77,18 @@ func readLimits(w http.ResponseWriter, r *http.Request) (budget.Limits, error) {
 		return nil, err
 	}
 	if len(raw) == 0 {
-		return nil, fmt.Errorf("%w: body: want at least one provider, e.g. {\"claude\": \"1M\"}", budget.ErrInvalid)
+		return nil, fmt.Errorf("%w: body: want at least one provider, e.g. {\"claude\": \"1M\"} or {\"claude\": [\"5M/day\", \"50M/month\"]}", budget.ErrInvalid)
 	}
 	l := budget.Limits{}
 	for p, v := range raw {
 		if err := budget.ValidateName("provider", p); err != nil {
 			return nil, err
 		}
-		var a api.Amount
-		if err := a.UnmarshalJSON(v); err != nil {
+		var set budget.LimitSet
+		if err := set.UnmarshalJSON(v); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		l[p] = int64(a)
+		l[p] = set
 	}
 	return l, nil
 }

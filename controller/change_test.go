@@ -17,7 +17,7 @@ import (
 	"github.com/bot-bottle/bottlecap/store"
 )
 
-func (d *daemon) putBudget(kind budget.ScopeKind, id string, limits map[string]api.Amount) {
+func (d *daemon) putBudget(kind budget.ScopeKind, id string, limits budget.Limits) {
 	d.t.Helper()
 	if _, err := d.c.PutBudget(context.Background(), budget.Scope{Kind: kind, ID: id}, limits); err != nil {
 		d.t.Fatalf("put budget %s/%s: %v", kind, id, err)
@@ -92,7 +92,7 @@ func TestBudgetOnUnseenOrImplicitBottleGoverns(t *testing.T) {
 func TestLoweringBelowUsageActsOnce(t *testing.T) {
 	dev := func(limit int) *budget.Settings {
 		s := budget.DefaultSettings()
-		s.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": int64(limit)}}
+		s.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": budget.Lifetime(int64(limit))}}
 		return s
 	}
 	tests := []struct {
@@ -117,7 +117,7 @@ func TestLoweringBelowUsageActsOnce(t *testing.T) {
 		}, map[string]string{"b1": "", "b2": "cutoff:done"}},
 		{"labels", func(d *daemon) {
 			err := d.Server.Discover(context.Background(), controller.Container{ID: "0123456789abcdef", Bottle: "b2",
-				Budget: budget.Limits{"claude": 100}})
+				Budget: budget.Limits{"claude": budget.Lifetime(100)}})
 			if err != nil {
 				d.t.Fatal(err)
 			}

@@ -51,6 +51,13 @@ type Core struct {
 	rates rateGuards
 
 	saveMu sync.Mutex
+	// ingestGate is held shared by every ingest from before its commit to
+	// after its count, and exclusively while a window's usage is read from
+	// the ledger into the book (windows.go), so that no report is in both
+	// or in neither.
+	ingestGate sync.RWMutex
+	// resets is the timer at the next window boundary.
+	resets *resetTimer
 
 	hub     *hub
 	metrics *metrics
@@ -88,7 +95,7 @@ func newCore(cfg Config) *Core {
 	}
 	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, containerBottle: cfg.ContainerBottle,
 		log: cfg.Log, now: cfg.Now, afterFunc: cfg.AfterFunc, settings: cfg.Settings, unstored: map[string]bool{},
-		allow: newAllowances(), rates: newRateGuards(), hub: newHub()}
+		allow: newAllowances(), rates: newRateGuards(), hub: newHub(), resets: newResetTimer()}
 	c.metrics = newMetrics(c)
 	return c
 }
@@ -112,8 +119,9 @@ func (c *Core) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load %w", err)
 	}
+	book.Advance(c.now())
 	c.book = book
-	return nil
+	return c.loadWindows(ctx, book.Windows(), c.settings)
 }
 
 // warnClamped says which aggregates the ledger held out of range. The
@@ -130,20 +138,36 @@ func (c *Core) warnClamped(totals []budget.Total) {
 
 // SetSettings puts reloaded settings in force, and acts on what they
 // change: a limit lowered below what is used is a crossing, a limit raised
-// above it restores what its budget cut off.
-func (c *Core) SetSettings(st *budget.Settings) {
+// above it restores what its budget cut off. Windows the new settings
+// bring (or all calendar windows, when the timezone moved) have their
+// usage read from the ledger in the same step. If that read fails, the
+// old settings stay in force and the error is returned.
+func (c *Core) SetSettings(st *budget.Settings) error {
 	ctx := context.Background()
+	c.ingestGate.Lock()
+	c.mu.Lock()
+	need := c.book.NewWindowsFor(st)
+	c.mu.Unlock()
+	loads, err := c.readWindows(ctx, need, st)
+	if err != nil {
+		c.ingestGate.Unlock()
+		return fmt.Errorf("settings not applied: %w", err)
+	}
 	c.mu.Lock()
 	all := c.book.Slugs()
 	exempt := c.book.OperatorExempt(all)
 	c.settings = st
 	c.book.SetSettings(st)
+	c.book.LoadWindows(loads)
 	c.mu.Unlock()
+	c.ingestGate.Unlock()
+	c.scheduleResets()
 	c.publish("settings", "", nil)
 	if err := c.audit(ctx, "settings", "", "settings reloaded"); err != nil {
 		c.log.Error("audit settings reload", "err", err)
 	}
 	c.settle(ctx, all, exempt)
+	return nil
 }
 
 // Operators are the settings' operators in force.
@@ -361,20 +385,7 @@ func (c *Core) VerifyAudit(ctx context.Context) (api.AuditVerify, error) {
 // globalVerdict is host-wide usage of a provider against the global
 // budget. c.mu must be held.
 func (c *Core) globalVerdict(provider string) budget.Verdict {
-	_, _, used := c.book.Used("", "", provider)
-	_, _, held := c.book.Held("", "", provider)
-	v := budget.Verdict{Allowed: true, Provider: provider, Scope: budget.Scope{Kind: budget.ScopeGlobal, ID: "-"}, Used: used, Held: held, State: budget.Active}
-	limit, ok := c.book.GlobalLimits()[provider]
-	if !ok {
-		v.Unlimited = true
-		return v
-	}
-	v.Limit, v.Remaining = limit, max(max(limit-used, 0)-held, 0)
-	if used >= limit {
-		v.Allowed = false
-		v.Reason = "global budget exhausted"
-	}
-	return v
+	return c.book.GlobalVerdict(provider)
 }
 
 // audit appends to the hash-chained audit log.

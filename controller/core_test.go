@@ -48,12 +48,12 @@ func TestNewRebuildsFromTheLedger(t *testing.T) {
 	}{
 		{
 			name:    "usage under every budget",
-			bottles: []budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": 100}}},
+			bottles: []budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(100)}}},
 			totals:  []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 99}},
 		},
 		{
 			name:    "a bottle's own budget exhausted",
-			bottles: []budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": 100}}},
+			bottles: []budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(100)}}},
 			totals:  []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 150}},
 			want:    []string{"cutoff b1 pending"},
 		},
@@ -61,7 +61,7 @@ func TestNewRebuildsFromTheLedger(t *testing.T) {
 			name: "a parent's budget exhausted by its child acts on the subtree, each by its own policy",
 			bottles: []budget.Bottle{
 				{Slug: "child", Parent: "parent", Agent: "a"},
-				{Slug: "parent", Agent: "a", Budget: budget.Limits{"claude": 100}, Shutdown: budget.Freeze},
+				{Slug: "parent", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(100)}, Shutdown: budget.Freeze},
 			},
 			totals: []budget.Total{{Bottle: "child", Agent: "a", Provider: "claude", Counted: 100}},
 			want:   []string{"cutoff child pending", "freeze parent pending"},
@@ -69,7 +69,7 @@ func TestNewRebuildsFromTheLedger(t *testing.T) {
 		{
 			name:    "the global row is in force",
 			bottles: []budget.Bottle{{Slug: "b1", Agent: "a"}},
-			budgets: []budget.ScopeBudget{{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 100}}},
+			budgets: []budget.ScopeBudget{{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": budget.Lifetime(100)}}},
 			totals:  []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 100}},
 			want:    []string{"cutoff b1 pending"},
 		},
@@ -77,14 +77,14 @@ func TestNewRebuildsFromTheLedger(t *testing.T) {
 			name:    "bottle and agent rows are not",
 			bottles: []budget.Bottle{{Slug: "b1", Agent: "a"}},
 			budgets: []budget.ScopeBudget{
-				{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": 1}},
-				{Scope: budget.ScopeAgent, ID: "b1/a", Limits: budget.Limits{"claude": 1}},
+				{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": budget.Lifetime(1)}},
+				{Scope: budget.ScopeAgent, ID: "b1/a", Limits: budget.Limits{"claude": budget.Lifetime(1)}},
 			},
 			totals: []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 100}},
 		},
 		{
 			name:    "a bottle already cut off is not acted on again",
-			bottles: []budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": 100}, State: budget.CutOff}},
+			bottles: []budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(100)}, State: budget.CutOff}},
 			totals:  []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 150}},
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,7 +112,7 @@ func (r *rig) wantJournal(want ...string) {
 	}
 }
 
-func claude(n int64) map[string]api.Amount { return map[string]api.Amount{"claude": api.Amount(n)} }
+func claude(n int64) budget.Limits { return budget.Limits{"claude": budget.Lifetime(n)} }
 
 // TestCoreRegister: a registration is stored in the ledger and the book;
 // a re-registration merges over it and never changes the state; one the
@@ -119,16 +120,16 @@ func claude(n int64) map[string]api.Amount { return map[string]api.Amount{"claud
 func TestCoreRegister(t *testing.T) {
 	r := newRig(t, newFakeLedger())
 	r.register("b1", api.BottleRequest{Agent: "a", Budget: claude(100)})
-	r.register("b1", api.BottleRequest{Name: "first", Budget: map[string]api.Amount{"codex": 50}})
+	r.register("b1", api.BottleRequest{Name: "first", Budget: budget.Limits{"codex": budget.Lifetime(50)}})
 	v, err := r.core.Bottle("b1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Agent != "a" || v.Name != "first" || v.Budget["claude"] != 100 || v.Budget["codex"] != 50 || v.State != budget.Active {
+	if v.Agent != "a" || v.Name != "first" || v.Budget["claude"].String() != "100" || v.Budget["codex"].String() != "50" || v.State != budget.Active {
 		t.Errorf("merged registration %+v, want agent a, name first, claude 100 and codex 50, active", v.Bottle)
 	}
 	bottles, _, audit := r.f.snapshot()
-	if got := bottles["b1"]; got.Name != "first" || got.Budget["codex"] != 50 {
+	if got := bottles["b1"]; got.Name != "first" || got.Budget["codex"].String() != "50" {
 		t.Errorf("ledger holds %+v, want the merged registration", got)
 	}
 	if len(audit) != 2 || audit[1].Kind != "bottle" {
@@ -246,14 +247,14 @@ func TestCoreSetLimits(t *testing.T) {
 	r := newRig(t, newFakeLedger())
 	r.register("b1", api.BottleRequest{Agent: "a"})
 	r.ingest("r1", "b1", 50)
-	got, err := r.core.SetLimits(context.Background(), "bottle", "b1", budget.Limits{"claude": 40})
-	if err != nil || got.Limits["claude"] != 40 {
+	got, err := r.core.SetLimits(context.Background(), "bottle", "b1", budget.Limits{"claude": budget.Lifetime(40)})
+	if err != nil || got.Limits["claude"].String() != "40" {
 		t.Fatalf("SetLimits: %+v, %v", got, err)
 	}
 	r.wantJournal("cutoff b1 pending")
 	r.enf.job(t, 0).Finished(1, nil)
 	r.wantState("b1", budget.CutOff)
-	if _, err := r.core.SetLimits(context.Background(), "bottle", "b1", budget.Limits{"claude": 60}); err != nil {
+	if _, err := r.core.SetLimits(context.Background(), "bottle", "b1", budget.Limits{"claude": budget.Lifetime(60)}); err != nil {
 		t.Fatal(err)
 	}
 	r.wantJournal("cutoff b1 done", "restore b1 pending")
@@ -263,11 +264,11 @@ func TestCoreSetLimits(t *testing.T) {
 	// b2 has no budget of its own: the global one governs it.
 	r.register("b2", api.BottleRequest{Agent: "a"})
 	r.ingest("r2", "b2", 20)
-	if _, err := r.core.SetLimits(context.Background(), "global", "-", budget.Limits{"claude": 10}); err != nil {
+	if _, err := r.core.SetLimits(context.Background(), "global", "-", budget.Limits{"claude": budget.Lifetime(10)}); err != nil {
 		t.Fatal(err)
 	}
 	r.wantJournal("cutoff b1 done", "restore b1 done", "cutoff b2 pending")
-	if _, err := r.core.SetLimits(context.Background(), "agent", "b1", budget.Limits{"claude": 1}); !errors.Is(err, budget.ErrInvalid) {
+	if _, err := r.core.SetLimits(context.Background(), "agent", "b1", budget.Limits{"claude": budget.Lifetime(1)}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("an agent scope without an agent: %v, want ErrInvalid", err)
 	}
 }
@@ -345,8 +346,8 @@ func TestCoreOperatorRestoreIsExempt(t *testing.T) {
 // crash.
 func TestCoreReconcileAfterCrash(t *testing.T) {
 	f := seeded([]budget.Bottle{
-		{Slug: "crashed", Agent: "a", Budget: budget.Limits{"claude": 100}, State: budget.Active},
-		{Slug: "restored", Agent: "a", Budget: budget.Limits{"claude": 100}, State: budget.Active, ByOperator: true, StateReason: "restore done"},
+		{Slug: "crashed", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(100)}, State: budget.Active},
+		{Slug: "restored", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(100)}, State: budget.Active, ByOperator: true, StateReason: "restore done"},
 	}, nil, []budget.Total{
 		{Bottle: "crashed", Agent: "a", Provider: "claude", Counted: 120},
 		{Bottle: "restored", Agent: "a", Provider: "claude", Counted: 120},
@@ -423,7 +424,7 @@ func TestCoreConcurrentRegistrations(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			req := api.BottleRequest{AgentBudgets: map[string]map[string]api.Amount{fmt.Sprintf("agent%d", i): claude(int64(i + 1))}}
+			req := api.BottleRequest{AgentBudgets: map[string]budget.Limits{fmt.Sprintf("agent%d", i): claude(int64(i + 1))}}
 			if _, err := r.core.Register(context.Background(), "b1", req); err != nil {
 				t.Error(err)
 			}
@@ -435,10 +436,10 @@ func TestCoreConcurrentRegistrations(t *testing.T) {
 	bottles, _, _ := r.f.snapshot()
 	for i := range n {
 		agent := fmt.Sprintf("agent%d", i)
-		if v.AgentBudgets[agent]["claude"] != int64(i+1) {
+		if v.AgentBudgets[agent]["claude"].String() != strconv.Itoa(i+1) {
 			t.Errorf("book lost %s's budget: %v", agent, v.AgentBudgets)
 		}
-		if bottles["b1"].AgentBudgets[agent]["claude"] != int64(i+1) {
+		if bottles["b1"].AgentBudgets[agent]["claude"].String() != strconv.Itoa(i+1) {
 			t.Errorf("ledger lost %s's budget: %v", agent, bottles["b1"].AgentBudgets)
 		}
 	}

@@ -119,6 +119,7 @@ func (c *Core) record(reports []budget.Report, allowances []string) []claim {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.advanceLocked(c.now())
 	for i, r := range reports {
 		events = append(events, c.book.Record(r)...)
 		if allowances != nil && allowances[i] != "" {
@@ -177,9 +178,11 @@ func (c *Core) persistClaims(ctx context.Context, claims []claim) {
 	}
 }
 
-// warnOnce records a warn event once per (scope, provider).
+// warnOnce records a warn event once per (scope, provider) and window
+// period: a windowed limit warns again in its next window.
 func (c *Core) warnOnce(ctx context.Context, e budget.Event) error {
-	first, err := c.ledger.MarkWarned(ctx, e.Scope.Kind, e.Scope.ID, e.Provider)
+	mark, until := e.WarnMark(c.now())
+	first, err := c.ledger.MarkWarned(ctx, e.Scope.Kind, e.Scope.ID, e.Provider, mark, until)
 	if err != nil || !first {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/controller"
@@ -22,9 +23,10 @@ type fakeLedger struct {
 	bottles map[string]budget.Bottle
 	budgets []budget.ScopeBudget
 	totals  []budget.Total
+	reports []budget.Report // committed by fakeIngester, for WindowUsage
 	actions []budget.Action
 	audit   []budget.AuditEntry
-	warned  map[string]bool // scope/id/provider
+	warned  map[string]time.Time // scope/id/provider/mark -> until
 	fail    func(method string) error
 	hook    func(method string)
 }
@@ -32,7 +34,7 @@ type fakeLedger struct {
 var _ controller.Ledger = (*fakeLedger)(nil)
 
 func newFakeLedger() *fakeLedger {
-	return &fakeLedger{bottles: map[string]budget.Bottle{}, warned: map[string]bool{}}
+	return &fakeLedger{bottles: map[string]budget.Bottle{}, warned: map[string]time.Time{}}
 }
 
 // call runs hook, takes the lock and asks fail; the caller unlocks.
@@ -117,15 +119,62 @@ func (f *fakeLedger) PutBudget(_ context.Context, scope budget.ScopeKind, id str
 	return nil
 }
 
-func (f *fakeLedger) MarkWarned(_ context.Context, scope budget.ScopeKind, id, provider string) (bool, error) {
+func (f *fakeLedger) MarkWarned(_ context.Context, scope budget.ScopeKind, id, provider, mark string, until time.Time) (bool, error) {
 	defer f.mu.Unlock()
 	if err := f.call("MarkWarned"); err != nil {
 		return false, err
 	}
-	k := string(scope) + "/" + id + "/" + provider
-	first := !f.warned[k]
-	f.warned[k] = true
-	return first, nil
+	k := string(scope) + "/" + id + "/" + provider + "/" + mark
+	_, seen := f.warned[k]
+	if !seen {
+		f.warned[k] = until
+	}
+	return !seen, nil
+}
+
+func (f *fakeLedger) ForgetWarned(_ context.Context, before time.Time) error {
+	defer f.mu.Unlock()
+	if err := f.call("ForgetWarned"); err != nil {
+		return err
+	}
+	for k, until := range f.warned {
+		if !until.IsZero() && !until.After(before) {
+			delete(f.warned, k)
+		}
+	}
+	return nil
+}
+
+// WindowUsage sums the committed reports as the store does: per (bottle,
+// agent, provider) and step-wide bucket from since, ts in [since, until).
+func (f *fakeLedger) WindowUsage(_ context.Context, since, until time.Time, step time.Duration) ([]budget.UsageBucket, error) {
+	defer f.mu.Unlock()
+	if err := f.call("WindowUsage"); err != nil {
+		return nil, err
+	}
+	type key struct {
+		b, a, p string
+		i       int64
+	}
+	sums := map[key]*budget.UsageBucket{}
+	var out []budget.UsageBucket
+	var order []key
+	for _, r := range f.reports {
+		if r.TS.Before(since) || (!until.IsZero() && !r.TS.Before(until)) {
+			continue
+		}
+		k := key{r.Bottle, r.Agent, r.Provider, int64(r.TS.Sub(since) / step)}
+		if sums[k] == nil {
+			sums[k] = &budget.UsageBucket{Bottle: r.Bottle, Agent: r.Agent, Provider: r.Provider, Start: since.Add(time.Duration(k.i) * step)}
+			order = append(order, k)
+		}
+		sums[k].Counted += r.Counted
+		sums[k].Reports++
+	}
+	for _, k := range order {
+		out = append(out, *sums[k])
+	}
+	return out, nil
 }
 
 func (f *fakeLedger) ClearWarned(_ context.Context, scope budget.ScopeKind, id string) error {
@@ -250,6 +299,9 @@ func (i *fakeIngester) SubmitWith(_ context.Context, reports []budget.Report, bo
 	for n, r := range reports {
 		out[n].Duplicate = i.seen[r.ID]
 		i.seen[r.ID] = true
+		if !out[n].Duplicate {
+			i.f.reports = append(i.f.reports, r)
+		}
 	}
 	return out, nil
 }

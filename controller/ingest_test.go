@@ -120,7 +120,7 @@ func TestVerdictQueryErrors(t *testing.T) {
 
 func TestVerdictEstimate(t *testing.T) {
 	d := startDaemon(t, nil, nil)
-	d.register("b1", api.BottleRequest{Budget: map[string]api.Amount{"claude": 1000}})
+	d.register("b1", api.BottleRequest{Budget: budget.Limits{"claude": budget.Lifetime(1000)}})
 	d.ingest(report("m1", "b1", "", "claude", 600))
 	status, body := d.raw("GET", "/v1/verdict?bottle=b1&provider=claude&estimate=401", "", "")
 	if status != 200 || !strings.Contains(body, `"allowed":false`) || !strings.Contains(body, `"remaining":400`) {

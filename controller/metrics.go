@@ -74,11 +74,15 @@ func (m *metrics) action(kind, status string) {
 type bookCollector struct{ c *Core }
 
 var (
-	usedDesc   = prometheus.NewDesc("bottlecap_used_tokens", "Counted tokens used, by scope.", []string{"scope", "id", "provider"}, nil)
-	heldDesc   = prometheus.NewDesc("bottlecap_held_tokens", "Counted tokens held by allowances (granted, not yet reported), by scope.", []string{"scope", "id", "provider"}, nil)
-	allowDesc  = prometheus.NewDesc("bottlecap_allowances", "Allowances live.", nil, nil)
-	limitDesc  = prometheus.NewDesc("bottlecap_limit_tokens", "Token limit, by scope.", []string{"scope", "id", "provider"}, nil)
-	bottleDesc = prometheus.NewDesc("bottlecap_bottles", "Bottles known, by state.", []string{"state"}, nil)
+	usedDesc  = prometheus.NewDesc("bottlecap_used_tokens", "Counted tokens used, by scope.", []string{"scope", "id", "provider"}, nil)
+	heldDesc  = prometheus.NewDesc("bottlecap_held_tokens", "Counted tokens held by allowances (granted, not yet reported), by scope.", []string{"scope", "id", "provider"}, nil)
+	allowDesc = prometheus.NewDesc("bottlecap_allowances", "Allowances live.", nil, nil)
+	limitDesc = prometheus.NewDesc("bottlecap_limit_tokens", "Token limit, by scope.", []string{"scope", "id", "provider"}, nil)
+	// A windowed limit's usage is its window's, not the lifetime count of
+	// bottlecap_used_tokens; window is day, week, month or the rolling span.
+	windowUsedDesc  = prometheus.NewDesc("bottlecap_window_used_tokens", "Counted tokens used in a windowed limit's current window, by scope.", []string{"scope", "id", "provider", "window"}, nil)
+	windowLimitDesc = prometheus.NewDesc("bottlecap_window_limit_tokens", "Windowed token limit, by scope.", []string{"scope", "id", "provider", "window"}, nil)
+	bottleDesc      = prometheus.NewDesc("bottlecap_bottles", "Bottles known, by state.", []string{"state"}, nil)
 )
 
 func (c *bookCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -86,6 +90,8 @@ func (c *bookCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- heldDesc
 	ch <- allowDesc
 	ch <- limitDesc
+	ch <- windowUsedDesc
+	ch <- windowLimitDesc
 	ch <- bottleDesc
 }
 
@@ -102,9 +108,7 @@ func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
 		_, _, held := core.book.Held("", "", p)
 		ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(used), "global", "-", p)
 		ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held), "global", "-", p)
-		if l, ok := limits[p]; ok {
-			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l), "global", "-", p)
-		}
+		collectLimits(ch, core.book, limits[p], "global", "-", "", p)
 	}
 	states := map[budget.State]int{}
 	for _, b := range core.book.Bottles() {
@@ -112,13 +116,32 @@ func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
 		for p, l := range b.Budget {
 			_, sub, _ := core.book.Used(b.Slug, b.Agent, p)
 			ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(sub), "bottle", b.Slug, p)
-			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l), "bottle", b.Slug, p)
+			collectLimits(ch, core.book, l, "bottle", b.Slug, b.Slug, p)
 		}
 		collectHeld(ch, core.book, b, providers)
 	}
 	ch <- prometheus.MustNewConstMetric(allowDesc, prometheus.GaugeValue, float64(len(core.allow.byID)))
 	for st, n := range states {
 		ch <- prometheus.MustNewConstMetric(bottleDesc, prometheus.GaugeValue, float64(n), fmt.Sprint(st))
+	}
+}
+
+// collectLimits sends a scope's limits for a provider: a lifetime limit
+// as bottlecap_limit_tokens, a windowed one with its window's usage.
+// bottle is the bottle whose subtree the scope counts ("" for global).
+func collectLimits(ch chan<- prometheus.Metric, book *budget.Book, set budget.LimitSet, scope, id, bottle, p string) {
+	for _, l := range set {
+		if l.Window == budget.LifeWindow {
+			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l.Tokens), scope, id, p)
+			continue
+		}
+		_, sub, global := book.UsedIn(l.Window, bottle, "", p)
+		used, w := sub, l.Window.String()
+		if bottle == "" {
+			used = global
+		}
+		ch <- prometheus.MustNewConstMetric(windowLimitDesc, prometheus.GaugeValue, float64(l.Tokens), scope, id, p, w)
+		ch <- prometheus.MustNewConstMetric(windowUsedDesc, prometheus.GaugeValue, float64(used), scope, id, p, w)
 	}
 }
 

@@ -256,7 +256,7 @@ func TestBudgetPauseLiftedWhenRaised(t *testing.T) {
 	if b, _ := r.core.Bottle("b1"); b.ByRateGuard {
 		t.Error("a budget's pause carries the guard's mark")
 	}
-	if _, err := r.core.SetLimits(context.Background(), "bottle", "b1", budget.Limits{"claude": 5000}); err != nil {
+	if _, err := r.core.SetLimits(context.Background(), "bottle", "b1", budget.Limits{"claude": budget.Lifetime(5000)}); err != nil {
 		t.Fatal(err)
 	}
 	r.wantJournal("pause b1 done", "restore b1 pending")
@@ -269,7 +269,7 @@ func TestBudgetPauseLiftedWhenRaised(t *testing.T) {
 func TestRaisedBudgetLeavesTheGuardsPause(t *testing.T) {
 	r := newRateRig(t, budget.Pause, nil)
 	r.tripped()
-	if _, err := r.core.SetLimits(context.Background(), "bottle", "b1", budget.Limits{"claude": 1_000_000}); err != nil {
+	if _, err := r.core.SetLimits(context.Background(), "bottle", "b1", budget.Limits{"claude": budget.Lifetime(1_000_000)}); err != nil {
 		t.Fatal(err)
 	}
 	r.wantJournal("pause b1 done")

@@ -96,7 +96,7 @@ func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
 		return err
 	}
 	b.Rate = b.Rate.Merge(rates)
-	b.Budget = b.Budget.Merge(api.Limits(req.Budget))
+	b.Budget = b.Budget.Merge(req.Budget)
 	for agent, l := range req.AgentBudgets {
 		if err := budget.ValidateName("agent_budgets", agent); err != nil {
 			return err
@@ -104,7 +104,7 @@ func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
 		if b.AgentBudgets == nil {
 			b.AgentBudgets = map[string]budget.Limits{}
 		}
-		b.AgentBudgets[agent] = b.AgentBudgets[agent].Merge(api.Limits(l))
+		b.AgentBudgets[agent] = b.AgentBudgets[agent].Merge(l)
 	}
 	return nil
 }
@@ -258,15 +258,8 @@ func parseRates(in map[string]string) (budget.Rates, error) {
 	return out, nil
 }
 
-// formatLimits renders limits as "claude=1000000 codex=500000", sorted.
-func formatLimits(l budget.Limits) string {
-	parts := make([]string, 0, len(l))
-	for p, n := range l {
-		parts = append(parts, fmt.Sprintf("%s=%d", p, n))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, " ")
-}
+// formatLimits renders limits as "claude=1000000 codex=500000/day", sorted.
+func formatLimits(l budget.Limits) string { return l.String() }
 
 // Budgets lists the limits in force at every scope that has any.
 func (c *Core) Budgets() []api.Budget {

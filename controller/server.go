@@ -46,11 +46,20 @@ type Ledger interface {
 	// agents' are on the bottle).
 	PutBudget(ctx context.Context, scope budget.ScopeKind, id string, limits budget.Limits) error
 
+	// WindowUsage is the counted tokens per (bottle, agent, provider) of
+	// the reports with since <= ts < until (until zero: no end), in
+	// step-wide buckets from since: a window's usage (budget.WindowLoad).
+	WindowUsage(ctx context.Context, since, until time.Time, step time.Duration) ([]budget.UsageBucket, error)
+
 	// MarkWarned records that the warn threshold of (scope, id, provider)
-	// was crossed, and reports whether this is the first time.
-	MarkWarned(ctx context.Context, scope budget.ScopeKind, id, provider string) (first bool, err error)
+	// was crossed in the window period mark names ("" for a lifetime
+	// limit), and reports whether this is the first time; the mark may be
+	// forgotten after until (zero: never).
+	MarkWarned(ctx context.Context, scope budget.ScopeKind, id, provider, mark string, until time.Time) (first bool, err error)
 	// ClearWarned forgets the warn markers of a scope (after its budget rose).
 	ClearWarned(ctx context.Context, scope budget.ScopeKind, id string) error
+	// ForgetWarned forgets the marks of window periods that ended by before.
+	ForgetWarned(ctx context.Context, before time.Time) error
 
 	// CreateAction journals an action as pending before it runs and
 	// returns it with its ID; UpdateAction records an attempt's outcome.
@@ -90,10 +99,11 @@ type Config struct {
 	Limits Limits
 	Log    *slog.Logger
 	Now    func() time.Time
-	// AfterFunc runs f once d has passed on the clock Now reads
-	// (time.AfterFunc by default); stop cancels it and reports whether it
-	// had not run yet. The core's timers (a rate guard's lift) go through
-	// it, so a test that moves Now moves them too.
+	// AfterFunc calls f in its own goroutine once d has passed on the
+	// clock Now reads (time.AfterFunc by default); stop cancels it and
+	// reports whether it had not run yet. The core's timers (a rate
+	// guard's lift, a window's reset) go through it, so a test that moves
+	// Now moves them too.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
@@ -169,13 +179,13 @@ func (s *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting connections, lets in-flight requests (and the
 // commits they wait on) finish until ctx ends, and closes event streams.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.core.stopTimers()
+	s.core.Close()
 	s.hub.close()
 	return s.http.Shutdown(ctx)
 }
 
 // SetSettings puts reloaded settings in force (see Core.SetSettings).
-func (s *Server) SetSettings(st *budget.Settings) { s.core.SetSettings(st) }
+func (s *Server) SetSettings(st *budget.Settings) error { return s.core.SetSettings(st) }
 
 // Discover registers what a container's labels say (see Core.Discover).
 func (s *Server) Discover(ctx context.Context, c Container) error { return s.core.Discover(ctx, c) }

@@ -120,11 +120,13 @@ func labelErr(label string, err error) error {
 	return fmt.Errorf("label %s: %w", label, err)
 }
 
-// ParseBudget reads a budget label, `claude=1M,codex=500k`, into limits.
+// ParseBudget reads a budget label, `claude=1M,codex=500k`, into limits; a
+// provider's several limits are joined with '+' (`claude=5M/day+50M/month`).
 // Every bad entry is reported, and the good ones are kept.
 func ParseBudget(s string) (budget.Limits, error) {
 	l := budget.Limits{}
-	err := parseEntries(s, "tokens", budget.ParseTokens, func(p string, n int64) { l[p] = n })
+	err := parseEntries(s, "tokens, e.g. claude=1M or claude=5M/day+50M/month", budget.ParseLimitSet,
+		func(p string, set budget.LimitSet) { l[p] = set })
 	return l, err
 }
 
@@ -138,7 +140,7 @@ func ParseRates(s string) (budget.Rates, error) {
 
 // parseEntries reads comma-separated provider=value entries, each value
 // read by parse and kept by keep; want names the value in errors.
-func parseEntries(s, want string, parse func(string) (int64, error), keep func(string, int64)) error {
+func parseEntries[V any](s, want string, parse func(string) (V, error), keep func(string, V)) error {
 	var errs []error
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)

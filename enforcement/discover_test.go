@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -30,7 +31,7 @@ func TestParseLabels(t *testing.T) {
 			"bot-bottle.parent": "root-0", "bot-bottle.shutdown": "pause", "bot-bottle.agent": "implementer",
 			"bot-bottle.rate": "claude=300k/min, codex=1M/min"}, true,
 			enforcement.Discovered{Bottle: "impl-1", Parent: "root-0", Agent: "implementer", Shutdown: budget.Pause,
-				Budget: budget.Limits{"claude": 1_000_000, "codex": 500_000}, Rate: budget.Rates{"claude": 300_000, "codex": 1_000_000}}, nil},
+				Budget: budget.Limits{"claude": budget.Lifetime(1_000_000), "codex": budget.Lifetime(500_000)}, Rate: budget.Rates{"claude": 300_000, "codex": 1_000_000}}, nil},
 		{"compose project", map[string]string{"com.docker.compose.project": "bot-bottle-abc12"}, true,
 			enforcement.Discovered{Bottle: "abc12"}, nil},
 		{"bottle label wins over project", map[string]string{"com.docker.compose.project": "bot-bottle-x", "bot-bottle.bottle": "y"}, true,
@@ -39,7 +40,7 @@ func TestParseLabels(t *testing.T) {
 		{"bare prefix", map[string]string{"com.docker.compose.project": "bot-bottle-"}, false, enforcement.Discovered{}, nil},
 		{"bad labels", map[string]string{"bot-bottle.bottle": "b", "bot-bottle.budget": "claude=lots,codex=2k,=5,pi",
 			"bot-bottle.shutdown": "explode", "bot-bottle.parent": "../x"}, true,
-			enforcement.Discovered{Bottle: "b", Parent: "../x", Budget: budget.Limits{"codex": 2000}},
+			enforcement.Discovered{Bottle: "b", Parent: "../x", Budget: budget.Limits{"codex": budget.Lifetime(2000)}},
 			[]string{"claude", "explode", "bot-bottle.parent", `"pi"`, "provider"}},
 		{"bad rates", map[string]string{"bot-bottle.bottle": "b", "bot-bottle.rate": "claude=300k,codex=1k/min,gemini=5k/h,pi"}, true,
 			enforcement.Discovered{Bottle: "b", Rate: budget.Rates{"codex": 1000}},
@@ -72,7 +73,7 @@ func TestParseLabels(t *testing.T) {
 
 func sameDiscovered(a, b enforcement.Discovered) bool {
 	return a.Bottle == b.Bottle && a.Agent == b.Agent && a.Parent == b.Parent && a.Shutdown == b.Shutdown &&
-		a.ContainerID == b.ContainerID && a.State == b.State && maps.Equal(a.Budget, b.Budget) && maps.Equal(a.Rate, b.Rate)
+		a.ContainerID == b.ContainerID && a.State == b.State && reflect.DeepEqual(a.Budget, b.Budget) && maps.Equal(a.Rate, b.Rate)
 }
 
 // TestWatchReconcilesAfterStreamError follows one event, loses the stream,

@@ -2,6 +2,7 @@ package enforcement_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -47,8 +48,8 @@ func TestRealWatchDiscoversLabelledContainers(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	d := await(t, reports, early, enforcement.StateRunning)
-	want := budget.Limits{"claude": 1_000_000, "codex": 500_000}
-	if d.Err != nil || d.Agent != "implementer" || d.Parent != "root" || d.Shutdown != budget.Freeze || d.Budget["claude"] != want["claude"] || d.Budget["codex"] != want["codex"] {
+	want := budget.Limits{"claude": budget.Lifetime(1_000_000), "codex": budget.Lifetime(500_000)}
+	if d.Err != nil || d.Agent != "implementer" || d.Parent != "root" || d.Shutdown != budget.Freeze || !reflect.DeepEqual(d.Budget, want) {
 		t.Errorf("discovered %+v, want the labels parsed", d)
 	}
 	late := runContainer(t, cli, container.Config{Image: img, Cmd: []string{"sleep"}, Labels: labels}, container.HostConfig{},

@@ -168,7 +168,7 @@ func (d *daemon) held(bottle string) int64 {
 // estimate; a request the budget covers goes through.
 func TestPreflightRefusalNeverReachesUpstream(t *testing.T) {
 	d := startDaemon(t)
-	d.register("pre-1", map[string]api.Amount{"claude": 20_000})
+	d.register("pre-1", budget.Limits{"claude": budget.Lifetime(20_000)})
 	up := newAnthropicStream(10, 100, time.Millisecond)
 	_, srv := meterFor(t, d.Sock, "pre-1", newUpstream(t, up.ServeHTTP).URL, nil)
 
@@ -197,7 +197,7 @@ func TestPreflightRefusalNeverReachesUpstream(t *testing.T) {
 // TestPreflightRefusalHeader: the refusal says not to retry.
 func TestPreflightRefusalHeader(t *testing.T) {
 	d := startDaemon(t)
-	d.register("pre-2", map[string]api.Amount{"claude": 1000})
+	d.register("pre-2", budget.Limits{"claude": budget.Lifetime(1000)})
 	_, srv := meterFor(t, d.Sock, "pre-2", newUpstream(t, newAnthropicStream(1, 1, time.Millisecond).ServeHTTP).URL, nil)
 	resp := post(t, srv.URL+"/v1/messages", anthropicRequest(100))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Should-Retry") != "false" {
@@ -241,7 +241,7 @@ func TestBodyOverCapIs413(t *testing.T) {
 func TestConcurrentStreamsStayWithinBound(t *testing.T) {
 	const streams, limit = 16, 150_000
 	d := startDaemon(t)
-	d.register("bound-1", map[string]api.Amount{"claude": limit})
+	d.register("bound-1", budget.Limits{"claude": budget.Lifetime(limit)})
 	up := newAnthropicStream(32, 20_000, 2*time.Millisecond)
 	p, srv := meterFor(t, d.Sock, "bound-1", newUpstream(t, up.ServeHTTP).URL, nil)
 
@@ -336,7 +336,7 @@ func shortTTL() *budget.Settings {
 // the daemon lets it expire and a second meter is admitted again.
 func TestKilledMeterAllowanceExpires(t *testing.T) {
 	d := &daemon{Daemon: daemontest.Start(t, daemontest.Options{Settings: shortTTL()}), t: t}
-	d.register("kill-1", map[string]api.Amount{"claude": 30_000})
+	d.register("kill-1", budget.Limits{"claude": budget.Lifetime(30_000)})
 	up := newAnthropicStream(50, 1_000_000, 5*time.Millisecond) // cut (daemon unreachable) soon after the pause
 	up.pause = make(chan struct{})
 	defer close(up.pause)
@@ -367,7 +367,7 @@ func TestKilledMeterAllowanceExpires(t *testing.T) {
 // requests are admitted, and the ledger counts every response once.
 func TestDaemonRestartWhileHolding(t *testing.T) {
 	d := startDaemon(t)
-	d.register("restart-2", map[string]api.Amount{"claude": 1_000_000})
+	d.register("restart-2", budget.Limits{"claude": budget.Lifetime(1_000_000)})
 	up := newAnthropicStream(16, 30_000, time.Millisecond) // ~5 output slices of deltas, estimated high
 	up.pause = make(chan struct{})
 	p, srv := meterFor(t, d.Sock, "restart-2", newUpstream(t, up.ServeHTTP).URL, nil)
@@ -413,7 +413,7 @@ func TestIdleMeterReleasesWithinSeconds(t *testing.T) {
 	s := budget.DefaultSettings()
 	s.AllowanceTTL = time.Hour
 	d := &daemon{Daemon: daemontest.Start(t, daemontest.Options{Settings: s}), t: t}
-	d.register("idle-1", map[string]api.Amount{"claude": 1_000_000})
+	d.register("idle-1", budget.Limits{"claude": budget.Lifetime(1_000_000)})
 	_, srv := meterFor(t, d.Sock, "idle-1", newUpstream(t, newAnthropicStream(10, 100, time.Millisecond).ServeHTTP).URL, nil)
 	if r := postMessages(srv.URL, anthropicRequest(400), "one"); r.status != http.StatusOK {
 		t.Fatalf("got %d", r.status)
@@ -432,7 +432,7 @@ func TestIdleMeterReleasesWithinSeconds(t *testing.T) {
 func TestWebSocketResponseCutWhenBudgetSpent(t *testing.T) {
 	const limit = 9000
 	d := startDaemon(t)
-	d.register("ws-spent", map[string]api.Amount{"codex": limit})
+	d.register("ws-spent", budget.Limits{"codex": budget.Lifetime(limit)})
 	gone := make(chan struct{})
 	const delta = "tok tok tok tok tok tok tok tok " // 32 bytes a event
 	up := newUpstream(t, createdUpstream("resp_ws_spent", func(ctx context.Context, c *websocket.Conn) {
@@ -488,7 +488,7 @@ func TestWebSocketResponseCutWhenBudgetSpent(t *testing.T) {
 // estimate: the provider bills the input it read.
 func TestCutBeforeResponseCountsInput(t *testing.T) {
 	d := startDaemon(t)
-	d.register("cut-unanswered", map[string]api.Amount{"claude": 1_000_000})
+	d.register("cut-unanswered", budget.Limits{"claude": budget.Lifetime(1_000_000)})
 	h, arrived, gone := generating("")
 	_, srv := meterFor(t, d.Sock, "cut-unanswered", newUpstream(t, h).URL, nil)
 	go func() {

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter"
 )
 
@@ -63,7 +63,7 @@ func TestCountTokensAsksTheProvider(t *testing.T) {
 	for i, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			bottle := "count-" + string(rune('a'+i))
-			d.register(bottle, map[string]api.Amount{tt.provider: 20_000})
+			d.register(bottle, budget.Limits{tt.provider: budget.Lifetime(20_000)})
 			up := &countingEndpoint{count: 50_000, status: http.StatusOK}
 			_, srv := meterFor(t, d.Sock, bottle, newUpstream(t, up.ServeHTTP).URL, func(c *meter.Config) { c.CountTokens = true })
 			send := func() int {

@@ -65,7 +65,7 @@ func TestDeniedGetsProviderShaped429(t *testing.T) {
 	for _, tt := range familyPaths {
 		t.Run(tt.path, func(t *testing.T) {
 			bottle := "cut-" + tt.provider + "-" + strings.Trim(strings.Map(keepAlnum, tt.path), "-")[:8]
-			d.register(bottle, map[string]api.Amount{tt.provider: 10})
+			d.register(bottle, budget.Limits{tt.provider: budget.Lifetime(10)})
 			spend := api.Report{Report: budget.Report{ID: bottle + "-spend", Bottle: bottle, Agent: "implementer", Provider: tt.provider, Usage: budget.Usage{Input: 100}}}
 			if _, err := d.Client.Ingest(t.Context(), []api.Report{spend}); err != nil {
 				t.Fatal(err)

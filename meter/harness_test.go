@@ -123,7 +123,7 @@ func sseEvents(body []byte) []string {
 }
 
 // register registers bottle with budget limits.
-func (d *daemon) register(bottle string, limits map[string]api.Amount) {
+func (d *daemon) register(bottle string, limits budget.Limits) {
 	d.t.Helper()
 	if _, err := d.Client.PutBottle(context.Background(), bottle, api.BottleRequest{Agent: "implementer", Budget: limits}); err != nil {
 		d.t.Fatalf("register %s: %v", bottle, err)

@@ -88,7 +88,7 @@ func TestSDKDeniedCallIsOneRequest(t *testing.T) {
 	for i, tt := range sdkCalls {
 		t.Run(tt.name, func(t *testing.T) {
 			bottle := "sdk-denied-" + string(rune('a'+i))
-			d.register(bottle, map[string]api.Amount{tt.provider: 10})
+			d.register(bottle, budget.Limits{tt.provider: budget.Lifetime(10)})
 			spend := api.Report{Report: budget.Report{ID: bottle + "-spend", Bottle: bottle, Agent: "implementer", Provider: tt.provider, Usage: budget.Usage{Input: 25}}}
 			if _, err := d.Client.Ingest(t.Context(), []api.Report{spend}); err != nil {
 				t.Fatal(err)
@@ -150,7 +150,7 @@ func TestSDKEstimateRefusedIsOneRequest(t *testing.T) {
 	for i, tt := range sdkCalls {
 		t.Run(tt.name, func(t *testing.T) {
 			bottle := "sdk-estimate-" + string(rune('a'+i))
-			d.register(bottle, map[string]api.Amount{tt.provider: 3000})
+			d.register(bottle, budget.Limits{tt.provider: budget.Lifetime(3000)})
 			calls, up := countingUpstream(t)
 			p, _ := meterFor(t, d.Sock, bottle, up, nil)
 			requests, base := countedMeter(t, p)
@@ -184,7 +184,7 @@ func TestSDKStreamCutByBudgetIsAnError(t *testing.T) {
 	for i, tt := range sdkStreams {
 		t.Run(tt.name, func(t *testing.T) {
 			bottle := fmt.Sprintf("sdk-spent-%d", i)
-			d.register(bottle, map[string]api.Amount{tt.cut.provider: 4600})
+			d.register(bottle, budget.Limits{tt.cut.provider: budget.Lifetime(4600)})
 			h, gone := ratedStream(tt.cut.head, tt.cut.delta)
 			_, srv := meterFor(t, d.Sock, bottle, newUpstream(t, h).URL, nil)
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/meter"
@@ -40,7 +39,7 @@ func (c *countingDaemon) BottleEvents(context.Context, string) (*client.EventStr
 // once, however long the cache is.
 func TestGateCacheEndsWhenAReportExhaustsTheBudget(t *testing.T) {
 	d := startDaemon(t)
-	d.register("cache-1", map[string]api.Amount{"codex": 100})
+	d.register("cache-1", budget.Limits{"codex": budget.Lifetime(100)})
 	tokens := atomic.Int64{}
 	tokens.Store(1)
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {

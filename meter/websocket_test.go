@@ -17,7 +17,6 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 
-	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter"
 )
@@ -101,7 +100,7 @@ func wsTurn(t *testing.T, conn *responses.ResponseConnection, model string) (tex
 // never reaches the upstream; the socket stays usable.
 func TestResponsesWebSocketMeteredAndGated(t *testing.T) {
 	d := startDaemon(t)
-	d.register("ws-1", map[string]api.Amount{"codex": 5000})
+	d.register("ws-1", budget.Limits{"codex": budget.Lifetime(5000)})
 	up := &wsUpstream{}
 	upSrv := newUpstream(t, up.ServeHTTP)
 	p, srv := meterFor(t, d.Sock, "ws-1", upSrv.URL, func(c *meter.Config) { c.GateCache = -1 })

@@ -78,9 +78,11 @@ func (p *settingsParser) top(f field) error {
 		p.s.Rate, err = p.rates(f)
 	case "rate_policy":
 		p.s.RatePolicy, err = p.policy(f)
+	case "timezone":
+		p.s.Timezone, err = p.timezone(f)
 	default:
 		err = p.unknown(f, "budget", "shutdown", "precedence", "warn_at", "bottles",
-			"agents", "providers", "weights", "operators", "socket", "allowance_ttl", "rate", "rate_policy")
+			"agents", "providers", "weights", "operators", "socket", "allowance_ttl", "rate", "rate_policy", "timezone")
 	}
 	return err
 }
@@ -91,31 +93,6 @@ func (p *settingsParser) checkName(f field, what string) error {
 		return p.fail(f.key, f.path, "%q is not a %s name (want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit)", f.name, what)
 	}
 	return nil
-}
-
-// limits reads a provider -> token amount mapping.
-func (p *settingsParser) limits(f field) (budget.Limits, error) {
-	l := budget.Limits{}
-	err := p.fields(f.value, f.path, func(e field) error {
-		if err := p.checkName(e, "provider"); err != nil {
-			return err
-		}
-		s, err := p.scalar(e)
-		if err != nil {
-			return err
-		}
-		n, err := budget.ParseTokens(s)
-		var te *budget.TokenError
-		if errors.As(err, &te) {
-			return p.fail(e.value, e.path, "%s", te.Reason)
-		}
-		if err != nil {
-			return err
-		}
-		l[e.name] = n
-		return nil
-	})
-	return l, err
 }
 
 // policy reads cutoff, pause, freeze or kill.

@@ -47,9 +47,9 @@ func TestExampleFile(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := budget.DefaultSettings()
-	want.Budget = budget.Limits{"claude": 5_000_000, "codex": 2_000_000}
-	want.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": 1_000_000}, Shutdown: budget.Freeze}
-	want.Agents["reviewer"] = budget.Defaults{Budget: budget.Limits{"claude": 200_000}}
+	want.Budget = budget.Limits{"claude": budget.Lifetime(5_000_000), "codex": budget.Lifetime(2_000_000)}
+	want.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": budget.Lifetime(1_000_000)}, Shutdown: budget.Freeze}
+	want.Agents["reviewer"] = budget.Defaults{Budget: budget.Limits{"claude": budget.Lifetime(200_000)}}
 	want.Providers["pi"] = []string{"ollama"}
 	want.Weights["claude"] = budget.Weights{Input: 1, CacheRead: 0.1, CacheWrite: 1, Output: 1}
 	want.Operators = []string{"1000", "wheel"}
@@ -125,11 +125,11 @@ func TestGoodValues(t *testing.T) {
 		check func(*budget.Settings) any
 		want  any
 	}{
-		{"budget: {claude: 5000000}", func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": 5_000_000}},
-		{"budget: {claude: 5_000_000}", func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": 5_000_000}},
-		{`budget: {claude: "5_000_000"}`, func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": 5_000_000}},
-		{"budget: {claude: 1.5M, my-llm: 0}", func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": 1_500_000, "my-llm": 0}},
-		{"budget: {claude: 1.0}", func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": 1}},
+		{"budget: {claude: 5000000}", func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": budget.Lifetime(5_000_000)}},
+		{"budget: {claude: 5_000_000}", func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": budget.Lifetime(5_000_000)}},
+		{`budget: {claude: "5_000_000"}`, func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": budget.Lifetime(5_000_000)}},
+		{"budget: {claude: 1.5M, my-llm: 0}", func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": budget.Lifetime(1_500_000), "my-llm": budget.Lifetime(0)}},
+		{"budget: {claude: 1.0}", func(s *budget.Settings) any { return s.Budget }, budget.Limits{"claude": budget.Lifetime(1)}},
 		{"budget:", func(s *budget.Settings) any { return s.Budget }, budget.Limits{}},
 		{"shutdown: freeze", func(s *budget.Settings) any { return s.Shutdown }, budget.Freeze},
 		{"shutdown: kill", func(s *budget.Settings) any { return s.Shutdown }, budget.Kill},
@@ -144,7 +144,7 @@ func TestGoodValues(t *testing.T) {
 		{"bottles: {dev: {shutdown: kill}}", func(s *budget.Settings) any { return s.Bottles }, map[string]budget.Defaults{"dev": {Shutdown: budget.Kill}}},
 		{"bottles: {dev: }", func(s *budget.Settings) any { return s.Bottles }, map[string]budget.Defaults{"dev": {}}},
 		{"agents: {reviewer: {budget: {codex: 2k}, shutdown: freeze}}", func(s *budget.Settings) any { return s.Agents },
-			map[string]budget.Defaults{"reviewer": {Budget: budget.Limits{"codex": 2000}, Shutdown: budget.Freeze}}},
+			map[string]budget.Defaults{"reviewer": {Budget: budget.Limits{"codex": budget.Lifetime(2000)}, Shutdown: budget.Freeze}}},
 		{"operators: [0, 1000, wheel, docker-users, \"1001\"]", func(s *budget.Settings) any { return s.Operators }, []string{"0", "1000", "wheel", "docker-users", "1001"}},
 		{"operators:", func(s *budget.Settings) any { return s.Operators }, []string(nil)},
 		{"socket: /run/bottlecap/bottlecap.sock", func(s *budget.Settings) any { return s.Socket }, "/run/bottlecap/bottlecap.sock"},
@@ -191,7 +191,8 @@ func TestBadValues(t *testing.T) {
 		{"budget:\n  claude: 1.5", 2, 11, "budget.claude", `"1.5" is not a whole number of tokens`},
 		{"budget:\n  claude: 99999999999G", 2, 11, "budget.claude", "is too large"},
 		{"budget:\n  claude:", 2, 3, "budget.claude", "missing value"},
-		{"budget:\n  claude: [1]", 2, 11, "budget.claude", "want a single value, got a list"},
+		{"budget:\n  claude: [[1]]", 2, 12, "budget.claude[0]", "want a limit such as 5M/day, got a list"},
+		{"budget:\n  claude: {day: 1}", 2, 11, "budget.claude", "want a single value, got a mapping"},
 		{"budget:\n  bad name: 1", 2, 3, "budget.bad name", `"bad name" is not a provider name`},
 		{"shutdown: stop", 1, 11, "shutdown", `"stop" is not a policy (want cutoff, pause, freeze or kill)`},
 		{"shutdown:", 1, 1, "shutdown", "missing value"},
@@ -231,7 +232,7 @@ func TestBadValues(t *testing.T) {
 
 func TestUnknownKeys(t *testing.T) {
 	checkErrors(t, []errCase{
-		{"budgets:\n  claude: 1M", 1, 1, "budgets", `unknown key "budgets" (want budget, shutdown, precedence, warn_at, bottles, agents, providers, weights, operators, socket, allowance_ttl, rate or rate_policy)`},
+		{"budgets:\n  claude: 1M", 1, 1, "budgets", `unknown key "budgets" (want budget, shutdown, precedence, warn_at, bottles, agents, providers, weights, operators, socket, allowance_ttl, rate, rate_policy or timezone)`},
 		{"shutdown: cutoff\nwarn: 80%", 2, 1, "warn", `unknown key "warn"`},
 		{"bottles:\n  dev:\n    budgets: {}", 3, 5, "bottles.dev.budgets", `unknown key "budgets" (want budget, shutdown or rate)`},
 		{"agents:\n  reviewer:\n    shutdown: kill\n    policy: kill", 4, 5, "agents.reviewer.policy", `unknown key "policy" (want budget, shutdown or rate)`},

@@ -69,7 +69,7 @@ func TestLargeSettingsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Bottles) != n || s.Bottles["b39999"].Budget["claude"] != 40_000_000 {
+	if len(s.Bottles) != n || s.Bottles["b39999"].Budget["claude"].String() != "40000000" {
 		t.Errorf("got %d bottles, b39999 = %+v; want %d, the last with 40M", len(s.Bottles), s.Bottles["b39999"], n)
 	}
 }

@@ -3,7 +3,7 @@ package simhost
 import (
 	"time"
 
-	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 )
 
 // Settings are the demo host's settings: a global budget, a default for
@@ -27,7 +27,7 @@ weights:
 // sidecar reports a response (at speed 1).
 type Bottle struct {
 	Slug, Parent, Agent, Provider string
-	Budget                        map[string]api.Amount
+	Budget                        budget.Limits
 	Shutdown                      string
 	Every                         time.Duration
 	// Register says whether the bottle is registered before it reports;
@@ -41,11 +41,11 @@ type Bottle struct {
 // about 15 seconds and the first cutoff within about half a minute.
 var Bottles = []Bottle{
 	{Slug: "planner-7f3a2", Agent: "planner", Provider: "claude", Every: 3 * time.Second, Register: true,
-		Budget: map[string]api.Amount{"claude": 500_000, "codex": 400_000}},
+		Budget: budget.Limits{"claude": budget.Lifetime(500_000), "codex": budget.Lifetime(400_000)}},
 	{Slug: "implementer-a1c9e", Parent: "planner-7f3a2", Agent: "implementer", Provider: "claude", Every: 2 * time.Second, Register: true,
-		Budget: map[string]api.Amount{"claude": 200_000}},
+		Budget: budget.Limits{"claude": budget.Lifetime(200_000)}},
 	{Slug: "implementer-b4d07", Parent: "planner-7f3a2", Agent: "implementer", Provider: "claude", Every: 1500 * time.Millisecond, Register: true,
-		Budget: map[string]api.Amount{"claude": 100_000}, Shutdown: "freeze"},
+		Budget: budget.Limits{"claude": budget.Lifetime(100_000)}, Shutdown: "freeze"},
 	{Slug: "reviewer-e2f18", Parent: "planner-7f3a2", Agent: "reviewer", Provider: "codex", Every: 4 * time.Second, Register: true},
 	{Slug: "stray-9c1d0", Agent: "coder", Provider: "codex", Every: 5 * time.Second},
 }

@@ -21,13 +21,13 @@ var FleetProviders = []string{"claude", "codex"}
 // load tests measure the same host every run.
 func Fleet(n int, now time.Time) tui.Input {
 	s := budget.DefaultSettings()
-	s.Budget = budget.Limits{"claude": 500_000_000, "codex": 200_000_000}
+	s.Budget = budget.Limits{"claude": budget.Lifetime(500_000_000), "codex": budget.Lifetime(200_000_000)}
 	in := tui.Input{Now: now, Settings: s}
 	for i := range n {
 		slug := FleetSlug(i)
 		b := budget.Bottle{Slug: slug, Agent: "agent", Parent: fleetParent(i), State: budget.Active}
 		if i%3 == 0 {
-			b.Budget = budget.Limits{"claude": int64(1_000_000 + i*1000)}
+			b.Budget = budget.Limits{"claude": budget.Lifetime(int64(1_000_000 + i*1000))}
 		}
 		in.Bottles = append(in.Bottles, b)
 		for j, p := range FleetProviders {

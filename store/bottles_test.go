@@ -16,8 +16,8 @@ func TestBottlesCRUD(t *testing.T) {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	want := budget.Bottle{
 		Slug: "impl-abc12", Agent: "implementer", Name: "dev", Parent: "lead-1",
-		Budget:       budget.Limits{"claude": 1_000_000},
-		AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": 200_000}},
+		Budget:       budget.Limits{"claude": budget.Lifetime(1_000_000)},
+		AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": budget.Lifetime(200_000)}},
 		Shutdown:     budget.Freeze, Containers: []string{"c1", "c2"},
 		State: budget.CutOff, StateReason: "operator: runaway loop", ByOperator: true,
 		Implicit: true, CreatedAt: created,
@@ -101,10 +101,10 @@ func TestPutBudgetMergesProviders(t *testing.T) {
 		id     string
 		limits budget.Limits
 	}{
-		{budget.ScopeGlobal, "-", budget.Limits{"claude": 5_000_000, "codex": 2_000_000}},
-		{budget.ScopeBottle, "b1", budget.Limits{"claude": 1_000}},
-		{budget.ScopeGlobal, "-", budget.Limits{"codex": 3_000_000}},
-		{budget.ScopeAgent, "b1/rev", budget.Limits{"claude": 10}},
+		{budget.ScopeGlobal, "-", budget.Limits{"claude": budget.Lifetime(5_000_000), "codex": budget.Lifetime(2_000_000)}},
+		{budget.ScopeBottle, "b1", budget.Limits{"claude": budget.Lifetime(1_000)}},
+		{budget.ScopeGlobal, "-", budget.Limits{"codex": budget.Lifetime(3_000_000)}},
+		{budget.ScopeAgent, "b1/rev", budget.Limits{"claude": budget.Lifetime(10)}},
 	}
 	for _, p := range puts {
 		if err := db.PutBudget(ctx, p.scope, p.id, p.limits); err != nil {
@@ -116,9 +116,9 @@ func TestPutBudgetMergesProviders(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []budget.ScopeBudget{
-		{Scope: budget.ScopeAgent, ID: "b1/rev", Limits: budget.Limits{"claude": 10}},
-		{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": 1_000}},
-		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 5_000_000, "codex": 3_000_000}},
+		{Scope: budget.ScopeAgent, ID: "b1/rev", Limits: budget.Limits{"claude": budget.Lifetime(10)}},
+		{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": budget.Lifetime(1_000)}},
+		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": budget.Lifetime(5_000_000), "codex": budget.Lifetime(3_000_000)}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Budgets = %+v\nwant %+v", got, want)
@@ -134,9 +134,9 @@ func TestPutBudgetRejectsInvalid(t *testing.T) {
 		id     string
 		limits budget.Limits
 	}{
-		{"parent scope", budget.ScopeParent, "b1", budget.Limits{"claude": 1}},
-		{"no id", budget.ScopeBottle, "", budget.Limits{"claude": 1}},
-		{"negative", budget.ScopeBottle, "b1", budget.Limits{"claude": -1}},
+		{"parent scope", budget.ScopeParent, "b1", budget.Limits{"claude": budget.Lifetime(1)}},
+		{"no id", budget.ScopeBottle, "", budget.Limits{"claude": budget.Lifetime(1)}},
+		{"negative", budget.ScopeBottle, "b1", budget.Limits{"claude": budget.Lifetime(-1)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,7 +169,7 @@ func TestMarkWarnedFirstThenAgain(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		first, err := db.MarkWarned(ctx, s.scope, s.id, s.prov)
+		first, err := db.MarkWarned(ctx, s.scope, s.id, s.prov, "", time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}

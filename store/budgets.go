@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 )
@@ -19,9 +20,9 @@ func (db *DB) PutBudget(ctx context.Context, scope budget.ScopeKind, id string, 
 	if id == "" {
 		return fmt.Errorf("%s: %w: id is required", what, budget.ErrInvalid)
 	}
-	for p, n := range limits {
-		if n < 0 {
-			return fmt.Errorf("%s: %w: %s limit must not be negative (got %d)", what, budget.ErrInvalid, p, n)
+	for p, set := range limits {
+		if _, err := budget.NewLimitSet(set...); err != nil {
+			return fmt.Errorf("%s: %s: %w", what, p, err)
 		}
 	}
 	return db.update(ctx, what, func(tx *sql.Tx) error {
@@ -30,10 +31,14 @@ func (db *DB) PutBudget(ctx context.Context, scope budget.ScopeKind, id string, 
 }
 
 func putBudget(ctx context.Context, tx *sql.Tx, scope budget.ScopeKind, id string, limits budget.Limits) error {
-	for p, n := range limits {
-		_, err := tx.ExecContext(ctx, `INSERT INTO budgets (scope, id, provider, tokens) VALUES (?, ?, ?, ?)
-			ON CONFLICT (scope, id, provider) DO UPDATE SET tokens = excluded.tokens`,
-			string(scope), id, p, n)
+	for p, set := range limits {
+		tokens, written := lifetimeTokens(set), ""
+		if set.Windowed() || len(set) != 1 {
+			written = set.String()
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO budgets (scope, id, provider, tokens, limits) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (scope, id, provider) DO UPDATE SET tokens = excluded.tokens, limits = excluded.limits`,
+			string(scope), id, p, tokens, written)
 		if err != nil {
 			return err
 		}
@@ -41,27 +46,44 @@ func putBudget(ctx context.Context, tx *sql.Tx, scope budget.ScopeKind, id strin
 	return nil
 }
 
+// lifetimeTokens is the set's lifetime limit, or 0.
+func lifetimeTokens(set budget.LimitSet) int64 {
+	for _, l := range set {
+		if l.Window == budget.LifeWindow {
+			return l.Tokens
+		}
+	}
+	return 0
+}
+
 // Budgets returns every runtime budget, ordered by scope and id.
 func (db *DB) Budgets(ctx context.Context) ([]budget.ScopeBudget, error) {
 	rows, err := db.read.QueryContext(ctx,
-		`SELECT scope, id, provider, tokens FROM budgets ORDER BY scope, id, provider`)
+		`SELECT scope, id, provider, tokens, limits FROM budgets ORDER BY scope, id, provider`)
 	if err != nil {
 		return nil, fmt.Errorf("budgets: %w", classify(err))
 	}
 	defer rows.Close()
 	var all []budget.ScopeBudget
 	for rows.Next() {
-		var scope, id, provider string
+		var scope, id, provider, written string
 		var tokens int64
-		if err := rows.Scan(&scope, &id, &provider, &tokens); err != nil {
+		if err := rows.Scan(&scope, &id, &provider, &tokens, &written); err != nil {
 			return nil, fmt.Errorf("budgets: %w", classify(err))
+		}
+		set := budget.Lifetime(tokens)
+		if written != "" {
+			var err error
+			if set, err = budget.ParseLimitSet(written); err != nil {
+				return nil, fmt.Errorf("budgets: %s/%s %s: %w", scope, id, provider, err)
+			}
 		}
 		last := len(all) - 1
 		if last < 0 || all[last].Scope != budget.ScopeKind(scope) || all[last].ID != id {
 			all = append(all, budget.ScopeBudget{Scope: budget.ScopeKind(scope), ID: id, Limits: budget.Limits{}})
 			last++
 		}
-		all[last].Limits[provider] = tokens
+		all[last].Limits[provider] = set
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("budgets: %w", classify(err))
@@ -70,13 +92,16 @@ func (db *DB) Budgets(ctx context.Context) ([]budget.ScopeBudget, error) {
 }
 
 // MarkWarned records that the warn threshold of (scope, id, provider) was
-// crossed; first is true only the first time, so the warn event is recorded
-// once.
-func (db *DB) MarkWarned(ctx context.Context, scope budget.ScopeKind, id, provider string) (first bool, err error) {
-	what := fmt.Sprintf("mark warned %s/%s/%s", scope, id, provider)
+// crossed, in the window and period mark names ("" for a lifetime limit;
+// see budget.Event.WarnMark), which may be forgotten after until (zero:
+// never); first is true only the first time, so the warn event is
+// recorded once per window.
+func (db *DB) MarkWarned(ctx context.Context, scope budget.ScopeKind, id, provider, mark string, until time.Time) (first bool, err error) {
+	what := fmt.Sprintf("mark warned %s/%s/%s %s", scope, id, provider, mark)
+	end := toNanos(until)
 	err = db.update(ctx, what, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO warn_markers (scope, id, provider, warned_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, string(scope), id, provider, db.now())
+		res, err := tx.ExecContext(ctx, `INSERT INTO warn_markers (scope, id, provider, mark, warned_at, until)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, string(scope), id, provider, mark, db.now(), end)
 		if err != nil {
 			return err
 		}
@@ -92,6 +117,16 @@ func (db *DB) MarkWarned(ctx context.Context, scope budget.ScopeKind, id, provid
 func (db *DB) ClearWarned(ctx context.Context, scope budget.ScopeKind, id string) error {
 	return db.update(ctx, fmt.Sprintf("clear warned %s/%s", scope, id), func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM warn_markers WHERE scope = ? AND id = ?`, string(scope), id)
+		return err
+	})
+}
+
+// ForgetWarned drops the warn markers of windows that ended by before:
+// their period is over, and the next one warns afresh under a mark of its
+// own. Lifetime markers stay.
+func (db *DB) ForgetWarned(ctx context.Context, before time.Time) error {
+	return db.update(ctx, "forget warned", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM warn_markers WHERE until > 0 AND until <= ?`, toNanos(before))
 		return err
 	})
 }

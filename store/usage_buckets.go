@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -35,10 +36,31 @@ func (db *DB) UsageBuckets(ctx context.Context, since time.Time, step time.Durat
 	if step <= 0 || since.IsZero() {
 		return nil, fmt.Errorf("%w: usage buckets since %s by %s: want a time and a positive step", budget.ErrInvalid, since, step)
 	}
+	return db.buckets(ctx, "usage buckets", since, since.Add(MaxBucketsSpan), step)
+}
+
+// WindowUsage returns the counted tokens per (bottle, agent, provider) of
+// the reports with since <= ts < until (until zero: no end) in step-wide
+// buckets from since: how the daemon and the dashboard load a window's
+// usage (budget.WindowLoad). It reads the reports_ts index only, the range
+// of the window and no more: a month's reports at most, as windows reach
+// no further back.
+func (db *DB) WindowUsage(ctx context.Context, since, until time.Time, step time.Duration) ([]budget.UsageBucket, error) {
+	if step <= 0 || since.IsZero() {
+		return nil, fmt.Errorf("%w: window usage since %s by %s: want a time and a positive step", budget.ErrInvalid, since, step)
+	}
+	if until.IsZero() {
+		until = time.Unix(0, math.MaxInt64)
+	}
+	return db.buckets(ctx, "window usage", since, until, step)
+}
+
+// buckets runs usageBucketsSQL over [since, until).
+func (db *DB) buckets(ctx context.Context, what string, since, until time.Time, step time.Duration) ([]budget.UsageBucket, error) {
 	from := toNanos(since)
-	rows, err := db.read.QueryContext(ctx, usageBucketsSQL, from, int64(step), from+int64(MaxBucketsSpan))
+	rows, err := db.read.QueryContext(ctx, usageBucketsSQL, from, int64(step), toNanos(until))
 	if err != nil {
-		return nil, fmt.Errorf("usage buckets: %w", classify(err))
+		return nil, fmt.Errorf("%s: %w", what, classify(err))
 	}
 	defer rows.Close()
 	var all []budget.UsageBucket
@@ -47,14 +69,14 @@ func (db *DB) UsageBuckets(ctx context.Context, since time.Time, step time.Durat
 		var i int64
 		var counted float64
 		if err := rows.Scan(&b.Bottle, &b.Agent, &b.Provider, &i, &counted, &b.Reports); err != nil {
-			return nil, fmt.Errorf("usage buckets: %w", classify(err))
+			return nil, fmt.Errorf("%s: %w", what, classify(err))
 		}
 		b.Counted, _ = clampedCount(counted)
 		b.Start = fromNanos(from + i*int64(step))
 		all = append(all, b)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("usage buckets: %w", classify(err))
+		return nil, fmt.Errorf("%s: %w", what, classify(err))
 	}
 	return all, nil
 }

@@ -294,7 +294,7 @@ func TestWriterCommitsNewBottlesWithTheirReports(t *testing.T) {
 	}))
 	defer w.Close()
 	stray := budget.Bottle{Slug: "stray", Agent: "a", Implicit: true}
-	if err := db.PutBottle(ctx, budget.Bottle{Slug: "known", Agent: "impl", Budget: budget.Limits{"claude": 9}}); err != nil {
+	if err := db.PutBottle(ctx, budget.Bottle{Slug: "known", Agent: "impl", Budget: budget.Limits{"claude": budget.Lifetime(9)}}); err != nil {
 		t.Fatal(err)
 	}
 	batch := []budget.Report{report("m1", "stray", "a", "claude", 1), report("m2", "known", "a", "claude", 1)}
@@ -322,7 +322,7 @@ func TestWriterCommitsNewBottlesWithTheirReports(t *testing.T) {
 		t.Errorf("after the commit got %d reports, want 2", got)
 	}
 	known, err := db.Bottle(ctx, "known")
-	if err != nil || known.Implicit || known.Agent != "impl" || known.Budget["claude"] != 9 {
+	if err != nil || known.Implicit || known.Agent != "impl" || known.Budget["claude"].String() != "9" {
 		t.Errorf("got known %+v (%v), want its registration untouched", known, err)
 	}
 }

@@ -64,12 +64,10 @@ func splitAgentID(id string) (slug, agent string) {
 
 // globalUsage is the header: host-wide usage per provider.
 func globalUsage(book *budget.Book, providers []string, burn *burns) []ProviderUsage {
-	limits := book.GlobalLimits()
 	out := make([]ProviderUsage, 0, len(providers))
 	for _, p := range providers {
-		_, _, used := book.Used("", "", p)
-		l, ok := limits[p]
-		out = append(out, ProviderUsage{Provider: p, Used: used, Limit: l, Unlimited: !ok, Burn: burn.global[p]})
+		v := book.GlobalVerdict(p)
+		out = append(out, ProviderUsage{Provider: p, Used: v.Used, Limit: v.Limit, Unlimited: v.Unlimited, Burn: burn.global[p]})
 	}
 	return out
 }

@@ -24,17 +24,17 @@ func FixtureClock() time.Time { return FixtureNow }
 // state.
 func Fixture() Input {
 	s := budget.DefaultSettings()
-	s.Budget = budget.Limits{"claude": 5_000_000, "codex": 2_000_000}
+	s.Budget = budget.Limits{"claude": budget.Lifetime(5_000_000), "codex": budget.Lifetime(2_000_000)}
 	at := FixtureNow
 	return Input{
 		Now:      at,
 		Settings: s,
 		Bottles: []budget.Bottle{
-			{Slug: "orchestrator-a1", Agent: "orchestrator", Name: "dev", Budget: budget.Limits{"claude": 2_000_000},
-				AgentBudgets: map[string]budget.Limits{"orchestrator": {"codex": 100_000}}, State: budget.Active},
-			{Slug: "implementer-b2", Agent: "implementer", Name: "dev", Parent: "orchestrator-a1", Budget: budget.Limits{"claude": 1_000_000}, State: budget.Active},
+			{Slug: "orchestrator-a1", Agent: "orchestrator", Name: "dev", Budget: budget.Limits{"claude": budget.Lifetime(2_000_000)},
+				AgentBudgets: map[string]budget.Limits{"orchestrator": {"codex": budget.Lifetime(100_000)}}, State: budget.Active},
+			{Slug: "implementer-b2", Agent: "implementer", Name: "dev", Parent: "orchestrator-a1", Budget: budget.Limits{"claude": budget.Lifetime(1_000_000)}, State: budget.Active},
 			{Slug: "tester-c3", Agent: "tester", Parent: "implementer-b2", State: budget.Active},
-			{Slug: "reviewer-d4", Agent: "reviewer", Parent: "orchestrator-a1", Budget: budget.Limits{"claude": 200_000}, State: budget.CutOff},
+			{Slug: "reviewer-d4", Agent: "reviewer", Parent: "orchestrator-a1", Budget: budget.Limits{"claude": budget.Lifetime(200_000)}, State: budget.CutOff},
 			{Slug: "solo-e5", Agent: "coder", State: budget.Frozen},
 			{Slug: "scratch-f6", Agent: "scratch", State: budget.Active},
 			{Slug: "gone-g7", Agent: "old", State: budget.Killed},

@@ -66,7 +66,7 @@ func seed(t *testing.T, w *store.DB) {
 	t.Helper()
 	ctx := context.Background()
 	for _, b := range []budget.Bottle{
-		{Slug: "root-a", Agent: "orchestrator", Budget: budget.Limits{"claude": 1_000_000}, State: budget.Active},
+		{Slug: "root-a", Agent: "orchestrator", Budget: budget.Limits{"claude": budget.Lifetime(1_000_000)}, State: budget.Active},
 		{Slug: "child-b", Agent: "implementer", Parent: "root-a", State: budget.Active},
 		{Slug: "other-c", Agent: "coder", State: budget.CutOff},
 	} {
@@ -132,9 +132,9 @@ func TestStoreSourceAppliesTheDaemonsBudgetRows(t *testing.T) {
 	defer w.Close()
 	seed(t, w) // root-a's own budget: 1M claude; child-b used 800k
 	for _, b := range []budget.ScopeBudget{
-		{Scope: budget.ScopeBottle, ID: "root-a", Limits: budget.Limits{"claude": 10}},
-		{Scope: budget.ScopeAgent, ID: "child-b/implementer", Limits: budget.Limits{"claude": 20}},
-		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": 4_000_000}},
+		{Scope: budget.ScopeBottle, ID: "root-a", Limits: budget.Limits{"claude": budget.Lifetime(10)}},
+		{Scope: budget.ScopeAgent, ID: "child-b/implementer", Limits: budget.Limits{"claude": budget.Lifetime(20)}},
+		{Scope: budget.ScopeGlobal, ID: "-", Limits: budget.Limits{"claude": budget.Lifetime(4_000_000)}},
 	} {
 		if err := w.PutBudget(ctx, b.Scope, b.ID, b.Limits); err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 )
 
@@ -85,7 +86,7 @@ func overshoot(ctx context.Context, r *runner, upstream string, bodies [][]byte,
 	defer d.stop()
 	c := client.New(d.sock)
 	defer c.Close()
-	if _, err := c.PutBottle(ctx, slug, api.BottleRequest{Budget: map[string]api.Amount{"claude": boundedLimit}}); err != nil {
+	if _, err := c.PutBottle(ctx, slug, api.BottleRequest{Budget: budget.Limits{"claude": budget.Lifetime(boundedLimit)}}); err != nil {
 		return spend{}, err
 	}
 	m, err := startMeterProc(ctx, r, d.sock, upstream, append([]string{"--bottle", slug}, flags...)...)

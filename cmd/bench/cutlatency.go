@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement/dockerlab"
 )
@@ -41,7 +42,7 @@ func benchCut(ctx context.Context, r *runner) error {
 	defer d.stop()
 	c := client.New(d.sock)
 	defer c.Close()
-	if _, err := c.PutBottle(ctx, cutSlug, api.BottleRequest{Budget: map[string]api.Amount{"claude": 1 << 40}}); err != nil {
+	if _, err := c.PutBottle(ctx, cutSlug, api.BottleRequest{Budget: budget.Limits{"claude": budget.Lifetime(1 << 40)}}); err != nil {
 		return err
 	}
 	m, err := startMeterProc(ctx, r, d.sock, up.URL, "--bottle", cutSlug)

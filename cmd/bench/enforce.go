@@ -54,7 +54,7 @@ func firstCallLatencies(ctx context.Context) ([]time.Duration, error) {
 	lat := make([]time.Duration, 0, enforceCrossings)
 	for i := range enforceCrossings {
 		slug := fmt.Sprintf("cross-%03d", i)
-		if _, err := c.PutBottle(ctx, slug, api.BottleRequest{Budget: map[string]api.Amount{"claude": enforceBudget}}); err != nil {
+		if _, err := c.PutBottle(ctx, slug, api.BottleRequest{Budget: budget.Limits{"claude": budget.Lifetime(enforceBudget)}}); err != nil {
 			return nil, err
 		}
 		t0 := time.Now()

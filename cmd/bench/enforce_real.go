@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement/dockerlab"
 )
@@ -54,7 +55,7 @@ func benchRealDisconnect(ctx context.Context, r *runner) error {
 // to disconnect its container.
 func cutOne(ctx context.Context, c *client.Client, w *dockerlab.Bottles, i int) (time.Duration, error) {
 	slug := w.Slug(i)
-	if _, err := c.PutBottle(ctx, slug, api.BottleRequest{Budget: map[string]api.Amount{"claude": enforceBudget}}); err != nil {
+	if _, err := c.PutBottle(ctx, slug, api.BottleRequest{Budget: budget.Limits{"claude": budget.Lifetime(enforceBudget)}}); err != nil {
 		return 0, err
 	}
 	t0 := time.Now()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 )
 
@@ -46,7 +47,7 @@ func benchRSS(ctx context.Context, r *runner) error {
 // nine) and sends their reports from 16 clients.
 func populate(ctx context.Context, c *client.Client) error {
 	for i := range rssBottles {
-		req := api.BottleRequest{Agent: "impl", Budget: map[string]api.Amount{"claude": 5_000_000}}
+		req := api.BottleRequest{Agent: "impl", Budget: budget.Limits{"claude": budget.Lifetime(5_000_000)}}
 		if i%10 != 0 {
 			req.Parent = fmt.Sprintf("rss-%04d", i-i%10)
 		}

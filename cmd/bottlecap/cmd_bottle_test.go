@@ -24,7 +24,7 @@ func verdictFor(bottle, provider string, scope budget.Scope, limit, used int64) 
 
 var dev1 = api.Bottle{
 	Bottle: budget.Bottle{Slug: "dev-1", Agent: "implementer", Name: "dev", Parent: "root",
-		Budget: budget.Limits{"claude": 1000000}, AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": 200000}},
+		Budget: budget.Limits{"claude": budget.Lifetime(1000000)}, AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": budget.Lifetime(200000)}},
 		Shutdown: budget.Freeze, Containers: []string{"abc123"}, State: budget.Active, CreatedAt: ts0},
 	Usage: map[string]int64{"claude": 412000, "codex": 1500},
 	Held:  map[string]int64{"claude": 100000, "codex": 0},

@@ -68,7 +68,7 @@ func (m *Main) runBudgetSet(ctx context.Context, args []string) error {
 	for _, a := range pos[1:] {
 		items = append(items, splitList(a)...)
 	}
-	limits, err := parseAmounts(items)
+	limits, err := parseLimits(items)
 	if err != nil {
 		return m.usageError(fs, "%v", err)
 	}
@@ -134,7 +134,7 @@ func printBudgets(w io.Writer, bs []api.Budget) error {
 			t.row(name, "-", "-")
 		}
 		for _, p := range sortedKeys(b.Limits) {
-			t.row(name, p, exactTokens(b.Limits[p]))
+			t.row(name, p, exactLimits(b.Limits[p]))
 		}
 	}
 	return t.flush()

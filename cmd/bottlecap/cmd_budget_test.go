@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client/clienttest"
 )
 
@@ -21,7 +22,7 @@ func TestBudgetSet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			srv := clienttest.NewServer(t)
-			srv.Reply("PUT /v1/budgets/{scope}/{id...}", 200, api.Budget{Scope: "bottle", ID: "dev-1", Limits: map[string]int64{"claude": 1000000, "codex": 1234567}})
+			srv.Reply("PUT /v1/budgets/{scope}/{id...}", 200, api.Budget{Scope: "bottle", ID: "dev-1", Limits: budget.Limits{"claude": budget.Lifetime(1000000), "codex": budget.Lifetime(1234567)}})
 			r := runAt(t, srv, append([]string{"budget", "set"}, tt.args...)...)
 			wantCode(t, r, 0)
 			req := srv.Last()
@@ -39,8 +40,8 @@ func TestBudgetSet(t *testing.T) {
 func TestBudgetGet(t *testing.T) {
 	srv := clienttest.NewServer(t)
 	all := []api.Budget{
-		{Scope: "global", ID: "-", Limits: map[string]int64{"claude": 5000000}},
-		{Scope: "agent", ID: "dev-1/reviewer", Limits: map[string]int64{"claude": 200000}},
+		{Scope: "global", ID: "-", Limits: budget.Limits{"claude": budget.Lifetime(5000000)}},
+		{Scope: "agent", ID: "dev-1/reviewer", Limits: budget.Limits{"claude": budget.Lifetime(200000)}},
 	}
 	srv.Reply("GET /v1/budgets", 200, all)
 	srv.Reply("GET /v1/budgets/{scope}/{id...}", 200, all[1])

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/settings"
@@ -114,23 +113,24 @@ func splitList(s string) []string {
 	return out
 }
 
-// parseAmounts parses provider=amount items ("claude=1M", "codex=500k") into
-// wire limits, checking every name and amount before anything is sent.
-func parseAmounts(items []string) (map[string]api.Amount, error) {
-	out := map[string]api.Amount{}
+// parseLimits parses provider=limits items ("claude=1M", "codex=500k/day",
+// "claude=5M/day+50M/month") into limits, checking every name, amount and
+// window before anything is sent.
+func parseLimits(items []string) (budget.Limits, error) {
+	out := budget.Limits{}
 	for _, it := range items {
 		p, amt, ok := strings.Cut(it, "=")
 		if !ok {
-			return nil, fmt.Errorf("%q: want provider=amount, e.g. claude=1M", it)
+			return nil, fmt.Errorf("%q: want provider=amount, e.g. claude=1M or claude=5M/day+50M/month", it)
 		}
 		if err := budget.ValidateName("provider", p); err != nil {
 			return nil, err
 		}
-		n, err := budget.ParseTokens(amt)
+		set, err := budget.ParseLimitSet(amt)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		out[p] = api.Amount(n)
+		out[p] = set
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no provider=amount given, e.g. claude=1M")

@@ -137,17 +137,31 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// formatLimits writes limits as `--budget` takes them: claude=1M,codex=500k.
-func formatLimits(l map[string]int64) string {
+// formatLimits writes limits as `--budget` takes them:
+// claude=5M/day+50M/month,codex=500k.
+func formatLimits(l budget.Limits) string {
 	if len(l) == 0 {
 		return "-"
 	}
 	keys := sortedKeys(l)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + exactTokens(l[k])
+		parts[i] = k + "=" + exactLimits(l[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// exactLimits writes a provider's limits as the command line takes them,
+// each amount short where that is exact: 5M/day+50M/month.
+func exactLimits(set budget.LimitSet) string {
+	parts := make([]string, len(set))
+	for i, l := range set {
+		parts[i] = exactTokens(l.Tokens)
+		if l.Window != budget.LifeWindow {
+			parts[i] += "/" + l.Window.String()
+		}
+	}
+	return strings.Join(parts, "+")
 }
 
 // sortedKeys returns a map's keys in order, for stable output.

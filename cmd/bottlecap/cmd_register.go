@@ -18,8 +18,8 @@ func (m *Main) runBottleRegister(ctx context.Context, args []string) error {
 	fs.StringVar(&req.Agent, "agent", "", "the bottle's agent `name`")
 	fs.StringVar(&req.Name, "name", "", "the bot-bottle bottle (manifest) `name`, for settings defaults")
 	fs.StringVar(&req.Parent, "parent", "", "the `slug` of the bottle that launched this one")
-	fs.Func("budget", "the bottle's `limits`, e.g. claude=1M,codex=500k (repeatable)", func(s string) error {
-		return addAmounts(&req.Budget, s)
+	fs.Func("budget", "the bottle's `limits`, e.g. claude=1M,codex=500k or claude=5M/day+50M/month (repeatable)", func(s string) error {
+		return addLimits(&req.Budget, s)
 	})
 	fs.Func("agent-budget", "one agent's `limits`, e.g. reviewer:claude=200k (repeatable)", func(s string) error {
 		return addAgentBudget(&req, s)
@@ -53,14 +53,14 @@ func (m *Main) runBottleRegister(ctx context.Context, args []string) error {
 	return printBottle(m.Stdout, b)
 }
 
-// addAmounts merges "claude=1M,codex=500k" into *into.
-func addAmounts(into *map[string]api.Amount, s string) error {
-	l, err := parseAmounts(splitList(s))
+// addLimits merges "claude=1M,codex=500k/day" into *into.
+func addLimits(into *budget.Limits, s string) error {
+	l, err := parseLimits(splitList(s))
 	if err != nil {
 		return err
 	}
 	if *into == nil {
-		*into = map[string]api.Amount{}
+		*into = budget.Limits{}
 	}
 	for p, n := range l {
 		(*into)[p] = n
@@ -105,10 +105,10 @@ func addAgentBudget(req *api.BottleRequest, s string) error {
 		return err
 	}
 	if req.AgentBudgets == nil {
-		req.AgentBudgets = map[string]map[string]api.Amount{}
+		req.AgentBudgets = map[string]budget.Limits{}
 	}
 	l := req.AgentBudgets[agent]
-	if err := addAmounts(&l, limits); err != nil {
+	if err := addLimits(&l, limits); err != nil {
 		return err
 	}
 	req.AgentBudgets[agent] = l

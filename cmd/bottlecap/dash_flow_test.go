@@ -60,7 +60,7 @@ func TestDashCutoffThroughRealDaemon(t *testing.T) {
 func registerAndSpend(t *testing.T, c *client.Client, slug string, n int64) {
 	t.Helper()
 	ctx := context.Background()
-	req := api.BottleRequest{Agent: "implementer", Budget: map[string]api.Amount{"claude": 1_000_000}}
+	req := api.BottleRequest{Agent: "implementer", Budget: budget.Limits{"claude": budget.Lifetime(1_000_000)}}
 	if _, err := c.PutBottle(ctx, slug, req); err != nil {
 		t.Fatalf("register %s: %v", slug, err)
 	}

@@ -190,7 +190,7 @@ func TestDockerCutoffWhenBudgetCrossed(t *testing.T) {
 	p := startDockerServe(t, newHome(t), "")
 	c := client.New(p.sock)
 	defer c.Close()
-	if _, err := c.PutBottle(context.Background(), b.slug, api.BottleRequest{Budget: map[string]api.Amount{"claude": 1000}}); err != nil {
+	if _, err := c.PutBottle(context.Background(), b.slug, api.BottleRequest{Budget: budget.Limits{"claude": budget.Lifetime(1000)}}); err != nil {
 		t.Fatalf("register: %v", err)
 	}
 	if reply := ingest(t, c, b.slug, "r1", 600); !reply.Verdicts[0].Allowed {
@@ -213,7 +213,7 @@ func TestDockerLabelBudgetDiscovered(t *testing.T) {
 	defer c.Close()
 	testutil.Eventually(t, "bottle discovered with its label budget", func() bool {
 		got, err := c.Bottle(context.Background(), b.slug)
-		return err == nil && got.Budget["claude"] == 1000 && slices.Contains(got.Containers, b.agent)
+		return err == nil && got.Budget["claude"].String() == "1000" && slices.Contains(got.Containers, b.agent)
 	})
 	ingest(t, c, b.slug, "r1", 1200)
 	checkCutOff(t, cli, c, b)

@@ -130,7 +130,7 @@ func TestDockerReapedContainerPeerGetsNoPower(t *testing.T) {
 	c := client.New(p.sock)
 	defer c.Close()
 	own, other := "mine-"+dockerlab.RandHex(), "other-"+dockerlab.RandHex()
-	if _, err := c.PutBottle(context.Background(), other, api.BottleRequest{Budget: map[string]api.Amount{"claude": 1000}}); err != nil {
+	if _, err := c.PutBottle(context.Background(), other, api.BottleRequest{Budget: budget.Limits{"claude": budget.Lifetime(1000)}}); err != nil {
 		t.Fatalf("register %s: %v", other, err)
 	}
 	labels := map[string]string{enforcement.LabelBottle: own, enforcement.LabelBudget: "claude=1k"}
@@ -181,7 +181,7 @@ func checkNothingChanged(t *testing.T, c *client.Client, own, other string) {
 	if acts, err := c.Actions(context.Background(), ""); err != nil || len(acts) != 0 {
 		t.Errorf("actions after a refused cutoff: got %+v, %v; want none", acts, err)
 	}
-	if b, err := c.Bottle(context.Background(), own); err != nil || b.Budget["claude"] != 1000 {
+	if b, err := c.Bottle(context.Background(), own); err != nil || b.Budget["claude"].String() != "1000" {
 		t.Errorf("%s's budget after a refused raise: got %+v, %v; want claude 1000", own, b.Budget, err)
 	}
 	if v := verdict(t, c, other); v.Used != 0 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
@@ -143,7 +144,7 @@ func crossWhileEngineDown(t *testing.T, px *engineProxy, p *proc, b *e2eBottle) 
 	t.Helper()
 	c := client.New(p.sock)
 	defer c.Close()
-	if _, err := c.PutBottle(context.Background(), b.slug, api.BottleRequest{Budget: map[string]api.Amount{"claude": 1000}}); err != nil {
+	if _, err := c.PutBottle(context.Background(), b.slug, api.BottleRequest{Budget: budget.Limits{"claude": budget.Lifetime(1000)}}); err != nil {
 		t.Fatalf("register: %v", err)
 	}
 	px.stop()

@@ -269,7 +269,10 @@ func (d *served) apply(r reloaded) {
 		d.log.Error("settings not reloaded; the previous settings stay in force", "why", r.why, "err", r.err.Error())
 		return
 	}
-	d.d.Server.SetSettings(r.st)
+	if err := d.d.Server.SetSettings(r.st); err != nil {
+		d.log.Error("settings not reloaded; the previous settings stay in force", "why", r.why, "err", err.Error())
+		return
+	}
 	d.log.Info("settings reloaded", "why", r.why, "file", d.settingsPath)
 }
 

@@ -94,7 +94,9 @@ func (d *Daemon) Restart() {
 // the next Restart, as a settings file would.
 func (d *Daemon) SetSettings(s *budget.Settings) {
 	d.opts.Settings = s
-	d.Server.SetSettings(s)
+	if err := d.Server.SetSettings(s); err != nil {
+		d.t.Fatalf("set settings: %v", err)
+	}
 }
 
 // Stop shuts the daemon down, letting requests in flight finish; stopping
