@@ -32,28 +32,36 @@ func (c *Core) Discover(ctx context.Context, ctr Container) error {
 	if ctr.Gone {
 		return c.containerGone(ctx, ctr.Bottle, ctr.ID)
 	}
-	err := c.registerBottle(ctx, ctr.Bottle, func(b *budget.Bottle) error {
-		if slices.Contains(b.Containers, ctr.ID) {
-			return errUnchanged
-		}
-		b.Implicit = false
-		b.Containers = append(b.Containers, ctr.ID)
-		if ctr.Agent != "" {
-			b.Agent = ctr.Agent
-		}
-		if ctr.Parent != "" {
-			b.Parent = ctr.Parent
-		}
-		if ctr.Shutdown != "" {
-			b.Shutdown = ctr.Shutdown
-		}
-		b.Budget = b.Budget.Merge(ctr.Budget)
-		b.Rate = b.Rate.Merge(ctr.Rate)
-		return nil
+	err := c.withWindows(ctx, []budget.Limits{ctr.Budget}, func() error {
+		return c.registerBottle(ctx, ctr.Bottle, func(b *budget.Bottle) error {
+			return labelRegistration(b, ctr)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("register discovered container %.12s of %s: %w", ctr.ID, ctr.Bottle, err)
 	}
+	return nil
+}
+
+// labelRegistration merges what a container's labels say into its
+// bottle, the first time the container is seen.
+func labelRegistration(b *budget.Bottle, ctr Container) error {
+	if slices.Contains(b.Containers, ctr.ID) {
+		return errUnchanged
+	}
+	b.Implicit = false
+	b.Containers = append(b.Containers, ctr.ID)
+	if ctr.Agent != "" {
+		b.Agent = ctr.Agent
+	}
+	if ctr.Parent != "" {
+		b.Parent = ctr.Parent
+	}
+	if ctr.Shutdown != "" {
+		b.Shutdown = ctr.Shutdown
+	}
+	b.Budget = b.Budget.Merge(ctr.Budget)
+	b.Rate = b.Rate.Merge(ctr.Rate)
 	return nil
 }
 

@@ -237,6 +237,8 @@ func (c *Core) settle(ctx context.Context, slugs []string, exempt budget.Exempti
 // none); nil when no report names one. A duplicate settles nothing: it
 // settled what it named when it was first counted.
 func (c *Core) Ingest(ctx context.Context, reports []budget.Report, allowances []string) (api.IngestReply, error) {
+	c.ingestGate.RLock() // from before the commit to after the count (windows.go)
+	defer c.ingestGate.RUnlock()
 	unstored, added := c.registerImplicit(reports)
 	results, err := c.ingester.SubmitWith(ctx, reports, unstored)
 	if err != nil {

@@ -23,9 +23,15 @@ func (c *Core) Register(ctx context.Context, slug string, req api.BottleRequest)
 	if err := budget.ValidateSlug("slug", slug); err != nil {
 		return api.Bottle{}, err
 	}
-	err := c.registerBottle(ctx, slug, func(b *budget.Bottle) error {
-		b.Implicit = false
-		return mergeRegistration(b, req)
+	limits := []budget.Limits{req.Budget}
+	for _, l := range req.AgentBudgets {
+		limits = append(limits, l)
+	}
+	err := c.withWindows(ctx, limits, func() error {
+		return c.registerBottle(ctx, slug, func(b *budget.Bottle) error {
+			b.Implicit = false
+			return mergeRegistration(b, req)
+		})
 	})
 	if err != nil {
 		return api.Bottle{}, err
@@ -319,15 +325,21 @@ func (c *Core) SetLimits(ctx context.Context, scope, id string, limits budget.Li
 	if err != nil {
 		return api.Budget{}, err
 	}
-	touched, exempt, err := c.setLimits(ctx, kind, slug, agent, limits)
+	err = c.withWindows(ctx, []budget.Limits{limits}, func() error {
+		touched, exempt, err := c.setLimits(ctx, kind, slug, agent, limits)
+		if err != nil {
+			return err
+		}
+		c.publish("budget", slug, map[string]any{"scope": scope, "id": id, "limits": limits})
+		if err := c.audit(ctx, "budget", slug, fmt.Sprintf("%s/%s set to %s", scope, id, formatLimits(limits))); err != nil {
+			return err
+		}
+		c.settle(ctx, touched, exempt)
+		return nil
+	})
 	if err != nil {
 		return api.Budget{}, err
 	}
-	c.publish("budget", slug, map[string]any{"scope": scope, "id": id, "limits": limits})
-	if err := c.audit(ctx, "budget", slug, fmt.Sprintf("%s/%s set to %s", scope, id, formatLimits(limits))); err != nil {
-		return api.Budget{}, err
-	}
-	c.settle(ctx, touched, exempt)
 	return c.Budget(scope, id)
 }
 
