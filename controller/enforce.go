@@ -119,7 +119,7 @@ func (c *Core) record(reports []budget.Report, allowances []string) []claim {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.advanceLocked(c.now())
+	c.advanceLocked(now)
 	for i, r := range reports {
 		events = append(events, c.book.Record(r)...)
 		if allowances != nil && allowances[i] != "" {
@@ -127,6 +127,7 @@ func (c *Core) record(reports []budget.Report, allowances []string) []claim {
 		}
 	}
 	guarded := c.countRatesLocked(reports, now)
+	c.armLocked()
 	return append(c.claim(events, false), c.tripRatesLocked(guarded, now)...)
 }
 

@@ -93,22 +93,20 @@ type resetTimer struct {
 
 func newResetTimer() *resetTimer { return &resetTimer{} }
 
-// arm sets the timer to fire at t (zero: disarm), replacing the one armed
-// unless it fires at t already.
+// arm makes the timer fire at t, unless one is armed at t or earlier (zero
+// t: nothing to arm). It never postpones: a pass that finds nothing to do
+// costs little and arms the next one, while a pass put off would leave
+// bottles cut off past their reset.
 func (r *resetTimer) arm(c *Core, t time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || t.Equal(r.at) {
+	if r.closed || t.IsZero() || (!r.at.IsZero() && !t.Before(r.at)) {
 		return
 	}
 	if r.stop != nil {
 		r.stop()
-		r.stop = nil
 	}
 	r.at = t
-	if t.IsZero() {
-		return
-	}
 	r.stop = c.afterFunc(max(t.Sub(c.now()), 0), func() { c.boundary(t) })
 }
 
@@ -135,13 +133,19 @@ func (r *resetTimer) fired(t time.Time) {
 }
 
 // scheduleResets arms the timer at the book's next boundary. Every change
-// of what windows are in force calls it, and so does each reset pass.
+// of what windows are in force calls it, and so does each reset pass;
+// recording reports arms it too (armLocked), for a rolling window's first
+// usage.
 func (c *Core) scheduleResets() {
 	c.mu.Lock()
 	next := c.book.NextReset()
 	c.mu.Unlock()
 	c.resets.arm(c, next)
 }
+
+// armLocked arms the timer at the book's next boundary when that is
+// sooner than the one armed. c.mu must be held.
+func (c *Core) armLocked() { c.resets.arm(c, c.book.NextReset()) }
 
 // boundary is the timer's work: the reset pass, then the next timer.
 func (c *Core) boundary(at time.Time) {
@@ -166,7 +170,7 @@ func (c *Core) ResetWindows(ctx context.Context) {
 	reasons := make(map[string]string, len(restore))
 	for _, slug := range restore {
 		b, _ := c.book.Bottle(slug)
-		reasons[slug] = "budget window reset (it was cut off for: " + b.StateReason + ")"
+		reasons[slug] = "budget window reset (cut off for: " + b.StateReason + ")"
 		c.book.SetState(slug, budget.Pending, reasons[slug], false)
 	}
 	rearm := c.book.Rearmable(all)

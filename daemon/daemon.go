@@ -46,7 +46,8 @@ type Config struct {
 	Version string
 	Log     *slog.Logger
 	// Now and AfterFunc are the controller's clock (its defaults: the
-	// system's), for tests that move time.
+	// system's), for tests and benchmarks that move time (a window's
+	// reset, a rate guard's lift).
 	Now       func() time.Time
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
