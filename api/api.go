@@ -86,6 +86,9 @@ type Bottle struct {
 	// else the settings'), with what its own reports brought over the
 	// last minute.
 	RateGuards []RateGuard `json:"rate_guards,omitempty"`
+	// Limits are every limit governing the bottle's own agent, per
+	// provider, each with its window's usage and reset (SPEC section 12).
+	Limits []budget.LimitUse `json:"limits"`
 }
 
 // RateGuard is one provider's rate guard over a bottle: at most Guard
@@ -161,7 +164,10 @@ type Status struct {
 	Allowances int              `json:"allowances"`
 	Held       map[string]int64 `json:"held"`
 	Global     []budget.Verdict `json:"global"`
-	Docker     DockerStatus     `json:"docker"`
+	// Limits are every global limit, each with its window's host-wide
+	// usage and reset; Global gives the governing one per provider.
+	Limits []budget.LimitUse `json:"limits"`
+	Docker DockerStatus      `json:"docker"`
 }
 
 // DockerStatus says whether the daemon can reach the Docker engine.

@@ -282,6 +282,12 @@ func (s *scanner) verdict(v *budget.Verdict) bool {
 			v.Held, ok = s.int()
 		case "remaining":
 			v.Remaining, ok = s.int()
+		case "window":
+			v.Window, ok = s.text()
+		case "resets_at":
+			var q []byte
+			q, ok = s.str()
+			ok = ok && v.ResetsAt.UnmarshalJSON(q) == nil
 		}
 		return ok
 	})

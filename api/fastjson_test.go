@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -72,6 +73,8 @@ func FuzzDecodeVerdictFast(f *testing.F) {
 		`{"allowed":false,"bottle":"b","provider":"claude","scope":"global","scope_id":"","limit":10,"used":12,"remaining":0,"state":"cut_off","reason":"global budget exhausted"}`,
 		`{}`, `{"allowed":1}`, `{"used":-5}`, `{"scope":"bottle","scope":"agent"}`,
 		`{"allowed":true,"limit":100,"used":10,"held":60,"remaining":30}`, `{"held":1.5}`,
+		`{"allowed":true,"limit":100,"window":"day","resets_at":"2026-11-22T00:00:00+01:00"}`,
+		`{"window":"5h"}`, `{"resets_at":"tomorrow"}`, `{"resets_at":null}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -98,7 +101,8 @@ func same(t *testing.T, b []byte, fast, slow any) {
 // own output, not only hand-written seeds.
 func TestDecodeFastReadsWhatTheDaemonWrites(t *testing.T) {
 	v := budget.Verdict{Allowed: true, Bottle: "b-1", Agent: "implementer", Provider: "claude",
-		Scope: budget.Scope{Kind: budget.ScopeBottle, ID: "b-1"}, Limit: 1000, Used: 10, Held: 400, Remaining: 590, State: budget.Active}
+		Scope: budget.Scope{Kind: budget.ScopeBottle, ID: "b-1"}, Limit: 1000, Used: 10, Held: 400, Remaining: 590, State: budget.Active,
+		Window: "day", ResetsAt: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)}
 	var buf bytes.Buffer
 	json.NewEncoder(&buf).Encode(api.IngestReply{Accepted: 2, Duplicates: 1, Verdicts: []budget.Verdict{v, v}})
 	var reply api.IngestReply

@@ -286,3 +286,56 @@ func (b *Book) GlobalVerdict(provider string) Verdict {
 	}
 	return v
 }
+
+// LimitUse is one limit in force with its window's usage: what bottle
+// show, the status and the dashboard list for each limit, so that every
+// window's used, room and reset can be seen, not only the governing
+// one's.
+type LimitUse struct {
+	Scope
+	Provider  string    `json:"provider"`
+	Limit     int64     `json:"limit"`
+	Window    string    `json:"window"`
+	Used      int64     `json:"used"`
+	Held      int64     `json:"held"`
+	Remaining int64     `json:"remaining"`
+	ResetsAt  time.Time `json:"resets_at,omitzero"`
+	Exhausted bool      `json:"exhausted"`
+}
+
+func (a applicable) use(provider string) LimitUse {
+	return LimitUse{Scope: a.Scope, Provider: provider, Limit: a.Limit, Window: a.Window.String(), Used: a.Used,
+		Held: a.Held, Remaining: a.room(), ResetsAt: a.resets, Exhausted: a.exhausted()}
+}
+
+// LimitUses lists the limits that govern (bottle, agent, provider) under
+// the precedence in force — under nearest, every limit of the nearest
+// scope with any; under strict, every limit of every scope — most
+// specific first, each with its window's usage.
+func (b *Book) LimitUses(slug, agent, provider string) []LimitUse {
+	as := b.scopes(slug, agent, provider)
+	if b.settings.Precedence != Strict {
+		n := 0
+		for n < len(as) && as[n].Scope == as[0].Scope {
+			n++
+		}
+		as = as[:n]
+	}
+	out := make([]LimitUse, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.use(provider))
+	}
+	return out
+}
+
+// GlobalLimitUses lists the global limits of a provider with their
+// windows' host-wide usage.
+func (b *Book) GlobalLimitUses(provider string) []LimitUse {
+	set, _ := b.globalLimit(provider)
+	held := b.held.global[provider]
+	out := make([]LimitUse, 0, len(set))
+	for _, l := range set {
+		out = append(out, b.applicable(Scope{ScopeGlobal, "-"}, l, b.count(l.Window).global[provider], held).use(provider))
+	}
+	return out
+}

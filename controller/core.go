@@ -278,7 +278,8 @@ func (c *Core) Bottle(slug string) (api.Bottle, error) {
 // viewLocked builds a bottle's view over the providers given (the book's,
 // computed once per request: it walks every bottle). c.mu must be held.
 func (c *Core) viewLocked(b budget.Bottle, providers []string) api.Bottle {
-	v := api.Bottle{Bottle: b, Usage: map[string]int64{}, Held: map[string]int64{}, RateGuards: c.rateViewLocked(b.Slug, c.now())}
+	v := api.Bottle{Bottle: b, Usage: map[string]int64{}, Held: map[string]int64{}, RateGuards: c.rateViewLocked(b.Slug, c.now()),
+		Limits: []budget.LimitUse{}}
 	for _, p := range providers {
 		_, sub, _ := c.book.Used(b.Slug, b.Agent, p)
 		_, held, _ := c.book.Held(b.Slug, b.Agent, p)
@@ -288,6 +289,7 @@ func (c *Core) viewLocked(b budget.Bottle, providers []string) api.Bottle {
 		}
 		v.Usage[p], v.Held[p] = sub, held
 		v.Verdicts = append(v.Verdicts, verdict)
+		v.Limits = append(v.Limits, c.book.LimitUses(b.Slug, b.Agent, p)...)
 	}
 	return v
 }
@@ -318,8 +320,10 @@ func (c *Core) Status(ctx context.Context, st *api.Status) error {
 		st.BottleStates[b.State]++
 	}
 	st.Allowances, st.Held = c.allowanceTotalsLocked()
+	st.Limits = []budget.LimitUse{}
 	for _, p := range c.book.Providers() {
 		st.Global = append(st.Global, c.globalVerdict(p))
+		st.Limits = append(st.Limits, c.book.GlobalLimitUses(p)...)
 	}
 	c.mu.Unlock()
 	totals, err := c.ledger.Totals(ctx)

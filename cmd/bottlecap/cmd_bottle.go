@@ -144,7 +144,10 @@ func printBottle(w io.Writer, b api.Bottle) error {
 	for _, row := range providerRows(b) {
 		p.row(row...)
 	}
-	return p.flush()
+	if err := p.flush(); err != nil {
+		return err
+	}
+	return printLimitUses(w, b.Limits)
 }
 
 // stateLine is a bottle's state with why, and when the rate guard put it

@@ -86,7 +86,46 @@ func limitCells(v budget.Verdict) []string {
 	if v.Unlimited {
 		return []string{"-", "-", "-"}
 	}
-	return []string{formatTokens(v.Limit), formatTokens(v.Remaining), percent(v.Used, v.Limit)}
+	return []string{formatTokens(v.Limit) + windowSuffix(v.Window), formatTokens(v.Remaining), percent(v.Used, v.Limit)}
+}
+
+// windowSuffix is "/day" for a windowed limit, "" for a lifetime one.
+func windowSuffix(window string) string {
+	if window == "" || window == "life" {
+		return ""
+	}
+	return "/" + window
+}
+
+// anyWindowed reports whether any of the limits has a window.
+func anyWindowed(limits []budget.LimitUse) bool {
+	for _, l := range limits {
+		if l.Window != "life" {
+			return true
+		}
+	}
+	return false
+}
+
+// printLimitUses writes one row per limit with its window's usage and
+// when it resets: the LIMITS table of bottle show and status, printed
+// when a limit has a window (a lifetime limit is all in the table above).
+func printLimitUses(w io.Writer, limits []budget.LimitUse) error {
+	if !anyWindowed(limits) {
+		return nil
+	}
+	fmt.Fprintln(w)
+	t := newTable(w, "SCOPE", "PROVIDER", "LIMIT", "WINDOW", "USED", "LEFT", "%", "RESETS")
+	for _, l := range limits {
+		resets := "-"
+		if !l.ResetsAt.IsZero() {
+			resets = formatTime(l.ResetsAt)
+		} else if l.Window != "life" {
+			resets = "rolling"
+		}
+		t.row(scopeName(l.Scope), l.Provider, formatTokens(l.Limit), l.Window, formatTokens(l.Used), formatTokens(l.Remaining), percent(l.Used, l.Limit), resets)
+	}
+	return t.flush()
 }
 
 // allowedCell is "yes", or "no" with the gate's reason.

@@ -58,7 +58,10 @@ func printStatus(w io.Writer, st api.Status) error {
 	for _, v := range st.Global {
 		g.row(append(append([]string{v.Provider, formatTokens(v.Used), formatTokens(v.Held)}, limitCells(v)...), allowedCell(v))...)
 	}
-	return g.flush()
+	if err := g.flush(); err != nil {
+		return err
+	}
+	return printLimitUses(w, st.Limits)
 }
 
 // bottlesLine is how many bottles the daemon knows, and how many are in
