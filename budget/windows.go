@@ -202,21 +202,54 @@ func (b *Book) Windows() []Window {
 // global limits or a bottle uses.
 func (b *Book) windowsInForce(s *Settings) map[Window]bool {
 	set := map[Window]bool{}
-	s.Budget.windows(set)
+	s.windows(set)
 	b.global.windows(set)
+	for _, bt := range b.bottles {
+		bt.windows(set)
+	}
+	return set
+}
+
+// windows adds every window the settings' limits use to set.
+func (s *Settings) windows(set map[Window]bool) {
+	s.Budget.windows(set)
 	for _, d := range s.Bottles {
 		d.Budget.windows(set)
 	}
 	for _, d := range s.Agents {
 		d.Budget.windows(set)
 	}
-	for _, bt := range b.bottles {
-		bt.Budget.windows(set)
-		for _, l := range bt.AgentBudgets {
-			l.windows(set)
+}
+
+// windows adds every window the bottle's own limits use to set.
+func (bt *Bottle) windows(set map[Window]bool) {
+	bt.Budget.windows(set)
+	for _, l := range bt.AgentBudgets {
+		l.windows(set)
+	}
+}
+
+// WindowLoadsFor says what to read from the ledger, at now, for every
+// window the limits of these rows use (those Rebuild puts in force): what
+// a reader of the ledger such as the dashboard loads to see the windows
+// the daemon's book keeps.
+func WindowLoadsFor(s *Settings, bottles []Bottle, budgets []ScopeBudget, now time.Time) []WindowLoad {
+	set := map[Window]bool{}
+	s.windows(set)
+	for _, b := range budgets {
+		if b.Scope == ScopeGlobal {
+			b.Limits.windows(set)
 		}
 	}
-	return set
+	for i := range bottles {
+		bottles[i].windows(set)
+	}
+	ws := make([]Window, 0, len(set))
+	for w := range set {
+		ws = append(ws, w)
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].before(ws[j]) })
+	return windowLoadsAt(ws, s, now)
 }
 
 // NewWindows lists the windows limits use that the book does not keep
@@ -308,6 +341,10 @@ func (b *Book) WindowLoads(ws []Window, s *Settings, now time.Time) []WindowLoad
 	if now.Before(b.now) {
 		now = b.now
 	}
+	return windowLoadsAt(ws, s, now)
+}
+
+func windowLoadsAt(ws []Window, s *Settings, now time.Time) []WindowLoad {
 	out := make([]WindowLoad, 0, len(ws))
 	for _, w := range ws {
 		l := WindowLoad{Window: w, loc: s.location()}

@@ -23,6 +23,9 @@ type Input struct {
 	// of any width that start inside it), BuildDetail the sparkline's half
 	// hour in seriesStep buckets.
 	Buckets []budget.UsageBucket
+	// Windows are the usage of every window a limit uses, read from the
+	// ledger as the daemon reads it (budget.WindowLoadsFor).
+	Windows []budget.WindowLoad
 	Audit   []api.AuditEntry
 }
 
@@ -49,6 +52,8 @@ func newBook(in Input) *budget.Book {
 	// A bottle the book refuses (the daemon would not start on it) is left
 	// out of the picture; the dashboard only displays, and shows the rest.
 	book, _ := budget.Rebuild(in.Settings, in.Bottles, in.Budgets, in.Totals)
+	book.Advance(in.Now)
+	book.LoadWindows(in.Windows)
 	return book
 }
 
@@ -67,7 +72,8 @@ func globalUsage(book *budget.Book, providers []string, burn *burns) []ProviderU
 	out := make([]ProviderUsage, 0, len(providers))
 	for _, p := range providers {
 		v := book.GlobalVerdict(p)
-		out = append(out, ProviderUsage{Provider: p, Used: v.Used, Limit: v.Limit, Unlimited: v.Unlimited, Burn: burn.global[p]})
+		out = append(out, ProviderUsage{Provider: p, Used: v.Used, Limit: v.Limit, Unlimited: v.Unlimited, Burn: burn.global[p],
+			Window: v.Window, ResetsAt: v.ResetsAt})
 	}
 	return out
 }
@@ -174,6 +180,7 @@ func ratio(used, limit int64) float64 {
 
 func fillUsage(r *Row, v budget.Verdict, burn *burns) {
 	r.Provider, r.Used, r.Limit, r.Unlimited, r.Scope = v.Provider, v.Used, v.Limit, v.Unlimited, v.Scope
+	r.Window, r.ResetsAt = v.Window, v.ResetsAt
 	r.Burn = burn.subtree[bottleProvider{r.Slug, v.Provider}]
 	if v.Unlimited {
 		return

@@ -131,5 +131,10 @@ func BuildDetail(in Input, row Row) Detail {
 		}
 		return a.Provider < b.Provider
 	})
+	if bt, ok := book.Bottle(row.Slug); ok {
+		for _, p := range row.Providers {
+			d.Limits = append(d.Limits, book.LimitUses(row.Slug, bt.Agent, p)...)
+		}
+	}
 	return d
 }

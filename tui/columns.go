@@ -33,7 +33,7 @@ var columns = []column{
 	{title: "USAGE", width: 12, keep: 5, text: func(r Row, w int) string { return bar(r.Percent, w, r.Unlimited) }, style: barStyle},
 	{title: "USED / LIMIT", width: 13, keep: 90, right: true, text: func(r Row, _ int) string { return usedOfLimit(r.Used, r.Limit, r.Unlimited) }},
 	{title: "%", width: 5, keep: 95, right: true, text: func(r Row, _ int) string { return percent(r.Percent, r.Unlimited) }},
-	{title: "SCOPE", width: 14, keep: 60, text: func(r Row, _ int) string { return scopeLabel(r.Scope) }},
+	{title: "SCOPE", width: 14, keep: 60, text: func(r Row, _ int) string { return scopeLabel(r.Scope) + windowTag(r.Window) }},
 	{title: "BURN", width: 7, keep: 40, right: true, text: func(r Row, _ int) string { return burnRate(r.Burn) }},
 	{title: "ETA", width: 6, keep: 50, right: true, text: func(r Row, _ int) string { return eta(r.ETA) }},
 	{title: "STATE", width: 10, keep: 99, text: func(r Row, _ int) string { return stateText(r.State) }, style: stateStyle},

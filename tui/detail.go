@@ -68,6 +68,7 @@ func (d *DetailView) content() []string {
 	out = append(out, fmt.Sprintf("last %s  ▕%s▏ %s per cell",
 		shortDur(det.SeriesStep*time.Duration(len(det.Series))), sparkline(det.Series), shortDur(det.SeriesStep)), "")
 	out = append(out, d.breakdown(det.Breakdown)...)
+	out = append(out, d.limits(det.Limits)...)
 	out = append(out, "", d.c.Styles.ColHeader.Render("RECENT REPORTS"))
 	out = append(out, reportLines(det.Reports)...)
 	out = append(out, "", d.c.Styles.ColHeader.Render("AUDIT TRAIL"))
@@ -86,7 +87,10 @@ func (d *DetailView) summary(r Row) []string {
 	gov, pace := "governed by nothing: no budget limits it", "burn "+burnRate(r.Burn)
 	if !r.Unlimited && r.Provider != "" {
 		gov = fmt.Sprintf("governed by the %s (%s): %s, %s", r.Scope, r.Provider,
-			usedOfLimit(r.Used, r.Limit, false), percent(r.Percent, false))
+			usedOfLimit(r.Used, r.Limit, false)+windowTag(r.Window), percent(r.Percent, false))
+		if rs := resetsPhrase(r.ResetsAt); rs != "" {
+			gov += ", " + rs
+		}
 		pace += " · " + etaPhrase(r.ETA)
 	}
 	return []string{title, strings.Join(who, " · "), gov, pace}
@@ -103,6 +107,29 @@ func (d *DetailView) breakdown(us []AgentUsage) []string {
 		pct := percent(100*fraction(v), v.Unlimited)
 		out = append(out, fmt.Sprintf("%-12s %-8s %7s %7d  %-16s %13s %5s", fit(u.Agent, 12), fit(u.Provider, 8),
 			Tokens(u.Own), u.Reports, fit(scopeLabel(v.Scope), 16), usedOfLimit(v.Used, v.Limit, v.Unlimited), pct))
+	}
+	return out
+}
+
+// limits lists every limit over the bottle with its window, when one has
+// a window (a lifetime limit is all in the lines above).
+func (d *DetailView) limits(ls []budget.LimitUse) []string {
+	windowed := false
+	for _, l := range ls {
+		windowed = windowed || l.Window != "life"
+	}
+	if !windowed {
+		return nil
+	}
+	head := fmt.Sprintf("%-8s %-16s %-6s %13s %5s  %s", "PROVIDER", "LIMIT", "WINDOW", "USED / LIMIT", "%", "RESETS")
+	out := []string{"", d.c.Styles.ColHeader.Render(head)}
+	for _, l := range ls {
+		resets := resetsPhrase(l.ResetsAt)
+		if resets == "" && l.Window != "life" {
+			resets = "rolling"
+		}
+		out = append(out, fmt.Sprintf("%-8s %-16s %-6s %13s %5s  %s", fit(l.Provider, 8), fit(scopeLabel(l.Scope), 16), fit(l.Window, 6),
+			usedOfLimit(l.Used, l.Limit, false), percent(100*ratio(l.Used, l.Limit), false), resets))
 	}
 	return out
 }

@@ -69,6 +69,34 @@ func Fixture() Input {
 	}
 }
 
+// WindowedFixture is Fixture with windowed limits: the host capped at
+// 20M claude tokens a month, implementer-b2 at 1M a day and 400k over
+// the last 5h, with the windows' usage as the ledger gives it.
+func WindowedFixture() Input {
+	in := Fixture()
+	in.Settings.Budget = budget.Limits{"claude": {{Tokens: 20_000_000, Window: budget.MonthWindow}}, "codex": budget.Lifetime(2_000_000)}
+	for i := range in.Bottles {
+		if in.Bottles[i].Slug == "implementer-b2" {
+			in.Bottles[i].Budget = budget.Limits{"claude": {{Tokens: 1_000_000, Window: budget.DayWindow}, {Tokens: 400_000, Window: budget.RollingWindow(5, 'h')}}}
+		}
+	}
+	in.Windows = budget.WindowLoadsFor(in.Settings, in.Bottles, in.Budgets, in.Now)
+	for i, l := range in.Windows {
+		row := func(bottle, agent string, n int64) budget.UsageBucket {
+			return budget.UsageBucket{Bottle: bottle, Agent: agent, Provider: "claude", Start: l.Since, Counted: n}
+		}
+		switch l.Window {
+		case budget.DayWindow:
+			in.Windows[i].Rows = []budget.UsageBucket{row("implementer-b2", "implementer", 450_000), row("tester-c3", "tester", 100_000)}
+		case budget.MonthWindow:
+			in.Windows[i].Rows = []budget.UsageBucket{row("implementer-b2", "implementer", 600_000), row("orchestrator-a1", "orchestrator", 150_000)}
+		default:
+			in.Windows[i].Rows = []budget.UsageBucket{row("implementer-b2", "implementer", 300_000)}
+		}
+	}
+	return in
+}
+
 // FakeSource builds snapshots from an Input, as the store source does.
 type FakeSource struct {
 	mu    sync.Mutex

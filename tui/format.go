@@ -55,6 +55,24 @@ func usedOfLimit(used, limit int64, unlimited bool) string {
 	return Tokens(used) + " / " + Tokens(limit)
 }
 
+// windowTag marks a windowed limit after its scope or amount: "·day",
+// "·5h"; nothing for a lifetime one, which reads as it always did.
+func windowTag(window string) string {
+	if window == "" || window == "life" {
+		return ""
+	}
+	return "·" + window
+}
+
+// resetsPhrase says when a calendar window resets, in the dashboard's
+// clock format, or nothing.
+func resetsPhrase(at time.Time) string {
+	if at.IsZero() {
+		return ""
+	}
+	return "resets " + at.Format("01-02 15:04")
+}
+
 // percent is "82%", or "—" without a limit.
 func percent(p float64, unlimited bool) string {
 	if unlimited {

@@ -73,7 +73,10 @@ func (h *Header) providers() string {
 				style = h.c.Styles.Warn
 			}
 			g = p.Provider + " " + style.Render(bar(pct, 8, false)) + " " +
-				usedOfLimit(p.Used, p.Limit, false) + " " + percent(pct, false)
+				usedOfLimit(p.Used, p.Limit, false) + windowTag(p.Window) + " " + percent(pct, false)
+			if r := resetsPhrase(p.ResetsAt); r != "" {
+				g += " " + h.c.Styles.Dim.Render(r)
+			}
 		}
 		if p.Held > 0 {
 			g += " " + h.c.Styles.Dim.Render("held "+Tokens(p.Held))

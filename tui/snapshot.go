@@ -49,6 +49,10 @@ type ProviderUsage struct {
 	Held int64
 	// Burn is tokens per minute over the burn window, host-wide.
 	Burn float64
+	// Window is the governing global limit's window (life, day, week,
+	// month or a rolling span); ResetsAt when a calendar one resets.
+	Window   string
+	ResetsAt time.Time
 }
 
 // Row is one bottle as the table shows it: the usage of its tightest
@@ -72,6 +76,10 @@ type Row struct {
 	// Percent is Used/Limit×100 (0 when unlimited).
 	Percent float64
 	Scope   budget.Scope
+	// Window is the governing limit's window; ResetsAt when a calendar
+	// one resets (zero for lifetime and rolling limits).
+	Window   string
+	ResetsAt time.Time
 	// Burn is the bottle's subtree burn rate in tokens per minute.
 	Burn float64
 	// ETA is the estimated time until the governing budget is exhausted at
@@ -90,6 +98,9 @@ type Detail struct {
 	// for the sparkline.
 	Series     []int64
 	SeriesStep time.Duration
+	// Limits are every limit governing the bottle's agent, per provider,
+	// with its window's usage and reset.
+	Limits []budget.LimitUse
 	// Reports are the bottle's most recent reports, newest first.
 	Reports []budget.Report
 	// Audit is the bottle's audit trail, newest first.

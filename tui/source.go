@@ -18,6 +18,9 @@ type Reader interface {
 	Budgets(ctx context.Context) ([]budget.ScopeBudget, error)
 	Totals(ctx context.Context) ([]budget.Total, error)
 	RecentReports(ctx context.Context, bottle string, limit int) ([]budget.Report, error)
+	// WindowUsage is a window's usage (budget.WindowLoad), as the daemon
+	// loads it.
+	WindowUsage(ctx context.Context, since, until time.Time, step time.Duration) ([]budget.UsageBucket, error)
 	Audit(ctx context.Context, bottle string, limit int) ([]budget.AuditEntry, error)
 	Actions(ctx context.Context, status budget.ActionStatus) ([]budget.Action, error)
 }
@@ -122,7 +125,22 @@ func (s *StoreSource) read(ctx context.Context, now time.Time) (Input, error) {
 		}
 	}
 	in.Audit = audit
+	if err := s.readWindows(ctx, &in); err != nil {
+		return in, fmt.Errorf("load dashboard: %w", err)
+	}
 	return in, nil
+}
+
+// readWindows reads the usage of every window the limits use, side by
+// side; nothing when no limit has a window.
+func (s *StoreSource) readWindows(ctx context.Context, in *Input) error {
+	in.Windows = budget.WindowLoadsFor(in.Settings, in.Bottles, in.Budgets, in.Now)
+	queries := make([]func() error, len(in.Windows))
+	for i := range in.Windows {
+		l := &in.Windows[i]
+		queries[i] = func() (err error) { l.Rows, err = s.store.WindowUsage(ctx, l.Since, l.Until, l.Step); return err }
+	}
+	return parallel(queries...)
 }
 
 // parallel runs fns concurrently and returns their errors, joined.

@@ -37,6 +37,8 @@ func TestViews(t *testing.T) {
 		{"daemon_down", false, func(h *harness) { h.daemon.SetUp(false); h.load() }},
 		{"held", false, func(h *harness) { h.daemon.SetHeld(map[string]int64{"claude": 12_500}); h.load() }},
 		{"empty", false, func(h *harness) { h.src.in = Input{Now: FixtureNow}; h.load() }},
+		{"windowed", false, func(h *harness) { h.src.in = WindowedFixture(); h.load() }},
+		{"windowed_detail", false, func(h *harness) { h.src.in = WindowedFixture(); h.load(); h.press("down", "down", "enter") }},
 	}
 	for _, sc := range screens {
 		for _, sz := range sizes {
