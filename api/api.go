@@ -4,7 +4,9 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -99,6 +101,40 @@ type RateGuard struct {
 	Provider   string `json:"provider"`
 	Guard      int64  `json:"guard"`
 	LastMinute int64  `json:"last_minute"`
+}
+
+// UnmarshalJSON reads a registration strictly, as the daemon decodes
+// every body (unknown fields refused), naming the field of a bad limit:
+// "budget: claude: …", "agent_budgets.reviewer: claude: …".
+func (r *BottleRequest) UnmarshalJSON(b []byte) error {
+	type plain BottleRequest
+	var raw struct {
+		plain
+		Budget       json.RawMessage            `json:"budget,omitempty"`
+		AgentBudgets map[string]json.RawMessage `json:"agent_budgets,omitempty"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	*r = BottleRequest(raw.plain)
+	if len(raw.Budget) > 0 {
+		if err := json.Unmarshal(raw.Budget, &r.Budget); err != nil {
+			return fmt.Errorf("budget: %w", err)
+		}
+	}
+	for agent, l := range raw.AgentBudgets {
+		var limits budget.Limits
+		if err := json.Unmarshal(l, &limits); err != nil {
+			return fmt.Errorf("agent_budgets.%s: %w", agent, err)
+		}
+		if r.AgentBudgets == nil {
+			r.AgentBudgets = map[string]budget.Limits{}
+		}
+		r.AgentBudgets[agent] = limits
+	}
+	return nil
 }
 
 // ActionRequest asks for an operator action on a bottle.

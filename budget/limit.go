@@ -189,6 +189,29 @@ func unmarshalLimits(b []byte) (LimitSet, error) {
 // Limits maps a provider name to its limits at one scope.
 type Limits map[string]LimitSet
 
+// UnmarshalJSON reads a provider -> limits object (LimitSet's forms),
+// naming the provider of a bad limit.
+func (l *Limits) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("%w: want an object of provider limits such as {\"claude\": \"5M/day\"}", ErrInvalid)
+	}
+	if raw == nil {
+		*l = nil
+		return nil
+	}
+	out := make(Limits, len(raw))
+	for p, v := range raw {
+		var set LimitSet
+		if err := set.UnmarshalJSON(v); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		out[p] = set
+	}
+	*l = out
+	return nil
+}
+
 // Clone returns a copy that can be changed without touching l (the sets
 // are shared: they are never edited in place).
 func (l Limits) Clone() Limits {

@@ -32,6 +32,13 @@ func TestParseLabels(t *testing.T) {
 			"bot-bottle.rate": "claude=300k/min, codex=1M/min"}, true,
 			enforcement.Discovered{Bottle: "impl-1", Parent: "root-0", Agent: "implementer", Shutdown: budget.Pause,
 				Budget: budget.Limits{"claude": budget.Lifetime(1_000_000), "codex": budget.Lifetime(500_000)}, Rate: budget.Rates{"claude": 300_000, "codex": 1_000_000}}, nil},
+		{"windows", map[string]string{"bot-bottle.bottle": "w", "bot-bottle.budget": "claude=5M/day+50M/month,codex=500k/5h"}, true,
+			enforcement.Discovered{Bottle: "w", Budget: budget.Limits{
+				"claude": {{Tokens: 5_000_000, Window: budget.DayWindow}, {Tokens: 50_000_000, Window: budget.MonthWindow}},
+				"codex":  {{Tokens: 500_000, Window: budget.RollingWindow(5, 'h')}}}}, nil},
+		{"bad windows", map[string]string{"bot-bottle.bottle": "w", "bot-bottle.budget": "claude=5M/fortnight,codex=1M/0h,pi=2M/day"}, true,
+			enforcement.Discovered{Bottle: "w", Budget: budget.Limits{"pi": {{Tokens: 2_000_000, Window: budget.DayWindow}}}},
+			[]string{"claude", `"fortnight" is not a window`, "codex", `"0h" is an empty rolling window`}},
 		{"compose project", map[string]string{"com.docker.compose.project": "bot-bottle-abc12"}, true,
 			enforcement.Discovered{Bottle: "abc12"}, nil},
 		{"bottle label wins over project", map[string]string{"com.docker.compose.project": "bot-bottle-x", "bot-bottle.bottle": "y"}, true,

@@ -48,7 +48,7 @@ func TestExampleFile(t *testing.T) {
 	}
 	want := budget.DefaultSettings()
 	want.Budget = budget.Limits{"claude": budget.Lifetime(5_000_000), "codex": budget.Lifetime(2_000_000)}
-	want.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": budget.Lifetime(1_000_000)}, Shutdown: budget.Freeze}
+	want.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": {{Tokens: 1_000_000, Window: budget.DayWindow}, {Tokens: 10_000_000, Window: budget.MonthWindow}}}, Shutdown: budget.Freeze}
 	want.Agents["reviewer"] = budget.Defaults{Budget: budget.Limits{"claude": budget.Lifetime(200_000)}}
 	want.Providers["pi"] = []string{"ollama"}
 	want.Weights["claude"] = budget.Weights{Input: 1, CacheRead: 0.1, CacheWrite: 1, Output: 1}

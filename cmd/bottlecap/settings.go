@@ -25,7 +25,7 @@ func (m *Main) runSettings(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "%s: ok (precedence %s, shutdown %s, warn at %g%%, %d global limits, %d bottle and %d agent defaults)\n",
-		path, s.Precedence, s.Shutdown, s.WarnAt*100, len(s.Budget), len(s.Bottles), len(s.Agents))
+	fmt.Fprintf(m.Stdout, "%s: ok (precedence %s, shutdown %s, warn at %g%%, %d global limits, %d bottle and %d agent defaults, timezone %s)\n",
+		path, s.Precedence, s.Shutdown, s.WarnAt*100, len(s.Budget), len(s.Bottles), len(s.Agents), s.Timezone)
 	return nil
 }
