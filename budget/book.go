@@ -34,7 +34,7 @@ type Book struct {
 	// windows count the usage of every window a limit in force uses
 	// (windows.go), as of now, the book's clock: it moves with Advance
 	// and with the time of each report recorded.
-	windows map[Window]*windowCount
+	windows []*windowCount
 	now     time.Time
 
 	sumMoves int // subtree sums changed by registration (a test hook)
@@ -53,7 +53,6 @@ func NewBook(s *Settings) *Book {
 		children:   map[string]map[string]struct{}{},
 		used:       newCounters(),
 		held:       newCounters(),
-		windows:    map[Window]*windowCount{},
 	}
 	b.rescanWindows(false)
 	return b

@@ -53,7 +53,8 @@ func (b *Book) Record(r Report) []Event {
 		ts = b.now
 	}
 	b.Advance(ts)
-	before := b.scopes(r.Bottle, r.Agent, r.Provider)
+	var buf [4]applicable
+	before := b.scopesInto(buf[:0], r.Bottle, r.Agent, r.Provider)
 	lineage := b.lineage(r.Bottle)
 	b.used.add(r.Bottle, r.Agent, r.Provider, r.Counted, lineage)
 	b.recordWindows(r, ts, lineage)
@@ -238,7 +239,7 @@ func (b *Book) governingBudgets(bt *Bottle) []budgetOver {
 	line := b.lineage(bt.Slug)
 	over := func(s Scope, set LimitSet, p string, policy Policy, used func(*counters) int64) {
 		for _, l := range set {
-			out = append(out, budgetOver{b.applicable(s, l, used(b.count(l.Window)), 0), p, policy})
+			out = append(out, budgetOver{b.applicable(s, l, used, 0), p, policy})
 		}
 	}
 	for _, p := range b.limitedProviders(bt, agents, line) {

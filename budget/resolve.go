@@ -55,7 +55,12 @@ func (a applicable) room() int64 { return max(max(a.Limit-a.Used, 0)-a.Held, 0) 
 // reports only) sees the limits set on it explicitly, but no settings
 // defaults: its name and agent are only what reports claim.
 func (b *Book) scopes(slug, agent, provider string) []applicable {
-	var out []applicable
+	return b.scopesInto(nil, slug, agent, provider)
+}
+
+// scopesInto is scopes appended to out: the gate passes a buffer on its
+// stack, so that a verdict allocates nothing for the limits it weighs.
+func (b *Book) scopesInto(out []applicable, slug, agent, provider string) []applicable {
 	// Every hold counts host-wide: when nothing is held there, nothing is
 	// held anywhere, and the gate skips the lookups.
 	anyHeld := b.held.global[provider] > 0
@@ -66,8 +71,9 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 			if anyHeld {
 				held = b.held.agent(slug, agent, provider)
 			}
+			s := Scope{ScopeAgent, slug + "/" + agent}
 			for _, l := range set {
-				out = append(out, b.applicable(Scope{ScopeAgent, slug + "/" + agent}, l, b.count(l.Window).agent(slug, agent, provider), held))
+				out = append(out, b.applicable(s, l, func(c *counters) int64 { return c.agent(slug, agent, provider) }, held))
 			}
 		}
 		for i, s := range b.lineage(slug) {
@@ -81,22 +87,24 @@ func (b *Book) scopes(slug, agent, provider string) []applicable {
 					held = b.held.subtree(s)[provider]
 				}
 				for _, l := range set {
-					out = append(out, b.applicable(Scope{kind, s}, l, b.count(l.Window).subtree(s)[provider], held))
+					out = append(out, b.applicable(Scope{kind, s}, l, func(c *counters) int64 { return c.subtree(s)[provider] }, held))
 				}
 			}
 		}
 	}
 	if set, ok := b.globalLimit(provider); ok {
 		for _, l := range set {
-			out = append(out, b.applicable(Scope{ScopeGlobal, "-"}, l, b.count(l.Window).global[provider], b.held.global[provider]))
+			out = append(out, b.applicable(Scope{ScopeGlobal, "-"}, l, func(c *counters) int64 { return c.global[provider] }, b.held.global[provider]))
 		}
 	}
 	return out
 }
 
-// applicable is limit l of scope s with its window's usage.
-func (b *Book) applicable(s Scope, l Limit, used, held int64) applicable {
-	return applicable{Scope: s, Limit: l.Tokens, Window: l.Window, Used: used, Held: held, resets: b.resetsAt(l.Window)}
+// applicable is limit l of scope s with its window's usage, which used
+// reads from the window's counters.
+func (b *Book) applicable(s Scope, l Limit, used func(*counters) int64, held int64) applicable {
+	c, resets := b.countAndReset(l.Window)
+	return applicable{Scope: s, Limit: l.Tokens, Window: l.Window, Used: used(c), Held: held, resets: resets}
 }
 
 // bottleLimits are a bottle's own limits: registration and runtime values
@@ -221,7 +229,8 @@ func (b *Book) budgetVerdict(slug, agent, provider string) Verdict {
 	if bt, ok := b.bottles[slug]; ok {
 		v.Agent = bt.AgentName(agent)
 	}
-	g, ok := b.governing(b.scopes(slug, v.Agent, provider))
+	var buf [4]applicable
+	g, ok := b.governing(b.scopesInto(buf[:0], slug, v.Agent, provider))
 	if !ok {
 		v.Scope = Scope{Kind: "none", ID: ""}
 		v.Unlimited = true
@@ -276,7 +285,7 @@ func (b *Book) GlobalVerdict(provider string) Verdict {
 	}
 	as := make([]applicable, 0, len(set))
 	for _, l := range set {
-		as = append(as, b.applicable(v.Scope, l, b.count(l.Window).global[provider], v.Held))
+		as = append(as, b.applicable(v.Scope, l, func(c *counters) int64 { return c.global[provider] }, v.Held))
 	}
 	g, _ := b.governing(as)
 	v.Limit, v.Used, v.Remaining, v.Window, v.ResetsAt = g.Limit, g.Used, g.room(), g.Window.String(), g.resets
@@ -335,7 +344,7 @@ func (b *Book) GlobalLimitUses(provider string) []LimitUse {
 	held := b.held.global[provider]
 	out := make([]LimitUse, 0, len(set))
 	for _, l := range set {
-		out = append(out, b.applicable(Scope{ScopeGlobal, "-"}, l, b.count(l.Window).global[provider], held).use(provider))
+		out = append(out, b.applicable(Scope{ScopeGlobal, "-"}, l, func(c *counters) int64 { return c.global[provider] }, held).use(provider))
 	}
 	return out
 }

@@ -112,24 +112,55 @@ func (wc *windowCount) next() time.Time {
 // not keep.
 var noCounts = counters{}
 
-// count is the counters of a window: lifetime usage, or the window's.
-func (b *Book) count(w Window) *counters {
-	if w == LifeWindow {
-		return &b.used
+// window is the book's count of w, or nil. The book keeps a few windows
+// (one per distinct window in force), so a scan beats a map's hash.
+func (b *Book) window(w Window) *windowCount {
+	for _, wc := range b.windows {
+		if wc.w == w {
+			return wc
+		}
 	}
-	if wc, ok := b.windows[w]; ok {
-		return &wc.used
-	}
-	return &noCounts
+	return nil
 }
 
-// resetsAt is when a calendar window's current period ends (zero for
-// lifetime and rolling windows, which never reset as a whole).
-func (b *Book) resetsAt(w Window) time.Time {
-	if wc, ok := b.windows[w]; ok && w.Calendar() {
-		return wc.end
+// setWindow keeps wc, in place of the book's count of its window.
+func (b *Book) setWindow(wc *windowCount) {
+	for i, have := range b.windows {
+		if have.w == wc.w {
+			b.windows[i] = wc
+			return
+		}
 	}
-	return time.Time{}
+	b.windows = append(b.windows, wc)
+}
+
+// count is the counters of a window: lifetime usage, or the window's.
+func (b *Book) count(w Window) *counters {
+	c, _ := b.countAndReset(w)
+	return c
+}
+
+// countAndReset is the counters of a window and, for a calendar one, when
+// its current period ends (zero for lifetime and rolling windows, which
+// never reset as a whole), in one lookup: the gate asks for both.
+func (b *Book) countAndReset(w Window) (*counters, time.Time) {
+	if w == LifeWindow {
+		return &b.used, time.Time{}
+	}
+	wc := b.window(w)
+	switch {
+	case wc == nil:
+		return &noCounts, time.Time{}
+	case w.Calendar():
+		return &wc.used, wc.end
+	}
+	return &wc.used, time.Time{}
+}
+
+// resetsAt is when a calendar window's current period ends.
+func (b *Book) resetsAt(w Window) time.Time {
+	_, at := b.countAndReset(w)
+	return at
 }
 
 // recordWindows counts a report in every window its time falls in now.
@@ -147,8 +178,8 @@ func (b *Book) inWindow(w Window, ts time.Time) bool {
 	if w == LifeWindow {
 		return true
 	}
-	wc, ok := b.windows[w]
-	return ok && wc.holds(ts, b.now)
+	wc := b.window(w)
+	return wc != nil && wc.holds(ts, b.now)
 }
 
 // Now is the time the book's windows stand at: the latest time given to
@@ -191,8 +222,8 @@ func (b *Book) NextReset() time.Time {
 // month, rolling spans).
 func (b *Book) Windows() []Window {
 	out := make([]Window, 0, len(b.windows))
-	for w := range b.windows {
-		out = append(out, w)
+	for _, wc := range b.windows {
+		out = append(out, wc.w)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].before(out[j]) })
 	return out
@@ -274,7 +305,7 @@ func (b *Book) NewWindowsFor(s *Settings) []Window {
 	out := b.unkept(set)
 	if moved {
 		for w := range set {
-			if _, kept := b.windows[w]; kept && w.Calendar() {
+			if b.window(w) != nil && w.Calendar() {
 				out = append(out, w)
 			}
 		}
@@ -286,7 +317,7 @@ func (b *Book) NewWindowsFor(s *Settings) []Window {
 func (b *Book) unkept(set map[Window]bool) []Window {
 	var out []Window
 	for w := range set {
-		if _, kept := b.windows[w]; !kept {
+		if b.window(w) == nil {
 			out = append(out, w)
 		}
 	}
@@ -298,7 +329,7 @@ func (b *Book) unkept(set map[Window]bool) []Window {
 // the book does not keep yet.
 func (b *Book) keepWindows(ls ...Limits) {
 	for _, w := range b.NewWindows(ls...) {
-		b.windows[w] = newWindowCount(w, b.settings.location(), b.now)
+		b.setWindow(newWindowCount(w, b.settings.location(), b.now))
 	}
 }
 
@@ -310,14 +341,17 @@ func (b *Book) keepWindows(ls ...Limits) {
 // in between.
 func (b *Book) rescanWindows(movedZone bool) {
 	set := b.windowsInForce(b.settings)
-	for w := range b.windows {
-		if !set[w] || (movedZone && w.Calendar()) {
-			delete(b.windows, w)
+	kept := b.windows[:0]
+	for _, wc := range b.windows {
+		if set[wc.w] && !(movedZone && wc.w.Calendar()) {
+			kept = append(kept, wc)
 		}
 	}
+	clear(b.windows[len(kept):])
+	b.windows = kept
 	for w := range set {
-		if _, kept := b.windows[w]; !kept {
-			b.windows[w] = newWindowCount(w, b.settings.location(), b.now)
+		if b.window(w) == nil {
+			b.setWindow(newWindowCount(w, b.settings.location(), b.now))
 		}
 	}
 }
@@ -375,7 +409,7 @@ func (b *Book) LoadWindows(loads []WindowLoad) {
 		for _, row := range l.Rows {
 			wc.add(leafKey{row.Bottle, row.Agent, row.Provider}, row.Start, row.Counted, b.lineage(row.Bottle))
 		}
-		b.windows[l.Window] = wc
+		b.setWindow(wc)
 		wc.advance(b.now, b.lineage)
 	}
 }

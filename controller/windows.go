@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
+	"golang.org/x/sync/errgroup"
 )
 
 // Windowed limits (SPEC section 12). The book keeps the usage of every
@@ -18,9 +19,10 @@ import (
 // ingest holds it shared from before its commit to after its count.
 
 // readWindows reads the usage of windows ws from the ledger, under
-// settings s (their timezone), for the book's LoadWindows. The caller
-// holds ingestGate exclusively until the book has it, or serves nothing
-// yet.
+// settings s (their timezone), for the book's LoadWindows: side by side,
+// as the ledger's read pool allows (each is a sort of the reports in its
+// window). The caller holds ingestGate exclusively until the book has
+// them, or serves nothing yet.
 func (c *Core) readWindows(ctx context.Context, ws []budget.Window, s *budget.Settings) ([]budget.WindowLoad, error) {
 	if len(ws) == 0 {
 		return nil, nil
@@ -28,14 +30,17 @@ func (c *Core) readWindows(ctx context.Context, ws []budget.Window, s *budget.Se
 	c.mu.Lock()
 	loads := c.book.WindowLoads(ws, s, c.now())
 	c.mu.Unlock()
+	g, gctx := errgroup.WithContext(ctx)
 	for i := range loads {
-		rows, err := c.ledger.WindowUsage(ctx, loads[i].Since, loads[i].Until, loads[i].Step)
-		if err != nil {
-			return nil, fmt.Errorf("load usage of the %s window: %w", loads[i].Window, err)
-		}
-		loads[i].Rows = rows
+		l := &loads[i]
+		g.Go(func() (err error) {
+			if l.Rows, err = c.ledger.WindowUsage(gctx, l.Since, l.Until, l.Step); err != nil {
+				return fmt.Errorf("load usage of the %s window: %w", l.Window, err)
+			}
+			return nil
+		})
 	}
-	return loads, nil
+	return loads, g.Wait()
 }
 
 // loadWindows reads windows ws (readWindows) and puts them in the book.

@@ -1,0 +1,48 @@
+package budget_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// The gate's own cost, in memory, without the socket: with a lifetime
+// global budget and with the same budget as day and month windows. The
+// windowed one must stay close (window_verdict_p99_us measures the whole
+// gate over the socket).
+
+func benchBook(b *testing.B, global string) (*budget.Book, []string) {
+	b.Helper()
+	set, err := budget.ParseLimitSet(global)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := budget.DefaultSettings()
+	s.Budget = budget.Limits{"claude": set}
+	book := budget.NewBook(s)
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	slugs := make([]string, 100)
+	for i := range slugs {
+		slugs[i] = fmt.Sprintf("bench-%03d", i)
+		book.Record(budget.Report{Bottle: slugs[i], Agent: "impl", Provider: "claude", Counted: 1000, TS: now})
+	}
+	return book, slugs
+}
+
+func BenchmarkVerdictLifetime(b *testing.B) {
+	book, slugs := benchBook(b, "1000G")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		book.Verdict(slugs[i%len(slugs)], "impl", "claude", 0)
+	}
+}
+
+func BenchmarkVerdictDayAndMonth(b *testing.B) {
+	book, slugs := benchBook(b, "1000G/day+1000G/month")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		book.Verdict(slugs[i%len(slugs)], "impl", "claude", 0)
+	}
+}
