@@ -329,3 +329,40 @@ func TestWindowsInCrossings(t *testing.T) {
 		t.Errorf("got %+v, want the month's crossing only", events)
 	}
 }
+
+func TestGrantRespectsEveryWindow(t *testing.T) {
+	tests := []struct {
+		name       string
+		prec       budget.Precedence
+		global     string
+		want       int64
+		wantWindow string
+	}{
+		// b: 100/day (60 used today, 30 held: room 10) and 1000/month
+		// (660 used, 30 held: room 310).
+		{"nearest: the day's room", budget.Nearest, "735/month", 10, "day"},
+		// Under strict the global month (700 used of 735, 30 held: room
+		// 5) is tighter still.
+		{"strict: the global month's room", budget.Strict, "735/month", 5, "month"},
+		{"strict: the day's room under a looser host", budget.Strict, "800/month", 10, "day"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := budget.DefaultSettings()
+			s.Precedence = tt.prec
+			s.Budget = limits(t, "claude="+tt.global)
+			b := budget.NewBook(s)
+			if err := b.Register(budget.Bottle{Slug: "b", Agent: "impl", Budget: limits(t, "claude=100/day+1000/month")}); err != nil {
+				t.Fatal(err)
+			}
+			record(b, "b", 600, instant(t, "2026-06-09T12:00:00Z"))
+			record(b, "other", 40, instant(t, "2026-06-09T12:00:00Z"))
+			record(b, "b", 60, instant(t, "2026-06-10T12:00:00Z"))
+			b.Hold("b", "impl", "claude", 30)
+			got, v := b.Grant("b", "impl", "claude", 500)
+			if got != tt.want || v.Window != tt.wantWindow {
+				t.Errorf("granted %d by the %s window (%s), want %d by the %s", got, v.Window, v.Reason, tt.want, tt.wantWindow)
+			}
+		})
+	}
+}

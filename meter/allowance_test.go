@@ -505,3 +505,22 @@ func TestCutBeforeResponseCountsInput(t *testing.T) {
 		t.Errorf("report %+v, want incomplete, at least the %d input tokens the body holds, no output", r, trueInput([]byte(body)))
 	}
 }
+
+// TestWindowedRefusalNamesItsWindow: a refusal by a windowed budget says
+// which window and when it resets (SPEC section 11's denials).
+func TestWindowedRefusalNamesItsWindow(t *testing.T) {
+	d := startDaemon(t)
+	d.register("win-1", budget.Limits{"claude": {{Tokens: 20_000, Window: budget.DayWindow}, {Tokens: 1_000_000, Window: budget.MonthWindow}}})
+	up := newAnthropicStream(10, 100, time.Millisecond)
+	_, srv := meterFor(t, d.Sock, "win-1", newUpstream(t, up.ServeHTTP).URL, nil)
+	big := postMessages(srv.URL, anthropicRequest(60_000), "big")
+	if big.status != http.StatusTooManyRequests {
+		t.Fatalf("a request over the day's budget got %d, want 429: %s", big.status, big.body)
+	}
+	msg, _ := errorShape(t, "anthropic", []byte(big.body))
+	for _, part := range []string{"scope=bottle", "limit=20000", "window=day", "resets_at=", "until the budget is raised or its window resets"} {
+		if !strings.Contains(msg, part) {
+			t.Errorf("the refusal %q does not name %s", msg, part)
+		}
+	}
+}

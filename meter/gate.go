@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
@@ -103,6 +104,12 @@ func deniedMessage(bottle, agent string, v budget.Verdict, n *need) string {
 	if v.Scope.Kind != "" && v.Scope.Kind != "none" {
 		msg += fmt.Sprintf(" [budget scope=%s id=%s provider=%s limit=%d used=%d held=%d remaining=%d",
 			v.Scope.Kind, v.Scope.ID, v.Provider, v.Limit, v.Used, v.Held, v.Remaining)
+		if v.Window != "" {
+			msg += " window=" + v.Window
+		}
+		if !v.ResetsAt.IsZero() {
+			msg += " resets_at=" + v.ResetsAt.Format(time.RFC3339)
+		}
 		if n != nil {
 			msg += fmt.Sprintf(" estimate=%d", n.total)
 		}
