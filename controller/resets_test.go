@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -276,4 +277,56 @@ func mustSet(t *testing.T, s string) budget.LimitSet {
 		t.Fatal(err)
 	}
 	return set
+}
+
+func TestWindowResetLiftsABudgetPause(t *testing.T) {
+	r := newResetRig(t, nil)
+	if _, err := r.core.Register(context.Background(), "p", api.BottleRequest{Agent: "a", Shutdown: "pause",
+		Budget: budget.Limits{"claude": mustSet(t, "100/day")}}); err != nil {
+		t.Fatal(err)
+	}
+	r.ingest("1", "p", 100)
+	r.waitState("p", budget.Paused)
+	r.set(noon.Add(12 * time.Hour))
+	r.waitState("p", budget.Active)
+}
+
+// TestWindowLoadRacesIngest: a limit that brings a new window while
+// reports pour in counts each report in the window exactly once — none
+// both read from the ledger and recorded, none in neither.
+func TestWindowLoadRacesIngest(t *testing.T) {
+	r := newResetRig(t, nil)
+	r.register("b", "1G")
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				rep := claudeReport(fmt.Sprintf("w%d-%d", w, i), "b", 1, r.clk.Now())
+				if _, err := r.core.Ingest(context.Background(), []budget.Report{rep}, nil); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	eventually(t, "reports flowing", func() bool { return r.bottle("b").Usage["claude"] > 100 })
+	if _, err := r.core.SetLimits(context.Background(), "bottle", "b", budget.Limits{"claude": mustSet(t, "1G/day")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "more reports after the load", func() bool { return r.bottle("b").Usage["claude"] > 2000 })
+	stop()
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := r.bottle("b")
+	if len(b.Limits) != 1 || b.Limits[0].Window != "day" {
+		t.Fatalf("limits %d, want the day's", len(b.Limits))
+	}
+	if got := b.Limits[0].Used; got != b.Usage["claude"] {
+		t.Errorf("the day window holds %d tokens; want every one of the %d reported today, once", got, b.Usage["claude"])
+	}
 }
