@@ -3,6 +3,7 @@ package budget
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -21,16 +22,19 @@ type Limit struct {
 // slash and a window (ParseWindow): 5M, 5M/day, 1M/week, 20M/month,
 // 500k/5h. Errors are *TokenError (wrapping ErrInvalid).
 func ParseLimit(s string) (Limit, error) {
+	lead := len(s) - len(strings.TrimLeft(s, " \t"))
 	amount, window, slash := strings.Cut(strings.TrimSpace(s), "/")
 	n, msg := parseTokens(amount)
 	if msg != "" {
-		return Limit{}, &TokenError{Reason: msg}
+		return Limit{}, &TokenError{Reason: msg, Offset: lead}
 	}
 	l := Limit{Tokens: n}
 	if slash {
+		at := lead + len(amount) + 1
+		at += len(window) - len(strings.TrimLeft(window, " \t"))
 		w, msg := parseWindow(strings.TrimSpace(window))
 		if msg != "" {
-			return Limit{}, &TokenError{Reason: msg}
+			return Limit{}, &TokenError{Reason: msg, Offset: at}
 		}
 		l.Window = w
 	}
@@ -61,12 +65,18 @@ func Lifetime(tokens int64) LimitSet { return LimitSet{{Tokens: tokens}} }
 // labels write several for one provider: 5M/day+50M/month.
 func ParseLimitSet(s string) (LimitSet, error) {
 	var set LimitSet
+	at := 0
 	for _, part := range strings.Split(s, "+") {
 		l, err := ParseLimit(part)
 		if err != nil {
+			var te *TokenError
+			if errors.As(err, &te) {
+				te.Offset += at
+			}
 			return nil, err
 		}
 		set = append(set, l)
+		at += len(part) + 1
 	}
 	return set.normal()
 }

@@ -27,6 +27,9 @@ func ParseTokens(s string) (int64, error) {
 // the file position itself, shows the Reason alone.
 type TokenError struct {
 	Reason string // what is wrong with the amount, e.g. `"5Q" is not a token amount (…)`
+	// Offset is where in the text given the problem starts (the window
+	// after a slash, the third of several limits), for a caret under it.
+	Offset int
 }
 
 // Error gives the class and the reason.

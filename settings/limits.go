@@ -65,13 +65,18 @@ func (p *settingsParser) limitSet(f field) (budget.LimitSet, error) {
 	return set, p.limitError(f.value, f.path, err)
 }
 
-// limitError places a limit's *budget.TokenError at node n.
+// limitError places a limit's *budget.TokenError at node n, the caret
+// under the part of a plain value at fault (the window after the slash).
 func (p *settingsParser) limitError(n *yaml.Node, path string, err error) error {
 	var te *budget.TokenError
-	if errors.As(err, &te) {
-		return p.fail(n, path, "%s", te.Reason)
+	if !errors.As(err, &te) {
+		return err
 	}
-	return err
+	col := n.Column
+	if n.Kind == yaml.ScalarNode && n.Style == 0 {
+		col += te.Offset
+	}
+	return p.errAt(n.Line, col, path, te.Reason)
 }
 
 // timezone reads an IANA zone name such as Europe/Berlin or UTC.

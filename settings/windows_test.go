@@ -39,16 +39,19 @@ func global(s *budget.Settings) budget.LimitSet { return s.Budget["claude"] }
 
 func TestBadWindows(t *testing.T) {
 	checkErrors(t, []errCase{
-		{"budget:\n  claude: 5M/fortnight", 2, 11, "budget.claude", `"fortnight" is not a window (want day, week, month, or a rolling span`},
-		{"budget:\n  claude: 5M/0h", 2, 11, "budget.claude", `"0h" is an empty rolling window (want at least 1h)`},
-		{"budget:\n  claude: 5M/1.5h", 2, 11, "budget.claude", `"1.5h" is not a whole number of hours`},
-		{"budget:\n  claude: 5M/32d", 2, 11, "budget.claude", `"32d" is longer than the longest rolling window, 31d`},
-		{"budget:\n  claude: [5M/day, 5M/fortnight]", 2, 20, "budget.claude[1]", `"fortnight" is not a window`},
-		{"budget:\n  claude:\n    - 5M/day\n    - 7M/0m", 4, 7, "budget.claude[1]", `"0m" is an empty rolling window`},
+		{"budget:\n  claude: 5M/fortnight", 2, 14, "budget.claude", `"fortnight" is not a window (want day, week, month, or a rolling span`},
+		{"budget:\n  claude: 5M/0h", 2, 14, "budget.claude", `"0h" is an empty rolling window (want at least 1h)`},
+		{"budget:\n  claude: 5M/1.5h", 2, 14, "budget.claude", `"1.5h" is not a whole number of hours`},
+		{"budget:\n  claude: 5M/32d", 2, 14, "budget.claude", `"32d" is longer than the longest rolling window, 31d`},
+		{"budget:\n  claude: [5M/day, 5M/fortnight]", 2, 23, "budget.claude[1]", `"fortnight" is not a window`},
+		{"budget:\n  claude:\n    - 5M/day\n    - 7M/0m", 4, 10, "budget.claude[1]", `"0m" is an empty rolling window`},
+		{"budget:\n  claude: 5M/day+50M/fortnight", 2, 22, "budget.claude", `"fortnight" is not a window`},
+		{"budget:\n  claude: 5M/day+5Q/month", 2, 18, "budget.claude", `"5Q" is not a token amount`},
+		{"budget:\n  claude: \"5M/fortnight\"", 2, 11, "budget.claude", `"fortnight" is not a window`},
 		{"budget:\n  claude: [5M/day, 6M/day]", 2, 11, "budget.claude", "two limits for the same window (5000000/day and 6000000/day)"},
 		{"budget:\n  claude: []", 2, 11, "budget.claude", "empty list; give at least one limit"},
 		{"budget:\n  claude: [5M/day, {month: 1}]", 2, 20, "budget.claude[1]", "want a limit such as 5M/day, got a mapping"},
-		{"bottles:\n  dev:\n    budget:\n      claude: 1M/fortnight", 4, 15, "bottles.dev.budget.claude", `"fortnight" is not a window`},
+		{"bottles:\n  dev:\n    budget:\n      claude: 1M/fortnight", 4, 18, "bottles.dev.budget.claude", `"fortnight" is not a window`},
 	})
 }
 
