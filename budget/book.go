@@ -315,16 +315,6 @@ func (b *Book) UsedIn(w Window, bottle, agent, provider string) (agentUsed, subt
 	return b.count(w).read(bottle, agent, provider)
 }
 
-// subtreeUsed is a registered bottle's subtree usage for a provider.
-func (b *Book) subtreeUsed(slug, provider string) int64 {
-	return b.used.subtree(slug)[provider]
-}
-
-// agentUsed is one agent's usage within a bottle for a provider.
-func (b *Book) agentUsed(slug, agent, provider string) int64 {
-	return b.used.agent(slug, agent, provider)
-}
-
 // Subtree lists a registered bottle and its registered descendants, the
 // bottle first; nothing for an unknown slug.
 func (b *Book) Subtree(slug string) []string {

@@ -157,12 +157,6 @@ func (b *Book) countAndReset(w Window) (*counters, time.Time) {
 	return &wc.used, time.Time{}
 }
 
-// resetsAt is when a calendar window's current period ends.
-func (b *Book) resetsAt(w Window) time.Time {
-	_, at := b.countAndReset(w)
-	return at
-}
-
 // recordWindows counts a report in every window its time falls in now.
 func (b *Book) recordWindows(r Report, ts time.Time, lineage []string) {
 	k := leafKey{r.Bottle, r.Agent, r.Provider}
