@@ -157,7 +157,7 @@ func TestNewRefusesALedgerItCannotLoad(t *testing.T) {
 // pending (the daemon stopped before it finished) runs again on start,
 // and its outcome is journaled in the ledger.
 func TestNewHandsPendingActionsToTheEnforcer(t *testing.T) {
-	f := seeded([]budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": 100}, State: budget.Pending, StateReason: "cutoff pending: runaway"}},
+	f := seeded([]budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(100)}, State: budget.Pending, StateReason: "cutoff pending: runaway"}},
 		nil, []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 150}})
 	f.actions = []budget.Action{{ID: 1, Bottle: "b1", Kind: budget.ActCutoff, Reason: "runaway", Status: budget.StatusPending}}
 	enf := &fakeEnforcer{}
@@ -183,7 +183,7 @@ func TestNewHandsPendingActionsToTheEnforcer(t *testing.T) {
 // once the core is built).
 func TestPendingCutoffWithRoomEndsRestored(t *testing.T) {
 	seed := func() *fakeLedger {
-		f := seeded([]budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": 1000}, State: budget.Pending, StateReason: "cutoff pending: budget"}},
+		f := seeded([]budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(1000)}, State: budget.Pending, StateReason: "cutoff pending: budget"}},
 			nil, []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 150}})
 		f.actions = []budget.Action{{ID: 1, Bottle: "b1", Kind: budget.ActCutoff, Reason: "budget", Status: budget.StatusPending}}
 		return f

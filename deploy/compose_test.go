@@ -144,7 +144,7 @@ func TestComposeTopology(t *testing.T) {
 		}
 	}
 	d, ok := enforcement.ParseLabels(withProject(agent.Labels, f.Name))
-	if !ok || d.Err != nil || d.Budget["claude"] != 1000 || d.Agent != "claude" {
+	if !ok || d.Err != nil || d.Budget["claude"].String() != "1000" || d.Agent != "claude" {
 		t.Errorf("the agent's labels %v: the daemon reads %+v (%v)", agent.Labels, d, d.Err)
 	}
 	if agent.Name != enforcement.ProjectPrefix+"demo-1" {
