@@ -83,6 +83,17 @@ func TestWindowedLimitsOverTheSocket(t *testing.T) {
 		t.Errorf("bottle limits %+v, want the exhausted day and the month", bottle.Limits)
 	}
 
+	code, metrics := d.raw(http.MethodGet, "/metrics", "", "")
+	for _, want := range []string{
+		`bottlecap_window_limit_tokens{id="cc-1",provider="claude",scope="bottle",window="day"} 100`,
+		`bottlecap_window_used_tokens{id="cc-1",provider="claude",scope="bottle",window="day"} 100`,
+		`bottlecap_window_used_tokens{id="-",provider="claude",scope="global",window="month"} 100`,
+	} {
+		if code != http.StatusOK || !strings.Contains(metrics, want) {
+			t.Errorf("/metrics (%d) lacks %s", code, want)
+		}
+	}
+
 	clk.Advance(12 * time.Hour)
 	eventually(t, "cc-1 restored at midnight", func() bool { return d.verdict("cc-1", "", "claude").State == budget.Active })
 	if v := d.verdict("cc-1", "", "claude"); !v.Allowed || v.Used != 0 {
