@@ -7,3 +7,12 @@ func (b *Book) SumMoves() int { return b.sumMoves }
 
 // RateBuckets is how many one-second buckets a window holds.
 func RateBuckets(w *RateWindow) int { return len(w.buckets) }
+
+// SettingsKeys are the keys SettingsChanges compares.
+func SettingsKeys() []string {
+	out := make([]string, len(settingsKeys))
+	for i, k := range settingsKeys {
+		out[i] = k.name
+	}
+	return out
+}

@@ -36,6 +36,8 @@ type Settings struct {
 	// Timezone is where calendar windows (day, week, month) start at
 	// 00:00 (SPEC section 12): UTC unless settings name an IANA zone.
 	Timezone *time.Location
+	// Notify are the notification sinks (SPEC section 13).
+	Notify []NotifySink
 }
 
 // DefaultAllowanceTTL is AllowanceTTL when settings do not say.

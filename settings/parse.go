@@ -80,9 +80,11 @@ func (p *settingsParser) top(f field) error {
 		p.s.RatePolicy, err = p.policy(f)
 	case "timezone":
 		p.s.Timezone, err = p.timezone(f)
+	case "notify":
+		p.s.Notify, err = p.notify(f)
 	default:
 		err = p.unknown(f, "budget", "shutdown", "precedence", "warn_at", "bottles",
-			"agents", "providers", "weights", "operators", "socket", "allowance_ttl", "rate", "rate_policy", "timezone")
+			"agents", "providers", "weights", "operators", "socket", "allowance_ttl", "rate", "rate_policy", "timezone", "notify")
 	}
 	return err
 }
