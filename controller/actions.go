@@ -45,6 +45,7 @@ func (c *Core) begin(ctx context.Context, act budget.Action) error {
 	}
 	c.publish("action", act.Bottle, apiAction(act))
 	c.metrics.action(string(act.Kind), string(budget.StatusPending))
+	c.logStarted(act, who(act.Operator, b.ByRateGuard))
 	c.submit(act)
 	return nil
 }
@@ -165,6 +166,7 @@ func (c *Core) finished(act budget.Action, n int, err error) {
 	}
 	c.publish("action", act.Bottle, apiAction(act))
 	c.metrics.action(string(act.Kind), string(act.Status))
+	c.tellFinished(act, n, err)
 	if err == nil && c.settlesAfter(act, before) {
 		c.settle(ctx, []string{act.Bottle}, nil)
 	}

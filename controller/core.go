@@ -33,6 +33,7 @@ type Core struct {
 	ledger          Ledger
 	ingester        Ingester
 	enforcer        Enforcer
+	notifier        Notifier
 	containerBottle func(ctx context.Context, containerID string) (string, bool)
 	log             *slog.Logger
 	now             func() time.Time
@@ -93,7 +94,7 @@ func newCore(cfg Config) *Core {
 	if cfg.AfterFunc == nil {
 		cfg.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
-	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, containerBottle: cfg.ContainerBottle,
+	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, notifier: cfg.Notifier, containerBottle: cfg.ContainerBottle,
 		log: cfg.Log, now: cfg.Now, afterFunc: cfg.AfterFunc, settings: cfg.Settings, unstored: map[string]bool{},
 		allow: newAllowances(), rates: newRateGuards(), hub: newHub(), resets: newResetTimer()}
 	c.metrics = newMetrics(c)
@@ -162,6 +163,9 @@ func (c *Core) SetSettings(st *budget.Settings) error {
 	c.mu.Unlock()
 	c.ingestGate.Unlock()
 	c.scheduleResets()
+	if c.notifier != nil {
+		c.notifier.SetSinks(st.Notify)
+	}
 	c.publish("settings", "", nil)
 	if err := c.audit(ctx, "settings", "", "settings reloaded"); err != nil {
 		c.log.Error("audit settings reload", "err", err)

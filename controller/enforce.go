@@ -163,6 +163,8 @@ func (c *Core) claim(events []budget.Event, skipOperator bool) []claim {
 // persistClaims journals what claim decided. A failure here leaves the
 // committed usage in place; the start-up reconciliation acts on it again.
 func (c *Core) persistClaims(ctx context.Context, claims []claim) {
+	c.tellCrossings(claims)
+	c.tellRateTrips(claims)
 	for _, cl := range claims {
 		var err error
 		switch {
@@ -191,7 +193,10 @@ func (c *Core) warnOnce(ctx context.Context, e budget.Event) error {
 	if e.Scope.Kind == budget.ScopeBottle {
 		bottle = e.Scope.ID
 	}
-	c.publish("warn", bottle, e)
+	n := budgetNotice(budget.NoticeWarn, e, nil)
+	n.TS = c.now().UTC()
+	c.publish("warn", bottle, n)
+	c.tell(n)
 	return c.audit(ctx, "warn", bottle, e.Reason)
 }
 

@@ -180,6 +180,8 @@ func (c *Core) liftRate(slug string) {
 	reason := "rate guard lifted: the rate stayed under its guard for a minute"
 	c.book.SetState(slug, budget.Pending, reason, false)
 	c.mu.Unlock()
+	c.tell(budget.Notice{Kind: budget.NoticeRate, Bottle: slug, Action: budget.ActRestore, Reason: reason,
+		Text: "rate guard on " + slug + " lifted: the rate stayed under its guard for a minute; restoring"})
 	if _, err := c.start(context.Background(), slug, budget.ActRestore, reason, false); err != nil {
 		c.log.Error("lift the rate guard", "bottle", slug, "err", err)
 	}

@@ -84,6 +84,9 @@ type Config struct {
 	Settings *budget.Settings
 	// Enforcer carries out actions; nil leaves journaled actions pending.
 	Enforcer Enforcer
+	// Notifier takes notices for the settings' notify: sinks; nil tells
+	// only the log.
+	Notifier Notifier
 	// ContainerBottle maps a container id to its bottle for container peers
 	// the book does not know (e.g. by Docker labels); nil means unknown.
 	ContainerBottle func(ctx context.Context, containerID string) (string, bool)

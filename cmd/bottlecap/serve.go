@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -91,6 +92,8 @@ type served struct {
 	engine       enforcement.Conn
 	settingsPath string
 	settingsMod  time.Time
+	// settings are the settings in force, which a reload compares with.
+	settings *budget.Settings
 	// load reads the settings file (loadSettingsFile; tests slow it).
 	load func(path string) (*budget.Settings, error)
 }
@@ -114,7 +117,7 @@ func (m *Main) startDaemon(ctx context.Context, f serveFlags) (*served, error) {
 	if err != nil {
 		return nil, err
 	}
-	sv := &served{log: log, settingsPath: f.settings, settingsMod: modTime(f.settings), load: loadSettingsFile}
+	sv := &served{log: log, settingsPath: f.settings, settingsMod: modTime(f.settings), settings: cfg.Settings, load: loadSettingsFile}
 	if f.docker {
 		if sv.engine, err = enforcement.Connect(); err != nil {
 			return nil, err
@@ -269,11 +272,17 @@ func (d *served) apply(r reloaded) {
 		d.log.Error("settings not reloaded; the previous settings stay in force", "why", r.why, "err", r.err.Error())
 		return
 	}
+	changed := budget.SettingsChanges(d.settings, r.st)
 	if err := d.d.Server.SetSettings(r.st); err != nil {
 		d.log.Error("settings not reloaded; the previous settings stay in force", "why", r.why, "err", err.Error())
 		return
 	}
-	d.log.Info("settings reloaded", "why", r.why, "file", d.settingsPath)
+	d.settings = r.st
+	if len(changed) == 0 {
+		d.log.Info("settings reloaded: nothing in force changed", "why", r.why, "file", d.settingsPath)
+		return
+	}
+	d.log.Info("settings reloaded", "why", r.why, "file", d.settingsPath, "changed", strings.Join(changed, " "))
 }
 
 // shutdown stops the API (finishing in-flight requests and their commits
