@@ -97,7 +97,7 @@ func newCore(cfg Config) *Core {
 	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, notifier: cfg.Notifier, containerBottle: cfg.ContainerBottle,
 		log: cfg.Log, now: cfg.Now, afterFunc: cfg.AfterFunc, settings: cfg.Settings, unstored: map[string]bool{},
 		allow: newAllowances(), rates: newRateGuards(), hub: newHub(), resets: newResetTimer()}
-	c.metrics = newMetrics(c)
+	c.metrics = newMetrics(c, cfg.Collectors)
 	return c
 }
 

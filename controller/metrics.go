@@ -23,7 +23,7 @@ type metrics struct {
 	allowed, denied prometheus.Counter
 }
 
-func newMetrics(c *Core) *metrics {
+func newMetrics(c *Core, more []prometheus.Collector) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bottlecap_reports_total", Help: "Usage reports acknowledged, by result (accepted or duplicate).",
@@ -44,6 +44,7 @@ func newMetrics(c *Core) *metrics {
 		Name: "bottlecap_event_subscribers", Help: "Open /v1/events streams.",
 	}, func() float64 { return float64(c.hub.count()) })
 	m.reg.MustRegister(m.reports, m.verdicts, m.actionsCtr, m.refusedConns, m.droppedSubs, subs, &bookCollector{c: c})
+	m.reg.MustRegister(more...)
 	m.allowed, m.denied = m.verdicts.WithLabelValues("true"), m.verdicts.WithLabelValues("false")
 	return m
 }

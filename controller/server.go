@@ -14,6 +14,7 @@ import (
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -87,6 +88,8 @@ type Config struct {
 	// Notifier takes notices for the settings' notify: sinks; nil tells
 	// only the log.
 	Notifier Notifier
+	// Collectors are more metrics /metrics serves (the notifier's).
+	Collectors []prometheus.Collector
 	// ContainerBottle maps a container id to its bottle for container peers
 	// the book does not know (e.g. by Docker labels); nil means unknown.
 	ContainerBottle func(ctx context.Context, containerID string) (string, bool)

@@ -11,13 +11,17 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/enforcement"
+	"github.com/bot-bottle/bottlecap/internal/retry"
+	"github.com/bot-bottle/bottlecap/notify"
 	"github.com/bot-bottle/bottlecap/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is what a daemon is started from.
@@ -50,6 +54,9 @@ type Config struct {
 	// reset, a rate guard's lift).
 	Now       func() time.Time
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+	// NotifyRetry spaces the attempts at a notification (zero:
+	// notify.DefaultRetry), for tests that retry sooner.
+	NotifyRetry retry.Backoff
 }
 
 // Daemon is a started daemon.
@@ -61,6 +68,7 @@ type Daemon struct {
 
 	listener net.Listener
 	writer   *store.Writer
+	notifier *notify.Notifier
 	docker   *docker
 	served   chan error
 }
@@ -91,6 +99,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.DBPath, err)
 	}
 	d.writer = store.NewWriter(d.DB)
+	d.notifier = notify.Start(notify.Config{Queue: d.DB, Sinks: cfg.Settings.Notify, Host: hostname(),
+		Version: cfg.Version, Log: cfg.Log, Retry: cfg.NotifyRetry})
 	if d.Server, err = controller.New(ctx, d.controllerConfig(cfg)); err != nil {
 		d.close()
 		return nil, err
@@ -117,7 +127,7 @@ func (d *Daemon) controllerConfig(cfg Config) controller.Config {
 	cc := controller.Config{
 		Ledger: d.DB, Ingester: d.writer, Settings: cfg.Settings, RawParser: cfg.RawParser,
 		Version: cfg.Version, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log, Limits: cfg.Limits,
-		Now: cfg.Now, AfterFunc: cfg.AfterFunc,
+		Now: cfg.Now, AfterFunc: cfg.AfterFunc, Notifier: d.notifier, Collectors: []prometheus.Collector{d.notifier},
 	}
 	switch {
 	case cfg.Engine != nil:
@@ -127,6 +137,16 @@ func (d *Daemon) controllerConfig(cfg Config) controller.Config {
 		cc.Enforcer = cfg.Enforcer(d.DB)
 	}
 	return cc
+}
+
+// hostname names the host in notifications ("localhost" when its name
+// cannot be read).
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "localhost"
+	}
+	return h
 }
 
 // Served delivers the error that ended serving, if it ends before Stop.
@@ -150,6 +170,9 @@ func (d *Daemon) close() {
 	}
 	if d.docker != nil {
 		d.docker.stop()
+	}
+	if d.notifier != nil {
+		d.notifier.Stop() // after the enforcer: its last outcomes are notices
 	}
 	if d.writer != nil {
 		d.writer.Close()
