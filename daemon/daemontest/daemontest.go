@@ -16,6 +16,7 @@ import (
 	"github.com/bot-bottle/bottlecap/daemon"
 	"github.com/bot-bottle/bottlecap/enforcement"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
+	"github.com/bot-bottle/bottlecap/internal/retry"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
 	"github.com/bot-bottle/bottlecap/store"
 )
@@ -38,6 +39,8 @@ type Options struct {
 	Discover bool
 	// Clock, when set, is the controller's clock (its Now and AfterFunc).
 	Clock *testutil.Clock
+	// NotifyRetry spaces notification attempts (zero: the daemon's).
+	NotifyRetry retry.Backoff
 }
 
 // Daemon is a daemon started for one test.
@@ -76,7 +79,7 @@ func (d *Daemon) Restart() {
 	d.t.Helper()
 	cfg := daemon.Config{Socket: d.Sock, DBPath: filepath.Join(d.Dir, "bot-bottle.db"), Home: d.Dir,
 		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Limits: d.opts.Limits, Version: "test",
-		Engine: d.opts.Engine, Discover: d.opts.Discover, DaemonID: dockertest.DaemonID(d.t)}
+		Engine: d.opts.Engine, Discover: d.opts.Discover, DaemonID: dockertest.DaemonID(d.t), NotifyRetry: d.opts.NotifyRetry}
 	if d.opts.Clock != nil {
 		cfg.Now, cfg.AfterFunc = d.opts.Clock.Now, d.opts.Clock.AfterFunc
 	}
