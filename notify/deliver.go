@@ -63,9 +63,10 @@ func (n *Notifier) deliver(ctx context.Context, s *sink, d budget.Delivery) bool
 			}
 			return true
 		}
-		n.m.failed(s.name)
 		n.log.Warn("notification not delivered; will retry", "sink", s.name, "kind", d.Kind, "attempt", attempt, "err", err)
-		if err := n.cfg.Queue.NoticeFailed(ctx, d.ID, attempt, err.Error()); errors.Is(err, budget.ErrNotFound) {
+		ferr := n.cfg.Queue.NoticeFailed(ctx, d.ID, attempt, err.Error())
+		n.m.failed(s.name) // counted once the queue says so
+		if errors.Is(ferr, budget.ErrNotFound) {
 			return true // dropped from the queue meanwhile: nothing left to retry
 		}
 		if retry.Sleep(ctx, n.cfg.Retry.Delay(attempt)) != nil {
