@@ -97,7 +97,7 @@ func newCore(cfg Config) *Core {
 	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, notifier: cfg.Notifier, containerBottle: cfg.ContainerBottle,
 		log: cfg.Log, now: cfg.Now, afterFunc: cfg.AfterFunc, settings: cfg.Settings, unstored: map[string]bool{},
 		allow: newAllowances(), rates: newRateGuards(), hub: newHub(), resets: newResetTimer()}
-	c.metrics = newMetrics(c, cfg.Collectors)
+	c.metrics = newMetrics(c, cfg)
 	return c
 }
 
@@ -209,12 +209,13 @@ func (c *Core) Weigh(rep *budget.Report) error {
 // Verdict is the gate's answer for a request of estimate tokens, from
 // memory, never the disk.
 func (c *Core) Verdict(bottle, agent, provider string, estimate int64) budget.Verdict {
+	started := time.Now() // the latency's clock, not the core's
 	now := c.now()
 	c.mu.Lock()
 	c.sweepLocked(now)
 	v := c.book.Verdict(bottle, agent, provider, estimate)
 	c.mu.Unlock()
-	c.metrics.verdict(v.Allowed)
+	c.metrics.verdict(v.Allowed, started)
 	return v
 }
 

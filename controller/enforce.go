@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -246,7 +247,9 @@ func (c *Core) Ingest(ctx context.Context, reports []budget.Report, allowances [
 	c.ingestGate.RLock() // from before the commit to after the count (windows.go)
 	defer c.ingestGate.RUnlock()
 	unstored, added := c.registerImplicit(reports)
+	committing := time.Now()
 	results, err := c.ingester.SubmitWith(ctx, reports, unstored)
+	c.metrics.commitSeconds.Observe(time.Since(committing).Seconds())
 	if err != nil {
 		// The bottles stay in the book, marked unstored: the next report
 		// naming one commits its row with it.
@@ -272,6 +275,6 @@ func (c *Core) Ingest(ctx context.Context, reports []budget.Report, allowances [
 	}
 	c.apply(ctx, fresh, settles)
 	reply.Verdicts = c.verdictsFor(reports)
-	c.metrics.ingested(reply.Accepted, reply.Duplicates)
+	c.metrics.ingested(reply.Accepted, reply.Duplicates, fresh)
 	return reply, nil
 }

@@ -51,6 +51,7 @@ var (
 // bad), register unknown bottles, commit through the group-commit writer,
 // and only then count, enforce and reply.
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	release, err := s.admitIngest(r)
 	if err != nil {
 		writeErr(w, err)
@@ -71,6 +72,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	// server's read timeout (meant for slow bodies) must not cancel.
 	_ = rc.SetReadDeadline(time.Time{})
 	reply, err := s.core.Ingest(r.Context(), reports, allowances)
+	defer func() { s.metrics.ingestSeconds.Observe(time.Since(arrived).Seconds()) }()
 	if err != nil {
 		s.noteLedgerLost(err)
 		writeErr(w, err)

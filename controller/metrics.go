@@ -3,28 +3,42 @@ package controller
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the daemon's Prometheus metrics, in a registry of its own so
-// tests can run several daemons in one process.
+// metrics are the daemon's Prometheus metrics (SPEC section 13), in a
+// registry of its own so tests can run several daemons in one process.
 type metrics struct {
 	reg        *prometheus.Registry
 	reports    *prometheus.CounterVec
 	verdicts   *prometheus.CounterVec
 	actionsCtr *prometheus.CounterVec
+	tokens     *tokenMetrics
 	// refusedConns and droppedSubs count what the limits turned away.
 	refusedConns, droppedSubs prometheus.Counter
 	// allowed and denied are resolved once: the gate is the hot path.
 	allowed, denied prometheus.Counter
+	// ingestSeconds, commitSeconds and verdictSeconds time a report's
+	// request, its wait for the commit, and the gate's answer.
+	ingestSeconds, commitSeconds, verdictSeconds prometheus.Histogram
 }
 
-func newMetrics(c *Core, more []prometheus.Collector) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+// Latency buckets: a request that waits on a commit takes milliseconds
+// (an fsync), a verdict microseconds (memory only).
+var (
+	commitBuckets  = prometheus.ExponentialBuckets(0.0005, 2, 14)   // 0.5 ms to 4 s
+	verdictBuckets = prometheus.ExponentialBuckets(0.000002, 4, 10) // 2 µs to 0.5 s
+)
+
+func newMetrics(c *Core, cfg Config) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), tokens: newTokenMetrics()}
 	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bottlecap_reports_total", Help: "Usage reports acknowledged, by result (accepted or duplicate).",
 	}, []string{"result"})
@@ -43,27 +57,62 @@ func newMetrics(c *Core, more []prometheus.Collector) *metrics {
 	subs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bottlecap_event_subscribers", Help: "Open /v1/events streams.",
 	}, func() float64 { return float64(c.hub.count()) })
-	m.reg.MustRegister(m.reports, m.verdicts, m.actionsCtr, m.refusedConns, m.droppedSubs, subs, &bookCollector{c: c})
-	m.reg.MustRegister(more...)
+	m.newHistograms()
+	m.reg.MustRegister(m.reports, m.verdicts, m.actionsCtr, m.tokens.vec, m.refusedConns, m.droppedSubs, subs, &bookCollector{c: c},
+		m.ingestSeconds, m.commitSeconds, m.verdictSeconds, buildInfo(cfg),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(cfg.Collectors...)
 	m.allowed, m.denied = m.verdicts.WithLabelValues("true"), m.verdicts.WithLabelValues("false")
 	return m
+}
+
+func (m *metrics) newHistograms() {
+	m.ingestSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bottlecap_ingest_seconds", Help: "POST /v1/usage requests with a valid body, from arrival to the reply (decode, commit, count, enforce).",
+		Buckets: commitBuckets,
+	})
+	m.commitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bottlecap_commit_seconds", Help: "Waits of an ingest for the group commit that holds its reports.",
+		Buckets: commitBuckets,
+	})
+	m.verdictSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bottlecap_verdict_seconds", Help: "Gate verdicts, from the request reaching the core to its answer (memory only).",
+		Buckets: verdictBuckets,
+	})
+}
+
+// buildInfo is bottlecap_build_info: 1, with what was built.
+func buildInfo(cfg Config) prometheus.Collector {
+	commit := cfg.Commit
+	if commit == "" {
+		commit = "unknown"
+	}
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "bottlecap_build_info", Help: "Always 1; its labels say which bottlecap runs.",
+	}, []string{"version", "commit", "goversion"})
+	g.WithLabelValues(cfg.Version, commit, runtime.Version()).Set(1)
+	return g
 }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-func (m *metrics) ingested(accepted, duplicates int) {
+// ingested counts acknowledged reports, and the tokens of those counted
+// (fresh ones: a duplicate was counted the first time).
+func (m *metrics) ingested(accepted, duplicates int, fresh []budget.Report) {
 	m.reports.WithLabelValues("accepted").Add(float64(accepted))
 	m.reports.WithLabelValues("duplicate").Add(float64(duplicates))
+	m.tokens.add(fresh)
 }
 
-func (m *metrics) verdict(allowed bool) {
+func (m *metrics) verdict(allowed bool, started time.Time) {
 	if allowed {
 		m.allowed.Inc()
 	} else {
 		m.denied.Inc()
 	}
+	m.verdictSeconds.Observe(time.Since(started).Seconds())
 }
 
 func (m *metrics) action(kind, status string) {
@@ -71,29 +120,29 @@ func (m *metrics) action(kind, status string) {
 }
 
 // bookCollector reports the book's usage, limits and bottle states at
-// scrape time, so they are never stale.
+// scrape time, so they are never stale. The gauges of a limit carry the
+// window it counts over: "life" for a lifetime limit, day, week, month or
+// the rolling span (SPEC section 12) for a windowed one.
 type bookCollector struct{ c *Core }
 
+// lifeWindow is the window label of a lifetime limit's gauges.
+var lifeWindow = budget.LifeWindow.String()
+
 var (
-	usedDesc  = prometheus.NewDesc("bottlecap_used_tokens", "Counted tokens used, by scope.", []string{"scope", "id", "provider"}, nil)
-	heldDesc  = prometheus.NewDesc("bottlecap_held_tokens", "Counted tokens held by allowances (granted, not yet reported), by scope.", []string{"scope", "id", "provider"}, nil)
-	allowDesc = prometheus.NewDesc("bottlecap_allowances", "Allowances live.", nil, nil)
-	limitDesc = prometheus.NewDesc("bottlecap_limit_tokens", "Token limit, by scope.", []string{"scope", "id", "provider"}, nil)
-	// A windowed limit's usage is its window's, not the lifetime count of
-	// bottlecap_used_tokens; window is day, week, month or the rolling span.
-	windowUsedDesc  = prometheus.NewDesc("bottlecap_window_used_tokens", "Counted tokens used in a windowed limit's current window, by scope.", []string{"scope", "id", "provider", "window"}, nil)
-	windowLimitDesc = prometheus.NewDesc("bottlecap_window_limit_tokens", "Windowed token limit, by scope.", []string{"scope", "id", "provider", "window"}, nil)
-	bottleDesc      = prometheus.NewDesc("bottlecap_bottles", "Bottles known, by state.", []string{"state"}, nil)
+	scopeLabels = []string{"scope", "id", "provider", "window"}
+	usedDesc    = prometheus.NewDesc("bottlecap_used_tokens", "Counted tokens used, by scope and window.", scopeLabels, nil)
+	limitDesc   = prometheus.NewDesc("bottlecap_limit_tokens", "Token limit, by scope and window.", scopeLabels, nil)
+	remainDesc  = prometheus.NewDesc("bottlecap_remaining_tokens", "Counted tokens a scope may still grant: its limit less what is used and held, at least 0.", scopeLabels, nil)
+	heldDesc    = prometheus.NewDesc("bottlecap_held_tokens", "Counted tokens held by allowances (granted, not yet reported), by scope.", []string{"scope", "id", "provider"}, nil)
+	allowDesc   = prometheus.NewDesc("bottlecap_allowances", "Allowances live.", nil, nil)
+	bottleDesc  = prometheus.NewDesc("bottlecap_bottles", "Bottles known, by state.", []string{"state"}, nil)
+	blockedDesc = prometheus.NewDesc("bottlecap_bottle_blocked", "1 for each bottle that is cut off, paused, frozen, killed or pending an action; by bottle and state.", []string{"bottle", "state"}, nil)
 )
 
 func (c *bookCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- usedDesc
-	ch <- heldDesc
-	ch <- allowDesc
-	ch <- limitDesc
-	ch <- windowUsedDesc
-	ch <- windowLimitDesc
-	ch <- bottleDesc
+	for _, d := range []*prometheus.Desc{usedDesc, limitDesc, remainDesc, heldDesc, allowDesc, bottleDesc, blockedDesc} {
+		ch <- d
+	}
 }
 
 func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
@@ -107,17 +156,19 @@ func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range providers {
 		_, _, used := core.book.Used("", "", p)
 		_, _, held := core.book.Held("", "", p)
-		ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(used), "global", "-", p)
-		ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held), "global", "-", p)
-		collectLimits(ch, core.book, limits[p], "global", "-", "", p)
+		ch <- gauge(heldDesc, held, "global", "-", p)
+		collectScope(ch, core.book, scopeUse{used: used, held: held}, limits[p], "global", "-", "", p)
 	}
 	states := map[budget.State]int{}
 	for _, b := range core.book.Bottles() {
 		states[b.State]++
-		for p, l := range b.Budget {
-			_, sub, _ := core.book.Used(b.Slug, b.Agent, p)
-			ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(sub), "bottle", b.Slug, p)
-			collectLimits(ch, core.book, l, "bottle", b.Slug, b.Slug, p)
+		if b.State.Blocked() {
+			ch <- prometheus.MustNewConstMetric(blockedDesc, prometheus.GaugeValue, 1, b.Slug, string(b.State))
+		}
+		for p, set := range b.Budget {
+			_, used, _ := core.book.Used(b.Slug, b.Agent, p)
+			_, held, _ := core.book.Held(b.Slug, b.Agent, p)
+			collectScope(ch, core.book, scopeUse{used: used, held: held}, set, "bottle", b.Slug, b.Slug, p)
 		}
 		collectHeld(ch, core.book, b, providers)
 	}
@@ -127,23 +178,32 @@ func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// collectLimits sends a scope's limits for a provider: a lifetime limit
-// as bottlecap_limit_tokens, a windowed one with its window's usage.
+// scopeUse is what a scope has used and what allowances hold of it.
+type scopeUse struct{ used, held int64 }
+
+// collectScope sends a scope's lifetime usage for a provider and, for each
+// of its limits, the limit, what remains of it and, for a windowed limit,
+// its window's usage (window "day", "week", "month" or the rolling span).
 // bottle is the bottle whose subtree the scope counts ("" for global).
-func collectLimits(ch chan<- prometheus.Metric, book *budget.Book, set budget.LimitSet, scope, id, bottle, p string) {
+func collectScope(ch chan<- prometheus.Metric, book *budget.Book, u scopeUse, set budget.LimitSet, scope, id, bottle, p string) {
+	ch <- gauge(usedDesc, u.used, scope, id, p, lifeWindow)
 	for _, l := range set {
-		if l.Window == budget.LifeWindow {
-			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l.Tokens), scope, id, p)
-			continue
+		used, w := u.used, l.Window.String()
+		if l.Window != budget.LifeWindow {
+			_, sub, global := book.UsedIn(l.Window, bottle, "", p)
+			used = sub
+			if bottle == "" {
+				used = global
+			}
+			ch <- gauge(usedDesc, used, scope, id, p, w)
 		}
-		_, sub, global := book.UsedIn(l.Window, bottle, "", p)
-		used, w := sub, l.Window.String()
-		if bottle == "" {
-			used = global
-		}
-		ch <- prometheus.MustNewConstMetric(windowLimitDesc, prometheus.GaugeValue, float64(l.Tokens), scope, id, p, w)
-		ch <- prometheus.MustNewConstMetric(windowUsedDesc, prometheus.GaugeValue, float64(used), scope, id, p, w)
+		ch <- gauge(limitDesc, l.Tokens, scope, id, p, w)
+		ch <- gauge(remainDesc, max(l.Tokens-used-u.held, 0), scope, id, p, w)
 	}
+}
+
+func gauge(d *prometheus.Desc, v int64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
 }
 
 // collectHeld sends what allowances hold over a bottle's subtree, for
@@ -152,7 +212,7 @@ func collectHeld(ch chan<- prometheus.Metric, book *budget.Book, b budget.Bottle
 	for _, p := range providers {
 		_, held, _ := book.Held(b.Slug, b.Agent, p)
 		if _, limited := b.Budget[p]; held > 0 || limited {
-			ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held), "bottle", b.Slug, p)
+			ch <- gauge(heldDesc, held, "bottle", b.Slug, p)
 		}
 	}
 }

@@ -67,6 +67,7 @@ func (c *Core) forget(ctx context.Context, slug string) error {
 	c.dropBottleLocked(slug)
 	c.dropRateLocked(slug)
 	c.mu.Unlock()
+	c.metrics.tokens.forget(slug)
 	return nil
 }
 

@@ -98,6 +98,7 @@ type Config struct {
 	// Docker reports engine reachability for /v1/status; nil = disabled.
 	Docker    func(ctx context.Context) api.DockerStatus
 	Version   string
+	Commit    string // the VCS commit built, for bottlecap_build_info
 	StorePath string
 	Socket    string
 	// Limits bound connections, timeouts and ingest; zero fields take

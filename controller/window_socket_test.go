@@ -85,9 +85,10 @@ func TestWindowedLimitsOverTheSocket(t *testing.T) {
 
 	code, metrics := d.raw(http.MethodGet, "/metrics", "", "")
 	for _, want := range []string{
-		`bottlecap_window_limit_tokens{id="cc-1",provider="claude",scope="bottle",window="day"} 100`,
-		`bottlecap_window_used_tokens{id="cc-1",provider="claude",scope="bottle",window="day"} 100`,
-		`bottlecap_window_used_tokens{id="-",provider="claude",scope="global",window="month"} 100`,
+		`bottlecap_limit_tokens{id="cc-1",provider="claude",scope="bottle",window="day"} 100`,
+		`bottlecap_used_tokens{id="cc-1",provider="claude",scope="bottle",window="day"} 100`,
+		`bottlecap_remaining_tokens{id="cc-1",provider="claude",scope="bottle",window="day"} 0`,
+		`bottlecap_used_tokens{id="-",provider="claude",scope="global",window="month"} 100`,
 	} {
 		if code != http.StatusOK || !strings.Contains(metrics, want) {
 			t.Errorf("/metrics (%d) lacks %s", code, want)

@@ -48,6 +48,7 @@ type Config struct {
 	// controller.DefaultLimits).
 	Limits  controller.Limits
 	Version string
+	Commit  string
 	Log     *slog.Logger
 	// Now and AfterFunc are the controller's clock (its defaults: the
 	// system's), for tests and benchmarks that move time (a window's
@@ -126,7 +127,7 @@ func storeOptions(cfg Config) []store.Option {
 func (d *Daemon) controllerConfig(cfg Config) controller.Config {
 	cc := controller.Config{
 		Ledger: d.DB, Ingester: d.writer, Settings: cfg.Settings, RawParser: cfg.RawParser,
-		Version: cfg.Version, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log, Limits: cfg.Limits,
+		Version: cfg.Version, Commit: cfg.Commit, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log, Limits: cfg.Limits,
 		Now: cfg.Now, AfterFunc: cfg.AfterFunc, Notifier: d.notifier, Collectors: []prometheus.Collector{d.notifier},
 	}
 	switch {

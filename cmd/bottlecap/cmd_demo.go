@@ -103,7 +103,7 @@ func startDemoDaemon(ctx context.Context, home string, delay time.Duration) (*de
 	}
 	d.Daemon, err = daemon.Start(ctx, daemon.Config{
 		Socket: d.sock, DBPath: filepath.Join(home, "bot-bottle.db"), StoreOptions: []store.Option{store.WithSynchronousNormal()},
-		Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: currentBuild().Version + " (demo)",
+		Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: currentBuild().Version + " (demo)", Commit: currentBuild().Commit,
 		Log: slog.New(slog.NewTextHandler(d.logFile, nil)),
 		Enforcer: func(db *store.DB) controller.Enforcer {
 			d.enf = simhost.NewRecorder(db, delay)

@@ -146,7 +146,7 @@ func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, erro
 	}
 	cfg := daemon.Config{
 		Socket: client.ResolveSocket(f.socket, m.Getenv(client.EnvSocket), st.Socket, home),
-		DBPath: f.db, Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: currentBuild().Version, Log: log,
+		DBPath: f.db, Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: currentBuild().Version, Commit: currentBuild().Commit, Log: log,
 		DaemonID: f.daemonID,
 	}
 	switch f.syncMode {
