@@ -120,6 +120,7 @@ func (c *Core) submit(act budget.Action) {
 
 // attempted records a failed attempt that will be retried.
 func (c *Core) attempted(act budget.Action, n int, err error) {
+	c.log.Warn("action attempt failed; retrying", "bottle", act.Bottle, "action", string(act.Kind), "action_id", act.ID, "attempt", n, "err", err.Error())
 	act.Attempts, act.LastError = n, err.Error()
 	if uerr := c.ledger.UpdateAction(context.Background(), act); uerr != nil {
 		c.log.Error("journal attempt", "action", act.ID, "err", uerr)

@@ -163,9 +163,11 @@ func TestLogsEveryStep(t *testing.T) {
 	}
 
 	r.enf.job(t, 0).Finished(1, nil)
+	r.enf.job(t, 1).Attempted(2, errors.New("engine unreachable"))
 	r.enf.job(t, 1).Finished(3, errors.New("engine unreachable"))
 	r.wantLines(
 		`INFO action done bottle=b1 action=cutoff action_id=1 attempts=1 reason=global budget exhausted`,
+		`WARN action attempt failed; retrying bottle=b2 action=cutoff action_id=2 attempt=2 err=engine unreachable`,
 		`ERROR action failed bottle=b2 action=cutoff action_id=2 attempts=3 reason=global budget exhausted`,
 	)
 	done := r.wantNotices(budget.NoticeActionDone, budget.NoticeActionFailed)
