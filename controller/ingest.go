@@ -71,8 +71,8 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request) {
 	// The body is in; what is left is the wait for the commit, which the
 	// server's read timeout (meant for slow bodies) must not cancel.
 	_ = rc.SetReadDeadline(time.Time{})
+	defer func() { s.metrics.ingestSeconds.Observe(time.Since(arrived).Seconds()) }() // after the reply is written
 	reply, err := s.core.Ingest(r.Context(), reports, allowances)
-	defer func() { s.metrics.ingestSeconds.Observe(time.Since(arrived).Seconds()) }()
 	if err != nil {
 		s.noteLedgerLost(err)
 		writeErr(w, err)

@@ -87,6 +87,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	if cfg.Settings == nil {
+		cfg.Settings = budget.DefaultSettings()
+	}
 	if err := controller.CheckPeerPidfd(); err != nil {
 		cfg.Log.Error("this kernel cannot establish where socket peers live: no peer is an operator and no report is accepted", "err", err.Error())
 	}
