@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +22,11 @@ import (
 var noon = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 
 type resetRig struct {
-	t    *testing.T
-	f    *fakeLedger
-	clk  *testutil.Clock
-	core *controller.Core
+	t     *testing.T
+	f     *fakeLedger
+	clk   *testutil.Clock
+	core  *controller.Core
+	heard *heardNotifier
 }
 
 // newResetRig is a core on settings s and a clock at noon, over a fake
@@ -37,13 +39,14 @@ func newResetRig(t *testing.T, s *budget.Settings, reports ...budget.Report) *re
 	f := newFakeLedger()
 	f.reports = reports
 	clk := testutil.NewClock(noon)
+	heard := &heardNotifier{}
 	c, err := controller.NewCore(context.Background(), controller.Config{Ledger: f, Ingester: &fakeIngester{f: f},
-		Enforcer: &fakeEnforcer{}, Settings: s, Now: clk.Now, AfterFunc: clk.AfterFunc})
+		Enforcer: &fakeEnforcer{}, Notifier: heard, Settings: s, Now: clk.Now, AfterFunc: clk.AfterFunc})
 	if err != nil {
 		t.Fatalf("NewCore: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return &resetRig{t: t, f: f, clk: clk, core: c}
+	return &resetRig{t: t, f: f, clk: clk, core: c, heard: heard}
 }
 
 // claudeReport is n claude tokens of bottle's agent "a" at ts.
@@ -104,6 +107,17 @@ func (r *resetRig) wantTimers(n int) {
 	}
 }
 
+// resets are the bottles of the reset notices heard since the last call.
+func (r *resetRig) resets() []string {
+	var out []string
+	for _, n := range r.heard.take() {
+		if n.Kind == budget.NoticeReset {
+			out = append(out, n.Bottle)
+		}
+	}
+	return out
+}
+
 func (r *resetRig) auditKinds(kind string) []budget.AuditEntry {
 	_, _, audit := r.f.snapshot()
 	var out []budget.AuditEntry
@@ -133,12 +147,16 @@ func TestWindowResetRestoresWhatTheWindowCutOff(t *testing.T) {
 	}
 	midnight := noon.Add(12 * time.Hour)
 	r.wantTimers(1)
+	r.resets()
 	r.set(midnight.Add(-time.Nanosecond))
 	if b := r.bottle("daily"); b.State != budget.CutOff {
 		t.Fatalf("daily is %s before midnight, want cut off", b.State)
 	}
 	r.set(midnight)
 	r.waitState("daily", budget.Active)
+	if got := r.resets(); !slices.Equal(got, []string{"daily"}) {
+		t.Errorf("reset notices for %q, want one for daily", got)
+	}
 	r.wantTimers(1)
 	for _, slug := range []string{"both", "oper", "weekly"} {
 		if b := r.bottle(slug); b.State != budget.CutOff {
@@ -165,6 +183,9 @@ func TestWindowResetRestoresWhatTheWindowCutOff(t *testing.T) {
 	// The week resets on Monday: the weekly bottle comes back then.
 	r.set(time.Date(2026, 12, 14, 0, 0, 0, 0, time.UTC))
 	r.waitState("weekly", budget.Active)
+	if got := r.resets(); !slices.Contains(got, "weekly") || slices.Contains(got, "oper") || slices.Contains(got, "both") {
+		t.Errorf("reset notices on Monday for %q, want weekly's and none for oper or both", got)
+	}
 }
 
 func TestWindowResetRearmsTheWarning(t *testing.T) {

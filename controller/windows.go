@@ -196,6 +196,8 @@ func (c *Core) ResetWindows(ctx context.Context) {
 		}
 	}
 	for _, slug := range restore {
+		c.tell(budget.Notice{Kind: budget.NoticeReset, Bottle: slug, Action: budget.ActRestore, Reason: reasons[slug],
+			Text: slug + ": " + reasons[slug] + "; restoring"})
 		if _, err := c.start(ctx, slug, budget.ActRestore, reasons[slug], false); err != nil {
 			c.log.Error("restore after window reset", "bottle", slug, "err", err)
 		}
