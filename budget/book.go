@@ -17,8 +17,13 @@ import (
 // children registered first, to those children), never to the forest.
 type Book struct {
 	settings *Settings
-	global   Limits // runtime global limits, over settings.Budget
 	bottles  map[string]*Bottle
+	// runtime are the limits set at runtime; force and globalForce are
+	// the limits in force, resolved from every source when one changes
+	// (sources.go), so that the gate looks each scope's limit up once.
+	runtime     runtimeLimits
+	force       map[string]forced
+	globalForce Limits
 	// containers indexes registered container ids by their first 12
 	// characters, for BottleOfContainer.
 	containers map[string]containerRef
@@ -47,14 +52,16 @@ func NewBook(s *Settings) *Book {
 	}
 	b := &Book{
 		settings:   s,
-		global:     Limits{},
 		bottles:    map[string]*Bottle{},
+		runtime:    newRuntimeLimits(),
+		force:      map[string]forced{},
 		containers: map[string]containerRef{},
 		children:   map[string]map[string]struct{}{},
 		used:       newCounters(),
 		held:       newCounters(),
 	}
 	b.rescanWindows(false)
+	b.resolveGlobal()
 	return b
 }
 
@@ -69,17 +76,15 @@ func (b *Book) SetSettings(s *Settings) {
 	moved := s.location().String() != b.settings.location().String()
 	b.settings = s
 	b.rescanWindows(moved)
+	b.resolveAll()
 }
 
 // SetGlobal sets runtime global limits for the providers in l.
-func (b *Book) SetGlobal(l Limits) {
-	b.global = b.global.Merge(l)
-	b.keepWindows(l)
-}
+func (b *Book) SetGlobal(l Limits) { b.SetRuntime(Scope{ScopeGlobal, "-"}, l) }
 
 // GlobalLimits returns the global limits in force: settings overridden by
 // runtime values.
-func (b *Book) GlobalLimits() Limits { return b.settings.Budget.Merge(b.global) }
+func (b *Book) GlobalLimits() Limits { return b.globalForce.Clone() }
 
 // Register adds or replaces a bottle. A parent chain that would lead back to
 // the bottle is rejected with ErrConflict. The parent need not be known yet:
@@ -98,10 +103,11 @@ func (b *Book) Register(bt Bottle) error {
 	}
 	old, existed := b.bottles[bt.Slug]
 	b.bottles[bt.Slug] = &bt
-	b.keepWindows(bt.Budget)
+	b.keepWindows(bt.Budget, bt.LabelBudget)
 	for _, l := range bt.AgentBudgets {
 		b.keepWindows(l)
 	}
+	b.resolveBottle(bt.Slug)
 	b.indexContainers(old, &bt)
 	switch {
 	case !existed:
@@ -211,14 +217,17 @@ func (b *Book) checkCycle(slug, parent string) error {
 	return nil
 }
 
-// Forget removes a bottle. Its usage stays in the global count (the ledger
-// keeps it) but no longer counts toward its former ancestors; bottles that
-// named it as their parent stay registered, as roots, until it returns.
+// Forget removes a bottle and its runtime limits (the ledger drops them
+// with its row). Its usage stays in the global count (the ledger keeps it)
+// but no longer counts toward its former ancestors; bottles that named it
+// as their parent stay registered, as roots, until it returns.
 func (b *Book) Forget(slug string) {
 	old, ok := b.bottles[slug]
 	if !ok {
 		return
 	}
+	b.runtime.forget(slug)
+	delete(b.force, slug)
 	b.indexContainers(old, nil)
 	b.moveSums(old.Parent, slug, -1)
 	b.unlink(old.Parent, slug)
@@ -260,22 +269,17 @@ func (b *Book) SetState(slug string, s State, reason string, byOperator bool) {
 	}
 }
 
-// SetBudget sets a bottle's own limits (ScopeBottle) or one agent's limits
-// within it (ScopeAgent) for the providers in l.
+// SetBudget sets a known bottle's own runtime limits (agent "") or one
+// agent's within it, for the providers in l.
 func (b *Book) SetBudget(slug, agent string, l Limits) error {
-	bt, ok := b.bottles[slug]
-	if !ok {
+	if _, ok := b.bottles[slug]; !ok {
 		return fmt.Errorf("%w: bottle %q", ErrNotFound, slug)
 	}
-	b.keepWindows(l)
-	if agent == "" {
-		bt.Budget = bt.Budget.Merge(l)
-		return nil
+	s := Scope{ScopeBottle, slug}
+	if agent != "" {
+		s = Scope{ScopeAgent, slug + "/" + agent}
 	}
-	if bt.AgentBudgets == nil {
-		bt.AgentBudgets = map[string]Limits{}
-	}
-	bt.AgentBudgets[agent] = bt.AgentBudgets[agent].Merge(l)
+	b.SetRuntime(s, l)
 	return nil
 }
 

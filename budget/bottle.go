@@ -7,14 +7,20 @@ import (
 )
 
 // Bottle is one running sandbox as the daemon knows it. Budgets given here
-// (at registration, through labels or at runtime) override the settings'
-// defaults for the bottle's manifest name and agent names.
+// (at registration or through labels) override the settings' defaults
+// for the bottle's manifest name and agent names; runtime limits, kept
+// apart (Book.SetRuntime), override them all.
 type Bottle struct {
-	Slug         string            `json:"slug"`
-	Agent        string            `json:"agent,omitempty"`
-	Name         string            `json:"name,omitempty"`
-	Parent       string            `json:"parent,omitempty"`
+	Slug   string `json:"slug"`
+	Agent  string `json:"agent,omitempty"`
+	Name   string `json:"name,omitempty"`
+	Parent string `json:"parent,omitempty"`
+	// Budget and AgentBudgets are the limits its registration gave
+	// (SourceRegistration); LabelBudget those its containers' labels
+	// gave (SourceLabel). For one provider, whichever came last replaces
+	// the other, so the two never both hold it.
 	Budget       Limits            `json:"budget,omitempty"`
+	LabelBudget  Limits            `json:"label_budget,omitempty"`
 	AgentBudgets map[string]Limits `json:"agent_budgets,omitempty"`
 	Shutdown     Policy            `json:"shutdown,omitempty"`
 	// Rate is the bottle's own rate guard (SPEC section 12): tokens per

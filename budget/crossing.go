@@ -269,7 +269,7 @@ func (b *Book) governingBudgets(bt *Bottle) []budgetOver {
 // agentsOf lists the agents a bottle has budgets or usage for, sorted.
 func (b *Book) agentsOf(bt *Bottle) []string {
 	set := map[string]bool{bt.Agent: true}
-	for a := range bt.AgentBudgets {
+	for a := range b.force[bt.Slug].agents {
 		set[a] = true
 	}
 	if t, ok := b.used.tallies[bt.Slug]; ok {

@@ -10,11 +10,8 @@ import (
 // picture. Bottles come first (so lineage is known before usage counts
 // toward subtrees), then the runtime budgets, then the usage totals.
 //
-// Of the budget rows only the global scope's apply: the daemon keeps a
-// bottle's and its agents' runtime limits on the bottle itself (Budget,
-// AgentBudgets), which is where they are read back from, and writes only
-// (ScopeGlobal, "-") rows. A bottle or agent row in the budgets table was
-// not written by the daemon, so it is not in force and is not applied.
+// The budget rows are the runtime limits of every scope; a bottle's row
+// holds its registration and labels (Budget, LabelBudget, AgentBudgets).
 //
 // A bottle the book refuses (a bad slug, a parent cycle) is left out and
 // named in the error, joined with the others; the rest of the book is
@@ -29,9 +26,7 @@ func Rebuild(s *Settings, bottles []Bottle, budgets []ScopeBudget, totals []Tota
 		}
 	}
 	for _, b := range budgets {
-		if b.Scope == ScopeGlobal {
-			book.SetGlobal(b.Limits)
-		}
+		book.SetRuntime(Scope{b.Scope, b.ID}, b.Limits)
 	}
 	for _, t := range totals {
 		book.Add(t.Bottle, t.Agent, t.Provider, t.Counted)

@@ -70,7 +70,7 @@ func TestRebuild(t *testing.T) {
 			global: budget.Limits{"claude": budget.Lifetime(200), "codex": budget.Lifetime(500), "gemini": budget.Lifetime(7)},
 		},
 		{
-			name: "bottle and agent rows are not in force: the bottle row's budgets are",
+			name: "bottle and agent rows are runtime limits, over the bottle row's registration",
 			bottles: []budget.Bottle{{Slug: "b1", Agent: "a",
 				Budget: budget.Limits{"claude": budget.Lifetime(300)}, AgentBudgets: map[string]budget.Limits{"a": {"claude": budget.Lifetime(40)}}}},
 			budgets: []budget.ScopeBudget{
@@ -80,7 +80,7 @@ func TestRebuild(t *testing.T) {
 			},
 			global:  budget.Limits{"claude": budget.Lifetime(1000), "codex": budget.Lifetime(500)},
 			slugs:   []string{"b1"},
-			limited: []limited{{"b1", "a", 40, budget.ScopeAgent}, {"b1", "other", 300, budget.ScopeBottle}},
+			limited: []limited{{"b1", "a", 2, budget.ScopeAgent}, {"b1", "other", 3, budget.ScopeAgent}, {"b1", "third", 1, budget.ScopeBottle}},
 		},
 		{
 			name:   "totals of a bottle the ledger no longer holds still count on the host",

@@ -107,50 +107,36 @@ func (b *Book) applicable(s Scope, l Limit, used func(*counters) int64, held int
 	return applicable{Scope: s, Limit: l.Tokens, Window: l.Window, Used: used(c), Held: held, resets: resets}
 }
 
-// bottleLimits are a bottle's own limits: registration and runtime values
-// over the settings' defaults for its manifest name (not for an implicit
-// bottle).
-func (b *Book) bottleLimits(bt *Bottle) Limits {
-	if bt.Implicit {
-		return bt.Budget
-	}
-	return b.settings.Bottles[bt.Name].Budget.Merge(bt.Budget)
-}
+// bottleLimits are the limits in force at a bottle's own scope, from
+// every source (sources.go).
+func (b *Book) bottleLimits(bt *Bottle) Limits { return b.force[bt.Slug].bottle }
 
-// agentLimits are one agent's limits within a bottle: registration and
-// runtime values over the settings' defaults for the agent name (not for an
-// implicit bottle).
+// agentLimits are the limits in force at one agent's scope within a
+// bottle: the resolved ones of an agent with limits of its own, else the
+// settings' for the agent's name (none for an implicit bottle, whose
+// agent names are only what reports claim).
 func (b *Book) agentLimits(bt *Bottle, agent string) Limits {
-	if bt.Implicit {
-		return bt.AgentBudgets[agent]
+	if l, ok := b.force[bt.Slug].agents[agent]; ok || bt.Implicit {
+		return l
 	}
-	return b.settings.Agents[agent].Budget.Merge(bt.AgentBudgets[agent])
+	return b.settings.Agents[agent].Budget
 }
 
-// bottleLimit, agentLimit and globalLimit look one provider up in the same
-// order as bottleLimits, agentLimits and GlobalLimits without building the
-// merged maps: they run on every verdict.
+// bottleLimit, agentLimit and globalLimit look one provider up in the
+// limits in force, resolved when a source changed: they run on every
+// verdict.
 func (b *Book) bottleLimit(bt *Bottle, provider string) (LimitSet, bool) {
-	if l, ok := bt.Budget[provider]; ok || bt.Implicit {
-		return l, ok
-	}
-	l, ok := b.settings.Bottles[bt.Name].Budget[provider]
+	l, ok := b.force[bt.Slug].bottle[provider]
 	return l, ok
 }
 
 func (b *Book) agentLimit(bt *Bottle, agent, provider string) (LimitSet, bool) {
-	if l, ok := bt.AgentBudgets[agent][provider]; ok || bt.Implicit {
-		return l, ok
-	}
-	l, ok := b.settings.Agents[agent].Budget[provider]
+	l, ok := b.agentLimits(bt, agent)[provider]
 	return l, ok
 }
 
 func (b *Book) globalLimit(provider string) (LimitSet, bool) {
-	if l, ok := b.global[provider]; ok {
-		return l, true
-	}
-	l, ok := b.settings.Budget[provider]
+	l, ok := b.globalForce[provider]
 	return l, ok
 }
 

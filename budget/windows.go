@@ -223,12 +223,13 @@ func (b *Book) Windows() []Window {
 	return out
 }
 
-// windowsInForce is every window a limit of the settings, the runtime
-// global limits or a bottle uses.
+// windowsInForce is every window a limit of any source uses: settings,
+// runtime, registrations and labels (an overridden limit's too, so that
+// it is ready the moment what overrides it goes).
 func (b *Book) windowsInForce(s *Settings) map[Window]bool {
 	set := map[Window]bool{}
 	s.windows(set)
-	b.global.windows(set)
+	b.runtime.windows(set)
 	for _, bt := range b.bottles {
 		bt.windows(set)
 	}
@@ -246,9 +247,11 @@ func (s *Settings) windows(set map[Window]bool) {
 	}
 }
 
-// windows adds every window the bottle's own limits use to set.
+// windows adds every window the bottle's registration and labels use to
+// set.
 func (bt *Bottle) windows(set map[Window]bool) {
 	bt.Budget.windows(set)
+	bt.LabelBudget.windows(set)
 	for _, l := range bt.AgentBudgets {
 		l.windows(set)
 	}
@@ -262,9 +265,7 @@ func WindowLoadsFor(s *Settings, bottles []Bottle, budgets []ScopeBudget, now ti
 	set := map[Window]bool{}
 	s.windows(set)
 	for _, b := range budgets {
-		if b.Scope == ScopeGlobal {
-			b.Limits.windows(set)
-		}
+		b.Limits.windows(set)
 	}
 	for i := range bottles {
 		bottles[i].windows(set)
