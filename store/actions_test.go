@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -157,5 +159,59 @@ func TestMigrationKeepsTheJournal(t *testing.T) {
 	}
 	if b, err := db.Bottle(ctx, "b1"); err != nil || b.Rate != nil || b.ByRateGuard {
 		t.Errorf("old bottle: %+v (%v), want no rate guard of its own and no mark", b, err)
+	}
+}
+
+// TestMigrationSeparatesLimitSources opens a ledger from before limit
+// sources: a bottle's stored budget (registration and runtime merged) is
+// read as its registration with nothing from labels, the global runtime
+// limits stay, and the bottle and agent rows of budgets, which no daemon
+// wrote or applied, are gone rather than coming into force.
+func TestMigrationSeparatesLimitSources(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
+	before := slices.IndexFunc(all, func(m migrations.Migration) bool { return strings.HasSuffix(m.Name, "_limit_sources.sql") })
+	if before < 0 {
+		t.Fatal("no limit_sources migration")
+	}
+	for _, m := range all[:before] {
+		if _, err := raw.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		raw.Exec(`INSERT INTO schema_version VALUES (?, ?, 0)`, m.Version, m.Name)
+	}
+	for _, q := range []string{
+		`INSERT INTO bottles (slug, budget, created_at) VALUES ('b1', '{"claude":1000}', 1)`,
+		`INSERT INTO budgets (scope, id, provider, tokens) VALUES ('global', '-', 'claude', 5000)`,
+		`INSERT INTO budgets (scope, id, provider, tokens) VALUES ('bottle', 'b1', 'claude', 7)`,
+		`INSERT INTO budgets (scope, id, provider, tokens) VALUES ('agent', 'b1/rev', 'claude', 8)`,
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b, err := db.Bottle(ctx, "b1")
+	if err != nil || b.Budget["claude"].String() != "1000" || b.LabelBudget != nil {
+		t.Errorf("old bottle: %+v (%v), want its budget as its registration and no labels", b, err)
+	}
+	budgets, err := db.Budgets(ctx)
+	if err != nil || len(budgets) != 1 || budgets[0].Scope != budget.ScopeGlobal || budgets[0].Limits["claude"].String() != "5000" {
+		t.Errorf("runtime limits after migrating: %+v (%v), want the global one only", budgets, err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-const bottleColumns = `slug, agent, name, parent, budget, agent_budgets, policy, containers, state, state_reason, by_operator, implicit, created_at, rate, by_rate_guard`
+const bottleColumns = `slug, agent, name, parent, budget, agent_budgets, policy, containers, state, state_reason, by_operator, implicit, created_at, rate, by_rate_guard, label_budget`
 
 // PutBottle inserts or replaces a bottle. An empty state is stored as
 // active; a zero CreatedAt keeps the stored one (or is now for a new bottle).
@@ -26,7 +26,7 @@ func putBottle(ctx context.Context, tx *sql.Tx, b budget.Bottle, now int64) erro
 	if b.State == "" {
 		b.State = budget.Active
 	}
-	budgetJSON, agentJSON, containersJSON, rateJSON, err := bottleJSON(b)
+	js, err := bottleJSON(b)
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func putBottle(ctx context.Context, tx *sql.Tx, b budget.Bottle, now int64) erro
 		created = now
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO bottles (`+bottleColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (slug) DO UPDATE SET
 			agent = excluded.agent, name = excluded.name, parent = excluded.parent,
 			budget = excluded.budget, agent_budgets = excluded.agent_budgets,
@@ -43,9 +43,10 @@ func putBottle(ctx context.Context, tx *sql.Tx, b budget.Bottle, now int64) erro
 			state = excluded.state, state_reason = excluded.state_reason,
 			by_operator = excluded.by_operator, implicit = excluded.implicit,
 			rate = excluded.rate, by_rate_guard = excluded.by_rate_guard,
+			label_budget = excluded.label_budget,
 			created_at = CASE WHEN ? THEN bottles.created_at ELSE excluded.created_at END`,
-		b.Slug, b.Agent, b.Name, b.Parent, budgetJSON, agentJSON, string(b.Shutdown),
-		containersJSON, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created, rateJSON, b.ByRateGuard, keep)
+		b.Slug, b.Agent, b.Name, b.Parent, js.budget, js.agents, string(b.Shutdown),
+		js.containers, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created, js.rate, b.ByRateGuard, js.labels, keep)
 	return err
 }
 
@@ -57,7 +58,7 @@ func insertNewBottles(ctx context.Context, tx *sql.Tx, bottles []budget.Bottle, 
 		if b.State == "" {
 			b.State = budget.Active
 		}
-		budgetJSON, agentJSON, containersJSON, rateJSON, err := bottleJSON(b)
+		js, err := bottleJSON(b)
 		if err != nil {
 			return err
 		}
@@ -66,9 +67,9 @@ func insertNewBottles(ctx context.Context, tx *sql.Tx, bottles []budget.Bottle, 
 			created = now
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO bottles (`+bottleColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slug) DO NOTHING`,
-			b.Slug, b.Agent, b.Name, b.Parent, budgetJSON, agentJSON, string(b.Shutdown),
-			containersJSON, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created, rateJSON, b.ByRateGuard)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slug) DO NOTHING`,
+			b.Slug, b.Agent, b.Name, b.Parent, js.budget, js.agents, string(b.Shutdown),
+			js.containers, string(b.State), b.StateReason, b.ByOperator, b.Implicit, created, js.rate, b.ByRateGuard, js.labels)
 		if err != nil {
 			return fmt.Errorf("insert bottle %s: %w", b.Slug, err)
 		}
@@ -76,7 +77,10 @@ func insertNewBottles(ctx context.Context, tx *sql.Tx, bottles []budget.Bottle, 
 	return nil
 }
 
-func bottleJSON(b budget.Bottle) (budgetJSON, agentJSON, containersJSON, rateJSON string, err error) {
+// bottleColumnsJSON are a bottle's columns that hold JSON.
+type bottleColumnsJSON struct{ budget, agents, containers, rate, labels string }
+
+func bottleJSON(b budget.Bottle) (js bottleColumnsJSON, err error) {
 	enc := func(v any, empty string) (string, error) {
 		data, err := json.Marshal(v)
 		if err != nil {
@@ -87,17 +91,17 @@ func bottleJSON(b budget.Bottle) (budgetJSON, agentJSON, containersJSON, rateJSO
 		}
 		return string(data), nil
 	}
-	if budgetJSON, err = enc(b.Budget, "{}"); err != nil {
-		return
+	for _, f := range []struct {
+		dst   *string
+		v     any
+		empty string
+	}{{&js.budget, b.Budget, "{}"}, {&js.agents, b.AgentBudgets, "{}"}, {&js.containers, b.Containers, "[]"},
+		{&js.rate, b.Rate, "{}"}, {&js.labels, b.LabelBudget, "{}"}} {
+		if *f.dst, err = enc(f.v, f.empty); err != nil {
+			return js, err
+		}
 	}
-	if agentJSON, err = enc(b.AgentBudgets, "{}"); err != nil {
-		return
-	}
-	if containersJSON, err = enc(b.Containers, "[]"); err != nil {
-		return
-	}
-	rateJSON, err = enc(b.Rate, "{}")
-	return
+	return js, nil
 }
 
 // Bottle returns one bottle, or an error wrapping budget.ErrNotFound.
@@ -135,10 +139,11 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanBottle(s scanner) (budget.Bottle, error) {
 	var b budget.Bottle
-	var budgetJSON, agentJSON, containersJSON, rateJSON, policy, state string
+	var js bottleColumnsJSON
+	var policy, state string
 	var created int64
-	err := s.Scan(&b.Slug, &b.Agent, &b.Name, &b.Parent, &budgetJSON, &agentJSON, &policy,
-		&containersJSON, &state, &b.StateReason, &b.ByOperator, &b.Implicit, &created, &rateJSON, &b.ByRateGuard)
+	err := s.Scan(&b.Slug, &b.Agent, &b.Name, &b.Parent, &js.budget, &js.agents, &policy,
+		&js.containers, &state, &b.StateReason, &b.ByOperator, &b.Implicit, &created, &js.rate, &b.ByRateGuard, &js.labels)
 	if err != nil {
 		return b, err
 	}
@@ -146,13 +151,16 @@ func scanBottle(s scanner) (budget.Bottle, error) {
 	for _, f := range []struct {
 		data string
 		dst  any
-	}{{budgetJSON, &b.Budget}, {agentJSON, &b.AgentBudgets}, {containersJSON, &b.Containers}, {rateJSON, &b.Rate}} {
+	}{{js.budget, &b.Budget}, {js.agents, &b.AgentBudgets}, {js.containers, &b.Containers}, {js.rate, &b.Rate}, {js.labels, &b.LabelBudget}} {
 		if err := json.Unmarshal([]byte(f.data), f.dst); err != nil {
 			return b, fmt.Errorf("decode bottle %s: %w", b.Slug, err)
 		}
 	}
 	if len(b.Budget) == 0 {
 		b.Budget = nil
+	}
+	if len(b.LabelBudget) == 0 {
+		b.LabelBudget = nil
 	}
 	if len(b.AgentBudgets) == 0 {
 		b.AgentBudgets = nil
@@ -166,11 +174,17 @@ func scanBottle(s scanner) (budget.Bottle, error) {
 	return b, nil
 }
 
-// DeleteBottle forgets a bottle; its reports and aggregates stay in the
-// ledger. An unknown slug is an error wrapping budget.ErrNotFound.
+// DeleteBottle forgets a bottle and the runtime limits set on it and its
+// agents; its reports and aggregates stay in the ledger. An unknown slug
+// is an error wrapping budget.ErrNotFound.
 func (db *DB) DeleteBottle(ctx context.Context, slug string) error {
 	return db.update(ctx, "delete bottle "+slug, func(tx *sql.Tx) error {
-		return mustChange(tx.ExecContext(ctx, `DELETE FROM bottles WHERE slug = ?`, slug))
+		if err := mustChange(tx.ExecContext(ctx, `DELETE FROM bottles WHERE slug = ?`, slug)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM budgets WHERE (scope = 'bottle' AND id = ?)
+			OR (scope = 'agent' AND substr(id, 1, length(?) + 1) = ? || '/')`, slug, slug, slug)
+		return err
 	})
 }
 

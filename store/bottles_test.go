@@ -17,6 +17,7 @@ func TestBottlesCRUD(t *testing.T) {
 	want := budget.Bottle{
 		Slug: "impl-abc12", Agent: "implementer", Name: "dev", Parent: "lead-1",
 		Budget:       budget.Limits{"claude": budget.Lifetime(1_000_000)},
+		LabelBudget:  budget.Limits{"codex": budget.LimitSet{{Tokens: 500_000, Window: budget.Window{Period: budget.Day}}}},
 		AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": budget.Lifetime(200_000)}},
 		Shutdown:     budget.Freeze, Containers: []string{"c1", "c2"},
 		State: budget.CutOff, StateReason: "operator: runaway loop", ByOperator: true,
@@ -122,6 +123,68 @@ func TestPutBudgetMergesProviders(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Budgets = %+v\nwant %+v", got, want)
+	}
+}
+
+// TestDeleteBudget: removing a scope's runtime limits for some providers
+// leaves its others and every other scope's; removing twice is no error.
+func TestDeleteBudget(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	both := budget.Limits{"claude": budget.Lifetime(1), "codex": budget.Lifetime(2)}
+	for _, id := range []string{"b1", "b2"} {
+		if err := db.PutBudget(ctx, budget.ScopeBottle, id, both); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if err := db.DeleteBudget(ctx, budget.ScopeBottle, "b1", "claude", "gemini"); err != nil {
+			t.Fatalf("DeleteBudget #%d: %v", i+1, err)
+		}
+	}
+	got, err := db.Budgets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []budget.ScopeBudget{
+		{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"codex": budget.Lifetime(2)}},
+		{Scope: budget.ScopeBottle, ID: "b2", Limits: both},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Budgets = %+v\nwant %+v", got, want)
+	}
+}
+
+// TestDeleteBottleDropsItsRuntimeLimits: forgetting a bottle removes the
+// runtime limits of its scope and its agents' scopes, and no other
+// bottle's, even one whose slug it begins (b1 and b1_x, b10).
+func TestDeleteBottleDropsItsRuntimeLimits(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	one := budget.Limits{"claude": budget.Lifetime(1)}
+	for _, b := range []string{"b1", "b1_x", "b10"} {
+		if err := db.PutBottle(ctx, budget.Bottle{Slug: b}); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []budget.Scope{{Kind: budget.ScopeBottle, ID: b}, {Kind: budget.ScopeAgent, ID: b + "/rev"}} {
+			if err := db.PutBudget(ctx, s.Kind, s.ID, one); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := db.DeleteBottle(ctx, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Budgets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, b := range got {
+		ids = append(ids, string(b.Scope)+"/"+b.ID)
+	}
+	if want := []string{"agent/b10/rev", "agent/b1_x/rev", "bottle/b10", "bottle/b1_x"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("runtime limits left: %v, want %v", ids, want)
 	}
 }
 

@@ -46,6 +46,21 @@ func putBudget(ctx context.Context, tx *sql.Tx, scope budget.ScopeKind, id strin
 	return nil
 }
 
+// DeleteBudget removes the runtime limits of the given providers at a
+// scope (what they overrode is in force again). Providers with no runtime
+// limit there are no error: removing twice is removing once.
+func (db *DB) DeleteBudget(ctx context.Context, scope budget.ScopeKind, id string, providers ...string) error {
+	return db.update(ctx, fmt.Sprintf("delete budget %s/%s", scope, id), func(tx *sql.Tx) error {
+		for _, p := range providers {
+			_, err := tx.ExecContext(ctx, `DELETE FROM budgets WHERE scope = ? AND id = ? AND provider = ?`, string(scope), id, p)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // lifetimeTokens is the set's lifetime limit, or 0.
 func lifetimeTokens(set budget.LimitSet) int64 {
 	for _, l := range set {
@@ -56,7 +71,8 @@ func lifetimeTokens(set budget.LimitSet) int64 {
 	return 0
 }
 
-// Budgets returns every runtime budget, ordered by scope and id.
+// Budgets returns every runtime limit, grouped by scope and ordered by
+// scope and id.
 func (db *DB) Budgets(ctx context.Context) ([]budget.ScopeBudget, error) {
 	rows, err := db.read.QueryContext(ctx,
 		`SELECT scope, id, provider, tokens, limits FROM budgets ORDER BY scope, id, provider`)
