@@ -157,13 +157,48 @@ type Action struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Budget is the limits at one scope (GET/PUT /v1/budgets/{scope}/{id}):
-// per provider, a number for one lifetime limit (as before windows), a
-// string for one windowed limit ("5000000/day"), an array for several.
+// Budget is one scope's limits (GET, PUT and DELETE
+// /v1/budgets/{scope}/{id}). Limits are those in force, per provider: a
+// number for one lifetime limit (as before windows), a string for one
+// windowed limit ("5000000/day"), an array for several. Sources lists
+// every limit at the scope with its source, the overridden ones too;
+// Removed, in a DELETE's reply, the limits it removed.
 type Budget struct {
-	Scope  string        `json:"scope"`
-	ID     string        `json:"id"`
-	Limits budget.Limits `json:"limits"`
+	Scope   string        `json:"scope"`
+	ID      string        `json:"id"`
+	Limits  budget.Limits `json:"limits"`
+	Sources []BudgetLimit `json:"sources"`
+	Removed []BudgetLimit `json:"removed,omitempty"`
+}
+
+// BudgetLimit is one limit at one scope (GET /v1/budgets lists every
+// one): its provider, tokens and window (life, day, week, month, or a
+// rolling span such as 5h), where it comes from (source: settings,
+// runtime, registration, label; origin: where to change it, in words) and
+// whether a limit of a higher-ranking source at the same scope overrides
+// it. Runtime beats registration and labels, which beat settings.
+type BudgetLimit struct {
+	Scope      string `json:"scope"`
+	ID         string `json:"id"`
+	Provider   string `json:"provider"`
+	Limit      int64  `json:"limit"`
+	Window     string `json:"window"`
+	Source     string `json:"source"`
+	Origin     string `json:"origin"`
+	Overridden bool   `json:"overridden"`
+}
+
+// BudgetLimits flattens limit sources into one BudgetLimit per limit (a
+// set of several windows is several lines).
+func BudgetLimits(sources []budget.LimitSource) []BudgetLimit {
+	out := make([]BudgetLimit, 0, len(sources))
+	for _, s := range sources {
+		for _, l := range s.Limits {
+			out = append(out, BudgetLimit{Scope: string(s.Kind), ID: s.ID, Provider: s.Provider, Limit: l.Tokens,
+				Window: l.Window.String(), Source: string(s.Source), Origin: s.Origin, Overridden: s.Overridden})
+		}
+	}
+	return out
 }
 
 // AuditEntry is one line of the hash-chained audit log (GET /v1/audit): the

@@ -294,19 +294,9 @@ func (b *Book) ScopeSources(s Scope) ([]LimitSource, error) {
 	return sourcesAt(s, b.bottleLayers(bt)), nil
 }
 
-// ScopeLimits are the limits in force at one scope: those of each
-// provider's highest-ranking source. Nil for a bottle the book does not
-// know.
-func (b *Book) ScopeLimits(s Scope) Limits {
-	sources, _ := b.ScopeSources(s)
-	out := Limits{}
-	for _, ls := range sources {
-		if !ls.Overridden {
-			out[ls.Provider] = ls.Limits
-		}
-	}
-	return out
-}
+// BottleLimits are the limits in force at a bottle's own scope, from
+// every source (nil for a bottle the book does not know).
+func (b *Book) BottleLimits(slug string) Limits { return b.force[slug].bottle.Clone() }
 
 // sourcesAt lists a scope's layers as LimitSources, by provider, the one
 // in force first.

@@ -127,9 +127,10 @@ func (c *Client) Actions(ctx context.Context, status string) ([]api.Action, erro
 	return out, c.do(ctx, r, &out)
 }
 
-// Budgets lists the limits set at every scope.
-func (c *Client) Budgets(ctx context.Context) ([]api.Budget, error) {
-	var out []api.Budget
+// Budgets lists every limit of every scope with its source, those in
+// force and those they override.
+func (c *Client) Budgets(ctx context.Context) ([]api.BudgetLimit, error) {
+	var out []api.BudgetLimit
 	return out, c.do(ctx, request{method: http.MethodGet, path: path("budgets")}, &out)
 }
 
@@ -155,6 +156,19 @@ func (c *Client) PutBudget(ctx context.Context, s budget.Scope, limits budget.Li
 	r, err := jsonRequest(http.MethodPut, budgetPath(s), limits)
 	if err != nil {
 		return out, err
+	}
+	return out, c.do(ctx, r, &out)
+}
+
+// RemoveBudget removes the limits in force at one scope for the providers
+// given (every provider when none is): runtime limits, or a registration's
+// where no runtime limit overrides it. A limit from settings or a label is
+// a conflict (budget.ErrConflict) naming where to change it.
+func (c *Client) RemoveBudget(ctx context.Context, s budget.Scope, providers ...string) (api.Budget, error) {
+	var out api.Budget
+	r := request{method: http.MethodDelete, path: budgetPath(s)}
+	if len(providers) > 0 {
+		r.query = url.Values{"provider": providers}
 	}
 	return out, c.do(ctx, r, &out)
 }

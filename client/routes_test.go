@@ -54,7 +54,12 @@ type routeCase struct {
 
 func routeCases() []routeCase {
 	action := api.Action{ID: 7, Bottle: "dev-1", Kind: "cutoff", Reason: "runaway", Operator: true, Status: "pending", CreatedAt: ts0, UpdatedAt: ts0}
-	bud := api.Budget{Scope: "agent", ID: "dev-1/reviewer", Limits: budget.Limits{"claude": budget.Lifetime(200000)}}
+	bud := api.Budget{Scope: "agent", ID: "dev-1/reviewer", Limits: budget.Limits{"claude": budget.Lifetime(200000)},
+		Sources: []api.BudgetLimit{
+			{Scope: "agent", ID: "dev-1/reviewer", Provider: "claude", Limit: 200000, Window: "life", Source: "runtime", Origin: "the runtime API"},
+			{Scope: "agent", ID: "dev-1/reviewer", Provider: "claude", Limit: 50000, Window: "day", Source: "settings",
+				Origin: "settings.yml (agents: reviewer: budget:)", Overridden: true},
+		}}
 	entry := api.AuditEntry{Seq: 3, TS: ts0, Kind: "cutoff", Bottle: "dev-1", Detail: "by operator", PrevHash: "aa", Hash: "bb"}
 	status := api.Status{Version: "0.1.0", PID: 42, StartedAt: ts0, Bottles: 1, Reports: 9, Global: []budget.Verdict{verdict}}
 	ingest := api.IngestReply{Accepted: 1, Duplicates: 1, Verdicts: []budget.Verdict{verdict}}
@@ -109,9 +114,9 @@ func routeCases() []routeCase {
 		{name: "Actions pending", pattern: "GET /v1/actions", status: 200, reply: []api.Action{action},
 			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.Actions(ctx, "pending") },
 			method: "GET", path: "/v1/actions", query: "status=pending", want: []api.Action{action}},
-		{name: "Budgets", pattern: "GET /v1/budgets", status: 200, reply: []api.Budget{bud},
+		{name: "Budgets", pattern: "GET /v1/budgets", status: 200, reply: bud.Sources,
 			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.Budgets(ctx) },
-			method: "GET", path: "/v1/budgets", want: []api.Budget{bud}},
+			method: "GET", path: "/v1/budgets", want: bud.Sources},
 		{name: "Budget agent", pattern: "GET /v1/budgets/{scope}/{id...}", status: 200, reply: bud,
 			call: func(ctx context.Context, c *client.Client) (any, error) {
 				return c.Budget(ctx, budget.Scope{Kind: budget.ScopeAgent, ID: "dev-1/reviewer"})
@@ -122,6 +127,16 @@ func routeCases() []routeCase {
 				return c.PutBudget(ctx, budget.Scope{Kind: budget.ScopeGlobal}, budget.Limits{"claude": budget.Lifetime(5000000)})
 			},
 			method: "PUT", path: "/v1/budgets/global/-", ctype: "application/json", body: `{"claude":5000000}`, want: bud},
+		{name: "RemoveBudget some providers", pattern: "DELETE /v1/budgets/{scope}/{id...}", status: 200, reply: bud,
+			call: func(ctx context.Context, c *client.Client) (any, error) {
+				return c.RemoveBudget(ctx, budget.Scope{Kind: budget.ScopeAgent, ID: "dev-1/reviewer"}, "claude", "codex")
+			},
+			method: "DELETE", path: "/v1/budgets/agent/dev-1/reviewer", query: "provider=claude&provider=codex", want: bud},
+		{name: "RemoveBudget every provider", pattern: "DELETE /v1/budgets/{scope}/{id...}", status: 200, reply: bud,
+			call: func(ctx context.Context, c *client.Client) (any, error) {
+				return c.RemoveBudget(ctx, budget.Scope{Kind: budget.ScopeGlobal})
+			},
+			method: "DELETE", path: "/v1/budgets/global/-", want: bud},
 		{name: "Status", pattern: "GET /v1/status", status: 200, reply: status,
 			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.Status(ctx) },
 			method: "GET", path: "/v1/status", want: status},

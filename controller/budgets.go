@@ -10,7 +10,8 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// handleBudgets lists the limits in force at every scope that has any.
+// handleBudgets lists every limit of every scope with its source, those
+// in force and those they override.
 func (s *Server) handleBudgets(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.core.Budgets())
 }
@@ -64,6 +65,25 @@ func (s *Server) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := s.core.SetLimits(r.Context(), scope, id, limits)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// handleDeleteBudget removes the limits in force at a scope, for every
+// provider or those named by ?provider= (repeatable); see
+// Core.RemoveLimits.
+func (s *Server) handleDeleteBudget(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "provider" {
+			writeErr(w, fmt.Errorf("%w: query parameter %q: only provider is taken", budget.ErrInvalid, k))
+			return
+		}
+	}
+	b, err := s.core.RemoveLimits(r.Context(), r.PathValue("scope"), r.PathValue("id"), q["provider"])
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -142,8 +142,11 @@ func (c *Core) warnClamped(totals []budget.Total) {
 // above it restores what its budget cut off. Windows the new settings
 // bring (or all calendar windows, when the timezone moved) have their
 // usage read from the ledger in the same step. If that read fails, the
-// old settings stay in force and the error is returned.
-func (c *Core) SetSettings(st *budget.Settings) error {
+// old settings stay in force and the error is returned. It answers with
+// what the reload changed among the limits in force (a settings limit
+// that a runtime limit, a registration or a label overrides changes
+// nothing there).
+func (c *Core) SetSettings(st *budget.Settings) (Reload, error) {
 	ctx := context.Background()
 	c.ingestGate.Lock()
 	c.mu.Lock()
@@ -152,14 +155,16 @@ func (c *Core) SetSettings(st *budget.Settings) error {
 	loads, err := c.readWindows(ctx, need, st)
 	if err != nil {
 		c.ingestGate.Unlock()
-		return fmt.Errorf("settings not applied: %w", err)
+		return Reload{}, fmt.Errorf("settings not applied: %w", err)
 	}
 	c.mu.Lock()
 	all := c.book.Slugs()
 	exempt := c.book.OperatorExempt(all)
+	before := c.book.LimitSources()
 	c.settings = st
 	c.book.SetSettings(st)
 	c.book.LoadWindows(loads)
+	reload := reloadOf(before, c.book.LimitSources())
 	c.mu.Unlock()
 	c.ingestGate.Unlock()
 	c.scheduleResets()
@@ -167,11 +172,11 @@ func (c *Core) SetSettings(st *budget.Settings) error {
 		c.notifier.SetSinks(st.Notify)
 	}
 	c.publish("settings", "", nil)
-	if err := c.audit(ctx, "settings", "", "settings reloaded"); err != nil {
+	if err := c.audit(ctx, "settings", "", "settings reloaded: "+reload.String()); err != nil {
 		c.log.Error("audit settings reload", "err", err)
 	}
 	c.settle(ctx, all, exempt)
-	return nil
+	return reload, nil
 }
 
 // Operators are the settings' operators in force.

@@ -26,8 +26,9 @@ type Container struct {
 // Discover registers what a container's labels say, the first time the
 // container is seen, and forgets removed containers. Discovery reports the
 // same container again after every reconnect, so this is idempotent; labels
-// apply only to a container new to its bottle, so that a restart does not
-// undo budgets an operator changed at runtime.
+// apply only to a container new to its bottle, so that a reconnect does not
+// undo a registration that came after them. Runtime limits stay in force
+// over labels whatever comes.
 func (c *Core) Discover(ctx context.Context, ctr Container) error {
 	if ctr.Gone {
 		return c.containerGone(ctx, ctr.Bottle, ctr.ID)
@@ -60,7 +61,7 @@ func labelRegistration(b *budget.Bottle, ctr Container) error {
 	if ctr.Shutdown != "" {
 		b.Shutdown = ctr.Shutdown
 	}
-	b.Budget = b.Budget.Merge(ctr.Budget)
+	b.LabelBudget, b.Budget = b.LabelBudget.Merge(ctr.Budget), b.Budget.Without(providers(ctr.Budget)...)
 	b.Rate = b.Rate.Merge(ctr.Rate)
 	return nil
 }

@@ -101,6 +101,9 @@ func (f *fakeLedger) DeleteBottle(_ context.Context, slug string) error {
 		return fmt.Errorf("delete bottle %s: %w", slug, budget.ErrNotFound)
 	}
 	delete(f.bottles, slug)
+	f.budgets = slices.DeleteFunc(f.budgets, func(b budget.ScopeBudget) bool {
+		return (b.Scope == budget.ScopeBottle && b.ID == slug) || (b.Scope == budget.ScopeAgent && strings.HasPrefix(b.ID, slug+"/"))
+	})
 	return nil
 }
 
@@ -116,6 +119,19 @@ func (f *fakeLedger) PutBudget(_ context.Context, scope budget.ScopeKind, id str
 		}
 	}
 	f.budgets = append(f.budgets, budget.ScopeBudget{Scope: scope, ID: id, Limits: budget.Limits{}.Merge(limits)})
+	return nil
+}
+
+func (f *fakeLedger) DeleteBudget(_ context.Context, scope budget.ScopeKind, id string, providers ...string) error {
+	defer f.mu.Unlock()
+	if err := f.call("DeleteBudget"); err != nil {
+		return err
+	}
+	for i, b := range f.budgets {
+		if b.Scope == scope && b.ID == id {
+			f.budgets[i].Limits = b.Limits.Without(providers...)
+		}
+	}
 	return nil
 }
 

@@ -165,12 +165,12 @@ func (c *bookCollector) Collect(ch chan<- prometheus.Metric) {
 		if b.State.Blocked() {
 			ch <- prometheus.MustNewConstMetric(blockedDesc, prometheus.GaugeValue, 1, b.Slug, string(b.State))
 		}
-		for p, set := range b.Budget {
+		for p, set := range core.book.BottleLimits(b.Slug) {
 			_, used, _ := core.book.Used(b.Slug, b.Agent, p)
 			_, held, _ := core.book.Held(b.Slug, b.Agent, p)
 			collectScope(ch, core.book, scopeUse{used: used, held: held}, set, "bottle", b.Slug, b.Slug, p)
 		}
-		collectHeld(ch, core.book, b, providers)
+		collectHeld(ch, core.book, b.Slug, b.Agent, providers)
 	}
 	ch <- prometheus.MustNewConstMetric(allowDesc, prometheus.GaugeValue, float64(len(core.allow.byID)))
 	for st, n := range states {
@@ -208,11 +208,12 @@ func gauge(d *prometheus.Desc, v int64, labels ...string) prometheus.Metric {
 
 // collectHeld sends what allowances hold over a bottle's subtree, for
 // every provider its budget limits or anything holds.
-func collectHeld(ch chan<- prometheus.Metric, book *budget.Book, b budget.Bottle, providers []string) {
+func collectHeld(ch chan<- prometheus.Metric, book *budget.Book, slug, agent string, providers []string) {
+	limits := book.BottleLimits(slug)
 	for _, p := range providers {
-		_, held, _ := book.Held(b.Slug, b.Agent, p)
-		if _, limited := b.Budget[p]; held > 0 || limited {
-			ch <- gauge(heldDesc, held, "bottle", b.Slug, p)
+		_, held, _ := book.Held(slug, agent, p)
+		if _, limited := limits[p]; held > 0 || limited {
+			ch <- gauge(heldDesc, held, "bottle", slug, p)
 		}
 	}
 }

@@ -14,8 +14,10 @@ import (
 )
 
 // Register puts a registration in force: fields given replace the
-// registered ones; budgets merge per provider, so a re-registration (say,
-// from container labels) does not wipe limits an operator set at runtime.
+// registered ones; budgets merge per provider (a provider's limits given
+// replace those its registration or its labels set before). Runtime limits
+// are another source, which a registration never changes: they stay in
+// force over it.
 // The registration is merged over the bottle's current one and stored in
 // one step (see putBottle), so concurrent registrations never lose each
 // other's fields. It answers with the bottle's view.
@@ -103,7 +105,7 @@ func mergeRegistration(b *budget.Bottle, req api.BottleRequest) error {
 		return err
 	}
 	b.Rate = b.Rate.Merge(rates)
-	b.Budget = b.Budget.Merge(req.Budget)
+	b.Budget, b.LabelBudget = b.Budget.Merge(req.Budget), b.LabelBudget.Without(providers(req.Budget)...)
 	for agent, l := range req.AgentBudgets {
 		if err := budget.ValidateName("agent_budgets", agent); err != nil {
 			return err
@@ -166,6 +168,11 @@ func (c *Core) registerBottle(ctx context.Context, slug string, change func(*bud
 func (c *Core) putBottle(ctx context.Context, slug string, change func(*budget.Bottle) error) (registered, error) {
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
+	return c.putBottleLocked(ctx, slug, change)
+}
+
+// putBottleLocked is putBottle with saveMu held.
+func (c *Core) putBottleLocked(ctx context.Context, slug string, change func(*budget.Bottle) error) (registered, error) {
 	reg, existed, err := c.registerLocked(slug, change)
 	if err != nil {
 		return reg, err
@@ -229,6 +236,9 @@ func describeBottle(b budget.Bottle) string {
 	if len(b.Budget) > 0 {
 		parts = append(parts, "budget "+formatLimits(b.Budget))
 	}
+	if len(b.LabelBudget) > 0 {
+		parts = append(parts, "label budget "+formatLimits(b.LabelBudget))
+	}
 	if b.Shutdown != "" {
 		parts = append(parts, "shutdown "+string(b.Shutdown))
 	}
@@ -265,140 +275,14 @@ func parseRates(in map[string]string) (budget.Rates, error) {
 	return out, nil
 }
 
-// formatLimits renders limits as "claude=1000000 codex=500000/day", sorted.
-func formatLimits(l budget.Limits) string { return l.String() }
-
-// Budgets lists the limits in force at every scope that has any.
-func (c *Core) Budgets() []api.Budget {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := []api.Budget{{Scope: "global", ID: "-", Limits: c.book.GlobalLimits()}}
-	for _, b := range c.book.Bottles() {
-		if len(b.Budget) > 0 {
-			out = append(out, api.Budget{Scope: "bottle", ID: b.Slug, Limits: b.Budget})
-		}
-		agents := make([]string, 0, len(b.AgentBudgets))
-		for a := range b.AgentBudgets {
-			agents = append(agents, a)
-		}
-		sort.Strings(agents)
-		for _, a := range agents {
-			out = append(out, api.Budget{Scope: "agent", ID: b.Slug + "/" + a, Limits: b.AgentBudgets[a]})
-		}
+// providers lists the providers limits name.
+func providers(l budget.Limits) []string {
+	out := make([]string, 0, len(l))
+	for p := range l {
+		out = append(out, p)
 	}
 	return out
 }
 
-// Budget shows the limits at one scope: global/-, bottle/<slug> or
-// agent/<slug>/<agent>.
-func (c *Core) Budget(scope, id string) (api.Budget, error) {
-	kind, slug, agent, err := parseScope(scope, id)
-	if err != nil {
-		return api.Budget{}, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if kind == budget.ScopeGlobal {
-		return api.Budget{Scope: scope, ID: id, Limits: c.book.GlobalLimits()}, nil
-	}
-	b, ok := c.book.Bottle(slug)
-	if !ok {
-		return api.Budget{}, fmt.Errorf("%w: bottle %q", budget.ErrNotFound, slug)
-	}
-	l := b.Budget
-	if kind == budget.ScopeAgent {
-		l = b.AgentBudgets[agent]
-	}
-	if l == nil {
-		l = budget.Limits{}
-	}
-	return api.Budget{Scope: scope, ID: id, Limits: l}, nil
-}
-
-// SetLimits sets limits at a scope at runtime: the providers given change,
-// the others stay. A bottle the daemon has not seen is recorded as an
-// implicit bottle holding the budget, which governs it from its first
-// report. What the change leaves exhausted acts at once; raising a cut-off
-// bottle's governing budget above its usage restores it. It answers with
-// the limits now at the scope.
-func (c *Core) SetLimits(ctx context.Context, scope, id string, limits budget.Limits) (api.Budget, error) {
-	kind, slug, agent, err := parseScope(scope, id)
-	if err != nil {
-		return api.Budget{}, err
-	}
-	err = c.withWindows(ctx, []budget.Limits{limits}, func() error {
-		touched, exempt, err := c.setLimits(ctx, kind, slug, agent, limits)
-		if err != nil {
-			return err
-		}
-		c.publish("budget", slug, map[string]any{"scope": scope, "id": id, "limits": limits})
-		if err := c.audit(ctx, "budget", slug, fmt.Sprintf("%s/%s set to %s", scope, id, formatLimits(limits))); err != nil {
-			return err
-		}
-		c.settle(ctx, touched, exempt)
-		return nil
-	})
-	if err != nil {
-		return api.Budget{}, err
-	}
-	return c.Budget(scope, id)
-}
-
-// setLimits applies limits in the store and the book, and returns the
-// bottles whose budgets that can change with the operator exemptions taken
-// just before, for settle.
-func (c *Core) setLimits(ctx context.Context, kind budget.ScopeKind, slug, agent string, l budget.Limits) ([]string, budget.Exemptions, error) {
-	id := slug
-	switch kind {
-	case budget.ScopeGlobal:
-		id = "-"
-	case budget.ScopeAgent:
-		id = slug + "/" + agent
-	}
-	touched, exempt, err := c.putLimits(ctx, kind, slug, agent, l)
-	if err != nil {
-		return nil, nil, err
-	}
-	return touched, exempt, c.ledger.ClearWarned(ctx, kind, id)
-}
-
-// putLimits changes the limits in the book and the ledger as one step
-// ordered with every save of a bottle (under saveMu), so that the ledger
-// ends up holding what memory holds.
-func (c *Core) putLimits(ctx context.Context, kind budget.ScopeKind, slug, agent string, l budget.Limits) ([]string, budget.Exemptions, error) {
-	c.saveMu.Lock()
-	defer c.saveMu.Unlock()
-	if kind == budget.ScopeGlobal {
-		if err := c.ledger.PutBudget(ctx, kind, "-", l); err != nil {
-			return nil, nil, err
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		touched := c.book.Slugs()
-		exempt := c.book.OperatorExempt(touched)
-		c.book.SetGlobal(l)
-		return touched, exempt, nil
-	}
-	c.mu.Lock()
-	if _, known := c.book.Bottle(slug); !known {
-		unseen := budget.Bottle{Slug: slug, State: budget.Active, Implicit: true, CreatedAt: c.now().UTC()}
-		if err := c.book.Register(unseen); err != nil {
-			c.mu.Unlock()
-			return nil, nil, err
-		}
-	}
-	touched := []string{slug}
-	if kind == budget.ScopeBottle {
-		touched = c.book.Subtree(slug) // a bottle's budget covers its subtree
-	}
-	exempt := c.book.OperatorExempt(touched)
-	err := c.book.SetBudget(slug, agent, l)
-	c.mu.Unlock()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := c.saveBottleLocked(ctx, slug); err != nil {
-		return nil, nil, err
-	}
-	return touched, exempt, nil
-}
+// formatLimits renders limits as "claude=1000000 codex=500000/day", sorted.
+func formatLimits(l budget.Limits) string { return l.String() }

@@ -216,7 +216,7 @@ func TestSettingsBringingAWindowLoadItsUsage(t *testing.T) {
 	s := budget.DefaultSettings()
 	s.Bottles = map[string]budget.Defaults{}
 	s.Budget = budget.Limits{"claude": mustSet(t, "1000/day")}
-	if err := r.core.SetSettings(s); err != nil {
+	if _, err := r.core.SetSettings(s); err != nil {
 		t.Fatal(err)
 	}
 	if g := r.global("claude"); g.Used != 60 || g.Window != "day" {
@@ -232,7 +232,7 @@ func TestSettingsBringingAWindowLoadItsUsage(t *testing.T) {
 	}
 	s2 := *s
 	s2.Timezone = tokyo
-	if err := r.core.SetSettings(&s2); err != nil {
+	if _, err := r.core.SetSettings(&s2); err != nil {
 		t.Fatal(err)
 	}
 	if g := r.global("claude"); g.Used != 90 || !g.ResetsAt.Equal(noon.Add(3*time.Hour)) {

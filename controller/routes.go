@@ -26,6 +26,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/budgets", s.operatorOnly(s.handleBudgets))
 	mux.HandleFunc("GET /v1/budgets/{scope}/{id...}", s.operatorOnly(s.handleBudget))
 	mux.HandleFunc("PUT /v1/budgets/{scope}/{id...}", s.operatorOnly(s.handlePutBudget))
+	mux.HandleFunc("DELETE /v1/budgets/{scope}/{id...}", s.operatorOnly(s.handleDeleteBudget))
 
 	mux.HandleFunc("GET /v1/status", s.operatorOnly(s.handleStatus))
 	mux.HandleFunc("GET /v1/audit", s.operatorOnly(s.handleAudit))

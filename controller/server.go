@@ -39,13 +39,14 @@ type Ledger interface {
 	Writable(ctx context.Context) error
 
 	// PutBottle inserts or replaces a bottle; DeleteBottle forgets one
-	// (its reports stay in the ledger).
+	// and its runtime limits (its reports stay in the ledger).
 	PutBottle(ctx context.Context, b budget.Bottle) error
 	DeleteBottle(ctx context.Context, slug string) error
-	// PutBudget sets the limits of the providers in limits at a scope; the
-	// daemon stores only the global scope's there (a bottle's and its
-	// agents' are on the bottle).
+	// PutBudget sets the runtime limits of the providers in limits at a
+	// scope; DeleteBudget removes those of the providers given. A
+	// bottle's registration and labels are on its row (PutBottle).
 	PutBudget(ctx context.Context, scope budget.ScopeKind, id string, limits budget.Limits) error
+	DeleteBudget(ctx context.Context, scope budget.ScopeKind, id string, providers ...string) error
 
 	// WindowUsage is the counted tokens per (bottle, agent, provider) of
 	// the reports with since <= ts < until (until zero: no end), in
@@ -192,7 +193,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // SetSettings puts reloaded settings in force (see Core.SetSettings).
-func (s *Server) SetSettings(st *budget.Settings) error { return s.core.SetSettings(st) }
+func (s *Server) SetSettings(st *budget.Settings) (Reload, error) { return s.core.SetSettings(st) }
 
 // Discover registers what a container's labels say (see Core.Discover).
 func (s *Server) Discover(ctx context.Context, c Container) error { return s.core.Discover(ctx, c) }

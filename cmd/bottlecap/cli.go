@@ -47,7 +47,7 @@ var commands = map[string]command{
 	"status":   {"status [--json]: daemon health and a one-screen summary", (*Main).runStatus},
 	"report":   {"report --id ID --bottle SLUG [flags]: send one usage report", (*Main).runReport},
 	"bottle":   {"bottle register SLUG [flags] | ls | show SLUG | rm SLUG", (*Main).runBottle},
-	"budget":   {"budget set SCOPE[/ID] provider=N... | get [SCOPE[/ID]]", (*Main).runBudget},
+	"budget":   {"budget set SCOPE[/ID] provider=N... | get|ls [SCOPE[/ID]] | rm SCOPE[/ID] [PROVIDER...]", (*Main).runBudget},
 	"cutoff":   {"cutoff SLUG [--reason R]: cut a bottle off the network", actionCommand(budget.ActCutoff)},
 	"pause":    {"pause SLUG [--reason R]: pause a bottle's agent containers (its sidecars run on)", actionCommand(budget.ActPause)},
 	"freeze":   {"freeze SLUG [--reason R]: commit and stop a bottle", actionCommand(budget.ActFreeze)},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -15,16 +14,20 @@ import (
 const budgetUsage = `usage: bottlecap budget set SCOPE[/ID] provider=N...   e.g. budget set global claude=5M
                                                         budget set bottle/dev-1 claude=1M codex=500k
                                                         budget set agent/dev-1/reviewer claude=200k
-       bottlecap budget get [SCOPE[/ID]] [--json]
+       bottlecap budget get|ls [SCOPE[/ID]] [--json]     every limit with its source, in force or overridden
+       bottlecap budget rm SCOPE[/ID] [PROVIDER...]      e.g. budget rm bottle/dev-1 claude
+Runtime limits (budget set) beat registration and labels, which beat settings.yml.
 Every subcommand takes --socket PATH.`
 
-// runBudget dispatches `bottlecap budget set|get`.
+// runBudget dispatches `bottlecap budget set|get|ls|rm`.
 func (m *Main) runBudget(ctx context.Context, args []string) error {
 	switch {
 	case len(args) > 0 && args[0] == "set":
 		return m.runBudgetSet(ctx, args[1:])
-	case len(args) > 0 && args[0] == "get":
-		return m.runBudgetGet(ctx, args[1:])
+	case len(args) > 0 && (args[0] == "get" || args[0] == "ls"):
+		return m.runBudgetGet(ctx, args[0], args[1:])
+	case len(args) > 0 && args[0] == "rm":
+		return m.runBudgetRm(ctx, args[1:])
 	case len(args) > 0:
 		fmt.Fprintf(m.Stderr, "bottlecap budget: unknown subcommand %q\n", args[0])
 	}
@@ -82,60 +85,159 @@ func (m *Main) runBudgetSet(ctx context.Context, args []string) error {
 	return printBudgets(m.Stdout, []api.Budget{b})
 }
 
-// runBudgetGet implements `bottlecap budget get [SCOPE[/ID]] [--json]`:
-// every scope's limits, or one scope's.
-func (m *Main) runBudgetGet(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("budget get", "budget get [SCOPE[/ID]] [--json] [--socket PATH]", true)
+// runBudgetGet implements `bottlecap budget get|ls [SCOPE[/ID]] [--json]`:
+// every limit of every scope, or of one scope, with its source.
+func (m *Main) runBudgetGet(ctx context.Context, name string, args []string) error {
+	fs, df := m.daemonFlagSet("budget "+name, "budget "+name+" [SCOPE[/ID]] [--json] [--socket PATH]", true)
 	pos, err := m.parseArgs(fs, args, 0, 1)
 	if err != nil {
 		return err
 	}
-	var bs []api.Budget
 	if len(pos) == 0 {
-		bs, err = m.client(df).Budgets(ctx)
-	} else {
-		bs, err = m.getOneBudget(ctx, fs, df, pos[0])
+		all, err := m.client(df).Budgets(ctx)
+		if err != nil {
+			return err
+		}
+		if df.json {
+			return writeJSON(m.Stdout, nonNil(all))
+		}
+		return printLimitSources(m.Stdout, all)
 	}
+	scope, err := parseScope(pos[0])
 	if err != nil {
-		return err
-	}
-	if df.json && len(pos) == 1 {
-		return writeJSON(m.Stdout, bs[0])
-	}
-	if df.json {
-		return writeJSON(m.Stdout, nonNil(bs))
-	}
-	return printBudgets(m.Stdout, bs)
-}
-
-// getOneBudget fetches one scope's budget, checking the scope first.
-func (m *Main) getOneBudget(ctx context.Context, fs *flag.FlagSet, df *daemonFlags, arg string) ([]api.Budget, error) {
-	scope, err := parseScope(arg)
-	if err != nil {
-		return nil, m.usageError(fs, "%v", err)
+		return m.usageError(fs, "%v", err)
 	}
 	b, err := m.client(df).Budget(ctx, scope)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return []api.Budget{b}, nil
+	if df.json {
+		return writeJSON(m.Stdout, b)
+	}
+	return printBudgets(m.Stdout, []api.Budget{b})
 }
 
-// printBudgets writes a row per scope and provider, limits exact.
+// runBudgetRm implements `bottlecap budget rm SCOPE[/ID] [PROVIDER…]`:
+// the limit in force at the scope for each provider (every provider when
+// none is named) goes, and what it overrode is in force again.
+func (m *Main) runBudgetRm(ctx context.Context, args []string) error {
+	fs, df := m.daemonFlagSet("budget rm", "budget rm SCOPE[/ID] [PROVIDER...] [--json] [--socket PATH]", true)
+	pos, err := m.parseArgs(fs, args, 1, -1)
+	if err != nil {
+		return err
+	}
+	scope, err := parseScope(pos[0])
+	if err != nil {
+		return m.usageError(fs, "%v", err)
+	}
+	var providers []string
+	for _, a := range pos[1:] {
+		for _, p := range splitList(a) {
+			if err := budget.ValidateName("provider", p); err != nil {
+				return m.usageError(fs, "%v", err)
+			}
+			providers = append(providers, p)
+		}
+	}
+	b, err := m.client(df).RemoveBudget(ctx, scope, providers...)
+	if err != nil {
+		return err
+	}
+	if df.json {
+		return writeJSON(m.Stdout, b)
+	}
+	return printRemoved(m.Stdout, b)
+}
+
+// printRemoved says what a removal took away and what is in force in its
+// place: "removed claude 2000000 (runtime) at bottle/dev-1; in force now:
+// 1000000 (settings)".
+func printRemoved(w io.Writer, b api.Budget) error {
+	name := scopeName(budget.Scope{Kind: budget.ScopeKind(b.Scope), ID: b.ID})
+	for _, p := range removedProviders(b.Removed) {
+		fmt.Fprintf(w, "removed %s %s at %s; ", p, sourcedLimits(b.Removed, p, false), name)
+		if _, ok := b.Limits[p]; !ok {
+			fmt.Fprintf(w, "no %s limit at %s now (wider scopes still apply)\n", p, name)
+			continue
+		}
+		fmt.Fprintf(w, "in force now: %s\n", sourcedLimits(b.Sources, p, true))
+	}
+	return nil
+}
+
+// removedProviders lists the providers of removed limits once each, in
+// their order.
+func removedProviders(removed []api.BudgetLimit) []string {
+	var out []string
+	for _, l := range removed {
+		if len(out) == 0 || out[len(out)-1] != l.Provider {
+			out = append(out, l.Provider)
+		}
+	}
+	return out
+}
+
+// sourcedLimits writes the limits of provider p among ls (those in force
+// only, when inForce) with their source: "5000000/day+50000000/month
+// (settings)".
+func sourcedLimits(ls []api.BudgetLimit, p string, inForce bool) string {
+	var parts []string
+	source := ""
+	for _, l := range ls {
+		if l.Provider != p || (inForce && l.Overridden) {
+			continue
+		}
+		parts = append(parts, exactLimits(budget.LimitSet{{Tokens: l.Limit, Window: windowOf(l.Window)}}))
+		source = l.Source
+	}
+	return strings.Join(parts, "+") + " (" + source + ")"
+}
+
+// windowOf reads a window as the API writes it ("life" for none).
+func windowOf(s string) budget.Window {
+	w, err := budget.ParseWindow(s)
+	if err != nil {
+		return budget.LifeWindow
+	}
+	return w
+}
+
+// printBudgets writes the limits of each scope with their sources.
 func printBudgets(w io.Writer, bs []api.Budget) error {
-	if len(bs) == 0 {
+	var all []api.BudgetLimit
+	for _, b := range bs {
+		all = append(all, b.Sources...)
+	}
+	if len(all) == 0 && len(bs) == 1 {
+		fmt.Fprintf(w, "no limits at %s\n", scopeName(budget.Scope{Kind: budget.ScopeKind(bs[0].Scope), ID: bs[0].ID}))
+		return nil
+	}
+	return printLimitSources(w, all)
+}
+
+// printLimitSources writes a row per limit: its scope, provider, limit
+// (exact, with its window), source, and whether it is in force or which
+// source overrides it.
+func printLimitSources(w io.Writer, ls []api.BudgetLimit) error {
+	if len(ls) == 0 {
 		fmt.Fprintln(w, "no budgets set (bottlecap budget set global claude=5M)")
 		return nil
 	}
-	t := newTable(w, "SCOPE", "PROVIDER", "LIMIT")
-	for _, b := range bs {
-		name := scopeName(budget.Scope{Kind: budget.ScopeKind(b.Scope), ID: b.ID})
-		if len(b.Limits) == 0 {
-			t.row(name, "-", "-")
+	type key struct{ scope, id, provider string }
+	winner := map[key]string{}
+	for _, l := range ls {
+		if !l.Overridden {
+			winner[key{l.Scope, l.ID, l.Provider}] = l.Source
 		}
-		for _, p := range sortedKeys(b.Limits) {
-			t.row(name, p, exactLimits(b.Limits[p]))
+	}
+	t := newTable(w, "SCOPE", "PROVIDER", "LIMIT", "SOURCE", "IN FORCE")
+	for _, l := range ls {
+		inForce := "yes"
+		if l.Overridden {
+			inForce = "no: " + winner[key{l.Scope, l.ID, l.Provider}] + " overrides it"
 		}
+		t.row(scopeName(budget.Scope{Kind: budget.ScopeKind(l.Scope), ID: l.ID}), l.Provider,
+			exactLimits(budget.LimitSet{{Tokens: l.Limit, Window: windowOf(l.Window)}}), l.Source, inForce)
 	}
 	return t.flush()
 }

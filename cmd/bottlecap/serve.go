@@ -273,7 +273,8 @@ func (d *served) apply(r reloaded) {
 		return
 	}
 	changed := budget.SettingsChanges(d.settings, r.st)
-	if err := d.d.Server.SetSettings(r.st); err != nil {
+	reload, err := d.d.Server.SetSettings(r.st)
+	if err != nil {
 		d.log.Error("settings not reloaded; the previous settings stay in force", "why", r.why, "err", err.Error())
 		return
 	}
@@ -282,7 +283,10 @@ func (d *served) apply(r reloaded) {
 		d.log.Info("settings reloaded: nothing in force changed", "why", r.why, "file", d.settingsPath)
 		return
 	}
-	d.log.Info("settings reloaded", "why", r.why, "file", d.settingsPath, "changed", strings.Join(changed, " "))
+	// The keys that changed, and what that did to the limits in force: an
+	// edited limit that a runtime limit, a registration or a label
+	// overrides changes none, and the line says so.
+	d.log.Info("settings reloaded: "+reload.String(), "why", r.why, "file", d.settingsPath, "changed", strings.Join(changed, " "))
 }
 
 // shutdown stops the API (finishing in-flight requests and their commits

@@ -78,7 +78,7 @@ func TestReloadLogsWhatChanged(t *testing.T) {
 	sv.apply(reloaded{why: "settings file changed", st: next})
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	want := []string{
-		`msg="settings reloaded" why=SIGHUP file=` + sv.settingsPath + ` changed="bottles.dev budget.claude"`,
+		`msg="settings reloaded: 1 limit in force changed: global claude none → 1000000 (settings)" why=SIGHUP file=` + sv.settingsPath + ` changed="bottles.dev budget.claude"`,
 		`msg="settings reloaded: nothing in force changed" why="settings file changed"`,
 	}
 	if len(lines) != len(want) {

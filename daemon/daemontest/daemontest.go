@@ -97,7 +97,7 @@ func (d *Daemon) Restart() {
 // the next Restart, as a settings file would.
 func (d *Daemon) SetSettings(s *budget.Settings) {
 	d.opts.Settings = s
-	if err := d.Server.SetSettings(s); err != nil {
+	if _, err := d.Server.SetSettings(s); err != nil {
 		d.t.Fatalf("set settings: %v", err)
 	}
 }
