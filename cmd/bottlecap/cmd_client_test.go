@@ -114,6 +114,7 @@ func TestDaemonDown(t *testing.T) {
 		{"report", "--id", "r1", "--bottle", "dev-1", "--input", "10"},
 		{"bottle", "register", "dev-1"}, {"bottle", "ls"}, {"bottle", "show", "dev-1"}, {"bottle", "rm", "dev-1"},
 		{"budget", "set", "global", "claude=5M"}, {"budget", "get"}, {"budget", "get", "bottle/dev-1"},
+		{"budget", "ls"}, {"budget", "rm", "bottle/dev-1", "claude"},
 		{"cutoff", "dev-1"}, {"pause", "dev-1"}, {"freeze", "dev-1"}, {"kill", "dev-1"}, {"restore", "dev-1"},
 		{"actions"}, {"audit"}, {"audit", "verify"},
 	}

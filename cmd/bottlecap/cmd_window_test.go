@@ -75,13 +75,17 @@ func TestStatusWindows(t *testing.T) {
 func TestBudgetSetWindowed(t *testing.T) {
 	srv := clienttest.NewServer(t)
 	srv.Reply("PUT /v1/budgets/{scope}/{id...}", 200, api.Budget{Scope: "bottle", ID: "dev-1",
-		Limits: budget.Limits{"claude": {{Tokens: 5_000_000, Window: budget.DayWindow}, {Tokens: 50_000_000, Window: budget.MonthWindow}}}})
+		Limits: budget.Limits{"claude": {{Tokens: 5_000_000, Window: budget.DayWindow}, {Tokens: 50_000_000, Window: budget.MonthWindow}}},
+		Sources: []api.BudgetLimit{
+			{Scope: "bottle", ID: "dev-1", Provider: "claude", Limit: 5_000_000, Window: "day", Source: "runtime"},
+			{Scope: "bottle", ID: "dev-1", Provider: "claude", Limit: 50_000_000, Window: "month", Source: "runtime"},
+		}})
 	r := runAt(t, srv, "budget", "set", "bottle/dev-1", "claude=5M/day+50M/month")
 	wantCode(t, r, 0)
 	if got, want := srv.Last().Body, `{"claude":["5000000/day","50000000/month"]}`; strings.TrimSpace(string(got)) != want {
 		t.Errorf("sent %s, want %s", got, want)
 	}
-	if want := "bottle/dev-1  claude    5M/day+50M/month\n"; !strings.Contains(r.stdout, want) {
+	if want := "bottle/dev-1  claude    5M/day     runtime  yes\nbottle/dev-1  claude    50M/month  runtime  yes\n"; !strings.Contains(r.stdout, want) {
 		t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 	}
 	for _, bad := range []string{"claude=5M/fortnight", "claude=5M/0h", "claude=5M/1.5h"} {
