@@ -74,13 +74,22 @@ func TestNewRebuildsFromTheLedger(t *testing.T) {
 			want:    []string{"cutoff b1 pending"},
 		},
 		{
-			name:    "bottle and agent rows are not",
+			name:    "bottle and agent rows are runtime limits, over the bottle's registration",
+			bottles: []budget.Bottle{{Slug: "b1", Agent: "a", Budget: budget.Limits{"claude": budget.Lifetime(1000)}}},
+			budgets: []budget.ScopeBudget{
+				{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": budget.Lifetime(50)}},
+			},
+			totals: []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 100}},
+			want:   []string{"cutoff b1 pending"},
+		},
+		{
+			name:    "an agent row is in force",
 			bottles: []budget.Bottle{{Slug: "b1", Agent: "a"}},
 			budgets: []budget.ScopeBudget{
-				{Scope: budget.ScopeBottle, ID: "b1", Limits: budget.Limits{"claude": budget.Lifetime(1)}},
 				{Scope: budget.ScopeAgent, ID: "b1/a", Limits: budget.Limits{"claude": budget.Lifetime(1)}},
 			},
 			totals: []budget.Total{{Bottle: "b1", Agent: "a", Provider: "claude", Counted: 100}},
+			want:   []string{"cutoff b1 pending"},
 		},
 		{
 			name:    "a bottle already cut off is not acted on again",

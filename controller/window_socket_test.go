@@ -149,8 +149,8 @@ func TestLabelsAndSettingsTakeWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := d.c.Bottle(context.Background(), "x-2")
-	if err != nil || b.Budget["claude"].String() != "1000/week+100/5h" {
-		t.Errorf("labelled bottle %+v (%v), want its label's windows", b.Budget, err)
+	if err != nil || b.LabelBudget["claude"].String() != "1000/week+100/5h" {
+		t.Errorf("labelled bottle %+v (%v), want its label's windows", b.LabelBudget, err)
 	}
 }
 
