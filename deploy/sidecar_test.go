@@ -74,7 +74,7 @@ func TestComposeBottleMeteredAndCutOff(t *testing.T) {
 
 	testutil.Eventually(t, "bottle "+slug+" discovered with its label budget", func() bool {
 		got, err := d.Bottle(context.Background(), slug)
-		return err == nil && got.Budget["claude"].String() == strconv.Itoa(budgetLimit) && len(got.Containers) == 2
+		return err == nil && got.LabelBudget["claude"].String() == strconv.Itoa(budgetLimit) && len(got.Containers) == 2
 	})
 	if got := b.turn(t); got != "200 upstream ok" {
 		t.Fatalf("the agent's first call: got %q, want the upstream's answer", got)
