@@ -118,10 +118,9 @@ func checkRows(t *testing.T, snap tui.Snapshot) {
 }
 
 // TestStoreSourceAppliesTheDaemonsBudgetRows: the dashboard rebuilds its
-// book as the daemon does. A bottle or agent row in the ledger's budgets
-// table (the daemon writes only the global one there; a bottle's runtime
-// limits live on the bottle) is not in force and is not shown, while the
-// global row is.
+// book as the daemon does. The ledger's budgets rows are runtime limits of
+// every scope, in force over a bottle's registration (its row) and the
+// settings.
 func TestStoreSourceAppliesTheDaemonsBudgetRows(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "bot-bottle.db")
@@ -146,8 +145,12 @@ func TestStoreSourceAppliesTheDaemonsBudgetRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	child, _ := snap.Row("child-b")
-	if child.Limit != 1_000_000 || child.Scope != (budget.Scope{Kind: budget.ScopeParent, ID: "root-a"}) {
-		t.Errorf("child-b governed by %s at %d, want parent root-a's 1000000 from its bottle row", child.Scope, child.Limit)
+	if child.Limit != 20 || child.Scope != (budget.Scope{Kind: budget.ScopeAgent, ID: "child-b/implementer"}) {
+		t.Errorf("child-b governed by %s at %d, want its agent's runtime 20", child.Scope, child.Limit)
+	}
+	root, _ := snap.Row("root-a")
+	if root.Limit != 10 || root.Scope != (budget.Scope{Kind: budget.ScopeBottle, ID: "root-a"}) {
+		t.Errorf("root-a governed by %s at %d, want its runtime 10 over its registration's 1000000", root.Scope, root.Limit)
 	}
 	if len(snap.Providers) != 1 || snap.Providers[0].Limit != 4_000_000 {
 		t.Errorf("providers = %+v, want claude with the global row's 4M", snap.Providers)
