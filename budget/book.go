@@ -79,9 +79,6 @@ func (b *Book) SetSettings(s *Settings) {
 	b.resolveAll()
 }
 
-// SetGlobal sets runtime global limits for the providers in l.
-func (b *Book) SetGlobal(l Limits) { b.SetRuntime(Scope{ScopeGlobal, "-"}, l) }
-
 // GlobalLimits returns the global limits in force: settings overridden by
 // runtime values.
 func (b *Book) GlobalLimits() Limits { return b.globalForce.Clone() }
@@ -267,20 +264,6 @@ func (b *Book) SetState(slug string, s State, reason string, byOperator bool) {
 			bt.ByRateGuard = false
 		}
 	}
-}
-
-// SetBudget sets a known bottle's own runtime limits (agent "") or one
-// agent's within it, for the providers in l.
-func (b *Book) SetBudget(slug, agent string, l Limits) error {
-	if _, ok := b.bottles[slug]; !ok {
-		return fmt.Errorf("%w: bottle %q", ErrNotFound, slug)
-	}
-	s := Scope{ScopeBottle, slug}
-	if agent != "" {
-		s = Scope{ScopeAgent, slug + "/" + agent}
-	}
-	b.SetRuntime(s, l)
-	return nil
 }
 
 // Add counts tokens for (bottle, agent, provider) as lifetime usage

@@ -28,6 +28,13 @@ func world(t *testing.T, s *budget.Settings, bottles []budget.Bottle, usage ...u
 	return b
 }
 
+// setRuntime sets runtime limits at a scope, as the daemon does for
+// PUT /v1/budgets; a test's change func returns its error.
+func setRuntime(b *budget.Book, kind budget.ScopeKind, id string, l budget.Limits) error {
+	b.SetRuntime(budget.Scope{Kind: kind, ID: id}, l)
+	return nil
+}
+
 type use struct {
 	bottle, agent, provider string
 	tokens                  int64
@@ -330,24 +337,26 @@ func TestCrossingsLeftByAChange(t *testing.T) {
 		{"agent limit lowered below usage", budget.Nearest, nil,
 			[]use{{"leaf", "impl", "claude", 50}},
 			func(b *budget.Book) error {
-				return b.SetBudget("leaf", "impl", budget.Limits{"claude": budget.Lifetime(40)})
+				return setRuntime(b, budget.ScopeAgent, "leaf/impl", budget.Limits{"claude": budget.Lifetime(40)})
 			},
 			all, []string{"crossed agent budget leaf/impl claude -> leaf:cutoff"}},
 		{"parent lowered acts on the bottles it governs only", budget.Nearest, nil,
 			[]use{{"leaf", "rev", "claude", 300}},
 			func(b *budget.Book) error {
-				return b.SetBudget("root", "", budget.Limits{"claude": budget.Lifetime(200)})
+				return setRuntime(b, budget.ScopeBottle, "root", budget.Limits{"claude": budget.Lifetime(200)})
 			},
 			all, []string{"crossed bottle budget root claude -> mid:cutoff,root:cutoff"}},
 		{"only the slugs given are considered", budget.Nearest, nil,
 			[]use{{"leaf", "rev", "claude", 300}},
 			func(b *budget.Book) error {
-				return b.SetBudget("root", "", budget.Limits{"claude": budget.Lifetime(200)})
+				return setRuntime(b, budget.ScopeBottle, "root", budget.Limits{"claude": budget.Lifetime(200)})
 			},
 			[]string{"mid"}, []string{"crossed bottle budget root claude -> mid:cutoff"}},
 		{"global lowered under strict reaches every bottle", budget.Strict, budget.Limits{"claude": budget.Lifetime(1000)},
 			[]use{{"loner", "impl", "claude", 300}},
-			func(b *budget.Book) error { b.SetGlobal(budget.Limits{"claude": budget.Lifetime(100)}); return nil },
+			func(b *budget.Book) error {
+				return setRuntime(b, budget.ScopeGlobal, "-", budget.Limits{"claude": budget.Lifetime(100)})
+			},
 			all, []string{"crossed global budget claude -> leaf:cutoff,loner:cutoff,mid:cutoff,root:cutoff"}},
 		{"a new parent exhausted by the newcomer's usage", budget.Nearest, nil,
 			[]use{{"loner", "impl", "claude", 600}},
@@ -358,12 +367,12 @@ func TestCrossingsLeftByAChange(t *testing.T) {
 		{"lowered to the warn level warns active bottles", budget.Nearest, nil,
 			[]use{{"loner", "impl", "claude", 85}},
 			func(b *budget.Book) error {
-				return b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(100)})
+				return setRuntime(b, budget.ScopeBottle, "loner", budget.Limits{"claude": budget.Lifetime(100)})
 			},
 			all, []string{"warn bottle budget loner claude -> loner:cutoff"}},
 		{"a zero limit with nothing used does not act", budget.Nearest, nil, nil,
 			func(b *budget.Book) error {
-				return b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(0)})
+				return setRuntime(b, budget.ScopeBottle, "loner", budget.Limits{"claude": budget.Lifetime(0)})
 			},
 			all, nil},
 		{"blocked bottles are left alone", budget.Nearest, nil,
@@ -376,7 +385,7 @@ func TestCrossingsLeftByAChange(t *testing.T) {
 				if err := b.Register(budget.Bottle{Slug: "stray", Agent: "x", Implicit: true}); err != nil {
 					return err
 				}
-				return b.SetBudget("stray", "", budget.Limits{"claude": budget.Lifetime(1)})
+				return setRuntime(b, budget.ScopeBottle, "stray", budget.Limits{"claude": budget.Lifetime(1)})
 			},
 			[]string{"stray"}, []string{"crossed bottle budget stray claude -> stray:cutoff"}},
 	}
@@ -404,20 +413,18 @@ func TestOperatorRestoredBottleIsExemptFromOldExhaustionOnly(t *testing.T) {
 	}{
 		{"already exhausted before the change", 150,
 			func(b *budget.Book) error {
-				return b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(120)})
+				return setRuntime(b, budget.ScopeBottle, "loner", budget.Limits{"claude": budget.Lifetime(120)})
 			}, nil},
 		{"exhausted by the change itself", 50,
 			func(b *budget.Book) error {
-				return b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(40)})
+				return setRuntime(b, budget.ScopeBottle, "loner", budget.Limits{"claude": budget.Lifetime(40)})
 			},
 			[]string{"crossed bottle budget loner claude -> loner:cutoff"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := world(t, nil, forest(), use{"loner", "impl", "claude", tt.usage})
-			if err := b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(100)}); err != nil {
-				t.Fatal(err)
-			}
+			b.SetRuntime(budget.Scope{Kind: budget.ScopeBottle, ID: "loner"}, budget.Limits{"claude": budget.Lifetime(100)})
 			b.SetState("loner", budget.Active, "restored by operator", true)
 			exempt := b.OperatorExempt([]string{"loner"})
 			if err := tt.change(b); err != nil {
@@ -444,9 +451,7 @@ func TestRestorable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := world(t, nil, forest(), use{"loner", "impl", "claude", 150})
-			if err := b.SetBudget("loner", "", budget.Limits{"claude": budget.Lifetime(tt.limit)}); err != nil {
-				t.Fatal(err)
-			}
+			b.SetRuntime(budget.Scope{Kind: budget.ScopeBottle, ID: "loner"}, budget.Limits{"claude": budget.Lifetime(tt.limit)})
 			b.SetState("loner", budget.CutOff, "cut", tt.byOperator)
 			if got := b.Restorable([]string{"leaf", "loner"}); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)

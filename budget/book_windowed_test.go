@@ -310,9 +310,7 @@ func TestWindowsInCrossings(t *testing.T) {
 	record(b, "b", 99, instant(t, "2026-06-10T12:00:00Z"))
 	// Lowering the day limit under what today used is a crossing of the
 	// day window.
-	if err := b.SetBudget("b", "", limits(t, "claude=50/day+1000/month")); err != nil {
-		t.Fatal(err)
-	}
+	b.SetRuntime(budget.Scope{Kind: budget.ScopeBottle, ID: "b"}, limits(t, "claude=50/day+1000/month"))
 	events := b.Crossings([]string{"b"}, nil)
 	if len(events) != 1 || events[0].Window != budget.DayWindow || events[0].Kind != budget.EventCrossed {
 		t.Fatalf("got %+v, want the day's crossing", events)
@@ -321,9 +319,7 @@ func TestWindowsInCrossings(t *testing.T) {
 	// not from the month.
 	b.SetState("b", budget.Active, "restored", true)
 	ex := b.OperatorExempt([]string{"b"})
-	if err := b.SetBudget("b", "", limits(t, "claude=50/day+90/month")); err != nil {
-		t.Fatal(err)
-	}
+	b.SetRuntime(budget.Scope{Kind: budget.ScopeBottle, ID: "b"}, limits(t, "claude=50/day+90/month"))
 	events = b.Crossings([]string{"b"}, ex)
 	if len(events) != 1 || events[0].Window != budget.MonthWindow {
 		t.Errorf("got %+v, want the month's crossing only", events)

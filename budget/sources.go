@@ -51,7 +51,7 @@ func (r *runtimeLimits) at(s Scope) Limits {
 	switch s.Kind {
 	case ScopeGlobal:
 		return r.global
-	case ScopeBottle, ScopeParent:
+	case ScopeBottle:
 		return r.bottles[s.ID]
 	case ScopeAgent:
 		slug, agent, _ := strings.Cut(s.ID, "/")
@@ -69,7 +69,7 @@ func (r *runtimeLimits) put(s Scope, l Limits) {
 			l = Limits{}
 		}
 		r.global = l
-	case ScopeBottle, ScopeParent:
+	case ScopeBottle:
 		if empty {
 			delete(r.bottles, s.ID)
 			return
