@@ -46,3 +46,25 @@ func BenchmarkVerdictDayAndMonth(b *testing.B) {
 		book.Verdict(slugs[i%len(slugs)], "impl", "claude", 0)
 	}
 }
+
+// BenchmarkVerdictNamedBottles is the gate for registered bottles whose
+// limit comes from the settings for their name, beside a registration's
+// limit for another provider: the limit in force is resolved when a
+// source changes, not per verdict.
+func BenchmarkVerdictNamedBottles(b *testing.B) {
+	s := budget.DefaultSettings()
+	s.Bottles["dev"] = budget.Defaults{Budget: budget.Limits{"claude": budget.Lifetime(1_000_000_000)}}
+	book := budget.NewBook(s)
+	slugs := make([]string, 100)
+	for i := range slugs {
+		slugs[i] = fmt.Sprintf("bench-%03d", i)
+		bt := budget.Bottle{Slug: slugs[i], Name: "dev", Agent: "impl", Budget: budget.Limits{"codex": budget.Lifetime(1000)}}
+		if err := book.Register(bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		book.Verdict(slugs[i%len(slugs)], "impl", "claude", 0)
+	}
+}
