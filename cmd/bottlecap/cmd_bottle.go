@@ -131,6 +131,9 @@ func printBottle(w io.Writer, b api.Bottle) error {
 		t.row("rate guard", rateLine(g))
 	}
 	t.row("budget", formatLimits(b.Budget))
+	if len(b.LabelBudget) > 0 {
+		t.row("label budget", formatLimits(b.LabelBudget))
+	}
 	for _, a := range sortedKeys(b.AgentBudgets) {
 		t.row("agent budget", a+":"+formatLimits(b.AgentBudgets[a]))
 	}

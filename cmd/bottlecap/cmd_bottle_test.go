@@ -25,7 +25,8 @@ func verdictFor(bottle, provider string, scope budget.Scope, limit, used int64) 
 var dev1 = api.Bottle{
 	Bottle: budget.Bottle{Slug: "dev-1", Agent: "implementer", Name: "dev", Parent: "root",
 		Budget: budget.Limits{"claude": budget.Lifetime(1000000)}, AgentBudgets: map[string]budget.Limits{"reviewer": {"claude": budget.Lifetime(200000)}},
-		Shutdown: budget.Freeze, Containers: []string{"abc123"}, State: budget.Active, CreatedAt: ts0},
+		LabelBudget: budget.Limits{"pi": budget.Lifetime(7000)},
+		Shutdown:    budget.Freeze, Containers: []string{"abc123"}, State: budget.Active, CreatedAt: ts0},
 	Usage: map[string]int64{"claude": 412000, "codex": 1500},
 	Held:  map[string]int64{"claude": 100000, "codex": 0},
 	Verdicts: []budget.Verdict{
@@ -120,6 +121,7 @@ parent        root
 state         active
 shutdown      freeze
 budget        claude=1M
+label budget  pi=7k
 agent budget  reviewer:claude=200k
 containers    abc123
 registered    2026-11-21T20:00:00Z
