@@ -131,3 +131,27 @@ func TestBudgetDeleteOverTheSocket(t *testing.T) {
 		t.Errorf("%d budget audit entries, want 4: the runtime limit set, then three removals", n)
 	}
 }
+
+// TestForgettingABottleForgetsItsRuntimeLimits: bottle rm takes the
+// runtime limits of the bottle and its agents with it, in memory and in
+// the ledger; the bottle registered again starts from its registration.
+func TestForgettingABottleForgetsItsRuntimeLimits(t *testing.T) {
+	d := startDaemon(t, nil, nil)
+	d.register("b1", api.BottleRequest{Agent: "impl"})
+	d.putBudget(budget.ScopeBottle, "b1", amounts("claude", 100))
+	d.putBudget(budget.ScopeAgent, "b1/impl", amounts("claude", 50))
+	if err := d.c.DeleteBottle(context.Background(), "b1"); err != nil {
+		t.Fatal(err)
+	}
+	d.register("b1", api.BottleRequest{Agent: "impl", Budget: amounts("codex", 9)})
+	want := []string{"bottle/b1 codex 9/life registration"}
+	if got := d.listing(); !slices.Equal(got, want) {
+		t.Errorf("listing:\n got %q\nwant %q", got, want)
+	}
+	d.Stop()
+	d.Restart()
+	d.c = d.Client
+	if got := d.listing(); !slices.Equal(got, want) {
+		t.Errorf("after a restart:\n got %q\nwant %q", got, want)
+	}
+}
