@@ -213,7 +213,7 @@ func TestDockerLabelBudgetDiscovered(t *testing.T) {
 	defer c.Close()
 	testutil.Eventually(t, "bottle discovered with its label budget", func() bool {
 		got, err := c.Bottle(context.Background(), b.slug)
-		return err == nil && got.Budget["claude"].String() == "1000" && slices.Contains(got.Containers, b.agent)
+		return err == nil && got.LabelBudget["claude"].String() == "1000" && slices.Contains(got.Containers, b.agent)
 	})
 	ingest(t, c, b.slug, "r1", 1200)
 	checkCutOff(t, cli, c, b)

@@ -181,8 +181,8 @@ func checkNothingChanged(t *testing.T, c *client.Client, own, other string) {
 	if acts, err := c.Actions(context.Background(), ""); err != nil || len(acts) != 0 {
 		t.Errorf("actions after a refused cutoff: got %+v, %v; want none", acts, err)
 	}
-	if b, err := c.Bottle(context.Background(), own); err != nil || b.Budget["claude"].String() != "1000" {
-		t.Errorf("%s's budget after a refused raise: got %+v, %v; want claude 1000", own, b.Budget, err)
+	if v := verdict(t, c, own); v.Limit != 1000 {
+		t.Errorf("%s's budget after a refused raise: got a limit of %d, want its label's 1000", own, v.Limit)
 	}
 	if v := verdict(t, c, other); v.Used != 0 {
 		t.Errorf("%s after a refused report: got %d tokens counted, want 0", other, v.Used)
