@@ -52,7 +52,7 @@ func TestUserDaemonLeavesTestContainersAlone(t *testing.T) {
 	for _, b := range []*scopeBottle{early, late} {
 		testutil.Eventually(t, "the test's daemon registers "+b.slug+" with its label budget", func() bool {
 			got, err := own.Client.Bottle(ctx, b.slug)
-			return err == nil && got.Budget["claude"].String() == "1000" && slices.Contains(got.Containers, b.agent)
+			return err == nil && got.LabelBudget["claude"].String() == "1000" && slices.Contains(got.Containers, b.agent)
 		})
 	}
 	testutil.Eventually(t, "the user's daemon takes the marker's start event (it has handled every one before)", func() bool {
