@@ -140,6 +140,9 @@ func TestRealUsersEnforcerLeavesTestBottleAlone(t *testing.T) {
 	t.Parallel()
 	cli := realEngine(t)
 	b := newRealBottle(t, cli, false)
+	t.Cleanup(func() { // only there when the test fails: a freeze went through
+		cli.ImageRemove(context.Background(), enforcement.CommittedImage(b.slug), client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	})
 	users := enforcement.NewDocker(cli, t.TempDir(), &enforcement.MemMemo{})
 	unchanged(t, cli, b.slug, "a user's daemon acting on the test's bottle", func() {
 		for _, k := range []budget.ActionKind{budget.ActCutoff, budget.ActPause, budget.ActFreeze, budget.ActKill} {
