@@ -115,22 +115,7 @@ func TestMemos(t *testing.T) {
 // sequence), and a pause can be journaled.
 func TestMigrationKeepsTheJournal(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := migrations.All()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
-	for _, m := range all[:4] {
-		if _, err := raw.ExecContext(ctx, m.SQL); err != nil {
-			t.Fatalf("%s: %v", m.Name, err)
-		}
-		raw.Exec(`INSERT INTO schema_version VALUES (?, ?, 0)`, m.Version, m.Name)
-	}
+	raw, path := ledgerBefore(t, "pause_rate")
 	for _, q := range []string{
 		`INSERT INTO actions (bottle, kind, reason, operator, status, attempts, created_at, updated_at) VALUES ('b1', 'cutoff', 'budget', 0, 'done', 2, 1, 2)`,
 		`INSERT INTO actions (bottle, kind, reason, operator, status, attempts, created_at, updated_at) VALUES ('b1', 'restore', 'op', 1, 'pending', 0, 3, 3)`,
@@ -169,26 +154,7 @@ func TestMigrationKeepsTheJournal(t *testing.T) {
 // wrote or applied, are gone rather than coming into force.
 func TestMigrationSeparatesLimitSources(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := migrations.All()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
-	before := slices.IndexFunc(all, func(m migrations.Migration) bool { return strings.HasSuffix(m.Name, "_limit_sources.sql") })
-	if before < 0 {
-		t.Fatal("no limit_sources migration")
-	}
-	for _, m := range all[:before] {
-		if _, err := raw.ExecContext(ctx, m.SQL); err != nil {
-			t.Fatalf("%s: %v", m.Name, err)
-		}
-		raw.Exec(`INSERT INTO schema_version VALUES (?, ?, 0)`, m.Version, m.Name)
-	}
+	raw, path := ledgerBefore(t, "limit_sources")
 	for _, q := range []string{
 		`INSERT INTO bottles (slug, budget, created_at) VALUES ('b1', '{"claude":1000}', 1)`,
 		`INSERT INTO budgets (scope, id, provider, tokens) VALUES ('global', '-', 'claude', 5000)`,
@@ -214,4 +180,34 @@ func TestMigrationSeparatesLimitSources(t *testing.T) {
 	if err != nil || len(budgets) != 1 || budgets[0].Scope != budget.ScopeGlobal || budgets[0].Limits["claude"].String() != "5000" {
 		t.Errorf("runtime limits after migrating: %+v (%v), want the global one only", budgets, err)
 	}
+}
+
+// ledgerBefore makes a ledger as a daemon of an earlier version left it:
+// every migration before the one named NNNN_<name>.sql applied and
+// recorded. It returns the ledger open, for the test to fill and close, and
+// its path.
+func ledgerBefore(t *testing.T, name string) (*sql.DB, string) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := slices.IndexFunc(all, func(m migrations.Migration) bool { return strings.HasSuffix(m.Name, "_"+name+".sql") })
+	if before < 0 {
+		t.Fatalf("no %s migration", name)
+	}
+	raw.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
+	for _, m := range all[:before] {
+		if _, err := raw.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		raw.Exec(`INSERT INTO schema_version VALUES (?, ?, 0)`, m.Version, m.Name)
+	}
+	return raw, path
 }

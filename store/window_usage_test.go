@@ -2,14 +2,11 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
-	"github.com/bot-bottle/bottlecap/migrations"
 	"github.com/bot-bottle/bottlecap/store"
 )
 
@@ -118,22 +115,7 @@ func TestWarnMarksPerWindow(t *testing.T) {
 // is still marked (lifetime limits warn once, as they did).
 func TestMigrationKeepsLimitsAndWarnMarks(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := migrations.All()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
-	for _, m := range all[:5] {
-		if _, err := raw.ExecContext(ctx, m.SQL); err != nil {
-			t.Fatalf("%s: %v", m.Name, err)
-		}
-		raw.Exec(`INSERT INTO schema_version VALUES (?, ?, 0)`, m.Version, m.Name)
-	}
+	raw, path := ledgerBefore(t, "windows")
 	for _, q := range []string{
 		`INSERT INTO budgets (scope, id, provider, tokens) VALUES ('global', '-', 'claude', 5000000)`,
 		`INSERT INTO warn_markers (scope, id, provider, warned_at) VALUES ('global', '-', 'claude', 1)`,
