@@ -452,14 +452,7 @@ func TestWebSocketResponseCutWhenBudgetSpent(t *testing.T) {
 	_, srv := meterFor(t, d.Sock, "ws-spent", up.URL, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5"}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := createOverSocket(t, ctx, srv.URL)
 	seen, last := 0, ""
 	for {
 		_, msg, err := c.Read(ctx)

@@ -435,17 +435,7 @@ func TestCutoffRefusesUntilRestored(t *testing.T) {
 	if _, err := d.Client.Act(t.Context(), "cut-refuse", api.ActionRequest{Action: "restore", Reason: "raised"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a restored bottle's requests pass again", func() bool {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+tt.path, strings.NewReader(tt.body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	eventuallyPasses(t, srv.URL+tt.path, tt.body)
 }
 
 // allowingGate answers every verdict "allowed, active": the gate of a
@@ -595,14 +585,7 @@ func TestOperatorCutoffEndsWebSocketResponse(t *testing.T) {
 	_, srv := meterFor(t, d.Sock, "cut-ws", up.URL, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5"}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := createOverSocket(t, ctx, srv.URL)
 	seen, last := 0, ""
 	for {
 		_, msg, err := c.Read(ctx)
@@ -765,4 +748,37 @@ func TestCutNeverSplitsAnEvent(t *testing.T) {
 		t.Errorf("the client saw %d deltas and last %q; want the 2 whole ones, then the error event on its own", seen, last)
 	}
 	waitGone(t, gone)
+}
+
+// eventuallyPasses waits until a POST of body to url is answered 200: a
+// restored bottle's requests pass again (the meter learns of the restore
+// from the daemon's events, a moment after the daemon).
+func eventuallyPasses(t *testing.T, url, body string) {
+	t.Helper()
+	eventually(t, "a restored bottle's requests pass again", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// createOverSocket opens a Responses WebSocket through the meter at url
+// and sends one response.create; the session closes when the test ends.
+func createOverSocket(t *testing.T, ctx context.Context, url string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/v1/responses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

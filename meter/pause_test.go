@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/daemon/daemontest"
@@ -48,15 +47,5 @@ func TestPauseEndsStreamsUntilRestored(t *testing.T) {
 	if _, err := d.Client.Act(t.Context(), "pausing", api.ActionRequest{Action: "restore"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a restored bottle's requests pass again", func() bool {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+tt.path, strings.NewReader(tt.body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	eventuallyPasses(t, srv.URL+tt.path, tt.body)
 }
