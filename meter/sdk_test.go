@@ -107,12 +107,7 @@ func TestSDKDeniedCallIsOneRequest(t *testing.T) {
 					t.Errorf("the SDK shows %q, which does not name the budget (%s)", shown, part)
 				}
 			}
-			if n := requests.Load(); n != 1 {
-				t.Errorf("the SDK sent %d requests for one denied call, want 1", n)
-			}
-			if n := atomic.LoadInt64(calls); n != 0 {
-				t.Errorf("%d denied requests reached the upstream", n)
-			}
+			refusedOnce(t, requests.Load(), atomic.LoadInt64(calls))
 		})
 	}
 }
@@ -131,12 +126,7 @@ func TestSDKFailClosedIsOneRequest(t *testing.T) {
 			if status != http.StatusServiceUnavailable || !strings.Contains(shown, "cannot be reached") {
 				t.Fatalf("SDK error %v (shows %q), want a 503 saying the daemon cannot be reached", err, shown)
 			}
-			if n := requests.Load(); n != 1 {
-				t.Errorf("the SDK sent %d requests for one refused call, want 1", n)
-			}
-			if n := atomic.LoadInt64(calls); n != 0 {
-				t.Errorf("%d refused requests reached the upstream", n)
-			}
+			refusedOnce(t, requests.Load(), atomic.LoadInt64(calls))
 		})
 	}
 }
@@ -165,12 +155,7 @@ func TestSDKEstimateRefusedIsOneRequest(t *testing.T) {
 					t.Errorf("the SDK shows %q, which does not name %s", shown, part)
 				}
 			}
-			if n := requests.Load(); n != 1 {
-				t.Errorf("the SDK sent %d requests for one refused call, want 1", n)
-			}
-			if n := atomic.LoadInt64(calls); n != 0 {
-				t.Errorf("%d refused requests reached the upstream", n)
-			}
+			refusedOnce(t, requests.Load(), atomic.LoadInt64(calls))
 		})
 	}
 }
@@ -208,5 +193,17 @@ func TestSDKStreamCutByBudgetIsAnError(t *testing.T) {
 				t.Errorf("report %+v, want incomplete and within the limit plus a slice", r)
 			}
 		})
+	}
+}
+
+// refusedOnce checks that a refused SDK call was one request to the meter
+// (the SDK did not retry it) and none to the upstream.
+func refusedOnce(t *testing.T, requests, upstreamCalls int64) {
+	t.Helper()
+	if requests != 1 {
+		t.Errorf("the SDK sent %d requests for one refused call, want 1", requests)
+	}
+	if upstreamCalls != 0 {
+		t.Errorf("%d refused requests reached the upstream", upstreamCalls)
 	}
 }
