@@ -59,7 +59,7 @@ else
 endif
 
 # dist builds the release into dist/: for each of DIST_ARCHS a static
-# binary, a tar.gz archive (the binary, README, example settings, deploy/)
+# binary, a tar.gz archive (the binary, README, ARCHITECTURE, docs/, example settings, deploy/)
 # and a .deb (nfpm: the binary, the unit, the sysusers and tmpfiles files,
 # the socket directory, deploy/package/postinstall.sh), and checksums.txt.
 # It ends by running the archived binary of this machine's architecture.
@@ -71,8 +71,8 @@ dist: $(GOBIN)/nfpm
 		name=bottlecap_$(DIST_VERSION)_linux_$$arch; dir=dist/build/$$name; \
 		echo "dist: $$name"; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$dir/bottlecap ./cmd/bottlecap; \
-		mkdir -p $$dir/deploy; cp README.md settings.example.yml $$dir/; \
-		cp -R deploy/systemd deploy/sidecar deploy/compose $$dir/deploy/; \
+		mkdir -p $$dir/deploy; cp README.md ARCHITECTURE.md settings.example.yml $$dir/; cp -R docs $$dir/; \
+		cp -R deploy/systemd deploy/sidecar deploy/compose deploy/grafana deploy/prometheus $$dir/deploy/; \
 		tar -C dist/build --sort=name --owner=0 --group=0 --numeric-owner \
 			--mtime=@$$(git log -1 --format=%ct 2>/dev/null || date +%s) -czf dist/$$name.tar.gz $$name; \
 		mkdir -p dist/build/deb && cp $$dir/bottlecap dist/build/deb/bottlecap; \
