@@ -86,7 +86,10 @@ dist: $(GOBIN)/nfpm
 	@ls -l dist
 
 # test runs every test with the race detector. Docker integration tests skip
-# when no engine answers unless BOTTLECAP_REQUIRE_DOCKER=1.
+# when no engine answers unless BOTTLECAP_REQUIRE_DOCKER=1. The fleet's
+# tests start their own Postgres from the postgresql package test-deps
+# installs, so here they fail rather than skip without it.
+test: export BOTTLECAP_REQUIRE_POSTGRES = 1
 test: test-deps
 	$(GO) mod download
 	$(GO) vet ./...
@@ -115,7 +118,8 @@ fuzz:
 
 # test-deps installs the Debian packages the tests drive (tmux for the
 # dashboard smoke test, mitmproxy for the addon's tests through the real
-# mitmdump) when they are missing.
+# mitmdump, postgresql for the fleet's tests, which run its initdb and
+# postgres from /usr/lib/postgresql/<version>/bin) when they are missing.
 test-deps:
 	@command -v tmux >/dev/null 2>&1 || { echo "installing tmux for the dashboard smoke test"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux >/dev/null; }
@@ -123,6 +127,8 @@ test-deps:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 >/dev/null; }
 	@command -v mitmdump >/dev/null 2>&1 || { echo "installing mitmproxy for the mitmproxy addon tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mitmproxy >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing postgresql for the fleet's tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
 # sidecar-image builds the meter's sidecar image (deploy/sidecar/Dockerfile)
 # from a static binary; sidecar-context only lays out its build context

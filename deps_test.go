@@ -26,6 +26,7 @@ var testSupport = []string{
 	"daemon/daemontest",
 	"enforcement/dockertest",
 	"enforcement/internal/testprog",
+	"internal/pgtest",
 	"internal/testutil",
 }
 

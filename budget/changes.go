@@ -46,7 +46,37 @@ var settingsKeys = []settingsKey{
 	// zone (nil) is UTC.
 	whole("timezone", func(s *Settings) any { return s.Timezone.String() }),
 	perName("notify", sinksByName),
+	fleetKey,
 }
+
+// fleetKey names each fleet: setting that changed (fleet.postgres,
+// fleet.budget.claude, …), the timezone by name as above.
+var fleetKey = settingsKey{"fleet", func(a, b *Settings) []string {
+	fa, fb := a.Fleet, b.Fleet
+	if (fa == nil) != (fb == nil) {
+		return []string{"fleet"}
+	}
+	if fa == nil {
+		return nil
+	}
+	var out []string
+	for _, k := range []struct {
+		name   string
+		va, vb any
+	}{
+		{"postgres", fa.Postgres, fb.Postgres},
+		{"host", fa.Host, fb.Host},
+		{"timezone", fa.Location().String(), fb.Location().String()},
+		{"fail_open", fa.FailOpen, fb.FailOpen},
+		{"lease", fa.Lease, fb.Lease},
+	} {
+		if !reflect.DeepEqual(k.va, k.vb) {
+			out = append(out, "fleet."+k.name)
+		}
+	}
+	budgets := perName("fleet.budget", func(s *Settings) Limits { return s.Fleet.Budget })
+	return append(out, budgets.changed(a, b)...)
+}}
 
 // whole compares a key's value as one.
 func whole(name string, get func(*Settings) any) settingsKey {

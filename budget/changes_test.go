@@ -3,6 +3,7 @@ package budget_test
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,16 +32,32 @@ func TestSettingsChanges(t *testing.T) {
 		{"a rate guard", func(s *budget.Settings) { s.Rate = budget.Rates{"claude": 1} }, []string{"rate.claude"}},
 		{"the timezone", func(s *budget.Settings) { s.Timezone = time.FixedZone("CET", 3600) }, []string{"timezone"}},
 		{"the same timezone loaded again", func(s *budget.Settings) { s.Timezone = time.FixedZone("UTC", 0) }, nil},
+		{"a fleet added", func(s *budget.Settings) { s.Fleet = &budget.Fleet{Postgres: "host=db"} }, []string{"fleet"}},
+		{"a fleet's budget and host", func(s *budget.Settings) {
+			s.Fleet = fleetFixture()
+			s.Fleet.Host, s.Fleet.Budget["codex"] = "ci-2", budget.Lifetime(1)
+		}, []string{"fleet.budget.codex", "fleet.host"}},
+		{"a fleet's timezone, DSN and fail_open", func(s *budget.Settings) {
+			s.Fleet = fleetFixture()
+			s.Fleet.Timezone, s.Fleet.Postgres, s.Fleet.FailOpen = time.FixedZone("CET", 3600), "host=db2", true
+		}, []string{"fleet.fail_open", "fleet.postgres", "fleet.timezone"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before, after := changesFixture(), changesFixture()
+			if strings.HasPrefix(tt.name, "a fleet's") {
+				before.Fleet = fleetFixture()
+			}
 			tt.change(after)
 			if got := budget.SettingsChanges(before, after); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("SettingsChanges = %q, want %q", got, tt.want)
 			}
 		})
 	}
+}
+
+func fleetFixture() *budget.Fleet {
+	return &budget.Fleet{Postgres: "host=db", Host: "ci-1", Budget: budget.Limits{"claude": budget.Lifetime(9)}}
 }
 
 func changesFixture() *budget.Settings {

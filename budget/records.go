@@ -17,6 +17,13 @@ type AppendResult struct {
 	Duplicate bool `json:"duplicate"`
 }
 
+// SeqReport is a report with its place in the ledger, for a reader that
+// follows the ledger in order (the fleet's shipper).
+type SeqReport struct {
+	Seq int64 `json:"seq"`
+	Report
+}
+
 // Total is the usage aggregate of one (bottle, agent, provider), kept by the
 // ledger in the same transaction as the reports it sums.
 type Total struct {

@@ -38,6 +38,9 @@ type Settings struct {
 	Timezone *time.Location
 	// Notify are the notification sinks (SPEC section 13).
 	Notify []NotifySink
+	// Fleet shares budgets with other hosts (SPEC section 14); nil when
+	// this host is alone.
+	Fleet *Fleet
 }
 
 // DefaultAllowanceTTL is AllowanceTTL when settings do not say.

@@ -82,9 +82,11 @@ func (p *settingsParser) top(f field) error {
 		p.s.Timezone, err = p.timezone(f)
 	case "notify":
 		p.s.Notify, err = p.notify(f)
+	case "fleet":
+		p.s.Fleet, err = p.fleet(f)
 	default:
 		err = p.unknown(f, "budget", "shutdown", "precedence", "warn_at", "bottles",
-			"agents", "providers", "weights", "operators", "socket", "allowance_ttl", "rate", "rate_policy", "timezone", "notify")
+			"agents", "providers", "weights", "operators", "socket", "allowance_ttl", "rate", "rate_policy", "timezone", "notify", "fleet")
 	}
 	return err
 }

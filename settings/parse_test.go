@@ -232,7 +232,7 @@ func TestBadValues(t *testing.T) {
 
 func TestUnknownKeys(t *testing.T) {
 	checkErrors(t, []errCase{
-		{"budgets:\n  claude: 1M", 1, 1, "budgets", `unknown key "budgets" (want budget, shutdown, precedence, warn_at, bottles, agents, providers, weights, operators, socket, allowance_ttl, rate, rate_policy, timezone or notify)`},
+		{"budgets:\n  claude: 1M", 1, 1, "budgets", `unknown key "budgets" (want budget, shutdown, precedence, warn_at, bottles, agents, providers, weights, operators, socket, allowance_ttl, rate, rate_policy, timezone, notify or fleet)`},
 		{"shutdown: cutoff\nwarn: 80%", 2, 1, "warn", `unknown key "warn"`},
 		{"bottles:\n  dev:\n    budgets: {}", 3, 5, "bottles.dev.budgets", `unknown key "budgets" (want budget, shutdown or rate)`},
 		{"agents:\n  reviewer:\n    shutdown: kill\n    policy: kill", 4, 5, "agents.reviewer.policy", `unknown key "policy" (want budget, shutdown or rate)`},

@@ -40,6 +40,9 @@ type DB struct {
 	// files notices the ledger's files being deleted under the daemon; nil
 	// when opened read-only.
 	files *openFiles
+	// committed signals commits of new reports (Committed); nil when
+	// opened read-only.
+	committed chan struct{}
 }
 
 // Option tunes Open.
@@ -100,7 +103,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if err := secureFiles(abs, o.tightened); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db := &DB{path: abs, now: nowNanos}
+	db := &DB{path: abs, now: nowNanos, committed: make(chan struct{}, 1)}
 	if err := db.openWriter(ctx, o); err != nil {
 		return nil, err
 	}

@@ -103,6 +103,9 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, bottles
 		return nil, fmt.Errorf("append reports: %w", err)
 	}
 	db.ckpt.committed()
+	if len(fresh) > 0 {
+		db.signalCommitted()
+	}
 	for _, id := range fresh {
 		db.recent.ids[id] = struct{}{}
 	}

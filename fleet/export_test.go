@@ -1,0 +1,11 @@
+package fleet
+
+// Migrations lists the embedded migrations' file names in order.
+func Migrations() ([]string, error) {
+	all, err := migrations()
+	var names []string
+	for _, m := range all {
+		names = append(names, m.name)
+	}
+	return names, err
+}

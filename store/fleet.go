@@ -1,0 +1,74 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// The fleet's shipper (SPEC section 14) follows the ledger in seq order
+// from a cursor kept here, and is woken after each commit of new reports.
+
+// ReportsAfter returns up to limit reports with a seq above after, in seq
+// order. Only committed reports are read (a reader of the WAL sees
+// nothing of a transaction in progress), and seqs grow in commit order
+// since one connection writes them all and none is ever deleted.
+func (db *DB) ReportsAfter(ctx context.Context, after int64, limit int) ([]budget.SeqReport, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT seq, id, bottle, agent, provider, host, model,
+		input, cache_read, cache_write, output, reasoning, complete, ts, counted
+		FROM reports WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reports after seq %d: %w", after, classify(err))
+	}
+	defer rows.Close()
+	var all []budget.SeqReport
+	for rows.Next() {
+		var r budget.SeqReport
+		var ts int64
+		if err := rows.Scan(&r.Seq, &r.ID, &r.Bottle, &r.Agent, &r.Provider, &r.Host, &r.Model,
+			&r.Input, &r.CacheRead, &r.CacheWrite, &r.Output, &r.Reasoning, &r.Complete, &ts, &r.Counted); err != nil {
+			return nil, fmt.Errorf("reports after seq %d: %w", after, classify(err))
+		}
+		r.TS = fromNanos(ts)
+		all = append(all, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reports after seq %d: %w", after, classify(err))
+	}
+	return all, nil
+}
+
+// FleetCursor is the seq of the last report shipped to the fleet.
+func (db *DB) FleetCursor(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := db.read.QueryRowContext(ctx, `SELECT seq FROM fleet_cursor WHERE one = 1`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("fleet cursor: %w", classify(err))
+	}
+	return seq, nil
+}
+
+// SetFleetCursor records that every report up to seq is in the fleet's
+// Postgres. It never moves the cursor back, so a late write of an older
+// position cannot make the shipper send reports again without need.
+func (db *DB) SetFleetCursor(ctx context.Context, seq int64) error {
+	return db.update(ctx, "set fleet cursor", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE fleet_cursor SET seq = max(seq, ?) WHERE one = 1`, seq)
+		return err
+	})
+}
+
+// Committed receives after each commit that stored new reports. Sending
+// never blocks the writer: a signal not taken yet stands for every commit
+// since, so one receiver (the shipper) reads the ledger on waking. Nil on
+// a read-only ledger.
+func (db *DB) Committed() <-chan struct{} { return db.committed }
+
+// signalCommitted wakes the Committed receiver without waiting for it.
+func (db *DB) signalCommitted() {
+	select {
+	case db.committed <- struct{}{}:
+	default:
+	}
+}

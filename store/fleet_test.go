@@ -1,0 +1,95 @@
+package store_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/bot-bottle/bottlecap/budget"
+	"github.com/bot-bottle/bottlecap/store"
+)
+
+func TestReportsAfterFollowsTheLedgerInOrder(t *testing.T) {
+	db, _ := openTemp(t)
+	mustAppend(t, db, report("r1", "b1", "", "claude", 1), report("r2", "b2", "", "codex", 2))
+	mustAppend(t, db, report("r1", "b1", "", "claude", 1), report("r3", "b1", "", "claude", 3)) // r1 again: not stored
+	ctx := context.Background()
+	all, err := db.ReportsAfter(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqIDs(all); got != "1:r1 2:r2 3:r3" {
+		t.Errorf("ReportsAfter(0) = %s, want 1:r1 2:r2 3:r3", got)
+	}
+	if want := report("r3", "b1", "", "claude", 3); all[2].Report.Counted != want.Counted || !all[2].TS.Equal(want.TS) || all[2].Usage != want.Usage || all[2].Host != want.Host {
+		t.Errorf("r3 read back as %+v, want %+v", all[2].Report, want)
+	}
+	page, err := db.ReportsAfter(ctx, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqIDs(page); got != "2:r2" {
+		t.Errorf("ReportsAfter(1, limit 1) = %s, want 2:r2", got)
+	}
+	if rest, _ := db.ReportsAfter(ctx, 3, 10); len(rest) != 0 {
+		t.Errorf("ReportsAfter(3) = %s, want none", seqIDs(rest))
+	}
+}
+
+func seqIDs(rs []budget.SeqReport) string {
+	s := ""
+	for i, r := range rs {
+		if i > 0 {
+			s += " "
+		}
+		s += strconv.FormatInt(r.Seq, 10) + ":" + r.ID
+	}
+	return s
+}
+
+func TestFleetCursorOnlyMovesForward(t *testing.T) {
+	db, path := openTemp(t)
+	ctx := context.Background()
+	if seq, err := db.FleetCursor(ctx); err != nil || seq != 0 {
+		t.Fatalf("a new ledger's cursor %d, %v; want 0", seq, err)
+	}
+	for _, seq := range []int64{5, 3} {
+		if err := db.SetFleetCursor(ctx, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seq, _ := db.FleetCursor(ctx); seq != 5 {
+		t.Errorf("cursor %d after 5 then 3, want 5", seq)
+	}
+	db.Close()
+	again, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if seq, _ := again.FleetCursor(ctx); seq != 5 {
+		t.Errorf("cursor %d after reopening, want 5", seq)
+	}
+}
+
+func TestCommittedSignalsNewReportsOnly(t *testing.T) {
+	db, _ := openTemp(t)
+	mustAppend(t, db, report("r1", "b1", "", "claude", 1))
+	mustAppend(t, db, report("r2", "b1", "", "claude", 2)) // two commits, one signal standing
+	select {
+	case <-db.Committed():
+	default:
+		t.Fatal("no signal after commits of new reports")
+	}
+	select {
+	case <-db.Committed():
+		t.Fatal("a second signal: signals should fold into one")
+	default:
+	}
+	mustAppend(t, db, report("r1", "b1", "", "claude", 1)) // a duplicate stores nothing
+	select {
+	case <-db.Committed():
+		t.Error("a signal after a commit that stored no report")
+	default:
+	}
+}
