@@ -26,7 +26,7 @@ func (a *AuditView) SetEntries(es []api.AuditEntry) { a.entries = es }
 
 // Update scrolls.
 func (a *AuditView) Update(msg tea.Msg) tea.Cmd {
-	a.scroll.key(msg, len(a.entries)+1)
+	a.scroll.key(msg, len(a.content()))
 	return nil
 }
 
@@ -35,10 +35,15 @@ func (a *AuditView) SetSize(w, h int) { a.scroll.width, a.scroll.height = w, h }
 
 // View renders a title line and the visible entries.
 func (a *AuditView) View() string {
-	head := fmt.Sprintf("%6s  %-14s  %-15s %-18s %s", "SEQ", "TIME", "KIND", "BOTTLE", "DETAIL")
+	return a.scroll.window(a.content())
+}
+
+// content is every line of the pane: details wrap, so there can be more
+// lines than entries.
+func (a *AuditView) content() []string {
+	head := newAuditColumns(a.entries, true).header()
 	title := a.c.Styles.Title.Render(fmt.Sprintf("audit log (latest %d, newest first)", len(a.entries)))
-	ls := append([]string{title, a.c.Styles.ColHeader.Render(head)}, auditLines(a.entries, true)...)
-	return a.scroll.window(ls)
+	return append([]string{title, a.c.Styles.ColHeader.Render(head)}, auditLines(a.entries, true, a.scroll.width)...)
 }
 
 // ShortHelp is the audit pane's keys.

@@ -140,8 +140,19 @@ func buildRow(book *budget.Book, n node, providers []string, burn *burns, acts m
 		r.Unlimited, r.Scope = true, budget.Scope{Kind: "none"}
 	}
 	r.State, r.Reason = rowState(bt, best, found, acts[bt.Slug], r.Percent, warnAt)
+	if stopped(r.State) {
+		r.Burn, r.ETA = 0, -1 // tokens it spent before it stopped are not a rate it keeps
+	}
 	return r
 }
+
+// stopped reports whether a bottle's containers no longer run: frozen
+// (committed and stopped) or killed (removed). Such a bottle spends
+// nothing, so it has no burn rate and no time to exhaustion, and `h`
+// hides it as `docker ps` hides exited containers. Cut off and paused
+// bottles still run, and stay in view. (A bottle removed from the ledger
+// with `bottle rm` is gone from the store and so from the table.)
+func stopped(s budget.State) bool { return s == budget.Frozen || s == budget.Killed }
 
 // concerns reports whether a provider belongs on a bottle's row: the
 // bottle's subtree used it, or a budget nearer than the host's limits it.

@@ -75,7 +75,7 @@ func DefaultStyles() *Styles {
 		Title:     s.Bold(true).Foreground(colCyan),
 		Header:    s,
 		Dim:       s.Foreground(colGrey),
-		Selected:  s.Reverse(true),
+		Selected:  s.Background(colGrey).Bold(true),
 		ColHeader: s.Bold(true).Underline(true),
 		Error:     s.Foreground(colRed).Bold(true),
 		Good:      s.Foreground(colGreen),

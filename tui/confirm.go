@@ -11,11 +11,14 @@ import (
 )
 
 // Confirm is the modal dialog every action passes through. It names the
-// bottle and the action, defaults to No, and only `y` says yes: Enter,
-// `n` and esc all cancel, so a stray Enter never cuts a bottle off.
+// bottle and the action and opens with No focused: Enter presses the
+// focused button, so a stray Enter never cuts a bottle off. Tab,
+// Shift-Tab and the arrows move the focus; `y` and `n` answer at once and
+// esc cancels.
 type Confirm struct {
 	c      *Common
 	open   bool
+	yes    bool // Yes has the focus
 	slug   string
 	action budget.ActionKind
 	width  int
@@ -36,29 +39,50 @@ func NewConfirm(c *Common) *Confirm { return &Confirm{c: c} }
 
 // Ask opens the dialog for an action on a bottle.
 func (d *Confirm) Ask(slug string, action budget.ActionKind) {
-	d.open, d.slug, d.action = true, slug, action
+	d.open, d.yes, d.slug, d.action = true, false, slug, action
+}
+
+// Focused names the focused button, "No" or "Yes".
+func (d *Confirm) Focused() string {
+	if d.yes {
+		return "Yes"
+	}
+	return "No"
 }
 
 // Open reports whether the dialog is showing.
 func (d *Confirm) Open() bool { return d.open }
 
-// Update answers y with confirmedMsg and Enter, n and esc with
-// cancelledMsg; every other key is swallowed while the dialog is open.
+// Update answers y with confirmedMsg, n and esc with cancelledMsg, and
+// Enter with the focused button's answer; Tab, Shift-Tab and the arrows
+// move the focus. Every other key is swallowed while the dialog is open.
 func (d *Confirm) Update(msg tea.Msg) tea.Cmd {
 	k, ok := msg.(tea.KeyPressMsg)
 	if !ok || !d.open {
 		return nil
 	}
+	keys := d.c.Keys
 	switch {
-	case key.Matches(k, d.c.Keys.Confirm):
-		d.open = false
-		yes := confirmedMsg{d.slug, d.action}
-		return func() tea.Msg { return yes }
-	case key.Matches(k, d.c.Keys.Cancel):
-		d.open = false
-		return func() tea.Msg { return cancelledMsg{} }
+	case key.Matches(k, keys.Confirm):
+		return d.answer(true)
+	case key.Matches(k, keys.Cancel):
+		return d.answer(false)
+	case key.Matches(k, keys.Press):
+		return d.answer(d.yes)
+	case key.Matches(k, keys.NextButton, keys.PrevButton):
+		d.yes = !d.yes // two buttons: either direction is the other one
 	}
 	return nil
+}
+
+// answer closes the dialog with yes or no.
+func (d *Confirm) answer(yes bool) tea.Cmd {
+	d.open = false
+	if !yes {
+		return func() tea.Msg { return cancelledMsg{} }
+	}
+	msg := confirmedMsg{d.slug, d.action}
+	return func() tea.Msg { return msg }
 }
 
 // SetSize gives the dialog the box it is centred in.
@@ -73,20 +97,27 @@ func (d *Confirm) View() string {
 		"",
 		lipgloss.NewStyle().Width(min(56, max(d.width-8, 20))).Render(actionEffect(d.action)),
 		"",
-		st.ButtonOn.Render("[ No ]")+"  "+st.Button.Render("  Yes  "),
+		d.button("No", !d.yes)+"  "+d.button("Yes", d.yes),
 		"",
-		st.Dim.Render("y: yes · n, esc or enter: no"),
+		st.Dim.Render("tab/←/→: move · enter: press · y: yes · n/esc: no"),
 	)
 	box := st.Dialog.Render(body)
 	return lipgloss.Place(d.width, d.height, lipgloss.Center, lipgloss.Center, box)
 }
 
-// ShortHelp is the dialog's two answers.
-func (d *Confirm) ShortHelp() []key.Binding {
-	return []key.Binding{d.c.Keys.Confirm, d.c.Keys.Cancel}
+// button renders a button; the focused one is bracketed as well as
+// highlighted, so focus shows on a terminal without colour too.
+func (d *Confirm) button(label string, focused bool) string {
+	if focused {
+		return d.c.Styles.ButtonOn.Render("[ " + label + " ]")
+	}
+	return d.c.Styles.Button.Render("  " + label + "  ")
 }
 
-// FullHelp is the dialog's two answers.
+// ShortHelp is the dialog's keys.
+func (d *Confirm) ShortHelp() []key.Binding { return d.c.Keys.dialog() }
+
+// FullHelp is the dialog's keys.
 func (d *Confirm) FullHelp() [][]key.Binding { return [][]key.Binding{d.ShortHelp()} }
 
 // actionVerb is how the dialog and status line name an action.

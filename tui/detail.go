@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,7 +73,7 @@ func (d *DetailView) content() []string {
 	out = append(out, "", d.c.Styles.ColHeader.Render("RECENT REPORTS"))
 	out = append(out, reportLines(det.Reports)...)
 	out = append(out, "", d.c.Styles.ColHeader.Render("AUDIT TRAIL"))
-	out = append(out, auditLines(det.Audit, false)...)
+	out = append(out, auditLines(det.Audit, false, d.scroll.width)...)
 	return out
 }
 
@@ -93,6 +94,9 @@ func (d *DetailView) summary(r Row) []string {
 		}
 		pace += " · " + etaPhrase(r.ETA)
 	}
+	if stopped(r.State) {
+		pace = "stopped: no burn rate, no time to exhaustion"
+	}
 	return []string{title, strings.Join(who, " · "), gov, pace}
 }
 
@@ -106,7 +110,7 @@ func (d *DetailView) breakdown(us []AgentUsage) []string {
 		v := u.Verdict
 		pct := percent(100*fraction(v), v.Unlimited)
 		out = append(out, fmt.Sprintf("%-12s %-8s %7s %7d  %-16s %13s %5s", fit(u.Agent, 12), fit(u.Provider, 8),
-			Tokens(u.Own), u.Reports, fit(scopeLabel(v.Scope), 16), usedOfLimit(v.Used, v.Limit, v.Unlimited), pct))
+			Tokens(u.Own), u.Reports, fit(scopeFit(v.Scope, "", 16), 16), usedOfLimit(v.Used, v.Limit, v.Unlimited), pct))
 	}
 	return out
 }
@@ -128,7 +132,7 @@ func (d *DetailView) limits(ls []budget.LimitUse) []string {
 		if resets == "" && l.Window != "life" {
 			resets = "rolling"
 		}
-		out = append(out, fmt.Sprintf("%-8s %-16s %-6s %13s %5s  %s", fit(l.Provider, 8), fit(scopeLabel(l.Scope), 16), fit(l.Window, 6),
+		out = append(out, fmt.Sprintf("%-8s %-16s %-6s %13s %5s  %s", fit(l.Provider, 8), fit(scopeFit(l.Scope, "", 16), 16), fit(l.Window, 6),
 			usedOfLimit(l.Used, l.Limit, false), percent(100*ratio(l.Used, l.Limit), false), resets))
 	}
 	return out
@@ -151,21 +155,77 @@ func reportLines(rs []budget.Report) []string {
 	return out
 }
 
-// auditLines lists audit entries; withBottle adds the bottle column for the
-// host-wide log.
-func auditLines(es []api.AuditEntry, withBottle bool) []string {
+// auditLines lists audit entries in width cells; withBottle adds the
+// bottle column for the host-wide log. A detail longer than its column
+// wraps under it, so every entry reads whole at any width.
+func auditLines(es []api.AuditEntry, withBottle bool, width int) []string {
 	if len(es) == 0 {
 		return []string{"none"}
 	}
+	cols := newAuditColumns(es, withBottle)
 	out := make([]string, 0, len(es))
 	for _, e := range es {
-		l := fmt.Sprintf("%6d  %s  %-15s ", e.Seq, e.TS.Format("01-02 15:04:05"), fit(e.Kind, 15))
-		if withBottle {
-			l += fit(orDash(e.Bottle), 18) + " "
-		}
-		out = append(out, l+Printable(e.Detail))
+		out = append(out, cols.entry(e, width)...)
 	}
 	return out
+}
+
+// auditColumns are the widths of an audit list's fixed columns.
+type auditColumns struct {
+	seq        int
+	withBottle bool
+}
+
+// auditKindWidth fits the longest kind the daemon writes (action_pending).
+const (
+	auditKindWidth   = 14
+	auditBottleWidth = 17
+	auditTimeLayout  = "01-02 15:04:05"
+)
+
+func newAuditColumns(es []api.AuditEntry, withBottle bool) auditColumns {
+	c := auditColumns{seq: 3, withBottle: withBottle}
+	for _, e := range es {
+		c.seq = max(c.seq, len(strconv.FormatInt(e.Seq, 10)))
+	}
+	return c
+}
+
+// header is the column titles over the entries.
+func (c auditColumns) header() string {
+	h := fmt.Sprintf("%*s %-*s %-*s ", c.seq, "SEQ", len(auditTimeLayout), "TIME", auditKindWidth, "KIND")
+	if c.withBottle {
+		h += fmt.Sprintf("%-*s ", auditBottleWidth, "BOTTLE")
+	}
+	return h + "DETAIL"
+}
+
+// entry is one entry's lines: its columns and detail, the detail wrapped
+// under its column, or below the entry, indented, when the column would
+// be too narrow to read.
+func (c auditColumns) entry(e api.AuditEntry, width int) []string {
+	l := fmt.Sprintf("%*d %s %s ", c.seq, e.Seq, e.TS.Format(auditTimeLayout), fit(e.Kind, auditKindWidth))
+	if c.withBottle {
+		l += fit(cutMiddle(orDash(e.Bottle), auditBottleWidth), auditBottleWidth) + " "
+	}
+	detail := Printable(e.Detail)
+	indent := lipWidth(l)
+	if width-indent < 24 {
+		return append([]string{strings.TrimRight(l, " ")}, wrapIndented(detail, 4, width)...)
+	}
+	ls := wrapIndented(detail, indent, width)
+	ls[0] = l + strings.TrimLeft(ls[0], " ")
+	return ls
+}
+
+// wrapIndented wraps text to width cells, every line indented by indent.
+func wrapIndented(text string, indent, width int) []string {
+	pad := strings.Repeat(" ", indent)
+	ls := wrapWords(text, width-indent)
+	for i := range ls {
+		ls[i] = pad + ls[i]
+	}
+	return ls
 }
 
 func orDash(s string) string {

@@ -6,6 +6,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,99 @@ func WindowedFixture() Input {
 		default:
 			in.Windows[i].Rows = []budget.UsageBucket{row("implementer-b2", "implementer", 300_000)}
 		}
+	}
+	return in
+}
+
+// FleetFixture is a host as bot-bottle fills one: slugs of an agent name
+// and a five-character suffix (17 cells for an implementer), two
+// implementers told apart only by their suffix, a tree three deep with a
+// parent's daily limit governing its grandchild, stopped bottles (one
+// with a running child), and audit details longer than a line.
+func FleetFixture() Input {
+	s := budget.DefaultSettings()
+	s.Budget = budget.Limits{"claude": budget.Lifetime(50_000_000), "codex": budget.Lifetime(10_000_000)}
+	at := FixtureNow
+	b := func(slug, agent, parent string, st budget.State) budget.Bottle {
+		return budget.Bottle{Slug: slug, Agent: agent, Name: "fleet", Parent: parent, State: st}
+	}
+	bottles := []budget.Bottle{
+		b("orchestrator-a91c2", "orchestrator", "", budget.Active),
+		b("implementer-b4d07", "implementer", "orchestrator-a91c2", budget.Active),
+		b("implementer-b4e19", "implementer", "orchestrator-a91c2", budget.Frozen),
+		b("tester-d3a55", "tester", "implementer-b4d07", budget.Active),
+		b("implementer-90a1c", "implementer", "tester-d3a55", budget.Active),
+		b("reviewer-c0ffe", "reviewer", "orchestrator-a91c2", budget.CutOff),
+		b("researcher-5be01", "researcher", "", budget.Frozen),
+		b("documenter-77f20", "documenter", "researcher-5be01", budget.Active),
+		b("implementer-e2e2e", "implementer", "", budget.Killed),
+	}
+	bottles[0].Budget = budget.Limits{"claude": budget.Lifetime(20_000_000)}
+	bottles[1].Budget = budget.Limits{"claude": {{Tokens: 2_000_000, Window: budget.DayWindow}}}
+	bottles[5].Budget = budget.Limits{"claude": budget.Lifetime(200_000)}
+	bottles[7].AgentBudgets = map[string]budget.Limits{"documenter": {"codex": budget.Lifetime(1_500_000)}}
+	total := func(slug, agent, provider string, n int64) budget.Total {
+		return budget.Total{Bottle: slug, Agent: agent, Provider: provider, Counted: n, Reports: n / 5_000}
+	}
+	in := Input{
+		Now: at, Settings: s, Bottles: bottles,
+		Totals: []budget.Total{
+			total("orchestrator-a91c2", "orchestrator", "claude", 1_250_000),
+			total("implementer-b4d07", "implementer", "claude", 900_000),
+			total("implementer-b4e19", "implementer", "claude", 4_400_000),
+			total("tester-d3a55", "tester", "claude", 520_000),
+			total("implementer-90a1c", "implementer", "claude", 310_000),
+			total("reviewer-c0ffe", "reviewer", "claude", 240_000),
+			total("researcher-5be01", "researcher", "codex", 3_100_000),
+			total("documenter-77f20", "documenter", "codex", 1_120_000),
+			total("implementer-e2e2e", "implementer", "claude", 7_700_000),
+		},
+		Actions: []budget.Action{
+			{ID: 1, Bottle: "reviewer-c0ffe", Kind: budget.ActCutoff, Reason: "bottle budget exhausted", Status: budget.StatusDone},
+			{ID: 2, Bottle: "implementer-b4e19", Kind: budget.ActFreeze, Reason: "operator: parked overnight", Operator: true, Status: budget.StatusDone},
+			{ID: 3, Bottle: "implementer-e2e2e", Kind: budget.ActKill, Reason: "operator: runaway loop", Operator: true, Status: budget.StatusDone},
+		},
+		Audit: []api.AuditEntry{
+			{Seq: 1042, TS: at.Add(-2 * time.Minute), Kind: "warn", Bottle: "implementer-b4d07",
+				Detail: "bottle budget implementer-b4d07 past its warn threshold: 1,730,000 of 2,000,000 claude tokens used today; the tester-d3a55 subtree accounts for 830,000 of them"},
+			{Seq: 1041, TS: at.Add(-9 * time.Minute), Kind: "action_done", Bottle: "implementer-e2e2e",
+				Detail: "kill #3 (operator): runaway loop; containers and networks removed, nothing saved"},
+			{Seq: 1040, TS: at.Add(-40 * time.Minute), Kind: "action_pending", Bottle: "implementer-b4e19",
+				Detail: "freeze #2 (operator): parked overnight"},
+			{Seq: 1039, TS: at.Add(-3 * time.Hour), Kind: "settings", Detail: "settings loaded"},
+		},
+	}
+	for _, slug := range []string{"implementer-b4d07", "tester-d3a55", "implementer-90a1c", "orchestrator-a91c2", "implementer-b4e19", "implementer-e2e2e"} {
+		in.Buckets = append(in.Buckets, budget.UsageBucket{Bottle: slug, Agent: agentOf(bottles, slug), Provider: "claude", Start: at.Add(-2 * time.Minute), Counted: 21_000})
+	}
+	in.Buckets = append(in.Buckets, budget.UsageBucket{Bottle: "documenter-77f20", Agent: "documenter", Provider: "codex", Start: at.Add(-time.Minute), Counted: 40_000})
+	in.Windows = budget.WindowLoadsFor(in.Settings, in.Bottles, in.Budgets, in.Now)
+	for i := range in.Windows {
+		in.Windows[i].Rows = []budget.UsageBucket{
+			{Bottle: "implementer-b4d07", Agent: "implementer", Provider: "claude", Start: in.Windows[i].Since, Counted: 900_000},
+			{Bottle: "tester-d3a55", Agent: "tester", Provider: "claude", Start: in.Windows[i].Since, Counted: 520_000},
+			{Bottle: "implementer-90a1c", Agent: "implementer", Provider: "claude", Start: in.Windows[i].Since, Counted: 310_000},
+		}
+	}
+	return in
+}
+
+func agentOf(bottles []budget.Bottle, slug string) string {
+	for _, b := range bottles {
+		if b.Slug == slug {
+			return b.Agent
+		}
+	}
+	return ""
+}
+
+// StoppedFleet is Fixture with n more killed bottles, for hiding stopped
+// ones.
+func StoppedFleet(n int) Input {
+	in := Fixture()
+	for i := range n {
+		slug := fmt.Sprintf("worker-%05x", 0xa0000+i)
+		in.Bottles = append(in.Bottles, budget.Bottle{Slug: slug, Agent: "worker", State: budget.Killed})
 	}
 	return in
 }

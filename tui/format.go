@@ -64,6 +64,20 @@ func windowTag(window string) string {
 	return "·" + window
 }
 
+// shortWindowTag is windowTag in as few cells as reads: "·d", "·wk",
+// "·mo"; a rolling span ("·5h") is short already.
+func shortWindowTag(window string) string {
+	switch window {
+	case "day":
+		return "·d"
+	case "week":
+		return "·wk"
+	case "month":
+		return "·mo"
+	}
+	return windowTag(window)
+}
+
 // resetsPhrase says when a calendar window resets, in the dashboard's
 // clock format, or nothing.
 func resetsPhrase(at time.Time) string {
@@ -150,20 +164,58 @@ func sparkline(series []int64) string {
 	return b.String()
 }
 
-// scopeLabel names the governing scope in a few cells.
+// scopeLabel names the governing scope in a few cells: its kind, and for
+// a parent or agent scope which one.
 func scopeLabel(s budget.Scope) string {
-	switch s.Kind {
-	case "", "none":
+	if id := scopeID(s); id != "" {
+		return scopeKindLabel(s) + " " + id
+	}
+	return scopeKindLabel(s)
+}
+
+// scopeKindLabel is the scope's kind alone, for a cell too narrow for the
+// rest of its label.
+func scopeKindLabel(s budget.Scope) string {
+	if s.Kind == "" {
 		return "none"
-	case budget.ScopeGlobal:
-		return "global"
-	case budget.ScopeParent:
-		return "parent " + s.ID
-	case budget.ScopeAgent:
-		_, agent := splitAgentID(s.ID)
-		return "agent " + agent
 	}
 	return string(s.Kind)
+}
+
+// scopeID is what the label names besides the kind: the ancestor of a
+// parent scope, the agent of an agent scope; nothing for the others (the
+// bottle scope is the row's own bottle).
+func scopeID(s budget.Scope) string {
+	switch s.Kind {
+	case budget.ScopeParent:
+		return s.ID
+	case budget.ScopeAgent:
+		_, agent := splitAgentID(s.ID)
+		return agent
+	}
+	return ""
+}
+
+// cutMiddle fits s in width cells by cutting its middle out, keeping the
+// end whole where it can: bot-bottle slugs (implementer-b4d07) are told
+// apart by the part after their last '-', so "impl…er-b4d07", never
+// "implementer-b…".
+func cutMiddle(s string, width int) string {
+	sw := lipWidth(s)
+	if sw <= width {
+		return s
+	}
+	if width <= 1 {
+		return strings.Repeat("…", max(width, 0))
+	}
+	keep := width - 1
+	suffix := 0
+	if i := strings.LastIndexByte(s, '-'); i >= 0 {
+		suffix = lipWidth(s[i:])
+	}
+	tail := max(keep*2/3, min(suffix, keep))
+	head := keep - tail
+	return ansi.Truncate(s, head, "") + "…" + ansi.TruncateLeft(s, sw-tail, "")
 }
 
 // stateMarks gives every state a marker and a word, so a row reads the same
@@ -216,6 +268,32 @@ func clock(t time.Time) string {
 		return "—"
 	}
 	return t.Format("15:04:05")
+}
+
+// wrapWords wraps text to width cells at spaces, breaking only a word
+// longer than a whole line. Unlike ansi.Wrap it never breaks at a hyphen,
+// which would split a slug (implementer-b4d07) across lines.
+func wrapWords(text string, width int) []string {
+	width = max(width, 1)
+	var out []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = w
+		case lipWidth(line)+1+lipWidth(w) <= width:
+			line += " " + w
+			continue
+		default:
+			out = append(out, line)
+			line = w
+		}
+		for lipWidth(line) > width { // a word wider than the line
+			out = append(out, ansi.Truncate(line, width, ""))
+			line = ansi.TruncateLeft(line, width, "")
+		}
+	}
+	return append(out, line)
 }
 
 // lines cuts s into exactly h lines of at most w cells, so every pane

@@ -8,48 +8,68 @@ import (
 )
 
 // HelpView is the full key help (`?`), rendered from the same key map the
-// panes match against, so a removed key is absent from both.
+// panes match against, so a removed key is absent from both. It scrolls
+// when the terminal is too short for it.
 type HelpView struct {
 	c      *Common
-	width  int
-	height int
+	scroll scroller
 }
 
 // NewHelpView returns the help pane.
-func NewHelpView(c *Common) *HelpView { return &HelpView{c: c} }
+func NewHelpView(c *Common) *HelpView { return &HelpView{c: c, scroll: scroller{keys: c.Keys}} }
 
-// Update does nothing: any key the root does not take closes help.
-func (h *HelpView) Update(tea.Msg) tea.Cmd { return nil }
+// Update scrolls.
+func (h *HelpView) Update(msg tea.Msg) tea.Cmd {
+	h.scroll.key(msg, len(h.content()))
+	return nil
+}
 
 // SetSize gives the pane its box.
-func (h *HelpView) SetSize(w, hh int) { h.width, h.height = w, hh }
+func (h *HelpView) SetSize(w, hh int) { h.scroll.width, h.scroll.height = w, hh }
 
-// View renders the key columns and notes on actions.
-func (h *HelpView) View() string {
+// View renders the visible part of the help.
+func (h *HelpView) View() string { return h.scroll.window(h.content()) }
+
+// content is the key columns and the notes, wrapped to the pane's width.
+func (h *HelpView) content() []string {
 	hm := h.c.newHelp()
-	hm.SetWidth(h.width)
+	hm.SetWidth(h.scroll.width)
 	k := h.c.Keys
-	cols := hm.FullHelpView([][]key.Binding{k.navigation(), k.views(), k.actions()})
+	out := []string{h.c.Styles.Title.Render("keys")}
+	out = append(out, strings.Split(hm.FullHelpView([][]key.Binding{k.navigation(), k.views(), k.actions()}), "\n")...)
+	out = append(out, "")
+	for _, p := range h.notes() {
+		out = append(out, wrapWords(p, h.scroll.width)...)
+	}
+	return out
+}
+
+// notes are the help's paragraphs of prose.
+func (h *HelpView) notes() []string {
 	notes := []string{
-		h.c.Styles.Title.Render("keys"), "", cols, "",
 		"Sorting orders siblings by the highest value in their subtree; the parent tree is kept.",
 		"The filter matches slug, agent, name, parent, provider, scope and state.",
+		"h hides stopped (frozen and killed) bottles, as docker ps hides exited containers, " +
+			"but keeps one with a running bottle below it. Once more are stopped than fit on the screen they are hidden " +
+			"until h shows them.",
 	}
 	switch {
 	case h.c.ReadOnly:
 		notes = append(notes, "Read-only: the action keys are removed.")
-	case !k.Cutoff.Enabled():
+	case !h.c.Keys.Cutoff.Enabled():
 		notes = append(notes, "The daemon is unreachable: actions are disabled until it answers.")
 	default:
-		notes = append(notes, "Keys marked ! act on the bottle's containers. Each asks first, naming the bottle;",
-			"the answer defaults to No: only y confirms.")
+		notes = append(notes, "Keys marked ! act on the bottle's containers. Each asks first, naming the bottle, "+
+			"with No focused: y, or enter on Yes, confirms; n or esc cancels; tab, shift+tab and the arrows "+
+			"move between the buttons.")
 	}
-	return lines(strings.Join(notes, "\n"), h.width, h.height)
+	return notes
 }
 
-// ShortHelp is how to leave help.
+// ShortHelp is how to leave and scroll help.
 func (h *HelpView) ShortHelp() []key.Binding {
-	return []key.Binding{h.c.Keys.Back, h.c.Keys.Help, h.c.Keys.Quit}
+	k := h.c.Keys
+	return []key.Binding{k.Back, k.Help, k.Up, k.Down, k.Quit}
 }
 
 // FullHelp is how to leave help.

@@ -20,9 +20,12 @@ type KeyMap struct {
 	Audit   key.Binding
 	Filter  key.Binding
 	Sort    key.Binding
-	Back    key.Binding
-	Help    key.Binding
-	Quit    key.Binding
+	// HideStopped hides or shows frozen and killed bottles; its help
+	// says which it will do.
+	HideStopped key.Binding
+	Back        key.Binding
+	Help        key.Binding
+	Quit        key.Binding
 
 	Cutoff  key.Binding
 	Pause   key.Binding
@@ -30,8 +33,14 @@ type KeyMap struct {
 	Kill    key.Binding
 	Restore key.Binding
 
-	Confirm key.Binding
-	Cancel  key.Binding
+	// The confirmation dialog: y and n answer at once; Tab, Shift-Tab and
+	// the arrows move the focus between its buttons and Enter presses the
+	// focused one; esc cancels.
+	Confirm    key.Binding
+	Cancel     key.Binding
+	Press      key.Binding
+	NextButton key.Binding
+	PrevButton key.Binding
 }
 
 // DefaultKeyMap is the dashboard's keys (SPEC section 7). Keys that act on
@@ -45,13 +54,14 @@ func DefaultKeyMap() *KeyMap {
 		Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g", "top")),
 		Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G", "bottom")),
 
-		Details: key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "details")),
-		Audit:   key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "audit")),
-		Filter:  key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
-		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
-		Back:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
-		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Quit:    key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Details:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "details")),
+		Audit:       key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "audit")),
+		Filter:      key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		Sort:        key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
+		HideStopped: key.NewBinding(key.WithKeys("h"), key.WithHelp("h", "hide stopped")),
+		Back:        key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Help:        key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Quit:        key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 
 		Cutoff:  key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "cut off!")),
 		Pause:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause!")),
@@ -59,8 +69,11 @@ func DefaultKeyMap() *KeyMap {
 		Kill:    key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "kill!")),
 		Restore: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "restore")),
 
-		Confirm: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
-		Cancel:  key.NewBinding(key.WithKeys("n", "esc", "enter"), key.WithHelp("n/esc/enter", "no")),
+		Confirm:    key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
+		Cancel:     key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n/esc", "no")),
+		Press:      key.NewBinding(key.WithKeys("enter", "space"), key.WithHelp("enter", "press focused")),
+		NextButton: key.NewBinding(key.WithKeys("tab", "right", "l"), key.WithHelp("tab/→", "next button")),
+		PrevButton: key.NewBinding(key.WithKeys("shift+tab", "left", "h"), key.WithHelp("shift+tab/←", "previous button")),
 	}
 }
 
@@ -126,5 +139,10 @@ func (k *KeyMap) actions() []key.Binding {
 
 // views is the keys that switch panes, for help.
 func (k *KeyMap) views() []key.Binding {
-	return []key.Binding{k.Details, k.Audit, k.Filter, k.Sort, k.Back, k.Help, k.Quit}
+	return []key.Binding{k.Details, k.Audit, k.Filter, k.Sort, k.HideStopped, k.Back, k.Help, k.Quit}
+}
+
+// dialog is the confirmation dialog's keys, for help.
+func (k *KeyMap) dialog() []key.Binding {
+	return []key.Binding{k.Confirm, k.Cancel, k.NextButton, k.PrevButton, k.Press}
 }

@@ -210,7 +210,7 @@ func (m *Model) View() tea.View {
 func (m *Model) syncStatus() {
 	s := m.status
 	s.sort, s.filter = m.table.Sort(), m.table.Filter()
-	s.shown, s.total = len(m.table.Visible()), len(m.snap.Rows)
+	s.shown, s.total, s.hidden = len(m.table.Visible()), len(m.snap.Rows), m.table.Hidden()
 	s.loadedAt, s.loaded, s.daemonUp = m.snap.Now, m.loaded, m.snap.DaemonUp
 	s.paused = m.confirm.Open()
 }

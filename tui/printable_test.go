@@ -29,7 +29,7 @@ func TestPrintable(t *testing.T) {
 func TestPeerTextCannotPaintTheScreen(t *testing.T) {
 	evil := "\x1b[41m\x1b[2J\x1b]0;pwned\x07"
 	lines := reportLines([]budget.Report{{Agent: "a", Provider: "claude", Model: evil + "gpt", Complete: true}})
-	lines = append(lines, auditLines([]api.AuditEntry{{Seq: 1, Kind: "cutoff", Detail: evil + "reason"}}, true)...)
+	lines = append(lines, auditLines([]api.AuditEntry{{Seq: 1, Kind: "cutoff", Detail: evil + "reason"}}, true, 120)...)
 	for _, l := range lines {
 		if strings.IndexFunc(l, isControl) >= 0 {
 			t.Errorf("line %q holds control characters", l)

@@ -124,6 +124,7 @@ func (m *Model) auditKey(k tea.KeyPressMsg) tea.Cmd {
 func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(k, m.c.Keys.Back) {
 		m.page = m.back
+		return nil
 	}
-	return nil
+	return m.help.Update(k)
 }

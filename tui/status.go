@@ -22,6 +22,7 @@ type Status struct {
 	filter   string
 	shown    int
 	total    int
+	hidden   int // stopped bottles the table hides
 	loadedAt time.Time
 	daemonUp bool
 	loaded   bool
@@ -66,7 +67,11 @@ func (s *Status) right() string {
 	if s.filter != "" {
 		parts = append(parts, fmt.Sprintf("filter: %q", s.filter))
 	}
-	parts = append(parts, fmt.Sprintf("%d/%d bottles", s.shown, s.total))
+	count := fmt.Sprintf("%d/%d bottles", s.shown, s.total)
+	if s.hidden > 0 {
+		count += fmt.Sprintf(", %d stopped hidden (h shows)", s.hidden)
+	}
+	parts = append(parts, count)
 	switch {
 	case s.paused:
 		parts = append(parts, "refresh paused")

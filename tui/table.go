@@ -5,6 +5,7 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 )
 
 // Table is the bottle table: every bottle in its parent tree, sortable and
@@ -19,9 +20,23 @@ type Table struct {
 	sort      SortMode
 	filter    filterLine
 	filtering bool
+	stopped   stoppedView
+	hidden    int // stopped bottles left out of view
 	width     int
 	height    int
 }
+
+// stoppedView is whether the table shows stopped (frozen or killed)
+// bottles, as `docker ps` and `docker ps -a` differ.
+type stoppedView int
+
+const (
+	// stoppedAuto shows them until more are stopped than fit on a screen,
+	// and hides them from then on; the first `h` ends it.
+	stoppedAuto stoppedView = iota
+	stoppedShown
+	stoppedHidden
+)
 
 // NewTable returns an empty table sorted by usage.
 func NewTable(c *Common) *Table {
@@ -38,7 +53,15 @@ func (t *Table) SetRows(rows []Row) {
 // refresh re-sorts and re-filters, then puts the cursor back on the
 // selected bottle (or clamps it when that bottle is gone).
 func (t *Table) refresh() {
-	t.view = filterRows(sortRows(t.rows, t.sort), t.filter.value())
+	rows := sortRows(t.rows, t.sort)
+	t.hidden = 0
+	if t.hidingStopped() {
+		kept := hideStopped(rows)
+		t.hidden = len(rows) - len(kept)
+		rows = kept
+	}
+	t.view = filterRows(rows, t.filter.value())
+	t.labelStoppedKey()
 	t.cursor = min(t.cursor, max(len(t.view)-1, 0))
 	for i, r := range t.view {
 		if r.Slug == t.selected {
@@ -54,6 +77,66 @@ func (t *Table) remember() {
 	if r, ok := t.Selected(); ok {
 		t.selected = r.Slug
 	}
+}
+
+// hidingStopped reports whether stopped bottles are out of view: the
+// operator's choice, or until one is made, whether more are stopped than
+// fit on a screen.
+func (t *Table) hidingStopped() bool {
+	switch t.stopped {
+	case stoppedShown:
+		return false
+	case stoppedHidden:
+		return true
+	}
+	n := 0
+	for _, r := range t.rows {
+		if stopped(r.State) {
+			n++
+		}
+	}
+	return n > t.bodyHeight()
+}
+
+// labelStoppedKey makes `h` say what it will do.
+func (t *Table) labelStoppedKey() {
+	if t.hidingStopped() {
+		t.c.Keys.HideStopped.SetHelp("h", "show stopped")
+	} else {
+		t.c.Keys.HideStopped.SetHelp("h", "hide stopped")
+	}
+}
+
+// Hidden is how many stopped bottles are out of view.
+func (t *Table) Hidden() int { return t.hidden }
+
+// hideStopped leaves out stopped bottles, except one with a bottle still
+// in view below it, so that the tree keeps every shown bottle's parent.
+// rows are in tree order; a backward pass knows each row's subtree when
+// it reaches the row.
+func hideStopped(rows []Row) []Row {
+	keep := make([]bool, len(rows))
+	var shownBelow []bool // per depth: a shown row at that depth since the last shallower row
+	for i := len(rows) - 1; i >= 0; i-- {
+		d := rows[i].Depth
+		for len(shownBelow) <= d+1 {
+			shownBelow = append(shownBelow, false)
+		}
+		child := false
+		for _, b := range shownBelow[d+1:] {
+			child = child || b
+		}
+		keep[i] = !stopped(rows[i].State) || child
+		clear(shownBelow[d+1:])
+		shownBelow[d] = shownBelow[d] || keep[i]
+	}
+	out := make([]Row, 0, len(rows))
+	for i, r := range rows {
+		if keep[i] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Selected is the row under the cursor.
@@ -79,7 +162,7 @@ func (t *Table) Visible() []Row { return t.view }
 // SetSize gives the table its box.
 func (t *Table) SetSize(w, h int) {
 	t.width, t.height = w, h
-	t.scroll()
+	t.refresh() // how many rows fit decides whether stopped ones hide
 }
 
 // Update moves the cursor, cycles the sort and edits the filter.
@@ -111,6 +194,13 @@ func (t *Table) key(k tea.KeyPressMsg) tea.Cmd {
 		t.move(len(t.view))
 	case key.Matches(k, keys.Sort):
 		t.sort = t.sort.next()
+		t.refresh()
+	case key.Matches(k, keys.HideStopped):
+		if t.hidingStopped() {
+			t.stopped = stoppedShown
+		} else {
+			t.stopped = stoppedHidden
+		}
 		t.refresh()
 	case key.Matches(k, keys.Filter):
 		t.filtering = true
@@ -169,7 +259,7 @@ func (t *Table) scroll() {
 
 // View renders the column header, the visible rows and the filter line.
 func (t *Table) View() string {
-	cols := layout(t.width)
+	cols := layout(t.width, t.rows)
 	var b strings.Builder
 	b.WriteString(t.c.Styles.ColHeader.Render(fit("  "+renderHeader(cols), t.width)))
 	end := min(t.offset+t.bodyHeight(), len(t.view))
@@ -188,10 +278,11 @@ func (t *Table) View() string {
 }
 
 func (t *Table) renderLine(cols []column, i int) string {
+	st := t.c.Styles
 	if i == t.cursor {
-		return t.c.Styles.Selected.Render("▸ " + renderRow(t.c.Styles, cols, t.view[i], true))
+		return st.Selected.Render("▸ ") + renderRow(st, cols, t.view[i], st.Selected)
 	}
-	return "  " + renderRow(t.c.Styles, cols, t.view[i], false)
+	return "  " + renderRow(st, cols, t.view[i], lipgloss.NewStyle())
 }
 
 func (t *Table) filterLines() int {
@@ -202,8 +293,11 @@ func (t *Table) filterLines() int {
 }
 
 func (t *Table) emptyText() string {
-	if len(t.rows) == 0 {
+	switch {
+	case len(t.rows) == 0:
 		return "  no bottles registered yet"
+	case t.filter.value() == "" && t.hidden > 0:
+		return "  every bottle is stopped: h shows them"
 	}
 	return "  no bottle matches the filter"
 }
@@ -217,7 +311,7 @@ func (t *Table) ShortHelp() []key.Binding {
 			key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "clear filter")),
 		}
 	}
-	return append([]key.Binding{k.Details, k.Filter, k.Sort, k.Audit, k.Help, k.Quit}, k.actions()...)
+	return append([]key.Binding{k.Details, k.Filter, k.Sort, k.HideStopped, k.Audit, k.Help, k.Quit}, k.actions()...)
 }
 
 // FullHelp is every key, grouped.

@@ -247,7 +247,7 @@ func TestReadOnlyHasNoActionKeys(t *testing.T) {
 		}
 	}
 	h.press("?")
-	if screen := h.screen(120, 40); strings.Contains(screen, "cut off") || strings.Contains(screen, "kill") {
+	if screen := h.screen(120, 40); strings.Contains(screen, "cut off!") || strings.Contains(screen, "kill!") {
 		t.Errorf("help shows action keys in read-only mode:\n%s", screen)
 	}
 	if len(h.daemon.Acts()) != 0 {

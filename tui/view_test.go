@@ -9,9 +9,15 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 )
 
+type size struct{ w, h int }
+
 // sizes are the terminal sizes every golden view is rendered at: the
 // smallest supported and a common large one.
-var sizes = []struct{ w, h int }{{80, 24}, {120, 40}}
+var sizes = []size{{80, 24}, {120, 40}}
+
+// tableSizes are the widths the main view is rendered at, from the
+// smallest supported to a wide one, where the column layout changes most.
+var tableSizes = []size{{80, 24}, {100, 30}, {120, 40}, {140, 40}, {160, 50}}
 
 // TestViews renders each screen at each size, ANSI stripped, against
 // testdata/TestViews/<screen>_<w>x<h>.golden (go test ./tui -update
@@ -21,27 +27,38 @@ func TestViews(t *testing.T) {
 		name     string
 		readOnly bool
 		setup    func(h *harness)
+		sizes    []size // nil: sizes
 	}{
-		{"table", false, func(h *harness) {}},
-		{"table_readonly", true, func(h *harness) {}},
-		{"detail", false, func(h *harness) { h.press("down", "enter") }},
-		{"audit", false, func(h *harness) { h.press("a") }},
-		{"help", false, func(h *harness) { h.press("?") }},
-		{"help_readonly", true, func(h *harness) { h.press("?") }},
-		{"confirm_cutoff", false, func(h *harness) { h.press("down", "c") }},
-		{"confirm_pause", false, func(h *harness) { h.press("p") }},
-		{"paused", false, func(h *harness) { h.src.in = withPaused(h.src.in); h.load(); h.press("G", "up", "up", "enter") }},
-		{"confirm_kill_detail", false, func(h *harness) { h.press("enter", "x") }},
-		{"filter", false, func(h *harness) { h.press("/", "t", "e", "s") }},
-		{"sort_name", false, func(h *harness) { h.press("s", "s") }},
-		{"daemon_down", false, func(h *harness) { h.daemon.SetUp(false); h.load() }},
-		{"held", false, func(h *harness) { h.daemon.SetHeld(map[string]int64{"claude": 12_500}); h.load() }},
-		{"empty", false, func(h *harness) { h.src.in = Input{Now: FixtureNow}; h.load() }},
-		{"windowed", false, func(h *harness) { h.src.in = WindowedFixture(); h.load() }},
-		{"windowed_detail", false, func(h *harness) { h.src.in = WindowedFixture(); h.load(); h.press("down", "down", "enter") }},
+		{"table", false, func(h *harness) {}, tableSizes},
+		{"fleet", false, func(h *harness) { h.src.in = FleetFixture(); h.load() }, tableSizes},
+		{"fleet_hidden", false, func(h *harness) { h.src.in = FleetFixture(); h.load(); h.press("h") }, nil},
+		{"fleet_detail", false, func(h *harness) { h.src.in = FleetFixture(); h.load(); h.press("j", "enter") }, nil},
+		{"fleet_audit", false, func(h *harness) { h.src.in = FleetFixture(); h.load(); h.press("a") }, nil},
+		{"stopped_auto_hidden", false, func(h *harness) { h.src.in = StoppedFleet(40); h.load() }, nil},
+		{"confirm_yes_focused", false, func(h *harness) { h.press("down", "c", "tab") }, nil},
+		{"table_readonly", true, func(h *harness) {}, nil},
+		{"detail", false, func(h *harness) { h.press("down", "enter") }, nil},
+		{"audit", false, func(h *harness) { h.press("a") }, nil},
+		{"help", false, func(h *harness) { h.press("?") }, nil},
+		{"help_readonly", true, func(h *harness) { h.press("?") }, nil},
+		{"confirm_cutoff", false, func(h *harness) { h.press("down", "c") }, nil},
+		{"confirm_pause", false, func(h *harness) { h.press("p") }, nil},
+		{"paused", false, func(h *harness) { h.src.in = withPaused(h.src.in); h.load(); h.press("G", "up", "up", "enter") }, nil},
+		{"confirm_kill_detail", false, func(h *harness) { h.press("enter", "x") }, nil},
+		{"filter", false, func(h *harness) { h.press("/", "t", "e", "s") }, nil},
+		{"sort_name", false, func(h *harness) { h.press("s", "s") }, nil},
+		{"daemon_down", false, func(h *harness) { h.daemon.SetUp(false); h.load() }, nil},
+		{"held", false, func(h *harness) { h.daemon.SetHeld(map[string]int64{"claude": 12_500}); h.load() }, nil},
+		{"empty", false, func(h *harness) { h.src.in = Input{Now: FixtureNow}; h.load() }, nil},
+		{"windowed", false, func(h *harness) { h.src.in = WindowedFixture(); h.load() }, nil},
+		{"windowed_detail", false, func(h *harness) { h.src.in = WindowedFixture(); h.load(); h.press("down", "down", "enter") }, nil},
 	}
 	for _, sc := range screens {
-		for _, sz := range sizes {
+		szs := sc.sizes
+		if szs == nil {
+			szs = sizes
+		}
+		for _, sz := range szs {
 			t.Run(fmt.Sprintf("%s_%dx%d", sc.name, sz.w, sz.h), func(t *testing.T) {
 				h := newHarness(t, sc.readOnly)
 				h.screen(sz.w, sz.h)
