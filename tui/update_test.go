@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -117,6 +118,15 @@ func TestConfirmation(t *testing.T) {
 		{"esc cancels", []string{"c", "esc"}, nil},
 		{"other keys are swallowed", []string{"c", "j", "x", "q", "enter"}, nil},
 		{"cancel then confirm", []string{"x", "n", "x", "y"}, []Acted{{"orchestrator-a1", budget.ActKill, actionReason}}},
+		{"tab then enter presses yes", []string{"c", "tab", "enter"}, []Acted{{"orchestrator-a1", budget.ActCutoff, actionReason}}},
+		{"right then enter presses yes", []string{"c", "right", "enter"}, []Acted{{"orchestrator-a1", budget.ActCutoff, actionReason}}},
+		{"shift+tab wraps to yes", []string{"c", "shift+tab", "enter"}, []Acted{{"orchestrator-a1", budget.ActCutoff, actionReason}}},
+		{"space presses the focused button", []string{"c", "tab", "space"}, []Acted{{"orchestrator-a1", budget.ActCutoff, actionReason}}},
+		{"right then left is back on no", []string{"c", "right", "left", "enter"}, nil},
+		{"tab twice is back on no", []string{"c", "tab", "tab", "enter"}, nil},
+		{"esc with yes focused cancels", []string{"c", "tab", "esc"}, nil},
+		{"n with yes focused cancels", []string{"c", "tab", "n"}, nil},
+		{"focus resets to no", []string{"c", "tab", "esc", "c", "enter"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +163,30 @@ func TestConfirmationNamesBottleAndDefaultsToNo(t *testing.T) {
 	h.press("q") // swallowed: the dialog is modal
 	if !h.m.confirm.Open() {
 		t.Error("q closed the dialog")
+	}
+}
+
+func TestConfirmationShowsTheFocusedButton(t *testing.T) {
+	h := newHarness(t, false)
+	h.press("c")
+	st := h.m.c.Styles
+	for _, tt := range []struct {
+		key, focused, on, off string
+	}{
+		{"", "No", "[ No ]", "[ Yes ]"},
+		{"tab", "Yes", "[ Yes ]", "[ No ]"},
+		{"left", "No", "[ No ]", "[ Yes ]"},
+	} {
+		if tt.key != "" {
+			h.press(tt.key)
+		}
+		if got := h.m.confirm.Focused(); got != tt.focused {
+			t.Errorf("after %q focused = %s, want %s", tt.key, got, tt.focused)
+		}
+		raw := h.m.View().Content
+		if !strings.Contains(raw, st.ButtonOn.Render(tt.on)) || strings.Contains(ansi.Strip(raw), tt.off) {
+			t.Errorf("after %q the dialog does not mark %s alone as focused:\n%s", tt.key, tt.on, ansi.Strip(raw))
+		}
 	}
 }
 
