@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
@@ -16,40 +17,69 @@ import (
 
 // TestDashInTmux drives the real binary as an operator would: `bottlecap
 // serve` on a temporary home, `bottlecap dash` in a detached tmux session
-// of fixed size, keys sent with send-keys and the screen read back with
-// capture-pane. Without tmux it is skipped, except in CI, where it fails.
+// of 80 columns (the narrowest supported), keys sent with send-keys and the
+// screen read back with capture-pane. Without tmux it is skipped, except
+// in CI, where it fails.
 func TestDashInTmux(t *testing.T) {
-	tm := newTmux(t, 120, 40)
+	tm := newTmux(t, 80, 24)
 	home := newHome(t)
 	p := startServe(t, home)
 	c := client.New(p.sock, client.WithRetry(10*time.Second))
 	t.Cleanup(func() { c.Close() })
-	registerAndSpend(t, c, "tmux-1", 300_000)
-	registerAndSpend(t, c, "tmux-2", 100_000)
+	// bot-bottle's slugs: 17 characters, told apart by their suffix.
+	const first, second, child = "implementer-b4d07", "implementer-b4e19", "implementer-90a1c"
+	registerAndSpend(t, c, first, 300_000)
+	registerAndSpend(t, c, second, 100_000)
+	registerChild(t, c, child, first, 50_000)
 
 	tm.start(fmt.Sprintf("env BOT_BOTTLE_HOME=%s BOTTLECAP_SOCKET= %s dash", shellQuote(home), shellQuote(bottlecapBinary(t))))
-	tm.waitScreen("daemon: up", "tmux-1", "tmux-2")
-	row := tm.row("tmux-1") // sorted by usage: the selected, first row
+	tm.waitScreen("daemon: up", first, second, child)
+	screen := tm.screen()
+	for _, slug := range []string{first, second, child} {
+		if rowOf(screen, slug) == "" { // a row that starts with the slug whole
+			t.Errorf("at 80 columns no row shows %s whole:\n%s", slug, screen)
+		}
+	}
+	row := rowOf(screen, first) // sorted by usage: the selected, first row
 	if !strings.HasPrefix(row, "▸") || !strings.Contains(row, "● active") {
-		t.Fatalf("first row = %q, want tmux-1 selected and active", row)
+		t.Fatalf("first row = %q, want %s selected and active", row, first)
+	}
+	if !strings.Contains(rowOf(screen, child), "└ "+child) {
+		t.Errorf("%s is not drawn under its parent:\n%s", child, screen)
 	}
 	tm.keys("c")
-	tm.waitScreen("Cut off tmux-1?", "[ No ]")
-	tm.keys("y")
+	tm.waitScreen("Cut off "+first+"?", "[ No ]")
+	tm.keys("Tab") // the focus moves to Yes; Enter presses it
+	tm.waitScreen("[ Yes ]")
+	tm.keys("Enter")
 
 	want := budget.CutOff
 	if st, err := c.Status(context.Background()); err == nil && !st.Docker.Reachable {
 		want = budget.Pending // no engine here: the cutoff is journaled and retried
 	}
-	tm.waitRow("tmux-1", map[budget.State]string{budget.CutOff: "■ cut off", budget.Pending: "◷ pending"}[want])
-	testutil.Eventually(t, "the daemon reports tmux-1 "+string(want), func() bool {
-		b, err := c.Bottle(context.Background(), "tmux-1")
+	tm.waitRow(first, map[budget.State]string{budget.CutOff: "■ cut off", budget.Pending: "◷ pending"}[want])
+	testutil.Eventually(t, "the daemon reports "+first+" "+string(want), func() bool {
+		b, err := c.Bottle(context.Background(), first)
 		return err == nil && b.State == want
 	})
-	if row := tm.row("tmux-2"); !strings.Contains(row, "● active") {
-		t.Errorf("tmux-2 row = %q, want it still active", row)
+	if row := tm.row(second); !strings.Contains(row, "● active") {
+		t.Errorf("%s row = %q, want it still active", second, row)
 	}
 	tm.keys("q")
+}
+
+// registerChild registers a bottle under parent and reports n tokens of
+// usage for it.
+func registerChild(t *testing.T, c *client.Client, slug, parent string, n int64) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.PutBottle(ctx, slug, api.BottleRequest{Agent: "implementer", Parent: parent}); err != nil {
+		t.Fatalf("register %s: %v", slug, err)
+	}
+	r := api.Report{Report: budget.Report{ID: "msg_" + slug, Bottle: slug, Provider: "claude", Usage: budget.Usage{Input: n}}}
+	if _, err := c.Ingest(ctx, []api.Report{r}); err != nil {
+		t.Fatalf("report for %s: %v", slug, err)
+	}
 }
 
 // tmux is a private tmux server (its own socket, -L) for one test.
