@@ -79,9 +79,15 @@ func (d *DetailView) content() []string {
 
 func (d *DetailView) summary(r Row) []string {
 	st := d.c.Styles
-	title := st.Title.Render(r.Slug) + "  " + st.state(r.State, lipWidth(stateText(r.State)))
+	title := []string{st.Title.Render(r.Slug) + "  " + st.state(r.State, lipWidth(stateText(r.State)))}
 	if r.Reason != "" {
-		title += "  " + Printable(r.Reason)
+		// The reason follows on the title line, or wraps below it.
+		reason := Printable(r.Reason)
+		if w := lipWidth(title[0]) + 2 + lipWidth(reason); w <= d.scroll.width {
+			title[0] += "  " + reason
+		} else {
+			title = append(title, wrapIndented(reason, 2, d.scroll.width)...)
+		}
 	}
 	who := []string{"agent " + orDash(r.Agent), "name " + orDash(r.Name), "parent " + orDash(r.Parent),
 		"providers " + orDash(strings.Join(r.Providers, ", "))}
@@ -97,7 +103,7 @@ func (d *DetailView) summary(r Row) []string {
 	if stopped(r.State) {
 		pace = "stopped: no burn rate, no time to exhaustion"
 	}
-	return []string{title, strings.Join(who, " · "), gov, pace}
+	return append(title, strings.Join(who, " · "), gov, pace)
 }
 
 func (d *DetailView) breakdown(us []AgentUsage) []string {

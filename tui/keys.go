@@ -71,9 +71,9 @@ func DefaultKeyMap() *KeyMap {
 
 		Confirm:    key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
 		Cancel:     key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n/esc", "no")),
-		Press:      key.NewBinding(key.WithKeys("enter", "space"), key.WithHelp("enter", "press focused")),
-		NextButton: key.NewBinding(key.WithKeys("tab", "right", "l"), key.WithHelp("tab/→", "next button")),
-		PrevButton: key.NewBinding(key.WithKeys("shift+tab", "left", "h"), key.WithHelp("shift+tab/←", "previous button")),
+		Press:      key.NewBinding(key.WithKeys("enter", "space"), key.WithHelp("enter", "press")),
+		NextButton: key.NewBinding(key.WithKeys("tab", "right", "l"), key.WithHelp("tab/→", "next")),
+		PrevButton: key.NewBinding(key.WithKeys("shift+tab", "left", "h"), key.WithHelp("shift+tab/←", "previous")),
 	}
 }
 
@@ -144,5 +144,5 @@ func (k *KeyMap) views() []key.Binding {
 
 // dialog is the confirmation dialog's keys, for help.
 func (k *KeyMap) dialog() []key.Binding {
-	return []key.Binding{k.Confirm, k.Cancel, k.NextButton, k.PrevButton, k.Press}
+	return []key.Binding{k.Confirm, k.Cancel, k.Press, k.NextButton, k.PrevButton}
 }

@@ -375,3 +375,20 @@ func TestHelpScrollsOnAShortTerminal(t *testing.T) {
 		t.Errorf("page = %d, want help still open", h.m.page)
 	}
 }
+
+func TestFiguresNarrowForm(t *testing.T) {
+	r := Row{Used: 12_500, Limit: 1_250_000}
+	if got := usedText(r, 13); got != "12.5k / 1.25M" {
+		t.Errorf("usedText in 13 = %q, want the spaced form", got)
+	}
+	if got := usedText(r, 11); got != "12.5k/1.25M" {
+		t.Errorf("usedText in 11 = %q, want the narrow form", got)
+	}
+	over := Row{Percent: 1230}
+	if got := percentText(over, 5); got != "1230%" {
+		t.Errorf("percentText in 5 = %q, want 1230%%", got)
+	}
+	if got := percentText(over, 4); got != "12×" {
+		t.Errorf("percentText in 4 = %q, want 12×", got)
+	}
+}
