@@ -69,7 +69,7 @@ func layout(width int, rows []Row) []column {
 	cols := append([]column(nil), columns...)
 	need := 0
 	for _, r := range rows {
-		need = max(need, lipWidth(slugText(r, 1<<10)))
+		need = max(need, slugWidth(r))
 	}
 	cols[0].min = max(slugMin, min(need, slugCap))
 	cols[0].max = max(cols[0].min, need)
@@ -154,10 +154,10 @@ func dropWeakest(cols []column) []column {
 	return append(cols[:weakest], cols[weakest+1:]...)
 }
 
-// renderRow renders one row's cells. base is laid under every cell (the
-// selected row's background); a cell's own colour stays on top of it, so
-// the selected row still shows its bar and state colours.
-func renderRow(s *Styles, cols []column, r Row, base lipgloss.Style) string {
+// renderRow renders one row's cells. The selected row has the Selected
+// background under every cell, and a cell's own colour stays on top of it,
+// so that it still shows its bar and state colours.
+func renderRow(s *Styles, cols []column, r Row, selected bool) string {
 	cells := make([]string, len(cols))
 	for i, c := range cols {
 		t := c.text(r, c.width)
@@ -166,13 +166,21 @@ func renderRow(s *Styles, cols []column, r Row, base lipgloss.Style) string {
 		} else {
 			t = fit(t, c.width)
 		}
-		st := base
-		if c.style != nil {
-			st = c.style(s, r).Inherit(base)
+		switch {
+		case c.style != nil && selected:
+			t = c.style(s, r).Inherit(s.Selected).Render(t)
+		case c.style != nil:
+			t = c.style(s, r).Render(t)
+		case selected:
+			t = s.Selected.Render(t)
 		}
-		cells[i] = st.Render(t)
+		cells[i] = t
 	}
-	return strings.Join(cells, base.Render(" "))
+	sep := " "
+	if selected {
+		sep = s.Selected.Render(sep)
+	}
+	return strings.Join(cells, sep)
 }
 
 // renderHeader renders the column titles.
@@ -202,6 +210,12 @@ func slugText(r Row, width int) string {
 	}
 	return prefix + cutMiddle(r.Slug, width-lipWidth(prefix))
 }
+
+// slugWidth is the cells a row's slug and tree branch take. Slugs are
+// ASCII (budget.ValidateSlug) and the branch is two cells a level, so
+// this is the width of slugText without measuring a thousand strings a
+// frame.
+func slugWidth(r Row) int { return 2*r.Depth + len(r.Slug) }
 
 // usedText is "412k / 1M", or "412k/1M" when the column is narrow.
 func usedText(r Row, width int) string {

@@ -392,3 +392,11 @@ func TestFiguresNarrowForm(t *testing.T) {
 		t.Errorf("percentText in 4 = %q, want 12×", got)
 	}
 }
+
+func TestSlugWidthIsSlugTextWidth(t *testing.T) {
+	for _, r := range append(Build(FleetFixture()).Rows, Row{Slug: "implementer-b4d07", Depth: 5}) {
+		if got, want := slugWidth(r), lipWidth(slugText(r, 1<<10)); got != want {
+			t.Errorf("slugWidth(%s at depth %d) = %d, want %d", r.Slug, r.Depth, got, want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 )
 
 // Table is the bottle table: every bottle in its parent tree, sortable and
@@ -280,9 +279,9 @@ func (t *Table) View() string {
 func (t *Table) renderLine(cols []column, i int) string {
 	st := t.c.Styles
 	if i == t.cursor {
-		return st.Selected.Render("▸ ") + renderRow(st, cols, t.view[i], st.Selected)
+		return st.Selected.Render("▸ ") + renderRow(st, cols, t.view[i], true)
 	}
-	return "  " + renderRow(st, cols, t.view[i], lipgloss.NewStyle())
+	return "  " + renderRow(st, cols, t.view[i], false)
 }
 
 func (t *Table) filterLines() int {
