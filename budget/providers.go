@@ -15,12 +15,15 @@ import "strings"
 // ProviderAPI is one provider API family as the meter meets it on the wire.
 type ProviderAPI struct {
 	// Family names the API in the meter's flags (--upstream-FAMILY,
-	// --upstream FAMILY=URL): anthropic, openai or gemini.
+	// --upstream FAMILY=URL): anthropic, openai, chatgpt or gemini.
 	Family string `json:"family"`
 	// Name is how people write the family (flag help).
 	Name string `json:"name"`
 	// Provider is the budget provider its usage counts against unless the
-	// operator renames it; --upstream accepts it in place of Family.
+	// operator renames it; --upstream accepts it in place of Family, for
+	// the first API of the provider (codex names openai, not chatgpt).
+	// Several APIs may share one provider: one agent reaching two
+	// upstreams spends one budget.
 	Provider string `json:"provider"`
 	// Hosts are the upstream hosts attributed to Provider by default.
 	Hosts []string `json:"hosts"`
@@ -141,23 +144,36 @@ func ProviderAPIs() []ProviderAPI {
 		},
 		{
 			Family: "openai", Name: "OpenAI", Provider: "codex",
-			Hosts:   []string{"api.openai.com", "chatgpt.com"},
+			Hosts:   []string{"api.openai.com"},
 			BaseURL: "https://api.openai.com",
 			Endpoints: []Endpoint{
 				{Format: "openai-chat", Path: "/v1/chat/completions", Suffix: "/chat/completions"},
 				{Format: "openai-responses", Path: "/v1/responses", Suffix: "/responses", WebSocket: true},
 			},
 			Fallback: true,
-			Denial: ErrorShape{
-				Envelope: map[string]any{"error": map[string]any{"message": "$message", "type": "$type", "code": "$code", "param": nil}},
-				Kinds: map[string]ErrorKind{
-					RefuseDenied:      {Type: "insufficient_quota", Code: "insufficient_quota"},
-					RefuseUnavailable: {Type: "server_error", Code: "budget_daemon_unavailable"},
-					RefuseUnreachable: {Type: "server_error", Code: "upstream_unreachable"},
-					RefuseNotMetered:  {Type: "server_error", Code: "upstream_not_metered"},
-					RefuseUpgrade:     {Type: "invalid_request_error", Code: "websocket_not_metered"},
-				},
+			Denial:   openAIDenial(ErrorKind{Type: "insufficient_quota", Code: "insufficient_quota"}),
+		},
+		{
+			// Codex signed in with ChatGPT posts the Responses format to
+			// its ChatGPT backend, not to the API: the same provider, a
+			// second upstream (the meter's pools are per provider).
+			Family: "chatgpt", Name: "ChatGPT's Codex backend", Provider: "codex",
+			Hosts:   []string{"chatgpt.com"},
+			BaseURL: "https://chatgpt.com",
+			Endpoints: []Endpoint{
+				{Format: "openai-responses", Path: "/backend-api/codex/responses", Suffix: "/responses", WebSocket: true},
 			},
+			// Codex sends everything else of its provider (models, remote
+			// compaction) under the same base URL; it must reach ChatGPT,
+			// not the fallback API.
+			Prefixes: []string{"/backend-api/"},
+			// Codex reads a 429's error.type: usage_limit_reached is what
+			// this backend sends when a plan's limit is spent, and the one
+			// Codex shows as "You've hit your usage limit" and does not
+			// retry (any other 429 shows only "exceeded retry limit, last
+			// status: 429"). A cut stream's response.failed is read by its
+			// code: insufficient_quota, as for the API.
+			Denial: openAIDenial(ErrorKind{Type: "usage_limit_reached", Code: "insufficient_quota"}),
 		},
 		{
 			Family: "gemini", Name: "Gemini", Provider: "gemini",
@@ -178,6 +194,22 @@ func ProviderAPIs() []ProviderAPI {
 					RefuseUpgrade:     {Type: "FAILED_PRECONDITION"},
 				},
 			},
+		},
+	}
+}
+
+// openAIDenial is the OpenAI error object, with denied as the kind of a
+// budget denial (the other refusals are the same for every OpenAI-shaped
+// API).
+func openAIDenial(denied ErrorKind) ErrorShape {
+	return ErrorShape{
+		Envelope: map[string]any{"error": map[string]any{"message": "$message", "type": "$type", "code": "$code", "param": nil}},
+		Kinds: map[string]ErrorKind{
+			RefuseDenied:      denied,
+			RefuseUnavailable: {Type: "server_error", Code: "budget_daemon_unavailable"},
+			RefuseUnreachable: {Type: "server_error", Code: "upstream_unreachable"},
+			RefuseNotMetered:  {Type: "server_error", Code: "upstream_not_metered"},
+			RefuseUpgrade:     {Type: "invalid_request_error", Code: "websocket_not_metered"},
 		},
 	}
 }

@@ -58,18 +58,32 @@ func TestProviderTableFixture(t *testing.T) {
 }
 
 // TestProviderTableIsWhole checks each row has what the meter and the
-// addon derive from it: a fallback API, unique families and providers,
-// hosts and endpoints, every refusal's kind, an envelope carrying the
-// message, and exact paths that end in their own suffix.
+// addon derive from it: a fallback API, unique families, hosts and
+// endpoint paths (a provider may span APIs, as Codex spans the OpenAI API
+// and ChatGPT's backend, but a host or path names one API), every
+// refusal's kind, an envelope carrying the message, and exact paths that
+// end in their own suffix.
 func TestProviderTableIsWhole(t *testing.T) {
 	apis := budget.ProviderAPIs()
-	var families, providers []string
+	var families, hosts, paths []string
 	fallbacks := 0
 	for _, api := range apis {
-		if slices.Contains(families, api.Family) || slices.Contains(providers, api.Provider) {
-			t.Errorf("%s: family or provider %s listed twice", api.Family, api.Provider)
+		if slices.Contains(families, api.Family) {
+			t.Errorf("family %s listed twice", api.Family)
 		}
-		families, providers = append(families, api.Family), append(providers, api.Provider)
+		families = append(families, api.Family)
+		for _, h := range api.Hosts {
+			if slices.Contains(hosts, h) {
+				t.Errorf("%s: host %s already names another API", api.Family, h)
+			}
+			hosts = append(hosts, h)
+		}
+		for _, ep := range api.Endpoints {
+			if slices.Contains(paths, ep.Path+"…"+ep.Suffix) {
+				t.Errorf("%s: endpoint %s already names another API", api.Family, ep.Path)
+			}
+			paths = append(paths, ep.Path+"…"+ep.Suffix)
+		}
 		if api.Fallback {
 			fallbacks++
 		}

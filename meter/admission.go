@@ -45,7 +45,7 @@ func (p *Proxy) reserve(w http.ResponseWriter, r *http.Request, up *upstream, ep
 	f := usage.Format(ep.Format)
 	est := p.estimator.InputModel(up.Provider, estimate.ModelFromPath(r.URL.Path), f, body)
 	if p.cfg.CountTokens {
-		if n, ok := p.countTokens(r, up, f, body); ok {
+		if n, ok := p.countTokens(r, up, ep, body); ok {
 			est.Tokens = n // the provider's own count: the estimator still learns from the report
 		}
 	}

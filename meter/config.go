@@ -17,7 +17,7 @@ import (
 // Upstream is where one provider API's requests go and which budget
 // provider they count against, so a renamed provider (pi on an
 // OpenAI-compatible server) is metered under its own budget. Family names
-// the API in budget.ProviderAPIs: anthropic, openai or gemini.
+// the API in budget.ProviderAPIs: anthropic, openai, chatgpt or gemini.
 type Upstream struct {
 	Family   string
 	Provider string
@@ -43,10 +43,17 @@ func mustURL(s string) *url.URL {
 }
 
 // namedAPI is the API an operator names before "=" in --upstream: by its
-// family or by its default provider ("openai" or "codex").
+// family, or by its default provider, which names the provider's first
+// API ("codex" is openai; the ChatGPT backend is named chatgpt).
 func namedAPI(name string) (budget.ProviderAPI, bool) {
-	for _, api := range budget.ProviderAPIs() {
-		if name == api.Family || name == api.Provider {
+	apis := budget.ProviderAPIs()
+	for _, api := range apis {
+		if name == api.Family {
+			return api, true
+		}
+	}
+	for _, api := range apis {
+		if name == api.Provider {
 			return api, true
 		}
 	}

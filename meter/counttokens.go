@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter/usage"
 )
 
@@ -38,11 +40,14 @@ var countHeaders = []string{"Authorization", "X-Api-Key", "Anthropic-Version", "
 const maxCountReply = 64 << 10
 
 // countTokens asks the upstream how many input tokens body holds, with
-// the client's credentials. ok is false when the format has no counting
+// the client's credentials. ok is false when the endpoint has no counting
 // endpoint or the call fails in any way; the offline estimate stands then.
-func (p *Proxy) countTokens(r *http.Request, up *upstream, f usage.Format, body []byte) (n int64, ok bool) {
-	c, has := counters[f]
-	if !has || len(body) == 0 {
+func (p *Proxy) countTokens(r *http.Request, up *upstream, ep *budget.Endpoint, body []byte) (n int64, ok bool) {
+	c, has := counters[usage.Format(ep.Format)]
+	if !has || !strings.HasPrefix(c.path, ep.Path+"/") || len(body) == 0 {
+		// The counting call sits under the API's own endpoint; a backend
+		// that speaks the format elsewhere (ChatGPT's Codex backend) has
+		// none, and is not sent the client's credentials for a guess.
 		return 0, false
 	}
 	fields, ok := onlyMembers(body, c.fields)

@@ -94,3 +94,22 @@ func TestCountTokensAsksTheProvider(t *testing.T) {
 		})
 	}
 }
+
+// TestCountTokensNotAskedOfChatGPT: Codex's ChatGPT backend has no
+// counting call next to its endpoint, so with --count-tokens a request
+// on the ChatGPT path is admitted on the offline estimate and no counting
+// call (carrying the client's ChatGPT token) is made.
+func TestCountTokensNotAskedOfChatGPT(t *testing.T) {
+	d := startDaemon(t)
+	d.register("count-chatgpt", budget.Limits{"codex": budget.Lifetime(20_000)})
+	up := &countingEndpoint{count: 50_000, status: http.StatusOK}
+	_, srv := meterFor(t, d.Sock, "count-chatgpt", newUpstream(t, up.ServeHTTP).URL, func(c *meter.Config) { c.CountTokens = true })
+	resp := post(t, srv.URL+"/backend-api/codex/responses", `{"model":"gpt-5","stream":false,"input":"hi"}`)
+	io.Copy(io.Discard, resp.Body)
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if resp.StatusCode != http.StatusOK || len(up.bodies) != 0 || up.calls != 1 {
+		t.Errorf("got %d with %d counting calls and %d generation calls; want 200 on the estimate, no counting call, one generation",
+			resp.StatusCode, len(up.bodies), up.calls)
+	}
+}

@@ -106,19 +106,8 @@ var cutCases = []cutCase{
 		// request's estimate, the output counted from the deltas.
 		floor: func(seen int) budget.Usage { return budget.Usage{Input: 1, Output: int64(seen)} },
 	},
-	{
-		name: "openai responses", path: "/v1/responses", provider: "codex",
-		body: `{"model":"gpt-5","stream":true,"input":"hi"}`,
-		head: []string{
-			"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_cut\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":\"gpt-5\",\"output\":[],\"usage\":null}}\n\n",
-		},
-		delta: func(i int) string {
-			return fmt.Sprintf("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":%d,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"tok \"}\n\n", i+1)
-		},
-		marker: "event: response.failed\ndata: {",
-		// As for Chat: the counts come with response.completed.
-		floor: func(seen int) budget.Usage { return budget.Usage{Input: 1, Output: int64(seen)} },
-	},
+	responsesCut("openai responses", "/v1/responses", "resp_cut"),
+	responsesCut("chatgpt codex responses", "/backend-api/codex/responses", "resp_cut_chatgpt"),
 	{
 		name: "gemini", path: "/v1beta/models/gemini-2.5-pro:streamGenerateContent", provider: "gemini",
 		body: `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`,
@@ -129,6 +118,25 @@ var cutCases = []cutCase{
 		// Every chunk carries the cumulative counts: at least what passed.
 		floor: func(seen int) budget.Usage { return budget.Usage{Input: 100, Output: int64(seen)} },
 	},
+}
+
+// responsesCut is the OpenAI Responses stream format at path (the API's,
+// or Codex's on ChatGPT), under response id (report ids are the ledger's
+// keys: each case needs its own).
+func responsesCut(name, path, id string) cutCase {
+	return cutCase{
+		name: name, path: path, provider: "codex",
+		body: `{"model":"gpt-5","stream":true,"input":"hi"}`,
+		head: []string{
+			"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"" + id + "\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":\"gpt-5\",\"output\":[],\"usage\":null}}\n\n",
+		},
+		delta: func(i int) string {
+			return fmt.Sprintf("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":%d,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"tok \"}\n\n", i+1)
+		},
+		marker: "event: response.failed\ndata: {",
+		// As for Chat: the counts come with response.completed.
+		floor: func(seen int) budget.Usage { return budget.Usage{Input: 1, Output: int64(seen)} },
+	}
 }
 
 // postStream posts body to url and returns the response, whose reading
@@ -289,16 +297,25 @@ var sdkStreams = []struct {
 	}},
 	{"openai responses", cutCases[2], func(ctx context.Context, base string, onDelta func()) error {
 		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
-		s := c.Responses.NewStreaming(ctx, responses.ResponseNewParams{
-			Model: "gpt-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
-		})
-		for s.Next() {
-			if s.Current().Type == "response.output_text.delta" {
-				onDelta()
-			}
-		}
-		return s.Err()
+		return readResponses(ctx, &c, onDelta)
 	}},
+	{"chatgpt codex responses", cutCases[3], func(ctx context.Context, base string, onDelta func()) error {
+		return readResponses(ctx, chatgptClient(base), onDelta)
+	}},
+}
+
+// readResponses streams a Responses call to its end, calling onDelta after
+// each text delta, and returns the error it ended with.
+func readResponses(ctx context.Context, c *openai.Client, onDelta func()) error {
+	s := c.Responses.NewStreaming(ctx, responses.ResponseNewParams{
+		Model: "gpt-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
+	})
+	for s.Next() {
+		if s.Current().Type == "response.output_text.delta" {
+			onDelta()
+		}
+	}
+	return s.Err()
 }
 
 // TestSDKStreamCutIsAnError: an official SDK streaming through the meter

@@ -56,12 +56,16 @@ var familyPaths = []struct{ family, path, provider string }{
 	{"anthropic", "/v1/messages", "claude"},
 	{"openai", "/v1/chat/completions", "codex"},
 	{"openai", "/v1/responses", "codex"},
+	{"chatgpt", "/backend-api/codex/responses", "codex"},
 	{"gemini", "/v1beta/models/gemini-2.5-pro:generateContent", "gemini"},
 }
 
 func TestDeniedGetsProviderShaped429(t *testing.T) {
 	d := startDaemon(t)
-	wantKind := map[string]string{"anthropic": "rate_limit_error", "openai": "insufficient_quota", "gemini": "RESOURCE_EXHAUSTED"}
+	// ChatGPT's Codex backend: the type Codex shows as "You've hit your
+	// usage limit" instead of a bare 429.
+	wantKind := map[string]string{"anthropic": "rate_limit_error", "openai": "insufficient_quota",
+		"chatgpt": "usage_limit_reached", "gemini": "RESOURCE_EXHAUSTED"}
 	for _, tt := range familyPaths {
 		t.Run(tt.path, func(t *testing.T) {
 			bottle := "cut-" + tt.provider + "-" + strings.Trim(strings.Map(keepAlnum, tt.path), "-")[:8]
@@ -97,7 +101,7 @@ func keepAlnum(r rune) rune {
 }
 
 func TestDaemonUnreachableFailsClosed(t *testing.T) {
-	wantKind := map[string]string{"anthropic": "overloaded_error", "openai": "server_error", "gemini": "UNAVAILABLE"}
+	wantKind := map[string]string{"anthropic": "overloaded_error", "openai": "server_error", "chatgpt": "server_error", "gemini": "UNAVAILABLE"}
 	for _, tt := range familyPaths {
 		t.Run(tt.path, func(t *testing.T) {
 			calls, up := countingUpstream(t)
@@ -133,9 +137,10 @@ func TestDaemonUnreachableFailOpen(t *testing.T) {
 func TestRefusalBodiesExact(t *testing.T) {
 	const msg = "bottlecap: the budget daemon cannot be reached (it is not running); the request was refused (fail-closed)"
 	want := map[string]string{
-		"/v1/messages":         `{"error":{"message":"` + msg + `","type":"overloaded_error"},"type":"error"}` + "\n",
-		"/v1/chat/completions": `{"error":{"code":"budget_daemon_unavailable","message":"` + msg + `","param":null,"type":"server_error"}}` + "\n",
-		"/v1/responses":        `{"error":{"code":"budget_daemon_unavailable","message":"` + msg + `","param":null,"type":"server_error"}}` + "\n",
+		"/v1/messages":                                  `{"error":{"message":"` + msg + `","type":"overloaded_error"},"type":"error"}` + "\n",
+		"/v1/chat/completions":                          `{"error":{"code":"budget_daemon_unavailable","message":"` + msg + `","param":null,"type":"server_error"}}` + "\n",
+		"/v1/responses":                                 `{"error":{"code":"budget_daemon_unavailable","message":"` + msg + `","param":null,"type":"server_error"}}` + "\n",
+		"/backend-api/codex/responses":                  `{"error":{"code":"budget_daemon_unavailable","message":"` + msg + `","param":null,"type":"server_error"}}` + "\n",
 		"/v1beta/models/gemini-2.5-pro:generateContent": `{"error":{"code":503,"message":"` + msg + `","status":"UNAVAILABLE"}}` + "\n",
 	}
 	_, up := countingUpstream(t)

@@ -41,13 +41,14 @@ func (d *daemon) reports(bottle string) []budget.Report {
 	return rs
 }
 
-// meterFor starts a proxy in front of upstream for bottle, reporting to the
-// daemon at sock, and serves it over HTTP.
+// meterFor starts a proxy in front of upstream (every API of the provider
+// table) for bottle, reporting to the daemon at sock, and serves it over
+// HTTP.
 func meterFor(t *testing.T, sock, bottle, upstream string, tweak func(*meter.Config)) (*meter.Proxy, *httptest.Server) {
 	t.Helper()
 	var ups []meter.Upstream
-	for _, f := range []string{"anthropic", "openai", "gemini"} {
-		u, err := meter.ParseUpstream(f + "=" + upstream)
+	for _, api := range budget.ProviderAPIs() {
+		u, err := meter.ParseUpstream(api.Family + "=" + upstream)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter"
 )
 
@@ -17,8 +18,8 @@ import (
 // for every family, stopping it when the test ends if the test did not.
 func startMeter(t *testing.T, upstream string, cfg meter.Config) *meter.Meter {
 	t.Helper()
-	for _, api := range []string{"anthropic", "openai", "gemini"} {
-		u, err := meter.ParseUpstream(api + "=" + upstream)
+	for _, api := range budget.ProviderAPIs() {
+		u, err := meter.ParseUpstream(api.Family + "=" + upstream)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -69,6 +69,14 @@ var sdkCalls = []struct {
 		})
 		return openaiShown(err)
 	}},
+	// Codex signed in with ChatGPT: the Responses call under its ChatGPT
+	// base URL (chatgpt.com/backend-api/codex, here the meter's).
+	{"chatgpt codex responses", "codex", func(ctx context.Context, base string) (int, string, error) {
+		_, err := chatgptClient(base).Responses.New(ctx, responses.ResponseNewParams{
+			Model: "gpt-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
+		})
+		return openaiShown(err)
+	}},
 }
 
 func openaiShown(err error) (int, string, error) {
