@@ -55,9 +55,9 @@ AUTO, CHAT, RESPONSES, ANTHROPIC, GEMINI = "auto", "openai-chat", "openai-respon
 FORMATS = (AUTO, CHAT, RESPONSES, ANTHROPIC, GEMINI)
 MAX_EVENT = 16 << 20  # an event (or whole JSON body) beyond this is skipped
 
-# DEFAULT_HOSTS, FAMILY, METERED_SUFFIXES and ERROR_KINDS are this file's
-# copy of bottlecap's provider table (budget/providers.go); the tests hold
-# them to providers.json, the table written out.
+# DEFAULT_HOSTS, FAMILY, METERED_SUFFIXES, CHATGPT_PREFIXES and ERROR_KINDS
+# are this file's copy of bottlecap's provider table (budget/providers.go);
+# the tests hold them to providers.json, the table written out.
 DEFAULT_HOSTS = {
     "api.anthropic.com": "claude",
     "api.openai.com": "codex",
@@ -65,6 +65,10 @@ DEFAULT_HOSTS = {
     "generativelanguage.googleapis.com": "gemini",
 }
 FAMILY = {"claude": ANTHROPIC, "codex": CHAT, "gemini": GEMINI}
+# CHATGPT_PREFIXES begin the paths of ChatGPT's backend, where Codex signed
+# in with ChatGPT posts (chatgpt.com/backend-api/codex/responses): OpenAI's
+# wire format, with the backend's own error type for a spent budget.
+CHATGPT, CHATGPT_PREFIXES = "chatgpt", ("/backend-api/",)
 
 
 def format_for_path(path):
@@ -1233,14 +1237,16 @@ class Pool:
 # provider's stream format (the Go meter's shapes), after the last whole
 # event that passed.
 
-def stream_error_event(fmt, status, message, res=None):
+def stream_error_event(fmt, status, message, res=None, family=None):
     """The last event of a cut stream, framed so that the provider's SDK
     ends the stream with it as an error: Anthropic an `error` event; OpenAI
     Chat and Gemini a data line with an "error" object; OpenAI Responses
     `response.failed`, with the error in response.error (where Codex reads
     it) and as a top-level "error" object (which openai-go and the Python
-    SDK raise). res is what the stream said so far (id, model)."""
-    family = ANTHROPIC if fmt == ANTHROPIC else GEMINI if fmt == GEMINI else CHAT
+    SDK raise). res is what the stream said so far (id, model); family is
+    the request's error shape (_family), by default the format's."""
+    if family != CHATGPT:
+        family = ANTHROPIC if fmt == ANTHROPIC else GEMINI if fmt == GEMINI else CHAT
     body, name = error_body(family, status, message), ""
     if fmt == ANTHROPIC:
         name = "error"
@@ -1454,22 +1460,26 @@ def fallback_id(provider, headers):
 
 
 ERROR_KINDS = {
-    # status: (anthropic type, gemini status, openai type, openai code)
-    426: ("invalid_request_error", "FAILED_PRECONDITION", "invalid_request_error", "websocket_not_metered"),
-    429: ("rate_limit_error", "RESOURCE_EXHAUSTED", "insufficient_quota", "insufficient_quota"),
-    502: ("api_error", "UNAVAILABLE", "server_error", "upstream_not_metered"),
-    503: ("overloaded_error", "UNAVAILABLE", "server_error", "budget_daemon_unavailable"),
+    # status: (anthropic type, gemini status, openai type, openai code, chatgpt type)
+    # ChatGPT's backend says usage_limit_reached when a plan is spent: Codex
+    # shows that 429 as a usage limit and does not retry it (any other 429
+    # only as "exceeded retry limit").
+    426: ("invalid_request_error", "FAILED_PRECONDITION", "invalid_request_error", "websocket_not_metered",
+          "invalid_request_error"),
+    429: ("rate_limit_error", "RESOURCE_EXHAUSTED", "insufficient_quota", "insufficient_quota", "usage_limit_reached"),
+    502: ("api_error", "UNAVAILABLE", "server_error", "upstream_not_metered", "server_error"),
+    503: ("overloaded_error", "UNAVAILABLE", "server_error", "budget_daemon_unavailable", "server_error"),
 }
 
 
 def error_body(family, status, message):
     """The provider's own error shape, so the agent's SDK shows the message."""
-    anthropic, gemini, openai, code = ERROR_KINDS.get(status, ERROR_KINDS[503])
+    anthropic, gemini, openai, code, chatgpt = ERROR_KINDS.get(status, ERROR_KINDS[503])
     if family == ANTHROPIC:
         return {"type": "error", "error": {"type": anthropic, "message": message}}
     if family == GEMINI:
         return {"error": {"code": status, "message": message, "status": gemini}}
-    return {"error": {"message": message, "type": openai, "code": code, "param": None}}
+    return {"error": {"message": message, "type": chatgpt if family == CHATGPT else openai, "code": code, "param": None}}
 
 
 # REFUSAL_HEADERS go on every answer the addon makes itself: the official
@@ -1504,6 +1514,10 @@ def cut_message(provider, v):
 
 
 def _family(provider, path):
+    """The error shape of a request: ChatGPT's backend by its path (the
+    request may come through any host name), else the provider's API."""
+    if path.split("?", 1)[0].startswith(CHATGPT_PREFIXES):
+        return CHATGPT
     f = FAMILY.get(provider) or format_for_path(path)
     return ANTHROPIC if f == ANTHROPIC else GEMINI if f == GEMINI else CHAT
 
@@ -1869,7 +1883,8 @@ class Addon:
         self._soon(self._end, flight)  # the error is out: close the upstream
         if not (flight.inject and flight.aligned):
             return b""
-        return stream_error_event(flight.format, flight.cut_status, flight.cut, flight.tap.progress())
+        return stream_error_event(flight.format, flight.cut_status, flight.cut, flight.tap.progress(),
+                                  _family(flight.provider, flight.flow.request.path))
 
     def _end(self, flight):
         """Closes a cut stream's upstream. Over HTTP/1 the response is ended

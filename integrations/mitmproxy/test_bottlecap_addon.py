@@ -517,13 +517,24 @@ class ProviderTableTest(unittest.TestCase):
                 self.assertFalse(ba.metered("GET", p), p)
             self.assertEqual(ba.format_for_path(path), ep["format"], path)
 
+    def test_chatgpt_prefixes(self):
+        """The APIs with their own path prefixes other than Gemini's are
+        ChatGPT's backend, which the addon tells by CHATGPT_PREFIXES."""
+        chatgpt = [api for api in self.table["apis"] if api["family"] == ba.CHATGPT]
+        self.assertEqual(len(chatgpt), 1)
+        self.assertEqual(set(ba.CHATGPT_PREFIXES), set(chatgpt[0]["prefixes"]))
+        for ep in chatgpt[0]["endpoints"]:
+            self.assertTrue(ep["path"].startswith(ba.CHATGPT_PREFIXES), ep)
+
     def test_error_shapes(self):
         statuses = {r["name"]: r["status"] for r in self.table["refusals"]}
         self.assertEqual(set(ba.ERROR_KINDS), set(ADDON_REFUSALS))
         for api in self.table["apis"]:
             shape = api["denial"]
-            families = {ba._family(api["provider"], "")} | {
-                ba._family("renamed", endpoint_path(ep)) for ep in api["endpoints"]}  # BOTTLECAP_HOSTS renames
+            # By the API's host and an endpoint's path, and by the path alone
+            # (BOTTLECAP_HOSTS renames a host's provider).
+            families = {ba._family(provider, endpoint_path(ep) + query)
+                        for ep in api["endpoints"] for provider in (api["provider"], "renamed") for query in ("", "?alt=sse")}
             for status, refusal in ADDON_REFUSALS.items():
                 self.assertEqual(statuses[refusal], status, refusal)
                 want = fill(shape["envelope"], status, shape["kinds"][refusal], "msg")

@@ -467,6 +467,37 @@ class GateAndDecodeTest(MitmdumpCase):
             self.assertEqual((status, raw), (200, packed), enc)
             self.assert_counted(sse_id(body), want)
 
+    def test_chatgpt_codex_stream_counted(self):
+        """Codex signed in with ChatGPT posts the Responses format to the
+        ChatGPT backend's path: metered like the API's, its bytes unchanged."""
+        data, want = fixture("openai-responses-stream-reasoning.sse")
+        self.serve("chatgpt-sse", {"content-type": "text/event-stream"}, [data[i:i + 500] for i in range(0, len(data), 500)])
+        status, _, raw = self.call("POST", "/backend-api/codex/responses", b'{"model":"gpt-5","stream":true,"input":"hi"}',
+                                   {"content-type": "application/json", "chatgpt-account-id": "acct-1",
+                                    "x-fake": "chatgpt-sse"})
+        self.assertEqual((status, raw), (200, data))
+        first = next(line for line in data.decode().splitlines() if line.startswith("data: {"))
+        self.assert_counted(json.loads(first[6:])["response"]["id"], want)
+        self.assertEqual(self.upstream.hits("/backend-api/codex/responses", "chatgpt-sse"), 1)
+
+    def test_chatgpt_codex_denied_as_usage_limit(self):
+        """A denial on the ChatGPT backend's path is the backend's own 429
+        (usage_limit_reached, which Codex shows as a usage limit), naming
+        the budget, and never reaches the upstream."""
+        with self.daemon.lock:
+            self.daemon.verdict = {"allowed": False, "scope": "bottle", "scope_id": "dev-1", "provider": "codex",
+                                   "limit": 100, "used": 120, "remaining": 0, "state": "active",
+                                   "reason": "bottle dev-1 budget exhausted (codex 120/100)"}
+        status, headers, raw = self.call("POST", "/backend-api/codex/responses", b'{"model":"gpt-5","input":"hi"}',
+                                         {"content-type": "application/json", "x-fake": "chatgpt-denied"})
+        self.assertEqual(status, 429, raw)
+        self.assertEqual(headers.get("x-should-retry"), "false")
+        err = json.loads(raw)["error"]
+        self.assertEqual((err["type"], err["code"]), ("usage_limit_reached", "insufficient_quota"))
+        for part in ("scope bottle dev-1", "provider codex", "limit 100", "used 120"):
+            self.assertIn(part, err["message"])
+        self.assertEqual(self.upstream.hits("/backend-api/codex/responses", "chatgpt-denied"), 0)
+
     def test_plain_json_body_counted(self):
         data, want = fixture("openai-chat-nonstream.json")
         self.serve("json", {"content-type": "application/json"}, [data], chunked=False)
@@ -800,6 +831,47 @@ class RealDaemonTest(unittest.TestCase):
         self.assertGreaterEqual(r["output"], deltas, "less output than passed to the client")
         self.assertEqual(r["input"], fresh_estimate(body), "input is not the estimate")
         eventually(lambda: self.held(bottle) == 0, "the allowance to be released")
+
+    def test_operator_cutoff_ends_a_chatgpt_codex_stream(self):
+        """Codex signed in with ChatGPT, with allowances against the real
+        daemon: its Responses stream on the ChatGPT backend's path is cut
+        with response.failed (code insufficient_quota, which Codex does
+        not retry), the upstream closed, the partial usage in the ledger."""
+        port = self.mitmdump("gpt-cut-1", 1000000)
+
+        def event(i):
+            return (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":%d,'
+                    b'"item_id":"msg_1","output_index":0,"content_index":0,"delta":"tok "}\n\n' % (i + 1))
+        created = (b'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":'
+                   b'{"id":"resp_gpt_cut_1","object":"response","status":"in_progress","model":"gpt-5","usage":null}}\n\n')
+        live = LiveStream(lambda i: created if i == 0 else event(i))
+        self.upstream.bodies["gpt-live"] = live
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+        self.addCleanup(conn.close)
+        conn.request("POST", "/backend-api/codex/responses", body=b'{"model":"gpt-5","stream":true,"input":"hi"}',
+                     headers={"content-type": "application/json", "x-fake": "gpt-live"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        before, _, _ = read_events(resp, until=lambda evs: len(evs) >= 5)
+        if len(before) < 5:
+            self.fail_with_logs("the stream ended before the cutoff: %r" % before)
+        status, reply = self.daemon.api("POST", "/v1/bottles/gpt-cut-1/actions", {"action": "cutoff", "reason": "test cutoff"})
+        self.assertIn(status, (200, 202), reply)
+        events, _, clean = read_events(resp)
+        events = before + events
+        if not events or not events[-1].startswith(b"event: response.failed\n"):
+            self.fail_with_logs("the client got no response.failed; last events: %r" % events[-3:])
+        self.assertTrue(clean, "the response did not end cleanly after its error event")
+        failed = json.loads(events[-1].split(b"data: ", 1)[1])
+        self.assertEqual(failed["response"]["error"]["code"], "insufficient_quota")
+        self.assertEqual(failed["response"]["id"], "resp_gpt_cut_1")
+        self.assertEqual(failed["error"]["type"], "usage_limit_reached")
+        self.assertIn("bottle gpt-cut-1 is", failed["error"]["message"])
+        if not live.closed.wait(DEADLINE):
+            self.fail_with_logs("the upstream connection was not closed (%d events sent)" % live.sent)
+        r = eventually(lambda: self.daemon.reports("gpt-cut-1"), "the cut stream's report in the ledger")[0]
+        self.assertEqual((r["id"], r["complete"]), ("resp_gpt_cut_1", 0), r)
+        self.assertGreaterEqual(r["output"], len(events) - 2, "less output than passed to the client")
 
     def test_stream_ends_where_the_budget_does(self):
         body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "z" * 3000}]}).encode()
