@@ -508,7 +508,7 @@ func TestCutBeforeResponseIs429(t *testing.T) {
 			resp := postStream(t, srv.URL+tt.path, `{"model":"m"}`)
 			b, _ := io.ReadAll(resp.Body)
 			msg, kind := errorShape(t, tt.family, b)
-			want := map[string]string{"anthropic": "rate_limit_error", "openai": "insufficient_quota", "gemini": "RESOURCE_EXHAUSTED"}[tt.family]
+			want := deniedKind[tt.family]
 			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Should-Retry") != "false" || kind != want ||
 				!strings.Contains(msg, "bottle "+bottle+" is pending: cutoff pending: runaway agent") {
 				t.Errorf("got %d (x-should-retry %q) %s; want a 429 %s naming the state, not to be retried",

@@ -60,12 +60,15 @@ var familyPaths = []struct{ family, path, provider string }{
 	{"gemini", "/v1beta/models/gemini-2.5-pro:generateContent", "gemini"},
 }
 
+// deniedKind is each family's error type (Gemini: status) for a budget
+// denial. ChatGPT's Codex backend: the type Codex shows as "You've hit your
+// usage limit" instead of a bare 429.
+var deniedKind = map[string]string{"anthropic": "rate_limit_error", "openai": "insufficient_quota",
+	"chatgpt": "usage_limit_reached", "gemini": "RESOURCE_EXHAUSTED"}
+
 func TestDeniedGetsProviderShaped429(t *testing.T) {
 	d := startDaemon(t)
-	// ChatGPT's Codex backend: the type Codex shows as "You've hit your
-	// usage limit" instead of a bare 429.
-	wantKind := map[string]string{"anthropic": "rate_limit_error", "openai": "insufficient_quota",
-		"chatgpt": "usage_limit_reached", "gemini": "RESOURCE_EXHAUSTED"}
+	wantKind := deniedKind
 	for _, tt := range familyPaths {
 		t.Run(tt.path, func(t *testing.T) {
 			bottle := "cut-" + tt.provider + "-" + strings.Trim(strings.Map(keepAlnum, tt.path), "-")[:8]
