@@ -23,7 +23,6 @@ import (
 // list when they have landed.
 var awaited = map[string]string{
 	"docs/cli.md":           "the command line's reference, generated from the commands",
-	"docs/recipes/codex.md": "the Codex recipe (API key and ChatGPT login)",
 }
 
 // externalTarget is a link target with a scheme (http:, mailto:, …) or a
