@@ -127,6 +127,13 @@ func (c *Client) Actions(ctx context.Context, status string) ([]api.Action, erro
 	return out, c.do(ctx, r, &out)
 }
 
+// Action reads one journaled action by its id: poll it to learn whether
+// an action Act started is done or failed.
+func (c *Client) Action(ctx context.Context, id int64) (api.Action, error) {
+	var out api.Action
+	return out, c.do(ctx, request{method: http.MethodGet, path: path("actions", strconv.FormatInt(id, 10))}, &out)
+}
+
 // Budgets lists every limit of every scope with its source, those in
 // force and those they override.
 func (c *Client) Budgets(ctx context.Context) ([]api.BudgetLimit, error) {

@@ -204,6 +204,47 @@ func TestOperatorActions(t *testing.T) {
 	}
 }
 
+// TestActionByID: GET /v1/actions/{id} follows one action from pending to
+// its outcome over the socket; an unknown id is 404, a malformed one 400.
+func TestActionByID(t *testing.T) {
+	enf := &fakeEnforcer{fail: func(j controller.Job) error {
+		if j.Action.Kind == budget.ActKill {
+			return errors.New("engine says no")
+		}
+		return nil
+	}}
+	d := startDaemon(t, nil, enf)
+	d.register("b1", api.BottleRequest{})
+	ctx := context.Background()
+	act, err := d.c.Act(ctx, "b1", api.ActionRequest{Action: "cutoff", Reason: "runaway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cutoff done", func() bool {
+		a, err := d.c.Action(ctx, act.ID)
+		return err == nil && a.Status == "done"
+	})
+	if a, _ := d.c.Action(ctx, act.ID); a.ID != act.ID || a.Kind != "cutoff" || a.Bottle != "b1" || a.Reason != "runaway" || !a.Operator {
+		t.Errorf("got %+v, want b1's operator cutoff", a)
+	}
+	kill, err := d.c.Act(ctx, "b1", api.ActionRequest{Action: "kill"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "kill failed", func() bool {
+		a, err := d.c.Action(ctx, kill.ID)
+		return err == nil && a.Status == "failed" && a.LastError == "engine says no"
+	})
+	if _, err := d.c.Action(ctx, 999); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("unknown id: got %v, want ErrNotFound", err)
+	}
+	for _, bad := range []string{"x", "0", "-3"} {
+		if status, body := d.raw("GET", "/v1/actions/"+bad, "", ""); status != 400 || !strings.Contains(body, "want a positive integer") {
+			t.Errorf("GET /v1/actions/%s: got %d %s, want 400 naming the id", bad, status, body)
+		}
+	}
+}
+
 func TestFailedActionKeepsBottleDenied(t *testing.T) {
 	enf := &fakeEnforcer{fail: func(controller.Job) error { return errors.New("engine says no") }}
 	d := startDaemon(t, nil, enf)

@@ -365,6 +365,15 @@ func (c *Core) Actions(ctx context.Context, status budget.ActionStatus) ([]api.A
 	return out, nil
 }
 
+// Action is one journaled action, as the API shows it.
+func (c *Core) Action(ctx context.Context, id int64) (api.Action, error) {
+	a, err := c.ledger.Action(ctx, id)
+	if err != nil {
+		return api.Action{}, err
+	}
+	return apiAction(a), nil
+}
+
 // Audit is the audit log, newest first; bottle "" means all.
 func (c *Core) Audit(ctx context.Context, bottle string, limit int) ([]budget.AuditEntry, error) {
 	entries, err := c.ledger.Audit(ctx, bottle, limit)

@@ -229,6 +229,17 @@ func (f *fakeLedger) UpdateAction(_ context.Context, a budget.Action) error {
 	return nil
 }
 
+func (f *fakeLedger) Action(_ context.Context, id int64) (budget.Action, error) {
+	defer f.mu.Unlock()
+	if err := f.call("Action"); err != nil {
+		return budget.Action{}, err
+	}
+	if id < 1 || int(id) > len(f.actions) {
+		return budget.Action{}, fmt.Errorf("action %d: %w", id, budget.ErrNotFound)
+	}
+	return f.actions[id-1], nil
+}
+
 func (f *fakeLedger) Actions(_ context.Context, status budget.ActionStatus) ([]budget.Action, error) {
 	defer f.mu.Unlock()
 	if err := f.call("Actions"); err != nil {

@@ -22,6 +22,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/bottles/{slug}", s.operatorOnly(s.handleDeleteBottle))
 	mux.HandleFunc("POST /v1/bottles/{slug}/actions", s.operatorOnly(s.handleAction))
 	mux.HandleFunc("GET /v1/actions", s.operatorOnly(s.handleActions))
+	mux.HandleFunc("GET /v1/actions/{id}", s.operatorOnly(s.handleActionByID))
 
 	mux.HandleFunc("GET /v1/budgets", s.operatorOnly(s.handleBudgets))
 	mux.HandleFunc("GET /v1/budgets/{scope}/{id...}", s.operatorOnly(s.handleBudget))

@@ -69,6 +69,8 @@ type Ledger interface {
 	UpdateAction(ctx context.Context, a budget.Action) error
 	// Actions returns actions with the given status ("" = all), oldest first.
 	Actions(ctx context.Context, status budget.ActionStatus) ([]budget.Action, error)
+	// Action returns one action, or an error wrapping budget.ErrNotFound.
+	Action(ctx context.Context, id int64) (budget.Action, error)
 
 	// AppendAudit appends an entry to the hash-chained audit log and returns
 	// it with its sequence number, time and hashes filled in.

@@ -69,6 +69,31 @@ func (db *DB) UpdateAction(ctx context.Context, a budget.Action) error {
 	})
 }
 
+// Action returns one journaled action, or an error wrapping
+// budget.ErrNotFound: what `bottlecap cutoff --wait` follows.
+func (db *DB) Action(ctx context.Context, id int64) (budget.Action, error) {
+	row := db.read.QueryRowContext(ctx, `SELECT `+actionColumns+` FROM actions WHERE id = ?`, id)
+	a, err := scanAction(row)
+	if err != nil {
+		return a, fmt.Errorf("action %d: %w", id, classify(err))
+	}
+	return a, nil
+}
+
+// scanAction reads one row of actionColumns.
+func scanAction(row interface{ Scan(...any) error }) (budget.Action, error) {
+	var a budget.Action
+	var kind, st string
+	var created, updated int64
+	if err := row.Scan(&a.ID, &a.Bottle, &kind, &a.Reason, &a.Operator, &st, &a.Attempts,
+		&a.LastError, &created, &updated); err != nil {
+		return a, err
+	}
+	a.Kind, a.Status = budget.ActionKind(kind), budget.ActionStatus(st)
+	a.CreatedAt, a.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return a, nil
+}
+
 // Actions returns the actions with the given status ("" = all), oldest
 // first, so a restarted daemon resumes pending ones in order.
 func (db *DB) Actions(ctx context.Context, status budget.ActionStatus) ([]budget.Action, error) {
@@ -85,15 +110,10 @@ func (db *DB) Actions(ctx context.Context, status budget.ActionStatus) ([]budget
 	defer rows.Close()
 	var all []budget.Action
 	for rows.Next() {
-		var a budget.Action
-		var kind, st string
-		var created, updated int64
-		if err := rows.Scan(&a.ID, &a.Bottle, &kind, &a.Reason, &a.Operator, &st, &a.Attempts,
-			&a.LastError, &created, &updated); err != nil {
+		a, err := scanAction(rows)
+		if err != nil {
 			return nil, fmt.Errorf("actions: %w", classify(err))
 		}
-		a.Kind, a.Status = budget.ActionKind(kind), budget.ActionStatus(st)
-		a.CreatedAt, a.UpdatedAt = fromNanos(created), fromNanos(updated)
 		all = append(all, a)
 	}
 	if err := rows.Err(); err != nil {

@@ -58,6 +58,13 @@ func TestActionLifecycle(t *testing.T) {
 	if len(done) != 1 || len(pending) != 1 || len(all) != 2 {
 		t.Errorf("done %d, pending %d, all %d; want 1, 1, 2", len(done), len(pending), len(all))
 	}
+	one, err := db.Action(ctx, a.ID)
+	if err != nil || one.Status != budget.StatusDone || one.Attempts != 2 || one.Bottle != "b1" || one.Kind != budget.ActCutoff {
+		t.Errorf("Action(%d) = %+v, %v; want b1's cutoff, done after 2 attempts", a.ID, one, err)
+	}
+	if _, err := db.Action(ctx, 999); !errors.Is(err, budget.ErrNotFound) {
+		t.Errorf("Action(999): got %v, want ErrNotFound", err)
+	}
 }
 
 func TestCreateActionRejectsInvalid(t *testing.T) {
