@@ -19,6 +19,9 @@ import (
 
 const module = "github.com/bot-bottle/bottlecap"
 
+// fangPath is Charm's cobra styling, the one Charm package outside tui.
+const fangPath = "github.com/charmbracelet/fang"
+
 // testSupport are packages that exist for tests (and the bench harness):
 // they may import testing and the Docker client to build what they test.
 var testSupport = []string{
@@ -101,13 +104,20 @@ func keys(m map[string]listed) []string {
 	return ks
 }
 
-// family is a group of imports recognised by path prefix.
+// family is a group of imports recognised by path prefix, but for the
+// paths (and what lies below them) in except.
 type family struct {
 	name     string
 	prefixes []string
+	except   []string
 }
 
 func (f family) has(importPath string) bool {
+	for _, p := range f.except {
+		if importPath == p || strings.HasPrefix(importPath, p+"/") {
+			return false
+		}
+	}
 	for _, p := range f.prefixes {
 		if importPath == p || strings.HasPrefix(importPath, p+"/") {
 			return true
@@ -117,11 +127,14 @@ func (f family) has(importPath string) bool {
 }
 
 var (
-	sqlite = family{"SQLite", []string{"modernc.org/sqlite"}}
-	docker = family{"the Docker client", []string{"github.com/moby", "github.com/docker", "github.com/containerd"}}
-	tea    = family{"Bubble Tea", []string{"charm.land", "github.com/charmbracelet"}}
-	yaml   = family{"YAML", []string{"go.yaml.in/yaml", "gopkg.in/yaml", "github.com/goccy/go-yaml"}}
-	tests  = family{"testing", []string{"testing"}}
+	sqlite = family{"SQLite", []string{"modernc.org/sqlite"}, nil}
+	docker = family{"the Docker client", []string{"github.com/moby", "github.com/docker", "github.com/containerd"}, nil}
+	// fang is Charm's styling of cobra's help and errors: the command
+	// line's, not a Bubble Tea program (TestOnlyTheCommandLineImportsFang).
+	tea   = family{"Bubble Tea", []string{"charm.land", "github.com/charmbracelet"}, []string{fangPath}}
+	fang  = family{"fang", []string{fangPath}, nil}
+	yaml  = family{"YAML", []string{"go.yaml.in/yaml", "gopkg.in/yaml", "github.com/goccy/go-yaml"}, nil}
+	tests = family{"testing", []string{"testing"}, nil}
 )
 
 // onlyImportedBy fails for every package of ours outside allowed that
@@ -152,7 +165,7 @@ func TestBudgetImportsOnlyTheStandardLibrary(t *testing.T) {
 // TestBudgetDoesNoIO keeps the file system, the network and the process
 // out of the domain: settings reads the file, store the ledger.
 func TestBudgetDoesNoIO(t *testing.T) {
-	io := family{"I/O", []string{"os", "net", "syscall", "io/fs", "io/ioutil", "database/sql", "log"}}
+	io := family{"I/O", []string{"os", "net", "syscall", "io/fs", "io/ioutil", "database/sql", "log"}, nil}
 	for _, imp := range loadLayout(t).ours["budget"].Imports {
 		if io.has(imp) {
 			t.Errorf("budget imports %s (%s); the domain does no I/O", imp, io.name)
@@ -198,7 +211,7 @@ func wiring(rel string) bool {
 
 // ledger is the store package: the ledger's SQLite side, whose records the
 // other layers take from budget.
-var ledger = family{"the store", []string{module + "/store"}}
+var ledger = family{"the store", []string{module + "/store"}, nil}
 
 // TestOnlyTheWiringImportsStore keeps store behind the interfaces its
 // readers declare (controller.Ledger, tui.Reader): only the packages that
@@ -251,6 +264,13 @@ func TestOnlyTUIImportsBubbleTea(t *testing.T) {
 	// The bench times a dashboard frame by driving tui's model through its
 	// Bubble Tea messages, as the runtime does (cmd/bench/dashframe.go).
 	loadLayout(t).onlyImportedBy(t, tea, "tui", "cmd/bench")
+}
+
+// TestOnlyTheCommandLineImportsFang: fang styles bottlecap's help and
+// errors to match the dashboard; nothing else takes Charm's packages but
+// tui (TestOnlyTUIImportsBubbleTea).
+func TestOnlyTheCommandLineImportsFang(t *testing.T) {
+	loadLayout(t).onlyImportedBy(t, fang, "cmd/bottlecap")
 }
 
 // TestOnlyCommandsImportSimhost keeps the simulated host (the demo's and

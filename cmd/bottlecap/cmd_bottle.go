@@ -7,44 +7,41 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// bottleUsage lists the bottle subcommands.
-const bottleUsage = `usage: bottlecap bottle register SLUG [--agent A] [--name N] [--parent P]
-                        [--budget claude=1M,codex=500k] [--agent-budget reviewer:claude=200k]
-                        [--shutdown cutoff|pause|freeze|kill] [--rate claude=300k/min]
-                        [--container ID]...
-       bottlecap bottle ls [--json]
-       bottlecap bottle show SLUG [--json]
-       bottlecap bottle rm SLUG
-Every subcommand takes --socket PATH.`
-
-// runBottle dispatches `bottlecap bottle register|ls|show|rm`.
-func (m *Main) runBottle(ctx context.Context, args []string) error {
-	subs := map[string]func(context.Context, []string) error{
-		"register": m.runBottleRegister,
-		"ls":       m.runBottleList,
-		"show":     m.runBottleShow,
-		"rm":       m.runBottleRemove,
+// bottleCommand is `bottlecap bottle register|ls|show|rm`.
+func (m *Main) bottleCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bottle",
+		Short: "Register, list, show and forget bottles",
+		Long: "A bottle is one bot-bottle sandbox: a slug, an agent, a parent, budgets and containers. " +
+			"The daemon discovers bot-bottle's containers by their labels; bottle register does the same by hand.",
 	}
-	if len(args) == 0 || subs[args[0]] == nil {
-		if len(args) > 0 {
-			fmt.Fprintf(m.Stderr, "bottlecap bottle: unknown subcommand %q\n", args[0])
-		}
-		fmt.Fprintln(m.Stderr, bottleUsage)
-		return errUsage
-	}
-	return subs[args[0]](ctx, args[1:])
+	cmd.AddCommand(m.bottleRegisterCommand(), m.bottleListCommand(), m.bottleShowCommand(), m.bottleRemoveCommand())
+	return cmd
 }
 
-// runBottleList implements `bottlecap bottle ls [--json]`.
-func (m *Main) runBottleList(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("bottle ls", "bottle ls [--json] [--socket PATH]", true)
-	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
-		return err
+// bottleListCommand is `bottlecap bottle ls [--json]`.
+func (m *Main) bottleListCommand() *cobra.Command {
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the bottles with their usage and budgets",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return m.runBottleList(cmd.Context(), df)
+		},
 	}
+	df = addDaemonFlags(cmd, true)
+	return cmd
+}
+
+func (m *Main) runBottleList(ctx context.Context, df *daemonFlags) error {
 	bs, err := m.client(df).Bottles(ctx)
 	if err != nil {
 		return err
@@ -102,21 +99,27 @@ func providerRows(b api.Bottle) [][]string {
 	return rows
 }
 
-// runBottleShow implements `bottlecap bottle show SLUG [--json]`.
-func (m *Main) runBottleShow(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("bottle show", "bottle show SLUG [--json] [--socket PATH]", true)
-	pos, err := m.parseArgs(fs, args, 1, 1)
-	if err != nil {
-		return err
+// bottleShowCommand is `bottlecap bottle show SLUG [--json]`.
+func (m *Main) bottleShowCommand() *cobra.Command {
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:               "show SLUG",
+		Short:             "One bottle: its registration, usage, budgets and state",
+		Args:              positional(1, 1),
+		ValidArgsFunction: m.completeSlugs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := m.client(df).Bottle(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if df.json {
+				return writeJSON(m.Stdout, b)
+			}
+			return printBottle(m.Stdout, b)
+		},
 	}
-	b, err := m.client(df).Bottle(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if df.json {
-		return writeJSON(m.Stdout, b)
-	}
-	return printBottle(m.Stdout, b)
+	df = addDaemonFlags(cmd, true)
+	return cmd
 }
 
 // printBottle writes one bottle: its registration, then a row per provider.
@@ -172,16 +175,23 @@ func rateLine(g api.RateGuard) string {
 	return fmt.Sprintf("%s %s (%s in the last minute)", g.Provider, budget.FormatRate(g.Guard), formatTokens(g.LastMinute))
 }
 
-// runBottleRemove implements `bottlecap bottle rm SLUG`.
-func (m *Main) runBottleRemove(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("bottle rm", "bottle rm SLUG [--socket PATH]", false)
-	pos, err := m.parseArgs(fs, args, 1, 1)
-	if err != nil {
-		return err
+// bottleRemoveCommand is `bottlecap bottle rm SLUG`.
+func (m *Main) bottleRemoveCommand() *cobra.Command {
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:               "rm SLUG",
+		Aliases:           []string{"remove"},
+		Short:             "Forget a bottle (its usage stays in the ledger)",
+		Args:              positional(1, 1),
+		ValidArgsFunction: m.completeSlugs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := m.client(df).DeleteBottle(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "forgot bottle %s (its usage stays in the ledger)\n", args[0])
+			return nil
+		},
 	}
-	if err := m.client(df).DeleteBottle(ctx, pos[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(m.Stdout, "forgot bottle %s (its usage stays in the ledger)\n", pos[0])
-	return nil
+	df = addDaemonFlags(cmd, false)
+	return cmd
 }

@@ -6,33 +6,23 @@ import (
 	"io"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// budgetUsage lists the budget subcommands.
-const budgetUsage = `usage: bottlecap budget set SCOPE[/ID] provider=N...   e.g. budget set global claude=5M
-                                                        budget set bottle/dev-1 claude=1M codex=500k
-                                                        budget set agent/dev-1/reviewer claude=200k
-       bottlecap budget get|ls [SCOPE[/ID]] [--json]     every limit with its source, in force or overridden
-       bottlecap budget rm SCOPE[/ID] [PROVIDER...]      e.g. budget rm bottle/dev-1 claude
-Runtime limits (budget set) beat registration and labels, which beat settings.yml.
-Every subcommand takes --socket PATH.`
-
-// runBudget dispatches `bottlecap budget set|get|ls|rm`.
-func (m *Main) runBudget(ctx context.Context, args []string) error {
-	switch {
-	case len(args) > 0 && args[0] == "set":
-		return m.runBudgetSet(ctx, args[1:])
-	case len(args) > 0 && (args[0] == "get" || args[0] == "ls"):
-		return m.runBudgetGet(ctx, args[0], args[1:])
-	case len(args) > 0 && args[0] == "rm":
-		return m.runBudgetRm(ctx, args[1:])
-	case len(args) > 0:
-		fmt.Fprintf(m.Stderr, "bottlecap budget: unknown subcommand %q\n", args[0])
+// budgetCommand is `bottlecap budget set|get|ls|rm`.
+func (m *Main) budgetCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "budget",
+		Short: "Set, read and remove token limits at runtime",
+		Long: "Limits at a SCOPE: global, bottle/SLUG or agent/SLUG/AGENT. " +
+			"Runtime limits (budget set) beat registration and labels, which beat settings.yml. " +
+			"A limit is tokens for the bottle's life (1M), per window (5M/day, 1M/week, 20M/month, rolling 500k/5h), or several (5M/day+50M/month).",
 	}
-	fmt.Fprintln(m.Stderr, budgetUsage)
-	return errUsage
+	cmd.AddCommand(m.budgetSetCommand(), m.budgetGetCommand("get"), m.budgetGetCommand("ls"), m.budgetRmCommand())
+	return cmd
 }
 
 // parseScope reads a scope as the routes name it: global (or global/-),
@@ -56,44 +46,63 @@ func parseScope(s string) (budget.Scope, error) {
 	return budget.Scope{}, fmt.Errorf("scope %q: want global, bottle/SLUG or agent/SLUG/AGENT", s)
 }
 
-// runBudgetSet implements `bottlecap budget set SCOPE[/ID] provider=N…`.
-func (m *Main) runBudgetSet(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("budget set", "budget set SCOPE[/ID] provider=N... [--json] [--socket PATH]", true)
-	pos, err := m.parseArgs(fs, args, 2, -1)
-	if err != nil {
-		return err
+// budgetSetCommand is `bottlecap budget set SCOPE[/ID] provider=N…`.
+func (m *Main) budgetSetCommand() *cobra.Command {
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:   "set SCOPE PROVIDER=LIMIT...",
+		Short: "Set limits at a scope",
+		Example: "bottlecap budget set global claude=5M\n" +
+			"bottlecap budget set bottle/dev-1 claude=1M codex=500k\n" +
+			"bottlecap budget set bottle/dev-1 claude=5M/day+50M/month\n" +
+			"bottlecap budget set agent/dev-1/reviewer claude=200k",
+		Args: positional(2, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scope, err := parseScope(args[0])
+			if err != nil {
+				return asUsage(err)
+			}
+			var items []string
+			for _, a := range args[1:] {
+				items = append(items, splitList(a)...)
+			}
+			limits, err := parseLimits(items)
+			if err != nil {
+				return asUsage(err)
+			}
+			b, err := m.client(df).PutBudget(cmd.Context(), scope, limits)
+			if err != nil {
+				return err
+			}
+			if df.json {
+				return writeJSON(m.Stdout, b)
+			}
+			return printBudgets(m.Stdout, []api.Budget{b})
+		},
 	}
-	scope, err := parseScope(pos[0])
-	if err != nil {
-		return m.usageError(fs, "%v", err)
-	}
-	var items []string
-	for _, a := range pos[1:] {
-		items = append(items, splitList(a)...)
-	}
-	limits, err := parseLimits(items)
-	if err != nil {
-		return m.usageError(fs, "%v", err)
-	}
-	b, err := m.client(df).PutBudget(ctx, scope, limits)
-	if err != nil {
-		return err
-	}
-	if df.json {
-		return writeJSON(m.Stdout, b)
-	}
-	return printBudgets(m.Stdout, []api.Budget{b})
+	df = addDaemonFlags(cmd, true)
+	return cmd
 }
 
-// runBudgetGet implements `bottlecap budget get|ls [SCOPE[/ID]] [--json]`:
+// budgetGetCommand is `bottlecap budget get|ls [SCOPE[/ID]] [--json]`:
 // every limit of every scope, or of one scope, with its source.
-func (m *Main) runBudgetGet(ctx context.Context, name string, args []string) error {
-	fs, df := m.daemonFlagSet("budget "+name, "budget "+name+" [SCOPE[/ID]] [--json] [--socket PATH]", true)
-	pos, err := m.parseArgs(fs, args, 0, 1)
-	if err != nil {
-		return err
+func (m *Main) budgetGetCommand(name string) *cobra.Command {
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:     name + " [SCOPE]",
+		Short:   "Every limit (or one scope's) with its source, in force or overridden",
+		Example: "bottlecap budget " + name + "\nbottlecap budget " + name + " bottle/dev-1 --json",
+		Args:    positional(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return m.runBudgetGet(cmd.Context(), df, args)
+		},
 	}
-	if len(pos) == 0 {
+	df = addDaemonFlags(cmd, true)
+	return cmd
+}
+
+func (m *Main) runBudgetGet(ctx context.Context, df *daemonFlags, args []string) error {
+	if len(args) == 0 {
 		all, err := m.client(df).Budgets(ctx)
 		if err != nil {
 			return err
@@ -103,9 +112,9 @@ func (m *Main) runBudgetGet(ctx context.Context, name string, args []string) err
 		}
 		return printLimitSources(m.Stdout, all)
 	}
-	scope, err := parseScope(pos[0])
+	scope, err := parseScope(args[0])
 	if err != nil {
-		return m.usageError(fs, "%v", err)
+		return asUsage(err)
 	}
 	b, err := m.client(df).Budget(ctx, scope)
 	if err != nil {
@@ -117,36 +126,42 @@ func (m *Main) runBudgetGet(ctx context.Context, name string, args []string) err
 	return printBudgets(m.Stdout, []api.Budget{b})
 }
 
-// runBudgetRm implements `bottlecap budget rm SCOPE[/ID] [PROVIDER…]`:
-// the limit in force at the scope for each provider (every provider when
-// none is named) goes, and what it overrode is in force again.
-func (m *Main) runBudgetRm(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("budget rm", "budget rm SCOPE[/ID] [PROVIDER...] [--json] [--socket PATH]", true)
-	pos, err := m.parseArgs(fs, args, 1, -1)
-	if err != nil {
-		return err
-	}
-	scope, err := parseScope(pos[0])
-	if err != nil {
-		return m.usageError(fs, "%v", err)
-	}
-	var providers []string
-	for _, a := range pos[1:] {
-		for _, p := range splitList(a) {
-			if err := budget.ValidateName("provider", p); err != nil {
-				return m.usageError(fs, "%v", err)
+// budgetRmCommand is `bottlecap budget rm SCOPE[/ID] [PROVIDER…]`: the
+// limit in force at the scope for each provider (every provider when none
+// is named) goes, and what it overrode is in force again.
+func (m *Main) budgetRmCommand() *cobra.Command {
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:     "rm SCOPE [PROVIDER...]",
+		Short:   "Remove runtime or registered limits; what they overrode is in force again",
+		Example: "bottlecap budget rm bottle/dev-1 claude\nbottlecap budget rm global",
+		Args:    positional(1, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scope, err := parseScope(args[0])
+			if err != nil {
+				return asUsage(err)
 			}
-			providers = append(providers, p)
-		}
+			var providers []string
+			for _, a := range args[1:] {
+				for _, p := range splitList(a) {
+					if err := budget.ValidateName("provider", p); err != nil {
+						return asUsage(err)
+					}
+					providers = append(providers, p)
+				}
+			}
+			b, err := m.client(df).RemoveBudget(cmd.Context(), scope, providers...)
+			if err != nil {
+				return err
+			}
+			if df.json {
+				return writeJSON(m.Stdout, b)
+			}
+			return printRemoved(m.Stdout, b)
+		},
 	}
-	b, err := m.client(df).RemoveBudget(ctx, scope, providers...)
-	if err != nil {
-		return err
-	}
-	if df.json {
-		return writeJSON(m.Stdout, b)
-	}
-	return printRemoved(m.Stdout, b)
+	df = addDaemonFlags(cmd, true)
+	return cmd
 }
 
 // printRemoved says what a removal took away and what is in force in its

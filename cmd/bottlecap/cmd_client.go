@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/settings"
+	"github.com/spf13/cobra"
 )
 
 // cliRetry is how long a command keeps trying while the daemon is down or
@@ -23,60 +23,19 @@ type daemonFlags struct {
 	json   bool
 }
 
-// daemonFlagSet returns a FlagSet for a daemon command with --socket (and
-// --json when withJSON), whose usage shows synopsis and the flags.
-func (m *Main) daemonFlagSet(name, synopsis string, withJSON bool) (*flag.FlagSet, *daemonFlags) {
-	fs := m.flags(name)
+// addDaemonFlags gives cmd --socket, and --json when withJSON.
+func addDaemonFlags(cmd *cobra.Command, withJSON bool) *daemonFlags {
 	df := &daemonFlags{}
-	fs.StringVar(&df.socket, "socket", "", "the daemon's socket `path` (default: $BOTTLECAP_SOCKET, settings socket:, $BOT_BOTTLE_HOME/run/bottlecap.sock)")
+	cmd.Flags().StringVar(&df.socket, "socket", "", "the daemon's socket `path` (default: $BOTTLECAP_SOCKET, settings socket:, $BOT_BOTTLE_HOME/run/bottlecap.sock)")
 	if withJSON {
-		fs.BoolVar(&df.json, "json", false, "print the API's JSON")
+		addJSONFlag(cmd, &df.json)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bottlecap %s\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs, df
+	return df
 }
 
-// parseArgs parses flags wherever they appear among args (`bottle show
-// dev-1 --json` as well as `bottle show --json dev-1`) and checks that
-// between lo and hi positional arguments remain (hi < 0: no limit).
-// Everything after "--" is positional.
-func (m *Main) parseArgs(fs *flag.FlagSet, args []string, lo, hi int) ([]string, error) {
-	var pos, rest []string
-	for i, a := range args {
-		if a == "--" {
-			args, rest = args[:i], args[i+1:]
-			break
-		}
-	}
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, errUsage // flag has printed the problem and the usage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	pos = append(pos, rest...)
-	switch {
-	case len(pos) < lo:
-		return nil, m.usageError(fs, "missing argument (see the usage below)")
-	case hi >= 0 && len(pos) > hi:
-		return nil, m.usageError(fs, "unexpected argument %q", pos[hi])
-	}
-	return pos, nil
-}
-
-// usageError prints a problem with the command line and the command's
-// usage, and returns errUsage (exit status 2).
-func (m *Main) usageError(fs *flag.FlagSet, format string, args ...any) error {
-	fmt.Fprintf(m.Stderr, "%s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
-	fs.Usage()
-	return errUsage
+// addJSONFlag gives cmd --json.
+func addJSONFlag(cmd *cobra.Command, into *bool) {
+	cmd.Flags().BoolVar(into, "json", false, "print JSON (the API's own shapes, stable across releases)")
 }
 
 // socketPath resolves the daemon's socket as the daemon does: --socket,

@@ -8,35 +8,47 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/migrations"
 	"github.com/bot-bottle/bottlecap/store"
 	"github.com/bot-bottle/bottlecap/tui"
 )
 
-// dashSynopsis is `bottlecap dash`'s usage line.
-const dashSynopsis = "dash [--readonly] [--socket PATH] [--db PATH]"
-
-// runDash implements `bottlecap dash`: the dashboard over the ledger,
-// opened read-only, acting through the daemon's socket.
-func (m *Main) runDash(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("dash", dashSynopsis, false)
-	readOnly := fs.Bool("readonly", false, "remove the action keys: watch only")
-	db := fs.String("db", "", "ledger `path` (default $BOT_BOTTLE_HOME/bot-bottle.db)")
-	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
-		return err
+// dashCommand is `bottlecap dash`: the dashboard over the ledger, opened
+// read-only, acting through the daemon's socket.
+func (m *Main) dashCommand() *cobra.Command {
+	var readOnly bool
+	var db string
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:   "dash",
+		Short: "The dashboard",
+		Long: "A live view of the ledger: global usage against budget, every bottle in its parent tree with its usage, " +
+			"burn rate, time to exhaustion and state, a detail view per bottle and the audit log. " +
+			"Keys: c cutoff, p pause, f freeze, x kill, r restore (each asks first), / filter, s sort, enter details, a audit, ? every key, q quit. " +
+			"It reads the ledger and acts through the daemon's socket; with the daemon down it shows the ledger and disables the action keys.",
+		Args: positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if db == "" {
+				db = filepath.Join(m.home(), "bot-bottle.db")
+			}
+			ctx := cmd.Context()
+			d, err := openDash(ctx, db, m.settingsPath(), m.socketPath(df.socket))
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			o := d.Options()
+			o.ReadOnly, o.Input, o.Output = readOnly, m.Stdin, m.Stdout
+			return tui.Run(ctx, o)
+		},
 	}
-	if *db == "" {
-		*db = filepath.Join(m.home(), "bot-bottle.db")
-	}
-	d, err := openDash(ctx, *db, m.settingsPath(), m.socketPath(df.socket))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	o := d.Options()
-	o.ReadOnly, o.Input, o.Output = *readOnly, m.Stdin, m.Stdout
-	return tui.Run(ctx, o)
+	df = addDaemonFlags(cmd, false)
+	cmd.Flags().BoolVar(&readOnly, "readonly", false, "remove the action keys: watch only")
+	cmd.Flags().StringVar(&db, "db", "", "ledger `path` (default $BOT_BOTTLE_HOME/bot-bottle.db)")
+	return cmd
 }
 
 // dash is what the dashboard runs on: the ledger opened read-only and a

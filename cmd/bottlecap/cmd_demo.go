@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bot-bottle/bottlecap/controller"
 	"github.com/bot-bottle/bottlecap/daemon"
 	"github.com/bot-bottle/bottlecap/internal/retry"
@@ -20,17 +22,37 @@ import (
 // demoBanner is what the dashboard's header says for the whole demo.
 const demoBanner = "DEMO: simulated agents, no containers are touched"
 
-// runDemo implements `bottlecap demo`: a daemon on a temporary home with
+// demoCommand is `bottlecap demo`: a daemon on a temporary home with
 // simhost's sidecars reporting realistic usage, and the dashboard on top.
-func (m *Main) runDemo(ctx context.Context, args []string) error {
-	fs := m.flags("demo")
-	speed := fs.Float64("speed", 1, "how many times faster than real agents the simulated sidecars report")
-	noDash := fs.Bool("no-dash", false, "run without the dashboard, printing the audit log")
-	duration := fs.Duration("duration", time.Minute, "with --no-dash: how long to run")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *speed <= 0 {
-		fmt.Fprintln(m.Stderr, "usage: bottlecap demo [--speed X] [--no-dash [--duration D]]")
-		return errUsage
+func (m *Main) demoCommand() *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "A simulated host with the dashboard; touches no containers",
+		Long: "Runs a daemon on a temporary home, with simulated sidecars reporting usage for a handful of bottles, " +
+			"and the dashboard on top. Its enforcer only records what it would do; q quits and removes the home.",
+		Args: positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.speed <= 0 {
+				return usageErrorf("--speed %g: want more than 0", o.speed)
+			}
+			return m.runDemo(cmd.Context(), o)
+		},
 	}
+	cmd.Flags().Float64Var(&o.speed, "speed", 1, "how many times faster than real agents the simulated sidecars report")
+	cmd.Flags().BoolVar(&o.noDash, "no-dash", false, "run without the dashboard, printing the audit log")
+	cmd.Flags().DurationVar(&o.duration, "duration", time.Minute, "with --no-dash: how long to run")
+	return cmd
+}
+
+// demoOptions are demo's flags.
+type demoOptions struct {
+	speed    float64
+	noDash   bool
+	duration time.Duration
+}
+
+func (m *Main) runDemo(ctx context.Context, o demoOptions) error {
 	home, err := os.MkdirTemp("", "bcdemo") // short: unix socket paths are limited
 	if err != nil {
 		return err
@@ -43,18 +65,18 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 		"with simulated sidecars reporting usage for %d bottles. It touches no containers:\n"+
 		"its enforcer only records in the audit log what it would do (\"would cut off …\").\n",
 		home, len(simhost.Bottles))
-	d, err := startDemoDaemon(ctx, home, time.Duration(float64(time.Second) / *speed))
+	d, err := startDemoDaemon(ctx, home, time.Duration(float64(time.Second)/o.speed))
 	if err != nil {
 		return err
 	}
 	defer d.stop()
-	sims, err := simhost.StartSidecars(ctx, d.sock, *speed)
+	sims, err := simhost.StartSidecars(ctx, d.sock, o.speed)
 	if err != nil {
 		return err
 	}
 	defer sims.Stop()
-	if *noDash {
-		return simhost.Tail(ctx, d.DB, m.Stdout, *duration)
+	if o.noDash {
+		return simhost.Tail(ctx, d.DB, m.Stdout, o.duration)
 	}
 	return m.demoDash(ctx, d)
 }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter"
 )
@@ -32,6 +35,9 @@ type upstreamList []meter.Upstream
 
 func (l *upstreamList) String() string { return "" }
 
+// Type names the flag's value in the usage.
+func (l *upstreamList) Type() string { return "upstream" }
+
 func (l *upstreamList) Set(s string) error {
 	u, err := meter.ParseUpstream(s)
 	if err != nil {
@@ -41,14 +47,34 @@ func (l *upstreamList) Set(s string) error {
 	return nil
 }
 
+// meterCommand is `bottlecap meter`: the metering proxy (SPEC section 9).
+func (m *Main) meterCommand() *cobra.Command {
+	f := meterFlags{familyURLs: map[string]*string{}}
+	cmd := &cobra.Command{
+		Use:   "meter",
+		Short: "The metering proxy in front of the provider APIs",
+		Long: "A reverse proxy for one bottle's agent: point ANTHROPIC_BASE_URL, OPENAI_BASE_URL and the like at it. " +
+			"It asks the daemon before each request, forwards it to the provider, reads the usage off the response " +
+			"(streams included) and reports it; a request the budget cannot pay for is refused. " +
+			"It listens on the loopback unless --listen says otherwise (a sidecar shares the agent's network namespace, or listens on the bottle's internal network).",
+		Example: "bottlecap meter --bottle dev-1 --agent implementer\n" +
+			"bottlecap meter --bottle dev-1 --listen 0.0.0.0:8089 --upstream openai:pi=http://ollama:11434",
+		Args: positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.bottle == "" {
+				return usageErrorf("--bottle (or $BOTTLECAP_BOTTLE) is required")
+			}
+			return m.runMeter(cmd.Context(), f)
+		},
+	}
+	m.meterFlagSet(cmd.Flags(), &f)
+	return cmd
+}
+
 // runMeter runs the metering proxy in the foreground until ctx is
 // cancelled (a signal), then stops it: requests in flight get
 // shutdownGrace, the report queue meter.DefaultDrain.
-func (m *Main) runMeter(ctx context.Context, args []string) error {
-	f, err := m.parseMeterFlags(args)
-	if err != nil {
-		return err
-	}
+func (m *Main) runMeter(ctx context.Context, f meterFlags) error {
 	log, err := m.logger(f.logLevel)
 	if err != nil {
 		return err
@@ -80,9 +106,8 @@ func (m *Main) runMeter(ctx context.Context, args []string) error {
 	return err
 }
 
-func (m *Main) parseMeterFlags(args []string) (meterFlags, error) {
-	f := meterFlags{familyURLs: map[string]*string{}}
-	fs := m.flags("meter")
+// meterFlagSet declares meter's flags into f.
+func (m *Main) meterFlagSet(fs *pflag.FlagSet, f *meterFlags) {
 	fs.StringVar(&f.listen, "listen", DefaultMeterListen, "`address` to listen on")
 	fs.StringVar(&f.bottle, "bottle", m.Getenv("BOTTLECAP_BOTTLE"), "the bottle `slug` usage is charged to (default $BOTTLECAP_BOTTLE)")
 	fs.StringVar(&f.agent, "agent", m.Getenv("BOTTLECAP_AGENT"), "the agent `name` (default $BOTTLECAP_AGENT; empty: the bottle's agent)")
@@ -91,23 +116,12 @@ func (m *Main) parseMeterFlags(args []string) (meterFlags, error) {
 	for _, api := range budget.ProviderAPIs() {
 		f.familyURLs[api.Family] = fs.String("upstream-"+api.Family, api.BaseURL, upstreamHelp(api))
 	}
-	fs.Var(&f.upstreams, "upstream", "FAMILY[:PROVIDER]=URL, repeatable (e.g. openai:pi=http://ollama:11434); overrides --upstream-FAMILY")
+	fs.Var(&f.upstreams, "upstream", "an upstream `FAMILY[:PROVIDER]=URL`, repeatable (e.g. openai:pi=http://ollama:11434); overrides --upstream-FAMILY")
 	fs.BoolVar(&f.allowances, "allowances", true, "admit a request only against tokens the daemon set aside for it (its input estimate and an output slice), and cut a stream the budget can no longer pay for; false: ask the cached gate and charge after, a soft cap (SPEC section 11)")
 	fs.BoolVar(&f.countTok, "count-tokens", false, "with allowances, ask the provider's counting endpoint (Anthropic /v1/messages/count_tokens, OpenAI /v1/responses/input_tokens) for a request's input tokens with the client's credentials, instead of estimating offline (one more upstream call a request; the estimate stands if it fails)")
 	fs.DurationVar(&f.gateCache, "gate-cache", meter.DefaultGateCache, "with --allowances=false, reuse the gate's \"allowed\" for this `long` per provider (0: ask on every request)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "forward requests when the daemon cannot be reached (default: refuse them)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: bottlecap meter --bottle SLUG [flags]")
-		fs.PrintDefaults()
-	}
-	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
-		return f, err
-	}
-	if f.bottle == "" {
-		return f, m.usageError(fs, "--bottle (or $BOTTLECAP_BOTTLE) is required")
-	}
-	return f, nil
 }
 
 // upstreamHelp is the help of an --upstream-FAMILY flag: the API's

@@ -1,20 +1,52 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 )
 
-// runBottleRegister implements `bottlecap bottle register SLUG [flags]`:
+// bottleRegisterCommand is `bottlecap bottle register SLUG [flags]`:
 // register a bottle or update its registration.
-func (m *Main) runBottleRegister(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("bottle register", "bottle register SLUG [--agent A] [--name N] [--parent P] [--budget claude=1M,codex=500k] [--agent-budget reviewer:claude=200k] [--shutdown cutoff|pause|freeze|kill] [--rate claude=300k/min] [--container ID]... [--json] [--socket PATH]", true)
+func (m *Main) bottleRegisterCommand() *cobra.Command {
 	var req api.BottleRequest
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:   "register SLUG",
+		Short: "Register a bottle, or update its registration",
+		Long: "Registers a bottle with the daemon, or updates it: what the labels of bot-bottle's containers do " +
+			"(bot-bottle.budget, bot-bottle.parent, bot-bottle.shutdown, bot-bottle.agent), by hand.",
+		Example: "bottlecap bottle register dev-1 --agent implementer --budget claude=1M,codex=500k\n" +
+			"bottlecap bottle register dev-1 --budget claude=5M/day+50M/month --shutdown freeze\n" +
+			"bottlecap bottle register dev-1-rev --parent dev-1 --agent-budget reviewer:claude=200k",
+		Args: positional(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validateRegistration(args[0], req); err != nil {
+				return asUsage(err)
+			}
+			b, err := m.client(df).PutBottle(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			if df.json {
+				return writeJSON(m.Stdout, b)
+			}
+			return printBottle(m.Stdout, b)
+		},
+	}
+	df = addDaemonFlags(cmd, true)
+	registrationFlags(cmd.Flags(), &req)
+	return cmd
+}
+
+// registrationFlags declares the registration's fields as flags.
+func registrationFlags(fs *pflag.FlagSet, req *api.BottleRequest) {
 	fs.StringVar(&req.Agent, "agent", "", "the bottle's agent `name`")
 	fs.StringVar(&req.Name, "name", "", "the bot-bottle bottle (manifest) `name`, for settings defaults")
 	fs.StringVar(&req.Parent, "parent", "", "the `slug` of the bottle that launched this one")
@@ -22,7 +54,7 @@ func (m *Main) runBottleRegister(ctx context.Context, args []string) error {
 		return addLimits(&req.Budget, s)
 	})
 	fs.Func("agent-budget", "one agent's `limits`, e.g. reviewer:claude=200k (repeatable)", func(s string) error {
-		return addAgentBudget(&req, s)
+		return addAgentBudget(req, s)
 	})
 	fs.Func("shutdown", "the `policy` when a budget is exhausted: cutoff, pause, freeze or kill", func(s string) error {
 		p, err := budget.ParsePolicy(s)
@@ -36,21 +68,6 @@ func (m *Main) runBottleRegister(ctx context.Context, args []string) error {
 		req.Containers = append(req.Containers, splitList(s)...)
 		return nil
 	})
-	pos, err := m.parseArgs(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := validateRegistration(pos[0], req); err != nil {
-		return m.usageError(fs, "%v", err)
-	}
-	b, err := m.client(df).PutBottle(ctx, pos[0], req)
-	if err != nil {
-		return err
-	}
-	if df.json {
-		return writeJSON(m.Stdout, b)
-	}
-	return printBottle(m.Stdout, b)
 }
 
 // addLimits merges "claude=1M,codex=500k/day" into *into.

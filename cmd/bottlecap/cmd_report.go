@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
@@ -22,17 +24,33 @@ type reportFlags struct {
 	tokens     bool // some token count was given
 }
 
-// runReport implements `bottlecap report [flags]`: send one usage report,
-// as a script or a sidecar without Go would, and print the daemon's reply.
-func (m *Main) runReport(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("report", "report --id ID --bottle SLUG [--agent A] [--provider P] [--host H] [--model M] [--input N] [--output N] [--cache-read N] [--cache-write N] [--reasoning N] [--incomplete] [--ts RFC3339] | [--raw FILE [--format F]] [--json] [--socket PATH]", true)
-	rf := reportFlagSet(fs)
-	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
-		return err
+// reportCommand is `bottlecap report [flags]`: send one usage report, as
+// a script or a sidecar without Go would, and print the daemon's reply.
+func (m *Main) reportCommand() *cobra.Command {
+	var df *daemonFlags
+	var rf *reportFlags
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Send one usage report (for scripts and sidecars)",
+		Long: "Sends one usage report to the daemon, as a sidecar would, and prints its reply: accepted or duplicate, " +
+			"and the verdicts it touched. Give the token counts, or --raw with the provider's response body for the daemon to read them off. " +
+			"A report's --id makes it idempotent: sent twice, it is counted once.",
+		Example: "bottlecap report --id msg_01 --bottle dev-1 --provider claude --input 656 --output 74\n" +
+			"bottlecap report --id resp_9 --bottle dev-1 --raw response.json",
+		Args: positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := rf.check(); err != nil {
+				return asUsage(err)
+			}
+			return m.runReport(cmd.Context(), df, rf)
+		},
 	}
-	if err := rf.check(); err != nil {
-		return m.usageError(fs, "%v", err)
-	}
+	df = addDaemonFlags(cmd, true)
+	rf = reportFlagSet(cmd.Flags())
+	return cmd
+}
+
+func (m *Main) runReport(ctx context.Context, df *daemonFlags, rf *reportFlags) error {
 	if err := m.readRaw(rf); err != nil {
 		return err
 	}
@@ -51,7 +69,7 @@ func (m *Main) runReport(ctx context.Context, args []string) error {
 }
 
 // reportFlagSet declares the report's fields as flags.
-func reportFlagSet(fs *flag.FlagSet) *reportFlags {
+func reportFlagSet(fs *pflag.FlagSet) *reportFlags {
 	rf := &reportFlags{}
 	r := &rf.r
 	fs.StringVar(&r.ID, "id", "", "the upstream response `id` (required: it makes the report idempotent)")

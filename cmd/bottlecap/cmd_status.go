@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -9,25 +9,70 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/enforcement"
 )
 
-// runStatus implements `bottlecap status [--json]`: daemon health and the
+// statusCommand is `bottlecap status [--json]`: daemon health and the
 // global budget on one screen.
-func (m *Main) runStatus(ctx context.Context, args []string) error {
-	fs, df := m.daemonFlagSet("status", "status [--json] [--socket PATH]", true)
-	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
-		return err
+func (m *Main) statusCommand() *cobra.Command {
+	var df *daemonFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Daemon health and a one-screen summary",
+		Long: "Whether the daemon runs, its ledger and Docker engine, how many bottles it knows in which states, " +
+			"and the global budget. Exit 1 when the daemon cannot be reached; with --json it then prints " +
+			`{"daemon": {"running": false, "socket": "…", "error": "…"}}, and when it runs the status with "daemon": {"running": true, …}.`,
+		Example: "bottlecap status\nbottlecap status --json | jq .daemon.running",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := m.client(df)
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if df.json {
+				return writeJSON(m.Stdout, statusJSON{Status: st, Daemon: daemonState{Running: true, Socket: c.Socket()}})
+			}
+			return printStatus(m.Stdout, st)
+		},
 	}
-	st, err := m.client(df).Status(ctx)
-	if err != nil {
-		return err
+	df = addDaemonFlags(cmd, true)
+	return cmd
+}
+
+// daemonState is the "daemon" object of --json output: whether the daemon
+// answered at its socket, and if not why. Every --json command prints
+// {"daemon": daemonState} when it cannot reach the daemon.
+type daemonState struct {
+	Running bool   `json:"running"`
+	Socket  string `json:"socket"`
+	Error   string `json:"error,omitempty"`
+}
+
+// statusJSON is `status --json`: the API's status and the daemon object,
+// the same key a down daemon is reported under.
+type statusJSON struct {
+	api.Status
+	Daemon daemonState `json:"daemon"`
+}
+
+// printDaemonDown prints {"daemon": {"running": false, …}} on stdout when
+// a --json command failed to reach the daemon, so that a script reading
+// stdout finds a stable shape rather than nothing.
+func (m *Main) printDaemonDown(root *cobra.Command, args []string, err error) {
+	var de *client.DialError
+	if !errors.As(err, &de) {
+		return
 	}
-	if df.json {
-		return writeJSON(m.Stdout, st)
+	f := commandOf(root, args).Flags().Lookup("json")
+	if f == nil || f.Value.String() != "true" {
+		return
 	}
-	return printStatus(m.Stdout, st)
+	writeJSON(m.Stdout, map[string]daemonState{"daemon": {Running: false, Socket: de.Socket, Error: de.Error()}})
 }
 
 // printStatus writes the status summary for people.

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter/usage"
@@ -27,39 +27,45 @@ type usageJSON struct {
 	ID         string       `json:"id"`
 }
 
-// runUsage dispatches `bottlecap usage parse`.
-func (m *Main) runUsage(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "parse" {
-		fmt.Fprintln(m.Stderr, "usage: bottlecap usage parse [--format F] FILE   (FILE - reads stdin)")
-		return errUsage
+// usageCommand is `bottlecap usage parse`.
+func (m *Main) usageCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "usage",
+		Short: "Read the usage off a provider's response",
 	}
-	return m.runUsageParse(ctx, args[1:])
+	cmd.AddCommand(m.usageParseCommand())
+	return cmd
 }
 
-// runUsageParse prints the normalised usage of one recorded response body or
-// stream, so an operator can check what the meter would report for it.
-func (m *Main) runUsageParse(_ context.Context, args []string) error {
-	fs := m.flags("usage parse")
-	format := fs.String("format", "auto", "the body's `format`: auto, openai-chat, openai-responses, anthropic or gemini")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: bottlecap usage parse [--format F] FILE   (FILE - reads stdin)")
-		fs.PrintDefaults()
+// usageParseCommand prints the normalised usage of one recorded response
+// body or stream, so an operator can check what the meter would report
+// for it. Its output is JSON, with or without --json.
+func (m *Main) usageParseCommand() *cobra.Command {
+	var format string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "parse FILE",
+		Short: "Print the normalised usage of a response body or stream (FILE - reads stdin)",
+		Long: "Reads one provider response (JSON, or a server-sent event stream) and prints, as JSON, the usage the meter " +
+			"would report for it: input, cache read and write, output and reasoning tokens, whether the stream completed, " +
+			"the model and the response id. The output is always JSON; --json is accepted for scripts that pass it to every command.",
+		Example: "bottlecap usage parse response.json\ncurl … | bottlecap usage parse --format anthropic -",
+		Args:    positional(1, 1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			f, err := usage.ParseFormat(format)
+			if err != nil {
+				return usageErrorf("--format: %v", err)
+			}
+			res, err := m.parseUsageFile(f, args[0])
+			if err != nil {
+				return err
+			}
+			return writeJSON(m.Stdout, toUsageJSON(res))
+		},
 	}
-	pos, err := m.parseArgs(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	f, err := usage.ParseFormat(*format)
-	if err != nil {
-		return m.usageError(fs, "--format: %v", err)
-	}
-	res, err := m.parseUsageFile(f, pos[0])
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(m.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(toUsageJSON(res))
+	cmd.Flags().StringVar(&format, "format", "auto", "the body's `format`: auto, openai-chat, openai-responses, anthropic or gemini")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
 }
 
 // parseUsageFile reads name (or stdin for "-") and parses it strictly: a

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
 	"github.com/bot-bottle/bottlecap/daemon"
@@ -37,26 +39,36 @@ type serveFlags struct {
 	daemonID string
 }
 
-// runServe runs the daemon in the foreground until ctx is cancelled.
-func (m *Main) runServe(ctx context.Context, args []string) error {
+// serveCommand is `bottlecap serve`: the daemon, in the foreground until
+// SIGINT or SIGTERM; SIGHUP (or an edit of the file) reloads settings.
+func (m *Main) serveCommand() *cobra.Command {
 	var f serveFlags
-	fs := m.flags("serve")
-	fs.StringVar(&f.socket, "socket", "", "socket path (default: $BOTTLECAP_SOCKET, settings socket:, or $BOT_BOTTLE_HOME/run/bottlecap.sock)")
-	fs.StringVar(&f.db, "db", "", "ledger path (default $BOT_BOTTLE_HOME/bot-bottle.db)")
-	fs.StringVar(&f.settings, "settings", "", "settings file (default $BOT_BOTTLE_HOME/settings.yml)")
-	fs.StringVar(&f.syncMode, "synchronous", "full", "SQLite synchronous mode: full (every commit survives power loss) or normal")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon (foreground)",
+		Long: "Runs the daemon in the foreground: the socket API, the ledger, enforcement through the Docker engine " +
+			"and discovery of bot-bottle's containers. It stops on SIGINT or SIGTERM, finishing requests in flight; " +
+			"it reloads settings.yml on SIGHUP and when the file changes, keeping the old settings if the new ones are bad.",
+		Example: "bottlecap serve\nbottlecap serve --docker=false --log-level debug",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tuneGC(m.Getenv)
+			d, err := m.startDaemon(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			return d.run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.socket, "socket", "", "socket `path` (default: $BOTTLECAP_SOCKET, settings socket:, or $BOT_BOTTLE_HOME/run/bottlecap.sock)")
+	fs.StringVar(&f.db, "db", "", "ledger `path` (default $BOT_BOTTLE_HOME/bot-bottle.db)")
+	fs.StringVar(&f.settings, "settings", "", "settings `file` (default $BOT_BOTTLE_HOME/settings.yml)")
+	fs.StringVar(&f.syncMode, "synchronous", "full", "SQLite synchronous `mode`: full (every commit survives power loss) or normal")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.BoolVar(&f.docker, "docker", true, "enforce through the Docker engine named by DOCKER_HOST (false: actions are journaled and stay pending)")
 	fs.StringVar(&f.daemonID, "daemon-id", "", "take as bottles only the containers labelled bot-bottle.daemon=`ID` (default: only those without that label)")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return errUsage
-	}
-	tuneGC(m.Getenv)
-	d, err := m.startDaemon(ctx, f)
-	if err != nil {
-		return err
-	}
-	return d.run(ctx)
+	return cmd
 }
 
 // daemonGCPercent trades a little memory for the gate's tail latency. The

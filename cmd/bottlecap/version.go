@@ -1,11 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // Version and Commit may be set at link time, for release builds and for
@@ -70,12 +71,37 @@ func (b buildInfo) String() string {
 	return fmt.Sprintf("%s (%s)", b.Version, strings.Join(parts, "; "))
 }
 
-// runVersion prints the version line; `bottlecap --version` is the same.
-func (m *Main) runVersion(_ context.Context, args []string) error {
-	fs := m.flags("version")
-	if _, err := m.parseArgs(fs, args, 0, 0); err != nil {
-		return err
+// versionCommand is `bottlecap version [--json]`; `bottlecap --version`
+// prints the same line.
+func (m *Main) versionCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, the commit and the Go toolchain",
+		Args:  positional(0, 0),
+		RunE: func(*cobra.Command, []string) error {
+			return m.printVersion(asJSON)
+		},
 	}
-	fmt.Fprintf(m.Stdout, "bottlecap %s\n", currentBuild())
-	return nil
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+// versionJSON is `bottlecap version --json`.
+type versionJSON struct {
+	Version  string `json:"version"`
+	Commit   string `json:"commit"`
+	Modified bool   `json:"modified"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+}
+
+func (m *Main) printVersion(asJSON bool) error {
+	b := currentBuild()
+	if asJSON {
+		return writeJSON(m.Stdout, versionJSON{Version: b.Version, Commit: b.Commit, Modified: b.Modified, Go: b.Go,
+			Platform: runtime.GOOS + "/" + runtime.GOARCH})
+	}
+	_, err := fmt.Fprintf(m.Stdout, "bottlecap %s\n", b)
+	return err
 }
