@@ -48,7 +48,7 @@ func TestAuditVerifyBroken(t *testing.T) {
 	srv.Reply("GET /v1/audit/verify", 409, api.AuditVerify{Entries: 17, Error: "entry 18: prev_hash does not match entry 17"})
 	r := runAt(t, srv, "audit", "verify")
 	wantCode(t, r, 1)
-	want := "bottlecap audit: the audit log's hash chain is broken after 17 good entries: entry 18: prev_hash does not match entry 17\n"
+	want := "bottlecap audit verify: the audit log's hash chain is broken after 17 good entries: entry 18: prev_hash does not match entry 17\n"
 	if r.stderr != want {
 		t.Errorf("stderr %q, want %q", r.stderr, want)
 	}

@@ -117,7 +117,7 @@ func TestBudgetRm(t *testing.T) {
 
 	r = run("rm", "bottle/dev-1", "claude")
 	wantCode(t, r, 1)
-	if want := "bottlecap budget: conflict: claude at bottle/dev-1 comes from settings.yml (bottles: dev: budget:); change it there, or override it at runtime (bottlecap budget set bottle/dev-1 claude=N)\n"; r.stderr != want {
+	if want := "bottlecap budget rm: conflict: claude at bottle/dev-1 comes from settings.yml (bottles: dev: budget:); change it there, or override it at runtime (bottlecap budget set bottle/dev-1 claude=N)\n"; r.stderr != want {
 		t.Errorf("rm claude again, stderr:\n%s\nwant:\n%s", r.stderr, want)
 	}
 

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,82 +108,115 @@ func TestBrokenSettingsFallsBackToDefaultSocket(t *testing.T) {
 }
 
 // TestDaemonDown runs every daemon command with nobody listening: each must
-// name the socket, say how to start the daemon, and exit 1.
+// name the socket, say how to start the daemon, and exit 1. With --json,
+// stdout has {"daemon": {"running": false, "socket": …, "error": …}};
+// without, nothing.
 func TestDaemonDown(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "run", "bottlecap.sock")
 	cmds := [][]string{
 		{"status"}, {"status", "--json"},
-		{"report", "--id", "r1", "--bottle", "dev-1", "--input", "10"},
-		{"bottle", "register", "dev-1"}, {"bottle", "ls"}, {"bottle", "show", "dev-1"}, {"bottle", "rm", "dev-1"},
-		{"budget", "set", "global", "claude=5M"}, {"budget", "get"}, {"budget", "get", "bottle/dev-1"},
-		{"budget", "ls"}, {"budget", "rm", "bottle/dev-1", "claude"},
+		{"report", "--id", "r1", "--bottle", "dev-1", "--input", "10"}, {"report", "--id", "r1", "--bottle", "dev-1", "--input", "10", "--json"},
+		{"bottle", "register", "dev-1"}, {"bottle", "register", "dev-1", "--json"}, {"bottle", "ls"}, {"bottle", "ls", "--json"},
+		{"bottle", "show", "dev-1"}, {"bottle", "show", "dev-1", "--json"}, {"bottle", "rm", "dev-1"},
+		{"budget", "set", "global", "claude=5M"}, {"budget", "get"}, {"budget", "get", "--json"}, {"budget", "get", "bottle/dev-1"},
+		{"budget", "ls"}, {"budget", "ls", "--json"}, {"budget", "rm", "bottle/dev-1", "claude"},
 		{"cutoff", "dev-1"}, {"pause", "dev-1"}, {"freeze", "dev-1"}, {"kill", "dev-1"}, {"restore", "dev-1"},
-		{"actions"}, {"audit"}, {"audit", "verify"},
+		{"kill", "dev-1", "--json", "--wait"},
+		{"actions"}, {"actions", "--json"}, {"audit"}, {"audit", "--json"}, {"audit", "verify"}, {"audit", "verify", "--json"},
 	}
+	want := "cannot reach the bottlecap daemon at " + sock + " (connect: no such file or directory): is it running? Start it with \"bottlecap serve\" (or \"make run\")."
 	for _, args := range cmds {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := runCLI(t, map[string]string{"BOTTLECAP_SOCKET": sock}, args...)
 			wantCode(t, r, 1)
-			want := "cannot reach the bottlecap daemon at " + sock + " (connect: no such file or directory): is it running? Start it with \"bottlecap serve\" (or \"make run\")."
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("stderr:\n%s\nwant it to contain:\n%s", r.stderr, want)
 			}
-			if r.stdout != "" {
-				t.Errorf("stdout: %q, want nothing", r.stdout)
+			if !slices.Contains(args, "--json") {
+				if r.stdout != "" {
+					t.Errorf("stdout: %q, want nothing", r.stdout)
+				}
+				return
+			}
+			var got map[string]daemonState
+			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got) != 1 ||
+				got["daemon"] != (daemonState{Running: false, Socket: sock, Error: want}) {
+				t.Errorf("stdout:\n%s\nwant {\"daemon\": {\"running\": false, \"socket\": %q, \"error\": …}} (%v)", r.stdout, sock, err)
 			}
 		})
 	}
 }
 
-// TestBadCommandLines are usage errors: exit 2, a message that says what
-// to fix, and nothing sent.
+// TestBadCommandLines are usage errors: exit 2, one line that says what
+// to fix and one that says where the usage is (never the usage itself),
+// and nothing sent.
 func TestBadCommandLines(t *testing.T) {
 	srv := clienttest.NewServer(t)
 	tests := []struct {
 		args []string
+		cmd  string // the command the error names
 		want string
 	}{
-		{[]string{"status", "extra"}, `unexpected argument "extra"`},
-		{[]string{"status", "--bogus"}, "flag provided but not defined: -bogus"},
-		{[]string{"bottle"}, "usage: bottlecap bottle register"},
-		{[]string{"bottle", "launch"}, `unknown subcommand "launch"`},
-		{[]string{"bottle", "show"}, "missing argument"},
-		{[]string{"bottle", "register", "dev 1"}, `bottle "dev 1"`},
-		{[]string{"bottle", "register", "dev-1", "--shutdown", "explode"}, "want cutoff, pause, freeze or kill"},
-		{[]string{"bottle", "register", "dev-1", "--rate", "claude=300k"}, `invalid value "claude=300k" for flag -rate: claude: invalid: "300k" has no unit`},
-		{[]string{"bottle", "register", "dev-1", "--rate", "claude=300k/h"}, "a rate guard is per minute only"},
-		{[]string{"bottle", "register", "dev-1", "--rate", "claude"}, "want provider=rate"},
-		{[]string{"bottle", "register", "dev-1", "--rate", ","}, "no provider=rate given"},
-		{[]string{"pause"}, "missing argument"},
-		{[]string{"bottle", "register", "dev-1", "--budget", "claude"}, "want provider=amount"},
-		{[]string{"bottle", "register", "dev-1", "--agent-budget", "claude=1M"}, "want agent:provider=amount"},
-		{[]string{"budget", "set", "global"}, "missing argument"},
-		{[]string{"budget", "set", "parent/x", "claude=1M"}, "want global, bottle or agent"},
-		{[]string{"budget", "set", "agent/dev-1", "claude=1M"}, "want global, bottle/SLUG or agent/SLUG/AGENT"},
-		{[]string{"budget", "set", "global", "claude=lots"}, `"lots" is not a token amount`},
-		{[]string{"budget", "frob"}, `unknown subcommand "frob"`},
-		{[]string{"cutoff"}, "missing argument"},
-		{[]string{"kill", "a", "b"}, `unexpected argument "b"`},
-		{[]string{"actions", "--status", "weird"}, "want pending, done or failed"},
-		{[]string{"audit", "--limit", "-1"}, "want 0 or more"},
-		{[]string{"report", "--bottle", "dev-1"}, "--id is required"},
-		{[]string{"report", "--id", "x"}, "--bottle is required"},
-		{[]string{"report", "--id", "x", "--bottle", "b", "--input", "ten"}, `invalid value "ten" for flag -input`},
-		{[]string{"report", "--id", "x", "--bottle", "b", "--raw", "f", "--input", "1"}, "either --raw or token counts"},
-		{[]string{"report", "--id", "x", "--bottle", "b", "--format", "gemini"}, "give --raw FILE too"},
-		{[]string{"report", "--id", "x", "--bottle", "b", "--ts", "yesterday"}, `invalid value "yesterday" for flag -ts`},
+		{[]string{"status", "extra"}, "status", `unexpected argument "extra"`},
+		{[]string{"status", "--bogus"}, "status", "unknown flag: --bogus"},
+		{[]string{"bottle"}, "bottle", "missing command: want ls, register, rm, show"},
+		{[]string{"bottle", "launch"}, "bottle", `unknown command "launch" for "bottlecap bottle"`},
+		{[]string{"bottle", "show"}, "bottle show", "missing argument SLUG"},
+		{[]string{"bottle", "register", "dev 1"}, "bottle register", `bottle "dev 1"`},
+		{[]string{"bottle", "register", "dev-1", "--shutdown", "explode"}, "bottle register", "want cutoff, pause, freeze or kill"},
+		{[]string{"bottle", "register", "dev-1", "--rate", "claude=300k"}, "bottle register", `invalid argument "claude=300k" for "--rate" flag: claude: invalid: "300k" has no unit`},
+		{[]string{"bottle", "register", "dev-1", "--rate", "claude=300k/h"}, "bottle register", "a rate guard is per minute only"},
+		{[]string{"bottle", "register", "dev-1", "--rate", "claude"}, "bottle register", "want provider=rate"},
+		{[]string{"bottle", "register", "dev-1", "--rate", ","}, "bottle register", "no provider=rate given"},
+		{[]string{"pause"}, "pause", "missing argument SLUG"},
+		{[]string{"bottle", "register", "dev-1", "--budget", "claude"}, "bottle register", "want provider=amount"},
+		{[]string{"bottle", "register", "dev-1", "--agent-budget", "claude=1M"}, "bottle register", "want agent:provider=amount"},
+		{[]string{"budget", "set", "global"}, "budget set", "missing argument PROVIDER=LIMIT"},
+		{[]string{"budget", "set", "parent/x", "claude=1M"}, "budget set", "want global, bottle or agent"},
+		{[]string{"budget", "set", "agent/dev-1", "claude=1M"}, "budget set", "want global, bottle/SLUG or agent/SLUG/AGENT"},
+		{[]string{"budget", "set", "global", "claude=lots"}, "budget set", `"lots" is not a token amount`},
+		{[]string{"budget", "frob"}, "budget", `unknown command "frob" for "bottlecap budget"`},
+		{[]string{"cutoff"}, "cutoff", "missing argument SLUG"},
+		{[]string{"kill", "a", "b"}, "kill", `unexpected argument "b"`},
+		{[]string{"kill", "dev-1", "--timeout", "1m"}, "kill", "give --wait too"},
+		{[]string{"kill", "dev-1", "--wait", "--timeout", "0s"}, "kill", "want a positive duration"},
+		{[]string{"actions", "--status", "weird"}, "actions", "want pending, done or failed"},
+		{[]string{"audit", "--limit", "-1"}, "audit", "want 0 or more"},
+		{[]string{"audit", "verfiy"}, "audit", `unknown command "verfiy" for "bottlecap audit"; did you mean 'verify'?`},
+		{[]string{"report", "--bottle", "dev-1"}, "report", "--id is required"},
+		{[]string{"report", "--id", "x"}, "report", "--bottle is required"},
+		{[]string{"report", "--id", "x", "--bottle", "b", "--input", "ten"}, "report", `invalid argument "ten" for "--input" flag`},
+		{[]string{"report", "--id", "x", "--bottle", "b", "--raw", "f", "--input", "1"}, "report", "either --raw or token counts"},
+		{[]string{"report", "--id", "x", "--bottle", "b", "--format", "gemini"}, "report", "give --raw FILE too"},
+		{[]string{"report", "--id", "x", "--bottle", "b", "--ts", "yesterday"}, "report", `invalid argument "yesterday" for "--ts" flag`},
+		{[]string{"stauts"}, "", `unknown command "stauts" for "bottlecap"; did you mean 'status'?`},
+		{[]string{"settings", "chek"}, "settings", `did you mean 'check'?`},
+		{[]string{"help", "stauts"}, "help", `unknown command "stauts" for "bottlecap"; did you mean 'status'?`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			r := runAt(t, srv, tt.args...)
+			r := runCLI(t, map[string]string{"BOTTLECAP_SOCKET": srv.Socket}, tt.args...)
 			wantCode(t, r, 2)
-			if !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("stderr:\n%s\nwant it to contain %q", r.stderr, tt.want)
-			}
+			wantShortUsageError(t, r, tt.cmd, tt.want)
 		})
 	}
 	if n := len(srv.Requests()); n != 0 {
 		t.Errorf("%d requests sent for bad command lines, want 0", n)
+	}
+}
+
+// wantShortUsageError checks a usage error's stderr: "bottlecap CMD: …"
+// containing want, then where to read the usage, and nothing else.
+func wantShortUsageError(t *testing.T, r result, cmd, want string) {
+	t.Helper()
+	path := strings.TrimSpace("bottlecap " + cmd)
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], path+": ") || !strings.Contains(lines[0], want) ||
+		!strings.HasPrefix(lines[1], "Run 'bottlecap") || !strings.HasSuffix(lines[1], " --help' for usage.") {
+		t.Errorf("stderr:\n%s\nwant two lines: %q naming %q, then \"Run 'bottlecap … --help' for usage.\"", r.stderr, path+": …", want)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout %q, want nothing", r.stdout)
 	}
 }
 
@@ -200,7 +235,7 @@ func TestDaemonErrorExitsOne(t *testing.T) {
 	srv.Fail("GET /v1/bottles/{slug}", 404, `bottle "ghost" is not known`)
 	r := runAt(t, srv, "bottle", "show", "ghost")
 	wantCode(t, r, 1)
-	if got, want := r.stderr, "bottlecap bottle: bottle \"ghost\" is not known\n"; got != want {
+	if got, want := r.stderr, "bottlecap bottle show: bottle \"ghost\" is not known\n"; got != want {
 		t.Errorf("stderr: got %q, want %q", got, want)
 	}
 }

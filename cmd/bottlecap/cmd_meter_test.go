@@ -55,11 +55,11 @@ func TestMeterStartsAndStops(t *testing.T) {
 // endpoints and default provider.
 func TestMeterFlagsFromProviderTable(t *testing.T) {
 	r := runCLI(t, nil, "meter", "--help")
-	wantCode(t, r, 2) // usage
+	wantCode(t, r, 0)
 	for _, api := range budget.ProviderAPIs() {
-		for _, want := range []string{"-upstream-" + api.Family + " URL", api.Endpoints[0].Path, "provider " + api.Provider, `(default "` + api.BaseURL + `")`} {
-			if !strings.Contains(r.stderr, want) {
-				t.Errorf("meter --help lacks %q for %s:\n%s", want, api.Family, r.stderr)
+		for _, want := range []string{"--upstream-" + api.Family, api.Name + " API URL (" + api.Endpoints[0].Path, "provider " + api.Provider, "(" + api.BaseURL + ")"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("meter --help lacks %q for %s:\n%s", want, api.Family, r.stdout)
 			}
 		}
 	}
@@ -69,10 +69,10 @@ func TestMeterFlagsFromProviderTable(t *testing.T) {
 // says what turning it off gives back (the cached gate, a soft cap).
 func TestMeterHelpNamesNaiveMode(t *testing.T) {
 	r := runCLI(t, nil, "meter", "--help")
-	wantCode(t, r, 2)
-	for _, want := range []string{"-allowances", "(default true)", "false: ask the cached gate and charge after"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("meter --help lacks %q:\n%s", want, r.stderr)
+	wantCode(t, r, 0)
+	for _, want := range []string{"--allowances", "(true)", "false: ask the cached gate and charge after"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("meter --help lacks %q:\n%s", want, r.stdout)
 		}
 	}
 }

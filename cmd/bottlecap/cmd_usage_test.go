@@ -80,8 +80,8 @@ func TestUsageParseErrors(t *testing.T) {
 		{"not json", "plain text", []string{"-"}, 1, "stdin"},
 		{"missing file", "", []string{"/nonexistent/body.json"}, 1, "no such file"},
 		{"bad format", "", []string{"--format", "bogus", "-"}, 2, "unknown usage format"},
-		{"no file", "", nil, 2, "missing argument"},
-		{"no subcommand", "", nil, 2, "usage parse"},
+		{"no file", "", nil, 2, "missing argument FILE"},
+		{"no subcommand", "", nil, 2, "missing command: want parse"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -64,7 +64,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fs.StringVar(&f.socket, "socket", "", "socket `path` (default: $BOTTLECAP_SOCKET, settings socket:, or $BOT_BOTTLE_HOME/run/bottlecap.sock)")
 	fs.StringVar(&f.db, "db", "", "ledger `path` (default $BOT_BOTTLE_HOME/bot-bottle.db)")
 	fs.StringVar(&f.settings, "settings", "", "settings `file` (default $BOT_BOTTLE_HOME/settings.yml)")
-	fs.StringVar(&f.syncMode, "synchronous", "full", "SQLite synchronous `mode`: full (every commit survives power loss) or normal")
+	fs.StringVar(&f.syncMode, "synchronous", "full", "the SQLite synchronous `mode`: full (every commit survives power loss) or normal")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.BoolVar(&f.docker, "docker", true, "enforce through the Docker engine named by DOCKER_HOST (false: actions are journaled and stay pending)")
 	fs.StringVar(&f.daemonID, "daemon-id", "", "take as bottles only the containers labelled bot-bottle.daemon=`ID` (default: only those without that label)")
