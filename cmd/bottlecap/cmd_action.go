@@ -81,7 +81,7 @@ func (m *Main) actionCommand(kind budget.ActionKind) *cobra.Command {
 	}
 	f.daemonFlags = addDaemonFlags(cmd, true)
 	fl := cmd.Flags()
-	fl.StringVar(&f.reason, "reason", "", "why, for the audit log")
+	fl.StringVar(&f.reason, "reason", "", "the `text` the audit log keeps as the reason")
 	fl.BoolVar(&f.wait, "wait", false, "return when the action is done (exit 0) or failed (exit 1)")
 	fl.DurationVar(&f.timeout, "timeout", defaultWaitTimeout, "with --wait, give up waiting after this `long` (exit 3; the daemon keeps trying)")
 	if _, ok := asks[kind]; ok {

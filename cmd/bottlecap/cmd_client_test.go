@@ -26,7 +26,8 @@ type result struct {
 	stdout, stderr string
 }
 
-// runCLI runs a command line in-process with a fresh home and env.
+// runCLI runs a command line in-process with a fresh home and env; env's
+// _stdin is its standard input, and _tty set makes that a terminal.
 func runCLI(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
 	if env == nil {
@@ -36,7 +37,8 @@ func runCLI(t *testing.T, env map[string]string, args ...string) result {
 		env["BOT_BOTTLE_HOME"] = t.TempDir()
 	}
 	var out, errOut bytes.Buffer
-	m := &Main{Stdin: strings.NewReader(env["_stdin"]), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
+	m := &Main{Stdin: strings.NewReader(env["_stdin"]), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] },
+		StdinIsTerminal: func() bool { return env["_tty"] != "" }}
 	code := m.Run(context.Background(), args)
 	return result{code, out.String(), errOut.String()}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+	"github.com/spf13/pflag"
 )
 
 // cliDocs is where the command line's reference lives in the repository
@@ -35,7 +36,7 @@ func (m *Main) genDocsCommand() *cobra.Command {
 				}
 			}
 			if markdown != "" {
-				return writeMarkdownFile(markdown)
+				return m.writeMarkdownFile(markdown)
 			}
 			return nil
 		},
@@ -67,11 +68,11 @@ func writeManPages(dir string) error {
 }
 
 // writeMarkdownFile writes the markdown reference to path (- for stdout).
-func writeMarkdownFile(path string) error {
+func (m *Main) writeMarkdownFile(path string) error {
 	var b bytes.Buffer
 	writeMarkdown(&b, docsRoot())
 	if path == "-" {
-		_, err := os.Stdout.Write(b.Bytes())
+		_, err := m.Stdout.Write(b.Bytes())
 		return err
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
@@ -125,8 +126,42 @@ func writeCommand(w io.Writer, c *cobra.Command) {
 		fmt.Fprintf(w, "\nExamples:\n\n```sh\n%s\n```\n", strings.TrimSpace(c.Example))
 	}
 	if fs := c.NonInheritedFlags(); fs.HasAvailableFlags() {
-		fmt.Fprintf(w, "\nFlags:\n\n```\n%s```\n", fs.FlagUsagesWrapped(100))
+		fmt.Fprintf(w, "\n| Flag | Meaning |\n| --- | --- |\n")
+		fs.VisitAll(func(f *pflag.Flag) {
+			if !f.Hidden {
+				fmt.Fprintf(w, "| %s | %s |\n", flagCell(f), cellText(flagMeaning(f)))
+			}
+		})
 	}
+}
+
+// flagCell is the flag as typed: `-y`, `--yes`, or `--socket path`.
+func flagCell(f *pflag.Flag) string {
+	name, _ := pflag.UnquoteUsage(f)
+	cell := "`--" + f.Name
+	if name != "" && f.Value.Type() != "bool" {
+		cell += " " + name
+	}
+	cell += "`"
+	if f.Shorthand != "" {
+		cell = "`-" + f.Shorthand + "`, " + cell
+	}
+	return cell
+}
+
+// flagMeaning is the flag's usage with its default, when it has one.
+func flagMeaning(f *pflag.Flag) string {
+	_, usage := pflag.UnquoteUsage(f)
+	switch f.DefValue {
+	case "", "false", "0", "0s", "[]":
+		return usage
+	}
+	return fmt.Sprintf("%s (default: %s)", usage, f.DefValue)
+}
+
+// cellText keeps text inside one markdown table cell.
+func cellText(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
 }
 
 // synopsis is the command's use line, with "COMMAND" for a group.

@@ -117,11 +117,11 @@ func (m *Main) meterFlagSet(fs *pflag.FlagSet, f *meterFlags) {
 		f.familyURLs[api.Family] = fs.String("upstream-"+api.Family, api.BaseURL, upstreamHelp(api))
 	}
 	fs.Var(&f.upstreams, "upstream", "an upstream `FAMILY[:PROVIDER]=URL`, repeatable (e.g. openai:pi=http://ollama:11434); overrides --upstream-FAMILY")
-	fs.BoolVar(&f.allowances, "allowances", true, "admit a request only against tokens the daemon set aside for it (its input estimate and an output slice), and cut a stream the budget can no longer pay for; false: ask the cached gate and charge after, a soft cap (SPEC section 11)")
+	fs.BoolVar(&f.allowances, "allowances", true, "admit a request only against tokens the daemon set aside for it (its input estimate and an output slice), and cut a stream the budget can no longer pay for; false: ask the cached gate and charge after, a soft cap")
 	fs.BoolVar(&f.countTok, "count-tokens", false, "with allowances, ask the provider's counting endpoint (Anthropic /v1/messages/count_tokens, OpenAI /v1/responses/input_tokens) for a request's input tokens with the client's credentials, instead of estimating offline (one more upstream call a request; the estimate stands if it fails)")
 	fs.DurationVar(&f.gateCache, "gate-cache", meter.DefaultGateCache, "with --allowances=false, reuse the gate's \"allowed\" for this `long` per provider (0: ask on every request)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "forward requests when the daemon cannot be reached (default: refuse them)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 }
 
 // upstreamHelp is the help of an --upstream-FAMILY flag: the API's
