@@ -2,15 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bot-bottle/bottlecap/api"
+	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client/clienttest"
 )
 
@@ -203,4 +206,67 @@ func TestGenDocs(t *testing.T) {
 		t.Errorf("markdown: %v", err)
 	}
 	wantCode(t, runCLI(t, nil, "gen-docs"), 2)
+}
+
+// TestJSONEverywhere: every command that prints data prints JSON with
+// --json, in the API's own shape.
+func TestJSONEverywhere(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	one := api.Budget{Scope: "bottle", ID: "dev-1", Limits: budget.Limits{"claude": budget.Lifetime(1000)}}
+	act := api.Action{ID: 7, Bottle: "dev-1", Kind: "cutoff", Status: "pending", Operator: true}
+	srv.Reply("GET /v1/bottles/{slug}", 200, dev1)
+	srv.Reply("PUT /v1/bottles/{slug}", 200, dev1)
+	srv.Reply("PUT /v1/budgets/{scope}/{id...}", 200, one)
+	srv.Reply("DELETE /v1/budgets/{scope}/{id...}", 200, one)
+	srv.Reply("POST /v1/bottles/{slug}/actions", 202, act)
+	srv.Reply("GET /v1/actions", 200, []api.Action{act})
+	srv.Reply("GET /v1/status", 200, status)
+	tests := []struct {
+		args []string
+		want string // a key or value the JSON must carry
+	}{
+		{[]string{"bottle", "show", "dev-1"}, `"slug": "dev-1"`},
+		{[]string{"bottle", "register", "dev-1"}, `"slug": "dev-1"`},
+		{[]string{"budget", "set", "bottle/dev-1", "claude=1k"}, `"scope": "bottle"`},
+		{[]string{"budget", "rm", "bottle/dev-1", "claude"}, `"scope": "bottle"`},
+		{[]string{"cutoff", "dev-1"}, `"status": "pending"`},
+		{[]string{"actions"}, `"action": "cutoff"`},
+		{[]string{"status"}, `"daemon": {` + "\n" + `    "running": true,` + "\n" + `    "socket": "` + srv.Socket + `"`},
+		{[]string{"status"}, `"version": "0.1.0"`},
+		{[]string{"version"}, `"version": "`},
+		{[]string{"usage", "parse", filepath.Join(usageTestdata, "anthropic-messages-stream-tooluse.sse")}, `"format": "anthropic"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runCLI(t, map[string]string{"BOTTLECAP_SOCKET": srv.Socket}, append(tt.args, "--json")...)
+			wantCode(t, r, 0)
+			if !json.Valid([]byte(r.stdout)) || !strings.Contains(r.stdout, tt.want) {
+				t.Errorf("stdout:\n%s\nwant JSON with %s", r.stdout, tt.want)
+			}
+		})
+	}
+}
+
+// TestVersionJSON: the version's parts, as `version` prints them.
+func TestVersionJSON(t *testing.T) {
+	const rev = "7fccc6523dea752cffd713b024bdf7d6abf97e65"
+	fakeBuild(t, "v1.4.0", rev, nil)
+	r := runCLI(t, nil, "version", "--json")
+	wantCode(t, r, 0)
+	var got versionJSON
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Version != "v1.4.0" || got.Commit != rev ||
+		got.Go != runtime.Version() || got.Platform != runtime.GOOS+"/"+runtime.GOARCH {
+		t.Errorf("stdout:\n%s\nwant v1.4.0 at %s (%v)", r.stdout, rev, err)
+	}
+}
+
+// TestUsageParseJSONFlag: --json is accepted and prints what usage parse
+// prints without it.
+func TestUsageParseJSONFlag(t *testing.T) {
+	file := filepath.Join(usageTestdata, "anthropic-messages-stream-tooluse.sse")
+	plain, withFlag := runCLI(t, nil, "usage", "parse", file), runCLI(t, nil, "usage", "parse", "--json", file)
+	wantCode(t, withFlag, 0)
+	if plain.stdout != withFlag.stdout || !json.Valid([]byte(withFlag.stdout)) {
+		t.Errorf("without --json:\n%s\nwith:\n%s", plain.stdout, withFlag.stdout)
+	}
 }
