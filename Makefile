@@ -5,7 +5,7 @@ STATICCHECK_VERSION := v0.8.2
 NFPM_VERSION := v2.48.0
 export BOT_BOTTLE_HOME ?= $(HOME)/.bot-bottle
 
-.PHONY: run build install dist sidecar-context sidecar-image test test-deps fuzz lint bench fmt clean
+.PHONY: run build man docs install dist sidecar-context sidecar-image test test-deps fuzz lint bench fmt clean
 
 # VERSION is the v* tag at HEAD, else a snapshot named after the commit;
 # COMMIT the commit. Both are linked into the binary (bottlecap version),
@@ -30,8 +30,21 @@ run: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/bottlecap ./cmd/bottlecap
 
-# install puts the binary, the systemd unit, the sysusers.d and tmpfiles.d
-# files and the daemon's home and socket directory (0750) under
+# man writes a man page per command (bottlecap.1, bottlecap-kill.1, …) into
+# bin/man from the command tree, dated by the commit rather than the build
+# (SOURCE_DATE_EPOCH), so that a build is reproducible.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+man: build
+	rm -rf bin/man
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) ./bin/bottlecap gen-docs --man bin/man
+
+# docs regenerates docs/cli.md, the command line's reference, from the
+# command tree; a test fails while the committed file is stale.
+docs:
+	$(GO) run ./cmd/bottlecap gen-docs --markdown docs/cli.md
+
+# install puts the binary, its man pages, the systemd unit, the sysusers.d
+# and tmpfiles.d files and the daemon's home and socket directory (0750) under
 # $(DESTDIR)$(PREFIX). With DESTDIR empty (a real install, as root) it then
 # creates the botbottle user and group and gives them the directories
 # (deploy/package/postinstall.sh, as the .deb does); with DESTDIR set (a
@@ -41,9 +54,12 @@ BINDIR      ?= $(PREFIX)/bin
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MANDIR      ?= $(PREFIX)/share/man
 HOMEDIR     := /var/lib/bot-bottle
-install: build
+install: build man
 	install -D -m 0755 bin/bottlecap $(DESTDIR)$(BINDIR)/bottlecap
+	install -d -m 0755 $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 bin/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
 	sed 's|^ExecStart=/usr/bin/bottlecap|ExecStart=$(BINDIR)/bottlecap|' deploy/systemd/bottlecap.service \
 		> $(DESTDIR)$(UNITDIR)/bottlecap.service
@@ -59,19 +75,22 @@ else
 endif
 
 # dist builds the release into dist/: for each of DIST_ARCHS a static
-# binary, a tar.gz archive (the binary, README, ARCHITECTURE, docs/, example settings, deploy/)
-# and a .deb (nfpm: the binary, the unit, the sysusers and tmpfiles files,
-# the socket directory, deploy/package/postinstall.sh), and checksums.txt.
-# It ends by running the archived binary of this machine's architecture.
+# binary, a tar.gz archive (the binary, README, ARCHITECTURE, docs/, example
+# settings, the man pages, deploy/) and a .deb (nfpm: the binary, the man
+# pages, the unit, the sysusers and tmpfiles files, the socket directory,
+# deploy/package/postinstall.sh), and checksums.txt. It ends by running the
+# archived binary of this machine's architecture.
 DIST_ARCHS ?= amd64 arm64
 DIST_VERSION = $(patsubst v%,%,$(VERSION))
-dist: $(GOBIN)/nfpm
+dist: $(GOBIN)/nfpm man
 	rm -rf dist
+	mkdir -p dist/build/man && cp bin/man/*.1 dist/build/man/ && gzip -9n dist/build/man/*.1
 	@set -e; for arch in $(DIST_ARCHS); do \
 		name=bottlecap_$(DIST_VERSION)_linux_$$arch; dir=dist/build/$$name; \
 		echo "dist: $$name"; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$dir/bottlecap ./cmd/bottlecap; \
-		mkdir -p $$dir/deploy; cp README.md ARCHITECTURE.md settings.example.yml $$dir/; cp -R docs $$dir/; \
+		mkdir -p $$dir/deploy $$dir/man; cp README.md ARCHITECTURE.md settings.example.yml $$dir/; cp -R docs $$dir/; \
+		cp bin/man/*.1 $$dir/man/; \
 		cp -R deploy/systemd deploy/sidecar deploy/compose deploy/grafana deploy/prometheus $$dir/deploy/; \
 		tar -C dist/build --sort=name --owner=0 --group=0 --numeric-owner \
 			--mtime=@$$(git log -1 --format=%ct 2>/dev/null || date +%s) -czf dist/$$name.tar.gz $$name; \
@@ -119,8 +138,11 @@ fuzz:
 # test-deps installs the Debian packages the tests drive (tmux for the
 # dashboard smoke test, mitmproxy for the addon's tests through the real
 # mitmdump, postgresql for the fleet's tests, which run its initdb and
-# postgres from /usr/lib/postgresql/<version>/bin) when they are missing.
+# postgres from /usr/lib/postgresql/<version>/bin, bash-completion for the
+# test of the completion script) when they are missing.
 test-deps:
+	@test -f /usr/share/bash-completion/bash_completion || { echo "installing bash-completion for the completion test"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bash-completion >/dev/null; }
 	@command -v tmux >/dev/null 2>&1 || { echo "installing tmux for the dashboard smoke test"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux >/dev/null; }
 	@command -v python3 >/dev/null 2>&1 || { echo "installing python3 for the mitmproxy addon tests"; \

@@ -44,6 +44,7 @@ func TestMakeInstallDestdir(t *testing.T) {
 				{"var/lib/bot-bottle", fs.ModeDir | 0o750},
 				{"var/lib/bot-bottle/run", fs.ModeDir | 0o750},
 			}
+			want = append(want, manPages(t, filepath.Join(dest, p, "bin/bottlecap"), p+"/share/man/man1")...)
 			checkTree(t, dest, want)
 			unit := readFile(t, filepath.Join(dest, p, "lib/systemd/system/bottlecap.service"))
 			if got := unitValue(unit, "ExecStart"); got != prefix+"/bin/bottlecap serve" {
@@ -55,6 +56,28 @@ func TestMakeInstallDestdir(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manPages are the man pages make install must put in dir (0644): one per
+// command, as the installed binary generates them, bottlecap.1 among them.
+func manPages(t *testing.T, bin, dir string) []installed {
+	t.Helper()
+	gen := t.TempDir()
+	if out, err := exec.Command(bin, "gen-docs", "--man", gen).CombinedOutput(); err != nil {
+		t.Fatalf("bottlecap gen-docs: %v\n%s", err, out)
+	}
+	entries, err := os.ReadDir(gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []installed
+	for _, e := range entries {
+		out = append(out, installed{dir + "/" + e.Name(), 0o644})
+	}
+	if !slices.ContainsFunc(out, func(i installed) bool { return i.path == dir+"/bottlecap.1" }) || len(out) < 10 {
+		t.Fatalf("gen-docs made %d man pages, want bottlecap.1 and one per command", len(out))
+	}
+	return out
 }
 
 // headCommit is "(commit <HEAD>" in a git checkout, else "(": make links
