@@ -99,24 +99,12 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), isCobraUsageError(err):
+	case errors.As(err, &ue):
 		return exitUsage
 	case errors.As(err, &ee):
 		return ee.code
 	}
 	return exitFailed
-}
-
-// isCobraUsageError recognises the usage errors cobra's own commands
-// (help, completion) make, which are plain errors.
-func isCobraUsageError(err error) bool {
-	for _, prefix := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument",
-		"invalid argument", "accepts ", "requires at least", "required flag", "if any flags"} {
-		if strings.HasPrefix(err.Error(), prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // errorHandler prints a failed command line's error: one line naming the
@@ -270,8 +258,9 @@ func tidyGroups(c *cobra.Command) {
 	}
 }
 
-// tidyCompletion hides cobra's PowerShell script (bottlecap runs on Linux)
-// and keeps file names out of the shells' completion of its arguments.
+// tidyCompletion hides cobra's PowerShell script (bottlecap runs on Linux),
+// gives the scripts' commands our usage errors and shows how to install
+// each script.
 func tidyCompletion(root *cobra.Command) {
 	for _, c := range root.Commands() {
 		if c.Name() != "completion" {
@@ -281,6 +270,7 @@ func tidyCompletion(root *cobra.Command) {
 			"bottlecap completion zsh > \"${fpath[1]}/_bottlecap\"\n" +
 			"bottlecap completion fish > ~/.config/fish/completions/bottlecap.fish"
 		for _, sh := range c.Commands() {
+			sh.Args = positional(0, 0) // a usage error of ours, not cobra's plain one
 			if sh.Name() == "powershell" {
 				sh.Hidden = true
 			}

@@ -194,6 +194,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"stauts"}, "", `unknown command "stauts" for "bottlecap"; did you mean 'status'?`},
 		{[]string{"settings", "chek"}, "settings", `did you mean 'check'?`},
 		{[]string{"help", "stauts"}, "help", `unknown command "stauts" for "bottlecap"; did you mean 'status'?`},
+		{[]string{"completion", "tcsh"}, "completion", `unknown command "tcsh" for "bottlecap completion"`},
+		{[]string{"completion", "bash", "extra"}, "completion bash", `unexpected argument "extra"`},
+		{[]string{"version", "--bogus"}, "version", "unknown flag: --bogus"},
+		{[]string{"--version", "extra"}, "", `unknown command "extra" for "bottlecap"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
