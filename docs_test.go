@@ -21,8 +21,7 @@ import (
 // link to one is accepted while the file does not exist (an anchor into
 // it is not); once it exists it is checked like any other. Empty this
 // list when they have landed.
-var awaited = map[string]string{
-}
+var awaited = map[string]string{}
 
 // externalTarget is a link target with a scheme (http:, mailto:, …) or a
 // protocol-relative one (//host/…): it leads out of the repository.
