@@ -125,7 +125,7 @@ func (m *Main) meterFlagSet(fs *pflag.FlagSet, f *meterFlags) {
 }
 
 // upstreamHelp is the help of an --upstream-FAMILY flag: the API's
-// endpoints and default provider, from the provider table ("the OpenAI API `URL`
+// endpoints and default provider, from the provider table ("the base `URL` for OpenAI
 // (/v1/chat/completions, /v1/responses and its WebSocket, provider codex)").
 func upstreamHelp(api budget.ProviderAPI) string {
 	var paths []string
@@ -141,7 +141,7 @@ func upstreamHelp(api budget.ProviderAPI) string {
 			paths = append(paths, p)
 		}
 	}
-	return fmt.Sprintf("the %s API `URL` (%s, provider %s)", api.Name, strings.Join(paths, ", "), api.Provider)
+	return fmt.Sprintf("the base `URL` for %s (%s, provider %s)", api.Name, strings.Join(paths, ", "), api.Provider)
 }
 
 // gateCache maps the flag's 0 ("ask every time") to the Config's negative.

@@ -57,7 +57,7 @@ func TestMeterFlagsFromProviderTable(t *testing.T) {
 	r := runCLI(t, nil, "meter", "--help")
 	wantCode(t, r, 0)
 	for _, api := range budget.ProviderAPIs() {
-		for _, want := range []string{"--upstream-" + api.Family, api.Name + " API URL (" + api.Endpoints[0].Path, "provider " + api.Provider, "(" + api.BaseURL + ")"} {
+		for _, want := range []string{"--upstream-" + api.Family, "URL for " + api.Name + " (" + api.Endpoints[0].Path, "provider " + api.Provider, "(" + api.BaseURL + ")"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("meter --help lacks %q for %s:\n%s", want, api.Family, r.stdout)
 			}
