@@ -257,3 +257,30 @@ func TestDocsEventsHaveEveryType(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeOpensWithRunTestInstall holds the README's opening to what a
+// newcomer types first: make run and make test, then the install lines.
+func TestReadmeOpensWithRunTestInstall(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commands []string
+	inBlock := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			inBlock = !inBlock
+			continue
+		}
+		if inBlock && strings.TrimSpace(line) != "" {
+			commands = append(commands, strings.Fields(line)[0]+" "+strings.Fields(line)[1])
+		}
+		if len(commands) == 4 {
+			break
+		}
+	}
+	want := []string{"make run", "make test", "go install", "sudo make"}
+	if !slices.Equal(commands, want) {
+		t.Errorf("the README's first commands are %q, want %q", commands, want)
+	}
+}
