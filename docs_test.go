@@ -272,8 +272,8 @@ func TestReadmeOpensWithRunTestInstall(t *testing.T) {
 			inBlock = !inBlock
 			continue
 		}
-		if inBlock && strings.TrimSpace(line) != "" {
-			commands = append(commands, strings.Fields(line)[0]+" "+strings.Fields(line)[1])
+		if f := strings.Fields(line); inBlock && len(f) > 0 {
+			commands = append(commands, strings.Join(f[:min(2, len(f))], " "))
 		}
 		if len(commands) == 4 {
 			break
