@@ -197,3 +197,19 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// Since is when the current period of w began at now, in loc: the start of
+// the calendar window holding now; for a rolling window the start of its
+// oldest bucket still counted, so usage summed from there (as the fleet
+// does in Postgres) errs on the side of the budget as the local counts do;
+// for Life the zero Time: everything counts.
+func (w Window) Since(now time.Time, loc *time.Location) time.Time {
+	switch {
+	case w.Calendar():
+		start, _ := w.Bounds(now, loc)
+		return start
+	case w.Period == Rolling:
+		return w.bucketStart(w.firstLive(now))
+	}
+	return time.Time{}
+}

@@ -215,3 +215,31 @@ func TestLimitsJSONKeepsLifetimeNumbers(t *testing.T) {
 		t.Errorf("read back %v, %v", back, err)
 	}
 }
+
+func TestWindowSince(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip(err)
+	}
+	now := time.Date(2026, 3, 18, 10, 17, 42, 0, time.UTC) // a Wednesday
+	tests := []struct {
+		w    budget.Window
+		loc  *time.Location
+		want time.Time
+	}{
+		{budget.LifeWindow, time.UTC, time.Time{}},
+		{budget.DayWindow, time.UTC, time.Date(2026, 3, 18, 0, 0, 0, 0, time.UTC)},
+		{budget.DayWindow, berlin, time.Date(2026, 3, 17, 23, 0, 0, 0, time.UTC)},
+		{budget.WeekWindow, time.UTC, time.Date(2026, 3, 16, 0, 0, 0, 0, time.UTC)},
+		{budget.MonthWindow, time.UTC, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{budget.RollingWindow(1, 'h'), time.UTC, time.Date(2026, 3, 18, 9, 17, 0, 0, time.UTC)},
+		{budget.RollingWindow(5, 'h'), time.UTC, time.Date(2026, 3, 18, 5, 15, 0, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.w.String()+" "+tt.loc.String(), func(t *testing.T) {
+			if got := tt.w.Since(now, tt.loc); !got.Equal(tt.want) {
+				t.Errorf("Since = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

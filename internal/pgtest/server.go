@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -255,6 +256,17 @@ func (s *Server) DSN(db string) string {
 // front of it, say).
 func DSNAt(addr, db string) string {
 	return fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", superuser, addr, db)
+}
+
+// Via is dsn (a URL such as DSN returns) with its host:port replaced by
+// addr: the same database reached through a proxy at addr.
+func Via(dsn, addr string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	u.Host = addr
+	return u.String()
 }
 
 // Stop stops the server with a fast shutdown (killing it if that takes
