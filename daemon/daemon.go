@@ -58,6 +58,10 @@ type Config struct {
 	// NotifyRetry spaces the attempts at a notification (zero:
 	// notify.DefaultRetry), for tests that retry sooner.
 	NotifyRetry retry.Backoff
+	// Fleet, when set, makes the daemon a member of the fleet (SPEC
+	// section 14): settings' fleet: resolved with $BOTTLECAP_FLEET_DSN and
+	// the hostname (settings.ResolveFleet). Nil: the host is alone.
+	Fleet *budget.Fleet
 }
 
 // Daemon is a started daemon.
@@ -71,6 +75,7 @@ type Daemon struct {
 	writer   *store.Writer
 	notifier *notify.Notifier
 	docker   *docker
+	fleet    *fleetMember
 	served   chan error
 }
 
@@ -101,6 +106,10 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if d.DB, err = store.Open(ctx, cfg.DBPath, storeOptions(cfg)...); err != nil {
 		d.close()
 		return nil, fmt.Errorf("open ledger %s: %w", cfg.DBPath, err)
+	}
+	if err := d.startFleet(ctx, cfg); err != nil {
+		d.close()
+		return nil, err
 	}
 	d.writer = store.NewWriter(d.DB)
 	d.notifier = notify.Start(notify.Config{Queue: d.DB, Sinks: cfg.Settings.Notify, Host: hostname(),
@@ -181,6 +190,7 @@ func (d *Daemon) close() {
 	if d.writer != nil {
 		d.writer.Close()
 	}
+	d.stopFleet() // after the writer's last commits, before the ledger closes
 	if d.DB != nil {
 		d.DB.Close()
 	}

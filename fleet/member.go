@@ -2,8 +2,6 @@ package fleet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync"
@@ -19,6 +17,8 @@ type Ledger interface {
 	ReportsAfter(ctx context.Context, after int64, limit int) ([]budget.SeqReport, error)
 	FleetCursor(ctx context.Context) (int64, error)
 	SetFleetCursor(ctx context.Context, seq int64) error
+	// FleetInstance is the ledger's lasting id in the fleet.
+	FleetInstance(ctx context.Context) (string, error)
 	Committed() <-chan struct{}
 }
 
@@ -29,7 +29,8 @@ type Config struct {
 	// Ledger is the host's own ledger, the truth the shipper copies.
 	Ledger Ledger
 	// Instance tells this daemon from another with the same host name;
-	// "" draws a random one.
+	// "" takes the ledger's (Ledger.FleetInstance), so a daemon restarted
+	// on its ledger is the same instance.
 	Instance string
 	Log      *slog.Logger
 
@@ -56,9 +57,10 @@ type Member struct {
 	fleet atomic.Pointer[budget.Fleet] // budget and timezone may be reloaded
 	log   *slog.Logger
 
-	mu      sync.Mutex // held while connecting and claiming
-	db      *DB
-	claimed bool
+	mu       sync.Mutex // held while connecting and claiming
+	db       *DB
+	claimed  bool
+	instance string // cfg.Instance or the ledger's, once known
 
 	view atomic.Pointer[View]
 	ship atomic.Pointer[ShipState]
@@ -76,9 +78,6 @@ type ShipState struct {
 
 // NewMember prepares a membership; nothing is opened until Connect or Run.
 func NewMember(cfg Config) *Member {
-	if cfg.Instance == "" {
-		cfg.Instance = randomInstance()
-	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -86,7 +85,7 @@ func NewMember(cfg Config) *Member {
 	setDefault(&cfg.Refresh, DefaultRefresh)
 	setDefault(&cfg.CursorEvery, DefaultCursorEvery)
 	setDefault(&cfg.OpTimeout, DefaultOpTimeout)
-	m := &Member{cfg: cfg, log: cfg.Log.With("fleet_host", cfg.Fleet.Host)}
+	m := &Member{cfg: cfg, instance: cfg.Instance, log: cfg.Log.With("fleet_host", cfg.Fleet.Host)}
 	m.fleet.Store(cfg.Fleet.Clone())
 	m.view.Store(&View{})
 	m.ship.Store(&ShipState{})
@@ -99,14 +98,12 @@ func setDefault[T int | time.Duration](v *T, d T) {
 	}
 }
 
-func randomInstance() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// Instance is this daemon's instance id ("" until it connected once).
+func (m *Member) Instance() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.instance
 }
-
-// Instance is this daemon's instance id.
-func (m *Member) Instance() string { return m.cfg.Instance }
 
 // Host is the name this daemon goes by in the fleet.
 func (m *Member) Host() string { return m.cfg.Fleet.Host }
@@ -139,6 +136,13 @@ func (m *Member) Connect(ctx context.Context) error {
 func (m *Member) session(ctx context.Context) (*DB, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.instance == "" {
+		id, err := m.cfg.Ledger.FleetInstance(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m.instance = id
+	}
 	if m.db == nil {
 		db, err := Open(ctx, m.cfg.Fleet.Postgres)
 		if err != nil {
@@ -147,11 +151,11 @@ func (m *Member) session(ctx context.Context) (*DB, error) {
 		m.db = db
 	}
 	if !m.claimed {
-		if err := m.db.Claim(ctx, m.cfg.Fleet.Host, m.cfg.Instance); err != nil {
+		if err := m.db.Claim(ctx, m.cfg.Fleet.Host, m.instance); err != nil {
 			return nil, err
 		}
 		m.claimed = true
-		m.log.Info("fleet: host claimed", "db", m.db.Where(), "instance", m.cfg.Instance)
+		m.log.Info("fleet: host claimed", "db", m.db.Where(), "instance", m.instance)
 	}
 	return m.db, nil
 }
@@ -204,7 +208,7 @@ func (m *Member) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := db.Heartbeat(ctx, m.cfg.Fleet.Host, m.cfg.Instance, m.Shipping().Lag); err != nil {
+	if err := db.Heartbeat(ctx, m.cfg.Fleet.Host, m.Instance(), m.Shipping().Lag); err != nil {
 		m.lostClaim(err)
 		return err
 	}

@@ -178,3 +178,26 @@ func TestMemberCatchesUpAfterAPartition(t *testing.T) {
 	testutil.Until(t, testutil.Within, "caught up after the heal", func() string { return shippedAll(t, st, direct, "box") })
 	testutil.Eventually(t, "shipping healthy again", func() bool { s := m.Shipping(); return s.Err == "" && s.Lag == 0 })
 }
+
+func TestAMemberRestartedOnItsLedgerTakesItsHostBack(t *testing.T) {
+	dsn := pgtest.Database(t)
+	st := ledger(t)
+	cfg := fleet.Config{Fleet: &budget.Fleet{Postgres: dsn, Host: "box"}, Ledger: st}
+	first := fleet.NewMember(cfg)
+	if err := first.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	first.Run(ctx) // stops at once, as a crashed daemon would, leaving its claim live
+	again := fleet.NewMember(cfg)
+	if err := again.Connect(ctxT(t)); err != nil {
+		t.Fatalf("the same ledger claiming its host again: %v", err)
+	}
+	if again.Instance() != first.Instance() || again.Instance() == "" {
+		t.Errorf("instances %q then %q, want the ledger's both times", first.Instance(), again.Instance())
+	}
+	cancelled, stop := context.WithCancel(context.Background())
+	stop()
+	again.Run(cancelled)
+}

@@ -149,7 +149,7 @@ func (s *shipper) shipBatch(ctx context.Context, batch []budget.SeqReport) error
 	if err != nil {
 		return err
 	}
-	err = db.Ship(ctx, s.m.cfg.Fleet.Host, s.m.cfg.Instance, batch, s.lag())
+	err = db.Ship(ctx, s.m.cfg.Fleet.Host, s.m.Instance(), batch, s.lag())
 	if errors.Is(err, ErrClaimLost) {
 		s.m.lostClaim(err)
 	}

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -57,6 +59,22 @@ func (db *DB) SetFleetCursor(ctx context.Context, seq int64) error {
 		_, err := tx.ExecContext(ctx, `UPDATE fleet_cursor SET seq = max(seq, ?) WHERE one = 1`, seq)
 		return err
 	})
+}
+
+// FleetInstance is this ledger's id in the fleet, drawn and stored on
+// first use: whoever runs on this ledger is the same fleet member, so a
+// daemon restarted after a crash takes its host name back at once.
+func (db *DB) FleetInstance(ctx context.Context) (string, error) {
+	var id string
+	err := db.update(ctx, "fleet instance", func(tx *sql.Tx) error {
+		fresh := make([]byte, 8)
+		rand.Read(fresh)
+		if _, err := tx.ExecContext(ctx, `UPDATE fleet_cursor SET instance = ? WHERE one = 1 AND instance = ''`, hex.EncodeToString(fresh)); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT instance FROM fleet_cursor WHERE one = 1`).Scan(&id)
+	})
+	return id, err
 }
 
 // Committed receives after each commit that stored new reports. Sending

@@ -93,3 +93,28 @@ func TestCommittedSignalsNewReportsOnly(t *testing.T) {
 	default:
 	}
 }
+
+func TestFleetInstanceIsTheLedgers(t *testing.T) {
+	db, path := openTemp(t)
+	ctx := context.Background()
+	first, err := db.FleetInstance(ctx)
+	if err != nil || len(first) != 16 {
+		t.Fatalf("FleetInstance = %q, %v; want 16 hex digits", first, err)
+	}
+	if again, _ := db.FleetInstance(ctx); again != first {
+		t.Errorf("a second call gave %q, want %q", again, first)
+	}
+	db.Close()
+	reopened, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	if got, _ := reopened.FleetInstance(ctx); got != first {
+		t.Errorf("after reopening %q, want %q", got, first)
+	}
+	other, _ := openTemp(t)
+	if got, _ := other.FleetInstance(ctx); got == first || got == "" {
+		t.Errorf("another ledger's instance %q, want one of its own", got)
+	}
+}

@@ -161,6 +161,9 @@ func (m *Main) daemonConfig(f serveFlags, log *slog.Logger) (daemon.Config, erro
 		DBPath: f.db, Home: home, Settings: st, RawParser: daemon.ParseRaw, Version: currentBuild().Version, Commit: currentBuild().Commit, Log: log,
 		DaemonID: f.daemonID,
 	}
+	if cfg.Fleet, err = settings.ResolveFleet(st.Fleet, m.Getenv(settings.EnvFleetDSN), hostname()); err != nil {
+		return cfg, err
+	}
 	switch f.syncMode {
 	case "full":
 	case "normal":
@@ -291,6 +294,7 @@ func (d *served) apply(r reloaded) {
 		return
 	}
 	d.settings = r.st
+	d.reloadFleet(r.st, changed)
 	if len(changed) == 0 {
 		d.log.Info("settings reloaded: nothing in force changed", "why", r.why, "file", d.settingsPath)
 		return
@@ -299,6 +303,28 @@ func (d *served) apply(r reloaded) {
 	// edited limit that a runtime limit, a registration or a label
 	// overrides changes none, and the line says so.
 	d.log.Info("settings reloaded: "+reload.String(), "why", r.why, "file", d.settingsPath, "changed", strings.Join(changed, " "))
+}
+
+// reloadFleet puts a reloaded fleet budget and timezone in force. Where
+// the fleet's database is, and the name the host goes by there, are taken
+// at start only: the log says a restart applies them.
+func (d *served) reloadFleet(st *budget.Settings, changed []string) {
+	for _, k := range changed {
+		if k == "fleet" || k == "fleet.postgres" || k == "fleet.host" {
+			d.log.Warn("settings reloaded: " + k + " changes at the next restart; the fleet keeps its database and host name until then")
+		}
+	}
+	if m := d.d.Fleet(); m != nil {
+		m.SetFleet(st.Fleet)
+	}
+}
+
+// hostname is the machine's host name, the fleet's default name for it
+// ("" when it cannot be read: settings.ResolveFleet then asks for
+// fleet.host).
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 // shutdown stops the API (finishing in-flight requests and their commits
