@@ -92,9 +92,16 @@ func newHome(t *testing.T) string {
 // what the test made, never a user's containers on the same engine.
 func startServe(t *testing.T, home string) *proc {
 	t.Helper()
+	return startServeWith(t, home, []string{"--daemon-id", dockertest.DaemonID(t)})
+}
+
+// startServeWith runs `bottlecap serve` with args, and env added to the
+// test's environment, and waits until it answers.
+func startServeWith(t *testing.T, home string, args []string, env ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, home: home, sock: filepath.Join(home, "run", "bottlecap.sock"), stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(bottlecapBinary(t), "serve", "--daemon-id", dockertest.DaemonID(t))
-	p.cmd.Env = append(os.Environ(), "BOT_BOTTLE_HOME="+home, "BOTTLECAP_SOCKET=")
+	p.cmd = exec.Command(bottlecapBinary(t), append([]string{"serve"}, args...)...)
+	p.cmd.Env = append(append(os.Environ(), "BOT_BOTTLE_HOME="+home, "BOTTLECAP_SOCKET="), env...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

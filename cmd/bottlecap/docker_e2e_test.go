@@ -19,16 +19,21 @@ import (
 	"github.com/bot-bottle/bottlecap/enforcement"
 	"github.com/bot-bottle/bottlecap/enforcement/dockerlab"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
+	"github.com/bot-bottle/bottlecap/internal/pgtest"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
 // The end-to-end tests run the real `bottlecap serve` against the real
-// engine. They share one test image (package dockertest), removed here.
+// engine and a real Postgres. They share one test image (package
+// dockertest) and one Postgres server (package pgtest), removed here.
 // No command the tests run, in-process or as a child, can fall back on a
 // user's home or socket (testutil.RunIsolated).
 func TestMain(m *testing.M) {
 	code := testutil.RunIsolated(m)
 	if err := dockertest.Cleanup(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	if err := pgtest.Cleanup(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
