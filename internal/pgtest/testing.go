@@ -1,16 +1,40 @@
+// Package pgtest gives the fleet's tests a real Postgres (package pglab):
+// a fresh database of their own (Database) on one server shared by the
+// test binary (Shared), or a server of their own (New) when they restart
+// or stop it. Without the Postgres binaries a test is skipped, or failed
+// under BOTTLECAP_REQUIRE_POSTGRES=1 (.ci/run and make test set it).
 package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bot-bottle/bottlecap/internal/pglab"
 )
+
+// EnvRequire names the variable that turns "no Postgres binaries" from a
+// skip into a failure.
+const EnvRequire = "BOTTLECAP_REQUIRE_POSTGRES"
+
+// Server is a running Postgres (pglab.Server).
+type Server = pglab.Server
+
+// ErrNoPostgres is Start's error when no Postgres binaries are installed.
+var ErrNoPostgres = pglab.ErrNoPostgres
+
+// Start starts a server the caller stops (pglab.Start).
+func Start() (*Server, error) { return pglab.Start() }
+
+// DSNAt is the URL of database db on the server at addr (pglab.DSNAt).
+func DSNAt(addr, db string) string { return pglab.DSNAt(addr, db) }
+
+// Via is dsn reached through a proxy at addr (pglab.Via).
+func Via(dsn, addr string) string { return pglab.Via(dsn, addr) }
 
 // shared is the test binary's one server, started on first use.
 var shared struct {
@@ -45,16 +69,14 @@ func Cleanup() error {
 	return err
 }
 
-// Shared is the test binary's server, started on first use. Without
-// Postgres binaries the test is skipped, or failed under
-// BOTTLECAP_REQUIRE_POSTGRES=1. The package's TestMain must call Main
-// (or Cleanup), which stops it.
+// Shared is the test binary's server, started on first use. The package's
+// TestMain must call Main (or Cleanup), which stops it.
 func Shared(t testing.TB) *Server {
 	t.Helper()
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.srv == nil && shared.err == nil {
-		shared.srv, shared.err = Start()
+		shared.srv, shared.err = pglab.Start()
 	}
 	if shared.err != nil {
 		gate(t, shared.err)
@@ -63,10 +85,10 @@ func Shared(t testing.TB) *Server {
 }
 
 // New is a server of t's own, stopped and removed when t ends: for a test
-// that restarts or stops it. It skips or fails as Shared does.
+// that restarts or stops it.
 func New(t testing.TB) *Server {
 	t.Helper()
-	s, err := Start()
+	s, err := pglab.Start()
 	if err != nil {
 		gate(t, err)
 	}
@@ -83,9 +105,9 @@ func New(t testing.TB) *Server {
 func gate(t testing.TB, err error) {
 	t.Helper()
 	switch {
-	case errors.Is(err, ErrNoPostgres) && os.Getenv(EnvRequire) != "1":
+	case errors.Is(err, pglab.ErrNoPostgres) && os.Getenv(EnvRequire) != "1":
 		t.Skipf("%v; set %s=1 to fail instead", err, EnvRequire)
-	case errors.Is(err, ErrNoPostgres):
+	case errors.Is(err, pglab.ErrNoPostgres):
 		t.Fatalf("Postgres required (%s=1): %v", EnvRequire, err)
 	default:
 		t.Fatal(err)
@@ -110,7 +132,7 @@ func DatabaseOn(t testing.TB, s *Server) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if s.isStopped() {
+		if s.Stopped() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -120,17 +142,4 @@ func DatabaseOn(t testing.TB, s *Server) string {
 		}
 	})
 	return s.DSN(name)
-}
-
-func (s *Server) isStopped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
-}
-
-// randHex is 8 random bytes in hex, for database names.
-func randHex() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

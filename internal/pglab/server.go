@@ -1,15 +1,16 @@
-// Package pgtest runs a real Postgres for the fleet's tests: Debian's
-// postgresql binaries, a cluster made by initdb in a temporary directory
-// (as the postgres user when the tests run as root, since initdb and
-// postgres refuse root), listening on a private port of 127.0.0.1 and on a
-// unix socket inside that directory, stopped with a fast shutdown and
-// removed afterwards. A test gets a fresh database of its own (Database)
-// on one server shared by the test binary (Shared), or a server of its
-// own (Start) when it restarts it.
-package pgtest
+// Package pglab runs a real, private Postgres for the fleet's tests and
+// benchmarks: Debian's postgresql binaries, a cluster made by initdb in a
+// temporary directory (as the postgres user when running as root, since
+// initdb and postgres refuse root), listening on a private port of
+// 127.0.0.1 and on a unix socket inside that directory, stopped with a
+// fast shutdown and removed afterwards. It links no testing, so the bench
+// can use it; pgtest puts it behind the tests' skip-or-fail gate.
+package pglab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -20,17 +21,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// EnvRequire names the variable that turns "no Postgres binaries" from a
-// skip into a failure (.ci/run and make test set it to 1).
-const EnvRequire = "BOTTLECAP_REQUIRE_POSTGRES"
 
 // binGlob is where Debian's postgresql packages put a major version's
 // server binaries (initdb and postgres are not on $PATH there).
@@ -136,14 +132,14 @@ func serverCredential() (*syscall.Credential, error) {
 
 // makeDir creates the temporary directory, owned by the server's user.
 func (s *Server) makeDir() (string, error) {
-	dir, err := os.MkdirTemp("", "pgtest")
+	dir, err := os.MkdirTemp("", "pglab")
 	if err != nil {
-		return "", fmt.Errorf("pgtest: %w", err)
+		return "", fmt.Errorf("pglab: %w", err)
 	}
 	if s.cred != nil {
 		if err := os.Chown(dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
 			os.RemoveAll(dir)
-			return "", fmt.Errorf("pgtest: %w", err)
+			return "", fmt.Errorf("pglab: %w", err)
 		}
 	}
 	return dir, nil
@@ -165,9 +161,17 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 func (s *Server) initdb() error {
 	out, err := s.command("initdb", "-D", s.dataDir(), "-U", superuser, "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
+		return fmt.Errorf("pglab: initdb: %w\n%s", err, out)
 	}
 	return nil
+}
+
+// Stopped reports whether the server was stopped (or is between the two
+// halves of a Restart).
+func (s *Server) Stopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
 }
 
 func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
@@ -177,7 +181,7 @@ func (s *Server) logPath() string { return filepath.Join(s.dir, "postgres.log") 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("pgtest: find a free port: %w", err)
+		return 0, fmt.Errorf("pglab: find a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
@@ -189,7 +193,7 @@ func freePort() (int, error) {
 func (s *Server) start() error {
 	logf, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("pgtest: %w", err)
+		return fmt.Errorf("pglab: %w", err)
 	}
 	defer logf.Close()
 	cmd := s.command("postgres", "-D", s.dataDir(), "-k", s.dir, "-p", strconv.Itoa(s.port),
@@ -197,7 +201,7 @@ func (s *Server) start() error {
 		"-c", "max_connections=200", "-c", "shared_buffers=32MB")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pgtest: start postgres: %w", err)
+		return fmt.Errorf("pglab: start postgres: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -225,11 +229,11 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("pgtest: postgres exited while starting:\n%s", s.logTail())
+			return fmt.Errorf("pglab: postgres exited while starting:\n%s", s.logTail())
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pgtest: postgres not ready within %v: %w\n%s", startTimeout, err, s.logTail())
+			return fmt.Errorf("pglab: postgres not ready within %v: %w\n%s", startTimeout, err, s.logTail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -275,7 +279,7 @@ func Via(dsn, addr string) string {
 func (s *Server) Stop() error {
 	err := s.shutdown()
 	if rmErr := os.RemoveAll(s.dir); rmErr != nil {
-		err = errors.Join(err, fmt.Errorf("pgtest: remove %s: %w", s.dir, rmErr))
+		err = errors.Join(err, fmt.Errorf("pglab: remove %s: %w", s.dir, rmErr))
 	}
 	return err
 }
@@ -306,7 +310,7 @@ func (s *Server) shutdown() error {
 		return nil
 	case <-time.After(stopTimeout):
 		s.kill()
-		return fmt.Errorf("pgtest: postgres did not stop within %v and was killed:\n%s", stopTimeout, s.logTail())
+		return fmt.Errorf("pglab: postgres did not stop within %v and was killed:\n%s", stopTimeout, s.logTail())
 	}
 }
 
@@ -326,9 +330,9 @@ func (s *Server) kill() {
 // CreateDatabase creates a database of a fresh name t_<random> and
 // returns its name.
 func (s *Server) CreateDatabase(ctx context.Context) (string, error) {
-	name := "t_" + strings.ToLower(randHex())
+	name := "t_" + randHex()
 	if err := s.exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", fmt.Errorf("pgtest: create database: %w", err)
+		return "", fmt.Errorf("pglab: create database: %w", err)
 	}
 	return name, nil
 }
@@ -336,7 +340,7 @@ func (s *Server) CreateDatabase(ctx context.Context) (string, error) {
 // DropDatabase drops a database, closing the connections still open to it.
 func (s *Server) DropDatabase(ctx context.Context, name string) error {
 	if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("pgtest: drop database %s: %w", name, err)
+		return fmt.Errorf("pglab: drop database %s: %w", name, err)
 	}
 	return nil
 }
@@ -354,3 +358,10 @@ func (s *Server) exec(ctx context.Context, sql string) error {
 
 // Dir is the server's temporary directory (its data, socket and log).
 func (s *Server) Dir() string { return s.dir }
+
+// randHex is 8 random bytes in hex, for database names.
+func randHex() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
