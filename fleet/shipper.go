@@ -26,7 +26,9 @@ type shipper struct {
 	// pending is since when reports have been waiting to be shipped (the
 	// zero Time: none are): the lag is its age.
 	pending time.Time
-	health  health
+	// lastShip is when the last partial batch was shipped.
+	lastShip time.Time
+	health   health
 }
 
 // shipLoop ships the ledger from the cursor until ctx ends: woken by the
@@ -115,9 +117,15 @@ func (s *shipper) idle(ctx context.Context) bool {
 	}
 }
 
-// shipAll ships batches until the ledger has nothing after the cursor.
+// shipAll ships batches until the ledger has nothing after the cursor:
+// full ones back to back, partial ones ShipSpacing apart at the most.
 func (s *shipper) shipAll(ctx context.Context) error {
 	for {
+		if wait := s.m.cfg.ShipSpacing - time.Since(s.lastShip); wait > 0 {
+			if err := retry.Sleep(ctx, wait); err != nil {
+				return err
+			}
+		}
 		batch, err := s.m.cfg.Ledger.ReportsAfter(ctx, s.cursor, s.m.cfg.BatchSize)
 		if err != nil {
 			return err
@@ -131,6 +139,9 @@ func (s *shipper) shipAll(ctx context.Context) error {
 		}
 		if err := s.shipBatch(ctx, batch); err != nil {
 			return err
+		}
+		if len(batch) < s.m.cfg.BatchSize {
+			s.lastShip = time.Now()
 		}
 		s.cursor = batch[len(batch)-1].Seq
 		if time.Since(s.savedAt) >= s.m.cfg.CursorEvery {
