@@ -135,6 +135,7 @@ var (
 	fang  = family{"fang", []string{fangPath}, nil}
 	yaml  = family{"YAML", []string{"go.yaml.in/yaml", "gopkg.in/yaml", "github.com/goccy/go-yaml"}, nil}
 	tests = family{"testing", []string{"testing"}, nil}
+	pg    = family{"Postgres", []string{"github.com/jackc"}, nil}
 )
 
 // onlyImportedBy fails for every package of ours outside allowed that
@@ -175,6 +176,13 @@ func TestBudgetDoesNoIO(t *testing.T) {
 
 func TestOnlyStoreImportsSQLite(t *testing.T) {
 	loadLayout(t).onlyImportedBy(t, sqlite, "store")
+}
+
+// TestOnlyFleetImportsPostgres keeps the fleet's database behind package
+// fleet: the test harness and the bench, which start and watch a
+// Postgres, are the only others that speak to one.
+func TestOnlyFleetImportsPostgres(t *testing.T) {
+	loadLayout(t).onlyImportedBy(t, pg, "fleet", "internal/pglab", "internal/pgtest", "cmd/bench")
 }
 
 func TestOnlyEnforcementImportsDocker(t *testing.T) {

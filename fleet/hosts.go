@@ -41,8 +41,7 @@ func (e *ClaimError) Unwrap() error { return ErrHostClaimed }
 const claimSQL = `INSERT INTO fleet_hosts AS h (host, instance, started_at, last_seen)
 	VALUES ($1, $2, now(), now())
 	ON CONFLICT (host) DO UPDATE SET instance = excluded.instance,
-		started_at = CASE WHEN h.instance = excluded.instance THEN h.started_at ELSE excluded.started_at END,
-		last_seen = excluded.last_seen
+		started_at = excluded.started_at, last_seen = excluded.last_seen
 	WHERE h.instance = excluded.instance OR h.last_seen < now() - make_interval(secs => $3)
 	RETURNING host`
 

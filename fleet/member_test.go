@@ -170,7 +170,7 @@ func TestMemberCatchesUpAfterAPartition(t *testing.T) {
 
 	proxy.Cut()
 	appendReports(t, st, "cut", 30)
-	testutil.Eventually(t, "shipping fails during the cut", func() bool { return m.Shipping().Err != "" })
+	testutil.Eventually(t, "shipping fails during the cut, and lags", func() bool { s := m.Shipping(); return s.Err != "" && s.Lag > 0 })
 	if msg := shippedAll(t, st, direct, "box"); msg == "" {
 		t.Fatal("reports appended during the cut reached Postgres through a cut proxy")
 	}
