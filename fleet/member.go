@@ -63,10 +63,12 @@ type Member struct {
 	fleet atomic.Pointer[budget.Fleet] // budget and timezone may be reloaded
 	log   *slog.Logger
 
-	mu       sync.Mutex // held while connecting and claiming
-	db       *DB
-	claimed  bool
-	instance string // cfg.Instance or the ledger's, once known
+	mu      sync.Mutex // held while connecting and claiming
+	db      *DB
+	claimed bool
+	// instance is cfg.Instance or the ledger's, once known; read without
+	// mu, which a connection attempt holds for seconds.
+	instance atomic.Pointer[string]
 
 	view atomic.Pointer[View]
 	ship atomic.Pointer[ShipState]
@@ -92,7 +94,8 @@ func NewMember(cfg Config) *Member {
 	setDefault(&cfg.CursorEvery, DefaultCursorEvery)
 	setDefault(&cfg.ShipSpacing, DefaultShipSpacing)
 	setDefault(&cfg.OpTimeout, DefaultOpTimeout)
-	m := &Member{cfg: cfg, instance: cfg.Instance, log: cfg.Log.With("fleet_host", cfg.Fleet.Host)}
+	m := &Member{cfg: cfg, log: cfg.Log.With("fleet_host", cfg.Fleet.Host)}
+	m.instance.Store(&cfg.Instance)
 	m.fleet.Store(cfg.Fleet.Clone())
 	m.view.Store(&View{})
 	m.ship.Store(&ShipState{})
@@ -106,11 +109,7 @@ func setDefault[T int | time.Duration](v *T, d T) {
 }
 
 // Instance is this daemon's instance id ("" until it connected once).
-func (m *Member) Instance() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.instance
-}
+func (m *Member) Instance() string { return *m.instance.Load() }
 
 // Host is the name this daemon goes by in the fleet.
 func (m *Member) Host() string { return m.cfg.Fleet.Host }
@@ -143,12 +142,14 @@ func (m *Member) Connect(ctx context.Context) error {
 func (m *Member) session(ctx context.Context) (*DB, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.instance == "" {
+	instance := m.Instance()
+	if instance == "" {
 		id, err := m.cfg.Ledger.FleetInstance(ctx)
 		if err != nil {
 			return nil, err
 		}
-		m.instance = id
+		instance = id
+		m.instance.Store(&id)
 	}
 	if m.db == nil {
 		db, err := Open(ctx, m.cfg.Fleet.Postgres)
@@ -158,11 +159,11 @@ func (m *Member) session(ctx context.Context) (*DB, error) {
 		m.db = db
 	}
 	if !m.claimed {
-		if err := m.db.Claim(ctx, m.cfg.Fleet.Host, m.instance); err != nil {
+		if err := m.db.Claim(ctx, m.cfg.Fleet.Host, instance); err != nil {
 			return nil, err
 		}
 		m.claimed = true
-		m.log.Info("fleet: host claimed", "db", m.db.Where(), "instance", m.instance)
+		m.log.Info("fleet: host claimed", "db", m.db.Where(), "instance", instance)
 	}
 	return m.db, nil
 }
