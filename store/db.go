@@ -43,6 +43,8 @@ type DB struct {
 	// committed signals commits of new reports (Committed); nil when
 	// opened read-only.
 	committed chan struct{}
+	// tail holds the latest committed reports for ReportsAfter.
+	tail committedTail
 }
 
 // Option tunes Open.

@@ -1,5 +1,11 @@
 package store
 
+import (
+	"context"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
 // WithBeforeCommit runs f after a group-commit batch's inserts and before
 // its commit; an error from f fails the batch. Tests use it to hold a batch
 // open and to inject commit failures. It exists only in test builds.
@@ -36,4 +42,10 @@ func WithMaxBatch(n int) WriterOption {
 			w.maxBatch = n
 		}
 	}
+}
+
+// ReportsAfterSQL is ReportsAfter read from SQLite only, to hold the
+// in-memory tail to the ledger.
+func (db *DB) ReportsAfterSQL(ctx context.Context, after int64, limit int) ([]budget.SeqReport, error) {
+	return db.reportsAfterSQL(ctx, after, limit)
 }

@@ -14,10 +14,20 @@ import (
 // from a cursor kept here, and is woken after each commit of new reports.
 
 // ReportsAfter returns up to limit reports with a seq above after, in seq
-// order. Only committed reports are read (a reader of the WAL sees
-// nothing of a transaction in progress), and seqs grow in commit order
-// since one connection writes them all and none is ever deleted.
+// order, committed ones only. Seqs grow in commit order since one
+// connection writes them all and none is ever deleted. A reader that
+// keeps up gets them from memory (the latest commits are kept there);
+// one further behind reads the ledger.
 func (db *DB) ReportsAfter(ctx context.Context, after int64, limit int) ([]budget.SeqReport, error) {
+	if rs, ok := db.tail.after(after, limit); ok {
+		return rs, nil
+	}
+	return db.reportsAfterSQL(ctx, after, limit)
+}
+
+// reportsAfterSQL is ReportsAfter read from the ledger: a reader of the
+// WAL sees nothing of a transaction in progress.
+func (db *DB) reportsAfterSQL(ctx context.Context, after int64, limit int) ([]budget.SeqReport, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT seq, id, bottle, agent, provider, host, model,
 		input, cache_read, cache_write, output, reasoning, complete, ts, counted
 		FROM reports WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)

@@ -2,7 +2,10 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -117,4 +120,81 @@ func TestFleetInstanceIsTheLedgers(t *testing.T) {
 	if got, _ := other.FleetInstance(ctx); got == first || got == "" {
 		t.Errorf("another ledger's instance %q, want one of its own", got)
 	}
+}
+
+// TestReportsAfterFromMemoryIsTheLedger holds the in-memory tail to what
+// SQLite reads: commits of every insert chunk size, duplicates among them,
+// group commits from concurrent submitters, more reports than the tail
+// holds, and a reopened ledger.
+func TestReportsAfterFromMemoryIsTheLedger(t *testing.T) {
+	db, path := openTemp(t)
+	ctx := context.Background()
+	n := 0
+	next := func(k int) []budget.Report {
+		var rs []budget.Report
+		for range k {
+			n++
+			rs = append(rs, report(fmt.Sprintf("r%05d", n), fmt.Sprintf("b%d", n%3), "", "claude", int64(n%50+1)))
+		}
+		return rs
+	}
+	for _, k := range []int{1, 3, 64, 100, 200, 7} {
+		rs := next(k)
+		mustAppend(t, db, append(rs, rs[0])...) // a duplicate in the batch stores nothing
+	}
+	w := store.NewWriter(db)
+	var wg sync.WaitGroup
+	for range 8 {
+		rs := next(40)
+		wg.Go(func() {
+			for i := 0; i < len(rs); i += 5 {
+				if _, err := w.Submit(ctx, rs[i:i+5]); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	w.Close()
+	sameAsLedger(t, db, n)
+	mustAppend(t, db, next(9000)...) // more than the tail holds
+	sameAsLedger(t, db, n)
+	db.Close()
+	again, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	sameAsLedger(t, again, n)
+	mustAppend(t, again, next(10)...)
+	sameAsLedger(t, again, n)
+}
+
+// sameAsLedger compares ReportsAfter with SQLite's answer around the
+// newest of n reports, and from the start.
+func sameAsLedger(t *testing.T, db *store.DB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, after := range []int64{0, 1, int64(n) - 300, int64(n) - 65, int64(n) - 1, int64(n), int64(n) + 5} {
+		for _, limit := range []int{1, 50, 500} {
+			got, err := db.ReportsAfter(ctx, after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := db.ReportsAfterSQL(ctx, max(after, 0), limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) && (len(got) > 0 || len(want) > 0) {
+				t.Fatalf("ReportsAfter(%d, %d): %d reports from %v, SQLite %d from %v", after, limit, len(got), firstSeq(got), len(want), firstSeq(want))
+			}
+		}
+	}
+}
+
+func firstSeq(rs []budget.SeqReport) any {
+	if len(rs) == 0 {
+		return "-"
+	}
+	return rs[0].Seq
 }

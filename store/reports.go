@@ -82,7 +82,7 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, bottles
 	if err := insertNewBottles(ctx, tx, bottles, db.now()); err != nil {
 		return nil, fmt.Errorf("append reports: %w", classify(err))
 	}
-	results, fresh, err := db.appendReports(ctx, tx, reports)
+	results, stored, err := db.appendReports(ctx, tx, reports)
 	if err != nil {
 		db.health.note(err)
 		return nil, fmt.Errorf("append reports: %w", classify(err))
@@ -103,11 +103,12 @@ func (db *DB) appendCommit(ctx context.Context, reports []budget.Report, bottles
 		return nil, fmt.Errorf("append reports: %w", err)
 	}
 	db.ckpt.committed()
-	if len(fresh) > 0 {
+	if len(stored) > 0 {
+		db.tail.add(stored) // before the signal, so the shipper it wakes finds them
 		db.signalCommitted()
 	}
-	for _, id := range fresh {
-		db.recent.ids[id] = struct{}{}
+	for _, r := range stored {
+		db.recent.ids[r.ID] = struct{}{}
 	}
 	if len(db.recent.ids) >= db.recent.limit {
 		// The reports are committed; a merge that fails is tried again on
@@ -122,29 +123,28 @@ type totalKey struct{ bottle, agent, provider string }
 // appendReports inserts the reports whose ids the ledger does not hold yet,
 // sums the new ones per (bottle, agent, provider) in memory and writes each
 // sum with one upsert: the aggregates cost one statement per key per batch
-// and never a read. fresh are the ids it stored.
-func (db *DB) appendReports(ctx context.Context, tx *sql.Tx, reports []budget.Report) ([]budget.AppendResult, []string, error) {
+// and never a read. stored are the reports it inserted, with their seqs.
+func (db *DB) appendReports(ctx context.Context, tx *sql.Tx, reports []budget.Report) ([]budget.AppendResult, []budget.SeqReport, error) {
 	ids := make([]string, len(reports))
 	for i, r := range reports {
 		ids[i] = r.ID
 	}
-	stored, err := db.storedIDs(ctx, tx, ids)
+	seen, err := db.storedIDs(ctx, tx, ids)
 	if err != nil {
 		return nil, nil, err
 	}
 	results := make([]budget.AppendResult, len(reports))
-	fresh := make([]string, 0, len(reports))
-	rows := make([]budget.Report, 0, len(reports))
+	rows := make([]budget.SeqReport, 0, len(reports))
 	sums := map[totalKey]*budget.Total{}
 	for i, r := range reports {
-		if stored[r.ID] { // in the ledger, or earlier in this batch
+		if seen[r.ID] { // in the ledger, or earlier in this batch
 			results[i].Duplicate = true
 			continue
 		}
-		stored[r.ID] = true
-		fresh = append(fresh, r.ID)
-		rows = append(rows, r)
+		seen[r.ID] = true
 		addToSum(sums, r)
+		r.TS = fromNanos(toNanos(r.TS)) // as the ledger gives it back
+		rows = append(rows, budget.SeqReport{Report: r})
 	}
 	if err := db.insertReports(ctx, tx, rows); err != nil {
 		return nil, nil, err
@@ -152,12 +152,16 @@ func (db *DB) appendReports(ctx context.Context, tx *sql.Tx, reports []budget.Re
 	if err := db.upsertTotals(ctx, tx, sums); err != nil {
 		return nil, nil, err
 	}
-	return results, fresh, nil
+	return results, rows, nil
 }
 
 // insertReports inserts rows in statements of insertChunk reports, the
-// rest in power-of-two pieces (a cached statement for each size).
-func (db *DB) insertReports(ctx context.Context, tx *sql.Tx, rows []budget.Report) error {
+// rest in power-of-two pieces (a cached statement for each size), and
+// sets each row's Seq: SQLite gives the rows of one INSERT consecutive
+// rowids, one above the table's largest (reports are never deleted, and
+// one connection writes), so a chunk's are its last rowid and the ones
+// before it.
+func (db *DB) insertReports(ctx context.Context, tx *sql.Tx, rows []budget.SeqReport) error {
 	args := make([]any, 0, min(len(rows), insertChunk)*reportColumns)
 	for len(rows) > 0 {
 		chunk := rows[:pow2Floor(min(len(rows), insertChunk))]
@@ -171,8 +175,16 @@ func (db *DB) insertReports(ctx context.Context, tx *sql.Tx, rows []budget.Repor
 		if err != nil {
 			return fmt.Errorf("insert reports: %w", err)
 		}
-		if _, err := ins.ExecContext(ctx, args...); err != nil {
+		res, err := ins.ExecContext(ctx, args...)
+		if err != nil {
 			return fmt.Errorf("insert reports %s…: %w", chunk[0].ID, err)
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("insert reports %s…: %w", chunk[0].ID, err)
+		}
+		for i := range chunk {
+			chunk[i].Seq = last - int64(len(chunk)-1-i)
 		}
 	}
 	return nil
