@@ -41,6 +41,8 @@ type Book struct {
 	// and with the time of each report recorded.
 	windows []*windowCount
 	now     time.Time
+	// fleet is the budget shared across hosts (fleet.go); nil without one.
+	fleet *fleetBook
 
 	sumMoves int // subtree sums changed by registration (a test hook)
 }
@@ -396,6 +398,9 @@ func (b *Book) Providers() []string {
 		}
 	}
 	for p := range b.GlobalLimits() {
+		set[p] = true
+	}
+	for _, p := range b.FleetProviders() {
 		set[p] = true
 	}
 	for _, bt := range b.bottles {

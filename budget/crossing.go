@@ -56,6 +56,7 @@ func (b *Book) Record(r Report) []Event {
 	var buf [4]applicable
 	before := b.scopesInto(buf[:0], r.Bottle, r.Agent, r.Provider)
 	lineage := b.lineage(r.Bottle)
+	was := b.used.global[r.Provider]
 	b.used.add(r.Bottle, r.Agent, r.Provider, r.Counted, lineage)
 	b.recordWindows(r, ts, lineage)
 	var events []Event
@@ -71,6 +72,9 @@ func (b *Book) Record(r Report) []Event {
 		case passes(was, now, b.warnLevel(a.Limit)):
 			events = append(events, b.event(EventWarn, a, r.Provider))
 		}
+	}
+	if b.fleet != nil {
+		events = append(events, b.recordFleet(r, was)...)
 	}
 	return events
 }
@@ -127,6 +131,7 @@ func (e Event) WarnMark(now time.Time) (mark string, until time.Time) {
 // descendant with no nearer bottle budget for the provider (under strict,
 // every descendant). The global budget governs, under nearest, every bottle
 // with no bottle or ancestor budget for the provider (under strict, all).
+// The fleet budget governs every bottle.
 func (b *Book) Governed(s Scope, provider string) []Target {
 	var out []Target
 	switch s.Kind {
@@ -142,6 +147,10 @@ func (b *Book) Governed(s Scope, provider string) []Target {
 			if b.governedBy(bt, "", provider) {
 				out = append(out, Target{bt.Slug, b.policyOf(bt)})
 			}
+		}
+	case ScopeFleet:
+		for _, bt := range b.bottles {
+			out = append(out, Target{bt.Slug, b.policyOf(bt)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Slug < out[j].Slug })
@@ -232,7 +241,8 @@ func (g budgetOver) key() exemptKey { return exemptKey{g.Scope, g.provider, g.Wi
 // same relation as Governed, seen from the bottle): each agent budget of its
 // agents, its nearest bottle or ancestor budget (under strict, all of them)
 // and the global budget when no bottle budget is nearer (under strict,
-// always); every limit of each, one per window.
+// always); then the fleet budget, always; every limit of each, one per
+// window.
 func (b *Book) governingBudgets(bt *Bottle) []budgetOver {
 	var out []budgetOver
 	agents := b.agentsOf(bt)
@@ -263,7 +273,7 @@ func (b *Book) governingBudgets(bt *Bottle) []budgetOver {
 			over(Scope{ScopeGlobal, "-"}, set, p, b.policyOf(bt), func(c *counters) int64 { return c.global[p] })
 		}
 	}
-	return out
+	return append(out, b.fleetOver(bt)...)
 }
 
 // agentsOf lists the agents a bottle has budgets or usage for, sorted.

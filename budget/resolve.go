@@ -13,8 +13,11 @@ type Scope struct {
 }
 
 func (s Scope) String() string {
-	if s.Kind == ScopeGlobal {
+	switch s.Kind {
+	case ScopeGlobal:
 		return "global budget"
+	case ScopeFleet:
+		return "fleet budget"
 	}
 	return fmt.Sprintf("%s budget %s", s.Kind, s.ID)
 }
@@ -222,14 +225,20 @@ func (b *Book) budgetVerdict(slug, agent, provider string) Verdict {
 		v.Unlimited = true
 		_, v.Used, _ = b.Used(slug, v.Agent, provider)
 		_, v.Held, _ = b.Held(slug, v.Agent, provider)
-		return v
+	} else {
+		v.Scope, v.Limit, v.Used, v.Held = g.Scope, g.Limit, g.Used, g.Held
+		v.Window, v.ResetsAt = g.Window.String(), g.resets
+		v.Remaining = g.room()
+		if g.exhausted() {
+			v.Allowed = false
+			v.Reason = exhaustedReason(g, provider)
+		}
 	}
-	v.Scope, v.Limit, v.Used, v.Held = g.Scope, g.Limit, g.Used, g.Held
-	v.Window, v.ResetsAt = g.Window.String(), g.resets
-	v.Remaining = g.room()
-	if g.exhausted() {
-		v.Allowed = false
-		v.Reason = exhaustedReason(g, provider)
+	// The fleet always applies, above every local scope (fleet.go).
+	if b.fleet != nil {
+		if fp, on := b.fleetApplies(provider); on {
+			return b.fleetVerdict(v, g, ok, fp)
+		}
 	}
 	return v
 }
@@ -306,7 +315,8 @@ func (a applicable) use(provider string) LimitUse {
 // LimitUses lists the limits that govern (bottle, agent, provider) under
 // the precedence in force — under nearest, every limit of the nearest
 // scope with any; under strict, every limit of every scope — most
-// specific first, each with its window's usage.
+// specific first, each with its window's usage; then the fleet's, which
+// always apply.
 func (b *Book) LimitUses(slug, agent, provider string) []LimitUse {
 	as := b.scopes(slug, agent, provider)
 	if b.settings.Precedence != Strict {
@@ -320,7 +330,7 @@ func (b *Book) LimitUses(slug, agent, provider string) []LimitUse {
 	for _, a := range as {
 		out = append(out, a.use(provider))
 	}
-	return out
+	return append(out, b.fleetUses(provider)...)
 }
 
 // GlobalLimitUses lists the global limits of a provider with their

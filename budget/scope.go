@@ -11,6 +11,10 @@ const (
 	ScopeBottle ScopeKind = "bottle"
 	ScopeParent ScopeKind = "parent"
 	ScopeGlobal ScopeKind = "global"
+	// ScopeFleet is the budget shared by every host of a fleet (SPEC
+	// section 14): above global, and always applying, whatever the
+	// precedence says of the scopes below it. It is set in settings only.
+	ScopeFleet ScopeKind = "fleet"
 )
 
 // ParseScopeKind accepts the scope names a budget can be set at at runtime:

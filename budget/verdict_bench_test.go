@@ -68,3 +68,25 @@ func BenchmarkVerdictNamedBottles(b *testing.B) {
 		book.Verdict(slugs[i%len(slugs)], "impl", "claude", 0)
 	}
 }
+
+// BenchmarkVerdictFleet is the gate with a fleet budget above the global
+// one (SPEC section 14): day and month fleet limits, a read of Postgres
+// and a live lease, every verdict weighing the fleet's room as known and
+// the lease's.
+func BenchmarkVerdictFleet(b *testing.B) {
+	book, slugs := benchBook(b, "1000G")
+	fleet, err := budget.ParseLimitSet("1000G/day+1000G/month")
+	if err != nil {
+		b.Fatal(err)
+	}
+	book.SetFleet(budget.Limits{"claude": fleet}, false)
+	book.SetFleetKnown("claude", budget.FleetKnown{Windows: []budget.FleetWindowUse{
+		{Window: budget.DayWindow, Used: 1_000_000}, {Window: budget.MonthWindow, Used: 9_000_000}}, OwnShipped: 50_000})
+	book.SetFleetLease("claude", budget.FleetLease{Ceiling: 10_000_000, Live: true})
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if v := book.Verdict(slugs[i%len(slugs)], "impl", "claude", 0); !v.Allowed {
+			b.Fatalf("denied: %s", v.Reason)
+		}
+	}
+}
