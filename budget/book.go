@@ -64,6 +64,7 @@ func NewBook(s *Settings) *Book {
 	}
 	b.rescanWindows(false)
 	b.resolveGlobal()
+	b.setFleet(s.Fleet)
 	return b
 }
 
@@ -79,6 +80,7 @@ func (b *Book) SetSettings(s *Settings) {
 	b.settings = s
 	b.rescanWindows(moved)
 	b.resolveAll()
+	b.setFleet(s.Fleet)
 }
 
 // GlobalLimits returns the global limits in force: settings overridden by

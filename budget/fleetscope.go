@@ -10,7 +10,8 @@ import (
 // fleet; Postgres holds what each host shipped and the leases they took.
 // The book knows three things of it, which the daemon feeds in:
 //
-//   - the fleet limit per provider, from settings (windows allowed);
+//   - the fleet limit per provider, from settings (fleet.budget, windows
+//     allowed), and fleet.fail_open;
 //   - the fleet's usage as this host last read it: every host's shipped
 //     usage in each window, and this host's own lifetime shipped total as
 //     of the same read (FleetKnown), refreshed every few seconds;
@@ -80,36 +81,43 @@ type fleetProvider struct {
 	lease      FleetLease
 }
 
-// SetFleet puts the fleet limits in force (nil or empty: no fleet), with
-// what fail_open says. What was known of a provider's usage and its lease
-// stays, for the windows the new limits keep.
-func (b *Book) SetFleet(limits Limits, failOpen bool) {
-	if len(limits) == 0 {
+// setFleet puts the settings' fleet limits in force (a nil fleet, or
+// one without a budget: none), with what fail_open says. What was known
+// of a provider's usage and its lease stays, for the windows the new
+// limits keep.
+func (b *Book) setFleet(fl *Fleet) {
+	if fl == nil || len(fl.Budget) == 0 {
 		b.fleet = nil
 		return
 	}
 	old := b.fleet
-	f := &fleetBook{failOpen: failOpen, reachable: true, providers: map[string]*fleetProvider{}}
+	f := &fleetBook{failOpen: fl.FailOpen, reachable: true, providers: map[string]*fleetProvider{}}
 	if old != nil {
 		f.reachable = old.reachable
 	}
-	for p, set := range limits {
+	for p, set := range fl.Budget {
 		fp := &fleetProvider{name: p, set: set, shipped: make([]int64, len(set)), resets: make([]time.Time, len(set))}
 		if old != nil {
 			if prev := old.providers[p]; prev != nil {
-				fp.lease, fp.ownShipped, fp.known = prev.lease, prev.ownShipped, prev.known
-				for i, l := range set {
-					for j, pl := range prev.set {
-						if pl.Window == l.Window {
-							fp.shipped[i], fp.resets[i] = prev.shipped[j], prev.resets[j]
-						}
-					}
-				}
+				fp.keep(prev)
 			}
 		}
 		f.providers[p] = fp
 	}
 	b.fleet = f
+}
+
+// keep carries over what was known of a provider, and its lease, to its
+// limits as they now are.
+func (fp *fleetProvider) keep(prev *fleetProvider) {
+	fp.lease, fp.ownShipped, fp.known = prev.lease, prev.ownShipped, prev.known
+	for i, l := range fp.set {
+		for j, pl := range prev.set {
+			if pl.Window == l.Window {
+				fp.shipped[i], fp.resets[i] = prev.shipped[j], prev.resets[j]
+			}
+		}
+	}
 }
 
 // FleetLimits are the fleet limits in force (nil without a fleet).

@@ -20,12 +20,14 @@ type fleetCase struct {
 	known              bool
 	others, ownShipped int64
 	lease              budget.FleetLease
+	failOpen           bool
 }
 
 func fleetWorld(t *testing.T, prec budget.Precedence, global budget.Limits, fc fleetCase) *budget.Book {
 	t.Helper()
-	b := heldWorld(t, settings(prec, global), forest(), fc.usage, fc.holds)
-	b.SetFleet(budget.Limits{"claude": fc.limit}, false)
+	s := settings(prec, global)
+	s.Fleet = &budget.Fleet{Budget: budget.Limits{"claude": fc.limit}, FailOpen: fc.failOpen}
+	b := heldWorld(t, s, forest(), fc.usage, fc.holds)
 	if fc.known {
 		var ws []budget.FleetWindowUse
 		for _, l := range fc.limit {
@@ -127,9 +129,9 @@ func TestFleetUnreachable(t *testing.T) {
 		}
 	})
 	t.Run("fail open: the local scopes alone decide", func(t *testing.T) {
+		fc := fc
+		fc.failOpen, fc.lease = true, budget.FleetLease{}
 		b := fleetWorld(t, budget.Nearest, nil, fc)
-		b.SetFleet(budget.Limits{"claude": fc.limit}, true)
-		b.SetFleetLease("claude", budget.FleetLease{})
 		if v := b.Verdict("loner", "impl", "claude", 0); v.Allowed {
 			t.Fatalf("reachable, no lease, fail_open: allowed %+v; fail_open applies only while Postgres is unreachable", v)
 		}
@@ -166,12 +168,13 @@ func TestFleetGrant(t *testing.T) {
 
 func TestFleetWindows(t *testing.T) {
 	month := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	b := heldWorld(t, settings(budget.Nearest, nil), forest(), []use{{"loner", "impl", "claude", 100}}, nil)
 	set, err := budget.ParseLimitSet("1000/day+50000/month")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.SetFleet(budget.Limits{"claude": set}, false)
+	s := settings(budget.Nearest, nil)
+	s.Fleet = &budget.Fleet{Budget: budget.Limits{"claude": set}}
+	b := heldWorld(t, s, forest(), []use{{"loner", "impl", "claude", 100}}, nil)
 	b.SetFleetLease("claude", budget.FleetLease{Ceiling: 100_000, Live: true})
 	b.SetFleetKnown("claude", budget.FleetKnown{Windows: []budget.FleetWindowUse{
 		{Window: budget.DayWindow, Used: 500, ResetsAt: month.AddDate(0, 0, 7)},
@@ -190,8 +193,8 @@ func TestFleetWindows(t *testing.T) {
 func TestFleetCrossing(t *testing.T) {
 	s := settings(budget.Nearest, nil)
 	s.Shutdown = budget.Freeze
+	s.Fleet = &budget.Fleet{Budget: budget.Limits{"claude": budget.Lifetime(1000)}}
 	b := heldWorld(t, s, forest(), nil, nil)
-	b.SetFleet(budget.Limits{"claude": budget.Lifetime(1000)}, false)
 	b.SetFleetLease("claude", budget.FleetLease{Ceiling: 5000, Live: true})
 	if b.SetFleetKnown("claude", budget.FleetKnown{Windows: []budget.FleetWindowUse{{Used: 500}}}) {
 		t.Error("a read below the warn threshold reports a change")
@@ -224,8 +227,9 @@ func TestFleetCrossing(t *testing.T) {
 }
 
 func TestFleetReadActs(t *testing.T) {
-	b := heldWorld(t, settings(budget.Nearest, nil), forest(), []use{{"loner", "impl", "claude", 100}}, nil)
-	b.SetFleet(budget.Limits{"claude": budget.Lifetime(1000)}, false)
+	s := settings(budget.Nearest, nil)
+	s.Fleet = &budget.Fleet{Budget: budget.Limits{"claude": budget.Lifetime(1000)}}
+	b := heldWorld(t, s, forest(), []use{{"loner", "impl", "claude", 100}}, nil)
 	b.SetFleetLease("claude", budget.FleetLease{Ceiling: 5000, Live: true})
 	b.SetFleetKnown("claude", budget.FleetKnown{Windows: []budget.FleetWindowUse{{Used: 100}}})
 	if events := b.Crossings(b.Slugs(), nil); len(events) != 0 {

@@ -79,7 +79,9 @@ func BenchmarkVerdictFleet(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	book.SetFleet(budget.Limits{"claude": fleet}, false)
+	s := book.Settings()
+	s.Fleet = &budget.Fleet{Budget: budget.Limits{"claude": fleet}}
+	book.SetSettings(s)
 	book.SetFleetKnown("claude", budget.FleetKnown{Windows: []budget.FleetWindowUse{
 		{Window: budget.DayWindow, Used: 1_000_000}, {Window: budget.MonthWindow, Used: 9_000_000}}, OwnShipped: 50_000})
 	book.SetFleetLease("claude", budget.FleetLease{Ceiling: 10_000_000, Live: true})
