@@ -239,6 +239,50 @@ type Status struct {
 	// usage and reset; Global gives the governing one per provider.
 	Limits []budget.LimitUse `json:"limits"`
 	Docker DockerStatus      `json:"docker"`
+	// Fleet is the fleet this host belongs to (SPEC section 14); absent
+	// for a host alone.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus is the fleet as this daemon sees it: every host Postgres
+// knows, with its shipped usage, its lease and its shipping lag, and this
+// host's view of each provider's fleet budget.
+type FleetStatus struct {
+	// Host is this daemon's name in the fleet.
+	Host string `json:"host"`
+	// Reachable is whether Postgres answered the daemon's last call;
+	// Error says why not.
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// FailOpen is fleet.fail_open: while Postgres is unreachable, the
+	// local scopes alone decide.
+	FailOpen bool `json:"fail_open"`
+	// ReadAt is when the hosts were last read from Postgres.
+	ReadAt time.Time   `json:"read_at,omitzero"`
+	Hosts  []FleetHost `json:"hosts"`
+	// Budgets is this host's view of each provider's fleet budget: the
+	// governing limit, the fleet's usage as known, this host's lease and
+	// what it may still spend.
+	Budgets []budget.FleetState `json:"budgets"`
+}
+
+// FleetHost is one host of the fleet as Postgres knows it.
+type FleetHost struct {
+	Host string `json:"host"`
+	// Used is the host's lifetime usage shipped to Postgres, per
+	// provider.
+	Used map[string]int64 `json:"used"`
+	// Lease is what the host's lease of each provider still reserves of
+	// the fleet: its ceiling less what it has shipped (an expired lease
+	// reserves it until its host settles it).
+	Lease map[string]int64 `json:"lease"`
+	// Expired lists the providers whose lease expired without being
+	// returned or renewed.
+	Expired []string `json:"expired,omitempty"`
+	// LagMS is the age of the host's oldest report not yet shipped, as
+	// it last said (0: caught up).
+	LagMS    int64     `json:"lag_ms"`
+	LastSeen time.Time `json:"last_seen"`
 }
 
 // DockerStatus says whether the daemon can reach the Docker engine.

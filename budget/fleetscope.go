@@ -464,3 +464,21 @@ func (b *Book) FleetState(provider string) (FleetState, bool) {
 	}
 	return st, true
 }
+
+// FleetLeaseShort reports whether this host's lease of a provider is what
+// keeps n tokens from being granted: the fleet scope applies, Postgres
+// answers, the lease leaves less than n, and the fleet as known (when
+// read) leaves more than the lease. Only then can a new lease help; the
+// daemon asks its keeper for one.
+func (b *Book) FleetLeaseShort(provider string, n int64) bool {
+	fp, ok := b.fleetApplies(provider)
+	if !ok || !b.fleet.reachable {
+		return false
+	}
+	room, _ := b.leaseRoom(fp)
+	if room >= max(n, 1) {
+		return false
+	}
+	f, known := b.fleetGoverning(fp)
+	return !known || (!f.exhausted() && f.room() > room)
+}

@@ -272,3 +272,35 @@ func TestFleetState(t *testing.T) {
 		t.Errorf("providers %v, want claude", got)
 	}
 }
+
+func TestFleetLeaseShort(t *testing.T) {
+	live := budget.FleetLease{Ceiling: 300, Live: true}
+	tests := []struct {
+		name string
+		fc   fleetCase
+		n    int64
+		want bool
+	}{
+		{"the lease covers it", fleetCase{limit: budget.Lifetime(10_000), usage: []use{{"loner", "impl", "claude", 100}}, known: true, lease: live}, 200, false},
+		{"the lease is short and the fleet has room", fleetCase{limit: budget.Lifetime(10_000), usage: []use{{"loner", "impl", "claude", 100}}, known: true, lease: live}, 201, true},
+		{"no lease, Postgres not read yet", fleetCase{limit: budget.Lifetime(10_000)}, 1, true},
+		{"the fleet is as short as the lease", fleetCase{limit: budget.Lifetime(1000), usage: []use{{"loner", "impl", "claude", 100}}, known: true, others: 700, lease: live}, 201, false},
+		{"the fleet is exhausted", fleetCase{limit: budget.Lifetime(1000), known: true, others: 1000}, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := fleetWorld(t, budget.Nearest, nil, tt.fc)
+			if got := b.FleetLeaseShort("claude", tt.n); got != tt.want {
+				t.Errorf("FleetLeaseShort(%d) = %v, want %v", tt.n, got, tt.want)
+			}
+		})
+	}
+	b := fleetWorld(t, budget.Nearest, nil, fleetCase{limit: budget.Lifetime(10_000), known: true})
+	b.SetFleetReachable(false)
+	if b.FleetLeaseShort("claude", 1) {
+		t.Error("short while Postgres is unreachable: no lease can come, nothing should wait for one")
+	}
+	if b.FleetLeaseShort("codex", 1) {
+		t.Error("short for a provider the fleet does not limit")
+	}
+}

@@ -33,7 +33,7 @@ func (s *Server) handleAllow(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	a, err := s.core.Allow(req)
+	a, err := s.core.AllowWaiting(r.Context(), req)
 	if err != nil {
 		writeErr(w, err)
 		return

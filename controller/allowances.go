@@ -252,12 +252,14 @@ func (c *Core) settleLocked(id string, r budget.Report) {
 	c.book.Unhold(a.bottle, a.agent, a.provider, n)
 }
 
-// sweepLocked moves the book's windows to now and closes the allowances
-// whose holders stopped renewing them before now: a dead meter's holds
-// stop denying others. It runs before every answer that reads usage or
+// sweepLocked moves the book's windows to now, ends the fleet leases
+// whose local deadline came, and closes the allowances whose holders
+// stopped renewing them before now: a dead meter's holds stop denying
+// others. It runs before every answer that reads usage or
 // holds, and costs a look at the heap's top when nothing is due.
 func (c *Core) sweepLocked(now time.Time) {
 	c.advanceLocked(now)
+	c.expireLeasesLocked(now)
 	h := c.allow.expiry
 	for len(h) > 0 && !h[0].expires.After(now) {
 		c.dropLocked(h[0])

@@ -50,6 +50,8 @@ type Core struct {
 	allow allowances
 	// rates are the bottles' rate windows and the guard's lifts (rate.go).
 	rates rateGuards
+	// fleet is this host's side of the fleet leases (fleet.go).
+	fleet fleetLeases
 
 	saveMu sync.Mutex
 	// ingestGate is held shared by every ingest from before its commit to
@@ -96,7 +98,7 @@ func newCore(cfg Config) *Core {
 	}
 	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, notifier: cfg.Notifier, containerBottle: cfg.ContainerBottle,
 		log: cfg.Log, now: cfg.Now, afterFunc: cfg.AfterFunc, settings: cfg.Settings, unstored: map[string]bool{},
-		allow: newAllowances(), rates: newRateGuards(), hub: newHub(), resets: newResetTimer()}
+		allow: newAllowances(), rates: newRateGuards(), fleet: newFleetLeases(), hub: newHub(), resets: newResetTimer()}
 	c.metrics = newMetrics(c, cfg)
 	return c
 }

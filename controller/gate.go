@@ -11,7 +11,8 @@ import (
 )
 
 // handleVerdict implements GET /v1/verdict: answered from the book in
-// memory, never touching the disk.
+// memory, never touching the disk (a host out of fleet lease first waits
+// for its lease keeper: GateVerdict).
 func (s *Server) handleVerdict(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	bottle, agent, provider := q.Get("bottle"), q.Get("agent"), q.Get("provider")
@@ -32,7 +33,7 @@ func (s *Server) handleVerdict(w http.ResponseWriter, r *http.Request) {
 		}
 		estimate = n
 	}
-	writeJSON(w, http.StatusOK, s.core.Verdict(bottle, agent, provider, estimate))
+	writeJSON(w, http.StatusOK, s.core.GateVerdict(r.Context(), bottle, agent, provider, estimate))
 }
 
 // hostOnly lowercases a host and drops any port.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -62,6 +63,9 @@ func newMetrics(c *Core, cfg Config) *metrics {
 		m.ingestSeconds, m.commitSeconds, m.verdictSeconds, buildInfo(cfg),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(cfg.Collectors...)
+	if cfg.Fleet != nil {
+		m.reg.MustRegister(&fleetCollector{c: c, hosts: func(ctx context.Context) fleetHosts { return fleetHostsOf(cfg.Fleet(ctx)) }})
+	}
 	m.allowed, m.denied = m.verdicts.WithLabelValues("true"), m.verdicts.WithLabelValues("false")
 	return m
 }

@@ -99,7 +99,11 @@ type Config struct {
 	// RawParser normalises `raw` report bodies; nil answers them with 400.
 	RawParser RawParser
 	// Docker reports engine reachability for /v1/status; nil = disabled.
-	Docker    func(ctx context.Context) api.DockerStatus
+	Docker func(ctx context.Context) api.DockerStatus
+	// Fleet is the fleet's hosts as the daemon last read them from
+	// Postgres, for /v1/status and /metrics; nil for a host alone. The
+	// core adds this host's view of each fleet budget.
+	Fleet     func(ctx context.Context) api.FleetStatus
 	Version   string
 	Commit    string // the VCS commit built, for bottlecap_build_info
 	StorePath string

@@ -20,6 +20,11 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Docker != nil {
 		st.Docker = s.cfg.Docker(r.Context())
 	}
+	if s.cfg.Fleet != nil {
+		fl := s.cfg.Fleet(r.Context())
+		fl.Budgets = s.core.FleetStates()
+		st.Fleet = &fl
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 
