@@ -9,3 +9,6 @@ func Migrations() ([]string, error) {
 	}
 	return names, err
 }
+
+// LeaseLockSpace is the first key of the per-provider lease lock.
+const LeaseLockSpace = leaseLockSpace
