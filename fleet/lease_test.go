@@ -58,7 +58,7 @@ func TestLeaseWithinEveryWindow(t *testing.T) {
 	db, _ := open(t)
 	now := time.Now()
 	set := limits(t, "100000+1000/day+5000/month")
-	shipped(t, db, "b", 300, now)                    // today
+	shipped(t, db, "b", 300, now)                     // today
 	shipped(t, db, "b", 3000, now.AddDate(0, 0, -40)) // before this month: lifetime only
 	shipped(t, db, "a", 100, now)
 	// b's lease reserves 200 past what it shipped.
