@@ -92,6 +92,22 @@ func (c *Core) FleetSpent(provider string) (used, held int64) {
 	return used, held
 }
 
+// CloseFleetLease ends this host's lease of a provider at once and
+// returns what the host has spent and holds of it: the keeper returns
+// the lease down to that, and nothing is granted meanwhile from what
+// Postgres is about to free.
+func (c *Core) CloseFleetLease(provider string) (base int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweepLocked(c.now())
+	_, _, used := c.book.Used("", "", provider)
+	_, _, held := c.book.Held("", "", provider)
+	c.book.SetFleetLease(provider, budget.FleetLease{})
+	delete(c.fleet.deadlines, provider)
+	c.fleetNextLocked()
+	return budget.SatAdd(used, held)
+}
+
 // FleetLease is this host's lease of a provider as the core holds it.
 func (c *Core) FleetLease(provider string) budget.FleetLease {
 	c.mu.Lock()

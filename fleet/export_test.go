@@ -12,3 +12,6 @@ func Migrations() ([]string, error) {
 
 // LeaseLockSpace is the first key of the per-provider lease lock.
 const LeaseLockSpace = leaseLockSpace
+
+// LeaseSize is what one lease asks for a provider.
+var LeaseSize = leaseSize
