@@ -198,6 +198,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.Shutdown(ctx)
 }
 
+// Core is the server's core, for what the daemon wires to it beside the
+// socket (the fleet's lease keeper).
+func (s *Server) Core() *Core { return s.core }
+
 // SetSettings puts reloaded settings in force (see Core.SetSettings).
 func (s *Server) SetSettings(st *budget.Settings) (Reload, error) { return s.core.SetSettings(st) }
 

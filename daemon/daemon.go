@@ -76,6 +76,7 @@ type Daemon struct {
 	notifier *notify.Notifier
 	docker   *docker
 	fleet    *fleetMember
+	leases   *fleetLeases
 	served   chan error
 }
 
@@ -118,6 +119,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.close()
 		return nil, err
 	}
+	d.startLeases(cfg)
 	if d.docker != nil {
 		d.docker.start(d.Server, cfg.Discover)
 	}
@@ -142,6 +144,7 @@ func (d *Daemon) controllerConfig(cfg Config) controller.Config {
 		Version: cfg.Version, Commit: cfg.Commit, StorePath: d.DB.Path(), Socket: cfg.Socket, Log: cfg.Log, Limits: cfg.Limits,
 		Now: cfg.Now, AfterFunc: cfg.AfterFunc, Notifier: d.notifier, Collectors: []prometheus.Collector{d.notifier},
 	}
+	d.prepareLeases(&cc)
 	switch {
 	case cfg.Engine != nil:
 		d.docker = newDocker(cfg.Engine, d.DB, cfg.Home, cfg.DaemonID, cfg.Log)
@@ -190,7 +193,8 @@ func (d *Daemon) close() {
 	if d.writer != nil {
 		d.writer.Close()
 	}
-	d.stopFleet() // after the writer's last commits, before the ledger closes
+	d.stopLeases() // returns what the leases have left, through the membership
+	d.stopFleet()  // after the writer's last commits, before the ledger closes
 	if d.DB != nil {
 		d.DB.Close()
 	}

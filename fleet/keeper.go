@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -43,8 +42,10 @@ type Leaser interface {
 
 // KeeperConfig is a keeper's host, fleet and timing.
 type KeeperConfig struct {
-	Host  string
-	Fleet *budget.Fleet
+	Host string
+	// Fleet is the fleet settings in force (budget, timezone, lease
+	// size), read at every round so that a reload applies.
+	Fleet func() *budget.Fleet
 	// Leaser is Postgres; a func so that the daemon can hand over the
 	// database its membership connects (nil while it cannot).
 	Leaser func(ctx context.Context) (Leaser, error)
@@ -74,10 +75,9 @@ const (
 
 // Keeper keeps a daemon's leases. Run it once; Want wakes it.
 type Keeper struct {
-	cfg   KeeperConfig
-	fleet atomic.Pointer[budget.Fleet]
-	log   *slog.Logger
-	wake  chan struct{}
+	cfg  KeeperConfig
+	log  *slog.Logger
+	wake chan struct{}
 
 	mu    sync.Mutex // guards wants
 	wants map[string]int64
@@ -109,16 +109,7 @@ func NewKeeper(cfg KeeperConfig) *Keeper {
 	setDefault(&cfg.Idle, DefaultLeaseIdle)
 	k := &Keeper{cfg: cfg, log: cfg.Log.With("fleet_host", cfg.Host), wake: make(chan struct{}, 1),
 		wants: map[string]int64{}, leases: map[string]*kept{}}
-	k.fleet.Store(cfg.Fleet.Clone())
 	return k
-}
-
-// SetFleet puts reloaded fleet settings (budget, timezone, lease size) in
-// force.
-func (k *Keeper) SetFleet(f *budget.Fleet) {
-	if f != nil {
-		k.fleet.Store(f.Clone())
-	}
 }
 
 // Want tells the keeper, without waiting, that admission wants n more
@@ -153,7 +144,7 @@ func (k *Keeper) Run(ctx context.Context) {
 
 // round looks at every provider the fleet limits once.
 func (k *Keeper) round(ctx context.Context) {
-	f := k.fleet.Load()
+	f := k.cfg.Fleet()
 	for _, p := range slices.Sorted(maps.Keys(f.Budget)) {
 		k.keep(ctx, f, p, k.takeWant(p))
 	}
@@ -277,7 +268,7 @@ func (k *Keeper) margin() time.Duration { return k.cfg.TTL / 10 }
 func (k *Keeper) returnAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	f := k.fleet.Load()
+	f := k.cfg.Fleet()
 	for p, st := range k.leases {
 		if _, ok := f.Budget[p]; ok && st.ceiling > 0 {
 			k.giveBack(ctx, f, p, st)

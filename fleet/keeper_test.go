@@ -80,7 +80,7 @@ func startKeeper(t *testing.T, dsn string, h *holder, limit string, lease int64)
 	}
 	t.Cleanup(db.Close)
 	f := &budget.Fleet{Host: "a", Budget: budget.Limits{"claude": limits(t, limit)}, Lease: lease}
-	k := fleet.NewKeeper(fleet.KeeperConfig{Host: "a", Fleet: f, Holder: h,
+	k := fleet.NewKeeper(fleet.KeeperConfig{Host: "a", Fleet: func() *budget.Fleet { return f }, Holder: h,
 		Leaser: func(context.Context) (fleet.Leaser, error) { return db, nil },
 		TTL:    3 * time.Second, Tick: 20 * time.Millisecond, Idle: 300 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())

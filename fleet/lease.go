@@ -95,17 +95,6 @@ func (db *DB) Lease(ctx context.Context, ask LeaseAsk) (Lease, error) {
 	return out, nil
 }
 
-// Known reads the fleet's usage of a provider as a host sees it: every
-// host's shipped usage in each window of limits (calendar windows in loc)
-// and the host's own lifetime shipped usage, in one snapshot.
-func (db *DB) Known(ctx context.Context, host, provider string, limits budget.LimitSet, loc *time.Location) (budget.FleetKnown, error) {
-	st, err := readFleet(ctx, db.pool, host, provider, limits, loc, time.Now())
-	if err != nil {
-		return budget.FleetKnown{}, fmt.Errorf("fleet: read %s usage: %w", provider, err)
-	}
-	return st.known(), nil
-}
-
 // fleetRead is one snapshot of a provider's fleet usage, as a host sees
 // it.
 type fleetRead struct {
@@ -165,7 +154,7 @@ func windowSpan(w budget.Window, loc *time.Location, now time.Time) (since, unti
 		start, end := w.Bounds(now, loc)
 		return start.UnixNano(), end.UnixNano(), end
 	}
-	return now.Add(-w.Span()).UnixNano(), math.MaxInt64, time.Time{}
+	return w.Since(now, loc).UnixNano(), math.MaxInt64, time.Time{} // as the view reads it
 }
 
 // room is what the fleet can still lease to a host standing on base: the

@@ -219,3 +219,39 @@ func TestLeaseReadsAfterItsLock(t *testing.T) {
 		t.Errorf("granted %d after b's 700 were leased while it waited; want 300", l.Granted)
 	}
 }
+
+// TestReadLeases: each lease with what it still reserves (its ceiling
+// less what its host shipped) and whether it expired.
+func TestReadLeases(t *testing.T) {
+	db, _ := open(t)
+	set := limits(t, "10000")
+	lease(t, db, "a", set, 0, 600)
+	shipped(t, db, "a", 250, time.Now())
+	if _, err := db.Lease(ctxT(t), fleet.LeaseAsk{Host: "b", Provider: "claude", Want: 100, TTL: time.Millisecond, Limits: set, Loc: time.UTC}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.ReadLeases(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Host != "a" || rows[0].Reserved != 350 || rows[0].Expired || rows[1].Host != "b" || rows[1].Reserved != 100 || !rows[1].Expired {
+		t.Errorf("leases %+v, want a reserving 350, live; b reserving 100, expired", rows)
+	}
+}
+
+// TestKnownFrom: the view's hosts summed per window of the fleet budget,
+// and the host's own lifetime shipped usage.
+func TestKnownFrom(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	v := fleet.View{Refreshed: now, Hosts: []fleet.HostView{
+		{Host: "a", Lifetime: map[string]int64{"claude": 900}, Window: map[string]map[budget.Window]int64{"claude": {budget.DayWindow: 40}}},
+		{Host: "b", Lifetime: map[string]int64{"claude": 100, "codex": 5}, Window: map[string]map[budget.Window]int64{"claude": {budget.DayWindow: 60}}},
+	}}
+	f := &budget.Fleet{Budget: budget.Limits{"claude": limits(t, "5000+1000/day")}}
+	k := fleet.KnownFrom(v, "a", f)["claude"]
+	want := budget.FleetKnown{OwnShipped: 900, Windows: []budget.FleetWindowUse{
+		{Window: budget.LifeWindow, Used: 1000}, {Window: budget.DayWindow, Used: 100, ResetsAt: time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC)}}}
+	if k.OwnShipped != want.OwnShipped || len(k.Windows) != 2 || k.Windows[0] != want.Windows[0] || k.Windows[1].Used != 100 || !k.Windows[1].ResetsAt.Equal(want.Windows[1].ResetsAt) {
+		t.Errorf("known %+v, want %+v", k, want)
+	}
+}
