@@ -62,6 +62,10 @@ type Config struct {
 	// section 14): settings' fleet: resolved with $BOTTLECAP_FLEET_DSN and
 	// the hostname (settings.ResolveFleet). Nil: the host is alone.
 	Fleet *budget.Fleet
+	// FleetLeaseTTL is how long a lease of the fleet budget lives in
+	// Postgres without a renewal (zero: fleet.DefaultLeaseTTL), for tests
+	// that watch one expire.
+	FleetLeaseTTL time.Duration
 }
 
 // Daemon is a started daemon.

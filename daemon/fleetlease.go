@@ -61,7 +61,7 @@ func (d *Daemon) startLeases(cfg Config) {
 		return
 	}
 	core, m := d.Server.Core(), d.fleet.m
-	k := fleet.NewKeeper(fleet.KeeperConfig{Host: m.Host(), Fleet: m.Settings, Leaser: m.Leaser, Holder: core, Log: cfg.Log})
+	k := fleet.NewKeeper(fleet.KeeperConfig{Host: m.Host(), Fleet: m.Settings, Leaser: m.Leaser, Holder: core, Log: cfg.Log, TTL: cfg.FleetLeaseTTL})
 	core.SetFleetKeeper(k)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.leases.keeper, d.leases.cancel = k, cancel

@@ -41,6 +41,10 @@ type Options struct {
 	Clock *testutil.Clock
 	// NotifyRetry spaces notification attempts (zero: the daemon's).
 	NotifyRetry retry.Backoff
+	// Fleet makes the daemon a fleet member (SPEC section 14), its lease
+	// living FleetLeaseTTL (zero: the daemon's default).
+	Fleet         *budget.Fleet
+	FleetLeaseTTL time.Duration
 }
 
 // Daemon is a daemon started for one test.
@@ -79,7 +83,8 @@ func (d *Daemon) Restart() {
 	d.t.Helper()
 	cfg := daemon.Config{Socket: d.Sock, DBPath: filepath.Join(d.Dir, "bot-bottle.db"), Home: d.Dir,
 		Settings: d.opts.Settings, RawParser: d.opts.RawParser, Limits: d.opts.Limits, Version: "test",
-		Engine: d.opts.Engine, Discover: d.opts.Discover, DaemonID: dockertest.DaemonID(d.t), NotifyRetry: d.opts.NotifyRetry}
+		Engine: d.opts.Engine, Discover: d.opts.Discover, DaemonID: dockertest.DaemonID(d.t), NotifyRetry: d.opts.NotifyRetry,
+		Fleet: d.opts.Fleet, FleetLeaseTTL: d.opts.FleetLeaseTTL}
 	if d.opts.Clock != nil {
 		cfg.Now, cfg.AfterFunc = d.opts.Clock.Now, d.opts.Clock.AfterFunc
 	}
