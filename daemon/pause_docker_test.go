@@ -19,13 +19,15 @@ import (
 	"github.com/bot-bottle/bottlecap/enforcement"
 	"github.com/bot-bottle/bottlecap/enforcement/dockerlab"
 	"github.com/bot-bottle/bottlecap/enforcement/dockertest"
+	"github.com/bot-bottle/bottlecap/internal/pgtest"
 	"github.com/bot-bottle/bottlecap/internal/testutil"
 )
 
 // The tests against the real engine share one image (package dockertest),
-// removed here.
+// removed here, and the fleet's tests one Postgres (package pgtest),
+// stopped here.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m)
 	if err := dockertest.Cleanup(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
