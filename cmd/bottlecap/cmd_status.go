@@ -95,6 +95,14 @@ func printStatus(w io.Writer, st api.Status) error {
 		return err
 	}
 	fmt.Fprintln(w)
+	if err := printGlobal(w, st); err != nil {
+		return err
+	}
+	return printFleet(w, st)
+}
+
+// printGlobal writes the global budget of every provider.
+func printGlobal(w io.Writer, st api.Status) error {
 	if len(st.Global) == 0 {
 		fmt.Fprintln(w, "global budget: none set (bottlecap budget set global claude=5M)")
 		return nil
