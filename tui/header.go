@@ -47,6 +47,9 @@ func (h *Header) title() string {
 	default:
 		parts = append(parts, st.Error.Render("daemon: UNREACHABLE — store only, actions disabled"))
 	}
+	if f := fleetTag(h.c, h.snap.Fleet); f != "" {
+		parts = append(parts, f)
+	}
 	if h.c.ReadOnly {
 		parts = append(parts, st.Warn.Render("[read-only]"))
 	}

@@ -35,6 +35,9 @@ type Snapshot struct {
 	Precedence budget.Precedence
 	// WarnAt is the warn threshold as a fraction of a limit.
 	WarnAt float64
+	// Fleet is the fleet the daemon belongs to, as it says (nil for a
+	// host alone, or when it cannot be asked).
+	Fleet *api.FleetStatus
 }
 
 // ProviderUsage is one provider's host-wide usage and global limit.
@@ -148,10 +151,11 @@ func (s *Snapshot) Row(slug string) (Row, bool) {
 
 // Probe is what each refresh learns from the daemon besides the ledger:
 // whether it answers and, when it lets the dashboard read its status (an
-// operator), the tokens its allowances hold host-wide per provider. Which
-// bottle holds them is not asked: that is a read of every bottle, too
-// dear for each frame.
+// operator), the tokens its allowances hold host-wide per provider and
+// the fleet it belongs to. Which bottle holds them is not asked: that is
+// a read of every bottle, too dear for each frame.
 type Probe struct {
-	Up   bool
-	Held map[string]int64
+	Up    bool
+	Held  map[string]int64
+	Fleet *api.FleetStatus
 }
