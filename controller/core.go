@@ -50,8 +50,10 @@ type Core struct {
 	allow allowances
 	// rates are the bottles' rate windows and the guard's lifts (rate.go).
 	rates rateGuards
-	// fleet is this host's side of the fleet leases (fleet.go).
-	fleet fleetLeases
+	// fleet is this host's side of the fleet leases (fleet.go); fleetOn
+	// whether the daemon is a fleet member at all (Config.Fleet).
+	fleet   fleetLeases
+	fleetOn bool
 
 	saveMu sync.Mutex
 	// ingestGate is held shared by every ingest from before its commit to
@@ -96,7 +98,7 @@ func newCore(cfg Config) *Core {
 	if cfg.AfterFunc == nil {
 		cfg.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
-	c := &Core{ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, notifier: cfg.Notifier, containerBottle: cfg.ContainerBottle,
+	c := &Core{fleetOn: cfg.Fleet != nil, ledger: cfg.Ledger, ingester: cfg.Ingester, enforcer: cfg.Enforcer, notifier: cfg.Notifier, containerBottle: cfg.ContainerBottle,
 		log: cfg.Log, now: cfg.Now, afterFunc: cfg.AfterFunc, settings: cfg.Settings, unstored: map[string]bool{},
 		allow: newAllowances(), rates: newRateGuards(), fleet: newFleetLeases(), hub: newHub(), resets: newResetTimer()}
 	c.metrics = newMetrics(c, cfg)
@@ -118,7 +120,7 @@ func (c *Core) load(ctx context.Context) error {
 		return fmt.Errorf("load usage: %w", err)
 	}
 	c.warnClamped(totals)
-	book, err := budget.Rebuild(c.settings, bottles, budgets, totals)
+	book, err := budget.Rebuild(c.bookSettings(c.settings), bottles, budgets, totals)
 	if err != nil {
 		return fmt.Errorf("load %w", err)
 	}
@@ -164,7 +166,7 @@ func (c *Core) SetSettings(st *budget.Settings) (Reload, error) {
 	exempt := c.book.OperatorExempt(all)
 	before := c.book.LimitSources()
 	c.settings = st
-	c.book.SetSettings(st)
+	c.book.SetSettings(c.bookSettings(st))
 	c.book.LoadWindows(loads)
 	reload := reloadOf(before, c.book.LimitSources())
 	c.mu.Unlock()

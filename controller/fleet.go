@@ -46,6 +46,19 @@ func newFleetLeases() fleetLeases {
 	return fleetLeases{deadlines: map[string]time.Time{}, changed: make(chan struct{})}
 }
 
+// bookSettings are the settings the book is given: a daemon that is no
+// fleet member (it started without fleet:, or a reload only now added
+// one, which applies at the next start) leaves the fleet budget out, so
+// that no lease, which no keeper would ever bring, is waited for.
+func (c *Core) bookSettings(st *budget.Settings) *budget.Settings {
+	if c.fleetOn || st.Fleet == nil {
+		return st
+	}
+	alone := *st
+	alone.Fleet = nil
+	return &alone
+}
+
 // SetFleetKeeper gives the core the lease keeper to tell when an ask is
 // short of lease (the daemon builds the keeper over the core).
 func (c *Core) SetFleetKeeper(k FleetKeeper) {

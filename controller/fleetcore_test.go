@@ -77,7 +77,14 @@ func newFleetRig(t *testing.T, limit string, others int64, edit func(*budget.Set
 	if edit != nil {
 		edit(s)
 	}
-	r := newAllowRig(t, s)
+	f, enf := newFakeLedger(), &heldEnforcer{}
+	clk := &clock{now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	c, err := controller.NewCore(context.Background(), controller.Config{Ledger: f, Ingester: &fakeIngester{f: f}, Enforcer: enf, Settings: s, Now: clk.Now,
+		Fleet: func(context.Context) api.FleetStatus { return api.FleetStatus{} }})
+	if err != nil {
+		t.Fatalf("NewCore: %v", err)
+	}
+	r := &allowRig{rig: &rig{t: t, f: f, enf: enf, core: c}, clock: clk}
 	leases := &fakeLeases{core: r.core, clock: r.clock, ttl: 30 * time.Second, size: 1000}
 	r.core.SetFleetKeeper(leases)
 	r.read(others, 0)
@@ -229,4 +236,20 @@ func TestCoreFleetCrossingActs(t *testing.T) {
 		r.read(0, 0)
 		r.wantJournal("cutoff b1 done", "restore b1 pending")
 	})
+}
+
+// TestCoreAloneIgnoresTheFleetBudget: a daemon that is no fleet member
+// (settings gained fleet: by a reload, which applies at the next start)
+// leaves the fleet budget out rather than wait for leases no keeper
+// brings.
+func TestCoreAloneIgnoresTheFleetBudget(t *testing.T) {
+	s := budget.DefaultSettings()
+	s.Fleet = &budget.Fleet{Budget: claude(1000)}
+	r := newAllowRig(t, s)
+	if v := r.core.Verdict("b1", "a", "claude", 0); !v.Allowed || !v.Unlimited {
+		t.Errorf("alone, with a fleet budget in settings: %s, want unlimited", show(v))
+	}
+	if got := r.core.FleetLimits(); got != nil {
+		t.Errorf("fleet limits %v, want none", got)
+	}
 }
