@@ -166,6 +166,14 @@ func (c *Core) SetFleetReachable(ctx context.Context, ok bool) {
 	}
 }
 
+// FleetReachable reports whether Postgres answered the last lease call
+// or read of the fleet (true for a host alone).
+func (c *Core) FleetReachable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.book.FleetReachable()
+}
+
 // fleetChangedLocked wakes the asks waiting for a lease.
 func (c *Core) fleetChangedLocked() {
 	close(c.fleet.changed)

@@ -50,7 +50,7 @@ func (f *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 func (f *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	view := f.hosts(context.Background())
 	reach := 0.0
-	if view.reachable {
+	if view.reachable && f.c.FleetReachable() {
 		reach = 1
 	}
 	ch <- prometheus.MustNewConstMetric(fleetReachDesc, prometheus.GaugeValue, reach)

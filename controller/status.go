@@ -23,6 +23,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Fleet != nil {
 		fl := s.cfg.Fleet(r.Context())
 		fl.Budgets = s.core.FleetStates()
+		if !s.core.FleetReachable() && fl.Reachable {
+			fl.Reachable, fl.Error = false, "Postgres did not answer this host's last lease call"
+		}
 		st.Fleet = &fl
 	}
 	writeJSON(w, http.StatusOK, st)
