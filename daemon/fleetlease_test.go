@@ -200,6 +200,21 @@ func TestFleetThreeDaemonsSpendOneBudget(t *testing.T) {
 		host := fmt.Sprint("h", i)
 		testutil.Eventually(t, host+"'s usage shipped", func() bool { return fleetShipped(t, ds[0], host) == localTotal(t, d) })
 	}
+	metrics, err := ds[0].Client.Metrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`bottlecap_fleet_host_used_tokens{host="h2",provider="claude"} %d`, localTotal(t, ds[2])),
+		`bottlecap_limit_tokens{id="-",provider="claude",scope="fleet",window="life"} 100000`,
+		`bottlecap_fleet_postgres_reachable 1`,
+		`bottlecap_fleet_host_lag_seconds{host="h1"}`,
+		`bottlecap_fleet_lease_ceiling_tokens{provider="claude"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 // TestFleetPartition: a daemon cut off from Postgres keeps serving its
