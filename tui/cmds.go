@@ -53,7 +53,7 @@ func loadCmd(ctx context.Context, src Source, d Daemon, detail string) tea.Cmd {
 		}
 		if d != nil {
 			p := d.Probe(ctx)
-			snap.DaemonUp, snap.Fleet = p.Up, p.Fleet
+			snap.DaemonUp, snap.StatusRead, snap.Fleet = p.Up, p.StatusRead, p.Fleet
 			for i := range snap.Providers {
 				snap.Providers[i].Held = p.Held[snap.Providers[i].Provider]
 			}

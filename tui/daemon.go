@@ -39,7 +39,7 @@ func (d *ClientDaemon) Probe(ctx context.Context) Probe {
 	defer cancel()
 	st, err := d.c.Status(ctx)
 	var reply *client.Error
-	return Probe{Up: err == nil || errors.As(err, &reply), Held: st.Held, Fleet: st.Fleet}
+	return Probe{Up: err == nil || errors.As(err, &reply), StatusRead: err == nil, Held: st.Held, Fleet: st.Fleet}
 }
 
 // Events subscribes to GET /v1/events; the channel closes when ctx ends or

@@ -253,7 +253,7 @@ func shortDur(d time.Duration) string {
 // ShortHelp is the detail pane's keys.
 func (d *DetailView) ShortHelp() []key.Binding {
 	k := d.c.Keys
-	return append([]key.Binding{k.Back, k.Up, k.Down, k.Audit, k.Help, k.Quit}, k.actions()...)
+	return append([]key.Binding{k.Back, k.Up, k.Down, k.Audit, k.Fleet, k.Help, k.Quit}, k.actions()...)
 }
 
 // FullHelp is every key, grouped.

@@ -254,6 +254,10 @@ type FakeDaemon struct {
 	actErr error
 	events chan api.Event
 	held   map[string]int64
+	fleet  *api.FleetStatus
+	// refuses makes the fake refuse its status, as the daemon does to a
+	// user who is not an operator.
+	refuses bool
 }
 
 // NewFakeDaemon returns a reachable daemon with an event channel.
@@ -294,11 +298,30 @@ func (d *FakeDaemon) SetHeld(held map[string]int64) {
 	d.held = held
 }
 
-// Probe reports the fake's reachability and holds.
+// SetFleet sets the fleet the fake says it belongs to (nil: a host
+// alone).
+func (d *FakeDaemon) SetFleet(fl *api.FleetStatus) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.fleet = fl
+}
+
+// RefuseStatus makes the fake answer but refuse its status.
+func (d *FakeDaemon) RefuseStatus() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refuses = true
+}
+
+// Probe reports the fake's reachability, holds and fleet.
 func (d *FakeDaemon) Probe(context.Context) Probe {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Probe{Up: d.up.Load(), Held: d.held}
+	up := d.up.Load()
+	if !up || d.refuses {
+		return Probe{Up: up}
+	}
+	return Probe{Up: true, StatusRead: true, Held: d.held, Fleet: d.fleet}
 }
 
 // Events serves the fake's channel while it is up.

@@ -53,6 +53,11 @@ func (h *HelpView) notes() []string {
 			"but keeps one with a running bottle below it. Once more are stopped than fit on the screen they are hidden " +
 			"until h shows them.",
 	}
+	if h.c.Keys.Fleet.Enabled() {
+		notes = append(notes, "F lists the fleet's hosts: USED is what each has shipped to Postgres over its life, "+
+			"LEASE what its lease still reserves of the fleet budget (expired: its host stopped renewing it), "+
+			"LAG the age of its oldest report not yet shipped. * marks this host.")
+	}
 	switch {
 	case h.c.ReadOnly:
 		notes = append(notes, "Read-only: the action keys are removed.")

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/bot-bottle/bottlecap/budget"
 )
@@ -18,8 +19,11 @@ type KeyMap struct {
 
 	Details key.Binding
 	Audit   key.Binding
-	Filter  key.Binding
-	Sort    key.Binding
+	// Fleet opens the fleet pane; it is disabled, and so absent from
+	// help, while the daemon reports no fleet.
+	Fleet  key.Binding
+	Filter key.Binding
+	Sort   key.Binding
 	// HideStopped hides or shows frozen and killed bottles; its help
 	// says which it will do.
 	HideStopped key.Binding
@@ -56,6 +60,7 @@ func DefaultKeyMap() *KeyMap {
 
 		Details:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "details")),
 		Audit:       key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "audit")),
+		Fleet:       key.NewBinding(key.WithKeys("F"), key.WithHelp("F", "fleet"), key.WithDisabled()),
 		Filter:      key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Sort:        key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
 		HideStopped: key.NewBinding(key.WithKeys("h"), key.WithHelp("h", "hide stopped")),
@@ -139,10 +144,21 @@ func (k *KeyMap) actions() []key.Binding {
 
 // views is the keys that switch panes, for help.
 func (k *KeyMap) views() []key.Binding {
-	return []key.Binding{k.Details, k.Audit, k.Filter, k.Sort, k.HideStopped, k.Back, k.Help, k.Quit}
+	return []key.Binding{k.Details, k.Audit, k.Fleet, k.Filter, k.Sort, k.HideStopped, k.Back, k.Help, k.Quit}
 }
 
 // dialog is the confirmation dialog's keys, for help.
 func (k *KeyMap) dialog() []key.Binding {
 	return []key.Binding{k.Confirm, k.Cancel, k.Press, k.NextButton, k.PrevButton}
+}
+
+// pressed says whether a key press is one of b's keys, enabled or not, so
+// a disabled key can say why it does nothing.
+func pressed(k tea.KeyPressMsg, b key.Binding) bool {
+	for _, s := range b.Keys() {
+		if s == k.String() {
+			return true
+		}
+	}
+	return false
 }

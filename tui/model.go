@@ -19,6 +19,7 @@ const (
 	PageDetail
 	PageAudit
 	PageHelp
+	PageFleet
 )
 
 // Model is the dashboard's root model. It only routes: messages go to the
@@ -42,6 +43,7 @@ type Model struct {
 	table   *Table
 	detail  *DetailView
 	audit   *AuditView
+	fleet   *FleetView
 	help    *HelpView
 	confirm *Confirm
 	status  *Status
@@ -58,7 +60,7 @@ func NewModel(ctx context.Context, o Options) *Model {
 	c.Keys.SetActionsEnabled(false) // until the daemon is seen
 	m := &Model{c: c, ctx: ctx, src: o.Source, daemon: o.Daemon, every: o.Refresh,
 		header: NewHeader(c), table: NewTable(c), detail: NewDetailView(c), audit: NewAuditView(c),
-		help: NewHelpView(c), confirm: NewConfirm(c), status: NewStatus(c)}
+		fleet: NewFleetView(c), help: NewHelpView(c), confirm: NewConfirm(c), status: NewStatus(c)}
 	m.resize(80, 24)
 	return m
 }
@@ -139,10 +141,12 @@ func (m *Model) apply(s Snapshot) {
 	cameBack := m.loaded && !m.snap.DaemonUp && s.DaemonUp
 	m.snap, m.loaded = s, true
 	m.c.Keys.SetActionsEnabled(s.DaemonUp)
+	m.c.Keys.Fleet.SetEnabled(s.Fleet != nil)
 	if cameBack && strings.HasPrefix(m.status.Message(), "daemon unreachable") {
 		m.status.Set("daemon is back: actions enabled")
 	}
 	m.header.SetSnapshot(&m.snap)
+	m.fleet.SetSnapshot(&m.snap)
 	m.table.SetRows(s.Rows)
 	m.audit.SetEntries(s.Audit)
 	if m.page == PageDetail {
@@ -182,7 +186,7 @@ func (m *Model) resize(w, h int) {
 	m.c.Width, m.c.Height = w, h
 	body := m.bodyHeight()
 	m.header.SetSize(w, headerHeight)
-	for _, p := range []Component{m.table, m.detail, m.audit, m.help, m.confirm} {
+	for _, p := range []Component{m.table, m.detail, m.audit, m.fleet, m.help, m.confirm} {
 		p.SetSize(w, body)
 	}
 	m.status.SetSize(w, 1)
@@ -222,6 +226,8 @@ func (m *Model) active() Component {
 		return m.detail
 	case PageAudit:
 		return m.audit
+	case PageFleet:
+		return m.fleet
 	case PageHelp:
 		return m.help
 	}

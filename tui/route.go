@@ -31,6 +31,8 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.detailKey(k)
 	case PageAudit:
 		return m.auditKey(k)
+	case PageFleet:
+		return m.fleetKey(k)
 	case PageHelp:
 		return m.helpKey(k)
 	}
@@ -97,6 +99,9 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, keys.Audit):
 		m.page = PageAudit
 		return nil
+	case pressed(k, keys.Fleet):
+		m.openFleet()
+		return nil
 	}
 	return m.table.Update(k)
 }
@@ -108,6 +113,9 @@ func (m *Model) detailKey(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case key.Matches(k, m.c.Keys.Audit):
 		m.page = PageAudit
+		return nil
+	case pressed(k, m.c.Keys.Fleet):
+		m.openFleet()
 		return nil
 	}
 	return m.detail.Update(k)
@@ -127,4 +135,24 @@ func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	return m.help.Update(k)
+}
+
+// openFleet shows the fleet pane, or says in the status line why there
+// is no fleet to show.
+func (m *Model) openFleet() {
+	if !m.c.Keys.Fleet.Enabled() {
+		m.status.SetError(fleetUnknown(&m.snap))
+		return
+	}
+	m.page = PageFleet
+}
+
+// fleetKey leaves the fleet pane on esc or F; the rest scrolls it. F
+// still leaves it when the fleet went away while it was open.
+func (m *Model) fleetKey(k tea.KeyPressMsg) tea.Cmd {
+	if key.Matches(k, m.c.Keys.Back) || pressed(k, m.c.Keys.Fleet) {
+		m.page = PageTable
+		return nil
+	}
+	return m.fleet.Update(k)
 }

@@ -38,6 +38,9 @@ type Snapshot struct {
 	// Fleet is the fleet the daemon belongs to, as it says (nil for a
 	// host alone, or when it cannot be asked).
 	Fleet *api.FleetStatus
+	// StatusRead says the daemon let the dashboard read its status, so
+	// that a nil Fleet means a host alone rather than a fleet unknown.
+	StatusRead bool
 }
 
 // ProviderUsage is one provider's host-wide usage and global limit.
@@ -155,7 +158,11 @@ func (s *Snapshot) Row(slug string) (Row, bool) {
 // the fleet it belongs to. Which bottle holds them is not asked: that is
 // a read of every bottle, too dear for each frame.
 type Probe struct {
-	Up    bool
-	Held  map[string]int64
-	Fleet *api.FleetStatus
+	Up bool
+	// StatusRead is false when the daemon refused its status (the
+	// dashboard's user is not an operator): Held and Fleet are then
+	// unknown, not empty.
+	StatusRead bool
+	Held       map[string]int64
+	Fleet      *api.FleetStatus
 }

@@ -310,7 +310,7 @@ func (t *Table) ShortHelp() []key.Binding {
 			key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "clear filter")),
 		}
 	}
-	return append([]key.Binding{k.Details, k.Filter, k.Sort, k.HideStopped, k.Audit, k.Help, k.Quit}, k.actions()...)
+	return append([]key.Binding{k.Details, k.Filter, k.Sort, k.HideStopped, k.Audit, k.Fleet, k.Help, k.Quit}, k.actions()...)
 }
 
 // FullHelp is every key, grouped.

@@ -19,6 +19,10 @@ var sizes = []size{{80, 24}, {120, 40}}
 // smallest supported to a wide one, where the column layout changes most.
 var tableSizes = []size{{80, 24}, {100, 30}, {120, 40}, {140, 40}, {160, 50}}
 
+// fleetSizes are the widths the fleet pane is rendered at: the smallest
+// supported, a common large one and the widest it lays itself out in.
+var fleetSizes = []size{{80, 24}, {120, 40}, {160, 50}}
+
 // TestViews renders each screen at each size, ANSI stripped, against
 // testdata/TestViews/<screen>_<w>x<h>.golden (go test ./tui -update
 // regenerates them).
@@ -50,6 +54,9 @@ func TestViews(t *testing.T) {
 		{"daemon_down", false, func(h *harness) { h.daemon.SetUp(false); h.load() }, nil},
 		{"held", false, func(h *harness) { h.daemon.SetHeld(map[string]int64{"claude": 12_500}); h.load() }, nil},
 		{"empty", false, func(h *harness) { h.src.in = Input{Now: FixtureNow}; h.load() }, nil},
+		{"fleet_hosts", false, func(h *harness) { h.daemon.SetFleet(FleetStatusFixture()); h.load(); h.press("F") }, fleetSizes},
+		{"fleet_hosts_cut_off", false, func(h *harness) { h.daemon.SetFleet(cutOff(false)); h.load(); h.press("F") }, nil},
+		{"fleet_hosts_help", false, func(h *harness) { h.daemon.SetFleet(FleetStatusFixture()); h.load(); h.press("F", "?") }, nil},
 		{"windowed", false, func(h *harness) { h.src.in = WindowedFixture(); h.load() }, nil},
 		{"windowed_detail", false, func(h *harness) { h.src.in = WindowedFixture(); h.load(); h.press("down", "down", "enter") }, nil},
 	}
