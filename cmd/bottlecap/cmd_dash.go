@@ -27,7 +27,8 @@ func (m *Main) dashCommand() *cobra.Command {
 		Short: "The dashboard",
 		Long: "A live view of the ledger: global usage against budget, every bottle in its parent tree with its usage, " +
 			"burn rate, time to exhaustion and state, a detail view per bottle and the audit log. " +
-			"Keys: c cutoff, p pause, f freeze, x kill, r restore (each asks first), / filter, s sort, enter details, a audit, ? every key, q quit. " +
+			"Keys: c cutoff, p pause, f freeze, x kill, r restore (each asks first), / filter, s sort, enter details, a audit, " +
+			"F the fleet's hosts (on a fleet member), ? every key, q quit. " +
 			"It reads the ledger and acts through the daemon's socket; with the daemon down it shows the ledger and disables the action keys.",
 		Args: positional(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {

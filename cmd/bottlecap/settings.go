@@ -36,6 +36,9 @@ type settingsCheck struct {
 	Warnings []string `json:"warnings"`
 	// Summary is what the file puts in force, when it is ok.
 	Summary string `json:"summary,omitempty"`
+	// Fleet is the fleet the file (or $BOTTLECAP_FLEET_DSN) makes this
+	// host a member of, when it is ok; absent for a host alone.
+	Fleet *fleetCheck `json:"fleet,omitempty"`
 }
 
 // settingsCheckCommand is `bottlecap settings check [FILE]`: the file must
@@ -48,7 +51,10 @@ func (m *Main) settingsCheckCommand() *cobra.Command {
 		Short: "Validate a settings file (default $BOT_BOTTLE_HOME/settings.yml)",
 		Long: "Reads a settings file as the daemon would. It fails (exit 1) when the file is missing or does not parse, " +
 			"naming the path and the line:column of the bad value. It warns (on stderr, exit 0) about provider names " +
-			"that look like a typo of a known provider and operator groups that do not exist on this host.",
+			"that look like a typo of a known provider and operator groups that do not exist on this host. " +
+			"When the file's fleet: section or $BOTTLECAP_FLEET_DSN makes this host a fleet member, a second line sums up " +
+			"the fleet: the host name, where the DSN comes from (never the DSN, which may hold a password), the fleet budget " +
+			"with its windows, fail_open and the lease size; it warns when the daemon could not join it.",
 		Example: "bottlecap settings check\nbottlecap settings check /etc/bottlecap/settings.yml --json",
 		Args:    positional(0, 1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -70,6 +76,9 @@ func (m *Main) runSettingsCheck(path string, asJSON bool) error {
 		res.Error = err.Error()
 	} else {
 		res.Warnings = append(providerTypos(s), missingGroups(s.Operators)...)
+		var fleetWarnings []string
+		res.Fleet, fleetWarnings = checkFleet(s, m.Getenv(settings.EnvFleetDSN), hostname())
+		res.Warnings = append(res.Warnings, fleetWarnings...)
 		res.Summary = fmt.Sprintf("precedence %s, shutdown %s, warn at %g%%, %d global limits, %d bottle and %d agent defaults, timezone %s",
 			s.Precedence, s.Shutdown, s.WarnAt*100, len(s.Budget), len(s.Bottles), len(s.Agents), s.Timezone)
 	}
@@ -82,6 +91,9 @@ func (m *Main) runSettingsCheck(path string, asJSON bool) error {
 		}
 	} else if err == nil {
 		fmt.Fprintf(m.Stdout, "%s: ok (%s)\n", path, res.Summary)
+		if res.Fleet != nil {
+			fmt.Fprintln(m.Stdout, res.Fleet.summary())
+		}
 	}
 	return err
 }

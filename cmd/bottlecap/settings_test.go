@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -141,4 +142,83 @@ func writeSettings(t *testing.T, dir, name, body string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestSettingsCheckFleet: a fleet member's check sums up the fleet on a
+// second line and in --json, naming where the DSN comes from but never
+// printing it, password and all.
+func TestSettingsCheckFleet(t *testing.T) {
+	const password = "s3cret-pw"
+	dir := t.TempDir()
+	full := writeSettings(t, dir, "full.yml", "fleet:\n  postgres: postgres://bottlecap:"+password+"@db.internal:5432/bottlecap\n"+
+		"  host: build-box-1\n  timezone: Europe/Paris\n  budget:\n    claude: 20M/month\n    codex: [5M/day, 50M/month]\n  fail_open: true\n  lease: 50k\n")
+	bare := writeSettings(t, dir, "bare.yml", "fleet:\n  host: ci-2\n")
+	alone := writeSettings(t, dir, "alone.yml", "precedence: strict\n")
+	envDSN := "host=db.internal user=bottlecap password=" + password
+	tests := []struct {
+		name, file, env string
+		want            []string
+		wantWarning     string
+	}{
+		{"from the file", full, "", []string{`fleet: host "build-box-1" (fleet.host), DSN from fleet.postgres, ` +
+			"budget claude 20M/month, codex 5M/day+50M/month, timezone Europe/Paris, fail_open true, lease 50k"}, ""},
+		{"the environment over the file", full, envDSN, []string{"DSN from $BOTTLECAP_FLEET_DSN, over fleet.postgres"}, ""},
+		{"no DSN anywhere", bare, "", []string{`fleet: host "ci-2" (fleet.host), no DSN (set fleet.postgres or $BOTTLECAP_FLEET_DSN), ` +
+			"budget none (the fleet only ships usage), timezone UTC, fail_open false, lease default (a fiftieth of each provider's smallest fleet limit)"},
+			"no postgres: DSN, and $BOTTLECAP_FLEET_DSN is not set"},
+		{"the environment alone", alone, envDSN, []string{"(this machine's hostname), DSN from $BOTTLECAP_FLEET_DSN, budget none"}, ""},
+		{"a bad DSN in the environment", alone, "db.internal", []string{"DSN from $BOTTLECAP_FLEET_DSN"}, "$BOTTLECAP_FLEET_DSN: not a Postgres DSN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"BOTTLECAP_FLEET_DSN": tt.env}
+			r := runCLI(t, env, "settings", "check", tt.file)
+			wantCode(t, r, 0)
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			if len(lines) != 2 || !strings.Contains(lines[0], ": ok (precedence") {
+				t.Fatalf("stdout:\n%s\nwant the ok line, then the fleet's", r.stdout)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(lines[1], want) {
+					t.Errorf("fleet line %q, want it to hold %q", lines[1], want)
+				}
+			}
+			if (tt.wantWarning == "") != (r.stderr == "") || !strings.Contains(r.stderr, tt.wantWarning) {
+				t.Errorf("stderr %q, want a warning holding %q (none when empty)", r.stderr, tt.wantWarning)
+			}
+			r = runCLI(t, env, "settings", "check", tt.file, "--json")
+			wantCode(t, r, 0)
+			var got settingsCheck
+			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Fleet == nil || got.Fleet.Host == "" {
+				t.Fatalf("--json:\n%s\nwant a fleet (%v)", r.stdout, err)
+			}
+			if strings.Contains(r.stdout+r.stderr, password) || strings.Contains(r.stdout+r.stderr, "db.internal") {
+				t.Errorf("the DSN leaked:\nstdout %s\nstderr %s", r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func TestSettingsCheckFleetJSON(t *testing.T) {
+	file := writeSettings(t, t.TempDir(), "settings.yml", "fleet:\n  postgres: postgres://db/bottlecap\n  host: build-box-1\n"+
+		"  budget:\n    claude: 20M/month\n    codex: 5M\n  lease: 50k\n")
+	r := runCLI(t, map[string]string{"BOTTLECAP_FLEET_DSN": "host=db2 dbname=bottlecap"}, "settings", "check", file, "--json")
+	wantCode(t, r, 0)
+	var got struct {
+		Fleet map[string]any `json:"fleet"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"host": "build-box-1", "host_from": "settings", "dsn_from": "env", "dsn_overrides_settings": true,
+		"budget":   map[string]any{"claude": "20000000/month", "codex": float64(5_000_000)},
+		"timezone": "UTC", "fail_open": false, "lease": float64(50_000)}
+	if !reflect.DeepEqual(got.Fleet, want) {
+		t.Errorf("fleet = %#v\nwant    %#v", got.Fleet, want)
+	}
+	r = runCLI(t, nil, "settings", "check", writeSettings(t, t.TempDir(), "alone.yml", "precedence: strict\n"), "--json")
+	wantCode(t, r, 0)
+	if strings.Contains(r.stdout, `"fleet"`) {
+		t.Errorf("a host alone has a fleet in --json:\n%s", r.stdout)
+	}
 }
