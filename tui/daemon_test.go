@@ -43,11 +43,15 @@ func TestClientDaemonProbe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := clienttest.NewServer(t)
-			srv.Reply("GET /v1/status", tt.status, api.Status{Version: "test", Held: map[string]int64{"claude": 7}})
+			srv.Reply("GET /v1/status", tt.status, api.Status{Version: "test", Held: map[string]int64{"claude": 7}, Fleet: &api.FleetStatus{Host: "ci-1"}})
 			d := tui.NewClientDaemon(client.New(srv.Socket, client.WithRetry(0)))
 			got := d.Probe(context.Background())
-			if got.Up != tt.want || (tt.status == http.StatusOK) != (got.Held["claude"] == 7) {
+			answered := tt.status == http.StatusOK
+			if got.Up != tt.want || answered != (got.Held["claude"] == 7) || got.StatusRead != answered {
 				t.Errorf("probe = %+v, want up %v and the status's held when it answered", got, tt.want)
+			}
+			if answered != (got.Fleet != nil && got.Fleet.Host == "ci-1") {
+				t.Errorf("probe fleet = %+v, want the status's fleet when it answered", got.Fleet)
 			}
 		})
 	}
