@@ -200,3 +200,27 @@ func TestCutHost(t *testing.T) {
 		})
 	}
 }
+
+// TestFleetPaneColours: what needs the operator's eye is coloured on top
+// of its words: Postgres unreachable in red, an expired lease in yellow,
+// this host's line in the title's cyan.
+func TestFleetPaneColours(t *testing.T) {
+	h := newHarness(t, false)
+	h.daemon.SetFleet(cutOff(false))
+	h.load()
+	h.press("F")
+	h.screen(120, 40)
+	found := map[string]bool{}
+	for _, l := range strings.Split(h.m.View().Content, "\n") {
+		for text, colour := range map[string]string{"Postgres unreachable": "31", "2.5M expired": "33", "build-box ": "36"} {
+			if contains(sgrBefore(l, text), colour) {
+				found[text] = true
+			}
+		}
+	}
+	for _, text := range []string{"Postgres unreachable", "2.5M expired", "build-box "} {
+		if !found[text] {
+			t.Errorf("%q is not drawn in its colour", text)
+		}
+	}
+}
