@@ -1,6 +1,9 @@
 package budget
 
-import "strings"
+import (
+	"path"
+	"strings"
+)
 
 // This file is the one table of what bottlecap knows about the provider
 // APIs: their default budget provider names and upstream hosts (the
@@ -32,6 +35,14 @@ type ProviderAPI struct {
 	// Endpoints are the generation calls that cost tokens: a POST to one
 	// is gated and metered.
 	Endpoints []Endpoint `json:"endpoints"`
+	// Unmetered are the calls of this API that spend tokens the meter
+	// cannot count (batches, embeddings, images, audio, agents run by the
+	// provider): a POST to one is refused before it reaches the upstream,
+	// unless the operator lets it through by name (--pass-unmetered).
+	// Every other path is forwarded as it is: a list of the known spending
+	// calls, not of the harmless ones, so model lists, token counts, files
+	// and the agents' own telemetry and sign-in paths keep working.
+	Unmetered []Unmetered `json:"unmetered"`
 	// Prefixes are further paths sent to this API, unmetered.
 	Prefixes []string `json:"prefixes,omitempty"`
 	// Headers are request headers naming this API when the path does not.
@@ -68,6 +79,36 @@ func (e Endpoint) Matches(path string) bool {
 	return ok && strings.HasSuffix(rest, e.Suffix)
 }
 
+// Unmetered is a call that spends tokens bottlecap does not meter.
+type Unmetered struct {
+	// Pattern is its path, as path.Match reads it: a "*" stands for one
+	// path segment or part of one (an id, or a model before a Gemini
+	// method: /v1beta/models/*:embedContent). It is also the name an
+	// operator passes it by.
+	Pattern string `json:"pattern"`
+	// What names the call for the refusal's message.
+	What string `json:"what"`
+}
+
+// Matches reports whether the cleaned request path p is this call's, in
+// any letter case (an upstream that routes case-insensitively must not
+// be a way around the refusal).
+func (u Unmetered) Matches(p string) bool {
+	ok, err := path.Match(strings.ToLower(u.Pattern), strings.ToLower(p))
+	return ok && err == nil
+}
+
+// UnmeteredCall is the call of api whose pattern matches the request
+// path p, or nil.
+func UnmeteredCall(api ProviderAPI, p string) *Unmetered {
+	for i := range api.Unmetered {
+		if api.Unmetered[i].Matches(p) {
+			return &api.Unmetered[i]
+		}
+	}
+	return nil
+}
+
 // ErrorShape is a family's JSON error object. Envelope is the object with
 // placeholders where the refusal fills in: "$message", "$type" and "$code"
 // (strings, from the refusal's ErrorKind) and "$status" (the HTTP status,
@@ -100,6 +141,10 @@ const (
 	// RefuseUpgrade: the meter or the addon refuses a WebSocket it cannot
 	// meter (426), so the client falls back to HTTP.
 	RefuseUpgrade = "upgrade_refused"
+	// RefuseUnmetered: the call spends tokens bottlecap does not meter
+	// (ProviderAPI.Unmetered), so it is refused (403: the SDKs raise it
+	// as a permission error and do not retry it).
+	RefuseUnmetered = "endpoint_not_metered"
 )
 
 // Refusal is one refusal and the HTTP status it is answered with.
@@ -116,6 +161,7 @@ func Refusals() []Refusal {
 		{RefuseUnreachable, 502},
 		{RefuseNotMetered, 502},
 		{RefuseUpgrade, 426},
+		{RefuseUnmetered, 403},
 	}
 }
 
@@ -130,6 +176,17 @@ func ProviderAPIs() []ProviderAPI {
 			Endpoints: []Endpoint{
 				{Format: "anthropic", Path: "/v1/messages", Suffix: "/messages"},
 			},
+			// Claude Code's own calls (/v1/messages/count_tokens, /v1/models,
+			// /api/oauth/..., /api/event_logging/batch) are not in it. The
+			// Managed Agents sessions (/v1/sessions) are not either: Claude
+			// Code's Remote Control, which runs the agent here and is
+			// metered, uses the same path.
+			Unmetered: []Unmetered{
+				{"/v1/messages/batches", "Message Batches"},
+				{"/v1/complete", "legacy Text Completions (its responses carry no usage)"},
+				{"/v1/deployments/*/run", "Managed Agents deployment run"},
+				{"/v1/dreams", "Managed Agents dreams"},
+			},
 			Headers: []string{"Anthropic-Version", "X-Api-Key"},
 			Denial: ErrorShape{
 				Envelope: map[string]any{"type": "error", "error": map[string]any{"type": "$type", "message": "$message"}},
@@ -139,6 +196,7 @@ func ProviderAPIs() []ProviderAPI {
 					RefuseUnreachable: {Type: "api_error"},
 					RefuseNotMetered:  {Type: "api_error"},
 					RefuseUpgrade:     {Type: "invalid_request_error"},
+					RefuseUnmetered:   {Type: "permission_error"},
 				},
 			},
 		},
@@ -149,6 +207,48 @@ func ProviderAPIs() []ProviderAPI {
 			Endpoints: []Endpoint{
 				{Format: "openai-chat", Path: "/v1/chat/completions", Suffix: "/chat/completions"},
 				{Format: "openai-responses", Path: "/v1/responses", Suffix: "/responses", WebSocket: true},
+				// Remote compaction (Codex's, the SDK's Responses.Compact):
+				// one JSON object, "response.compaction", with Responses usage.
+				{Format: "openai-responses", Path: "/v1/responses/compact", Suffix: "/responses/compact"},
+				// The legacy Completions API answers in Chat's usage shape
+				// ("text_completion", prompt/completion tokens).
+				{Format: "openai-chat", Path: "/v1/completions", Suffix: "/completions"},
+			},
+			Unmetered: []Unmetered{
+				{"/v1/batches", "Batch API"},
+				{"/v1/embeddings", "Embeddings"},
+				{"/v1/audio/speech", "Audio speech"},
+				{"/v1/audio/transcriptions", "Audio transcriptions"},
+				{"/v1/audio/translations", "Audio translations"},
+				{"/v1/images/generations", "Image generation"},
+				{"/v1/images/edits", "Image edits"},
+				{"/v1/images/variations", "Image variations"},
+				{"/v1/videos", "Video generation"},
+				{"/v1/videos/edits", "Video edits"},
+				{"/v1/videos/extensions", "Video extensions"},
+				{"/v1/videos/*/remix", "Video remix"},
+				{"/v1/realtime/sessions", "Realtime sessions"},
+				{"/v1/realtime/transcription_sessions", "Realtime transcription sessions"},
+				{"/v1/realtime/client_secrets", "Realtime client secrets"},
+				{"/v1/realtime/translations/client_secrets", "Realtime translation client secrets"},
+				{"/v1/realtime/calls", "Realtime calls (WebRTC)"},
+				{"/v1/live/sessions", "Live sessions (WebRTC)"},
+				{"/v1/threads/runs", "Assistants runs"},
+				{"/v1/threads/*/runs", "Assistants runs"},
+				{"/v1/threads/*/runs/*/submit_tool_outputs", "Assistants runs"},
+				{"/v1/fine_tuning/jobs", "Fine-tuning jobs"},
+				{"/v1/fine_tuning/jobs/*/resume", "Fine-tuning jobs"},
+				{"/v1/fine_tuning/alpha/graders/run", "Fine-tuning graders"},
+				{"/v1/agents/sessions", "Agents sessions"},
+				{"/v1/agents/sessions/*/events", "Agents session events"},
+				{"/v1/agents/automations", "Agents automations"},
+				{"/v1/agents/automations/*/invocations", "Agents automation invocations"},
+				{"/v1/agents/automations/*/resume", "Agents automations"},
+				{"/v1/chatkit/sessions", "ChatKit sessions"},
+				{"/v1/decisions", "Decisions"},
+				// Codex's own calls besides its Responses and compaction.
+				{"/v1/alpha/search", "Codex web search"},
+				{"/v1/memories/trace_summarize", "Codex memory summaries"},
 			},
 			Fallback: true,
 			Denial:   openAIDenial(ErrorKind{Type: "insufficient_quota", Code: "insufficient_quota"}),
@@ -162,10 +262,23 @@ func ProviderAPIs() []ProviderAPI {
 			BaseURL: "https://chatgpt.com",
 			Endpoints: []Endpoint{
 				{Format: "openai-responses", Path: "/backend-api/codex/responses", Suffix: "/responses", WebSocket: true},
+				{Format: "openai-responses", Path: "/backend-api/codex/responses/compact", Suffix: "/responses/compact"},
 			},
-			// Codex sends everything else of its provider (models, remote
-			// compaction) under the same base URL; it must reach ChatGPT,
-			// not the fallback API.
+			// The calls Codex makes under the same base URL that spend the
+			// plan's usage, its cloud tasks, and ChatGPT's own conversations.
+			Unmetered: []Unmetered{
+				{"/backend-api/codex/alpha/search", "Codex web search"},
+				{"/backend-api/codex/memories/trace_summarize", "Codex memory summaries"},
+				{"/backend-api/codex/images/generations", "Codex image generation"},
+				{"/backend-api/codex/images/edits", "Codex image edits"},
+				{"/backend-api/codex/realtime/calls", "Codex realtime calls"},
+				{"/backend-api/wham/tasks", "Codex cloud tasks"},
+				{"/backend-api/conversation", "ChatGPT conversations"},
+				{"/backend-api/f/conversation", "ChatGPT conversations"},
+			},
+			// Codex sends everything else of its provider (models, usage)
+			// under the same base URL; it must reach ChatGPT, not the
+			// fallback API.
 			Prefixes: []string{"/backend-api/"},
 			// Codex reads a 429's error.type: usage_limit_reached is what
 			// this backend sends when a plan's limit is spent, and the one
@@ -183,6 +296,18 @@ func ProviderAPIs() []ProviderAPI {
 				{Format: "gemini", Path: "/v1beta/models/", Suffix: ":generateContent"},
 				{Format: "gemini", Path: "/v1beta/models/", Suffix: ":streamGenerateContent"},
 			},
+			Unmetered: []Unmetered{
+				{"/v1beta/models/*:batchGenerateContent", "Batch Mode"},
+				{"/v1beta/models/*:embedContent", "Embeddings"},
+				{"/v1beta/models/*:batchEmbedContents", "Embeddings"},
+				{"/v1beta/models/*:asyncBatchEmbedContent", "Embeddings batches"},
+				{"/v1beta/models/*:predict", "Imagen and other predictions"},
+				{"/v1beta/models/*:predictLongRunning", "Veo and other long-running predictions"},
+				{"/v1beta/models/*:generateAnswer", "Attributed question answering"},
+				// Its usage has a shape of its own, not metered yet.
+				{"/v1beta/interactions", "Interactions API"},
+				{"/v1beta/cachedContents", "context caching (bills the cached tokens)"},
+			},
 			Prefixes: []string{"/v1beta/"},
 			Denial: ErrorShape{
 				Envelope: map[string]any{"error": map[string]any{"code": "$status", "message": "$message", "status": "$type"}},
@@ -192,6 +317,7 @@ func ProviderAPIs() []ProviderAPI {
 					RefuseUnreachable: {Type: "UNAVAILABLE"},
 					RefuseNotMetered:  {Type: "UNAVAILABLE"},
 					RefuseUpgrade:     {Type: "FAILED_PRECONDITION"},
+					RefuseUnmetered:   {Type: "PERMISSION_DENIED"},
 				},
 			},
 		},
@@ -210,6 +336,7 @@ func openAIDenial(denied ErrorKind) ErrorShape {
 			RefuseUnreachable: {Type: "server_error", Code: "upstream_unreachable"},
 			RefuseNotMetered:  {Type: "server_error", Code: "upstream_not_metered"},
 			RefuseUpgrade:     {Type: "invalid_request_error", Code: "websocket_not_metered"},
+			RefuseUnmetered:   {Type: "invalid_request_error", Code: "endpoint_not_metered"},
 		},
 	}
 }

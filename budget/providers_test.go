@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,7 +66,7 @@ func TestProviderTableFixture(t *testing.T) {
 // end in their own suffix.
 func TestProviderTableIsWhole(t *testing.T) {
 	apis := budget.ProviderAPIs()
-	var families, hosts, paths []string
+	var families, hosts, paths, unmetered []string
 	fallbacks := 0
 	for _, api := range apis {
 		if slices.Contains(families, api.Family) {
@@ -103,6 +104,28 @@ func TestProviderTableIsWhole(t *testing.T) {
 		if b, _ := json.Marshal(api.Denial.Envelope); !bytes.Contains(b, []byte(`"$message"`)) {
 			t.Errorf("%s: the error envelope %s has no place for the message", api.Family, b)
 		}
+		for _, u := range api.Unmetered {
+			if slices.Contains(unmetered, u.Pattern) {
+				t.Errorf("%s: unmetered call %s listed twice (its pattern is the name --pass-unmetered takes)", api.Family, u.Pattern)
+			}
+			unmetered = append(unmetered, u.Pattern)
+			if _, err := path.Match(u.Pattern, "/"); err != nil || !strings.HasPrefix(u.Pattern, "/") ||
+				strings.ContainsAny(u.Pattern, `?[\`) || u.What == "" {
+				t.Errorf("%s: unmetered call %+v: want a path from /, with * as its only wildcard, and what it is", api.Family, u)
+			}
+			if !u.Matches(unmeteredExample(u)) {
+				t.Errorf("%s: unmetered call %s does not match its own example path %s", api.Family, u.Pattern, unmeteredExample(u))
+			}
+		}
+	}
+	for _, api := range apis {
+		for _, ep := range api.Endpoints {
+			for _, other := range apis {
+				if u := budget.UnmeteredCall(other, example(ep)); u != nil {
+					t.Errorf("the metered endpoint %s of %s is also refused as unmetered by %s's %s", example(ep), api.Family, other.Family, u.Pattern)
+				}
+			}
+		}
 	}
 	if fallbacks != 1 {
 		t.Errorf("%d fallback APIs, want exactly one", fallbacks)
@@ -136,6 +159,66 @@ func TestEndpointMatches(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.ep.Matches(tt.path); got != tt.want {
 			t.Errorf("%s matches %s = %v, want %v", tt.ep.Path+"…"+tt.ep.Suffix, tt.path, got, tt.want)
+		}
+	}
+}
+
+// unmeteredExample is a path of u: its pattern with an id for each "*".
+func unmeteredExample(u budget.Unmetered) string {
+	return strings.ReplaceAll(u.Pattern, "*", "id-1")
+}
+
+// TestUnmeteredMatches: a pattern's "*" is one segment or part of one,
+// never a "/"; the rest is the path exactly, in any letter case.
+func TestUnmeteredMatches(t *testing.T) {
+	runs := budget.Unmetered{Pattern: "/v1/threads/*/runs"}
+	embed := budget.Unmetered{Pattern: "/v1beta/models/*:embedContent"}
+	batches := budget.Unmetered{Pattern: "/v1/messages/batches"}
+	tests := []struct {
+		u    budget.Unmetered
+		path string
+		want bool
+	}{
+		{runs, "/v1/threads/thread_abc/runs", true},
+		{runs, "/V1/Threads/thread_abc/RUNS", true},
+		{runs, "/v1/threads/runs", false},
+		{runs, "/v1/threads/a/b/runs", false},
+		{runs, "/v1/threads/thread_abc/runs/run_1", false},
+		{runs, "/v1/threads/thread_abc/messages", false},
+		{embed, "/v1beta/models/gemini-embedding-001:embedContent", true},
+		{embed, "/v1beta/models/gemini-embedding-001:batchEmbedContents", false},
+		{embed, "/v1beta/models/tuned/x:embedContent", false},
+		{batches, "/v1/messages/batches", true},
+		{batches, "/v1/messages/batches/msgbatch_1/cancel", false},
+		{batches, "/v1/messages", false},
+		{batches, "/v1/messages/count_tokens", false},
+	}
+	for _, tt := range tests {
+		if got := tt.u.Matches(tt.path); got != tt.want {
+			t.Errorf("%s matches %s = %v, want %v", tt.u.Pattern, tt.path, got, tt.want)
+		}
+	}
+}
+
+// TestUnmeteredSparesAgentCalls: what Claude Code, Codex and the SDKs
+// call besides generation — token counts, model lists, files, batch
+// results, telemetry, sign-in, usage — is refused by no row.
+func TestUnmeteredSparesAgentCalls(t *testing.T) {
+	for _, p := range []string{
+		"/v1/messages/count_tokens", "/v1/models", "/v1/models/claude-sonnet-4-5", "/v1/files",
+		"/v1/messages/batches/msgbatch_1/cancel", "/v1/messages/batches/msgbatch_1/results",
+		"/api/event_logging/batch", "/api/oauth/claude_cli/create_api_key", "/api/claude_code/metrics",
+		"/v1/sessions", "/v1/environments/bridge",
+		"/v1/responses/input_tokens", "/v1/responses/resp_1/cancel", "/v1/moderations", "/v1/conversations",
+		"/v1/batches/batch_1/cancel", "/v1/fine_tuning/jobs/ftjob_1/cancel", "/v1/threads", "/v1/threads/thread_1/messages",
+		"/v1/uploads", "/v1/vector_stores",
+		"/backend-api/codex/models", "/backend-api/wham/usage", "/backend-api/wham/tasks/list",
+		"/v1beta/models/gemini-2.5-pro:countTokens", "/v1beta/models", "/v1beta/files",
+	} {
+		for _, api := range budget.ProviderAPIs() {
+			if u := budget.UnmeteredCall(api, p); u != nil {
+				t.Errorf("%s is refused by %s's %s", p, api.Family, u.Pattern)
+			}
 		}
 	}
 }
