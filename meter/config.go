@@ -165,6 +165,11 @@ type Config struct {
 	// estimate; the estimate stands when the endpoint fails. It costs one
 	// more upstream call per request.
 	CountTokens bool
+	// PassUnmetered names, by their patterns in the provider table, the
+	// unmetered calls (budget.ProviderAPI.Unmetered) the operator lets
+	// through: forwarded as they are, their tokens unseen by the budget.
+	// Every other one is refused with 403 (fail closed).
+	PassUnmetered []string
 	// SpoolPath, when set, keeps unacknowledged reports in an append-only
 	// file replayed on start, so they survive a meter restart.
 	SpoolPath string
@@ -194,6 +199,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: meter: no daemon client or socket", budget.ErrInvalid)
 	}
 	if err := budget.ValidateName("bottle", c.Bottle); err != nil {
+		return c, err
+	}
+	if err := checkPassUnmetered(c.PassUnmetered); err != nil {
 		return c, err
 	}
 	if c.GateTimeout <= 0 {

@@ -2,6 +2,7 @@ package meter_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -57,6 +58,9 @@ var familyPaths = []struct{ family, path, provider string }{
 	{"openai", "/v1/chat/completions", "codex"},
 	{"openai", "/v1/responses", "codex"},
 	{"chatgpt", "/backend-api/codex/responses", "codex"},
+	{"openai", "/v1/responses/compact", "codex"},
+	{"chatgpt", "/backend-api/codex/responses/compact", "codex"},
+	{"openai", "/v1/completions", "codex"},
 	{"gemini", "/v1beta/models/gemini-2.5-pro:generateContent", "gemini"},
 }
 
@@ -69,9 +73,9 @@ var deniedKind = map[string]string{"anthropic": "rate_limit_error", "openai": "i
 func TestDeniedGetsProviderShaped429(t *testing.T) {
 	d := startDaemon(t)
 	wantKind := deniedKind
-	for _, tt := range familyPaths {
+	for i, tt := range familyPaths {
 		t.Run(tt.path, func(t *testing.T) {
-			bottle := "cut-" + tt.provider + "-" + strings.Trim(strings.Map(keepAlnum, tt.path), "-")[:8]
+			bottle := fmt.Sprintf("cut-%s-%d", tt.provider, i)
 			d.register(bottle, budget.Limits{tt.provider: budget.Lifetime(10)})
 			spend := api.Report{Report: budget.Report{ID: bottle + "-spend", Bottle: bottle, Agent: "implementer", Provider: tt.provider, Usage: budget.Usage{Input: 100}}}
 			if _, err := d.Client.Ingest(t.Context(), []api.Report{spend}); err != nil {
@@ -94,13 +98,6 @@ func TestDeniedGetsProviderShaped429(t *testing.T) {
 			}
 		})
 	}
-}
-
-func keepAlnum(r rune) rune {
-	if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-		return r
-	}
-	return '-'
 }
 
 func TestDaemonUnreachableFailsClosed(t *testing.T) {

@@ -130,8 +130,9 @@ type exchange struct {
 type exchangeKey struct{}
 
 // ServeHTTP gates a metered request, adds include_usage to OpenAI Chat
-// streams, and forwards it; every other request under the provider paths
-// is forwarded as it is. Of the protocol upgrades only the OpenAI
+// streams, and forwards it; refuses a call that spends tokens the meter
+// cannot count (unmetered.go); every other request under the provider
+// paths is forwarded as it is. Of the protocol upgrades only the OpenAI
 // Responses WebSocket is taken (and metered message by message); any other
 // WebSocket is refused with 426, so that nothing passes unmetered, and an
 // offer to switch to anything else (h2c) is declined by ignoring it.
@@ -149,6 +150,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		ep = nil // only a POST generates
+	}
+	if ep == nil {
+		if u := p.unmeteredCall(r, up); u != nil {
+			p.refuseUnmetered(w, r, up, u)
+			return
+		}
 	}
 	ex := &exchange{up: up, ep: ep}
 	if ep != nil && !p.admitExchange(w, r, ex) {

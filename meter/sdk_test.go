@@ -77,6 +77,22 @@ var sdkCalls = []struct {
 		})
 		return openaiShown(err)
 	}},
+	// Remote compaction, under each of Codex's base URLs.
+	{"openai responses compact", "codex", func(ctx context.Context, base string) (int, string, error) {
+		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
+		_, err := c.Responses.Compact(ctx, compactParams())
+		return openaiShown(err)
+	}},
+	{"chatgpt codex responses compact", "codex", func(ctx context.Context, base string) (int, string, error) {
+		_, err := chatgptClient(base).Responses.Compact(ctx, compactParams())
+		return openaiShown(err)
+	}},
+	{"openai legacy completions", "codex", func(ctx context.Context, base string) (int, string, error) {
+		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
+		_, err := c.Completions.New(ctx, openai.CompletionNewParams{Model: openai.CompletionNewParamsModelGPT3_5TurboInstruct,
+			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("hi")}})
+		return openaiShown(err)
+	}},
 }
 
 func openaiShown(err error) (int, string, error) {

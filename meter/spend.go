@@ -161,6 +161,9 @@ func (p *Proxy) account(up *upstream, sp *spend, res usage.Result, r *api.Report
 	if sp == nil {
 		model = res.Model
 	}
+	if r.Model == "" {
+		r.Model = est.Model // the response names none (a compaction): the request's
+	}
 	r.Usage = estimate.Floor(res, est, p.estimator.Output(up.Provider, model, res.DeltaBytes))
 	if sp != nil && res.HasInput {
 		p.estimator.Learn(up.Provider, est, res.Usage.Input+res.Usage.CacheRead+res.Usage.CacheWrite)

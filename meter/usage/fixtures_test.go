@@ -88,6 +88,7 @@ func TestFixturesIdentity(t *testing.T) {
 		{"openai-chat-nonstream.json", "", "gpt-4.1-nano-2025-04-14"},
 		{"openai-chat-stream-azure-reasoning.chunks.jsonl", "", "gpt-5-nano-2025-08-07"},
 		{"openai-responses-stream-reasoning.sse", "", "gpt-5-2025-08-07"},
+		{"openai-responses-compact.json", "resp_001", ""},
 		{"anthropic-messages-stream-tooluse.sse", "msg_01AusY9WEbCaj3N7Tv5J4YjH", "claude-haiku-4-5-20251001"},
 		{"gemini-streamgeneratecontent.sse", "ru1garvBEoOiqtsP2fznmQw", "gemini-2.5-flash"},
 	}

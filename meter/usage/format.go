@@ -18,7 +18,8 @@ const (
 	Auto Format = "auto"
 	// OpenAIChat is OpenAI Chat Completions (and the legacy Completions API).
 	OpenAIChat Format = "openai-chat"
-	// OpenAIResponses is the OpenAI Responses API.
+	// OpenAIResponses is the OpenAI Responses API (and its compaction,
+	// whose "response.compaction" object carries the same usage).
 	OpenAIResponses Format = "openai-responses"
 	// Anthropic is the Anthropic Messages API.
 	Anthropic Format = "anthropic"
@@ -75,7 +76,7 @@ func detect(e *envelope) Format {
 	switch {
 	case e.UsageMetadata != nil || len(e.Candidates) > 0 || e.ModelVersion != "" || e.ResponseID != "":
 		return Gemini
-	case strings.HasPrefix(typ, "response.") || e.Object == "response":
+	case strings.HasPrefix(typ, "response.") || e.Object == "response" || e.Object == "response.compaction":
 		return OpenAIResponses
 	case strings.HasPrefix(e.Object, "chat.completion") || e.Object == "text_completion":
 		return OpenAIChat

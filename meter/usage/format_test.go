@@ -53,6 +53,8 @@ func TestFormatForPath(t *testing.T) {
 		{"/v1/completions", usage.OpenAIChat},
 		{"/v1/responses", usage.OpenAIResponses},
 		{"/backend-api/codex/responses", usage.OpenAIResponses},
+		{"/v1/responses/compact", usage.OpenAIResponses},
+		{"/backend-api/codex/responses/compact", usage.OpenAIResponses},
 		{"/v1/messages", usage.Anthropic},
 		{"/v1/messages?beta=true", usage.Anthropic},
 		{"/v1/messages/count_tokens", usage.Auto},
@@ -73,6 +75,22 @@ func TestFormatForPath(t *testing.T) {
 
 // TestPathHintWins: a path hint fixes the format even when the payload
 // alone would be read differently.
+// TestCompactionDetected: a compaction names its object, and without a
+// path hint the parser reads it as Responses usage even when its usage
+// has neither total_tokens nor details (which alone would pass for
+// Anthropic's).
+func TestCompactionDetected(t *testing.T) {
+	body := `{"id":"resp_c","object":"response.compaction","output":[],"usage":{"input_tokens":1200,"output_tokens":300}}`
+	got, err := usage.ParseAll(usage.Auto, "", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := budget.Usage{Input: 1200, Output: 300}
+	if got.Format != usage.OpenAIResponses || got.Usage != want || !got.Complete || got.ID != "resp_c" {
+		t.Errorf("got %+v, want complete Responses usage %+v of resp_c", got, want)
+	}
+}
+
 func TestPathHintWins(t *testing.T) {
 	body := `{"usage":{"input_tokens":7,"output_tokens":3,"total_tokens":10}}`
 	tests := []struct {

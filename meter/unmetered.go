@@ -1,0 +1,74 @@
+package meter
+
+import (
+	"fmt"
+	"net/http"
+	"path"
+	"slices"
+
+	"github.com/bot-bottle/bottlecap/budget"
+)
+
+// The provider table lists the calls of each API that spend tokens the
+// meter cannot count (budget.ProviderAPI.Unmetered): batches, embeddings,
+// images, audio, realtime sessions, agents the provider runs itself. A POST
+// to one would spend the budget where it cannot see, so the meter refuses
+// it before the upstream (fail closed), unless the operator names it in
+// Config.PassUnmetered. Every other path is forwarded as before: the list
+// holds the known spending calls, not the harmless ones, so what agents
+// call besides generation (model lists, token counts, files, telemetry,
+// sign-in) keeps working.
+
+// checkPassUnmetered checks that each name is the pattern of an unmetered
+// call of the provider table, so a typo fails at start-up instead of
+// leaving the call refused.
+func checkPassUnmetered(names []string) error {
+	var known []string
+	for _, api := range budget.ProviderAPIs() {
+		for _, u := range api.Unmetered {
+			known = append(known, u.Pattern)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return fmt.Errorf("%w: meter: --pass-unmetered %q is not an unmetered call of the provider table (want its pattern as listed, e.g. /v1/embeddings or /v1beta/models/*:embedContent)",
+				budget.ErrInvalid, n)
+		}
+	}
+	return nil
+}
+
+// unmeteredCall is the unmetered call of up's API that r makes, unless
+// the operator passes it: nil when r may go on. The request path is
+// matched cleaned (no "//", "." or ".." for an upstream to fold away),
+// decoded and as sent (an escaped "/" inside a segment is one segment to
+// an upstream that routes on the raw path).
+func (p *Proxy) unmeteredCall(r *http.Request, up *upstream) *budget.Unmetered {
+	if r.Method != http.MethodPost || len(up.api.Unmetered) == 0 {
+		return nil
+	}
+	for _, raw := range []string{r.URL.Path, r.URL.EscapedPath()} {
+		u := budget.UnmeteredCall(up.api, path.Clean("/"+raw))
+		if u != nil && !slices.Contains(p.cfg.PassUnmetered, u.Pattern) {
+			return u
+		}
+	}
+	return nil
+}
+
+// refuseUnmetered answers a call the budget cannot see with 403 in the
+// provider's error shape, saying so and how an operator lets it through.
+func (p *Proxy) refuseUnmetered(w http.ResponseWriter, r *http.Request, up *upstream, u *budget.Unmetered) {
+	p.log.Warn("refused a call that spends tokens bottlecap does not meter", "provider", up.Provider,
+		"path", r.URL.Path, "call", u.Pattern)
+	refuse(w, up, refusal{http.StatusForbidden, budget.RefuseUnmetered, unmeteredMessage(r, up, u)})
+}
+
+// unmeteredMessage names the call, why it is refused and the operator's
+// way through.
+func unmeteredMessage(r *http.Request, up *upstream, u *budget.Unmetered) string {
+	return fmt.Sprintf("bottlecap meter: POST %s (%s %s) spends tokens that bottlecap does not meter, so the %s budget "+
+		"cannot see them; the request was refused (fail-closed). An operator who accepts that can let it through, "+
+		"unmetered, with `bottlecap meter --pass-unmetered %s`",
+		r.URL.Path, up.api.Name, u.What, up.Provider, u.Pattern)
+}
