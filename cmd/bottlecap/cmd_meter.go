@@ -24,6 +24,10 @@ type meterFlags struct {
 	// familyURLs are the --upstream-FAMILY flags, one per provider API.
 	familyURLs map[string]*string
 	upstreams  upstreamList
+	// pass are the unmetered calls the operator lets through (their
+	// patterns in the provider table): --pass-unmetered, repeatable, else
+	// $BOTTLECAP_PASS_UNMETERED, comma-separated.
+	pass       passList
 	failOpen   bool
 	allowances bool
 	countTok   bool
@@ -47,6 +51,30 @@ func (l *upstreamList) Set(s string) error {
 	return nil
 }
 
+// passList collects repeated --pass-unmetered PATTERN flags.
+type passList []string
+
+func (l *passList) String() string { return strings.Join(*l, ",") }
+
+// Type names the flag's value in the usage.
+func (l *passList) Type() string { return "pattern" }
+
+func (l *passList) Set(s string) error {
+	*l = append(*l, strings.TrimSpace(s))
+	return nil
+}
+
+// passFromEnv is $BOTTLECAP_PASS_UNMETERED's comma-separated patterns.
+func passFromEnv(v string) passList {
+	var out passList
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // meterCommand is `bottlecap meter`: the metering proxy (SPEC section 9).
 func (m *Main) meterCommand() *cobra.Command {
 	f := meterFlags{familyURLs: map[string]*string{}}
@@ -63,6 +91,9 @@ func (m *Main) meterCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.bottle == "" {
 				return usageErrorf("--bottle (or $BOTTLECAP_BOTTLE) is required")
+			}
+			if len(f.pass) == 0 {
+				f.pass = passFromEnv(m.Getenv("BOTTLECAP_PASS_UNMETERED"))
 			}
 			return m.runMeter(cmd.Context(), f)
 		},
@@ -87,13 +118,14 @@ func (m *Main) runMeter(ctx context.Context, f meterFlags) error {
 	socket := m.socketPath(f.socket)
 	mt, err := meter.Start(ctx, meter.Config{
 		Listen: f.listen, Bottle: f.bottle, Agent: f.agent, Upstreams: ups, Socket: socket,
-		FailOpen: f.failOpen, Naive: !f.allowances, CountTokens: f.countTok, SpoolPath: f.queue, Log: log, GateCache: gateCache(f.gateCache),
+		FailOpen: f.failOpen, PassUnmetered: f.pass, Naive: !f.allowances, CountTokens: f.countTok, SpoolPath: f.queue, Log: log, GateCache: gateCache(f.gateCache),
 	})
 	if err != nil {
 		return err
 	}
 	log.Info("bottlecap meter ready", "listen", mt.Addr().String(), "bottle", f.bottle, "agent", f.agent,
-		"socket", socket, "fail_open", f.failOpen, "allowances", f.allowances, "spool", f.queue)
+		"socket", socket, "fail_open", f.failOpen, "allowances", f.allowances, "spool", f.queue,
+		"pass_unmetered", f.pass.String())
 	select {
 	case <-ctx.Done():
 	case err = <-mt.Served():
@@ -121,6 +153,7 @@ func (m *Main) meterFlagSet(fs *pflag.FlagSet, f *meterFlags) {
 	fs.BoolVar(&f.countTok, "count-tokens", false, "with allowances, ask the provider's counting endpoint (Anthropic /v1/messages/count_tokens, OpenAI /v1/responses/input_tokens) for a request's input tokens with the client's credentials, instead of estimating offline (one more upstream call a request; the estimate stands if it fails)")
 	fs.DurationVar(&f.gateCache, "gate-cache", meter.DefaultGateCache, "with --allowances=false, reuse the gate's \"allowed\" for this `long` per provider (0: ask on every request)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "forward requests when the daemon cannot be reached (default: refuse them)")
+	fs.Var(&f.pass, "pass-unmetered", "let one call that spends tokens bottlecap does not meter (batches, embeddings, images, audio, realtime, provider-run agents: the provider table's list, in integrations/mitmproxy/README.md) through, unmetered, by its `pattern` (e.g. /v1/embeddings); repeatable (default $BOTTLECAP_PASS_UNMETERED, comma-separated; empty: every one is refused with 403)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 }
 

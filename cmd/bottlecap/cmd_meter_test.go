@@ -22,6 +22,9 @@ func TestMeterFlags(t *testing.T) {
 		{"bad upstream URL", nil, []string{"--bottle", "dev-1", "--upstream-openai", "api.openai.com"}, 1, "--upstream-openai"},
 		{"bad listen", map[string]string{"BOTTLECAP_BOTTLE": "dev-1"}, []string{"--listen", "nonsense"}, 1, "listen on nonsense"},
 		{"stray argument", nil, []string{"--bottle", "dev-1", "extra"}, 2, "unexpected argument"},
+		{"unknown pass-unmetered", nil, []string{"--bottle", "dev-1", "--listen", "127.0.0.1:0", "--pass-unmetered", "/v1/embedding"}, 1, `--pass-unmetered "/v1/embedding"`},
+		{"unknown pass-unmetered from env", map[string]string{"BOTTLECAP_PASS_UNMETERED": "/v1/embeddings, /v1/batchez"},
+			[]string{"--bottle", "dev-1", "--listen", "127.0.0.1:0"}, 1, `--pass-unmetered "/v1/batchez"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,9 +47,11 @@ func TestMeterStartsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	code := m.Run(ctx, []string{"meter", "--bottle", "dev-1", "--listen", "127.0.0.1:0", "--queue", spool,
-		"--upstream", "openai:pi=http://127.0.0.1:1", "--gate-cache", "0"})
-	if code != 0 || !strings.Contains(errOut.String(), "bottlecap meter ready") {
-		t.Errorf("exit %d, want 0 after a ready message\nstderr: %s", code, errOut.String())
+		"--upstream", "openai:pi=http://127.0.0.1:1", "--gate-cache", "0",
+		"--pass-unmetered", "/v1/embeddings", "--pass-unmetered", "/v1beta/models/*:embedContent"})
+	if code != 0 || !strings.Contains(errOut.String(), "bottlecap meter ready") ||
+		!strings.Contains(errOut.String(), `pass_unmetered=/v1/embeddings,/v1beta/models/*:embedContent`) {
+		t.Errorf("exit %d, want 0 after a ready message naming the unmetered calls passed\nstderr: %s", code, errOut.String())
 	}
 }
 
