@@ -14,7 +14,13 @@ library only.
 Configuration comes from the environment (see README.md):
 BOTTLECAP_SOCKET, BOT_BOTTLE_HOME, BOTTLECAP_BOTTLE, BOTTLECAP_AGENT,
 BOTTLECAP_HOSTS, BOTTLECAP_GATE, BOTTLECAP_ALLOWANCES, BOTTLECAP_FAIL_OPEN,
-BOTTLECAP_RETRY_SECONDS, BOTTLECAP_GATE_TIMEOUT, BOTTLECAP_QUEUE_LIMIT.
+BOTTLECAP_RETRY_SECONDS, BOTTLECAP_GATE_TIMEOUT, BOTTLECAP_QUEUE_LIMIT,
+BOTTLECAP_PASS_UNMETERED.
+
+A POST to a provider call that spends tokens bottlecap does not meter
+(batches, embeddings, images, audio, realtime sessions, agents the provider
+runs itself: UNMETERED) is refused with 403 before it goes upstream, unless
+BOTTLECAP_PASS_UNMETERED names it.
 
 No blocking socket I/O runs on mitmproxy's event loop: the gate, the
 allowances and the bottle's events use asyncio unix streams under a
@@ -31,6 +37,7 @@ import json
 import logging
 import math
 import os
+import posixpath
 import re
 import socket
 import threading
@@ -55,8 +62,8 @@ AUTO, CHAT, RESPONSES, ANTHROPIC, GEMINI = "auto", "openai-chat", "openai-respon
 FORMATS = (AUTO, CHAT, RESPONSES, ANTHROPIC, GEMINI)
 MAX_EVENT = 16 << 20  # an event (or whole JSON body) beyond this is skipped
 
-# DEFAULT_HOSTS, FAMILY, METERED_SUFFIXES, CHATGPT_PREFIXES and ERROR_KINDS
-# are this file's copy of bottlecap's provider table (budget/providers.go);
+# DEFAULT_HOSTS, FAMILY, METERED_SUFFIXES, CHATGPT_PREFIXES, UNMETERED and
+# ERROR_KINDS are this file's copy of bottlecap's provider table (budget/providers.go);
 # the tests hold them to providers.json, the table written out.
 DEFAULT_HOSTS = {
     "api.anthropic.com": "claude",
@@ -115,7 +122,7 @@ def _detect(e, typ):
             or _str(e.get("modelVersion")) or _str(e.get("responseId")):
         return GEMINI
     obj = _str(e.get("object"))
-    if typ.startswith("response.") or obj == "response":
+    if typ.startswith("response.") or obj in ("response", "response.compaction"):
         return RESPONSES
     if obj.startswith("chat.completion") or obj == "text_completion":
         return CHAT
@@ -444,7 +451,7 @@ UNPARSEABLE_BYTES_PER_TOKEN = 3.0
 # INPUT_FIELDS are the top-level fields of each request format the model
 # reads; an unknown format counts the whole body.
 INPUT_FIELDS = {
-    CHAT: ("messages", "tools", "functions", "response_format"),
+    CHAT: ("messages", "tools", "functions", "response_format", "prompt", "suffix"),  # prompt, suffix: legacy Completions
     RESPONSES: ("instructions", "input", "tools", "text"),
     ANTHROPIC: ("system", "messages", "tools"),
     GEMINI: ("systemInstruction", "system_instruction", "contents", "tools"),
@@ -1423,6 +1430,7 @@ class Settings:
         self.retry_seconds = _number(env, "BOTTLECAP_RETRY_SECONDS", 3600.0)
         self.gate_timeout = _number(env, "BOTTLECAP_GATE_TIMEOUT", 2.0)
         self.queue_limit = int(_number(env, "BOTTLECAP_QUEUE_LIMIT", 10000))
+        self.pass_unmetered = _pass_list(env.get("BOTTLECAP_PASS_UNMETERED"))
 
 
 def _number(env, name, default):
@@ -1439,8 +1447,139 @@ def _number(env, name, default):
 
 
 # METERED_SUFFIXES end the paths of the generation calls that cost tokens,
-# behind any host and base path (chatgpt.com/backend-api/codex/responses).
-METERED_SUFFIXES = ("/messages", "/chat/completions", "/responses", ":generateContent", ":streamGenerateContent")
+# behind any host and base path (chatgpt.com/backend-api/codex/responses):
+# /responses/compact is remote compaction, /completions the legacy
+# Completions API (Chat's usage shape).
+METERED_SUFFIXES = ("/messages", "/chat/completions", "/responses", "/responses/compact", "/completions",
+                    ":generateContent", ":streamGenerateContent")
+
+# UNMETERED are, for each provider API, the calls that spend tokens the
+# addon cannot count: (pattern, what it is). A "*" in a pattern stands for
+# one path segment or part of one (an id, a model before a Gemini method).
+# A POST to one is refused (403) unless BOTTLECAP_PASS_UNMETERED names its
+# pattern. Every other path passes: the list holds the known spending
+# calls, not the harmless ones, so model lists, token counts, files and the
+# agents' telemetry and sign-in keep working. Anthropic's Managed Agents
+# sessions (/v1/sessions) are not in it: Claude Code's Remote Control,
+# which runs the agent here and is metered, uses the same path.
+UNMETERED = {
+    "anthropic": (
+        ("/v1/messages/batches", "Message Batches"),
+        ("/v1/complete", "legacy Text Completions (its responses carry no usage)"),
+        ("/v1/deployments/*/run", "Managed Agents deployment run"),
+        ("/v1/dreams", "Managed Agents dreams"),
+    ),
+    "openai": (
+        ("/v1/batches", "Batch API"),
+        ("/v1/embeddings", "Embeddings"),
+        ("/v1/audio/speech", "Audio speech"),
+        ("/v1/audio/transcriptions", "Audio transcriptions"),
+        ("/v1/audio/translations", "Audio translations"),
+        ("/v1/images/generations", "Image generation"),
+        ("/v1/images/edits", "Image edits"),
+        ("/v1/images/variations", "Image variations"),
+        ("/v1/videos", "Video generation"),
+        ("/v1/videos/edits", "Video edits"),
+        ("/v1/videos/extensions", "Video extensions"),
+        ("/v1/videos/*/remix", "Video remix"),
+        ("/v1/realtime/sessions", "Realtime sessions"),
+        ("/v1/realtime/transcription_sessions", "Realtime transcription sessions"),
+        ("/v1/realtime/client_secrets", "Realtime client secrets"),
+        ("/v1/realtime/translations/client_secrets", "Realtime translation client secrets"),
+        ("/v1/realtime/calls", "Realtime calls (WebRTC)"),
+        ("/v1/live/sessions", "Live sessions (WebRTC)"),
+        ("/v1/threads/runs", "Assistants runs"),
+        ("/v1/threads/*/runs", "Assistants runs"),
+        ("/v1/threads/*/runs/*/submit_tool_outputs", "Assistants runs"),
+        ("/v1/fine_tuning/jobs", "Fine-tuning jobs"),
+        ("/v1/fine_tuning/jobs/*/resume", "Fine-tuning jobs"),
+        ("/v1/fine_tuning/alpha/graders/run", "Fine-tuning graders"),
+        ("/v1/agents/sessions", "Agents sessions"),
+        ("/v1/agents/sessions/*/events", "Agents session events"),
+        ("/v1/agents/automations", "Agents automations"),
+        ("/v1/agents/automations/*/invocations", "Agents automation invocations"),
+        ("/v1/agents/automations/*/resume", "Agents automations"),
+        ("/v1/chatkit/sessions", "ChatKit sessions"),
+        ("/v1/decisions", "Decisions"),
+        ("/v1/alpha/search", "Codex web search"),
+        ("/v1/memories/trace_summarize", "Codex memory summaries"),
+    ),
+    "chatgpt": (
+        ("/backend-api/codex/alpha/search", "Codex web search"),
+        ("/backend-api/codex/memories/trace_summarize", "Codex memory summaries"),
+        ("/backend-api/codex/images/generations", "Codex image generation"),
+        ("/backend-api/codex/images/edits", "Codex image edits"),
+        ("/backend-api/codex/realtime/calls", "Codex realtime calls"),
+        ("/backend-api/wham/tasks", "Codex cloud tasks"),
+        ("/backend-api/conversation", "ChatGPT conversations"),
+        ("/backend-api/f/conversation", "ChatGPT conversations"),
+    ),
+    "gemini": (
+        ("/v1beta/models/*:batchGenerateContent", "Batch Mode"),
+        ("/v1beta/models/*:embedContent", "Embeddings"),
+        ("/v1beta/models/*:batchEmbedContents", "Embeddings"),
+        ("/v1beta/models/*:asyncBatchEmbedContent", "Embeddings batches"),
+        ("/v1beta/models/*:predict", "Imagen and other predictions"),
+        ("/v1beta/models/*:predictLongRunning", "Veo and other long-running predictions"),
+        ("/v1beta/models/*:generateAnswer", "Attributed question answering"),
+        ("/v1beta/interactions", "Interactions API"),
+        ("/v1beta/cachedContents", "context caching (bills the cached tokens)"),
+    ),
+}
+# API_OF is the provider table's API (UNMETERED's key) of an error shape
+# (_family): OpenAI's Chat shape is the openai API's.
+API_OF = {ANTHROPIC: "anthropic", CHAT: "openai", CHATGPT: "chatgpt", GEMINI: "gemini"}
+
+
+def _glob(pattern):
+    """A pattern of UNMETERED as a regular expression: "*" is any run of
+    characters but "/", the rest literal, in any letter case (as Go's
+    path.Match reads the same pattern in the meter)."""
+    return re.compile("[^/]*".join(re.escape(part) for part in pattern.lower().split("*")) + r"\Z")
+
+
+_UNMETERED_RE = {api: tuple((_glob(p), p, what) for p, what in calls) for api, calls in UNMETERED.items()}
+
+
+def _clean(path):
+    """A request path as an upstream may fold it: no doubled slashes, no "."
+    or ".." segments, no trailing slash, lower case."""
+    return posixpath.normpath(re.sub("/+", "/", "/" + path)).lower()
+
+
+def unmetered_call(family, path, passed=()):
+    """The (pattern, what) of the unmetered call a POST to path makes on
+    family's API (an error shape, as _family returns it), unless passed
+    names it; None when the request may go on. The path is matched
+    decoded and as sent (an escaped "/" inside an id is one segment to an
+    upstream that routes on the raw path)."""
+    raw = path.split("?", 1)[0]
+    for p in {_clean(raw), _clean(urllib.parse.unquote(raw))}:
+        for rx, pattern, what in _UNMETERED_RE.get(API_OF.get(family), ()):
+            if rx.match(p) and pattern not in passed:
+                return pattern, what
+    return None
+
+
+def unmetered_message(path, provider, pattern, what):
+    """Why a call was refused, and the operator's way through."""
+    return ("bottlecap: POST %s (%s) spends tokens that bottlecap does not meter, so the %s budget cannot see them; "
+            "the request was refused (fail-closed). An operator who accepts that can let it through, unmetered, "
+            "with BOTTLECAP_PASS_UNMETERED=%s (bottlecap meter: --pass-unmetered %s)"
+            % (path.split("?", 1)[0], what, provider, pattern, pattern))
+
+
+def _pass_list(raw):
+    """BOTTLECAP_PASS_UNMETERED: comma-separated patterns of UNMETERED; a
+    name that is none of them fails the addon's load instead of leaving the
+    call refused."""
+    known = {p for calls in UNMETERED.values() for p, _ in calls}
+    names = tuple(n.strip() for n in (raw or "").split(",") if n.strip())
+    for n in names:
+        if n not in known:
+            raise ValueError("BOTTLECAP_PASS_UNMETERED: %r is not an unmetered call of the provider table (want its "
+                             "pattern as listed, e.g. /v1/embeddings or /v1beta/models/*:embedContent)" % n)
+    return names
 
 
 def metered(method, path):
@@ -1461,6 +1600,9 @@ def fallback_id(provider, headers):
 
 ERROR_KINDS = {
     # status: (anthropic type, gemini status, openai type, openai code, chatgpt type)
+    # 403: a call that spends tokens bottlecap does not meter (UNMETERED).
+    403: ("permission_error", "PERMISSION_DENIED", "invalid_request_error", "endpoint_not_metered",
+          "invalid_request_error"),
     # ChatGPT's backend says usage_limit_reached when a plan is spent: Codex
     # shows that 429 as a usage limit and does not retry it (any other 429
     # only as "exceeded retry limit").
@@ -1634,6 +1776,7 @@ class Addon:
                          "bottlecap cannot meter them; use HTTP (server-sent events) instead" % provider)
             return
         if not metered(flow.request.method, flow.request.path):
+            self._refuse_unmetered(flow, provider, family)
             return
         flow.request.headers["accept-encoding"] = "identity"  # the parser reads the bytes as they pass
         if not (self.settings.gate and self.settings.bottle):
@@ -1651,6 +1794,23 @@ class Addon:
             # response cannot be set on it, so it is killed instead.
             log.warning("bottlecap: refused a request whose body mitmproxy streams; closing it without an answer")
             flow.response = None
+            flow.kill()
+
+    def _refuse_unmetered(self, flow, provider, family):
+        """Refuses (403) a POST to a call that spends tokens the addon
+        cannot count, unless BOTTLECAP_PASS_UNMETERED names it; the
+        daemon is not asked, and BOTTLECAP_GATE=0 does not let it through."""
+        if flow.request.method != "POST":
+            return
+        family = _family(provider, _clean(flow.request.path.split("?", 1)[0]))  # //backend-api/… is ChatGPT's too
+        call = unmetered_call(family, flow.request.path, self.settings.pass_unmetered)
+        if call is None:
+            return
+        log.warning("bottlecap: refused POST %s to %s: it spends tokens bottlecap does not meter (%s)",
+                    flow.request.path.split("?", 1)[0], provider, call[0])
+        self._refuse(flow, family, 403, unmetered_message(flow.request.path, provider, *call))
+        if getattr(flow.request, "stream", None):
+            flow.response = None  # mitmproxy streams this body upstream: kill it instead
             flow.kill()
 
     async def _gate(self, flow, provider, family):
@@ -1946,6 +2106,8 @@ class Addon:
             res["complete"] = False
         if flight is not None:
             res = self._settle_result(provider, flight, tap, res)
+            if not res["model"]:
+                res["model"] = flight.est.model  # the response names none (a compaction): the request's
         report = self.build_report(flow, provider, res)
         if flight is not None and flight.pool is not None and flight.pool.id:
             report["allowance"] = flight.pool.id

@@ -425,6 +425,113 @@ def fixture_of(name):
     return next(f for f in fixtures() if f["file"] == name)
 
 
+class UnmeteredTest(unittest.TestCase):
+    """Calls that spend tokens bottlecap does not meter are refused before
+    they go upstream, unless the operator names them."""
+
+    # What agents call besides generation, on each API's host: none is refused.
+    SPARED = (
+        (ba.ANTHROPIC, "/v1/messages/count_tokens"), (ba.ANTHROPIC, "/v1/messages/batches/msgbatch_1/cancel"),
+        (ba.ANTHROPIC, "/api/event_logging/batch"), (ba.ANTHROPIC, "/api/oauth/claude_cli/create_api_key"),
+        (ba.ANTHROPIC, "/v1/sessions"), (ba.ANTHROPIC, "/v1/files"),
+        (ba.CHAT, "/v1/responses/input_tokens"), (ba.CHAT, "/v1/batches/batch_1/cancel"), (ba.CHAT, "/v1/moderations"),
+        (ba.CHAT, "/v1/threads/thread_1/messages"), (ba.CHAT, "/v1/fine_tuning/jobs/ftjob_1/cancel"),
+        (ba.CHATGPT, "/backend-api/codex/models"), (ba.CHATGPT, "/backend-api/wham/tasks/list"),
+        (ba.GEMINI, "/v1beta/models/gemini-2.5-pro:countTokens"), (ba.GEMINI, "/v1beta/files"),
+    )
+
+    def test_spared(self):
+        for family, path in self.SPARED:
+            self.assertIsNone(ba.unmetered_call(family, path), path)
+
+    def test_any_spelling(self):
+        for family, path, pattern in (
+                (ba.CHAT, "/v1//batches", "/v1/batches"), (ba.CHAT, "/v1/batches/", "/v1/batches"),
+                (ba.CHAT, "/v1/./files/../batches?x=1", "/v1/batches"), (ba.CHAT, "/V1/Embeddings", "/v1/embeddings"),
+                (ba.CHAT, "/v1/threads/thread%2Fx/runs", "/v1/threads/*/runs"),
+                (ba.GEMINI, "/v1beta/models/gemini-embedding-001:EMBEDCONTENT", "/v1beta/models/*:embedContent")):
+            call = ba.unmetered_call(family, path)
+            self.assertEqual(call and call[0], pattern, path)
+        self.assertIsNone(ba.unmetered_call(ba.CHAT, "/v1/threads/a/b/runs"), "a * crossed a /")
+
+    def test_refused_403_in_provider_shape(self):
+        """On each API's own host, through the request hooks: a 403 in the
+        API's shape, not to be retried, naming the call and the way
+        through; the daemon is not asked, even with the gate off."""
+        cases = ((ba.ANTHROPIC, "/v1/messages/batches", "permission_error"),
+                 (ba.CHAT, "/v1/embeddings", "invalid_request_error"),
+                 (ba.CHATGPT, "/backend-api/wham/tasks", "invalid_request_error"),
+                 (ba.GEMINI, "/v1beta/models/gemini-embedding-001:batchEmbedContents", "PERMISSION_DENIED"))
+        for env in ({}, NAIVE, {"BOTTLECAP_GATE": "0"}):
+            for family, path, kind in cases:
+                asked = []
+                a, made = addon(env, verdict=lambda p: asked.append(p) or {"allowed": True})
+                fmt = ba.RESPONSES if family == ba.CHATGPT else family
+                flow = request_flow(fmt, path=path)
+                run(admit(a, flow))
+                self.assertEqual(len(made), 1, (env, path))
+                status, b, headers = made[0]
+                self.assertEqual((status, headers["x-should-retry"]), (403, "false"), path)
+                err = b["error"]
+                got = err["status"] if family == ba.GEMINI else err["type"]
+                self.assertEqual(got, kind, path)
+                for part in (path, "does not meter", "budget cannot see", "BOTTLECAP_PASS_UNMETERED="):
+                    self.assertIn(part, err["message"], path)
+                self.assertEqual(asked, [], "the daemon was asked about an unmetered call")
+                self.assertEqual(a._flights, {}, path)
+
+    def test_get_and_passed_go_on(self):
+        a, made = addon(NAIVE, verdict=lambda p: {"allowed": True})
+        run(admit(a, request_flow(ba.CHAT, method="GET", path="/v1/batches")))
+        self.assertEqual(made, [], "a GET was refused")
+        a, made = addon(dict(NAIVE, BOTTLECAP_PASS_UNMETERED="/v1/embeddings, /v1beta/models/*:embedContent"),
+                        verdict=lambda p: {"allowed": True})
+        run(admit(a, request_flow(ba.CHAT, path="/v1/embeddings")))
+        run(admit(a, request_flow(ba.GEMINI, path="/v1beta/models/gemini-embedding-001:embedContent")))
+        self.assertEqual(made, [], "a passed call was refused")
+        run(admit(a, request_flow(ba.CHAT, path="/v1/batches")))
+        self.assertEqual([m[0] for m in made], [403], "a call not passed went on")
+
+    def test_unknown_pass_name_fails_load(self):
+        for raw in ("/v1/embedding", "/v1/chat/completions", "/V1/EMBEDDINGS"):
+            with self.assertRaises(ValueError) as cm:
+                ba.Settings({"BOTTLECAP_PASS_UNMETERED": "/v1/batches," + raw})
+            self.assertIn(raw, str(cm.exception))
+
+
+class CompactionTest(unittest.TestCase):
+    def test_compaction_metered_with_the_requests_model(self):
+        """Remote compaction is admitted like a generation call (the
+        allowance asked, the gate in naive mode) and reported with its
+        usage under the request's model, as it names none."""
+        data = body("openai-responses-compact.json")
+        for env in (NAIVE, {}):
+            asked = []
+
+            async def daemon(method, path, b):
+                asked.append(path)
+                if path != "/v1/allowances":
+                    return 200, {}  # releases
+                return 200, {"id": "al-1", "granted": b["tokens"], "weight": 1.0,
+                             "expires_at": "2099-01-01T00:00:00Z", "verdict": {"allowed": True, "state": "active"}}
+            a, made = addon(env, verdict=lambda p: asked.append("verdict") or {"allowed": True}, daemon=daemon)
+            for path in ("/v1/responses/compact", "/backend-api/codex/responses/compact"):
+                flow = stub_flow(ba.RESPONSES, data, path=path,
+                                 req_body=b'{"model":"gpt-5.1-codex-max","input":"Create a landing page"}')
+                before = flow.response
+                flow.response = None
+                run(admit(a, flow))
+                self.assertIsNone(flow.response, (env, path, made))
+                flow.response = before
+                a.responseheaders(flow)
+                a.response(flow)
+            self.assertTrue(asked, "a compaction was admitted without asking the daemon")
+            self.assertEqual(len(a.reporter.reports), 2, env)
+            for r in a.reporter.reports:
+                self.assertEqual((r["id"], r["model"], r["complete"]), ("resp_001", "gpt-5.1-codex-max", True))
+                self.assertEqual((r["input_tokens"], r["output_tokens"], r["reasoning_tokens"]), (139, 438, 64))
+
+
 class ReporterBatchTest(unittest.TestCase):
     def test_batched_in_order(self):
         calls, gate = [], threading.Event()
@@ -476,7 +583,8 @@ PROVIDERS_JSON = os.path.join(HERE, "providers.json")
 
 # ADDON_REFUSALS are the refusals the addon answers, by the status its
 # ERROR_KINDS are keyed on.
-ADDON_REFUSALS = {426: "upgrade_refused", 429: "denied", 502: "upstream_not_metered", 503: "daemon_unavailable"}
+ADDON_REFUSALS = {403: "endpoint_not_metered", 426: "upgrade_refused", 429: "denied", 502: "upstream_not_metered",
+                  503: "daemon_unavailable"}
 
 
 def provider_table():
@@ -516,6 +624,19 @@ class ProviderTableTest(unittest.TestCase):
                 self.assertTrue(ba.metered("POST", p), p)
                 self.assertFalse(ba.metered("GET", p), p)
             self.assertEqual(ba.format_for_path(path), ep["format"], path)
+
+    def test_unmetered_calls(self):
+        """UNMETERED is the table's list of the calls that spend tokens
+        bottlecap does not meter, API by API, and API_OF finds each API's
+        list from its error shape."""
+        want = {api["family"]: tuple((u["pattern"], u["what"]) for u in api["unmetered"]) for api in self.table["apis"]}
+        self.assertEqual(ba.UNMETERED, want)
+        for api in self.table["apis"]:
+            for u in api["unmetered"]:
+                path = u["pattern"].replace("*", "id_1")
+                family = ba._family(api["provider"], path)
+                self.assertEqual(ba.API_OF[family], api["family"], path)
+                self.assertEqual(ba.unmetered_call(family, path), (u["pattern"], u["what"]), path)
 
     def test_chatgpt_prefixes(self):
         """The APIs with their own path prefixes other than Gemini's are

@@ -410,6 +410,9 @@ def sse_id(data):
 
 @skip_without_mitmdump
 class GateAndDecodeTest(MitmdumpCase):
+    # One unmetered call let through by name (the others stay refused).
+    MITM_ENV = dict(MitmdumpCase.MITM_ENV, BOTTLECAP_PASS_UNMETERED="/v1/embeddings")
+
     def test_denied_call_is_429_not_retried_in_provider_shape(self):
         with self.daemon.lock:
             self.daemon.verdict = {"allowed": False, "scope": "bottle", "scope_id": "dev-1", "provider": "codex",
@@ -497,6 +500,60 @@ class GateAndDecodeTest(MitmdumpCase):
         for part in ("scope bottle dev-1", "provider codex", "limit 100", "used 120"):
             self.assertIn(part, err["message"])
         self.assertEqual(self.upstream.hits("/backend-api/codex/responses", "chatgpt-denied"), 0)
+
+    def test_compaction_counted_on_both_codex_paths(self):
+        """Remote compaction (API key and ChatGPT login) is metered like a
+        generation call: its JSON passes unchanged and is reported with
+        the compaction's usage, under the request's model."""
+        data, want = fixture("openai-responses-compact.json")
+        for path in ("/v1/responses/compact", "/backend-api/codex/responses/compact"):
+            rid = "resp_cmp_" + path.split("/")[1].replace("-", "_")
+            served = data.replace(b'"resp_001"', ('"%s"' % rid).encode())
+            self.serve(rid, {"content-type": "application/json"}, [served], chunked=False)
+            status, _, raw = self.call("POST", path, b'{"model":"gpt-5.1-codex-max","input":"hi"}',
+                                       {"content-type": "application/json", "x-fake": rid})
+            self.assertEqual((status, raw), (200, served), path)
+            got = self.assert_counted(rid, want)
+            self.assertEqual(got["model"], "gpt-5.1-codex-max", path)
+            self.assertEqual(self.upstream.hits(path, rid), 1, path)
+
+    def test_compaction_denied_in_each_paths_shape(self):
+        with self.daemon.lock:
+            self.daemon.verdict = {"allowed": False, "scope": "bottle", "scope_id": "dev-1", "provider": "codex",
+                                   "limit": 100, "used": 120, "remaining": 0, "state": "active",
+                                   "reason": "bottle dev-1 budget exhausted (codex 120/100)"}
+        for path, kind in (("/v1/responses/compact", "insufficient_quota"),
+                           ("/backend-api/codex/responses/compact", "usage_limit_reached")):
+            status, headers, raw = self.call("POST", path, b'{"model":"gpt-5","input":"hi"}',
+                                             {"content-type": "application/json", "x-fake": "compact-denied"})
+            self.assertEqual((status, headers.get("x-should-retry")), (429, "false"), raw)
+            err = json.loads(raw)["error"]
+            self.assertEqual(err["type"], kind, path)
+            self.assertIn("limit 100", err["message"])
+            self.assertEqual(self.upstream.hits(path, "compact-denied"), 0, path)
+
+    def test_unmetered_calls_refused_403(self):
+        """A call that spends tokens bottlecap does not meter is refused
+        before the upstream, in the provider's shape, saying so; one the
+        operator passed (BOTTLECAP_PASS_UNMETERED) and the calls that spend
+        nothing go on."""
+        for path in ("/v1/batches", "/v1/threads/thread_1/runs", "/v1//images/generations",
+                     "/backend-api/wham/tasks", "/backend-api/codex/memories/trace_summarize"):
+            status, headers, raw = self.call("POST", path, b'{"model":"m"}',
+                                             {"content-type": "application/json", "x-fake": "unmetered"})
+            self.assertEqual((status, headers.get("x-should-retry")), (403, "false"), (path, raw))
+            err = json.loads(raw)["error"]
+            self.assertEqual((err["type"], err["code"]), ("invalid_request_error", "endpoint_not_metered"), path)
+            for part in ("does not meter", "budget cannot see", "BOTTLECAP_PASS_UNMETERED="):
+                self.assertIn(part, err["message"], path)
+            self.assertEqual(self.upstream.hits(path, "unmetered"), 0, "%s reached the upstream" % path)
+        self.serve("spends-nothing", {"content-type": "application/json"}, [b'{"data":[]}'], chunked=False)
+        for method, path in (("POST", "/v1/embeddings"), ("GET", "/v1/batches"), ("POST", "/v1/batches/batch_1/cancel"),
+                             ("POST", "/v1/responses/input_tokens"), ("GET", "/backend-api/codex/models")):
+            status, _, raw = self.call(method, path, b'{"model":"m","input":"hi"}' if method == "POST" else None,
+                                       {"content-type": "application/json", "x-fake": "spends-nothing"})
+            self.assertEqual((status, raw), (200, b'{"data":[]}'), (method, path))
+            self.assertEqual(self.upstream.hits(path, "spends-nothing"), 1, (method, path))
 
     def test_plain_json_body_counted(self):
         data, want = fixture("openai-chat-nonstream.json")
@@ -769,6 +826,22 @@ class RealDaemonTest(unittest.TestCase):
             self.assertIn(part, msg)
         self.assertEqual(self.upstream.hits("/v1/chat/completions", "preflight"), 0, "a refused request reached the upstream")
         self.assertEqual(self.daemon.reports("pre-1"), [])
+
+    def test_compaction_metered_against_the_real_daemon(self):
+        """Codex's remote compaction on its ChatGPT path, with allowances:
+        admitted, passed unchanged and in the ledger with its usage."""
+        port = self.mitmdump("cmp-1", 1000000)
+        data, want = fixture("openai-responses-compact.json")
+        self.upstream.bodies["compact"] = ({"content-type": "application/json"}, [data], False)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+        self.addCleanup(conn.close)
+        conn.request("POST", "/backend-api/codex/responses/compact", body=b'{"model":"gpt-5.1-codex-max","input":"hi"}',
+                     headers={"content-type": "application/json", "x-fake": "compact"})
+        resp = conn.getresponse()
+        self.assertEqual((resp.status, resp.read()), (200, data))
+        got = eventually(lambda: self.daemon.reports("cmp-1"), "the compaction in the ledger")
+        self.assertEqual([(r["id"], r["input"], r["output"], r["complete"]) for r in got],
+                         [("resp_001", want["input_tokens"], want["output_tokens"], 1)])
 
     def test_operator_cutoff_ends_a_live_stream(self):
         port = self.mitmdump("cut-1", 1000000)
