@@ -638,6 +638,14 @@ class ProviderTableTest(unittest.TestCase):
                 self.assertEqual(ba.API_OF[family], api["family"], path)
                 self.assertEqual(ba.unmetered_call(family, path), (u["pattern"], u["what"]), path)
 
+    def test_unmetered_calls_documented(self):
+        """README.md lists every unmetered call, the name operators pass."""
+        with open(os.path.join(HERE, "README.md")) as f:
+            readme = f.read()
+        for api in self.table["apis"]:
+            for u in api["unmetered"]:
+                self.assertIn("| `%s` | %s |" % (u["pattern"], u["what"]), readme)
+
     def test_chatgpt_prefixes(self):
         """The APIs with their own path prefixes other than Gemini's are
         ChatGPT's backend, which the addon tells by CHATGPT_PREFIXES."""
