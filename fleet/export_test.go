@@ -2,10 +2,10 @@ package fleet
 
 // Migrations lists the embedded migrations' file names in order.
 func Migrations() ([]string, error) {
-	all, err := migrations()
+	all, err := fleetMigrations()
 	var names []string
 	for _, m := range all {
-		names = append(names, m.name)
+		names = append(names, m.Name)
 	}
 	return names, err
 }

@@ -4,13 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/bot-bottle/bottlecap/migrations"
 )
 
 // migrationFS holds the fleet schema as numbered SQL files
@@ -18,13 +15,6 @@ import (
 //
 //go:embed migrations/*.sql
 var migrationFS embed.FS
-
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
 
 // migrationLock is the pg_advisory_xact_lock key that serialises
 // migrations: daemons starting together apply each one once.
@@ -36,42 +26,11 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS fleet_schema_migration
 	applied_at timestamptz NOT NULL DEFAULT now()
 )`
 
-// migrations are the embedded migrations in version order. A file without
-// a version prefix, or two with one version, is an error (the tests catch
-// it before a user's start-up does).
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list fleet migrations: %w", err)
-	}
-	var all []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		v, err := migrationVersion(name)
-		if err != nil {
-			return nil, err
-		}
-		if prev, ok := seen[v]; ok {
-			return nil, fmt.Errorf("fleet migrations %s and %s share version %d", prev, name, v)
-		}
-		seen[v] = name
-		body, err := migrationFS.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("read fleet migration %s: %w", name, err)
-		}
-		all = append(all, migration{version: v, name: path.Base(name), sql: string(body)})
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
-	return all, nil
-}
-
-func migrationVersion(name string) (int, error) {
-	prefix, _, ok := strings.Cut(path.Base(name), "_")
-	v, err := strconv.Atoi(prefix)
-	if !ok || err != nil || v <= 0 {
-		return 0, fmt.Errorf("fleet migration %s: want NNNN_name.sql with a positive version", name)
-	}
-	return v, nil
+// fleetMigrations are the embedded migrations in version order, read by
+// the ledger's rules (a file without a version prefix, or two with one
+// version, is an error the tests catch before a user's start-up does).
+func fleetMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFS, "migrations/*.sql", "fleet migration")
 }
 
 // migrate applies the pending migrations in one transaction under an
@@ -80,7 +39,7 @@ func migrationVersion(name string) (int, error) {
 // Versions the database has beyond this binary's (a newer daemon in the
 // fleet) are left alone.
 func (db *DB) migrate(ctx context.Context) error {
-	all, err := migrations()
+	all, err := fleetMigrations()
 	if err != nil {
 		return err
 	}
@@ -96,14 +55,14 @@ func (db *DB) migrate(ctx context.Context) error {
 			return err
 		}
 		for _, m := range all {
-			if applied[m.version] {
+			if applied[m.Version] {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("fleet migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("fleet migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO fleet_schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
-				return fmt.Errorf("record fleet migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, "INSERT INTO fleet_schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+				return fmt.Errorf("record fleet migration %s: %w", m.Name, err)
 			}
 		}
 		return nil

@@ -41,28 +41,33 @@ const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_version (
 // All returns the embedded migrations in version order. It fails on a file
 // name without a version prefix or on two files with the same version, so a
 // bad file is caught by the tests rather than at a user's start-up.
-func All() ([]Migration, error) {
-	names, err := fs.Glob(FS, "*.sql")
+func All() ([]Migration, error) { return Load(FS, "*.sql", "migration") }
+
+// Load reads the numbered migrations (NNNN_name.sql) that pattern matches
+// in fsys, in version order, with the rules of All; label names them in
+// errors ("migration", "fleet migration"). The fleet's Postgres schema is
+// read by the same rules as the ledger's.
+func Load(fsys fs.FS, pattern, label string) ([]Migration, error) {
+	names, err := fs.Glob(fsys, pattern)
 	if err != nil {
-		return nil, fmt.Errorf("list migrations: %w", err)
+		return nil, fmt.Errorf("list %ss: %w", label, err)
 	}
-	sort.Strings(names)
 	var all []Migration
 	seen := map[int]string{}
 	for _, name := range names {
 		v, err := version(name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s %w", label, err)
 		}
 		if prev, ok := seen[v]; ok {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", prev, name, v)
+			return nil, fmt.Errorf("%ss %s and %s share version %d", label, prev, name, v)
 		}
 		seen[v] = name
-		body, err := FS.ReadFile(name)
+		body, err := fs.ReadFile(fsys, name)
 		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", name, err)
+			return nil, fmt.Errorf("read %s %s: %w", label, name, err)
 		}
-		all = append(all, Migration{Version: v, Name: name, SQL: string(body)})
+		all = append(all, Migration{Version: v, Name: path.Base(name), SQL: string(body)})
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Version < all[j].Version })
 	return all, nil
@@ -83,11 +88,11 @@ func Latest() (int, error) {
 func version(name string) (int, error) {
 	prefix, _, ok := strings.Cut(path.Base(name), "_")
 	if !ok {
-		return 0, fmt.Errorf("migration %s: want NNNN_name.sql", name)
+		return 0, fmt.Errorf("%s: want NNNN_name.sql", name)
 	}
 	v, err := strconv.Atoi(prefix)
 	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("migration %s: want a positive version prefix", name)
+		return 0, fmt.Errorf("%s: want NNNN_name.sql with a positive version prefix", name)
 	}
 	return v, nil
 }

@@ -4,8 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"testing/fstest"
 
 	_ "modernc.org/sqlite"
 
@@ -55,5 +59,42 @@ func TestRunTwiceIsANoOp(t *testing.T) {
 	}
 	if err := migrations.Check(ctx, db); err != nil {
 		t.Errorf("Check after Run: %v", err)
+	}
+}
+
+// TestLoadRefusesBadNames holds Load (the ledger's and the fleet's schema
+// reader) to its rules: a version prefix on every file, one file per
+// version, version order whatever the names' order.
+func TestLoadRefusesBadNames(t *testing.T) {
+	sql := &fstest.MapFile{Data: []byte("SELECT 1;")}
+	for _, tt := range []struct {
+		name  string
+		files fstest.MapFS
+		want  string // "" = loads, else a part of the error
+	}{
+		{"in order", fstest.MapFS{"m/0002_b.sql": sql, "m/0010_c.sql": sql, "m/0001_a.sql": sql}, ""},
+		{"no prefix", fstest.MapFS{"m/init.sql": sql}, "fleet migration m/init.sql: want NNNN_name.sql"},
+		{"zero", fstest.MapFS{"m/0000_a.sql": sql}, "positive version"},
+		{"shared version", fstest.MapFS{"m/0001_a.sql": sql, "m/1_b.sql": sql}, "share version 1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			all, err := migrations.Load(tt.files, "m/*.sql", "fleet migration")
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("Load: %v, want an error with %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range all {
+				got = append(got, fmt.Sprintf("%d %s", m.Version, m.Name))
+			}
+			if want := []string{"1 0001_a.sql", "2 0002_b.sql", "10 0010_c.sql"}; !slices.Equal(got, want) {
+				t.Errorf("Load = %q, want %q", got, want)
+			}
+		})
 	}
 }
