@@ -110,25 +110,31 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-const readFleetSQL = `SELECT
-	COALESCE((SELECT shipped FROM fleet_host_usage WHERE host = $1 AND provider = $2), 0),
+// readFleetSQL reads, in one statement, the host's lifetime shipped usage
+// ($6, provider $7), what the other hosts' leases reserve, every host's
+// lifetime usage, and every host's usage in each of the $8 windows, summed
+// from the usage buckets (pieces $1 to $5; a window without pieces reads 0).
+var readFleetSQL = `WITH ` + windowPartsSQL + `, sums AS (
+	SELECT i, ` + saturatedSum + ` AS n FROM parts GROUP BY i
+)
+SELECT
+	COALESCE((SELECT shipped FROM fleet_host_usage WHERE host = $6 AND provider = $7), 0),
 	COALESCE((SELECT SUM(GREATEST(l.ceiling - COALESCE(u.shipped, 0), 0)) FROM fleet_leases l
 		LEFT JOIN fleet_host_usage u ON u.host = l.host AND u.provider = l.provider
-		WHERE l.provider = $2 AND l.host <> $1), 0)::bigint,
-	COALESCE((SELECT SUM(shipped) FROM fleet_host_usage WHERE provider = $2), 0)::bigint,
-	ARRAY(SELECT COALESCE((SELECT SUM(r.counted) FROM fleet_reports r
-			WHERE r.provider = $2 AND r.ts >= w.since AND r.ts < w.until), 0)::bigint
-		FROM unnest($3::bigint[], $4::bigint[]) WITH ORDINALITY AS w(since, until, i) ORDER BY w.i)`
+		WHERE l.provider = $7 AND l.host <> $6), 0)::bigint,
+	COALESCE((SELECT SUM(shipped) FROM fleet_host_usage WHERE provider = $7), 0)::bigint,
+	ARRAY(SELECT COALESCE(s.n, 0) FROM generate_series(1, $8::bigint) AS w(i) LEFT JOIN sums s ON s.i = w.i ORDER BY w.i)`
 
 // readFleet reads a provider's fleet usage for host in one statement.
 func readFleet(ctx context.Context, q querier, host, provider string, limits budget.LimitSet, loc *time.Location, now time.Time) (fleetRead, error) {
 	st := fleetRead{limits: limits, resets: make([]time.Time, len(limits))}
-	since, until := make([]int64, len(limits)), make([]int64, len(limits))
+	spans := make([]span, len(limits))
 	for i, l := range limits {
-		since[i], until[i], st.resets[i] = windowSpan(l.Window, loc, now)
+		spans[i], st.resets[i] = windowSpan(provider, l.Window, loc, now)
 	}
+	args := append(splitSpans(spans).args(), host, provider, len(limits))
 	var life int64
-	if err := q.QueryRow(ctx, readFleetSQL, host, provider, since, until).Scan(&st.ownShipped, &st.othersOutstanding, &life, &st.shipped); err != nil {
+	if err := q.QueryRow(ctx, readFleetSQL, args...).Scan(&st.ownShipped, &st.othersOutstanding, &life, &st.shipped); err != nil {
 		return fleetRead{}, err
 	}
 	if len(st.shipped) != len(limits) {
@@ -142,19 +148,21 @@ func readFleet(ctx context.Context, q querier, host, provider string, limits bud
 	return st, nil
 }
 
-// windowSpan is the report times, in unix nanoseconds, of a window's
-// current period at now ([since, until)), and when a calendar period
-// ends. A lifetime window reads an empty span: its usage is the hosts'
-// shipped totals.
-func windowSpan(w budget.Window, loc *time.Location, now time.Time) (since, until int64, resets time.Time) {
+// windowSpan is the report times of a window's current period at now
+// (a calendar period's start to its end, a rolling window's oldest counted
+// bucket on), and when a calendar period ends. A lifetime window reads an
+// empty span: its usage is the hosts' shipped totals.
+func windowSpan(provider string, w budget.Window, loc *time.Location, now time.Time) (span, time.Time) {
 	switch {
 	case w == budget.LifeWindow:
-		return 0, 0, time.Time{}
+		return span{provider: provider, first: 0, last: -1}, time.Time{}
 	case w.Calendar():
 		start, end := w.Bounds(now, loc)
-		return start.UnixNano(), end.UnixNano(), end
+		return span{provider: provider, first: start.UnixNano(), last: end.UnixNano() - 1}, end
 	}
-	return w.Since(now, loc).UnixNano(), math.MaxInt64, time.Time{} // as the view reads it
+	// Open ended; ts MaxInt64 left out, as the lease read it before the
+	// buckets.
+	return span{provider: provider, first: w.Since(now, loc).UnixNano(), last: math.MaxInt64 - 1}, time.Time{}
 }
 
 // room is what the fleet can still lease to a host standing on base: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -152,25 +153,25 @@ func readLifetimes(ctx context.Context, tx pgx.Tx, byName map[string]*HostView) 
 	return rows.Err()
 }
 
-// readWindows sums every window in one statement. A host with nothing in
-// a window still gets its 0, so "no usage" and "not read" differ.
+// readWindows sums every window in one statement, from the usage buckets
+// (usage.go): each window counts the reports from its start on. A host
+// with nothing in a window still gets its 0, so "no usage" and "not read"
+// differ.
 func readWindows(ctx context.Context, tx pgx.Tx, byName map[string]*HostView, qs []windowQuery) error {
 	if len(qs) == 0 {
 		return nil
 	}
-	providers, since := make([]string, len(qs)), make([]int64, len(qs))
+	spans := make([]span, len(qs))
 	for i, q := range qs {
-		providers[i], since[i] = q.provider, unixNanos(q.since)
+		spans[i] = span{provider: q.provider, first: unixNanos(q.since), last: math.MaxInt64}
 	}
 	for _, h := range byName {
 		for _, q := range qs {
 			setWindow(h, q, 0)
 		}
 	}
-	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT w.i, r.host, LEAST(sum(r.counted), %d)::bigint
-		FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(provider, since, i)
-		JOIN fleet_reports r ON r.provider = w.provider AND r.ts >= w.since
-		GROUP BY w.i, r.host`, budget.MaxCounted), providers, since)
+	rows, err := tx.Query(ctx, "WITH "+windowPartsSQL+" SELECT i, host, "+saturatedSum+" FROM parts GROUP BY i, host",
+		splitSpans(spans).args()...)
 	if err != nil {
 		return err
 	}
