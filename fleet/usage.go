@@ -96,27 +96,22 @@ func (p *pieces) split(window int64, s span) {
 // wholeUnits are the units [k0, k1] wholly inside [first, last]: k*unit ≥
 // first and (k+1)*unit - 1 ≤ last; ok is false when there is none. Unit k
 // holds the times [k*unit, (k+1)*unit), as the buckets' floor division
-// puts them.
+// puts them. No product is taken, so nothing overflows at either end of
+// the line.
 func wholeUnits(first, last, unit int64) (k0, k1 int64, ok bool) {
-	k0 = floorDiv(first, unit)
-	if k0*unit < first {
+	k0 = first / unit // toward 0: the ceiling for a negative first
+	if first%unit > 0 {
 		k0++
 	}
-	k1 = floorDiv(last, unit)
-	if last-k1*unit != unit-1 {
+	k1, r := last/unit, last%unit
+	if r < 0 { // the floor, and what is left of last past its unit
+		k1--
+		r += unit
+	}
+	if r != unit-1 { // last ends inside unit k1, not at its end
 		k1--
 	}
 	return k0, k1, k0 <= k1
-}
-
-// floorDiv divides rounding toward minus infinity, as the migration's
-// fleet_floor_div does (b > 0).
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
 }
 
 func (p *pieces) args() []any {
