@@ -14,7 +14,7 @@ import (
 
 // shipped puts a report of counted tokens of claude for host in the fleet
 // tables, as shipping does: the report, and the host's lifetime total
-// raised by it.
+// raised by it (the insert raises the usage buckets itself).
 func shipped(t *testing.T, db *fleet.DB, host string, counted int64, ts time.Time) {
 	t.Helper()
 	ctx := ctxT(t)

@@ -404,7 +404,9 @@ func TestShipRaisesBucketsByWhatItInserted(t *testing.T) {
 	}
 }
 
-func bucketTS(ts time.Time, unit time.Duration) string { return fmt.Sprint(ts.UnixNano() / int64(unit)) }
+func bucketTS(ts time.Time, unit time.Duration) string {
+	return fmt.Sprint(ts.UnixNano() / int64(unit))
+}
 
 // TestBucketsMigrationBackfills: migration 0003 puts the reports shipped
 // before it in the buckets, and inserts into fleet_reports that bypass
