@@ -61,7 +61,7 @@ func TestMigrationFilesAreNumberedInOrder(t *testing.T) {
 func TestOpenAppliesTheSchemaOnce(t *testing.T) {
 	db, dsn := open(t)
 	names, _ := fleet.Migrations()
-	for _, table := range []string{"fleet_hosts", "fleet_reports", "fleet_host_usage"} {
+	for _, table := range []string{"fleet_hosts", "fleet_reports", "fleet_host_usage", "fleet_leases", "fleet_usage_minutes", "fleet_usage_hours"} {
 		if n := scalar[int](t, db, "SELECT count(*) FROM pg_tables WHERE tablename = $1", table); n != 1 {
 			t.Errorf("table %s: %d, want 1", table, n)
 		}
