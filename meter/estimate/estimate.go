@@ -23,6 +23,12 @@ type Estimate struct {
 	// Responded): Tokens then covers only what the body holds, and the
 	// provider's count of such a request teaches the estimator nothing.
 	Chained bool
+	// OutputCap is the most output tokens (raw) the body lets the model
+	// generate, reasoning included, as its provider honours the body's
+	// format (max_tokens, max_completion_tokens × n, max_output_tokens,
+	// generationConfig.maxOutputTokens × candidateCount); 0 when it states
+	// none the estimator trusts.
+	OutputCap int64
 
 	text, fixed int64 // counted bytes and fixed tokens (images, tool prompts)
 	family      family
@@ -58,7 +64,7 @@ func (e *Estimator) InputModel(provider, model string, f usage.Format, body []by
 		model = c.model
 	}
 	if !ok {
-		return Estimate{Model: model, Tokens: unparsed(len(body))}
+		return Estimate{Model: model, Tokens: unparsed(len(body))} // a cap in a body not JSON is not trusted
 	}
 	fam := familyOf(f, model)
 	fixed := c.images * priors[fam].imageTokens
@@ -71,13 +77,14 @@ func (e *Estimator) InputModel(provider, model string, f usage.Format, body []by
 	e.mu.Unlock()
 	fixed += previous
 	return Estimate{
-		Model:   model,
-		Tokens:  max(cal.tokens(c.text, fixed), 1),
-		Chained: c.chained || c.previous != "" && !known,
-		text:    c.text,
-		fixed:   fixed,
-		family:  fam,
-		parsed:  true,
+		Model:     model,
+		Tokens:    max(cal.tokens(c.text, fixed), 1),
+		Chained:   c.chained || c.previous != "" && !known,
+		OutputCap: outputCap(f, &c),
+		text:      c.text,
+		fixed:     fixed,
+		family:    fam,
+		parsed:    true,
 	}
 }
 

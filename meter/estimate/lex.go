@@ -9,24 +9,26 @@ import (
 // The scanner's lexical helpers: literals, strings, whitespace, and how a
 // string's bytes are weighed.
 
-// literal skips a number, true, false or null, counting its bytes.
-func (s *scanner) literal() {
+// literal skips a number, true, false or null, counting its bytes, and
+// returns them (nil when it is none).
+func (s *scanner) literal() []byte {
 	start := s.i
 	switch s.b[s.i] {
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 't', 'f', 'n':
 	default:
 		s.fail()
-		return
+		return nil
 	}
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ',', '}', ']', ' ', '\t', '\r', '\n':
 			s.count(int64(s.i - start))
-			return
+			return s.b[start:s.i]
 		}
 		s.i++
 	}
 	s.fail()
+	return nil
 }
 
 // str returns the raw contents of the string at s.i (escapes left as they

@@ -22,6 +22,12 @@ type counts struct {
 	previous string
 	// model is the top-level "model" string.
 	model string
+	// stated is what the body says of its own output: each cap field's
+	// value (see capField), as statedValue reads it; capsUnsure is set
+	// when a key may name a cap field to the provider's parser but not to
+	// the scanner's, so the body states no cap the meter trusts.
+	stated     [nCapFields]int64
+	capsUnsure bool
 }
 
 // maxDepth bounds the nesting the scanner follows; a deeper body is not a
@@ -44,6 +50,9 @@ type scanner struct {
 	c      counts
 	mute   int // > 0 inside members the model does not read
 	failed bool
+	// genConfig is set while the value of a top-level generationConfig is
+	// read, whose own members may state Gemini's output cap.
+	genConfig bool
 }
 
 // scan counts body, a JSON object; ok is false when it is not one.
@@ -101,12 +110,14 @@ func kindOf(key []byte) keyKind {
 type topKind uint8
 
 const (
-	topCounted  topKind = iota
-	topModel            // the model name, kept, not counted
-	topParam            // a sampling or transport parameter the model does not read
-	topChain            // a reference to state the provider keeps
-	topPrevious         // previous_response_id
-	topTools            // tool definitions: counted, and noted
+	topCounted   topKind = iota
+	topModel             // the model name, kept, not counted
+	topParam             // a sampling or transport parameter the model does not read
+	topChain             // a reference to state the provider keeps
+	topPrevious          // previous_response_id
+	topTools             // tool definitions: counted, and noted
+	topCap               // a parameter that states an output cap or a number of choices
+	topGenConfig         // Gemini's generationConfig: counted, its caps noted
 )
 
 func topKindOf(key []byte) topKind {
@@ -119,8 +130,11 @@ func topKindOf(key []byte) topKind {
 		return topPrevious
 	case "conversation", "cachedContent", "cached_content":
 		return topChain
-	case "stream", "stream_options", "temperature", "top_p", "top_k", "topP", "topK", "n", "seed",
-		"max_tokens", "max_completion_tokens", "max_output_tokens", "stop", "user", "metadata",
+	case "max_tokens", "max_completion_tokens", "max_output_tokens", "n":
+		return topCap
+	case "generationConfig", "generation_config":
+		return topGenConfig
+	case "stream", "stream_options", "temperature", "top_p", "top_k", "topP", "topK", "seed", "stop", "user", "metadata",
 		"store", "service_tier", "parallel_tool_calls", "logprobs", "top_logprobs",
 		"frequency_penalty", "presence_penalty", "logit_bias", "reasoning_effort", "reasoning",
 		"thinking", "include", "truncation", "background", "prompt_cache_key",
@@ -159,9 +173,18 @@ func (s *scanner) object(parent *frame, depth int) {
 			return
 		}
 		s.i++
-		if depth == 1 {
+		switch {
+		case depth == 1:
 			s.topMember(&f, key)
-		} else {
+		case depth == 2 && s.genConfig:
+			s.count(int64(len(key)))
+			if c := genCapOf(key); c != capNone {
+				s.state(c, s.statedValue(&f, depth))
+			} else {
+				s.suspect(key, genCapNames)
+				s.value(&f, kindOf(key), depth)
+			}
+		default:
 			s.count(int64(len(key)))
 			s.value(&f, kindOf(key), depth)
 		}
@@ -199,7 +222,17 @@ func (s *scanner) topMember(f *frame, key []byte) {
 		before := s.c.text
 		s.value(f, keyPlain, 1)
 		s.c.tools = s.c.tools || s.c.text > before
+	case topCap:
+		s.mute++
+		s.state(topCapOf(key), s.statedValue(f, 1))
+		s.mute--
+	case topGenConfig:
+		s.count(int64(len(key)))
+		s.genConfig = true
+		s.value(f, keyPlain, 1)
+		s.genConfig = false
 	default:
+		s.suspect(key, topCapNames)
 		s.count(int64(len(key)))
 		s.value(f, keyPlain, 1)
 	}
@@ -239,6 +272,19 @@ func (s *scanner) value(f *frame, key keyKind, depth int) {
 	default:
 		s.literal()
 	}
+}
+
+// statedValue reads the value of a member that states a cap (counted as
+// any value where the model reads it) and returns it as stated: a
+// positive integer, or invalidCap for anything else.
+func (s *scanner) statedValue(f *frame, depth int) int64 {
+	s.ws()
+	switch s.peek() {
+	case '"', '{', '[', 0:
+		s.value(f, keyPlain, depth)
+		return invalidCap
+	}
+	return parseCap(s.literal())
 }
 
 // array reads the array at s.i.
