@@ -20,8 +20,9 @@ const maxMeteredBody = 32 << 20
 var errBodyTooLarge = errors.New("request body too large")
 
 // reserve admits a metered request against its provider's allowance (SPEC
-// section 11): it reads the body (capped), estimates its input, and has
-// the pool set aside the estimate and an output slice. The body goes on
+// section 11): it reads the body (capped), estimates its input and reads
+// the output cap it states, and has the pool set aside the estimate and an
+// output slice (the cap when smaller). The body goes on
 // byte for byte (plus include_usage for an OpenAI Chat stream). When the
 // pool cannot cover the request it is refused here, before anything is
 // sent, and reserve returns nil.
@@ -59,7 +60,7 @@ func (p *Proxy) reserve(w http.ResponseWriter, r *http.Request, up *upstream, ep
 	} else {
 		r.Body, r.ContentLength = http.NoBody, 0 // not "unknown length", which would go chunked
 	}
-	a := up.pool.reserve(r.Context(), est.Tokens)
+	a := up.pool.reserve(r.Context(), est.Tokens, est.OutputCap)
 	if a.ref != nil {
 		refuseUnlessGone(w, up, a.ref)
 		return nil

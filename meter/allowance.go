@@ -15,8 +15,20 @@ const (
 	// outputSlice is the output a request is admitted with, on top of its
 	// input estimate: enough for most turns of a coding agent, far below
 	// max_tokens, whose worst case reserved up front would deny agents with
-	// large contexts. A stream takes another slice as it runs low.
+	// large contexts. A stream takes another slice as it runs low. A
+	// request whose body states a smaller output cap (max_tokens: 200)
+	// takes that instead, since its provider stops there (see sliceFor).
 	outputSlice = 4096
+	// capBytesPerToken and capSlackBytes bound the output a stream may
+	// pass when its request states an output cap of n tokens: n ×
+	// capBytesPerToken + capSlackBytes bytes of text, tool-call arguments
+	// and thinking. A provider that honours the cap never comes near it
+	// (tokenizers average 3–5 bytes a token on text and code; the slack
+	// covers a few very long tokens under a tiny cap); past it the
+	// upstream is ignoring the cap the request was admitted on, and the
+	// stream is cut.
+	capBytesPerToken = 8
+	capSlackBytes    = 512
 	// maxHeadroom caps what a pool asks beyond its shortfall, and
 	// headroomShare makes it shrink with the budget: a pool asks at most
 	// 1/headroomShare of what the budget has left (as of the daemon's last
@@ -92,13 +104,31 @@ type answer struct {
 	ref         *refusal
 }
 
-// countedLocked converts raw tokens to counted ones at the pool's weight,
-// rounding up: an estimate must not shrink in the conversion.
+// countedLocked converts raw tokens to counted ones at the pool's weight.
 func (pl *pool) countedLocked(raw int64) int64 {
-	if pl.weight == 1 || pl.weight <= 0 {
+	return countedAt(raw, pl.weight)
+}
+
+// countedAt converts raw tokens to counted ones at weight, rounding up:
+// an estimate must not shrink in the conversion.
+func countedAt(raw int64, weight float64) int64 {
+	if weight == 1 || weight <= 0 {
 		return raw
 	}
-	return int64(math.Ceil(float64(raw) * pl.weight))
+	return int64(math.Ceil(float64(raw) * weight))
+}
+
+// sliceFor is the output a request takes at a time, in counted tokens at
+// weight: at admission, and again each time its stream runs low. It is an
+// output slice, or the request's own output cap (outputCap raw tokens, 0
+// when the body states none the estimator trusts) when that is smaller:
+// the provider generates no more than the cap, reasoning included, so a
+// request with max_tokens: 200 fits a budget with 1,000 tokens left.
+func sliceFor(outputCap int64, weight float64) int64 {
+	if outputCap <= 0 {
+		return outputSlice
+	}
+	return min(outputSlice, countedAt(outputCap, weight))
 }
 
 // usableLocked reports whether the pool may hand out what it holds
@@ -108,15 +138,17 @@ func (pl *pool) usableLocked(now time.Time) bool {
 	return pl.id != "" && !pl.blocked && now.Before(pl.expires)
 }
 
-// reserve sets aside need counted tokens for one request: from what the
-// pool holds when it can (the common case, which does not touch the
-// daemon), else after the keeper has asked the daemon for more. A refusal
-// with status 0 means the client left while it waited.
-func (pl *pool) reserve(ctx context.Context, inputRaw int64) answer {
+// reserve sets aside one request's input estimate (inputRaw raw tokens)
+// and its first output slice (see sliceFor; outputCap is the cap its body
+// states, raw): from what the pool holds when it can (the common case,
+// which does not touch the daemon), else after the keeper has asked the
+// daemon for more. A refusal with status 0 means the client left while it
+// waited.
+func (pl *pool) reserve(ctx context.Context, inputRaw, outputCap int64) answer {
 	now := time.Now()
 	pl.mu.Lock()
 	input := pl.countedLocked(inputRaw)
-	need := input + outputSlice
+	need := input + sliceFor(outputCap, pl.weight)
 	if len(pl.waiting) == 0 && pl.usableLocked(now) && pl.held-pl.reserved >= need {
 		pl.takeLocked(need, now, true)
 		pl.mu.Unlock()

@@ -46,7 +46,7 @@ var sdkCalls = []struct {
 	{"anthropic messages", "claude", func(ctx context.Context, base string) (int, string, error) {
 		c := anthropic.NewClient(aoption.WithBaseURL(base), aoption.WithAPIKey("sk-ant-test"))
 		_, err := c.Messages.New(ctx, anthropic.MessageNewParams{
-			Model: "claude-haiku-4-5", MaxTokens: 64,
+			Model: "claude-haiku-4-5", MaxTokens: 8192, // above the output slice: admitted with the whole slice
 			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
 		})
 		var e *anthropic.Error

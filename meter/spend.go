@@ -1,7 +1,7 @@
 package meter
 
 import (
-	"math"
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -25,6 +25,10 @@ type spend struct {
 	// tokens to counted ones.
 	took, input int64
 	weight      float64
+	// slice is the output taken at a time (see sliceFor); capBytes, when
+	// the request states an output cap, is the output past which the
+	// upstream is taken to ignore it (0: no cap).
+	slice, capBytes int64
 	// unbounded: admitted without a reservation (--fail-open while the
 	// daemon was unreachable); nothing is counted against it.
 	unbounded bool
@@ -33,6 +37,8 @@ type spend struct {
 	// be asked for the last one (asked again when the stream runs out).
 	ext            *waiter
 	denied, failed *refusal
+	// overCap is why the stream is cut once it passed capBytes.
+	overCap *refusal
 	// delta is the output bytes counted so far.
 	delta int64
 
@@ -42,16 +48,17 @@ type spend struct {
 
 // newSpend is the spend of a request the pool admitted with a.
 func newSpend(up *upstream, est estimate.Estimate, a answer) *spend {
-	return &spend{pool: up.pool, provider: up.Provider, est: est, took: a.took, input: a.input,
-		weight: a.weight, unbounded: a.took == 0}
+	s := &spend{pool: up.pool, provider: up.Provider, est: est, took: a.took, input: a.input,
+		weight: a.weight, slice: sliceFor(est.OutputCap, a.weight), unbounded: a.took == 0}
+	if est.OutputCap > 0 {
+		s.capBytes = est.OutputCap*capBytesPerToken + capSlackBytes
+	}
+	return s
 }
 
 // counted converts raw tokens to counted ones, rounding up.
 func (s *spend) counted(raw int64) int64 {
-	if s.weight == 1 || s.weight <= 0 {
-		return raw
-	}
-	return int64(math.Ceil(float64(raw) * s.weight))
+	return countedAt(raw, s.weight)
 }
 
 // track counts the output that has passed (delta bytes of generated
@@ -61,16 +68,30 @@ func (s *spend) counted(raw int64) int64 {
 // has spent everything before the answer came waits for it. It returns the
 // refusal to cut the stream with when it has spent all it was given and
 // nothing more is coming: the budget said no, or the daemon could not be
-// asked (fail closed; a stream outlives a short outage on what it holds).
+// asked (fail closed; a stream outlives a short outage on what it holds);
+// or when the stream passed far more output than the cap its request
+// states allows (the upstream ignores the cap it was admitted on).
+//
+// A stream whose request states a cap still takes more as its counted
+// output grows, as any stream does: the estimate errs high, and what it
+// counts is what the report charges. So the cap bounds what is set aside
+// up front, and each extension; what the stream may spend is still bound
+// by what it holds.
 func (s *spend) track(est *estimate.Estimator, delta int64) *refusal {
 	if s == nil || s.unbounded || delta == s.delta {
 		return nil
 	}
 	s.delta = delta
+	if s.overCap == nil && s.capBytes > 0 && delta > s.capBytes {
+		s.overCap = overCapRefusal(s.est.OutputCap, delta)
+	}
+	if s.overCap != nil {
+		return s.overCap
+	}
 	spent := s.input + s.counted(est.Output(s.provider, s.est.Model, delta))
 	s.collect(false)
-	if s.ext == nil && s.denied == nil && s.failed == nil && s.took-spent < outputSlice/2 {
-		s.extend()
+	if s.ext == nil && s.denied == nil && s.failed == nil && s.took-spent < s.slice/2 {
+		s.extend(spent)
 	}
 	asked := false
 	for spent > s.took && !s.unbounded {
@@ -83,15 +104,16 @@ func (s *spend) track(est *estimate.Estimator, delta int64) *refusal {
 			return s.failed
 		default: // out of tokens with nothing asked: more than half a slice in one read, or a failed ask
 			s.failed, asked = nil, true
-			s.extend()
+			s.extend(spent)
 		}
 	}
 	return nil
 }
 
-// extend asks the pool for another output slice.
-func (s *spend) extend() {
-	took, w := s.pool.extend(outputSlice)
+// extend asks the pool for another output slice, and for what the stream
+// has spent beyond what it holds (one read can pass more than a slice).
+func (s *spend) extend(spent int64) {
+	took, w := s.pool.extend(s.slice + max(spent-s.took, 0))
 	s.took += took
 	s.ext = w
 }
@@ -185,6 +207,17 @@ func (p *Proxy) reportUnanswered(ex *exchange) {
 	r := p.newReport(ex.up, usage.Result{}, nil)
 	p.account(ex.up, ex.spend, usage.Result{}, &r)
 	p.queue.add(r)
+}
+
+// overCapRefusal is the cut of a stream that passed delta bytes of output
+// though its request stated an output cap of limit tokens: the upstream
+// ignores the cap the meter admitted the request on, and would otherwise
+// spend on what was set aside for a short answer. It is a denial, so the
+// agent's SDK and Codex take it as final.
+func overCapRefusal(limit, delta int64) *refusal {
+	return &refusal{http.StatusTooManyRequests, budget.RefuseDenied, fmt.Sprintf(
+		"bottlecap: the upstream went on past the output cap the request states (%d tokens): %d bytes of output passed, more than %d tokens can hold; the meter admitted the request on that cap and cut the stream",
+		limit, delta, limit)}
 }
 
 // deniedLocked is the refusal of a waiter the daemon would not cover:

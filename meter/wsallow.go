@@ -9,11 +9,11 @@ import (
 
 // admission admits one client message. A response.create is admitted as
 // an HTTP request is (against the allowance: its estimate plus an output
-// slice; in naive mode on the gate) and starts the flight of the response
-// it asks for. Any other message starts nothing: in naive mode it is
-// gated all the same, with allowances it passes unless reports back up,
-// what it makes the model generate being counted against the response in
-// flight.
+// slice, or its max_output_tokens when smaller; in naive mode on the
+// gate) and starts the flight of the response it asks for. Any other
+// message starts nothing: in naive mode it is gated all the same, with
+// allowances it passes unless reports back up, what it makes the model
+// generate being counted against the response in flight.
 func (s *socketSession) admission(ctx context.Context, create bool, payload []byte) *refusal {
 	if s.p.cfg.Naive {
 		ref := s.p.gate(ctx, s.up)
@@ -26,7 +26,7 @@ func (s *socketSession) admission(ctx context.Context, create bool, payload []by
 		return ref
 	}
 	est := s.p.estimator.Input(s.up.Provider, usage.OpenAIResponses, payload)
-	a := s.up.pool.reserve(ctx, est.Tokens)
+	a := s.up.pool.reserve(ctx, est.Tokens, est.OutputCap) // max_output_tokens, as over HTTP
 	if a.ref != nil {
 		return a.ref
 	}
