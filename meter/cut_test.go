@@ -81,7 +81,10 @@ type cutCase struct {
 var cutCases = []cutCase{
 	{
 		name: "anthropic", path: "/v1/messages", provider: "claude",
-		body: `{"model":"claude-haiku-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`,
+		// max_tokens well above what these endless fakes stream before a
+		// test cuts them: past a stated cap the meter cuts on its own
+		// (TestSDKStreamPastStatedCapIsCut).
+		body: `{"model":"claude-haiku-4-5","max_tokens":32000,"stream":true,"messages":[{"role":"user","content":"hi"}]}`,
 		head: []string{
 			"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_cut\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":100,\"output_tokens\":1}}}\n\n",
 			"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
@@ -273,7 +276,7 @@ var sdkStreams = []struct {
 	{"anthropic messages", cutCases[0], func(ctx context.Context, base string, onDelta func()) error {
 		c := anthropic.NewClient(aoption.WithBaseURL(base), aoption.WithAPIKey("sk-ant-test"))
 		s := c.Messages.NewStreaming(ctx, anthropic.MessageNewParams{
-			Model: "claude-haiku-4-5", MaxTokens: 64,
+			Model: "claude-haiku-4-5", MaxTokens: 32000, // as cutCases[0]
 			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
 		})
 		for s.Next() {
