@@ -93,14 +93,16 @@ func cutOneStream(ctx context.Context, hc *http.Client, c *client.Client, target
 	return dt, nil
 }
 
-// openEndlessStream starts a stream that the fake provider never ends,
+// openEndlessStream starts a stream that the fake provider never ends
+// (its request's max_tokens is far above what passes before the cut, which
+// the meter would otherwise make on its own once the stream passed the cap),
 // retrying while the meter still refuses the bottle (it learns of the last
 // sample's restore from the daemon's events, a moment after the daemon).
 func openEndlessStream(ctx context.Context, hc *http.Client, target string) (*http.Response, error) {
 	deadline := time.Now().Add(cutRestoreWait)
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target,
-			strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"go on"}]}`))
+			strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":64000,"stream":true,"messages":[{"role":"user","content":"go on"}]}`))
 		if err != nil {
 			return nil, err
 		}
