@@ -118,9 +118,10 @@ test: test-deps
 
 # fuzz runs each fuzz target briefly (FUZZTIME inputs each): no input may make a
 # provider parser panic or count a negative token, no request body may make
-# the token estimator panic or answer 0 for a non-empty body, and
-# bottlecap's hand-written readers of reports and replies must agree with
-# encoding/json.
+# the token estimator panic or answer 0 for a non-empty body, no body may
+# state an output cap to the estimator below the one encoding/json reads,
+# and bottlecap's hand-written readers of reports and replies must agree
+# with encoding/json.
 # A count, not a duration: with a duration Go 1.26's fuzz coordinator can
 # report "context deadline exceeded" as a failure when the time runs out
 # while a worker is mid-input on a loaded machine (go.dev/issue/75804, fixed
@@ -129,7 +130,7 @@ test: test-deps
 FUZZTIME ?= 50000x
 FUZZ_TARGETS := $(addprefix ./meter/usage:,FuzzParserOpenAIChat FuzzParserOpenAIResponses FuzzParserAnthropic FuzzParserGemini FuzzParserAuto) \
 	$(addprefix ./api:,FuzzDecodeReportFast FuzzDecodeIngestReplyFast FuzzDecodeVerdictFast) \
-	./meter/estimate:FuzzInput
+	./meter/estimate:FuzzInput ./meter/estimate:FuzzOutputCap
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) $${t%%:*} || exit 1; \

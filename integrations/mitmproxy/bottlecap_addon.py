@@ -520,18 +520,111 @@ def _request_model(req, path):
     return model[:200]
 
 
+class _Obj(dict):
+    """A decoded JSON object that keeps every value of a key it had more
+    than once (dups; None when it had none): parsers differ in which one
+    they keep, so an output cap stated twice counts at the larger."""
+
+    __slots__ = ("dups",)
+
+
+def _obj(pairs):
+    d = _Obj(pairs)
+    d.dups = None
+    if len(d) != len(pairs):
+        d.dups = collections.defaultdict(list)
+        for k, v in pairs:
+            d.dups[k].append(v)
+    return d
+
+
 def _parse_request(body):
     try:
-        req = json.loads(body or b"")
+        req = json.loads(body or b"", object_pairs_hook=_obj)
     except (ValueError, RecursionError):
         return None
     return req if isinstance(req, dict) else None
 
 
-def estimate_body(body, fmt, path=""):
+# --- the output cap ---------------------------------------------------------------
+# A request may state the most output it lets the model generate, and its
+# provider stops there, reasoning and thinking included: Anthropic's
+# max_tokens, OpenAI Chat's max_completion_tokens (or max_tokens) per
+# choice, the Responses API's max_output_tokens, Gemini's
+# generationConfig.maxOutputTokens per candidate. A request stating less
+# than OUTPUT_SLICE reserves only that (the Go meter's rule,
+# meter/estimate/cap.go). The cap is trusted only as the provider would
+# read it: anything but a positive integer up to MAX_STATED_CAP, or a key
+# that a parser matching names case-insensitively (Go's encoding/json) may
+# take for a cap field, leaves the request with no cap (the usual slice).
+
+MAX_STATED_CAP = 1 << 24
+TOP_CAP_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "n", "generationConfig", "generation_config")
+GEN_CAP_KEYS = ("maxOutputTokens", "max_output_tokens", "candidateCount", "candidate_count")
+
+
+def _values(obj, key):
+    """Every value obj had for key, duplicates included."""
+    if key not in obj:
+        return []
+    dups = getattr(obj, "dups", None)
+    return list(dups[key]) if dups and key in dups else [obj[key]]
+
+
+def _stated(obj, keys):
+    """The number obj states under keys: the largest of their values, 0
+    when it has none of them, None when one is not a cap (0, negative,
+    a float, a string, a boolean, null, beyond MAX_STATED_CAP)."""
+    n = 0
+    for k in keys:
+        for v in _values(obj, k):
+            if type(v) is not int or not 0 < v <= MAX_STATED_CAP:
+                return None
+            n = max(n, v)
+    return n
+
+
+def _unsure(obj, names):
+    """obj has a key a provider's parser may take for one of names though
+    it is not one of them: the same but for case."""
+    folded = {n.casefold() for n in names}
+    return any(k not in names and k.casefold() in folded for k in obj)
+
+
+def _per_choice(cap, choices):
+    if cap is None or choices is None:
+        return 0
+    return cap * max(choices, 1)
+
+
+def output_cap(fmt, req):
+    """The most output tokens a decoded request body lets the model
+    generate in format fmt, or 0 when it states none the addon trusts."""
+    if req is None or _unsure(req, TOP_CAP_KEYS):
+        return 0
+    if fmt == ANTHROPIC:
+        return _stated(req, ("max_tokens",)) or 0
+    if fmt == RESPONSES:
+        return _stated(req, ("max_output_tokens",)) or 0
+    if fmt == CHAT:  # OpenAI refuses both; a gateway may honour either: the larger bounds
+        return _per_choice(_stated(req, ("max_tokens", "max_completion_tokens")), _stated(req, ("n",)))
+    if fmt == GEMINI:
+        gens = _values(req, "generationConfig") + _values(req, "generation_config")
+        if not all(isinstance(g, dict) and not _unsure(g, GEN_CAP_KEYS) for g in gens):
+            return 0
+        caps = [_stated(g, ("maxOutputTokens", "max_output_tokens")) for g in gens]
+        choices = [_stated(g, ("candidateCount", "candidate_count")) for g in gens]
+        if None in caps or None in choices:
+            return 0
+        return _per_choice(max(caps, default=0), max(choices, default=0))
+    return 0
+
+
+def estimate_body(body, fmt, path="", req=None):
     """(input tokens by the family's prior, model) of a request body,
-    before calibration and margin."""
-    req = _parse_request(body)
+    before calibration and margin; req is the body decoded, if it was."""
+    if req is None:
+        req = _parse_request(body)
     if req is None:
         return int(math.ceil(len(body or b"") / UNPARSEABLE_BYTES_PER_TOKEN)), ""
     model = _request_model(req, path)
@@ -549,14 +642,15 @@ def output_tokens(fmt, model, nbytes):
 
 class Estimate:
     """A request's input estimate: tokens to reserve (calibrated, raw
-    tokens), the prior's figure it came from, the model, and whether the
+    tokens), the prior's figure it came from, the model, whether the
     provider's count of it may teach the estimator (not for a body that is
-    no JSON, nor one continuing context the addon has not seen)."""
+    no JSON, nor one continuing context the addon has not seen), and the
+    output cap the body states (raw tokens, 0: none; see output_cap)."""
 
-    __slots__ = ("tokens", "prior", "model", "learns")
+    __slots__ = ("tokens", "prior", "model", "learns", "cap")
 
-    def __init__(self, tokens, prior, model, learns):
-        self.tokens, self.prior, self.model, self.learns = tokens, prior, model, learns
+    def __init__(self, tokens, prior, model, learns, cap=0):
+        self.tokens, self.prior, self.model, self.learns, self.cap = tokens, prior, model, learns, cap
 
 
 class Estimator:
@@ -582,8 +676,8 @@ class Estimator:
 
     def estimate(self, provider, fmt, path, body):
         """The Estimate of a request body."""
-        prior, model = estimate_body(body, fmt, path)
         req, learns = _parse_request(body), True
+        prior, model = estimate_body(body, fmt, path, req)
         if req is None:
             learns = False
         elif any(req.get(k) for k in CHAINED_FIELDS):
@@ -592,7 +686,7 @@ class Estimator:
             held = self._responses.get((provider, req["previous_response_id"]))
             learns = held is not None
             prior += held or 0
-        return Estimate(int(math.ceil(prior * self.factor(provider, model))), prior, model, learns)
+        return Estimate(int(math.ceil(prior * self.factor(provider, model))), prior, model, learns, output_cap(fmt, req))
 
     def length(self, provider, nbytes):
         """The Estimate of a body mitmproxy streams: only its length is known."""
@@ -1017,6 +1111,13 @@ class Reporter:
 # thousand, not max_tokens (reserving the worst case up front is what makes
 # gateways deny agents with large contexts). The Go meter's figure.
 OUTPUT_SLICE = 4096
+# A stream whose request states an output cap of n tokens may pass n *
+# CAP_BYTES_PER_TOKEN + CAP_SLACK_BYTES bytes of deltas: a provider that
+# honours the cap never comes near it (3-5 bytes a token on text and code);
+# past it the upstream ignores the cap the request was admitted on, and the
+# stream is cut. The Go meter's figures.
+CAP_BYTES_PER_TOKEN = 8
+CAP_SLACK_BYTES = 512
 # IDLE_RELEASE: seconds a pool with nothing in flight keeps its allowance
 # before giving it back (a burst of requests shares one; an idle addon
 # holds nothing for long).
@@ -1649,6 +1750,13 @@ def denied_message(provider, v, need=None, default="budget exhausted"):
     return "bottlecap: %s budget denied: %s (budget: %s)" % (provider, v.get("reason") or default, budget)
 
 
+def over_cap_message(cap, passed):
+    """Why a stream was ended that passed more than its request's cap allows."""
+    return ("bottlecap: the upstream went on past the output cap the request states (%d tokens): %d bytes of output "
+            "passed, more than %d tokens can hold; the addon admitted the request on that cap and cut the stream"
+            % (cap, passed, cap))
+
+
 def cut_message(provider, v):
     """Why a stream was ended where its allowance ran out."""
     return denied_message(provider, v, default="the budget has nothing left for this stream") + (
@@ -1681,6 +1789,15 @@ def floored(res, estimate, fmt, model):
     return res
 
 
+def slice_for(est, pool):
+    """The output a request reserves at admission, and a stream asks for
+    each time it runs low, in counted tokens: OUTPUT_SLICE, or the cap its
+    body states when that is less (its provider generates no more)."""
+    if not est.cap or pool is None:
+        return OUTPUT_SLICE
+    return min(OUTPUT_SLICE, pool.counted(est.cap))
+
+
 class Flight:
     """A metered request the addon let through: its input estimate, what it
     reserved from its pool (no pool in naive mode) and, once its response
@@ -1688,6 +1805,8 @@ class Flight:
 
     def __init__(self, flow, provider, pool, est, tokens):
         self.flow, self.provider, self.pool, self.est, self.tokens = flow, provider, pool, est, tokens
+        self.slice = slice_for(est, pool)  # what it takes at a time
+        self.cap_bytes = est.cap * CAP_BYTES_PER_TOKEN + CAP_SLACK_BYTES if est.cap else 0
         fmt = format_for_path(flow.request.path)
         self.format = fmt if fmt != AUTO else FAMILY.get(provider, CHAT)
         self.tap = None
@@ -1698,9 +1817,10 @@ class Flight:
         self.refused, self.refused_status = "", 429  # why the last extension failed: it ends at its reservation
         self.cut, self.cut_status = "", 429  # why it is being cut
 
-    def spent(self):
-        """Counted tokens its response has cost so far."""
-        return self.pool.counted(self.floored(self.tap.progress())["total_tokens"])
+    def spent(self, res=None):
+        """Counted tokens its response has cost so far (res: its tap's
+        progress, if at hand)."""
+        return self.pool.counted(self.floored(res or self.tap.progress())["total_tokens"])
 
     def floored(self, res):
         return floored(res, self.est.tokens, self.format, self.est.model)
@@ -1874,7 +1994,8 @@ class Addon:
 
     async def _admit(self, flow, provider, family, body):
         """Lets a request through only when its pool can reserve its input
-        estimate and an output slice (SPEC section 11); otherwise refuses
+        estimate and an output slice, or the output cap its body states
+        when smaller (SPEC section 11); otherwise refuses
         it before anything is sent. body is None when mitmproxy streams it:
         it is then estimated from its length."""
         self._ensure_watch()
@@ -1890,9 +2011,10 @@ class Addon:
         else:
             est = self.estimator.estimate(provider, format_for_path(path), path, body)
         pool = self._pool(provider)
+        out = slice_for(est, pool)
         asked = not self.watching  # without the events, each admission asks the daemon, which says the state
         try:
-            tokens = await pool.take(est.tokens, OUTPUT_SLICE, ask=asked)
+            tokens = await pool.take(est.tokens, out, ask=asked)
         except DaemonError as err:
             self._unreachable(flow, family, str(err))
             if flow.response is None:  # fail-open: metered, not bounded
@@ -1906,7 +2028,7 @@ class Addon:
                 return
         if not tokens:
             self._refuse(flow, family, 429, denied_message(provider, pool.verdict, need=(
-                pool.counted(est.tokens) + OUTPUT_SLICE, est.tokens, OUTPUT_SLICE),
+                pool.counted(est.tokens) + out, est.tokens, out),
                 default="not enough budget left for this request"))
             return
         self._flights[flow.id] = Flight(flow, provider, pool, est, tokens)
@@ -1993,12 +2115,20 @@ class Addon:
     def _spend(self, flight):
         if flight.open:
             return  # fail-open: the daemon could not be asked; counted, not bounded
-        spent = flight.spent()
+        res = flight.tap.progress()
+        passed = res.get("delta_bytes", 0)
+        if flight.cap_bytes and passed > flight.cap_bytes:
+            self._cut(flight, over_cap_message(flight.est.cap, passed))
+            return
+        # A stream whose request states a cap still takes more as its
+        # count grows past it: the count errs high, and it is what the
+        # report charges. The cap bounds what it takes at a time.
+        spent = flight.spent(res)
         if spent > flight.tokens and flight.refused:
             self._cut(flight, flight.refused, flight.refused_status)
-        elif spent + OUTPUT_SLICE // 2 > flight.tokens and not (flight.extending or flight.refused):
+        elif spent + flight.slice // 2 > flight.tokens and not (flight.extending or flight.refused):
             flight.extending = True
-            self._spawn(self._extend(flight, spent + OUTPUT_SLICE - flight.tokens))
+            self._spawn(self._extend(flight, spent + flight.slice - flight.tokens))
 
     async def _extend(self, flight, tokens):
         """Asks the pool for more before a stream runs out: when it cannot

@@ -535,6 +535,155 @@ class StreamTest(unittest.TestCase):
             self.assertEqual(r["input_tokens"], fresh_estimate(ba.CHAT, chat_body(3000)), env)
 
 
+# --- the output cap a request states ------------------------------------------------
+
+def capped_body(fmt, cap, chars=300):
+    """A request body of fmt stating an output cap of cap tokens (none when
+    cap is None) in the field its provider reads."""
+    text = "x" * chars
+    body = {ba.CHAT: {"model": "gpt-5", "stream": True, "messages": [{"role": "user", "content": text}]},
+            ba.RESPONSES: {"model": "gpt-5", "stream": True, "input": text},
+            ba.ANTHROPIC: {"model": "claude-haiku-4-5", "stream": True, "max_tokens": 8192,
+                           "messages": [{"role": "user", "content": text}]},
+            ba.GEMINI: {"contents": [{"role": "user", "parts": [{"text": text}]}]}}[fmt]
+    if cap is not None:
+        if fmt == ba.CHAT:
+            body["max_completion_tokens"] = cap
+        elif fmt == ba.RESPONSES:
+            body["max_output_tokens"] = cap
+        elif fmt == ba.ANTHROPIC:
+            body["max_tokens"] = cap
+        else:
+            body["generationConfig"] = {"maxOutputTokens": cap}
+    return json.dumps(body).encode()
+
+
+class OutputCapTest(unittest.TestCase):
+    """The cap is read where each provider reads it, and trusted only when
+    the addon is sure the provider reads the same number (the Go meter's
+    TestOutputCap)."""
+
+    def cap(self, fmt, raw):
+        return ba.Estimator().estimate("codex", fmt, t.PATHS[fmt], raw.encode()).cap
+
+    def test_each_format_reads_its_own_field(self):
+        msgs = '"messages":[{"role":"user","content":"hi"}]'
+        for fmt, raw, want in (
+                (ba.ANTHROPIC, '{"max_tokens":200,%s}' % msgs, 200),
+                (ba.ANTHROPIC, '{"max_output_tokens":200,"max_completion_tokens":200,%s}' % msgs, 0),
+                (ba.CHAT, '{"max_completion_tokens":300,%s}' % msgs, 300),
+                (ba.CHAT, '{"max_tokens":300,"max_completion_tokens":50,%s}' % msgs, 300),
+                (ba.CHAT, '{"max_completion_tokens":300,"n":3,%s}' % msgs, 900),
+                (ba.CHAT, '{"n":3,%s}' % msgs, 0),
+                (ba.CHAT, '{"max_tokens":null,"max_completion_tokens":300,%s}' % msgs, 0),
+                (ba.RESPONSES, '{"max_output_tokens":512,"input":"hi"}', 512),
+                (ba.RESPONSES, '{"max_tokens":512,"input":"hi"}', 0),
+                (ba.GEMINI, '{"contents":[],"generationConfig":{"temperature":0.2,"maxOutputTokens":256}}', 256),
+                (ba.GEMINI, '{"generation_config":{"max_output_tokens":256},"contents":[]}', 256),
+                (ba.GEMINI, '{"generationConfig":{"candidateCount":2,"maxOutputTokens":256},"contents":[]}', 512),
+                (ba.GEMINI, '{"maxOutputTokens":10,"contents":[]}', 0),
+                (ba.GEMINI, '{"generationConfig":{"responseSchema":{"maxOutputTokens":10}},"contents":[]}', 0),
+                (ba.GEMINI, '{"generationConfig":[{"maxOutputTokens":10}],"contents":[]}', 0)):
+            with self.subTest(fmt=fmt, body=raw):
+                self.assertEqual(self.cap(fmt, raw), want)
+
+    def test_nested_fields_of_the_same_name_are_not_the_cap(self):
+        raw = ('{"messages":[{"role":"user","content":[{"type":"tool_result","content":"x","max_tokens":5}]}],'
+               '"metadata":{"max_tokens":5},"tools":[{"name":"f","input_schema":{"properties":{"max_tokens":{}}}}],"max_tokens":900}')
+        self.assertEqual(self.cap(ba.ANTHROPIC, raw), 900)
+        self.assertEqual(self.cap(ba.RESPONSES, '{"input":[{"content":"hi","max_output_tokens":5}],"text":{"max_output_tokens":5}}'), 0)
+
+    def test_anything_but_a_positive_integer_states_no_cap(self):
+        for value in ('"200"', "200.0", "2e2", "0", "-200", "true", "null", '{"v":200}', "[200]",
+                      "99999999999999999999999", str(ba.MAX_STATED_CAP + 1)):
+            with self.subTest(value=value):
+                self.assertEqual(self.cap(ba.ANTHROPIC, '{"max_tokens":%s,"messages":[]}' % value), 0)
+        self.assertEqual(self.cap(ba.ANTHROPIC, '{"max_tokens":%d,"messages":[]}' % ba.MAX_STATED_CAP), ba.MAX_STATED_CAP)
+        self.assertEqual(self.cap(ba.ANTHROPIC, '{"max_tokens":0200,"messages":[]}'), 0, "not JSON: no cap")
+
+    def test_duplicates_count_at_the_larger_and_doubt_at_none(self):
+        self.assertEqual(self.cap(ba.ANTHROPIC, '{"max_tokens":200,"messages":[],"max_tokens":4000}'), 4000)
+        self.assertEqual(self.cap(ba.ANTHROPIC, '{"max_tokens":4000,"messages":[],"max_tokens":200}'), 4000)
+        self.assertEqual(self.cap(ba.ANTHROPIC, '{"max_tokens":200,"messages":[],"max_tokens":"x"}'), 0)
+        # an escaped key decodes to a duplicate
+        self.assertEqual(self.cap(ba.ANTHROPIC, '{"max_tokens":200,"max\\u005ftokens":100000,"messages":[]}'), 100000)
+        self.assertEqual(self.cap(ba.CHAT, '{"max_tokens":200,"MAX_TOKENS":100000,"messages":[]}'), 0, "case")
+        self.assertEqual(self.cap(ba.GEMINI, '{"generationConfig":{"maxOutputTokens":20,"MaxOutputTokens":9000}}'), 0)
+        self.assertEqual(self.cap(ba.GEMINI, '{"generationConfig":{"maxOutputTokens":20},"generationConfig":{"maxOutputTokens":90}}'), 90)
+
+
+class CapAdmissionTest(unittest.TestCase):
+    def test_small_budget_admits_a_capped_request_and_refuses_an_uncapped_one(self):
+        for fmt in (ba.CHAT, ba.RESPONSES, ba.ANTHROPIC, ba.GEMINI):
+            with self.subTest(fmt=fmt):
+                d = FakeDaemon(1000)
+                a, made = t.addon(daemon=d)
+                run(t.admit(a, t.request_flow(fmt, req_body=capped_body(fmt, None))))
+                self.assertEqual(len(made), 1, "the uncapped request was admitted")
+                status, b, _ = made[0]
+                self.assertEqual(status, 429)
+                self.assertIn("%d for its output" % ba.OUTPUT_SLICE, b["error"]["message"])
+                flow = t.request_flow(fmt, req_body=capped_body(fmt, 200))
+                run(t.admit(a, flow))
+                self.assertEqual(len(made), 1, "the capped request was refused: %s" % made[1:])
+                flight = a._flights[flow.id]
+                self.assertEqual(flight.tokens, fresh_estimate(fmt, capped_body(fmt, 200)) + 200)
+
+
+class CapStreamTest(unittest.TestCase):
+    async def streaming(self, fmt, daemon, cap):
+        a, made = t.addon(daemon=daemon)
+        a._end = lambda flight: None  # no mitmproxy: nothing to close
+        flow = t.stub_flow(fmt, None, headers={"content-type": "text/event-stream"}, req_body=capped_body(fmt, cap))
+        resp, flow.response = flow.response, None
+        await t.admit(a, flow)
+        self.assertEqual(made, [])
+        flow.response = resp
+        a.responseheaders(flow)
+        return a, flow, a._flights[flow.id]
+
+    def test_stream_past_its_cap_is_cut(self):
+        """A request states 200 tokens; its upstream ignores that and
+        streams on. The budget is far from spent, but once the output could
+        no longer fit the cap the stream ends with an error event saying so."""
+        for fmt in (ba.CHAT, ba.RESPONSES, ba.ANTHROPIC, ba.GEMINI):
+            async def go():
+                a, flow, flight = await self.streaming(fmt, FakeDaemon(1000000), 200)
+                out, passed = [], 0
+                for _ in range(1000):
+                    out.append(flow.response.stream(sse(fmt, [text_event(fmt, "tok ")])[0]))
+                    passed += 4
+                    await asyncio.sleep(0)
+                    if flight.cut:
+                        break
+                self.assertTrue(flight.cut)
+                bound = 200 * ba.CAP_BYTES_PER_TOKEN + ba.CAP_SLACK_BYTES
+                self.assertEqual(passed, bound + 4, "cut elsewhere than just past the bound")
+                StreamTest.check_error_event(self, fmt, out[-1], "output cap the request states (200 tokens)")
+                a.response(flow)
+                r = a.reporter.reports[0]
+                self.assertFalse(r["complete"])
+                self.assertGreaterEqual(r["output_tokens"], ba.output_tokens(fmt, "m", passed - 4))
+            with self.subTest(fmt=fmt):
+                run(go())
+
+    def test_stream_within_its_cap_passes_whole_and_extends_by_the_cap(self):
+        """200 tokens of 4 bytes, which the prior counts as more than 200:
+        with 1,000 tokens left the stream takes small extensions (never a
+        whole slice) as its count passes the cap, and is not cut."""
+        async def go():
+            d = FakeDaemon(1000)
+            a, flow, flight = await self.streaming(ba.ANTHROPIC, d, 200)
+            first = flight.tokens
+            for _ in range(200):
+                flow.response.stream(sse(ba.ANTHROPIC, [text_event(ba.ANTHROPIC, "tok ")])[0])
+                await asyncio.sleep(0)
+            self.assertFalse(flight.cut)
+            self.assertGreater(flight.tokens, first, "not extended past the cap's count")
+            self.assertTrue(all(n < ba.OUTPUT_SLICE for n in d.asked()[1:]), d.asked())
+        run(go())
+
+
 class EndTest(unittest.TestCase):
     """What a cut does to the connections, with mitmproxy's internals faked."""
 

@@ -946,6 +946,39 @@ class RealDaemonTest(unittest.TestCase):
         self.assertEqual((r["id"], r["complete"]), ("resp_gpt_cut_1", 0), r)
         self.assertGreaterEqual(r["output"], len(events) - 2, "less output than passed to the client")
 
+    def test_capped_request_fits_a_small_budget_and_is_cut_past_its_cap(self):
+        """With 1,000 tokens left a Chat request without a cap is refused
+        (its estimate and a whole output slice); the same stating
+        max_completion_tokens 200 is admitted, and when its upstream streams
+        on past what 200 tokens can hold, the stream is cut, saying so."""
+        port = self.mitmdump("cap-1", 1000)
+        plain = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        resp = self.post(port, json.dumps(plain).encode(), "capped")
+        raw = resp.read()
+        self.assertEqual(resp.status, 429, raw)
+        self.assertIn("%d for its output" % ba.OUTPUT_SLICE, json.loads(raw)["error"]["message"])
+        self.assertEqual(self.upstream.hits("/v1/chat/completions", "capped"), 0, "the refused request reached the upstream")
+
+        def event(i):  # 100 bytes of text
+            return (b'data: {"id":"chatcmpl-cap-1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+                    b'"delta":{"content":"' + b"tok " * 25 + b'"}}]}\n\n')
+        live = LiveStream(event)
+        self.upstream.bodies["capped"] = live
+        resp = self.post(port, json.dumps(dict(plain, max_completion_tokens=200)).encode(), "capped")
+        self.assertEqual(resp.status, 200)
+        events, _, clean = read_events(resp)
+        if not events or b'"error"' not in events[-1]:
+            self.fail_with_logs("the client got no error event; last events: %r" % events[-3:])
+        self.assertTrue(clean, "the response did not end cleanly after its error event")
+        self.assertIn("output cap the request states (200 tokens)", json.loads(events[-1].split(b"data: ", 1)[1])["error"]["message"])
+        bound = 200 * ba.CAP_BYTES_PER_TOKEN + ba.CAP_SLACK_BYTES
+        self.assertEqual(len(events) - 1, bound // 100, "cut elsewhere than at the first event past the bound")
+        if not live.closed.wait(DEADLINE):
+            self.fail_with_logs("the upstream connection was not closed (%d events sent)" % live.sent)
+        r = eventually(lambda: self.daemon.reports("cap-1"), "the cut stream's report in the ledger")[0]
+        self.assertEqual(r["complete"], 0, r)
+        self.assertGreaterEqual(r["output"], ba.output_tokens(ba.CHAT, "m", (len(events) - 1) * 100), r)
+
     def test_stream_ends_where_the_budget_does(self):
         body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "z" * 3000}]}).encode()
         limit = fresh_estimate(body) + ba.OUTPUT_SLICE + 2000
