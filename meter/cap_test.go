@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/coder/websocket"
 	aoption "github.com/anthropics/anthropic-sdk-go/option"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -358,5 +359,64 @@ func TestWebSocketStatedCapFitsSmallBudget(t *testing.T) {
 	}
 	if n := up.creates.Load(); n != 1 {
 		t.Errorf("the upstream received %d response.create, want the capped one only", n)
+	}
+}
+
+// TestWebSocketResponsePastStatedCapIsCut: a response.create states
+// max_output_tokens 200 and the upstream streams on past what 200 tokens
+// hold; the meter cuts that response as it cuts an HTTP stream: an error
+// event naming the cap, the upstream socket closed, the response reported
+// incomplete.
+func TestWebSocketResponsePastStatedCapIsCut(t *testing.T) {
+	d := startDaemon(t)
+	d.register("ws-cap-past", budget.Limits{"codex": budget.Lifetime(1_000_000)})
+	gone := make(chan struct{})
+	const delta = "tok tok tok tok tok tok tok tok " // 32 bytes an event
+	up := newUpstream(t, createdUpstream("resp_ws_cap_past", func(ctx context.Context, c *websocket.Conn) {
+		defer close(gone)
+		for i := 1; ; i++ {
+			ev := fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":"msg_1","output_index":0,"content_index":0,"delta":%q}`, i, delta)
+			if c.Write(ctx, websocket.MessageText, []byte(ev)) != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}))
+	_, srv := meterFor(t, d.Sock, "ws-cap-past", up.URL, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/responses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5","max_output_tokens":200}`)); err != nil {
+		t.Fatal(err)
+	}
+	seen, last := 0, ""
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			break
+		}
+		if strings.Contains(string(msg), "tok ") {
+			seen++
+		}
+		last = string(msg)
+	}
+	if !strings.Contains(last, `"type":"error"`) || !strings.Contains(last, "output cap the request states (200 tokens)") {
+		t.Fatalf("after %d deltas the last message was %s, want an error event naming the cap", seen, last)
+	}
+	if seen*len(delta) < capBound-len(delta) || seen*len(delta) > 2*capBound {
+		t.Errorf("cut after %d deltas (%d bytes); want it just past %d bytes", seen, seen*len(delta), capBound)
+	}
+	waitGone(t, gone)
+	eventually(t, "the cut response is reported", func() bool { return len(d.reports("ws-cap-past")) == 1 })
+	if r := d.reports("ws-cap-past")[0]; r.Complete || r.Output < int64(seen*len(delta)/4) {
+		t.Errorf("report %+v after %d deltas, want incomplete, at least a token per 4 bytes that passed", r, seen)
 	}
 }
