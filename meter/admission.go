@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/meter/estimate"
@@ -45,6 +46,9 @@ func (p *Proxy) reserve(w http.ResponseWriter, r *http.Request, up *upstream, ep
 	}
 	f := usage.Format(ep.Format)
 	est := p.estimator.InputModel(up.Provider, estimate.ModelFromPath(r.URL.Path), f, body)
+	if strings.HasSuffix(ep.Suffix, "/compact") {
+		est.OutputCap = 0 // remote compaction takes no max_output_tokens: one sent there bounds nothing
+	}
 	if p.cfg.CountTokens {
 		if n, ok := p.countTokens(r, up, ep, body); ok {
 			est.Tokens = n // the provider's own count: the estimator still learns from the report

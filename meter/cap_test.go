@@ -420,3 +420,25 @@ func TestWebSocketResponsePastStatedCapIsCut(t *testing.T) {
 		t.Errorf("report %+v after %d deltas, want incomplete, at least a token per 4 bytes that passed", r, seen)
 	}
 }
+
+// TestCompactionCapNotTrusted: remote compaction takes no
+// max_output_tokens, so one sent there bounds nothing: with 1,000 tokens
+// left the call still needs a whole output slice and is refused.
+func TestCompactionCapNotTrusted(t *testing.T) {
+	d := startDaemon(t)
+	d.register("cap-compact", budget.Limits{"codex": budget.Lifetime(1000)})
+	calls, up := answeringUpstream(t)
+	_, srv := meterFor(t, d.Sock, "cap-compact", up, nil)
+	resp := post(t, srv.URL+"/v1/responses/compact", `{"model":"gpt-5","input":"hi","max_output_tokens":200}`)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(b), "output slice 4096") {
+		t.Errorf("got %d %s, want a 429 naming the whole output slice", resp.StatusCode, b)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the refused call reached the upstream (%d calls)", n)
+	}
+	// The same cap on /v1/responses is trusted.
+	if resp := post(t, srv.URL+"/v1/responses", `{"model":"gpt-5","input":"hi","max_output_tokens":200}`); resp.StatusCode != http.StatusOK {
+		t.Errorf("a response stating max_output_tokens 200 got %d, want it admitted", resp.StatusCode)
+	}
+}

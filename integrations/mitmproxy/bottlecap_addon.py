@@ -549,17 +549,19 @@ def _parse_request(body):
 # --- the output cap ---------------------------------------------------------------
 # A request may state the most output it lets the model generate, and its
 # provider stops there, reasoning and thinking included: Anthropic's
-# max_tokens, OpenAI Chat's max_completion_tokens (or max_tokens) per
-# choice, the Responses API's max_output_tokens, Gemini's
-# generationConfig.maxOutputTokens per candidate. A request stating less
-# than OUTPUT_SLICE reserves only that (the Go meter's rule,
+# max_tokens, OpenAI Chat's max_completion_tokens (or max_tokens, also
+# legacy Completions') per choice (n, or best_of when more), the Responses
+# API's max_output_tokens (not remote compaction's, which takes none),
+# Gemini's generationConfig.maxOutputTokens per candidate. A request
+# stating less than OUTPUT_SLICE reserves only that (the Go meter's rule,
 # meter/estimate/cap.go). The cap is trusted only as the provider would
 # read it: anything but a positive integer up to MAX_STATED_CAP, or a key
 # that a parser matching names case-insensitively (Go's encoding/json) may
 # take for a cap field, leaves the request with no cap (the usual slice).
 
 MAX_STATED_CAP = 1 << 24
-TOP_CAP_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "n", "generationConfig", "generation_config")
+TOP_CAP_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "n", "best_of", "generationConfig",
+                "generation_config")
 GEN_CAP_KEYS = ("maxOutputTokens", "max_output_tokens", "candidateCount", "candidate_count")
 
 
@@ -607,7 +609,8 @@ def output_cap(fmt, req):
     if fmt == RESPONSES:
         return _stated(req, ("max_output_tokens",)) or 0
     if fmt == CHAT:  # OpenAI refuses both; a gateway may honour either: the larger bounds
-        return _per_choice(_stated(req, ("max_tokens", "max_completion_tokens")), _stated(req, ("n",)))
+        # each of n choices, and legacy Completions generates best_of candidates to return n
+        return _per_choice(_stated(req, ("max_tokens", "max_completion_tokens")), _stated(req, ("n", "best_of")))
     if fmt == GEMINI:
         gens = _values(req, "generationConfig") + _values(req, "generation_config")
         if not all(isinstance(g, dict) and not _unsure(g, GEN_CAP_KEYS) for g in gens):
@@ -686,7 +689,9 @@ class Estimator:
             held = self._responses.get((provider, req["previous_response_id"]))
             learns = held is not None
             prior += held or 0
-        return Estimate(int(math.ceil(prior * self.factor(provider, model))), prior, model, learns, output_cap(fmt, req))
+        # Remote compaction takes no max_output_tokens: one sent there bounds nothing.
+        cap = 0 if path.split("?", 1)[0].endswith("/compact") else output_cap(fmt, req)
+        return Estimate(int(math.ceil(prior * self.factor(provider, model))), prior, model, learns, cap)
 
     def length(self, provider, nbytes):
         """The Estimate of a body mitmproxy streams: only its length is known."""

@@ -575,6 +575,8 @@ class OutputCapTest(unittest.TestCase):
                 (ba.CHAT, '{"max_tokens":300,"max_completion_tokens":50,%s}' % msgs, 300),
                 (ba.CHAT, '{"max_completion_tokens":300,"n":3,%s}' % msgs, 900),
                 (ba.CHAT, '{"n":3,%s}' % msgs, 0),
+                (ba.CHAT, '{"prompt":"hi","max_tokens":100,"n":2,"best_of":5}', 500),
+                (ba.CHAT, '{"prompt":"hi","max_tokens":100,"best_of":1.5}', 0),
                 (ba.CHAT, '{"max_tokens":null,"max_completion_tokens":300,%s}' % msgs, 0),
                 (ba.RESPONSES, '{"max_output_tokens":512,"input":"hi"}', 512),
                 (ba.RESPONSES, '{"max_tokens":512,"input":"hi"}', 0),
@@ -586,6 +588,11 @@ class OutputCapTest(unittest.TestCase):
                 (ba.GEMINI, '{"generationConfig":[{"maxOutputTokens":10}],"contents":[]}', 0)):
             with self.subTest(fmt=fmt, body=raw):
                 self.assertEqual(self.cap(fmt, raw), want)
+
+    def test_compaction_states_no_cap(self):
+        body = b'{"model":"gpt-5","input":"hi","max_output_tokens":200}'
+        self.assertEqual(ba.Estimator().estimate("codex", ba.RESPONSES, "/v1/responses/compact", body).cap, 0)
+        self.assertEqual(ba.Estimator().estimate("codex", ba.RESPONSES, "/v1/responses", body).cap, 200)
 
     def test_nested_fields_of_the_same_name_are_not_the_cap(self):
         raw = ('{"messages":[{"role":"user","content":[{"type":"tool_result","content":"x","max_tokens":5}]}],'

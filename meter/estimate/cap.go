@@ -8,7 +8,8 @@ import (
 
 // A request may state the most output it lets the model generate:
 // Anthropic's max_tokens, OpenAI Chat's max_completion_tokens (or the
-// older max_tokens) per choice, the Responses API's max_output_tokens,
+// older max_tokens, also legacy Completions') per choice, the Responses
+// API's max_output_tokens,
 // Gemini's generationConfig.maxOutputTokens per candidate. Each provider
 // stops generating there, reasoning and thinking included, so the meter
 // need set aside no more for the request's output (SPEC section 11). The
@@ -25,7 +26,8 @@ const (
 	capMaxTokens              // max_tokens: Anthropic; OpenAI Chat (legacy)
 	capMaxCompletion          // max_completion_tokens: OpenAI Chat
 	capMaxOutput              // max_output_tokens: OpenAI Responses
-	capChoices                // n: OpenAI Chat's number of choices
+	capChoices                // n: OpenAI Chat's (and legacy Completions') number of choices
+	capBestOf                 // best_of: legacy Completions' candidates generated per request
 	capGenMaxOutput           // generationConfig.maxOutputTokens: Gemini
 	capGenCandidates          // generationConfig.candidateCount: Gemini
 	nCapFields
@@ -50,6 +52,8 @@ func topCapOf(key []byte) capField {
 		return capMaxOutput
 	case "n":
 		return capChoices
+	case "best_of":
+		return capBestOf
 	}
 	return capNone
 }
@@ -69,7 +73,7 @@ func genCapOf(key []byte) capField {
 // topCapNames and genCapNames are the keys that state a cap, at the top of
 // a body and in its generationConfig (whose own key counts as one).
 var (
-	topCapNames = []string{"max_tokens", "max_completion_tokens", "max_output_tokens", "n", "generationConfig", "generation_config"}
+	topCapNames = []string{"max_tokens", "max_completion_tokens", "max_output_tokens", "n", "best_of", "generationConfig", "generation_config"}
 	genCapNames = []string{"maxOutputTokens", "max_output_tokens", "candidateCount", "candidate_count"}
 )
 
@@ -145,8 +149,14 @@ func outputCap(f usage.Format, c *counts) int64 {
 		return max(st[capMaxOutput], 0)
 	case usage.OpenAIChat:
 		// OpenAI refuses both fields at once; a gateway may honour either,
-		// so the larger bounds the output. Each of n choices has the cap.
-		return perChoice(st[capMaxTokens], st[capMaxCompletion], st[capChoices])
+		// so the larger bounds the output. Each of n choices has the cap,
+		// and legacy Completions (the same format) generates best_of
+		// candidates (at least n) to return n.
+		choices := st[capChoices]
+		if b := st[capBestOf]; b == invalidCap || choices != invalidCap && b > choices {
+			choices = b
+		}
+		return perChoice(st[capMaxTokens], st[capMaxCompletion], choices)
 	case usage.Gemini:
 		return perChoice(st[capGenMaxOutput], 0, st[capGenCandidates])
 	}

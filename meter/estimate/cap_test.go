@@ -31,6 +31,9 @@ func TestOutputCap(t *testing.T) {
 		{"chat both: the larger", usage.OpenAIChat, `{"max_tokens":300,"max_completion_tokens":50,` + msgs + `}`, 300},
 		{"chat n choices each", usage.OpenAIChat, `{"max_completion_tokens":300,"n":3,` + msgs + `}`, 900},
 		{"chat n alone is no cap", usage.OpenAIChat, `{"n":3,` + msgs + `}`, 0},
+		{"legacy completions best_of candidates each", usage.OpenAIChat, `{"prompt":"hi","max_tokens":100,"n":2,"best_of":5}`, 500},
+		{"legacy completions best_of below n", usage.OpenAIChat, `{"prompt":"hi","max_tokens":100,"n":4,"best_of":2}`, 400},
+		{"legacy completions best_of not a count", usage.OpenAIChat, `{"prompt":"hi","max_tokens":100,"best_of":1.5}`, 0},
 		{"chat n not a count", usage.OpenAIChat, `{"max_completion_tokens":300,"n":0,` + msgs + `}`, 0},
 		{"chat one field null", usage.OpenAIChat, `{"max_tokens":null,"max_completion_tokens":300,` + msgs + `}`, 0},
 		{"responses max_output_tokens", usage.OpenAIResponses, `{"model":"gpt-5","max_output_tokens":512,"input":"hi"}`, 512},
@@ -136,7 +139,7 @@ func decodedCap(f usage.Format, body []byte) (int64, bool) {
 	case usage.OpenAIResponses:
 		return num(top, "max_output_tokens"), true
 	case usage.OpenAIChat:
-		return max(num(top, "max_tokens"), num(top, "max_completion_tokens")) * max(num(top, "n"), 1), true
+		return max(num(top, "max_tokens"), num(top, "max_completion_tokens")) * max(num(top, "n"), num(top, "best_of"), 1), true
 	}
 	var gen map[string]json.RawMessage
 	if json.Unmarshal(top["generationConfig"], &gen) != nil {

@@ -25,9 +25,9 @@ type Estimate struct {
 	Chained bool
 	// OutputCap is the most output tokens (raw) the body lets the model
 	// generate, reasoning included, as its provider honours the body's
-	// format (max_tokens, max_completion_tokens × n, max_output_tokens,
-	// generationConfig.maxOutputTokens × candidateCount); 0 when it states
-	// none the estimator trusts.
+	// format (max_tokens, max_completion_tokens × n or best_of,
+	// max_output_tokens, generationConfig.maxOutputTokens ×
+	// candidateCount); 0 when it states none the estimator trusts.
 	OutputCap int64
 
 	text, fixed int64 // counted bytes and fixed tokens (images, tool prompts)

@@ -130,7 +130,7 @@ func topKindOf(key []byte) topKind {
 		return topPrevious
 	case "conversation", "cachedContent", "cached_content":
 		return topChain
-	case "max_tokens", "max_completion_tokens", "max_output_tokens", "n":
+	case "max_tokens", "max_completion_tokens", "max_output_tokens", "n", "best_of":
 		return topCap
 	case "generationConfig", "generation_config":
 		return topGenConfig
