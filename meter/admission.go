@@ -23,10 +23,10 @@ var errBodyTooLarge = errors.New("request body too large")
 // reserve admits a metered request against its provider's allowance (SPEC
 // section 11): it reads the body (capped), estimates its input and reads
 // the output cap it states, and has the pool set aside the estimate and an
-// output slice (the cap when smaller). The body goes on
-// byte for byte (plus include_usage for an OpenAI Chat stream). When the
-// pool cannot cover the request it is refused here, before anything is
-// sent, and reserve returns nil.
+// output slice (the cap when smaller). The body goes on byte for byte
+// (plus include_usage for an OpenAI Chat stream). When the pool cannot
+// cover the request it is refused here, before anything is sent, and
+// reserve returns nil.
 func (p *Proxy) reserve(w http.ResponseWriter, r *http.Request, up *upstream, ep *budget.Endpoint) *spend {
 	if ref := p.backlog(); ref != nil {
 		refuse(w, up, *ref)
