@@ -15,7 +15,8 @@ import (
 // returns its leases of the fleet budget. It takes a lease when spending
 // starts (the core wants one) or when the lease runs low, renews it while
 // the host spends, returns what is left when the host has been idle a
-// while, and sets every lease's local deadline to the time its request
+// while — or at once when admission wants more than the lease leaves and
+// the fleet has no room to add (yield) — and sets every lease's local deadline to the time its request
 // was sent plus the TTL, less a margin: the host stops spending from a
 // lease before Postgres could hold it expired, without the clocks of the
 // host and the server having to agree.
@@ -56,6 +57,11 @@ type KeeperConfig struct {
 	TTL  time.Duration // a lease's life in Postgres without renewal
 	Tick time.Duration // how often spending is looked at
 	Idle time.Duration // how long without spending before a return
+	// Yield is how long, after returning a lease the fleet could not
+	// top up to what admission wanted, the host takes none again: the
+	// other hosts can take what it returned, and it returns so at most
+	// once per Yield.
+	Yield time.Duration
 }
 
 // The defaults of KeeperConfig.
@@ -63,6 +69,11 @@ const (
 	DefaultLeaseTTL  = 30 * time.Second
 	DefaultLeaseTick = 250 * time.Millisecond
 	DefaultLeaseIdle = 5 * time.Second
+	// DefaultLeaseYield is a few of the other hosts' lease calls long
+	// and far below a client's patience: the other hosts pool what is
+	// returned, and a host polls Postgres at most twice per Yield while
+	// the fleet has no room for it.
+	DefaultLeaseYield = 250 * time.Millisecond
 )
 
 // Lease sizes when fleet.lease does not say: a fiftieth of the provider's
@@ -97,6 +108,9 @@ type kept struct {
 	// failures and retryAt pace calls while Postgres errs.
 	failures int
 	retryAt  time.Time
+	// yieldedUntil ends the pause after a yield: until then the host
+	// takes no lease of the provider (nor yields again).
+	yieldedUntil time.Time
 }
 
 // NewKeeper prepares a keeper; Run starts it.
@@ -107,6 +121,7 @@ func NewKeeper(cfg KeeperConfig) *Keeper {
 	setDefault(&cfg.TTL, DefaultLeaseTTL)
 	setDefault(&cfg.Tick, DefaultLeaseTick)
 	setDefault(&cfg.Idle, DefaultLeaseIdle)
+	setDefault(&cfg.Yield, DefaultLeaseYield)
 	k := &Keeper{cfg: cfg, log: cfg.Log.With("fleet_host", cfg.Host), wake: make(chan struct{}, 1),
 		wants: map[string]int64{}, leases: map[string]*kept{}}
 	return k
@@ -174,6 +189,12 @@ func (k *Keeper) keep(ctx context.Context, f *budget.Fleet, p string, wanted int
 	if now.Before(st.retryAt) {
 		return
 	}
+	if now.Before(st.yieldedUntil) {
+		if wanted > 0 {
+			k.cfg.Holder.SetFleetLease(p, 0, time.Time{}) // no lease yet: the asks waiting are answered
+		}
+		return
+	}
 	live := !st.deadline.IsZero() && now.Before(st.deadline)
 	busy := now.Sub(st.active) < k.cfg.Idle
 	size := leaseSize(f, p)
@@ -183,10 +204,12 @@ func (k *Keeper) keep(ctx context.Context, f *budget.Fleet, p string, wanted int
 		room = st.ceiling - spent
 	}
 	switch {
-	case wanted > 0 && room < wanted, busy && room < target/2:
-		k.take(ctx, f, p, st, spent, live, target)
+	case wanted > 0 && room < wanted:
+		k.take(ctx, f, p, st, spent, live, target, wanted)
+	case busy && room < target/2:
+		k.take(ctx, f, p, st, spent, live, target, 0)
 	case live && busy && st.deadline.Sub(now) < k.cfg.TTL/2:
-		k.take(ctx, f, p, st, spent, live, target) // renew: push the expiry, top the room up
+		k.take(ctx, f, p, st, spent, live, target, 0) // renew: push the expiry, top the room up
 	case !busy && held == 0 && st.ceiling > spent:
 		k.giveBack(ctx, f, p, st)
 	}
@@ -195,8 +218,10 @@ func (k *Keeper) keep(ctx context.Context, f *budget.Fleet, p string, wanted int
 // take grants or renews: the ceiling stands on what the host has spent
 // and holds or, while the lease is live, on its ceiling (a renewal never
 // lowers it under what may already be granted from it), and asks for
-// what brings the room up to target.
-func (k *Keeper) take(ctx context.Context, f *budget.Fleet, p string, st *kept, spent int64, live bool, target int64) {
+// what brings the room up to target. When the fleet grants less than
+// asked and the room still falls short of need — what admission wants —
+// the host cannot use its lease: it yields it rather than taking it up.
+func (k *Keeper) take(ctx context.Context, f *budget.Fleet, p string, st *kept, spent int64, live bool, target, need int64) {
 	base := spent
 	if live {
 		base = max(spent, st.ceiling)
@@ -208,16 +233,27 @@ func (k *Keeper) take(ctx context.Context, f *budget.Fleet, p string, st *kept, 
 		k.failed(ctx, p, st, err)
 		return
 	}
+	if need > 0 && l.Granted < want && l.Ceiling-spent < need {
+		st.ceiling = l.Ceiling // what Postgres holds until the yield returns it
+		k.yield(ctx, f, p, st)
+		return
+	}
 	st.ceiling, st.deadline = l.Ceiling, sent.Add(k.cfg.TTL-k.margin())
 	k.cfg.Holder.SetFleetLease(p, l.Ceiling, st.deadline)
 	k.answered(ctx, p, st, l)
 }
 
 // giveBack returns what the lease has left: the host stops spending from
-// it first, so that nothing is granted from what Postgres frees.
+// it first, so that nothing is granted from what Postgres frees. A lease
+// with nothing left is not returned: a return would raise its ceiling to
+// what the host overran.
 func (k *Keeper) giveBack(ctx context.Context, f *budget.Fleet, p string, st *kept) {
 	base := k.cfg.Holder.CloseFleetLease(p)
 	st.deadline = time.Time{}
+	if st.ceiling <= base {
+		k.cfg.Holder.SetFleetLease(p, 0, time.Time{}) // no call to answer: the asks waiting are answered here
+		return
+	}
 	l, err := k.lease(ctx, LeaseAsk{Host: k.cfg.Host, Provider: p, Base: base, TTL: k.cfg.TTL, Limits: f.Budget[p], Loc: f.Location()})
 	if err != nil {
 		k.failed(ctx, p, st, err) // still reserved in Postgres: tried again next round
@@ -225,6 +261,19 @@ func (k *Keeper) giveBack(ctx context.Context, f *budget.Fleet, p string, st *ke
 	}
 	st.ceiling = l.Ceiling
 	k.answered(ctx, p, st, l)
+}
+
+// yield returns, at once, a lease the fleet could not top up to what
+// admission wants: the last of a fleet budget, split among hosts in
+// leftovers each smaller than a request, would otherwise stay parked
+// until each host went idle. What the host's allowances hold stays
+// leased (the return stands on it); the rest is pooled for the first
+// host to ask, and this host takes none for Yield, so that it does not
+// take back what it returned before another host could.
+func (k *Keeper) yield(ctx context.Context, f *budget.Fleet, p string, st *kept) {
+	st.yieldedUntil = time.Now().Add(k.cfg.Yield)
+	k.log.Debug("fleet: lease short of what admission wants and no room to add; returned for the other hosts", "provider", p)
+	k.giveBack(ctx, f, p, st)
 }
 
 // lease makes one call to Postgres, bounded in time.

@@ -23,6 +23,7 @@ type holder struct {
 	deadline  time.Time
 	reachable bool
 	closed    int
+	sets      int
 	known     budget.FleetKnown
 }
 
@@ -44,6 +45,7 @@ func (h *holder) SetFleetLease(_ string, ceiling int64, deadline time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ceiling, h.deadline = ceiling, deadline
+	h.sets++
 }
 
 func (h *holder) SetFleetKnown(_ context.Context, k map[string]budget.FleetKnown) {
@@ -194,5 +196,101 @@ func TestLeaseSize(t *testing.T) {
 		if got := fleet.LeaseSize(f, "claude"); got != tt.want {
 			t.Errorf("%s (lease %d): %d, want %d", tt.limit, tt.lease, got, tt.want)
 		}
+	}
+}
+
+// steppedKeeper is a keeper for host over db that only a test's Round
+// calls move; it never goes idle, and pauses yield after yielding.
+func steppedKeeper(t *testing.T, db *fleet.DB, host string, h *holder, limit string, lease int64, yield time.Duration) *fleet.Keeper {
+	t.Helper()
+	f := &budget.Fleet{Host: host, Budget: budget.Limits{"claude": limits(t, limit)}, Lease: lease}
+	return fleet.NewKeeper(fleet.KeeperConfig{Host: host, Fleet: func() *budget.Fleet { return f }, Holder: h,
+		Leaser: func(context.Context) (fleet.Leaser, error) { return db, nil },
+		TTL:    time.Minute, Idle: time.Hour, Yield: yield})
+}
+
+// room is what the lease the keeper set leaves the host.
+func (h *holder) room() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.deadline.IsZero() || !time.Now().Before(h.deadline) {
+		return 0
+	}
+	return h.ceiling - h.used - h.held
+}
+
+// TestKeepersPoolWhatNoneCanUse: three busy hosts share a fleet budget
+// whose last 9,000 tokens are split among their leases, 3,000 each, and
+// each wants 8,000. A host whose lease the fleet cannot top up returns
+// it at once, down to what it spent and holds; the next host to ask is
+// granted what was returned: within one round each, one host can spend
+// 8,000, and the leases never reserve more than the limit.
+func TestKeepersPoolWhatNoneCanUse(t *testing.T) {
+	db, _ := open(t)
+	hosts := []string{"a", "b", "c"}
+	holders := make([]*holder, len(hosts))
+	keepers := make([]*fleet.Keeper, len(hosts))
+	for i, host := range hosts {
+		holders[i] = &holder{}
+		keepers[i] = steppedKeeper(t, db, host, holders[i], "30000", 10_000, time.Hour)
+		keepers[i].Want("claude", 1)
+		keepers[i].Round(ctxT(t))
+		if c, _ := row(t, db, host); c != 10_000 {
+			t.Fatalf("host %s took ceiling %d; want 10000", host, c)
+		}
+	}
+	for _, h := range holders {
+		h.mu.Lock()
+		h.used, h.held = 6_000, 1_000
+		h.mu.Unlock()
+	}
+	overcommitted := func() {
+		t.Helper()
+		if sum := scalar[int64](t, db, "SELECT SUM(ceiling)::bigint FROM fleet_leases"); sum > 30_000 {
+			t.Fatalf("the leases reserve %d of a 30000 limit", sum)
+		}
+	}
+	granted := -1
+	for step := 0; step < 2*len(hosts) && granted < 0; step++ {
+		i := step % len(hosts)
+		keepers[i].Want("claude", 8_000)
+		keepers[i].Round(ctxT(t))
+		overcommitted()
+		if holders[i].room() >= 8_000 {
+			granted = i
+		}
+	}
+	if granted < 0 {
+		for i, host := range hosts {
+			c, _ := row(t, db, host)
+			t.Logf("host %s: ceiling %d in Postgres, room %d", host, c, holders[i].room())
+		}
+		t.Fatal("no host was granted 8000 though the leases left 9000 among them")
+	}
+	for i, host := range hosts {
+		if i == granted {
+			continue
+		}
+		if c, _ := row(t, db, host); c > 10_000 || holders[i].room() >= 8_000 {
+			t.Errorf("host %s: ceiling %d, room %d beside the host granted", host, c, holders[i].room())
+		}
+	}
+	// A host that yielded takes nothing back while it pauses: its lease in
+	// Postgres stays as it returned it, and the asks waiting are answered.
+	yielded := (granted + len(hosts) - 1) % len(hosts)
+	c, exp := row(t, db, hosts[yielded])
+	if c != 7_000 {
+		t.Fatalf("host %s returned its lease down to %d; want what it spent and holds, 7000", hosts[yielded], c)
+	}
+	sets := holders[yielded].sets
+	for range 3 {
+		keepers[yielded].Want("claude", 8_000)
+		keepers[yielded].Round(ctxT(t))
+	}
+	if c2, exp2 := row(t, db, hosts[yielded]); c2 != c || !exp2.Equal(exp) {
+		t.Errorf("host %s, pausing after its yield, changed its lease in Postgres: ceiling %d until %s, was %d until %s", hosts[yielded], c2, exp2, c, exp)
+	}
+	if n := holders[yielded].sets - sets; n != 3 {
+		t.Errorf("host %s answered %d of 3 wants while pausing; want all", hosts[yielded], n)
 	}
 }
