@@ -22,8 +22,10 @@ func init() { register("fleet_overshoot", benchFleetOvershoot) }
 // each its own process on its own home, share one fleet budget in one
 // Postgres and spend it flat out, each with fleetSpenders clients that
 // do what a meter does — ask an allowance for a request's estimate, spend,
-// report the true count naming the allowance — until the fleet stops
-// them. Requests are coding-agent sized; estimates err high as the
+// report the true count naming the allowance, give back what the report
+// did not settle (a meter does once idle; left held, the estimates' 5%
+// margin would stay reserved for the allowance TTL, 30 s, longer than
+// the run) — until the fleet stops them. Requests are coding-agent sized; estimates err high as the
 // meter's do, except for one request in fleetUnderEvery, whose true count
 // is up to fleetUnderBy above its estimate.
 const (
@@ -148,6 +150,9 @@ func (s *fleetSpender) run(ctx context.Context) (int64, error) {
 			Usage: budget.Usage{Input: truth}}, Allowance: a.ID}
 		if _, err := s.c.Ingest(ctx, []api.Report{rep}); err != nil {
 			return requests, fmt.Errorf("report: %w", err)
+		}
+		if err := s.c.ReleaseAllowance(ctx, a.ID); err != nil && !errors.Is(err, budget.ErrNotFound) {
+			return requests, fmt.Errorf("release: %w", err)
 		}
 		requests++
 	}
