@@ -16,10 +16,10 @@ import (
 // starts (the core wants one) or when the lease runs low, renews it while
 // the host spends, returns what is left when the host has been idle a
 // while — or at once when admission wants more than the lease leaves and
-// the fleet has no room to add (yield) — and sets every lease's local deadline to the time its request
-// was sent plus the TTL, less a margin: the host stops spending from a
-// lease before Postgres could hold it expired, without the clocks of the
-// host and the server having to agree.
+// the fleet has no room to add (it yields) — and sets every lease's local
+// deadline to the time its request was sent plus the TTL, less a margin:
+// the host stops spending from a lease before Postgres could hold it
+// expired, without the clocks of the host and the server having to agree.
 
 // LeaseHolder is the daemon's core as the keeper sees it:
 // *controller.Core satisfies it.
@@ -245,8 +245,8 @@ func (k *Keeper) take(ctx context.Context, f *budget.Fleet, p string, st *kept, 
 
 // giveBack returns what the lease has left: the host stops spending from
 // it first, so that nothing is granted from what Postgres frees. A lease
-// with nothing left is not returned: a return would raise its ceiling to
-// what the host overran.
+// with nothing left needs no call (a return would only move its ceiling
+// up to what the host overran).
 func (k *Keeper) giveBack(ctx context.Context, f *budget.Fleet, p string, st *kept) {
 	base := k.cfg.Holder.CloseFleetLease(p)
 	st.deadline = time.Time{}
