@@ -60,7 +60,9 @@ type Endpoint struct {
 	// names it: anthropic, openai-chat, openai-responses or gemini.
 	Format string `json:"format"`
 	// Path is the meter's path: the whole path, or, ending in "/", a
-	// prefix whose rest must end in Suffix (a model name sits between).
+	// prefix whose rest must end in Suffix (a model name sits between);
+	// "/" alone takes any path that ends in Suffix (Gemini's methods, on
+	// whatever version and model collection).
 	Path string `json:"path"`
 	// Suffix is how the call is recognised behind any host and base path
 	// (the mitmproxy addon sees chatgpt.com/backend-api/codex/responses).
@@ -70,13 +72,61 @@ type Endpoint struct {
 	WebSocket bool `json:"websocket,omitempty"`
 }
 
-// Matches reports whether path is this endpoint's path.
-func (e Endpoint) Matches(path string) bool {
-	if !strings.HasSuffix(e.Path, "/") {
-		return path == e.Path
+// Matches reports whether the cleaned request path p calls this endpoint,
+// in any ASCII letter case: an upstream that routes case-insensitively
+// must not be a way around the meter.
+func (e Endpoint) Matches(p string) bool {
+	if !e.isPrefix() {
+		return equalFoldASCII(p, e.Path)
 	}
-	rest, ok := strings.CutPrefix(path, e.Path)
-	return ok && strings.HasSuffix(rest, e.Suffix)
+	if len(p) < len(e.Path)+len(e.Suffix) || !equalFoldASCII(p[:len(e.Path)], e.Path) {
+		return false
+	}
+	return equalFoldASCII(p[len(p)-len(e.Suffix):], e.Suffix)
+}
+
+// Canonical is the path p, which this endpoint Matches, spelled as the
+// table spells the endpoint: the meter forwards it so, so that what the
+// upstream is asked is what the meter metered. The model between a
+// prefix and its suffix is kept as sent.
+func (e Endpoint) Canonical(p string) string {
+	if !e.isPrefix() {
+		return e.Path
+	}
+	return e.Path + p[len(e.Path):len(p)-len(e.Suffix)] + e.Suffix
+}
+
+// Specificity orders the endpoints a path matches: a whole path before
+// any prefix, a longer prefix before a shorter one (Gemini Code Assist's
+// /v1internal:generateContent before Gemini's any-path methods).
+func (e Endpoint) Specificity() int {
+	if !e.isPrefix() {
+		return 1 << 20
+	}
+	return len(e.Path)
+}
+
+func (e Endpoint) isPrefix() bool { return strings.HasSuffix(e.Path, "/") }
+
+// equalFoldASCII is strings.EqualFold for ASCII letters only: a byte
+// outside ASCII matches only itself, so lengths and offsets agree.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // Unmetered is a call that spends tokens bottlecap does not meter.
@@ -293,33 +343,85 @@ func ProviderAPIs() []ProviderAPI {
 			Hosts:   []string{"generativelanguage.googleapis.com"},
 			BaseURL: "https://generativelanguage.googleapis.com",
 			Endpoints: []Endpoint{
-				{Format: "gemini", Path: "/v1beta/models/", Suffix: ":generateContent"},
-				{Format: "gemini", Path: "/v1beta/models/", Suffix: ":streamGenerateContent"},
+				// Any path that ends in the method, so that every form the
+				// API takes is metered: /v1beta/models/M, /v1/models/M,
+				// /v1beta/tunedModels/M, /v1beta/dynamic/M.
+				{Format: "gemini", Path: "/", Suffix: ":generateContent"},
+				{Format: "gemini", Path: "/", Suffix: ":streamGenerateContent"},
+				// The OpenAI compatibility layer (base URL .../v1beta/openai/)
+				// and the same call in the API's own spelling.
+				{Format: "openai-chat", Path: "/", Suffix: "/openai/chat/completions"},
+				{Format: "openai-chat", Path: "/", Suffix: ":chatCompletions"},
 			},
+			// A "*" stands for the API version (v1, v1beta, v1alpha) too.
 			Unmetered: []Unmetered{
-				{"/v1beta/models/*:batchGenerateContent", "Batch Mode"},
-				{"/v1beta/models/*:embedContent", "Embeddings"},
-				{"/v1beta/models/*:batchEmbedContents", "Embeddings"},
-				{"/v1beta/models/*:asyncBatchEmbedContent", "Embeddings batches"},
-				{"/v1beta/models/*:predict", "Imagen and other predictions"},
-				{"/v1beta/models/*:predictLongRunning", "Veo and other long-running predictions"},
-				{"/v1beta/models/*:generateAnswer", "Attributed question answering"},
+				{"/*/models/*:batchGenerateContent", "Batch Mode"},
+				{"/*/models/*:embedContent", "Embeddings"},
+				{"/*/models/*:batchEmbedContents", "Embeddings"},
+				{"/*/models/*:asyncBatchEmbedContent", "Embeddings batches"},
+				{"/*/models/*:predict", "Imagen and other predictions"},
+				{"/*/models/*:predictLongRunning", "Veo and other long-running predictions"},
+				{"/*/models/*:generateAnswer", "Attributed question answering"},
 				// Its usage has a shape of its own, not metered yet.
-				{"/v1beta/interactions", "Interactions API"},
-				{"/v1beta/cachedContents", "context caching (bills the cached tokens)"},
+				{"/*/interactions", "Interactions API"},
+				{"/*/cachedContents", "context caching (bills the cached tokens)"},
+				{"/*/openai/embeddings", "OpenAI-compatible embeddings"},
+				{"/*/openai/images/generations", "OpenAI-compatible image generation"},
+				{"/*/openai/batches", "OpenAI-compatible batches"},
 			},
-			Prefixes: []string{"/v1beta/"},
-			Denial: ErrorShape{
-				Envelope: map[string]any{"error": map[string]any{"code": "$status", "message": "$message", "status": "$type"}},
-				Kinds: map[string]ErrorKind{
-					RefuseDenied:      {Type: "RESOURCE_EXHAUSTED"},
-					RefuseUnavailable: {Type: "UNAVAILABLE"},
-					RefuseUnreachable: {Type: "UNAVAILABLE"},
-					RefuseNotMetered:  {Type: "UNAVAILABLE"},
-					RefuseUpgrade:     {Type: "FAILED_PRECONDITION"},
-					RefuseUnmetered:   {Type: "PERMISSION_DENIED"},
-				},
+			Prefixes: []string{"/v1beta/", "/v1alpha/"},
+			// The google-genai SDKs send the API key in it; a path shared
+			// with other APIs (/v1/models) then still reaches Gemini.
+			Headers: []string{"X-Goog-Api-Key"},
+			Denial:  googleDenial(),
+		},
+		{
+			// Gemini CLI signed in with Google posts to Code Assist, not to
+			// the Gemini API: generateContent with the request wrapped
+			// ({"model", "project", "request": {...}}) and each answer too
+			// ({"response": {...}, "traceId"}), whose usageMetadata the
+			// Gemini parser reads inside "response". The same provider, a
+			// second upstream, as for Codex and ChatGPT. Gemini CLI's
+			// CODE_ASSIST_ENDPOINT points it at the meter.
+			Family: "codeassist", Name: "Gemini Code Assist", Provider: "gemini",
+			Hosts:   []string{"cloudcode-pa.googleapis.com"},
+			BaseURL: "https://cloudcode-pa.googleapis.com",
+			Endpoints: []Endpoint{
+				{Format: "gemini", Path: "/v1internal:generateContent", Suffix: ":generateContent"},
+				{Format: "gemini", Path: "/v1internal:streamGenerateContent", Suffix: ":streamGenerateContent"},
 			},
+			// What the IDE plugins and Antigravity call on the same API, on
+			// the same quota; Gemini CLI calls none of them.
+			Unmetered: []Unmetered{
+				{"/v1internal:completeCode", "Code Assist code completion"},
+				{"/v1internal:generateCode", "Code Assist code generation"},
+				{"/v1internal:transformCode", "Code Assist code transformation"},
+				{"/v1internal:generateChat", "Code Assist chat"},
+				{"/v1internal:streamGenerateChat", "Code Assist chat"},
+				{"/v1internal:internalAtomicAgenticChat", "Code Assist agent chat"},
+				{"/v1internal:tabChat", "Code Assist chat"},
+			},
+			// Its other calls (loadCodeAssist, onboardUser, countTokens,
+			// retrieveUserQuota, listExperiments, recordCodeAssistMetrics,
+			// operations) go to Code Assist too.
+			Prefixes: []string{"/v1internal:", "/v1internal/"},
+			Denial:   googleDenial(),
+		},
+	}
+}
+
+// googleDenial is Google's error object, which the Gemini API and Code
+// Assist answer in and the google-genai SDKs parse.
+func googleDenial() ErrorShape {
+	return ErrorShape{
+		Envelope: map[string]any{"error": map[string]any{"code": "$status", "message": "$message", "status": "$type"}},
+		Kinds: map[string]ErrorKind{
+			RefuseDenied:      {Type: "RESOURCE_EXHAUSTED"},
+			RefuseUnavailable: {Type: "UNAVAILABLE"},
+			RefuseUnreachable: {Type: "UNAVAILABLE"},
+			RefuseNotMetered:  {Type: "UNAVAILABLE"},
+			RefuseUpgrade:     {Type: "FAILED_PRECONDITION"},
+			RefuseUnmetered:   {Type: "PERMISSION_DENIED"},
 		},
 	}
 }

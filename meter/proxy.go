@@ -130,14 +130,17 @@ type exchange struct {
 type exchangeKey struct{}
 
 // ServeHTTP gates a metered request, adds include_usage to OpenAI Chat
-// streams, and forwards it; refuses a call that spends tokens the meter
-// cannot count (unmetered.go); every other request under the provider
-// paths is forwarded as it is. Of the protocol upgrades only the OpenAI
+// streams, and forwards it under the table's spelling of its call
+// (paths.go); refuses a call that spends tokens the meter cannot count
+// (unmetered.go), and a request to a metered endpoint that is not a POST
+// but could still generate; every other request under the provider paths
+// is forwarded as it is. Of the protocol upgrades only the OpenAI
 // Responses WebSocket is taken (and metered message by message); any other
 // WebSocket is refused with 426, so that nothing passes unmetered, and an
 // offer to switch to anything else (h2c) is declined by ignoring it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	up, ep := p.route(r)
+	t := p.route(r)
+	up, ep := t.up, t.ep
 	switch {
 	case isUpgrade(r) && !isWebSocket(r):
 		ignoreUpgrade(r) // served over HTTP/1.1, metered like any request
@@ -145,17 +148,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuseUpgrade(w, up, r)
 		return
 	case isUpgrade(r):
+		p.callAsMetered(r, t)
 		p.serveSocket(w, r, up, ep)
 		return
 	}
-	if r.Method != http.MethodPost {
-		ep = nil // only a POST generates
+	if ep != nil && r.Method != http.MethodPost {
+		if mayGenerate(r) {
+			p.refuseMethod(w, r, t)
+			return
+		}
+		ep = nil // a bodiless read generates nothing
 	}
 	if ep == nil {
-		if u := p.unmeteredCall(r, up); u != nil {
+		if u := p.unmeteredCall(r, up, t.forms); u != nil {
 			p.refuseUnmetered(w, r, up, u)
 			return
 		}
+	} else {
+		p.callAsMetered(r, t)
 	}
 	ex := &exchange{up: up, ep: ep}
 	if ep != nil && !p.admitExchange(w, r, ex) {
@@ -202,35 +212,6 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
 		ex.flight = f
 	}
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
-}
-
-// route picks the upstream of a request from the provider table and the
-// endpoint its path calls, if any: an API's endpoint, else its other
-// paths, else the headers that name it, else the fallback API.
-func (p *Proxy) route(r *http.Request) (*upstream, *budget.Endpoint) {
-	path := r.URL.Path
-	for _, up := range p.upstreams {
-		for i := range up.api.Endpoints {
-			if up.api.Endpoints[i].Matches(path) {
-				return up, &up.api.Endpoints[i]
-			}
-		}
-	}
-	for _, up := range p.upstreams {
-		for _, prefix := range up.api.Prefixes {
-			if strings.HasPrefix(path, prefix) {
-				return up, nil
-			}
-		}
-	}
-	for _, up := range p.upstreams {
-		for _, h := range up.api.Headers {
-			if r.Header.Get(h) != "" {
-				return up, nil
-			}
-		}
-	}
-	return p.fallback, nil
 }
 
 // rewrite points the outgoing request at the upstream. Metered requests ask

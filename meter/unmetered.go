@@ -3,7 +3,6 @@ package meter
 import (
 	"fmt"
 	"net/http"
-	"path"
 	"slices"
 
 	"github.com/bot-bottle/bottlecap/budget"
@@ -31,7 +30,7 @@ func checkPassUnmetered(names []string) error {
 	}
 	for _, n := range names {
 		if !slices.Contains(known, n) {
-			return fmt.Errorf("%w: meter: --pass-unmetered %q is not an unmetered call of the provider table (want its pattern as listed, e.g. /v1/embeddings or /v1beta/models/*:embedContent)",
+			return fmt.Errorf("%w: meter: --pass-unmetered %q is not an unmetered call of the provider table (want its pattern as listed, e.g. /v1/embeddings or /*/models/*:embedContent)",
 				budget.ErrInvalid, n)
 		}
 	}
@@ -39,16 +38,16 @@ func checkPassUnmetered(names []string) error {
 }
 
 // unmeteredCall is the unmetered call of up's API that r makes, unless
-// the operator passes it: nil when r may go on. The request path is
-// matched cleaned (no "//", "." or ".." for an upstream to fold away),
-// decoded and as sent (an escaped "/" inside a segment is one segment to
-// an upstream that routes on the raw path).
-func (p *Proxy) unmeteredCall(r *http.Request, up *upstream) *budget.Unmetered {
-	if r.Method != http.MethodPost || len(up.api.Unmetered) == 0 {
+// the operator passes it: nil when r may go on. Every cleaned spelling of
+// the request path is matched (paths.go), and any request that may
+// generate (a POST, a PUT, a GET with a body) is taken for the call: an
+// upstream that routes by path alone would run it.
+func (p *Proxy) unmeteredCall(r *http.Request, up *upstream, forms []pathForm) *budget.Unmetered {
+	if !mayGenerate(r) || len(up.api.Unmetered) == 0 {
 		return nil
 	}
-	for _, raw := range []string{r.URL.Path, r.URL.EscapedPath()} {
-		u := budget.UnmeteredCall(up.api, path.Clean("/"+raw))
+	for _, f := range forms {
+		u := budget.UnmeteredCall(up.api, f.path)
 		if u != nil && !slices.Contains(p.cfg.PassUnmetered, u.Pattern) {
 			return u
 		}
@@ -67,8 +66,8 @@ func (p *Proxy) refuseUnmetered(w http.ResponseWriter, r *http.Request, up *upst
 // unmeteredMessage names the call, why it is refused and the operator's
 // way through.
 func unmeteredMessage(r *http.Request, up *upstream, u *budget.Unmetered) string {
-	return fmt.Sprintf("bottlecap meter: POST %s (%s %s) spends tokens that bottlecap does not meter, so the %s budget "+
+	return fmt.Sprintf("bottlecap meter: %s %s (%s %s) spends tokens that bottlecap does not meter, so the %s budget "+
 		"cannot see them; the request was refused (fail-closed). An operator who accepts that can let it through, "+
 		"unmetered, with `bottlecap meter --pass-unmetered %s`",
-		r.URL.Path, up.api.Name, u.What, up.Provider, u.Pattern)
+		r.Method, r.URL.Path, up.api.Name, u.What, up.Provider, u.Pattern)
 }

@@ -165,7 +165,7 @@ func upstreamHelp(api budget.ProviderAPI) string {
 	for _, ep := range api.Endpoints {
 		p := ep.Path
 		if strings.HasSuffix(p, "/") {
-			p += "*" // a model name and the call follow
+			p += "*" + ep.Suffix // a model name and the call follow
 		}
 		if ep.WebSocket {
 			p += " and its WebSocket"

@@ -50,7 +50,7 @@ func FormatForPath(path string) Format {
 	switch {
 	case strings.Contains(path, ":generateContent"), strings.Contains(path, ":streamGenerateContent"):
 		return Gemini
-	case strings.HasSuffix(path, "/completions"):
+	case strings.HasSuffix(path, "/completions"), strings.HasSuffix(path, ":chatCompletions"):
 		return OpenAIChat
 	case strings.Contains(path, "/responses"):
 		return OpenAIResponses
@@ -74,7 +74,7 @@ func (f Format) known() bool {
 func detect(e *envelope) Format {
 	typ := e.Type
 	switch {
-	case e.UsageMetadata != nil || len(e.Candidates) > 0 || e.ModelVersion != "" || e.ResponseID != "":
+	case e.telling() || e.Response != nil && e.Response.telling():
 		return Gemini
 	case strings.HasPrefix(typ, "response.") || e.Object == "response" || e.Object == "response.compaction":
 		return OpenAIResponses

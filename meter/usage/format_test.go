@@ -61,6 +61,9 @@ func TestFormatForPath(t *testing.T) {
 		{"/v1beta/models/gemini-2.5-flash:generateContent", usage.Gemini},
 		{"/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", usage.Gemini},
 		{"/v1/projects/p/locations/l/publishers/google/models/g:streamGenerateContent", usage.Gemini},
+		{"/v1internal:streamGenerateContent?alt=sse", usage.Gemini},
+		{"/v1beta/openai/chat/completions", usage.OpenAIChat},
+		{"/v1beta:chatCompletions", usage.OpenAIChat},
 		{"/v1/models", usage.Auto},
 		{"", usage.Auto},
 	}

@@ -84,8 +84,9 @@ func (s *state) apply(e *envelope) {
 	case Anthropic:
 		s.applyAnthropic(e)
 	case Gemini:
-		s.identify(e.ResponseID, e.ModelVersion)
-		s.applyGemini(e)
+		g, id := e.gemini()
+		s.identify(id, g.ModelVersion)
+		s.applyGemini(g)
 	}
 }
 

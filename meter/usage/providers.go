@@ -127,7 +127,7 @@ func sumIterations(its []wireUsage) budget.Usage {
 // applyGemini: every chunk's usageMetadata is cumulative, so the last one
 // wins; the response is complete once a candidate has finished (or the
 // prompt was blocked) and usage has been seen.
-func (s *state) applyGemini(e *envelope) {
+func (s *state) applyGemini(e *geminiFields) {
 	for _, c := range e.Candidates {
 		if c.FinishReason != "" {
 			s.finished = true

@@ -25,7 +25,24 @@ type envelope struct {
 	Message  *wrapped `json:"message"`
 	Response *wrapped `json:"response"`
 
-	// Gemini.
+	// Gemini; Code Assist wraps it in Response and names it by TraceID.
+	geminiFields
+	TraceID string `json:"traceId"`
+}
+
+// wrapped is a message or response object nested in a stream event: an
+// Anthropic message, a Responses response, or the Gemini response Code
+// Assist wraps.
+type wrapped struct {
+	ID    string     `json:"id"`
+	Model string     `json:"model"`
+	Usage *wireUsage `json:"usage"`
+	geminiFields
+}
+
+// geminiFields are what a Gemini response keeps its usage, identity and
+// end in.
+type geminiFields struct {
 	UsageMetadata *geminiUsage `json:"usageMetadata"`
 	Candidates    []struct {
 		FinishReason string `json:"finishReason"`
@@ -37,11 +54,24 @@ type envelope struct {
 	ModelVersion string `json:"modelVersion"`
 }
 
-// wrapped is a message or response object nested in a stream event.
-type wrapped struct {
-	ID    string     `json:"id"`
-	Model string     `json:"model"`
-	Usage *wireUsage `json:"usage"`
+// telling reports whether g holds any Gemini field.
+func (g *geminiFields) telling() bool {
+	return g.UsageMetadata != nil || len(g.Candidates) > 0 || g.PromptFeedback != nil || g.ModelVersion != "" || g.ResponseID != ""
+}
+
+// gemini is the Gemini response an event carries: the event itself, or
+// the one Code Assist wraps in "response" (then named by its traceId
+// when it has no responseId of its own).
+func (e *envelope) gemini() (g *geminiFields, id string) {
+	if !e.geminiFields.telling() && e.Response != nil && e.Response.telling() {
+		g = &e.Response.geminiFields
+	} else {
+		g = &e.geminiFields
+	}
+	if id = g.ResponseID; id == "" {
+		id = e.TraceID
+	}
+	return g, id
 }
 
 // wireUsage is the union of the OpenAI and Anthropic usage objects. Counts
