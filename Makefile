@@ -120,8 +120,9 @@ test: test-deps
 # provider parser panic or count a negative token, no request body may make
 # the token estimator panic or answer 0 for a non-empty body, no body may
 # state an output cap to the estimator below the one encoding/json reads,
-# and bottlecap's hand-written readers of reports and replies must agree
-# with encoding/json.
+# bottlecap's hand-written readers of reports and replies must agree with
+# encoding/json, and the meter's cleaned request paths must leave an
+# upstream nothing to fold.
 # A count, not a duration: with a duration Go 1.26's fuzz coordinator can
 # report "context deadline exceeded" as a failure when the time runs out
 # while a worker is mid-input on a loaded machine (go.dev/issue/75804, fixed
@@ -130,7 +131,7 @@ test: test-deps
 FUZZTIME ?= 50000x
 FUZZ_TARGETS := $(addprefix ./meter/usage:,FuzzParserOpenAIChat FuzzParserOpenAIResponses FuzzParserAnthropic FuzzParserGemini FuzzParserAuto) \
 	$(addprefix ./api:,FuzzDecodeReportFast FuzzDecodeIngestReplyFast FuzzDecodeVerdictFast) \
-	./meter/estimate:FuzzInput ./meter/estimate:FuzzOutputCap
+	./meter/estimate:FuzzInput ./meter/estimate:FuzzOutputCap ./meter:FuzzCleanPath
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) $${t%%:*} || exit 1; \

@@ -18,7 +18,8 @@ import (
 // ProviderAPI is one provider API family as the meter meets it on the wire.
 type ProviderAPI struct {
 	// Family names the API in the meter's flags (--upstream-FAMILY,
-	// --upstream FAMILY=URL): anthropic, openai, chatgpt or gemini.
+	// --upstream FAMILY=URL): anthropic, openai, chatgpt, gemini or
+	// codeassist.
 	Family string `json:"family"`
 	// Name is how people write the family (flag help).
 	Name string `json:"name"`
@@ -32,13 +33,16 @@ type ProviderAPI struct {
 	Hosts []string `json:"hosts"`
 	// BaseURL is the default upstream the meter forwards to.
 	BaseURL string `json:"base_url"`
-	// Endpoints are the generation calls that cost tokens: a POST to one
-	// is gated and metered.
+	// Endpoints are the generation calls that cost tokens: a POST to one,
+	// under any spelling an upstream may fold to it (meter/paths.go), is
+	// gated, metered and forwarded as the table spells it.
 	Endpoints []Endpoint `json:"endpoints"`
 	// Unmetered are the calls of this API that spend tokens the meter
 	// cannot count (batches, embeddings, images, audio, agents run by the
-	// provider): a POST to one is refused before it reaches the upstream,
-	// unless the operator lets it through by name (--pass-unmetered).
+	// provider): a request to one that may carry a prompt (anything but a
+	// bodiless GET, HEAD, OPTIONS or DELETE) is refused before it reaches
+	// the upstream, unless the operator lets it through by name
+	// (--pass-unmetered).
 	// Every other path is forwarded as it is: a list of the known spending
 	// calls, not of the harmless ones, so model lists, token counts, files
 	// and the agents' own telemetry and sign-in paths keep working.
@@ -132,9 +136,9 @@ func lowerASCII(c byte) byte {
 // Unmetered is a call that spends tokens bottlecap does not meter.
 type Unmetered struct {
 	// Pattern is its path, as path.Match reads it: a "*" stands for one
-	// path segment or part of one (an id, or a model before a Gemini
-	// method: /v1beta/models/*:embedContent). It is also the name an
-	// operator passes it by.
+	// path segment or part of one (an id, an API version, or a model
+	// before a Gemini method: /*/models/*:embedContent). It is also the
+	// name an operator passes it by.
 	Pattern string `json:"pattern"`
 	// What names the call for the refusal's message.
 	What string `json:"what"`

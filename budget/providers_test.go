@@ -143,22 +143,82 @@ func example(ep budget.Endpoint) string {
 func TestEndpointMatches(t *testing.T) {
 	exact := budget.Endpoint{Path: "/v1/messages", Suffix: "/messages"}
 	prefix := budget.Endpoint{Path: "/v1beta/models/", Suffix: ":generateContent"}
+	anyPath := budget.Endpoint{Path: "/", Suffix: ":generateContent"}
 	tests := []struct {
 		ep   budget.Endpoint
 		path string
 		want bool
 	}{
 		{exact, "/v1/messages", true},
+		{exact, "/V1/Messages", true},
 		{exact, "/v1/messages/count_tokens", false},
 		{exact, "/proxy/v1/messages", false},
+		{exact, "/v1/me\u017fsages", false}, // folds to messages in Unicode, not in ASCII
 		{prefix, "/v1beta/models/gemini-2.5-pro:generateContent", true},
+		{prefix, "/V1BETA/models/gemini-2.5-pro:GENERATECONTENT", true},
 		{prefix, "/v1beta/models/gemini-2.5-pro:streamGenerateContent", false},
 		{prefix, "/v1beta/models/gemini-2.5-pro", false},
 		{prefix, "/v1/models/gemini-2.5-pro:generateContent", false},
+		{anyPath, "/v1/models/gemini-2.5-pro:generateContent", true},
+		{anyPath, "/v1beta/tunedModels/my-model:generateContent", true},
+		{anyPath, "/v1internal:generateContent", true},
+		{anyPath, "/v1beta/models/gemini-2.5-pro:streamGenerateContent", false},
+		{anyPath, "/v1beta/models/gemini-2.5-pro:countTokens", false},
 	}
 	for _, tt := range tests {
 		if got := tt.ep.Matches(tt.path); got != tt.want {
 			t.Errorf("%s matches %s = %v, want %v", tt.ep.Path+"…"+tt.ep.Suffix, tt.path, got, tt.want)
+		}
+	}
+}
+
+// TestEndpointCanonical: a matched path is forwarded as the table spells
+// the endpoint, the model between a prefix and its suffix as sent.
+func TestEndpointCanonical(t *testing.T) {
+	tests := []struct {
+		ep         budget.Endpoint
+		path, want string
+	}{
+		{budget.Endpoint{Path: "/v1/messages", Suffix: "/messages"}, "/V1/MESSAGES", "/v1/messages"},
+		{budget.Endpoint{Path: "/", Suffix: ":generateContent"}, "/V1BETA/models/Gemini-2.5-Pro:GENERATECONTENT",
+			"/V1BETA/models/Gemini-2.5-Pro:generateContent"},
+		{budget.Endpoint{Path: "/v1beta/models/", Suffix: ":generateContent"}, "/v1BETA/Models/x:generatecontent",
+			"/v1beta/models/x:generateContent"},
+	}
+	for _, tt := range tests {
+		if !tt.ep.Matches(tt.path) {
+			t.Fatalf("%s does not match %s", tt.ep.Path, tt.path)
+		}
+		if got := tt.ep.Canonical(tt.path); got != tt.want {
+			t.Errorf("Canonical(%s) = %s, want %s", tt.path, got, tt.want)
+		}
+	}
+}
+
+// TestEndpointExamplesRouteHome: the most specific endpoint of the whole
+// table that an endpoint's own path matches is that endpoint (Code
+// Assist's /v1internal:generateContent is not taken for Gemini's any-path
+// method), and no two match with the same specificity.
+func TestEndpointExamplesRouteHome(t *testing.T) {
+	apis := budget.ProviderAPIs()
+	for _, api := range apis {
+		for _, ep := range api.Endpoints {
+			var best budget.Endpoint
+			bestAPI, ties := "", 0
+			for _, other := range apis {
+				for _, cand := range other.Endpoints {
+					switch {
+					case !cand.Matches(example(ep)):
+					case bestAPI == "" || cand.Specificity() > best.Specificity():
+						best, bestAPI, ties = cand, other.Family, 0
+					case cand.Specificity() == best.Specificity():
+						ties++
+					}
+				}
+			}
+			if bestAPI != api.Family || best != ep || ties > 0 {
+				t.Errorf("%s: %s routes to %s's %+v (%d ties), want its own endpoint", api.Family, example(ep), bestAPI, best, ties)
+			}
 		}
 	}
 }
@@ -172,7 +232,7 @@ func unmeteredExample(u budget.Unmetered) string {
 // never a "/"; the rest is the path exactly, in any letter case.
 func TestUnmeteredMatches(t *testing.T) {
 	runs := budget.Unmetered{Pattern: "/v1/threads/*/runs"}
-	embed := budget.Unmetered{Pattern: "/v1beta/models/*:embedContent"}
+	embed := budget.Unmetered{Pattern: "/*/models/*:embedContent"}
 	batches := budget.Unmetered{Pattern: "/v1/messages/batches"}
 	tests := []struct {
 		u    budget.Unmetered
@@ -186,6 +246,7 @@ func TestUnmeteredMatches(t *testing.T) {
 		{runs, "/v1/threads/thread_abc/runs/run_1", false},
 		{runs, "/v1/threads/thread_abc/messages", false},
 		{embed, "/v1beta/models/gemini-embedding-001:embedContent", true},
+		{embed, "/v1/models/gemini-embedding-001:embedContent", true},
 		{embed, "/v1beta/models/gemini-embedding-001:batchEmbedContents", false},
 		{embed, "/v1beta/models/tuned/x:embedContent", false},
 		{batches, "/v1/messages/batches", true},
@@ -213,7 +274,9 @@ func TestUnmeteredSparesAgentCalls(t *testing.T) {
 		"/v1/batches/batch_1/cancel", "/v1/fine_tuning/jobs/ftjob_1/cancel", "/v1/threads", "/v1/threads/thread_1/messages",
 		"/v1/uploads", "/v1/vector_stores",
 		"/backend-api/codex/models", "/backend-api/wham/usage", "/backend-api/wham/tasks/list",
-		"/v1beta/models/gemini-2.5-pro:countTokens", "/v1beta/models", "/v1beta/files",
+		"/v1beta/models/gemini-2.5-pro:countTokens", "/v1beta/models", "/v1beta/files", "/v1beta/openai/models",
+		"/v1internal:loadCodeAssist", "/v1internal:onboardUser", "/v1internal:countTokens", "/v1internal:retrieveUserQuota",
+		"/v1internal:listExperiments", "/v1internal:recordCodeAssistMetrics", "/v1internal:fetchAdminControls",
 	} {
 		for _, api := range budget.ProviderAPIs() {
 			if u := budget.UnmeteredCall(api, p); u != nil {
@@ -224,13 +287,14 @@ func TestUnmeteredSparesAgentCalls(t *testing.T) {
 }
 
 // TestDefaultProvidersFromTable: the settings defaults are SPEC section
-// 2's, and come from the table.
+// 2's, with Gemini Code Assist's host (Gemini CLI signed in with Google)
+// for gemini, and come from the table.
 func TestDefaultProvidersFromTable(t *testing.T) {
 	got := budget.DefaultProviders()
 	want := map[string][]string{
 		"claude": {"api.anthropic.com"},
 		"codex":  {"api.openai.com", "chatgpt.com"},
-		"gemini": {"generativelanguage.googleapis.com"},
+		"gemini": {"generativelanguage.googleapis.com", "cloudcode-pa.googleapis.com"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)

@@ -160,8 +160,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ep = nil // a bodiless read generates nothing
 	}
 	if ep == nil {
-		if u := p.unmeteredCall(r, up, t.forms); u != nil {
-			p.refuseUnmetered(w, r, up, u)
+		if owner, u := p.unmeteredCall(r, up, t.forms); u != nil {
+			p.refuseUnmetered(w, r, owner, u)
 			return
 		}
 	} else {

@@ -37,26 +37,31 @@ func checkPassUnmetered(names []string) error {
 	return nil
 }
 
-// unmeteredCall is the unmetered call of up's API that r makes, unless
-// the operator passes it: nil when r may go on. Every cleaned spelling of
-// the request path is matched (paths.go), and any request that may
-// generate (a POST, a PUT, a GET with a body) is taken for the call: an
-// upstream that routes by path alone would run it.
-func (p *Proxy) unmeteredCall(r *http.Request, up *upstream, forms []pathForm) *budget.Unmetered {
-	if !mayGenerate(r) || len(up.api.Unmetered) == 0 {
-		return nil
+// unmeteredCall is the unmetered call r makes, with the upstream whose
+// API it is, unless the operator passes it: nil when r may go on. Every
+// cleaned spelling of the request path is matched (paths.go), against the
+// list of the API r is routed to and then those of the others (a path
+// that names another API's call is that API's, whatever else routed it),
+// and any request that may generate (a POST, a PUT, a GET with a body) is
+// taken for the call: an upstream that routes by path alone would run it.
+func (p *Proxy) unmeteredCall(r *http.Request, routed *upstream, forms []pathForm) (*upstream, *budget.Unmetered) {
+	if !mayGenerate(r) {
+		return nil, nil
 	}
-	for _, f := range forms {
-		u := budget.UnmeteredCall(up.api, f.path)
-		if u != nil && !slices.Contains(p.cfg.PassUnmetered, u.Pattern) {
-			return u
+	ups := append([]*upstream{routed}, p.upstreams...)
+	for _, up := range ups {
+		for _, f := range forms {
+			u := budget.UnmeteredCall(up.api, f.path)
+			if u != nil && !slices.Contains(p.cfg.PassUnmetered, u.Pattern) {
+				return up, u
+			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-// refuseUnmetered answers a call the budget cannot see with 403 in the
-// provider's error shape, saying so and how an operator lets it through.
+// refuseUnmetered answers a call the budget cannot see with 403 in its
+// API's error shape, saying so and how an operator lets it through.
 func (p *Proxy) refuseUnmetered(w http.ResponseWriter, r *http.Request, up *upstream, u *budget.Unmetered) {
 	p.log.Warn("refused a call that spends tokens bottlecap does not meter", "provider", up.Provider,
 		"path", r.URL.Path, "call", u.Pattern)

@@ -55,7 +55,11 @@ func unmeteredMeter(t *testing.T, pass ...string) (*meter.Proxy, string, *record
 // family's API (Anthropic's version header; the other APIs go by path).
 func send(t *testing.T, method, url, family string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(`{"model":"m","input":"hi"}`))
+	var body io.Reader = strings.NewReader(`{"model":"m","input":"hi"}`)
+	if method == http.MethodGet {
+		body = nil // a read carries no prompt
+	}
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +120,7 @@ func TestUnmeteredRefusedAnySpelling(t *testing.T) {
 	_, base, up := unmeteredMeter(t)
 	for _, path := range []string{
 		"/v1//batches", "/v1/batches/", "/v1/./batches", "/v1/files/../batches", "/V1/Batches",
-		"/v1/threads/thread%2Fx/runs", "/v1/embeddings?api-version=1", "/v1beta/models/gemini-embedding-001:EMBEDCONTENT",
+		"/v1/threads/thread%2Fx/runs", "/v1/embeddings?api-version=1", "/v1beta/models/gemini-embedding-001:EMBEDCONTENT", "/v1/models/gemini-embedding-001:embedContent",
 	} {
 		resp, b := send(t, http.MethodPost, base+path, "")
 		if resp.StatusCode != http.StatusForbidden {
@@ -163,7 +167,7 @@ func TestUnmeteredSparesOtherCalls(t *testing.T) {
 // TestPassUnmeteredLetsOneThrough: an unmetered call the operator names
 // is forwarded as it is, unmetered; the others stay refused.
 func TestPassUnmeteredLetsOneThrough(t *testing.T) {
-	p, base, up := unmeteredMeter(t, "/v1/embeddings", "/v1beta/models/*:embedContent")
+	p, base, up := unmeteredMeter(t, "/v1/embeddings", "/*/models/*:embedContent")
 	for _, path := range []string{"/v1/embeddings", "/v1beta/models/gemini-embedding-001:embedContent"} {
 		if resp, b := send(t, http.MethodPost, base+path, ""); resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: got %d %s, want it passed to the upstream", path, resp.StatusCode, b)
