@@ -48,9 +48,9 @@ func TestMeterStartsAndStops(t *testing.T) {
 	cancel()
 	code := m.Run(ctx, []string{"meter", "--bottle", "dev-1", "--listen", "127.0.0.1:0", "--queue", spool,
 		"--upstream", "openai:pi=http://127.0.0.1:1", "--gate-cache", "0",
-		"--pass-unmetered", "/v1/embeddings", "--pass-unmetered", "/v1beta/models/*:embedContent"})
+		"--pass-unmetered", "/v1/embeddings", "--pass-unmetered", "/*/models/*:embedContent"})
 	if code != 0 || !strings.Contains(errOut.String(), "bottlecap meter ready") ||
-		!strings.Contains(errOut.String(), `pass_unmetered=/v1/embeddings,/v1beta/models/*:embedContent`) {
+		!strings.Contains(errOut.String(), `pass_unmetered=/v1/embeddings,/*/models/*:embedContent`) {
 		t.Errorf("exit %d, want 0 after a ready message naming the unmetered calls passed\nstderr: %s", code, errOut.String())
 	}
 }

@@ -17,10 +17,14 @@ BOTTLECAP_HOSTS, BOTTLECAP_GATE, BOTTLECAP_ALLOWANCES, BOTTLECAP_FAIL_OPEN,
 BOTTLECAP_RETRY_SECONDS, BOTTLECAP_GATE_TIMEOUT, BOTTLECAP_QUEUE_LIMIT,
 BOTTLECAP_PASS_UNMETERED.
 
-A POST to a provider call that spends tokens bottlecap does not meter
-(batches, embeddings, images, audio, realtime sessions, agents the provider
-runs itself: UNMETERED) is refused with 403 before it goes upstream, unless
-BOTTLECAP_PASS_UNMETERED names it.
+A generation call is metered under any spelling an upstream may fold to
+it (doubled, trailing or escaped slashes, "." and "..", ";params", letter
+case) and sent on as the provider table spells it; only a POST generates,
+and a request that could still make one (a PUT, a GET with a body) is
+refused. A request to a provider call that spends tokens bottlecap does not
+meter (batches, embeddings, images, audio, realtime sessions, agents the
+provider runs itself: UNMETERED) is refused with 403 before it goes
+upstream, unless BOTTLECAP_PASS_UNMETERED names it.
 
 No blocking socket I/O runs on mitmproxy's event loop: the gate, the
 allowances and the bottle's events use asyncio unix streams under a
@@ -70,6 +74,7 @@ DEFAULT_HOSTS = {
     "api.openai.com": "codex",
     "chatgpt.com": "codex",
     "generativelanguage.googleapis.com": "gemini",
+    "cloudcode-pa.googleapis.com": "gemini",  # Code Assist: Gemini CLI signed in with Google
 }
 FAMILY = {"claude": ANTHROPIC, "codex": CHAT, "gemini": GEMINI}
 # CHATGPT_PREFIXES begin the paths of ChatGPT's backend, where Codex signed
@@ -80,10 +85,10 @@ CHATGPT, CHATGPT_PREFIXES = "chatgpt", ("/backend-api/",)
 
 def format_for_path(path):
     """The format a request path implies, or AUTO."""
-    path = path.split("?", 1)[0]
-    if ":generateContent" in path or ":streamGenerateContent" in path:
+    path = path.split("?", 1)[0].lower()
+    if ":generatecontent" in path or ":streamgeneratecontent" in path:
         return GEMINI
-    if path.endswith("/completions"):
+    if path.endswith("/completions") or path.endswith(":chatcompletions"):
         return CHAT
     if "/responses" in path:
         return RESPONSES
@@ -117,9 +122,20 @@ def _zero():
             "output_tokens": 0, "reasoning_tokens": 0}
 
 
+def _gemini_telling(e):
+    return _dict(e.get("usageMetadata")) is not None or (isinstance(e.get("candidates"), list) and e["candidates"]) \
+        or _dict(e.get("promptFeedback")) is not None or _str(e.get("modelVersion")) or _str(e.get("responseId"))
+
+
+def _gemini_inner(e):
+    """The Gemini response an event carries: itself, or the one Code Assist
+    wraps in "response" (gemini-cli's CaGenerateContentResponse)."""
+    inner = _dict(e.get("response"))
+    return inner if not _gemini_telling(e) and inner is not None and _gemini_telling(inner) else e
+
+
 def _detect(e, typ):
-    if _dict(e.get("usageMetadata")) is not None or (isinstance(e.get("candidates"), list) and e["candidates"]) \
-            or _str(e.get("modelVersion")) or _str(e.get("responseId")):
+    if _gemini_telling(_gemini_inner(e)):
         return GEMINI
     obj = _str(e.get("object"))
     if typ.startswith("response.") or obj in ("response", "response.compaction"):
@@ -247,7 +263,9 @@ class _State:
         self.found = True
 
     def _gemini(self, e, _typ):
-        self._identify(e.get("responseId"), e.get("modelVersion"))
+        inner = _gemini_inner(e)
+        self._identify(inner.get("responseId") or e.get("traceId"), inner.get("modelVersion"))
+        e = inner
         for c in e.get("candidates") if isinstance(e.get("candidates"), list) else []:
             if _str(_dict(c) and c.get("finishReason")):
                 self.finished = True
@@ -312,7 +330,7 @@ def _anthropic_deltas(e, typ):
 
 def _gemini_deltas(e, _typ):
     n = 0
-    for c in _list(e.get("candidates")):
+    for c in _list(_gemini_inner(e).get("candidates")):
         for part in _list((_dict(_dict(c) and c.get("content")) or {}).get("parts")):
             part = _dict(part) or {}
             call = _dict(part.get("functionCall")) or {}
@@ -631,6 +649,8 @@ def estimate_body(body, fmt, path="", req=None):
     if req is None:
         return int(math.ceil(len(body or b"") / UNPARSEABLE_BYTES_PER_TOKEN)), ""
     model = _request_model(req, path)
+    if fmt == GEMINI and "contents" not in req and isinstance(req.get("request"), dict):
+        req = req["request"]  # Code Assist wraps the request: {"model", "project", "request": {...}}
     per_byte, attachment, tools = PRIORS[family_of(fmt, model)]
     fields = INPUT_FIELDS.get(fmt)
     nbytes, media = _measure([req.get(f) for f in fields] if fields else req)
@@ -683,7 +703,7 @@ class Estimator:
         prior, model = estimate_body(body, fmt, path, req)
         if req is None:
             learns = False
-        elif any(req.get(k) for k in CHAINED_FIELDS):
+        elif any(req.get(k) or (_dict(req.get("request")) or {}).get(k) for k in CHAINED_FIELDS):
             learns = False
         elif _str(req.get("previous_response_id")):
             held = self._responses.get((provider, req["previous_response_id"]))
@@ -1555,9 +1575,11 @@ def _number(env, name, default):
 # METERED_SUFFIXES end the paths of the generation calls that cost tokens,
 # behind any host and base path (chatgpt.com/backend-api/codex/responses):
 # /responses/compact is remote compaction, /completions the legacy
-# Completions API (Chat's usage shape).
+# Completions API (Chat's usage shape); Gemini's methods end any model
+# path (models/, tunedModels/, dynamic/, Code Assist's /v1internal), and
+# its OpenAI compatibility layer answers in Chat's shape.
 METERED_SUFFIXES = ("/messages", "/chat/completions", "/responses", "/responses/compact", "/completions",
-                    ":generateContent", ":streamGenerateContent")
+                    ":generateContent", ":streamGenerateContent", "/openai/chat/completions", ":chatCompletions")
 
 # UNMETERED are, for each provider API, the calls that spend tokens the
 # addon cannot count: (pattern, what it is). A "*" in a pattern stands for
@@ -1621,20 +1643,33 @@ UNMETERED = {
         ("/backend-api/f/conversation", "ChatGPT conversations"),
     ),
     "gemini": (
-        ("/v1beta/models/*:batchGenerateContent", "Batch Mode"),
-        ("/v1beta/models/*:embedContent", "Embeddings"),
-        ("/v1beta/models/*:batchEmbedContents", "Embeddings"),
-        ("/v1beta/models/*:asyncBatchEmbedContent", "Embeddings batches"),
-        ("/v1beta/models/*:predict", "Imagen and other predictions"),
-        ("/v1beta/models/*:predictLongRunning", "Veo and other long-running predictions"),
-        ("/v1beta/models/*:generateAnswer", "Attributed question answering"),
-        ("/v1beta/interactions", "Interactions API"),
-        ("/v1beta/cachedContents", "context caching (bills the cached tokens)"),
+        ("/*/models/*:batchGenerateContent", "Batch Mode"),
+        ("/*/models/*:embedContent", "Embeddings"),
+        ("/*/models/*:batchEmbedContents", "Embeddings"),
+        ("/*/models/*:asyncBatchEmbedContent", "Embeddings batches"),
+        ("/*/models/*:predict", "Imagen and other predictions"),
+        ("/*/models/*:predictLongRunning", "Veo and other long-running predictions"),
+        ("/*/models/*:generateAnswer", "Attributed question answering"),
+        ("/*/interactions", "Interactions API"),
+        ("/*/cachedContents", "context caching (bills the cached tokens)"),
+        ("/*/openai/embeddings", "OpenAI-compatible embeddings"),
+        ("/*/openai/images/generations", "OpenAI-compatible image generation"),
+        ("/*/openai/batches", "OpenAI-compatible batches"),
+    ),
+    "codeassist": (
+        ("/v1internal:completeCode", "Code Assist code completion"),
+        ("/v1internal:generateCode", "Code Assist code generation"),
+        ("/v1internal:transformCode", "Code Assist code transformation"),
+        ("/v1internal:generateChat", "Code Assist chat"),
+        ("/v1internal:streamGenerateChat", "Code Assist chat"),
+        ("/v1internal:internalAtomicAgenticChat", "Code Assist agent chat"),
+        ("/v1internal:tabChat", "Code Assist chat"),
     ),
 }
-# API_OF is the provider table's API (UNMETERED's key) of an error shape
-# (_family): OpenAI's Chat shape is the openai API's.
-API_OF = {ANTHROPIC: "anthropic", CHAT: "openai", CHATGPT: "chatgpt", GEMINI: "gemini"}
+# API_OF are the provider table's APIs (UNMETERED's keys) of an error shape
+# (_family), whose lists a request is matched against first: OpenAI's
+# Chat shape is the openai API's, Google's is Gemini's and Code Assist's.
+API_OF = {ANTHROPIC: ("anthropic",), CHAT: ("openai",), CHATGPT: ("chatgpt",), GEMINI: ("gemini", "codeassist")}
 
 
 def _glob(pattern):
@@ -1647,32 +1682,97 @@ def _glob(pattern):
 _UNMETERED_RE = {api: tuple((_glob(p), p, what) for p, what in calls) for api, calls in UNMETERED.items()}
 
 
+# MAX_DECODES bounds how many more times a path is unescaped, for an
+# upstream behind a hop that decodes it again.
+MAX_DECODES = 3
+
+
 def _clean(path):
-    """A request path as an upstream may fold it: no doubled slashes, no "."
-    or ".." segments, no trailing slash, lower case."""
-    return posixpath.normpath(re.sub("/+", "/", "/" + path)).lower()
+    """A request path as an upstream that folds paths routes it: "\\" read as
+    "/", each segment's ";params" dropped, "//", "." and ".." folded, no
+    trailing slash; always rooted (the meter's cleanPath). Letter case is
+    left to the matching."""
+    path = path.replace("\\", "/")
+    if ";" in path:
+        path = "/".join(seg.split(";", 1)[0] for seg in path.split("/"))
+    return posixpath.normpath(re.sub("/+", "/", "/" + path))
+
+
+def _forms(path, tagged=False):
+    """The cleaned spellings of a request path (its query dropped) an
+    upstream may route on: decoded, as sent, and decoded again until
+    nothing more unescapes; the first is the one most upstreams route on.
+    tagged: (spelling, whether its escapes are still in it) pairs."""
+    raw = path.split("?", 1)[0]
+    p = urllib.parse.unquote(raw)
+    forms = [(_clean(p), False), (_clean(raw), True)]
+    for _ in range(MAX_DECODES):
+        d = urllib.parse.unquote(p)
+        if d == p:
+            break
+        p = d
+        forms.append((_clean(p), False))
+    forms = list(dict((f, (f, esc)) for f, esc in reversed(forms)).values())[::-1]
+    return forms if tagged else [f for f, _ in forms]
+
+
+# PATH_SAFE are the characters a path segment may hold unescaped (RFC
+# 3986 pchar), besides letters, digits and "_.-~".
+PATH_SAFE = "/:@!$&'()*+,;="
+
+# _SUFFIXES are METERED_SUFFIXES, longest first, so a path ending in
+# /responses/compact is compaction and not a Responses call.
+_SUFFIXES = sorted(METERED_SUFFIXES, key=len, reverse=True)
+
+
+def metered_path(path):
+    """The path (with its query) a generation call is sent on as the table
+    spells its call, when any spelling of path names one; else None. What
+    precedes the call is kept as decoded (a base path, a model)."""
+    query = path[len(path.split("?", 1)[0]):]
+    for form, escaped in _forms(path, tagged=True):
+        low = form.lower()
+        for suffix in _SUFFIXES:
+            if low.endswith(suffix.lower()):
+                call = form[:len(form) - len(suffix)] + suffix
+                return (call if escaped else urllib.parse.quote(call, safe=PATH_SAFE)) + query
+    return None
+
+
+def may_generate(method, headers):
+    """Whether a request could make an upstream generate: one with a body,
+    or of a method that carries one. A bodiless GET, HEAD, OPTIONS or
+    DELETE has no prompt to answer (OpenAI lists stored chat completions
+    with a GET of /v1/chat/completions)."""
+    if method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        return True
+    return bool(headers.get("transfer-encoding")) or (headers.get("content-length") or "0").strip() not in ("", "0")
 
 
 def unmetered_call(family, path, passed=()):
-    """The (pattern, what) of the unmetered call a POST to path makes on
-    family's API (an error shape, as _family returns it), unless passed
-    names it; None when the request may go on. The path is matched
-    decoded and as sent (an escaped "/" inside an id is one segment to an
-    upstream that routes on the raw path)."""
-    raw = path.split("?", 1)[0]
-    for p in {_clean(raw), _clean(urllib.parse.unquote(raw))}:
-        for rx, pattern, what in _UNMETERED_RE.get(API_OF.get(family), ()):
-            if rx.match(p) and pattern not in passed:
+    """The (pattern, what) of the unmetered call a request to path makes,
+    unless passed names it; None when the request may go on. Every
+    cleaned spelling of the path is matched (an escaped "/" inside an id is
+    one segment to an upstream that routes on the raw path), against the
+    lists of family's API (an error shape, as _family returns it) first,
+    then those of the others: a path that names another API's call is
+    that API's, whatever host it was sent to."""
+    mine = API_OF.get(family, ())
+    apis = list(mine) + [api for api in UNMETERED if api not in mine]
+    forms = [f.lower() for f in _forms(path)]
+    for api in apis:
+        for rx, pattern, what in _UNMETERED_RE[api]:
+            if pattern not in passed and any(rx.match(p) for p in forms):
                 return pattern, what
     return None
 
 
-def unmetered_message(path, provider, pattern, what):
+def unmetered_message(path, provider, pattern, what, method="POST"):
     """Why a call was refused, and the operator's way through."""
-    return ("bottlecap: POST %s (%s) spends tokens that bottlecap does not meter, so the %s budget cannot see them; "
+    return ("bottlecap: %s %s (%s) spends tokens that bottlecap does not meter, so the %s budget cannot see them; "
             "the request was refused (fail-closed). An operator who accepts that can let it through, unmetered, "
             "with BOTTLECAP_PASS_UNMETERED=%s (bottlecap meter: --pass-unmetered %s)"
-            % (path.split("?", 1)[0], what, provider, pattern, pattern))
+            % (method, path.split("?", 1)[0], what, provider, pattern, pattern))
 
 
 def _pass_list(raw):
@@ -1690,8 +1790,7 @@ def _pass_list(raw):
 
 def metered(method, path):
     """Whether a request is a generation call that costs tokens."""
-    path = path.split("?", 1)[0]
-    return method == "POST" and path.endswith(METERED_SUFFIXES)
+    return method == "POST" and metered_path(path) is not None
 
 
 def fallback_id(provider, headers):
@@ -1771,7 +1870,7 @@ def cut_message(provider, v):
 def _family(provider, path):
     """The error shape of a request: ChatGPT's backend by its path (the
     request may come through any host name), else the provider's API."""
-    if path.split("?", 1)[0].startswith(CHATGPT_PREFIXES):
+    if _forms(path)[0].lower().startswith(CHATGPT_PREFIXES):
         return CHATGPT
     f = FAMILY.get(provider) or format_for_path(path)
     return ANTHROPIC if f == ANTHROPIC else GEMINI if f == GEMINI else CHAT
@@ -1900,7 +1999,7 @@ class Addon:
             self._refuse(flow, family, 426, "bottlecap: WebSocket and other upgrades to %s are refused because "
                          "bottlecap cannot meter them; use HTTP (server-sent events) instead" % provider)
             return
-        if not metered(flow.request.method, flow.request.path):
+        if not self._route_metered(flow, provider, family):
             self._refuse_unmetered(flow, provider, family)
             return
         flow.request.headers["accept-encoding"] = "identity"  # the parser reads the bytes as they pass
@@ -1921,22 +2020,51 @@ class Addon:
             flow.response = None
             flow.kill()
 
-    def _refuse_unmetered(self, flow, provider, family):
-        """Refuses (403) a POST to a call that spends tokens the addon
-        cannot count, unless BOTTLECAP_PASS_UNMETERED names it; the
-        daemon is not asked, and BOTTLECAP_GATE=0 does not let it through."""
-        if flow.request.method != "POST":
-            return
-        family = _family(provider, _clean(flow.request.path.split("?", 1)[0]))  # //backend-api/… is ChatGPT's too
-        call = unmetered_call(family, flow.request.path, self.settings.pass_unmetered)
+    def _route_metered(self, flow, provider, family):
+        """Whether a request is a generation call to meter: a POST that any
+        spelling of its path names one by, which is then sent on as the
+        table spells the call. Any other request that could make one
+        generate (a PUT, a GET with a body) is refused (403); a bodiless
+        read goes on, unmetered."""
+        req = flow.request
+        call = metered_path(req.path)
         if call is None:
-            return
-        log.warning("bottlecap: refused POST %s to %s: it spends tokens bottlecap does not meter (%s)",
-                    flow.request.path.split("?", 1)[0], provider, call[0])
-        self._refuse(flow, family, 403, unmetered_message(flow.request.path, provider, *call))
-        if getattr(flow.request, "stream", None):
+            return False
+        if req.method != "POST":
+            if may_generate(req.method, req.headers):
+                log.warning("bottlecap: refused %s %s to %s: a generation call that is not a POST",
+                            req.method, req.path.split("?", 1)[0], provider)
+                self._refuse(flow, family, 403, "bottlecap: %s %s calls %s, which bottlecap meters only as a POST; "
+                             "sent with another method (or with a body) it could spend tokens the budget cannot see, "
+                             "so it was refused (fail-closed). Send it as a POST"
+                             % (req.method, req.path.split("?", 1)[0], call.split("?", 1)[0]))
+                self._kill_streamed(flow)
+            return False
+        if call != req.path:
+            log.info("bottlecap: metered POST %s to %s, sent on as %s", req.path, provider, call)
+            req.path = call
+        return True
+
+    def _kill_streamed(self, flow):
+        if flow.response is not None and getattr(flow.request, "stream", None):
             flow.response = None  # mitmproxy streams this body upstream: kill it instead
             flow.kill()
+
+    def _refuse_unmetered(self, flow, provider, family):
+        """Refuses (403) a request that may carry a prompt (a POST, a PUT,
+        a GET with a body) to a call that spends tokens the addon cannot
+        count, unless BOTTLECAP_PASS_UNMETERED names it; the daemon is not
+        asked, and BOTTLECAP_GATE=0 does not let it through."""
+        req = flow.request
+        if flow.response is not None or not may_generate(req.method, req.headers):
+            return
+        call = unmetered_call(family, req.path, self.settings.pass_unmetered)
+        if call is None:
+            return
+        log.warning("bottlecap: refused %s %s to %s: it spends tokens bottlecap does not meter (%s)",
+                    req.method, req.path.split("?", 1)[0], provider, call[0])
+        self._refuse(flow, family, 403, unmetered_message(req.path, provider, *call, method=req.method))
+        self._kill_streamed(flow)
 
     async def _gate(self, flow, provider, family):
         if self._reporter_full() and not self.settings.fail_open:

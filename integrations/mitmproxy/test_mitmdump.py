@@ -159,6 +159,8 @@ class UpstreamHandler(http.server.BaseHTTPRequestHandler):
         self.rfile.read(n)
         self._answer()
 
+    do_PUT = do_POST  # recorded, so a test can tell a refused PUT never came
+
     def _answer(self):
         with self.server.lock:
             self.server.seen.append((self.path, self.headers.get("x-fake", "")))
@@ -571,6 +573,71 @@ class GateAndDecodeTest(MitmdumpCase):
         self.assert_counted(json.loads(data)["id"], want)
         with self.daemon.lock:
             self.assertTrue(self.daemon.batches and all(n >= 1 for n in self.daemon.batches))
+
+
+@skip_without_mitmdump
+class PathsAndHostsTest(MitmdumpCase):
+    """Requests name their provider host in Host (keep_host_header), so the
+    addon's default hosts apply: generation calls under odd spellings,
+    Gemini CLI's Code Assist call, and the methods that cannot generate."""
+
+    MITM_ARGS = ("--set", "keep_host_header=true")
+
+    def post_as(self, host, path, rid, data, content_type="application/json", method="POST"):
+        self.serve(rid, {"content-type": content_type}, [data], chunked=content_type == "text/event-stream")
+        return self.call(method, path, b'{"model":"m","messages":[{"role":"user","content":"hi"}]}',
+                         {"host": host, "content-type": "application/json", "x-fake": rid})
+
+    def test_odd_spellings_metered_and_sent_on_as_spelled(self):
+        """Sent under a spelling the upstream may fold to the call, a
+        generation call is metered (its usage reported) and reaches the
+        upstream as the table spells the call, its query kept."""
+        data, want = fixture("anthropic-messages-nonstream.json")
+        rdata, rwant = fixture("openai-responses-nonstream.json")
+        old_msg, old_resp = json.loads(data)["id"], json.loads(rdata)["id"]
+        cases = (("api.anthropic.com", "//v1/messages", "/v1/messages", data, old_msg, want, "claude"),
+                 ("api.anthropic.com", "/v1/messages%2F", "/v1/messages", data, old_msg, want, "claude"),
+                 ("api.anthropic.com", "/v1/./messages;x=1", "/v1/messages", data, old_msg, want, "claude"),
+                 ("api.anthropic.com", "/v1/messages?beta=true", "/v1/messages?beta=true", data, old_msg, want, "claude"),
+                 ("api.openai.com", "/v1/responses/", "/v1/responses", rdata, old_resp, rwant, "codex"))
+        for i, (host, path, sent_on, raw, old_id, fx, provider) in enumerate(cases):
+            rid = "spelling_%d" % i
+            served = raw.replace(old_id.encode(), rid.encode())
+            status, _, got = self.post_as(host, path, rid, served)
+            self.assertEqual((status, got), (200, served), path)
+            self.assertEqual(self.upstream.hits(sent_on, rid), 1, "%s: the upstream saw %s" % (path, self.upstream.seen[-1]))
+            report = eventually(lambda: self.daemon.report(rid), "report %s at the daemon" % rid)
+            self.assertEqual((report["provider"], report["host"]), (provider, host), path)
+            for k in FIELDS:
+                self.assertEqual(report[k], fx[k], (path, k))
+
+    def test_code_assist_metered_from_its_host(self):
+        """Gemini CLI signed in with Google: a stream from Code Assist, its
+        usage inside "response", is reported for the gemini provider."""
+        data, want = fixture("gemini-streamgeneratecontent.sse")
+        events = [e for e in data.decode().replace("\r\n", "\n").split("\n\n") if e.strip()]
+        wrapped = "".join("data: %s\r\n\r\n" % json.dumps({"response": json.loads(e.strip()[5:]), "traceId": "tr-1"})
+                          for e in events).encode()
+        path = "/v1internal:streamGenerateContent?alt=sse"
+        status, _, got = self.post_as("cloudcode-pa.googleapis.com", path, "code-assist", wrapped, "text/event-stream")
+        self.assertEqual((status, got), (200, wrapped))
+        rid = json.loads(events[0].strip()[5:])["responseId"]
+        report = eventually(lambda: self.daemon.report(rid), "the Code Assist report at the daemon")
+        self.assertEqual((report["provider"], report["host"], report["complete"]), ("gemini", "cloudcode-pa.googleapis.com", True))
+        for k in FIELDS:
+            self.assertEqual(report[k], want[k], k)
+
+    def test_only_post_generates(self):
+        """A PUT to a generation endpoint is refused (403, the API's shape)
+        before the upstream; a bodiless GET of one goes on, unmetered."""
+        status, headers, raw = self.post_as("api.anthropic.com", "/v1/messages", "put-msg", b"{}", method="PUT")
+        self.assertEqual((status, headers.get("x-should-retry")), (403, "false"), raw)
+        self.assertEqual(json.loads(raw)["error"]["type"], "permission_error")
+        self.assertEqual(self.upstream.hits("/v1/messages", "put-msg"), 0)
+        self.serve("list-chat", {"content-type": "application/json"}, [b'{"data":[]}'], chunked=False)
+        status, _, raw = self.call("GET", "/v1/chat/completions", None, {"host": "api.openai.com", "x-fake": "list-chat"})
+        self.assertEqual((status, raw), (200, b'{"data":[]}'))
+        self.assertEqual(self.upstream.hits("/v1/chat/completions", "list-chat"), 1)
 
 
 @skip_without_mitmdump
