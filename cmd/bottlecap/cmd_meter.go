@@ -164,7 +164,10 @@ func upstreamHelp(api budget.ProviderAPI) string {
 	var paths []string
 	for _, ep := range api.Endpoints {
 		p := ep.Path
-		if strings.HasSuffix(p, "/") {
+		switch {
+		case p == "/":
+			p = "*" + ep.Suffix // any path that ends in the call
+		case strings.HasSuffix(p, "/"):
 			p += "*" + ep.Suffix // a model name and the call follow
 		}
 		if ep.WebSocket {
