@@ -57,12 +57,17 @@ func TestMeterStartsAndStops(t *testing.T) {
 
 // TestMeterFlagsFromProviderTable: every API of the provider table has its
 // --upstream-FAMILY flag, defaulting to the table's base URL and naming its
-// endpoints and default provider.
+// endpoints ("*:generateContent" for one any path ending in the call
+// calls) and default provider.
 func TestMeterFlagsFromProviderTable(t *testing.T) {
 	r := runCLI(t, nil, "meter", "--help")
 	wantCode(t, r, 0)
 	for _, api := range budget.ProviderAPIs() {
-		for _, want := range []string{"--upstream-" + api.Family, "URL for " + api.Name + " (" + api.Endpoints[0].Path, "provider " + api.Provider, "(" + api.BaseURL + ")"} {
+		first := api.Endpoints[0].Path
+		if first == "/" {
+			first = "*" + api.Endpoints[0].Suffix // any path that ends in the call
+		}
+		for _, want := range []string{"--upstream-" + api.Family, "URL for " + api.Name + " (" + first, "provider " + api.Provider, "(" + api.BaseURL + ")"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("meter --help lacks %q for %s:\n%s", want, api.Family, r.stdout)
 			}
