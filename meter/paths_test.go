@@ -265,3 +265,34 @@ func TestSDKBaseURLSpellings(t *testing.T) {
 	}
 	eventually(t, "every call is reported", func() bool { return len(d.reports(bottle)) == len(calls) })
 }
+
+// TestWebSocketUnderAnotherSpelling: the Responses WebSocket opened under
+// a base URL with a doubled slash (/v1//responses, as openai-go sends it)
+// is the metered WebSocket: the upstream's handshake is for
+// /v1/responses, and its response is reported.
+func TestWebSocketUnderAnotherSpelling(t *testing.T) {
+	d := startDaemon(t)
+	d.register("ws-spelling-1", budget.Limits{"codex": budget.Lifetime(1e6)})
+	up := &wsUpstream{}
+	var paths sync.Map
+	upSrv := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		paths.Store(r.URL.EscapedPath(), true)
+		up.ServeHTTP(w, r)
+	})
+	_, srv := meterFor(t, d.Sock, "ws-spelling-1", upSrv.URL, nil)
+	client := openai.NewClient(option.WithBaseURL(srv.URL+"/v1//"), option.WithAPIKey("sk-test"), option.WithMaxRetries(0))
+	conn, err := client.Responses.Connect(t.Context(), responses.ResponseConnectionOptions{})
+	if err != nil {
+		t.Fatalf("connect through the meter: %v", err)
+	}
+	defer conn.Close()
+	if text, status, msg := wsTurn(t, conn, "gpt-5"); status != 0 || text != "hello 1" {
+		t.Fatalf("text %q, error %d %q; want the upstream's text", text, status, msg)
+	}
+	var seen []string
+	paths.Range(func(k, _ any) bool { seen = append(seen, k.(string)); return true })
+	if len(seen) != 1 || seen[0] != "/v1/responses" {
+		t.Errorf("the upstream's handshakes were for %v, want /v1/responses", seen)
+	}
+	eventually(t, "the response is reported", func() bool { return len(d.reports("ws-spelling-1")) == 1 })
+}
