@@ -47,6 +47,15 @@ type ProviderAPI struct {
 	// calls, not of the harmless ones, so model lists, token counts, files
 	// and the agents' own telemetry and sign-in paths keep working.
 	Unmetered []Unmetered `json:"unmetered"`
+	// ShapeParams and ShapeHeaders are the query parameters and request
+	// headers with which a client may have this API answer a generation
+	// call in a form the meter cannot read its usage from: another
+	// encoding (Google's alt=proto) or with fields filtered out (fields,
+	// X-Goog-FieldMask, which could drop the usage). A metered call that
+	// carries such a header, or such a parameter with any value but json
+	// or sse, is refused.
+	ShapeParams  []string `json:"shape_params,omitempty"`
+	ShapeHeaders []string `json:"shape_headers,omitempty"`
 	// Prefixes are further paths sent to this API, unmetered.
 	Prefixes []string `json:"prefixes,omitempty"`
 	// Headers are request headers naming this API when the path does not.
@@ -372,8 +381,13 @@ func ProviderAPIs() []ProviderAPI {
 				{"/*/openai/embeddings", "OpenAI-compatible embeddings"},
 				{"/*/openai/images/generations", "OpenAI-compatible image generation"},
 				{"/*/openai/batches", "OpenAI-compatible batches"},
+				// gRPC (also over HTTP/1.1 through a proxy), whose answers
+				// are protocol buffers.
+				{"/google.ai.generativelanguage.*/*", "gRPC methods"},
 			},
-			Prefixes: []string{"/v1beta/", "/v1alpha/"},
+			ShapeParams:  googleShapeParams(),
+			ShapeHeaders: googleShapeHeaders(),
+			Prefixes:     []string{"/v1beta/", "/v1alpha/"},
 			// The google-genai SDKs send the API key in it; a path shared
 			// with other APIs (/v1/models) then still reaches Gemini.
 			Headers: []string{"X-Goog-Api-Key"},
@@ -404,7 +418,10 @@ func ProviderAPIs() []ProviderAPI {
 				{"/v1internal:streamGenerateChat", "Code Assist chat"},
 				{"/v1internal:internalAtomicAgenticChat", "Code Assist agent chat"},
 				{"/v1internal:tabChat", "Code Assist chat"},
+				{"/google.internal.cloud.code.*/*", "Code Assist gRPC methods"},
 			},
+			ShapeParams:  googleShapeParams(),
+			ShapeHeaders: googleShapeHeaders(),
 			// Its other calls (loadCodeAssist, onboardUser, countTokens,
 			// retrieveUserQuota, listExperiments, recordCodeAssistMetrics,
 			// operations) go to Code Assist too.
@@ -413,6 +430,12 @@ func ProviderAPIs() []ProviderAPI {
 		},
 	}
 }
+
+// googleShapeParams and googleShapeHeaders are Google's system
+// parameters that change a response's encoding or fields
+// (cloud.google.com/apis/docs/system-parameters).
+func googleShapeParams() []string  { return []string{"alt", "$alt", "fields", "$fields"} }
+func googleShapeHeaders() []string { return []string{"X-Goog-FieldMask"} }
 
 // googleDenial is Google's error object, which the Gemini API and Code
 // Assist answer in and the google-genai SDKs parse.

@@ -296,3 +296,44 @@ func TestWebSocketUnderAnotherSpelling(t *testing.T) {
 	}
 	eventually(t, "the response is reported", func() bool { return len(d.reports("ws-spelling-1")) == 1 })
 }
+
+// TestUnreadableAnswersRefused: a Gemini or Code Assist generation call
+// that asks Google's system parameters for an answer the meter could not
+// read the usage of — protocol buffers (alt=proto, $alt), filtered fields
+// (fields, $fields, X-Goog-FieldMask) — is refused with 403 before the
+// upstream; alt=sse and alt=json are metered.
+func TestUnreadableAnswersRefused(t *testing.T) {
+	d := startDaemon(t)
+	const bottle = "shape-1"
+	d.register(bottle, budget.Limits{"gemini": budget.Lifetime(1e6)})
+	up := &formatUpstream{}
+	_, srv := meterFor(t, d.Sock, bottle, newUpstream(t, up.ServeHTTP).URL, nil)
+	const gen = "/v1beta/models/gemini-2.5-flash:generateContent"
+	for _, c := range []struct {
+		target string
+		header http.Header
+	}{
+		{gen + "?alt=proto", nil},
+		{gen + "?%24alt=proto", nil},
+		{gen + "?fields=candidates", nil},
+		{gen + "?alt=sse&$fields=candidates.content", nil},
+		{"/v1internal:streamGenerateContent?alt=proto", nil},
+		{"/v1beta/openai/chat/completions?fields=choices", nil},
+		{gen, http.Header{"X-Goog-Fieldmask": {"candidates"}}},
+	} {
+		resp, b := rawRequest(t, srv.URL, http.MethodPost, c.target, `{"contents":[]}`, c.header)
+		msg, kind := errorShape(t, "gemini", b)
+		if resp.StatusCode != http.StatusForbidden || kind != "PERMISSION_DENIED" || !strings.Contains(msg, "cannot read the usage") {
+			t.Errorf("%s %v: got %d %s, want 403 PERMISSION_DENIED saying the usage could not be read", c.target, c.header, resp.StatusCode, b)
+		}
+	}
+	if seen := up.requests(); len(seen) != 0 {
+		t.Errorf("refused calls reached the upstream: %v", seen)
+	}
+	for _, target := range []string{gen + "?alt=json", gen + "?alt=SSE"} {
+		if resp, b := rawRequest(t, srv.URL, http.MethodPost, target, `{"contents":[]}`, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: got %d %s, want it metered", target, resp.StatusCode, b)
+		}
+	}
+	eventually(t, "both calls are reported", func() bool { return len(d.reports(bottle)) == 2 })
+}

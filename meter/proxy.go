@@ -132,9 +132,10 @@ type exchangeKey struct{}
 // ServeHTTP gates a metered request, adds include_usage to OpenAI Chat
 // streams, and forwards it under the table's spelling of its call
 // (paths.go); refuses a call that spends tokens the meter cannot count
-// (unmetered.go), and a request to a metered endpoint that is not a POST
-// but could still generate; every other request under the provider paths
-// is forwarded as it is. Of the protocol upgrades only the OpenAI
+// (unmetered.go), a request to a metered endpoint that is not a POST but
+// could still generate, and a metered call that asks for an answer the
+// meter cannot read (shape.go); every other request under the provider
+// paths is forwarded as it is. Of the protocol upgrades only the OpenAI
 // Responses WebSocket is taken (and metered message by message); any other
 // WebSocket is refused with 426, so that nothing passes unmetered, and an
 // offer to switch to anything else (h2c) is declined by ignoring it.
@@ -165,6 +166,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
+		if ask := unreadableAsk(r, up.api); ask != "" {
+			p.refuseUnreadable(w, r, up, ask)
+			return
+		}
 		p.callAsMetered(r, t)
 	}
 	ex := &exchange{up: up, ep: ep}

@@ -66,8 +66,8 @@ AUTO, CHAT, RESPONSES, ANTHROPIC, GEMINI = "auto", "openai-chat", "openai-respon
 FORMATS = (AUTO, CHAT, RESPONSES, ANTHROPIC, GEMINI)
 MAX_EVENT = 16 << 20  # an event (or whole JSON body) beyond this is skipped
 
-# DEFAULT_HOSTS, FAMILY, METERED_SUFFIXES, CHATGPT_PREFIXES, UNMETERED and
-# ERROR_KINDS are this file's copy of bottlecap's provider table (budget/providers.go);
+# DEFAULT_HOSTS, FAMILY, METERED_SUFFIXES, CHATGPT_PREFIXES, UNMETERED, SHAPE
+# and ERROR_KINDS are this file's copy of bottlecap's provider table (budget/providers.go);
 # the tests hold them to providers.json, the table written out.
 DEFAULT_HOSTS = {
     "api.anthropic.com": "claude",
@@ -1655,6 +1655,7 @@ UNMETERED = {
         ("/*/openai/embeddings", "OpenAI-compatible embeddings"),
         ("/*/openai/images/generations", "OpenAI-compatible image generation"),
         ("/*/openai/batches", "OpenAI-compatible batches"),
+        ("/google.ai.generativelanguage.*/*", "gRPC methods"),
     ),
     "codeassist": (
         ("/v1internal:completeCode", "Code Assist code completion"),
@@ -1664,12 +1665,36 @@ UNMETERED = {
         ("/v1internal:streamGenerateChat", "Code Assist chat"),
         ("/v1internal:internalAtomicAgenticChat", "Code Assist agent chat"),
         ("/v1internal:tabChat", "Code Assist chat"),
+        ("/google.internal.cloud.code.*/*", "Code Assist gRPC methods"),
     ),
 }
 # API_OF are the provider table's APIs (UNMETERED's keys) of an error shape
 # (_family), whose lists a request is matched against first: OpenAI's
 # Chat shape is the openai API's, Google's is Gemini's and Code Assist's.
 API_OF = {ANTHROPIC: ("anthropic",), CHAT: ("openai",), CHATGPT: ("chatgpt",), GEMINI: ("gemini", "codeassist")}
+
+
+# SHAPE are, for each provider API that has them, the query parameters and
+# request headers with which a client may have it answer a generation call
+# in a form the addon cannot read the usage of: Google's system parameters
+# alt=proto, fields and X-Goog-FieldMask. A metered call that carries such
+# a header, or such a parameter with any value but json or sse, is refused.
+_GOOGLE_SHAPE = (("alt", "$alt", "fields", "$fields"), ("X-Goog-FieldMask",))
+SHAPE = {"gemini": _GOOGLE_SHAPE, "codeassist": _GOOGLE_SHAPE}
+
+
+def unreadable_ask(family, path, headers):
+    """What in a generation call to family's API (an error shape) asks for
+    an answer the addon could not read the usage of, or ""."""
+    params, header_names = SHAPE.get((API_OF.get(family) or ("",))[0], ((), ()))
+    query = path.split("?", 1)[1] if "?" in path else ""
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if name in params and value.lower() not in ("json", "sse"):
+            return "%s=%s" % (name, value)
+    for h in header_names:
+        if headers.get(h) is not None:
+            return "%s: %s" % (h, headers.get(h))
+    return ""
 
 
 def _glob(pattern):
@@ -2039,6 +2064,16 @@ class Addon:
                              "so it was refused (fail-closed). Send it as a POST"
                              % (req.method, req.path.split("?", 1)[0], call.split("?", 1)[0]))
                 self._kill_streamed(flow)
+            return False
+        ask = unreadable_ask(family, req.path, req.headers)
+        if ask:
+            log.warning("bottlecap: refused POST %s to %s: it asks (%s) for an answer bottlecap cannot read",
+                        req.path.split("?", 1)[0], provider, ask)
+            self._refuse(flow, family, 403, "bottlecap: POST %s asks (%s) for an answer bottlecap cannot read the usage "
+                         "of, so the %s budget could not see what it spends; the request was refused (fail-closed). "
+                         "Ask for JSON or server-sent events (alt=sse), with every field"
+                         % (req.path.split("?", 1)[0], ask, provider))
+            self._kill_streamed(flow)
             return False
         if call != req.path:
             log.info("bottlecap: metered POST %s to %s, sent on as %s", req.path, provider, call)

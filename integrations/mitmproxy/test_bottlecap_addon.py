@@ -591,6 +591,35 @@ class PathTest(unittest.TestCase):
             self.assertEqual((made, asked, a._flights), ([], [], {}), method)
 
 
+class UnreadableAnswerTest(unittest.TestCase):
+    def test_google_system_parameters_refused(self):
+        """A Gemini generation call asking for protocol buffers or filtered
+        fields is refused (403) before the upstream; alt=sse and alt=json
+        are metered."""
+        gen = "/v1beta/models/gemini-2.5-flash:generateContent"
+        for path, headers in ((gen + "?alt=proto", {}), (gen + "?%24alt=proto", {}), (gen + "?fields=candidates", {}),
+                              (gen + "?alt=sse&$fields=x", {}), ("/v1beta/openai/chat/completions?fields=choices", {}),
+                              (gen, {"x-goog-fieldmask": "candidates"})):
+            asked = []
+            a, made = addon(NAIVE, verdict=lambda p: asked.append(p) or {"allowed": True})
+            flow = request_flow(ba.GEMINI, path=path)
+            for k, v in headers.items():
+                flow.request.headers[k] = v
+            run(admit(a, flow))
+            self.assertEqual([m[0] for m in made], [403], path)
+            self.assertEqual(made[0][1]["error"]["status"], "PERMISSION_DENIED", path)
+            self.assertIn("cannot read the usage", made[0][1]["error"]["message"], path)
+            self.assertEqual((asked, a._flights), ([], {}), path)
+        for path in (gen + "?alt=sse", gen + "?alt=json", gen):
+            a, made = addon(NAIVE, verdict=lambda p: {"allowed": True})
+            flow = request_flow(ba.GEMINI, path=path)
+            run(admit(a, flow))
+            self.assertEqual(made, [], path)
+            self.assertIn(flow.id, a._flights, path)
+        self.assertEqual(ba.unreadable_ask(ba.CHAT, "/v1/chat/completions?alt=proto", Headers()), "",
+                         "OpenAI has no such parameter")
+
+
 class CodeAssistTest(unittest.TestCase):
     """Gemini CLI signed in with Google: Code Assist wraps Gemini's request
     and each answer (gemini-cli's CaGenerateContentResponse, code_assist/
@@ -787,6 +816,13 @@ class ProviderTableTest(unittest.TestCase):
                 family = ba._family(api["provider"], path)
                 self.assertIn(api["family"], ba.API_OF[family], path)
                 self.assertEqual(ba.unmetered_call(family, path), (u["pattern"], u["what"]), path)
+
+    def test_shape(self):
+        """SHAPE is the table's parameters and headers that ask for an
+        answer the usage cannot be read from, API by API."""
+        want = {api["family"]: (tuple(api["shape_params"]), tuple(api["shape_headers"]))
+                for api in self.table["apis"] if api.get("shape_params") or api.get("shape_headers")}
+        self.assertEqual(ba.SHAPE, want)
 
     def test_unmetered_calls_documented(self):
         """README.md lists every unmetered call, the name operators pass."""

@@ -639,6 +639,15 @@ class PathsAndHostsTest(MitmdumpCase):
         self.assertEqual((status, raw), (200, b'{"data":[]}'))
         self.assertEqual(self.upstream.hits("/v1/chat/completions", "list-chat"), 1)
 
+    def test_unreadable_gemini_answer_refused(self):
+        """A Gemini generation call asking for protocol buffers is refused
+        (403) before the upstream."""
+        path = "/v1beta/models/gemini-2.5-flash:generateContent?alt=proto"
+        status, _, raw = self.post_as("generativelanguage.googleapis.com", path, "proto", b"{}")
+        self.assertEqual(status, 403, raw)
+        self.assertEqual(json.loads(raw)["error"]["status"], "PERMISSION_DENIED")
+        self.assertEqual(self.upstream.hits(path, "proto"), 0)
+
 
 @skip_without_mitmdump
 class StreamLargeBodiesTest(MitmdumpCase):
