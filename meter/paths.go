@@ -151,6 +151,35 @@ func (p *Proxy) callAsMetered(r *http.Request, t target) {
 	}
 }
 
+// screen answers what must not reach the upstream — a request to a
+// metered endpoint that is not a POST but could generate, an unmetered
+// call, a metered call that asks for an answer the meter cannot read —
+// and points a metered call at the table's spelling of it. It returns the
+// endpoint to meter (nil: none) and whether the request goes on.
+func (p *Proxy) screen(w http.ResponseWriter, r *http.Request, t target) (*budget.Endpoint, bool) {
+	ep := t.ep
+	if ep != nil && r.Method != http.MethodPost {
+		if mayGenerate(r) {
+			p.refuseMethod(w, r, t)
+			return nil, false
+		}
+		ep = nil // a bodiless read generates nothing
+	}
+	if ep == nil {
+		if owner, u := p.unmeteredCall(r, t.up, t.forms); u != nil {
+			p.refuseUnmetered(w, r, owner, u)
+			return nil, false
+		}
+		return nil, true
+	}
+	if ask := unreadableAsk(r, t.up.api); ask != "" {
+		p.refuseUnreadable(w, r, t.up, ask)
+		return nil, false
+	}
+	p.callAsMetered(r, t)
+	return ep, true
+}
+
 // mayGenerate reports whether r could make an upstream generate: a
 // request with a body, or of a method that carries one. A bodiless GET,
 // HEAD, OPTIONS or DELETE has no prompt to answer (OpenAI lists stored

@@ -153,24 +153,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveSocket(w, r, up, ep)
 		return
 	}
-	if ep != nil && r.Method != http.MethodPost {
-		if mayGenerate(r) {
-			p.refuseMethod(w, r, t)
-			return
-		}
-		ep = nil // a bodiless read generates nothing
-	}
-	if ep == nil {
-		if owner, u := p.unmeteredCall(r, up, t.forms); u != nil {
-			p.refuseUnmetered(w, r, owner, u)
-			return
-		}
-	} else {
-		if ask := unreadableAsk(r, up.api); ask != "" {
-			p.refuseUnreadable(w, r, up, ask)
-			return
-		}
-		p.callAsMetered(r, t)
+	ep, ok := p.screen(w, r, t)
+	if !ok {
+		return
 	}
 	ex := &exchange{up: up, ep: ep}
 	if ep != nil && !p.admitExchange(w, r, ex) {

@@ -1737,8 +1737,12 @@ def _forms(path, tagged=False):
             break
         p = d
         forms.append((_clean(p), False))
-    forms = list(dict((f, (f, esc)) for f, esc in reversed(forms)).values())[::-1]
-    return forms if tagged else [f for f, _ in forms]
+    seen, unique = set(), []
+    for f, escaped in forms:
+        if f not in seen:  # the first spelling of a path is the one kept, with its tag
+            seen.add(f)
+            unique.append((f, escaped))
+    return unique if tagged else [f for f, _ in unique]
 
 
 # PATH_SAFE are the characters a path segment may hold unescaped (RFC
