@@ -234,10 +234,7 @@ func (m *Main) actionsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if df.json {
-				return writeJSON(m.Stdout, nonNil(as))
-			}
-			return printActions(m.Stdout, as)
+			return reply(m, df, nonNil(as), printActions)
 		},
 	}
 	df = addDaemonFlags(cmd, true)

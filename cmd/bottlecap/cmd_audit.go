@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/client"
 )
 
@@ -43,10 +45,12 @@ func (m *Main) runAudit(ctx context.Context, df *daemonFlags, q client.AuditQuer
 	if err != nil {
 		return err
 	}
-	if df.json {
-		return writeJSON(m.Stdout, nonNil(es))
-	}
-	t := newTable(m.Stdout, "SEQ", "TIME", "KIND", "BOTTLE", "DETAIL")
+	return reply(m, df, nonNil(es), printAudit)
+}
+
+// printAudit writes a row per audit entry.
+func printAudit(w io.Writer, es []api.AuditEntry) error {
+	t := newTable(w, "SEQ", "TIME", "KIND", "BOTTLE", "DETAIL")
 	for _, e := range es {
 		t.row(fmt.Sprint(e.Seq), formatTime(e.TS), e.Kind, orDash(e.Bottle), e.Detail)
 	}

@@ -47,14 +47,16 @@ func (m *Main) runBottleList(ctx context.Context, df *daemonFlags) error {
 		return err
 	}
 	sort.Slice(bs, func(i, j int) bool { return bs[i].Slug < bs[j].Slug })
-	if df.json {
-		return writeJSON(m.Stdout, nonNil(bs))
-	}
+	return reply(m, df, nonNil(bs), printBottles)
+}
+
+// printBottles writes a row per bottle and provider.
+func printBottles(w io.Writer, bs []api.Bottle) error {
 	if len(bs) == 0 {
-		fmt.Fprintln(m.Stdout, "no bottles (bottlecap bottle register SLUG, or start one with bot-bottle)")
+		fmt.Fprintln(w, "no bottles (bottlecap bottle register SLUG, or start one with bot-bottle)")
 		return nil
 	}
-	t := newTable(m.Stdout, "SLUG", "AGENT", "PARENT", "STATE", "PROVIDER", "USED", "HELD", "SCOPE", "LIMIT", "LEFT", "%")
+	t := newTable(w, "SLUG", "AGENT", "PARENT", "STATE", "PROVIDER", "USED", "HELD", "SCOPE", "LIMIT", "LEFT", "%")
 	for _, b := range bs {
 		head := []string{b.Slug, orDash(b.Agent), orDash(b.Parent), string(b.State)}
 		for i, row := range providerRows(b) {
@@ -112,10 +114,7 @@ func (m *Main) bottleShowCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if df.json {
-				return writeJSON(m.Stdout, b)
-			}
-			return printBottle(m.Stdout, b)
+			return reply(m, df, b, printBottle)
 		},
 	}
 	df = addDaemonFlags(cmd, true)

@@ -74,10 +74,7 @@ func (m *Main) budgetSetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if df.json {
-				return writeJSON(m.Stdout, b)
-			}
-			return printBudgets(m.Stdout, []api.Budget{b})
+			return reply(m, df, b, printBudget)
 		},
 	}
 	df = addDaemonFlags(cmd, true)
@@ -107,10 +104,7 @@ func (m *Main) runBudgetGet(ctx context.Context, df *daemonFlags, args []string)
 		if err != nil {
 			return err
 		}
-		if df.json {
-			return writeJSON(m.Stdout, nonNil(all))
-		}
-		return printLimitSources(m.Stdout, all)
+		return reply(m, df, nonNil(all), printLimitSources)
 	}
 	scope, err := parseScope(args[0])
 	if err != nil {
@@ -120,10 +114,7 @@ func (m *Main) runBudgetGet(ctx context.Context, df *daemonFlags, args []string)
 	if err != nil {
 		return err
 	}
-	if df.json {
-		return writeJSON(m.Stdout, b)
-	}
-	return printBudgets(m.Stdout, []api.Budget{b})
+	return reply(m, df, b, printBudget)
 }
 
 // budgetRmCommand is `bottlecap budget rm SCOPE[/ID] [PROVIDER…]`: the
@@ -154,10 +145,7 @@ func (m *Main) budgetRmCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if df.json {
-				return writeJSON(m.Stdout, b)
-			}
-			return printRemoved(m.Stdout, b)
+			return reply(m, df, b, printRemoved)
 		},
 	}
 	df = addDaemonFlags(cmd, true)
@@ -217,17 +205,13 @@ func windowOf(s string) budget.Window {
 	return w
 }
 
-// printBudgets writes the limits of each scope with their sources.
-func printBudgets(w io.Writer, bs []api.Budget) error {
-	var all []api.BudgetLimit
-	for _, b := range bs {
-		all = append(all, b.Sources...)
-	}
-	if len(all) == 0 && len(bs) == 1 {
-		fmt.Fprintf(w, "no limits at %s\n", scopeName(budget.Scope{Kind: budget.ScopeKind(bs[0].Scope), ID: bs[0].ID}))
+// printBudget writes the limits of one scope with their sources.
+func printBudget(w io.Writer, b api.Budget) error {
+	if len(b.Sources) == 0 {
+		fmt.Fprintf(w, "no limits at %s\n", scopeName(budget.Scope{Kind: budget.ScopeKind(b.Scope), ID: b.ID}))
 		return nil
 	}
-	return printLimitSources(w, all)
+	return printLimitSources(w, b.Sources)
 }
 
 // printLimitSources writes a row per limit: its scope, provider, limit

@@ -34,10 +34,7 @@ func (m *Main) bottleRegisterCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if df.json {
-				return writeJSON(m.Stdout, b)
-			}
-			return printBottle(m.Stdout, b)
+			return reply(m, df, b, printBottle)
 		},
 	}
 	df = addDaemonFlags(cmd, true)
