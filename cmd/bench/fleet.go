@@ -35,16 +35,11 @@ const (
 // shipping costs local ingest: single reports per second with shipping
 // on ÷ off, rounds alternated in one run (fleet_local_ingest_ratio).
 func benchFleet(ctx context.Context, r *runner) error {
-	pg, err := pglab.Start()
+	dsn, stop, err := privateFleetDB(ctx)
 	if err != nil {
 		return err
 	}
-	defer pg.Stop()
-	name, err := pg.CreateDatabase(ctx)
-	if err != nil {
-		return err
-	}
-	dsn := pg.DSN(name)
+	defer stop()
 	member, err := startProcDaemon(ctx, r, fmt.Sprintf("fleet:\n  postgres: %s\n  host: bench\n", dsn))
 	if err != nil {
 		return err
@@ -68,6 +63,22 @@ func benchFleet(ctx context.Context, r *runner) error {
 	r.report("fleet_ship_lag_p50_ms", round3(ms(percentile(lags, 50))), "ms")
 	r.report("fleet_ship_lag_p99_ms", round3(ms(percentile(lags, 99))), "ms")
 	return ingestRatio(ctx, r, conn, alone.sock, member.sock, len(lags))
+}
+
+// privateFleetDB starts a Postgres of the bench's own with one empty
+// database, so that no figure depends on what another run left behind;
+// stop ends the server and its data with it.
+func privateFleetDB(ctx context.Context) (dsn string, stop func(), err error) {
+	pg, err := pglab.Start()
+	if err != nil {
+		return "", nil, err
+	}
+	name, err := pg.CreateDatabase(ctx)
+	if err != nil {
+		pg.Stop()
+		return "", nil, err
+	}
+	return pg.DSN(name), func() { pg.Stop() }, nil
 }
 
 // ingestRatio alternates rounds of single reports to the daemon alone and

@@ -13,7 +13,6 @@ import (
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
-	"github.com/bot-bottle/bottlecap/internal/pglab"
 )
 
 func init() { register("fleet_overshoot", benchFleetOvershoot) }
@@ -44,18 +43,14 @@ const (
 // from three daemons at once goes (fleet_overshoot_pct), and how much of
 // it they spent (fleet_spent_pct).
 func benchFleetOvershoot(ctx context.Context, r *runner) error {
-	pg, err := pglab.Start()
+	dsn, stop, err := privateFleetDB(ctx)
 	if err != nil {
 		return err
 	}
-	defer pg.Stop()
-	name, err := pg.CreateDatabase(ctx)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	var socks []string
 	for i := range fleetHosts {
-		d, err := startProcDaemon(ctx, r, fmt.Sprintf("fleet:\n  postgres: %s\n  host: h%d\n  budget:\n    claude: %d\n", pg.DSN(name), i, fleetLimit))
+		d, err := startProcDaemon(ctx, r, fmt.Sprintf("fleet:\n  postgres: %s\n  host: h%d\n  budget:\n    claude: %d\n", dsn, i, fleetLimit))
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/fleet"
-	"github.com/bot-bottle/bottlecap/internal/pglab"
 )
 
 func init() { register("fleet_view", benchFleetView) }
@@ -34,16 +33,12 @@ const (
 // it did before the buckets (migration 0003); both in the same run, rounds
 // alternated, medians. fleet_view_read_speedup is raw ÷ buckets.
 func benchFleetView(ctx context.Context, r *runner) error {
-	pg, err := pglab.Start()
+	dsn, stop, err := privateFleetDB(ctx)
 	if err != nil {
 		return err
 	}
-	defer pg.Stop()
-	name, err := pg.CreateDatabase(ctx)
-	if err != nil {
-		return err
-	}
-	db, err := fleet.Open(ctx, pg.DSN(name))
+	defer stop()
+	db, err := fleet.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}
@@ -65,9 +60,23 @@ func benchFleetView(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	limits := budget.Limits{"claude": set}
-	now := monthEnd.Add(-time.Minute)
-	var buckets, raw []time.Duration
+	buckets, raw, err := timeViewReads(ctx, r, db, budget.Limits{"claude": set}, monthEnd.Add(-time.Minute))
+	if err != nil {
+		return err
+	}
+	slices.Sort(buckets)
+	slices.Sort(raw)
+	b, rw := buckets[len(buckets)/2], raw[len(raw)/2]
+	r.report("fleet_view_read_ms", round3(ms(b)), "ms")
+	r.report("fleet_view_read_raw_ms", round3(ms(rw)), "ms")
+	r.report("fleet_view_read_speedup", round3(float64(rw)/float64(b)), "ratio")
+	return nil
+}
+
+// timeViewReads reads the view at now fleetViewRounds times each from the
+// buckets and from the reports, alternating which goes first (the
+// machine's load drifts), and checks that both read the same month.
+func timeViewReads(ctx context.Context, r *runner, db *fleet.DB, limits budget.Limits, now time.Time) (buckets, raw []time.Duration, err error) {
 	var viewTotal, rawTotal int64
 	for i := range fleetViewRounds + 1 { // round 0 warms both up
 		for k := range 2 {
@@ -75,7 +84,7 @@ func benchFleetView(ctx context.Context, r *runner) error {
 			if (i+k)%2 == 0 {
 				v, err := db.ReadView(ctx, limits, time.UTC, now)
 				if err != nil {
-					return err
+					return nil, nil, err
 				}
 				if i > 0 {
 					buckets = append(buckets, time.Since(t0))
@@ -85,7 +94,7 @@ func benchFleetView(ctx context.Context, r *runner) error {
 			}
 			n, err := readViewRaw(ctx, db.Pool(), limits, now)
 			if err != nil {
-				return fmt.Errorf("raw view: %w", err)
+				return nil, nil, fmt.Errorf("raw view: %w", err)
 			}
 			if i > 0 {
 				raw = append(raw, time.Since(t0))
@@ -94,16 +103,10 @@ func benchFleetView(ctx context.Context, r *runner) error {
 		}
 	}
 	if viewTotal != rawTotal || viewTotal == 0 {
-		return fmt.Errorf("the month's usage read %d from the buckets, %d from the reports", viewTotal, rawTotal)
+		return nil, nil, fmt.Errorf("the month's usage read %d from the buckets, %d from the reports", viewTotal, rawTotal)
 	}
-	slices.Sort(buckets)
-	slices.Sort(raw)
-	b, rw := buckets[len(buckets)/2], raw[len(raw)/2]
 	r.logf("fleet_view: month usage %d tokens; reads from buckets %v, from reports %v", viewTotal, buckets, raw)
-	r.report("fleet_view_read_ms", round3(ms(b)), "ms")
-	r.report("fleet_view_read_raw_ms", round3(ms(rw)), "ms")
-	r.report("fleet_view_read_speedup", round3(float64(rw)/float64(b)), "ratio")
-	return nil
+	return buckets, raw, nil
 }
 
 // shipMonth ships fleetViewReports claude reports, at random times of
