@@ -36,7 +36,7 @@ func (p *settingsParser) fleet(f field) (*budget.Fleet, error) {
 		case "postgres":
 			fl.Postgres, err = p.dsn(k)
 		case "host":
-			fl.Host, err = p.fleetHost(k)
+			fl.Host, err = p.nameValue(k, "fleet host")
 		case "timezone":
 			fl.Timezone, err = p.timezone(k)
 		case "budget":
@@ -84,18 +84,6 @@ func checkDSN(s string) string {
 		return "not a Postgres DSN (" + want + ")"
 	}
 	return ""
-}
-
-// fleetHost reads the name this daemon goes by in the fleet.
-func (p *settingsParser) fleetHost(f field) (string, error) {
-	s, err := p.scalar(f)
-	if err != nil {
-		return "", err
-	}
-	if budget.ValidateName("host", s) != nil {
-		return "", p.fail(f.value, f.path, "%q is not a fleet host name (want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit)", s)
-	}
-	return s, nil
 }
 
 // boolean reads true or false.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
 	// The zone database is built in, so timezone: works on a host (or in
 	// a container) without /usr/share/zoneinfo; the system's copy, where
 	// there is one, is still read first.

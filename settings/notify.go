@@ -52,7 +52,7 @@ func (p *settingsParser) sink(f field) (budget.NotifySink, error) {
 		var err error
 		switch k.name {
 		case "name":
-			s.Name, err = p.sinkName(k)
+			s.Name, err = p.nameValue(k, "sink") // it labels the sink's metrics
 		case "webhook":
 			s.Webhook, err = p.webhook(k)
 		case "format":
@@ -108,18 +108,6 @@ func defaultSinkName(s budget.NotifySink) string {
 		return u.Host
 	}
 	return filepath.Base(s.Exec[0])
-}
-
-// sinkName reads a sink's name, which labels its metrics.
-func (p *settingsParser) sinkName(f field) (string, error) {
-	s, err := p.scalar(f)
-	if err != nil {
-		return "", err
-	}
-	if budget.ValidateName("sink", s) != nil {
-		return "", p.fail(f.value, f.path, "%q is not a sink name (want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit)", s)
-	}
-	return s, nil
 }
 
 // webhook reads an http or https URL.

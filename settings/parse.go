@@ -91,12 +91,29 @@ func (p *settingsParser) top(f field) error {
 	return err
 }
 
+// notAName is the error of a name budget.ValidateName refuses, with the
+// rule it breaks.
+const notAName = "%q is not a %s name (want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit)"
+
 // checkName rejects provider, bottle and agent names bottlecap cannot use.
 func (p *settingsParser) checkName(f field, what string) error {
 	if budget.ValidateName(what, f.name) != nil {
-		return p.fail(f.key, f.path, "%q is not a %s name (want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit)", f.name, what)
+		return p.fail(f.key, f.path, notAName, f.name, what)
 	}
 	return nil
+}
+
+// nameValue reads a value that is a name (a sink's, a fleet host's), held
+// to the same rule as the names of keys.
+func (p *settingsParser) nameValue(f field, what string) (string, error) {
+	s, err := p.scalar(f)
+	if err != nil {
+		return "", err
+	}
+	if budget.ValidateName(what, s) != nil {
+		return "", p.fail(f.value, f.path, notAName, s, what)
+	}
+	return s, nil
 }
 
 // policy reads cutoff, pause, freeze or kill.
