@@ -228,7 +228,7 @@ func (k *Keeper) take(ctx context.Context, f *budget.Fleet, p string, st *kept, 
 	}
 	want := max(budget.SatAdd(spent, target)-base, 0)
 	sent := time.Now()
-	l, err := k.lease(ctx, LeaseAsk{Host: k.cfg.Host, Provider: p, Base: base, Want: want, TTL: k.cfg.TTL, Limits: f.Budget[p], Loc: f.Location()})
+	l, err := k.lease(ctx, k.ask(f, p, base, want))
 	if err != nil {
 		k.failed(ctx, p, st, err)
 		return
@@ -254,7 +254,7 @@ func (k *Keeper) giveBack(ctx context.Context, f *budget.Fleet, p string, st *ke
 		k.cfg.Holder.SetFleetLease(p, 0, time.Time{}) // no call to answer: the asks waiting are answered here
 		return
 	}
-	l, err := k.lease(ctx, LeaseAsk{Host: k.cfg.Host, Provider: p, Base: base, TTL: k.cfg.TTL, Limits: f.Budget[p], Loc: f.Location()})
+	l, err := k.lease(ctx, k.ask(f, p, base, 0))
 	if err != nil {
 		k.failed(ctx, p, st, err) // still reserved in Postgres: tried again next round
 		return
@@ -274,6 +274,12 @@ func (k *Keeper) yield(ctx context.Context, f *budget.Fleet, p string, st *kept)
 	st.yieldedUntil = time.Now().Add(k.cfg.Yield)
 	k.log.Debug("fleet: lease short of what admission wants and no room to add; returned for the other hosts", "provider", p)
 	k.giveBack(ctx, f, p, st)
+}
+
+// ask is this host's ask of provider p's lease, standing on base, under
+// the fleet settings in force: want 0 returns the lease.
+func (k *Keeper) ask(f *budget.Fleet, p string, base, want int64) LeaseAsk {
+	return LeaseAsk{Host: k.cfg.Host, Provider: p, Base: base, Want: want, TTL: k.cfg.TTL, Limits: f.Budget[p], Loc: f.Location()}
 }
 
 // lease makes one call to Postgres, bounded in time.
