@@ -7,8 +7,9 @@ import (
 	"math"
 	"time"
 
-	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/bot-bottle/bottlecap/budget"
 )
 
 // Leases of the fleet budget: the "ceiling" model. A lease says "this
@@ -184,4 +185,34 @@ func (st fleetRead) known() budget.FleetKnown {
 		k.Windows[i] = budget.FleetWindowUse{Window: l.Window, Used: st.shipped[i], ResetsAt: st.resets[i]}
 	}
 	return k
+}
+
+// LeaseRow is one host's lease of a provider as Postgres holds it.
+type LeaseRow struct {
+	Host, Provider string
+	Ceiling        int64
+	// Reserved is what the lease still reserves of the fleet: its
+	// ceiling less what its host has shipped, at least 0.
+	Reserved  int64
+	ExpiresAt time.Time
+	Expired   bool
+}
+
+// ReadLeases reads every lease, with what each still reserves.
+func (db *DB) ReadLeases(ctx context.Context) ([]LeaseRow, error) {
+	rows, err := db.pool.Query(ctx, `SELECT l.host, l.provider, l.ceiling, GREATEST(l.ceiling - COALESCE(u.shipped, 0), 0), l.expires_at, l.expires_at <= now()
+		FROM fleet_leases l LEFT JOIN fleet_host_usage u ON u.host = l.host AND u.provider = l.provider
+		ORDER BY l.host, l.provider`)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: read leases: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LeaseRow, error) {
+		var l LeaseRow
+		err := r.Scan(&l.Host, &l.Provider, &l.Ceiling, &l.Reserved, &l.ExpiresAt, &l.Expired)
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: read leases: %w", err)
+	}
+	return out, nil
 }

@@ -247,3 +247,20 @@ func (h *health) note(err error) {
 	}
 	h.failing = err != nil
 }
+
+// Settings are the member's fleet settings in force (reloads included):
+// the keeper reads its budget, timezone and lease size from them.
+func (m *Member) Settings() *budget.Fleet { return m.fleet.Load() }
+
+// Leaser is the member's database with its host claimed, connecting
+// first if need be: the keeper's leases go where its reports go.
+func (m *Member) Leaser(ctx context.Context) (Leaser, error) { return m.session(ctx) }
+
+// ReadLeases reads every lease through the member's database.
+func (m *Member) ReadLeases(ctx context.Context) ([]LeaseRow, error) {
+	db, err := m.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.ReadLeases(ctx)
+}
