@@ -402,10 +402,11 @@ func (b *Book) fleetOver(bt *Bottle) []budgetOver {
 	return out
 }
 
-// fleetUses lists the fleet limits of a provider with their usage as
-// known (nothing before the first read of Postgres, or while fail_open
-// sets the fleet aside).
-func (b *Book) fleetUses(provider string) []LimitUse {
+// FleetLimitUses lists the fleet limits of a provider with the fleet's
+// usage of each window as this host knows it (nothing before the first
+// read of Postgres, or while fail_open sets the fleet aside): the limit
+// uses of a bottle end with them, and the metrics show them alone.
+func (b *Book) FleetLimitUses(provider string) []LimitUse {
 	fp, ok := b.fleetApplies(provider)
 	if !ok || !fp.known {
 		return nil
@@ -416,10 +417,6 @@ func (b *Book) fleetUses(provider string) []LimitUse {
 	}
 	return out
 }
-
-// FleetLimitUses lists the fleet limits of a provider with the fleet's
-// usage of each window as this host knows it.
-func (b *Book) FleetLimitUses(provider string) []LimitUse { return b.fleetUses(provider) }
 
 // FleetState is what the status shows of one provider's fleet budget on
 // this host: the governing limit as known, this host's lease and what it
@@ -456,8 +453,8 @@ func (b *Book) FleetState(provider string) (FleetState, bool) {
 		Ceiling: fp.lease.Ceiling, LeaseLive: fp.lease.Live, Limit: fp.set[0].Tokens, Window: fp.set[0].Window.String()}
 	st.LeaseRoom, _ = b.leaseRoom(fp)
 	st.Remaining = st.LeaseRoom
-	_, st.SetAside = b.fleetApplies(provider)
-	st.SetAside = !st.SetAside
+	_, applies := b.fleetApplies(provider)
+	st.SetAside = !applies
 	if f, ok := b.fleetGoverning(fp); ok {
 		st.Limit, st.Window, st.Used, st.Exhausted = f.Limit, f.Window.String(), f.Used, f.exhausted()
 		st.Remaining = min(st.Remaining, f.room())

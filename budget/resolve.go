@@ -330,7 +330,7 @@ func (b *Book) LimitUses(slug, agent, provider string) []LimitUse {
 	for _, a := range as {
 		out = append(out, a.use(provider))
 	}
-	return append(out, b.fleetUses(provider)...)
+	return append(out, b.FleetLimitUses(provider)...)
 }
 
 // GlobalLimitUses lists the global limits of a provider with their
