@@ -47,10 +47,7 @@ func (a *AuditView) content() []string {
 }
 
 // ShortHelp is the audit pane's keys.
-func (a *AuditView) ShortHelp() []key.Binding {
-	k := a.c.Keys
-	return []key.Binding{k.Back, k.Up, k.Down, k.PageDown, k.Help, k.Quit}
-}
+func (a *AuditView) ShortHelp() []key.Binding { return a.c.Keys.reading() }
 
 // FullHelp is every key, grouped.
 func (a *AuditView) FullHelp() [][]key.Binding {

@@ -39,10 +39,7 @@ func (f *FleetView) SetSize(w, h int) { f.scroll.width, f.scroll.height = w, h }
 func (f *FleetView) View() string { return f.scroll.window(f.content()) }
 
 // ShortHelp is the fleet pane's keys.
-func (f *FleetView) ShortHelp() []key.Binding {
-	k := f.c.Keys
-	return []key.Binding{k.Back, k.Up, k.Down, k.PageDown, k.Help, k.Quit}
-}
+func (f *FleetView) ShortHelp() []key.Binding { return f.c.Keys.reading() }
 
 // FullHelp is every key, grouped.
 func (f *FleetView) FullHelp() [][]key.Binding {

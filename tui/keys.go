@@ -142,6 +142,12 @@ func (k *KeyMap) actions() []key.Binding {
 	return []key.Binding{k.Cutoff, k.Pause, k.Freeze, k.Kill, k.Restore}
 }
 
+// reading is the short help of a pane one only reads and scrolls (the
+// audit log, the fleet).
+func (k *KeyMap) reading() []key.Binding {
+	return []key.Binding{k.Back, k.Up, k.Down, k.PageDown, k.Help, k.Quit}
+}
+
 // views is the keys that switch panes, for help.
 func (k *KeyMap) views() []key.Binding {
 	return []key.Binding{k.Details, k.Audit, k.Fleet, k.Filter, k.Sort, k.HideStopped, k.Back, k.Help, k.Quit}
