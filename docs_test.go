@@ -186,14 +186,25 @@ func TestDocsAPIHasEveryRoute(t *testing.T) {
 	for _, m := range headingsMatching(readMarkdown(t, "docs/api.md"), routeHeading) {
 		documented[m[0]] = true
 	}
-	for _, r := range routes {
-		if !documented[r] {
-			t.Errorf("controller/routes.go serves %q; docs/api.md has no heading %q", r, r)
+	sameBothWays(t, routes, documented,
+		"controller/routes.go serves %[1]q; docs/api.md has no heading %[1]q",
+		"docs/api.md documents %q, which controller/routes.go does not serve")
+}
+
+// sameBothWays fails for each name the code has that the document does
+// not (undocumented, with the name), and each the document has that the
+// code does not (unknown): a doc that lags the code and one that promises
+// what is gone are both wrong.
+func sameBothWays(t *testing.T, have []string, documented map[string]bool, undocumented, unknown string) {
+	t.Helper()
+	for _, n := range have {
+		if !documented[n] {
+			t.Errorf(undocumented, n)
 		}
 	}
-	for r := range documented {
-		if !slices.Contains(routes, r) {
-			t.Errorf("docs/api.md documents %q, which controller/routes.go does not serve", r)
+	for n := range documented {
+		if !slices.Contains(have, n) {
+			t.Errorf(unknown, n)
 		}
 	}
 }
@@ -246,16 +257,9 @@ func TestDocsEventsHaveEveryType(t *testing.T) {
 	for _, m := range headingsMatching(readMarkdown(t, "docs/events.md"), eventHeading) {
 		documented[m[1]] = true
 	}
-	for _, typ := range types {
-		if !documented[typ] {
-			t.Errorf("the daemon publishes %q events; docs/events.md has no heading `%s`", typ, typ)
-		}
-	}
-	for typ := range documented {
-		if !slices.Contains(types, typ) {
-			t.Errorf("docs/events.md documents %q events, which the daemon does not publish", typ)
-		}
-	}
+	sameBothWays(t, types, documented,
+		"the daemon publishes %[1]q events; docs/events.md has no heading `%[1]s`",
+		"docs/events.md documents %q events, which the daemon does not publish")
 }
 
 // TestReadmeOpensWithRunTestInstall holds the README's opening to what a
