@@ -99,6 +99,12 @@ func (c *Core) FleetLimits() budget.Limits {
 func (c *Core) FleetSpent(provider string) (used, held int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.fleetSpentLocked(provider)
+}
+
+// fleetSpentLocked is FleetSpent with the lock held, after the sweep, so
+// that what expired no longer counts as held.
+func (c *Core) fleetSpentLocked(provider string) (used, held int64) {
 	c.sweepLocked(c.now())
 	_, _, used = c.book.Used("", "", provider)
 	_, _, held = c.book.Held("", "", provider)
@@ -112,9 +118,7 @@ func (c *Core) FleetSpent(provider string) (used, held int64) {
 func (c *Core) CloseFleetLease(provider string) (base int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sweepLocked(c.now())
-	_, _, used := c.book.Used("", "", provider)
-	_, _, held := c.book.Held("", "", provider)
+	used, held := c.fleetSpentLocked(provider)
 	c.book.SetFleetLease(provider, budget.FleetLease{})
 	delete(c.fleet.deadlines, provider)
 	c.fleetNextLocked()
