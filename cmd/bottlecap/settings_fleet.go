@@ -82,22 +82,15 @@ func (fc *fleetCheck) summary() string {
 		fc.Host, host, dsn, fleetBudgetText(fc.Budget), fc.Timezone, fc.FailOpen, lease)
 }
 
-// fleetBudgetText is "claude 20M/month, codex 5M/day+50M/month", or says
-// there is none.
+// fleetBudgetText is "claude 20M/month, codex 5M/day+50M/month", each
+// amount exact as the file has it, or says there is none.
 func fleetBudgetText(l budget.Limits) string {
 	if len(l) == 0 {
 		return "none (the fleet only ships usage)"
 	}
 	var parts []string
 	for _, p := range sortedKeys(l) {
-		limits := make([]string, len(l[p]))
-		for i, lim := range l[p] {
-			limits[i] = formatTokens(lim.Tokens)
-			if lim.Window != budget.LifeWindow {
-				limits[i] += "/" + lim.Window.String()
-			}
-		}
-		parts = append(parts, p+" "+strings.Join(limits, "+"))
+		parts = append(parts, p+" "+exactLimits(l[p]))
 	}
 	return strings.Join(parts, ", ")
 }

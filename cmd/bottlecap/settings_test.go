@@ -153,6 +153,7 @@ func TestSettingsCheckFleet(t *testing.T) {
 	full := writeSettings(t, dir, "full.yml", "fleet:\n  postgres: postgres://bottlecap:"+password+"@db.internal:5432/bottlecap\n"+
 		"  host: build-box-1\n  timezone: Europe/Paris\n  budget:\n    claude: 20M/month\n    codex: [5M/day, 50M/month]\n  fail_open: true\n  lease: 50k\n")
 	bare := writeSettings(t, dir, "bare.yml", "fleet:\n  host: ci-2\n")
+	odd := writeSettings(t, dir, "odd.yml", "fleet:\n  host: ci-3\n  budget:\n    claude: 1234567\n")
 	alone := writeSettings(t, dir, "alone.yml", "precedence: strict\n")
 	envDSN := "host=db.internal user=bottlecap password=" + password
 	tests := []struct {
@@ -166,6 +167,7 @@ func TestSettingsCheckFleet(t *testing.T) {
 		{"no DSN anywhere", bare, "", []string{`fleet: host "ci-2" (fleet.host), no DSN (set fleet.postgres or $BOTTLECAP_FLEET_DSN), ` +
 			"budget none (the fleet only ships usage), timezone UTC, fail_open false, lease default (a fiftieth of each provider's smallest fleet limit)"},
 			"no postgres: DSN, and $BOTTLECAP_FLEET_DSN is not set"},
+		{"an amount no unit writes exactly", odd, envDSN, []string{"budget claude 1234567, timezone"}, ""},
 		{"the environment alone", alone, envDSN, []string{"(this machine's hostname), DSN from $BOTTLECAP_FLEET_DSN, budget none"}, ""},
 		{"a bad DSN in the environment", alone, "db.internal", []string{"DSN from $BOTTLECAP_FLEET_DSN"}, "$BOTTLECAP_FLEET_DSN: not a Postgres DSN"},
 	}
