@@ -129,8 +129,8 @@ func (s *fleetSpender) run(ctx context.Context) (int64, error) {
 			return requests, fmt.Errorf("allowance: %w", err)
 		}
 		if a.Granted < estimate {
-			if err := s.c.ReleaseAllowance(ctx, a.ID); err != nil && !errors.Is(err, budget.ErrNotFound) {
-				return requests, fmt.Errorf("release: %w", err)
+			if err := s.release(ctx, a.ID); err != nil {
+				return requests, err
 			}
 			if reason := a.Verdict.Reason; strings.Contains(reason, "fleet budget exhausted") || strings.Contains(reason, "bottle "+s.bottle+" is") {
 				return requests, nil
@@ -146,12 +146,22 @@ func (s *fleetSpender) run(ctx context.Context) (int64, error) {
 		if _, err := s.c.Ingest(ctx, []api.Report{rep}); err != nil {
 			return requests, fmt.Errorf("report: %w", err)
 		}
-		if err := s.c.ReleaseAllowance(ctx, a.ID); err != nil && !errors.Is(err, budget.ErrNotFound) {
-			return requests, fmt.Errorf("release: %w", err)
+		if err := s.release(ctx, a.ID); err != nil {
+			return requests, err
 		}
 		requests++
 	}
 	return requests, nil
+}
+
+// release gives back what an allowance still holds, as a meter does once
+// idle; one the daemon already closed (settled in full, or expired) has
+// nothing left to give.
+func (s *fleetSpender) release(ctx context.Context, id string) error {
+	if err := s.c.ReleaseAllowance(ctx, id); err != nil && !errors.Is(err, budget.ErrNotFound) {
+		return fmt.Errorf("release: %w", err)
+	}
+	return nil
 }
 
 // claudeUsed is a daemon's lifetime claude usage.
