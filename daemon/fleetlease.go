@@ -56,6 +56,8 @@ func (d *Daemon) prepareLeases(cc *controller.Config) {
 	cc.Fleet = d.fleetStatus
 }
 
+// startLeases builds the keeper over the controller's core (which it
+// needs built) and runs it with the feed until stopLeases.
 func (d *Daemon) startLeases(cfg Config) {
 	if d.leases == nil {
 		return
@@ -88,6 +90,7 @@ func (d *Daemon) feed(ctx context.Context, core *controller.Core, m *fleet.Membe
 	started := time.Now()
 	for {
 		v := m.View()
+		silent := time.Since(later(last, started))
 		switch {
 		case !v.Refreshed.IsZero() && !v.Refreshed.Equal(last):
 			last = v.Refreshed
@@ -95,9 +98,9 @@ func (d *Daemon) feed(ctx context.Context, core *controller.Core, m *fleet.Membe
 			core.SetFleetReachable(ctx, true)
 			d.leases.reach.Store(&reach{ok: true})
 			d.readLeases(ctx, m)
-		case time.Since(later(last, started)) > staleAfter:
+		case silent > staleAfter:
 			core.SetFleetReachable(ctx, false)
-			d.leases.reach.Store(&reach{err: fmt.Sprintf("no read of the fleet's Postgres for %s", time.Since(later(last, started)).Round(time.Second))})
+			d.leases.reach.Store(&reach{err: fmt.Sprintf("no read of the fleet's Postgres for %s", silent.Round(time.Second))})
 		}
 		select {
 		case <-ctx.Done():
