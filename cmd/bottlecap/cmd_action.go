@@ -234,7 +234,7 @@ func (m *Main) actionsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return reply(m, df, nonNil(as), printActions)
+			return writeReply(m, df, nonNil(as), printActions)
 		},
 	}
 	df = addDaemonFlags(cmd, true)

@@ -45,7 +45,7 @@ func (m *Main) runAudit(ctx context.Context, df *daemonFlags, q client.AuditQuer
 	if err != nil {
 		return err
 	}
-	return reply(m, df, nonNil(es), printAudit)
+	return writeReply(m, df, nonNil(es), printAudit)
 }
 
 // printAudit writes a row per audit entry.

@@ -47,7 +47,7 @@ func (m *Main) runBottleList(ctx context.Context, df *daemonFlags) error {
 		return err
 	}
 	sort.Slice(bs, func(i, j int) bool { return bs[i].Slug < bs[j].Slug })
-	return reply(m, df, nonNil(bs), printBottles)
+	return writeReply(m, df, nonNil(bs), printBottles)
 }
 
 // printBottles writes a row per bottle and provider.
@@ -114,7 +114,7 @@ func (m *Main) bottleShowCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return reply(m, df, b, printBottle)
+			return writeReply(m, df, b, printBottle)
 		},
 	}
 	df = addDaemonFlags(cmd, true)

@@ -74,7 +74,7 @@ func (m *Main) budgetSetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return reply(m, df, b, printBudget)
+			return writeReply(m, df, b, printBudget)
 		},
 	}
 	df = addDaemonFlags(cmd, true)
@@ -104,7 +104,7 @@ func (m *Main) runBudgetGet(ctx context.Context, df *daemonFlags, args []string)
 		if err != nil {
 			return err
 		}
-		return reply(m, df, nonNil(all), printLimitSources)
+		return writeReply(m, df, nonNil(all), printLimitSources)
 	}
 	scope, err := parseScope(args[0])
 	if err != nil {
@@ -114,7 +114,7 @@ func (m *Main) runBudgetGet(ctx context.Context, df *daemonFlags, args []string)
 	if err != nil {
 		return err
 	}
-	return reply(m, df, b, printBudget)
+	return writeReply(m, df, b, printBudget)
 }
 
 // budgetRmCommand is `bottlecap budget rm SCOPE[/ID] [PROVIDER…]`: the
@@ -145,7 +145,7 @@ func (m *Main) budgetRmCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return reply(m, df, b, printRemoved)
+			return writeReply(m, df, b, printRemoved)
 		},
 	}
 	df = addDaemonFlags(cmd, true)

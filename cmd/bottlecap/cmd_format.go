@@ -160,13 +160,14 @@ func (t *table) row(cells ...string) {
 
 func (t *table) flush() error { return t.tw.Flush() }
 
-// reply writes the daemon's answer v: as JSON with --json, for a script
-// that wants the API's own shape, else as print lays it out for a person.
-func reply[T any](m *Main, df *daemonFlags, v T, print func(io.Writer, T) error) error {
+// writeReply writes the daemon's answer v: as JSON with --json, for a
+// script that wants the API's own shape, else as human lays it out for a
+// person.
+func writeReply[T any](m *Main, df *daemonFlags, v T, human func(io.Writer, T) error) error {
 	if df.json {
 		return writeJSON(m.Stdout, v)
 	}
-	return print(m.Stdout, v)
+	return human(m.Stdout, v)
 }
 
 // writeJSON prints v as indented JSON: the --json output, stable because it

@@ -34,7 +34,7 @@ func (m *Main) bottleRegisterCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return reply(m, df, b, printBottle)
+			return writeReply(m, df, b, printBottle)
 		},
 	}
 	df = addDaemonFlags(cmd, true)
