@@ -29,6 +29,7 @@ func (d *Daemon) startFleet(ctx context.Context, cfg Config) error {
 	if cfg.Fleet == nil {
 		return nil
 	}
+	d.DB.KeepCommittedTail()
 	m := fleet.NewMember(fleet.Config{Fleet: cfg.Fleet, Ledger: d.DB, Log: cfg.Log})
 	cctx, cancel := context.WithTimeout(ctx, fleetConnectTimeout)
 	err := m.Connect(cctx)

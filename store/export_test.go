@@ -49,3 +49,6 @@ func WithMaxBatch(n int) WriterOption {
 func (db *DB) ReportsAfterSQL(ctx context.Context, after int64, limit int) ([]budget.SeqReport, error) {
 	return db.reportsAfterSQL(ctx, after, limit)
 }
+
+// TailHeld is how many committed reports the in-memory tail holds.
+func (db *DB) TailHeld() int { return db.tail.held() }

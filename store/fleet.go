@@ -93,6 +93,16 @@ func (db *DB) FleetInstance(ctx context.Context) (string, error) {
 // a read-only ledger.
 func (db *DB) Committed() <-chan struct{} { return db.committed }
 
+// KeepCommittedTail makes the ledger keep its latest committed reports in
+// memory for ReportsAfter, from the next commit on: a fleet member's
+// shipper then seldom reads SQLite, and a host alone spends neither the
+// memory (about 2 MB) nor the copy on every commit.
+func (db *DB) KeepCommittedTail() {
+	db.tail.mu.Lock()
+	db.tail.keep = true
+	db.tail.mu.Unlock()
+}
+
 // signalCommitted wakes the Committed receiver without waiting for it.
 func (db *DB) signalCommitted() {
 	select {

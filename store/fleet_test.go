@@ -128,6 +128,7 @@ func TestFleetInstanceIsTheLedgers(t *testing.T) {
 // holds, and a reopened ledger.
 func TestReportsAfterFromMemoryIsTheLedger(t *testing.T) {
 	db, path := openTemp(t)
+	db.KeepCommittedTail()
 	ctx := context.Background()
 	n := 0
 	next := func(k int) []budget.Report {
@@ -165,9 +166,32 @@ func TestReportsAfterFromMemoryIsTheLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
+	again.KeepCommittedTail()
 	sameAsLedger(t, again, n)
 	mustAppend(t, again, next(10)...)
+	if again.TailHeld() != 10 {
+		t.Errorf("after a reopen and 10 reports the tail holds %d, want 10", again.TailHeld())
+	}
 	sameAsLedger(t, again, n)
+}
+
+// TestAHostAloneKeepsNoTail: without a fleet shipper the ledger keeps no
+// committed reports in memory, and ReportsAfter still answers from SQLite.
+func TestAHostAloneKeepsNoTail(t *testing.T) {
+	db, _ := openTemp(t)
+	mustAppend(t, db, report("a", "b", "", "claude", 1), report("c", "b", "", "claude", 2))
+	if db.TailHeld() != 0 {
+		t.Errorf("a ledger no shipper reads holds %d reports in memory, want 0", db.TailHeld())
+	}
+	got, err := db.ReportsAfter(context.Background(), 0, 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("ReportsAfter = %d reports, %v; want 2", len(got), err)
+	}
+	db.KeepCommittedTail()
+	mustAppend(t, db, report("d", "b", "", "claude", 3))
+	if db.TailHeld() != 1 {
+		t.Errorf("once kept, the tail holds %d reports, want 1", db.TailHeld())
+	}
 }
 
 // sameAsLedger compares ReportsAfter with SQLite's answer around the

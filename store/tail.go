@@ -17,6 +17,7 @@ const tailSize = 8192
 // fleet_local_ingest_ratio); the append path has them in memory anyway.
 type committedTail struct {
 	mu    sync.Mutex
+	keep  bool               // only a fleet member keeps one (DB.KeepCommittedTail)
 	ring  []budget.SeqReport // tailSize slots once allocated
 	start int                // the slot of the oldest held
 	n     int                // how many are held
@@ -31,6 +32,9 @@ func (t *committedTail) add(rs []budget.SeqReport) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !t.keep {
+		return
+	}
 	if t.ring == nil {
 		t.ring = make([]budget.SeqReport, tailSize)
 	}
@@ -74,4 +78,11 @@ func (t *committedTail) after(after int64, limit int) ([]budget.SeqReport, bool)
 		out[i] = t.ring[(t.start+int(skip)+i)%tailSize]
 	}
 	return out, true
+}
+
+// held is how many reports the tail holds.
+func (t *committedTail) held() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
 }
