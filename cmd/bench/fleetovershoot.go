@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,8 +131,8 @@ func (s *fleetSpender) run(ctx context.Context) (int64, error) {
 			if err := s.release(ctx, a.ID); err != nil {
 				return requests, err
 			}
-			if reason := a.Verdict.Reason; strings.Contains(reason, "fleet budget exhausted") || strings.Contains(reason, "bottle "+s.bottle+" is") {
-				return requests, nil
+			if v := a.Verdict; v.State.Blocked() || (v.Kind == budget.ScopeFleet && v.Used >= v.Limit) {
+				return requests, nil // the fleet is spent as known, or the bottle was stopped
 			}
 			denied++
 			time.Sleep(5 * time.Millisecond)
