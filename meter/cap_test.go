@@ -179,63 +179,8 @@ func TestSDKStatedCapFitsSmallBudget(t *testing.T) {
 }
 
 // cappedStreams are the official SDKs' streaming calls stating an output
-// cap of 200 tokens, over the fake streams of cutCases (which never end):
-// each calls onDelta after each text delta and returns the error its
-// stream ended with.
-var cappedStreams = []struct {
-	name string
-	cut  cutCase
-	run  func(ctx context.Context, base string, onDelta func()) error
-}{
-	{"anthropic messages", cutCases[0], func(ctx context.Context, base string, onDelta func()) error {
-		c := anthropic.NewClient(aoption.WithBaseURL(base), aoption.WithAPIKey("sk-ant-test"))
-		s := c.Messages.NewStreaming(ctx, anthropic.MessageNewParams{
-			Model: "claude-haiku-4-5", MaxTokens: 200,
-			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
-		})
-		for s.Next() {
-			if s.Current().Delta.Text != "" {
-				onDelta()
-			}
-		}
-		return s.Err()
-	}},
-	{"openai chat", cutCases[1], func(ctx context.Context, base string, onDelta func()) error {
-		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
-		s := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
-			Model: "gpt-5", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
-			MaxCompletionTokens: openai.Int(200),
-		})
-		for s.Next() {
-			if ch := s.Current(); len(ch.Choices) > 0 && ch.Choices[0].Delta.Content != "" {
-				onDelta()
-			}
-		}
-		return s.Err()
-	}},
-	{"openai responses", cutCases[2], func(ctx context.Context, base string, onDelta func()) error {
-		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
-		return readCappedResponses(ctx, &c, onDelta)
-	}},
-	{"chatgpt codex responses", cutCases[3], func(ctx context.Context, base string, onDelta func()) error {
-		return readCappedResponses(ctx, chatgptClient(base), onDelta)
-	}},
-}
-
-// readCappedResponses streams a Responses call stating max_output_tokens
-// 200 to its end, calling onDelta after each text delta.
-func readCappedResponses(ctx context.Context, c *openai.Client, onDelta func()) error {
-	s := c.Responses.NewStreaming(ctx, responses.ResponseNewParams{
-		Model: "gpt-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
-		MaxOutputTokens: openai.Int(200),
-	})
-	for s.Next() {
-		if s.Current().Type == "response.output_text.delta" {
-			onDelta()
-		}
-	}
-	return s.Err()
-}
+// cap of 200 tokens, over the fake streams of cutCases (which never end).
+var cappedStreams = sdkStreamsStating(200)
 
 // capBound is the output (bytes of text) a stream whose request states a
 // cap of 200 tokens may pass before the meter takes its upstream to ignore

@@ -265,54 +265,74 @@ func TestOperatorCutoffEndsLiveStream(t *testing.T) {
 	}
 }
 
-// sdkStreams are the official SDKs' streaming calls, each reading the
-// stream to its end: it calls onDelta after each text delta and returns
-// the error the stream ended with.
-var sdkStreams = []struct {
+// sdkStream is an official SDK's streaming call over the fake stream of
+// its cutCase, read to its end: it calls onDelta after each text delta and
+// returns the error the stream ended with.
+type sdkStream struct {
 	name string
 	cut  cutCase
 	run  func(ctx context.Context, base string, onDelta func()) error
-}{
-	{"anthropic messages", cutCases[0], func(ctx context.Context, base string, onDelta func()) error {
-		c := anthropic.NewClient(aoption.WithBaseURL(base), aoption.WithAPIKey("sk-ant-test"))
-		s := c.Messages.NewStreaming(ctx, anthropic.MessageNewParams{
-			Model: "claude-haiku-4-5", MaxTokens: 32000, // as cutCases[0]
-			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
-		})
-		for s.Next() {
-			if s.Current().Delta.Text != "" {
-				onDelta()
+}
+
+// sdkStreams state no output cap where the API allows none (Anthropic,
+// which requires one, states cutCases[0]'s 32000).
+var sdkStreams = sdkStreamsStating(0)
+
+// sdkStreamsStating are the SDKs' streaming calls stating an output cap of
+// capTokens (0: as sdkStreams).
+func sdkStreamsStating(capTokens int64) []sdkStream {
+	anthropicCap := capTokens
+	if anthropicCap == 0 {
+		anthropicCap = 32000 // as cutCases[0]
+	}
+	chat := openai.ChatCompletionNewParams{
+		Model: "gpt-5", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	}
+	resp := responses.ResponseNewParams{
+		Model: "gpt-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
+	}
+	if capTokens > 0 {
+		chat.MaxCompletionTokens = openai.Int(capTokens)
+		resp.MaxOutputTokens = openai.Int(capTokens)
+	}
+	return []sdkStream{
+		{"anthropic messages", cutCases[0], func(ctx context.Context, base string, onDelta func()) error {
+			c := anthropic.NewClient(aoption.WithBaseURL(base), aoption.WithAPIKey("sk-ant-test"))
+			s := c.Messages.NewStreaming(ctx, anthropic.MessageNewParams{
+				Model: "claude-haiku-4-5", MaxTokens: anthropicCap,
+				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+			})
+			for s.Next() {
+				if s.Current().Delta.Text != "" {
+					onDelta()
+				}
 			}
-		}
-		return s.Err()
-	}},
-	{"openai chat", cutCases[1], func(ctx context.Context, base string, onDelta func()) error {
-		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
-		s := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
-			Model: "gpt-5", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
-		})
-		for s.Next() {
-			if ch := s.Current(); len(ch.Choices) > 0 && ch.Choices[0].Delta.Content != "" {
-				onDelta()
+			return s.Err()
+		}},
+		{"openai chat", cutCases[1], func(ctx context.Context, base string, onDelta func()) error {
+			c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
+			s := c.Chat.Completions.NewStreaming(ctx, chat)
+			for s.Next() {
+				if ch := s.Current(); len(ch.Choices) > 0 && ch.Choices[0].Delta.Content != "" {
+					onDelta()
+				}
 			}
-		}
-		return s.Err()
-	}},
-	{"openai responses", cutCases[2], func(ctx context.Context, base string, onDelta func()) error {
-		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
-		return readResponses(ctx, &c, onDelta)
-	}},
-	{"chatgpt codex responses", cutCases[3], func(ctx context.Context, base string, onDelta func()) error {
-		return readResponses(ctx, chatgptClient(base), onDelta)
-	}},
+			return s.Err()
+		}},
+		{"openai responses", cutCases[2], func(ctx context.Context, base string, onDelta func()) error {
+			c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"))
+			return readResponses(ctx, &c, resp, onDelta)
+		}},
+		{"chatgpt codex responses", cutCases[3], func(ctx context.Context, base string, onDelta func()) error {
+			return readResponses(ctx, chatgptClient(base), resp, onDelta)
+		}},
+	}
 }
 
 // readResponses streams a Responses call to its end, calling onDelta after
 // each text delta, and returns the error it ended with.
-func readResponses(ctx context.Context, c *openai.Client, onDelta func()) error {
-	s := c.Responses.NewStreaming(ctx, responses.ResponseNewParams{
-		Model: "gpt-5", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
-	})
+func readResponses(ctx context.Context, c *openai.Client, params responses.ResponseNewParams, onDelta func()) error {
+	s := c.Responses.NewStreaming(ctx, params)
 	for s.Next() {
 		if s.Current().Type == "response.output_text.delta" {
 			onDelta()
