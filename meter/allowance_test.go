@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/bot-bottle/bottlecap/api"
 	"github.com/bot-bottle/bottlecap/budget"
 	"github.com/bot-bottle/bottlecap/client"
@@ -435,20 +433,7 @@ func TestWebSocketResponseCutWhenBudgetSpent(t *testing.T) {
 	d.register("ws-spent", budget.Limits{"codex": budget.Lifetime(limit)})
 	gone := make(chan struct{})
 	const delta = "tok tok tok tok tok tok tok tok " // 32 bytes a event
-	up := newUpstream(t, createdUpstream("resp_ws_spent", func(ctx context.Context, c *websocket.Conn) {
-		defer close(gone)
-		for i := 1; ; i++ {
-			ev := fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":"msg_1","output_index":0,"content_index":0,"delta":%q}`, i, delta)
-			if c.Write(ctx, websocket.MessageText, []byte(ev)) != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}))
+	up := newUpstream(t, endlessDeltas("resp_ws_spent", delta, time.Millisecond, gone))
 	_, srv := meterFor(t, d.Sock, "ws-spent", up.URL, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

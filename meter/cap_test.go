@@ -317,20 +317,7 @@ func TestWebSocketResponsePastStatedCapIsCut(t *testing.T) {
 	d.register("ws-cap-past", budget.Limits{"codex": budget.Lifetime(1_000_000)})
 	gone := make(chan struct{})
 	const delta = "tok tok tok tok tok tok tok tok " // 32 bytes an event
-	up := newUpstream(t, createdUpstream("resp_ws_cap_past", func(ctx context.Context, c *websocket.Conn) {
-		defer close(gone)
-		for i := 1; ; i++ {
-			ev := fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":"msg_1","output_index":0,"content_index":0,"delta":%q}`, i, delta)
-			if c.Write(ctx, websocket.MessageText, []byte(ev)) != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}))
+	up := newUpstream(t, endlessDeltas("resp_ws_cap_past", delta, time.Millisecond, gone))
 	_, srv := meterFor(t, d.Sock, "ws-cap-past", up.URL, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

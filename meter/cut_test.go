@@ -608,20 +608,7 @@ func TestOperatorCutoffEndsWebSocketResponse(t *testing.T) {
 	d := startDaemon(t)
 	d.register("cut-ws", nil)
 	gone := make(chan struct{})
-	up := newUpstream(t, createdUpstream("resp_ws_cut", func(ctx context.Context, c *websocket.Conn) {
-		defer close(gone)
-		for i := 1; ; i++ {
-			delta := fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"tok "}`, i)
-			if c.Write(ctx, websocket.MessageText, []byte(delta)) != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(tokenEvery):
-			}
-		}
-	}))
+	up := newUpstream(t, endlessDeltas("resp_ws_cut", "tok ", tokenEvery, gone))
 	_, srv := meterFor(t, d.Sock, "cut-ws", up.URL, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()

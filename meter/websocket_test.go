@@ -194,6 +194,26 @@ func createdUpstream(id string, then func(context.Context, *websocket.Conn)) htt
 	}
 }
 
+// endlessDeltas is a createdUpstream that streams text deltas of delta,
+// one every every, until its socket or request ends; it closes gone when
+// it stops.
+func endlessDeltas(id, delta string, every time.Duration, gone chan<- struct{}) http.HandlerFunc {
+	return createdUpstream(id, func(ctx context.Context, c *websocket.Conn) {
+		defer close(gone)
+		for i := 1; ; i++ {
+			ev := fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":"msg_1","output_index":0,"content_index":0,"delta":%q}`, i, delta)
+			if c.Write(ctx, websocket.MessageText, []byte(ev)) != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(every):
+			}
+		}
+	})
+}
+
 // TestResponsesWebSocketUnfinishedReportedIncomplete: the upstream drops
 // the socket after response.created; the response is still reported, as
 // incomplete, when the session ends.
