@@ -33,6 +33,18 @@ func lifecycleDaemon(t *testing.T) *daemon {
 	return d
 }
 
+// listingAfterRestart restarts the daemon and holds its listing to want:
+// every limit keeps its source across a restart.
+func (d *daemon) listingAfterRestart(want []string) {
+	d.t.Helper()
+	d.Stop()
+	d.Restart()
+	d.c = d.Client
+	if got := d.listing(); !slices.Equal(got, want) {
+		d.t.Errorf("after a restart:\n got %q\nwant %q", got, want)
+	}
+}
+
 // listing is GET /v1/budgets as "scope/id provider limit/window source
 // [overridden]" lines.
 func (d *daemon) listing() []string {
@@ -69,12 +81,7 @@ func TestBudgetListingOverTheSocket(t *testing.T) {
 	if got := d.listing(); !slices.Equal(got, want) {
 		t.Errorf("listing:\n got %q\nwant %q", got, want)
 	}
-	d.Stop()
-	d.Restart()
-	d.c = d.Client
-	if got := d.listing(); !slices.Equal(got, want) {
-		t.Errorf("after a restart:\n got %q\nwant %q", got, want)
-	}
+	d.listingAfterRestart(want)
 	if v := d.verdict("b1", "impl", "claude"); v.Limit != 1_000_000 {
 		t.Errorf("after a restart the gate has %d, want the runtime 1000000", v.Limit)
 	}
@@ -121,12 +128,7 @@ func TestBudgetDeleteOverTheSocket(t *testing.T) {
 	if got := d.listing(); !slices.Equal(got, want) {
 		t.Errorf("listing after the removals:\n got %q\nwant %q", got, want)
 	}
-	d.Stop()
-	d.Restart()
-	d.c = d.Client
-	if got := d.listing(); !slices.Equal(got, want) {
-		t.Errorf("after a restart:\n got %q\nwant %q", got, want)
-	}
+	d.listingAfterRestart(want)
 	if n := d.auditCount("budget"); n != 4 {
 		t.Errorf("%d budget audit entries, want 4: the runtime limit set, then three removals", n)
 	}
@@ -148,10 +150,5 @@ func TestForgettingABottleForgetsItsRuntimeLimits(t *testing.T) {
 	if got := d.listing(); !slices.Equal(got, want) {
 		t.Errorf("listing:\n got %q\nwant %q", got, want)
 	}
-	d.Stop()
-	d.Restart()
-	d.c = d.Client
-	if got := d.listing(); !slices.Equal(got, want) {
-		t.Errorf("after a restart:\n got %q\nwant %q", got, want)
-	}
+	d.listingAfterRestart(want)
 }
