@@ -200,15 +200,7 @@ func TestSDKStreamPastStatedCapIsCut(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			bottle := fmt.Sprintf("cap-past-%d", i)
 			d.register(bottle, budget.Limits{tt.cut.provider: budget.Lifetime(1_000_000)})
-			h, gone := ratedStream(tt.cut.head, tt.cut.delta)
-			_, srv := meterFor(t, d.Sock, bottle, newUpstream(t, h).URL, nil)
-			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-			defer cancel()
-			seen := 0
-			err := tt.run(ctx, srv.URL, func() { seen++ })
-			if ctx.Err() != nil {
-				t.Fatalf("the SDK's stream hung until the test's deadline (%d deltas seen)", seen)
-			}
+			seen, gone, err := tt.throughMeter(t, d, bottle, nil)
 			if err == nil || !strings.Contains(err.Error(), "output cap the request states (200 tokens)") {
 				t.Fatalf("the stream ended after %d deltas with %v; want the meter's error naming the cap", seen, err)
 			}

@@ -329,6 +329,30 @@ func sdkStreamsStating(capTokens int64) []sdkStream {
 	}
 }
 
+// throughMeter runs the stream through a meter for bottle, over an
+// upstream that streams tt's deltas without end, calling onDelta with the
+// count of deltas seen so far after each. It returns how many the SDK saw,
+// the error it ended with, and the upstream's gone (closed when it saw
+// its connection close). A stream still running after 60 s fails the
+// test: the meter let it hang.
+func (tt sdkStream) throughMeter(t *testing.T, d *daemon, bottle string, onDelta func(seen int)) (seen int, gone <-chan struct{}, err error) {
+	t.Helper()
+	h, gone := ratedStream(tt.cut.head, tt.cut.delta)
+	_, srv := meterFor(t, d.Sock, bottle, newUpstream(t, h).URL, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	err = tt.run(ctx, srv.URL, func() {
+		seen++
+		if onDelta != nil {
+			onDelta(seen)
+		}
+	})
+	if ctx.Err() != nil {
+		t.Fatalf("the SDK's stream hung until the test's deadline (%d deltas seen)", seen)
+	}
+	return seen, gone, err
+}
+
 // readResponses streams a Responses call to its end, calling onDelta after
 // each text delta, and returns the error it ended with.
 func readResponses(ctx context.Context, c *openai.Client, params responses.ResponseNewParams, onDelta func()) error {
@@ -350,20 +374,11 @@ func TestSDKStreamCutIsAnError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			bottle := fmt.Sprintf("cut-sdk-%d", i)
 			d.register(bottle, nil)
-			h, gone := ratedStream(tt.cut.head, tt.cut.delta)
-			up := newUpstream(t, h)
-			_, srv := meterFor(t, d.Sock, bottle, up.URL, nil)
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			defer cancel()
-			seen := 0
-			err := tt.run(ctx, srv.URL, func() {
-				if seen++; seen == 3 {
+			seen, gone, err := tt.throughMeter(t, d, bottle, func(seen int) {
+				if seen == 3 {
 					d.cutoff(bottle, "runaway agent")
 				}
 			})
-			if ctx.Err() != nil {
-				t.Fatalf("the SDK's stream hung until the test's deadline (%d deltas seen)", seen)
-			}
 			if err == nil {
 				t.Fatalf("the SDK's stream ended cleanly after %d deltas; want an error", seen)
 			}

@@ -194,15 +194,7 @@ func TestSDKStreamCutByBudgetIsAnError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			bottle := fmt.Sprintf("sdk-spent-%d", i)
 			d.register(bottle, budget.Limits{tt.cut.provider: budget.Lifetime(4600)})
-			h, gone := ratedStream(tt.cut.head, tt.cut.delta)
-			_, srv := meterFor(t, d.Sock, bottle, newUpstream(t, h).URL, nil)
-			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-			defer cancel()
-			seen := 0
-			err := tt.run(ctx, srv.URL, func() { seen++ })
-			if ctx.Err() != nil {
-				t.Fatalf("the SDK's stream hung until the test's deadline (%d deltas seen)", seen)
-			}
+			seen, gone, err := tt.throughMeter(t, d, bottle, nil)
 			if err == nil || seen == 0 {
 				t.Fatalf("the SDK's stream ended after %d deltas with %v; want deltas, then an error", seen, err)
 			}
