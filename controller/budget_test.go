@@ -253,6 +253,12 @@ func TestFailedActionKeepsBottleDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "action failed", func() bool { return len(d.actions("failed")) == 1 })
+	// The journal takes the outcome just before the book does (and other
+	// readers wait on the book): wait for the gate to say it, then hold
+	// the verdict to all of it.
+	eventually(t, "the gate names the failure", func() bool {
+		return strings.Contains(d.verdict("b1", "", "claude").Reason, "engine says no")
+	})
 	v := d.verdict("b1", "", "claude")
 	if v.Allowed || v.State != budget.Pending || !strings.Contains(v.Reason, "engine says no") {
 		t.Errorf("got %+v, want denied, pending, naming the failure", v)
